@@ -1,0 +1,139 @@
+// `slogate <command>`: serve, check-config, eval (and the commands the other modules add). Reads process.env and
+// argv here and nowhere else.
+import { parseArgs } from 'node:util';
+import { SystemClock } from './core/clock.js';
+import type { Config } from './core/config.js';
+import { loadConfigFile } from './core/config.js';
+import { isSlogateError } from './core/errors.js';
+import { silentLogger } from './core/logger.js';
+import { Metrics } from './core/metrics.js';
+import { createSlogate, VERSION } from './main.js';
+import { evaluateModel } from './runtime/evaluate.js';
+import { Runtime } from './runtime/runtime.js';
+
+const USAGE = `slogate ${VERSION}: an SLO-aware inference gateway (KServe V2 protocol, ONNX variants)
+
+Usage:
+  slogate serve --config FILE [--host H] [--port N]   serve the config's routes
+  slogate check-config FILE                          validate a config and its model files
+  slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
+  slogate --version | --help
+`;
+
+function fail(msg: string, code = 2): never {
+  process.stderr.write(`${msg}\n`);
+  process.exit(code);
+}
+
+function load(file: string | undefined): Readonly<Config> {
+  if (file === undefined) fail(`--config FILE is required\n\n${USAGE}`);
+  return loadConfigFile(file, process.env);
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } } });
+  let config = load(values.config);
+  if (values.host !== undefined || values.port !== undefined) {
+    const c = structuredClone(config) as Config;
+    if (values.host !== undefined) c.server.host = values.host;
+    if (values.port !== undefined) {
+      const p = Number(values.port);
+      if (!Number.isInteger(p) || p < 0 || p > 65535) fail(`--port must be an integer 0..65535, got ${values.port}`);
+      c.server.port = p;
+    }
+    config = c;
+  }
+  const sg = await createSlogate({ config });
+  const address = await sg.listen();
+  sg.logger.info({ address, routes: [...sg.router.routes.keys()] }, `slogate ${VERSION} serving on ${address}`);
+  process.stdout.write(
+    `slogate ${VERSION} ready: ${address}  (routes: ${[...sg.router.routes.keys()].join(', ')}; try ${address}/v2/models/${[...sg.router.routes.keys()][0] ?? ''})\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    sg.logger.info({ signal }, `${signal}: draining`);
+    sg.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        sg.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+async function checkConfig(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  const file = values.config ?? positionals[0];
+  const config = load(file);
+  const runtime = await withRuntime(config, async (rt) => rt);
+  const lines = [`${file}: valid`];
+  for (const m of runtime.repository.models.values()) {
+    const sig = m.signature;
+    lines.push(`  model ${m.name}: ${m.variants.size} variants; inputs ${sig?.inputs.map((i) => `${i.name} ${i.datatype}[${i.shape.join(',')}]`).join(', ')}`);
+    for (const v of m.variants.values()) lines.push(`    ${v.name}: ${v.sizeBytes} bytes, sha256 ${v.sha256.slice(0, 12)}, accuracy ${v.accuracy ?? 'not measured'}`);
+  }
+  for (const w of runtime.repository.warnings) lines.push(`  warning: ${w}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Starts a runtime without a gateway (one worker, no profiling), runs fn, and closes it. */
+async function withRuntime<T>(config: Readonly<Config>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+  const c = structuredClone(config) as Config;
+  c.runtime.profile.enabled = false;
+  const runtime = await Runtime.create({ config: c, clock: new SystemClock(), metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger });
+  try {
+    await runtime.start();
+    return await fn(runtime);
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function evaluate(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, model: { type: 'string', short: 'm' } } });
+  const config = load(values.config);
+  const models = values.model !== undefined ? [values.model] : Object.keys(config.models).filter((m) => config.models[m]?.eval !== undefined);
+  if (models.length === 0) fail('no model has an eval set (models.<name>.eval)');
+  await withRuntime(config, async (rt) => {
+    for (const model of models) {
+      const meta = await evaluateModel(rt, model);
+      process.stdout.write(`model ${model} (${meta.eval?.samples} eval samples) -> ${rt.repository.model(model).config.metadata}\n`);
+      for (const [name, v] of Object.entries(meta.variants)) process.stdout.write(`  ${name.padEnd(16)} accuracy ${(v.accuracy * 100).toFixed(2)}%  (${v.correct}/${v.samples})\n`);
+    }
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve':
+      return serve(rest);
+    case 'check-config':
+      return checkConfig(rest);
+    case 'eval':
+      return evaluate(rest);
+    case '--version':
+    case '-v':
+      process.stdout.write(`${VERSION}\n`);
+      return;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      fail(`unknown command '${cmd}'\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (isSlogateError(err)) fail(`${err.message}`, 1);
+  if (process.env.SLOGATE_DEBUG) console.error(err);
+  fail(err instanceof Error ? (err.stack ?? err.message) : String(err), 1);
+});

@@ -1,0 +1,99 @@
+// Time is injected: everything about deadlines, batching and rates takes a Clock, so tests drive time by hand.
+
+export type TimerHandle = { readonly id: number };
+
+export interface Clock {
+  /** Monotonic milliseconds (fractional). Only differences are meaningful. */
+  now(): number;
+  /** Runs `fn` after `delayMs`; the timer never keeps the process alive. */
+  setTimer(fn: () => void, delayMs: number): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+}
+
+/** The real clock: performance.now() and unref'd timers. */
+export class SystemClock implements Clock {
+  #next = 1;
+  readonly #timers = new Map<number, NodeJS.Timeout>();
+
+  now(): number {
+    return performance.now();
+  }
+
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    const id = this.#next++;
+    const t = setTimeout(
+      () => {
+        this.#timers.delete(id);
+        fn();
+      },
+      Math.max(0, delayMs),
+    );
+    t.unref();
+    this.#timers.set(id, t);
+    return { id };
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    const t = this.#timers.get(handle.id);
+    if (t !== undefined) {
+      clearTimeout(t);
+      this.#timers.delete(handle.id);
+    }
+  }
+}
+
+/** A clock that only moves when told to; timers fire in due order during advance(). */
+export class ManualClock implements Clock {
+  #nowMs: number;
+  #next = 1;
+  readonly #timers = new Map<number, { atMs: number; seq: number; fn: () => void }>();
+
+  constructor(startMs = 0) {
+    this.#nowMs = startMs;
+  }
+
+  now(): number {
+    return this.#nowMs;
+  }
+
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    const id = this.#next++;
+    this.#timers.set(id, { atMs: this.#nowMs + Math.max(0, delayMs), seq: id, fn });
+    return { id };
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    this.#timers.delete(handle.id);
+  }
+
+  /** Number of timers not yet fired. */
+  get pendingTimers(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due, in time order (ties in creation order). */
+  advance(ms: number): void {
+    const target = this.#nowMs + ms;
+    for (;;) {
+      let dueId = -1;
+      let due: { atMs: number; seq: number; fn: () => void } | undefined;
+      for (const [id, t] of this.#timers) {
+        if (t.atMs <= target && (due === undefined || t.atMs < due.atMs || (t.atMs === due.atMs && t.seq < due.seq))) {
+          due = t;
+          dueId = id;
+        }
+      }
+      if (due === undefined) break;
+      this.#timers.delete(dueId);
+      this.#nowMs = Math.max(this.#nowMs, due.atMs);
+      due.fn();
+    }
+    this.#nowMs = target;
+  }
+
+  /** Jumps to an absolute time (must not go backwards). */
+  advanceTo(atMs: number): void {
+    if (atMs < this.#nowMs) throw new RangeError(`ManualClock cannot go back from ${this.#nowMs} to ${atMs}`);
+    this.advance(atMs - this.#nowMs);
+  }
+}

@@ -1,0 +1,256 @@
+// The configuration schema (zod is the single source of truth for its types), YAML loading with ${ENV}
+// interpolation, path resolution and freezing. Parsed once in the composition root, then passed down.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { SlogateError } from './errors.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const nameSchema = z.string().regex(NAME, 'must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit');
+
+export const SloSchema = z.strictObject({
+  /** End-to-end p99 latency target in milliseconds (gateway in to gateway out). */
+  p99Ms: z.number().positive().max(600_000),
+  /** Lowest accuracy (0..1, on the model's eval set) a variant may have to serve this route. */
+  minAccuracy: z.number().min(0).max(1).optional(),
+  /** Highest cost per million inferences, in the units of `pricing`. */
+  maxCostPerMillion: z.number().positive().optional(),
+});
+
+export const StaticPolicySchema = z.strictObject({
+  variant: nameSchema,
+  maxBatch: z.number().int().min(1).max(4096).default(1),
+  maxQueueDelayMs: z.number().min(0).max(60_000).default(0),
+});
+
+export const PolicySchema = z.union([
+  z.literal('adaptive'),
+  z.strictObject({ static: StaticPolicySchema }),
+  z.strictObject({ aimd: z.strictObject({ variant: nameSchema, maxBatch: z.number().int().min(1).max(4096).default(64) }) }),
+]);
+
+export const CacheSchema = z.strictObject({
+  maxEntries: z.number().int().min(1).max(10_000_000),
+  ttlMs: z.number().positive().max(86_400_000).default(60_000),
+});
+
+export const RouteSchema = z.strictObject({
+  model: nameSchema,
+  slo: SloSchema,
+  /** Higher is more important; negative is sheddable (shed before anything else). */
+  priority: z.number().int().min(-1000).max(1000).default(0),
+  objective: z.enum(['max-accuracy', 'min-cost', 'utility']).default('max-accuracy'),
+  /** Weight of cost against accuracy for objective `utility`: maximise accuracy - utilityCostWeight * costPerMillion. */
+  utilityCostWeight: z.number().min(0).default(0.001),
+  policy: PolicySchema.default('adaptive'),
+  /** Restrict the variants this route may use (default: all of the model's variants). */
+  variants: z.array(nameSchema).min(1).optional(),
+  cache: CacheSchema.optional(),
+});
+
+export const VariantSchema = z.strictObject({
+  path: z.string().min(1),
+  description: z.string().optional(),
+});
+
+export const ModelSchema = z.strictObject({
+  variants: z.record(nameSchema, VariantSchema).refine((v) => Object.keys(v).length > 0, 'a model needs at least one variant'),
+  /** The model's eval set (see models/digits/README.md for the format); `slogate eval` scores variants on it. */
+  eval: z.string().optional(),
+  /** Where `slogate eval` records measured accuracy; default: model.yaml beside the first variant. */
+  metadata: z.string().optional(),
+  /** Largest batch (rows) the runtime forms for this model. */
+  maxBatch: z.number().int().min(1).max(4096).default(64),
+  /** Accept NaN and infinities in float inputs (refused with 400 by default). */
+  allowNonFinite: z.boolean().default(false),
+});
+
+export const ServerSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8000),
+  bodyLimitBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1 << 30)
+    .default(8 * 1024 * 1024),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** One log line per request (off by default: it costs on the hot path). */
+  requestLog: z.boolean().default(false),
+  /** How long SIGTERM waits for queued and running work before forcing exit. */
+  drainTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+  /** Bearer token for /admin; without one, admin answers only on loopback. */
+  adminToken: z.string().min(8).optional(),
+});
+
+export const RemoteReplicaSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  /** Parallel batches sent to this node at once. */
+  concurrency: z.number().int().min(1).max(256).default(2),
+});
+
+export const ProfileSchema = z.strictObject({
+  /** Measure service time per variant and batch size at start-up (cached on disk by file hash + host). */
+  enabled: z.boolean().default(true),
+  cacheDir: z.string().default('.slogate-cache'),
+  /** Timed runs per (variant, batch size) after warm-up. */
+  samples: z.number().int().min(5).max(10_000).default(40),
+  /** Upper bound on the whole start-up sweep. */
+  budgetMs: z.number().int().min(100).max(600_000).default(20_000),
+});
+
+export const RuntimeSchema = z.strictObject({
+  /** Local worker replicas; auto = max(1, cores - 1). */
+  workers: z.union([z.literal('auto'), z.number().int().min(0).max(256)]).default('auto'),
+  /** onnxruntime intra-op threads per worker session; auto = 1. */
+  intraOpThreads: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
+  device: z
+    .string()
+    .regex(/^(cpu|cuda(:\d+)?)$/, 'must be cpu, cuda or cuda:N')
+    .default('cpu'),
+  /** Bound of each variant's queue, in rows; a full queue rejects at once with 503. */
+  maxQueueRows: z.number().int().min(1).max(1_000_000).default(4096),
+  /** Remote slogate runtime nodes serving the same models. */
+  replicas: z.array(RemoteReplicaSchema).default([]),
+  healthCheckIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+  profile: ProfileSchema.prefault({}),
+});
+
+export const PricingSchema = z.strictObject({
+  cpuCoreHour: z.number().min(0).default(0.04),
+  gpuHour: z.number().min(0).default(3),
+});
+
+export const EngineSchema = z.strictObject({
+  tickMs: z.number().int().min(10).max(10_000).default(250),
+  /** Fraction of the p99 budget kept in reserve when planning. */
+  margin: z.number().min(0).max(0.9).default(0.1),
+  /** Highest utilisation planned for. */
+  maxUtilisation: z.number().min(0.1).max(0.99).default(0.8),
+  /** Consecutive ticks of headroom before one step up. */
+  upgradeTicks: z.number().int().min(1).max(1000).default(3),
+  /** Minimum time after a switch before an upgrade. */
+  upgradeHoldMs: z.number().int().min(0).max(600_000).default(3000),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    server: ServerSchema.prefault({}),
+    runtime: RuntimeSchema.prefault({}),
+    pricing: PricingSchema.prefault({}),
+    engine: EngineSchema.prefault({}),
+    models: z.record(nameSchema, ModelSchema),
+    routes: z.record(nameSchema, RouteSchema),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [name, route] of Object.entries(cfg.routes)) {
+      const model = cfg.models[route.model];
+      if (model === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', name, 'model'], message: `unknown model "${route.model}"` });
+        continue;
+      }
+      for (const v of routeVariantRefs(route)) {
+        if (model.variants[v.name] === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['routes', name, ...v.path], message: `model "${route.model}" has no variant "${v.name}"` });
+        }
+      }
+    }
+    if (Object.keys(cfg.routes).length === 0) ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at least one route is needed' });
+  });
+
+function routeVariantRefs(route: z.infer<typeof RouteSchema>): { name: string; path: (string | number)[] }[] {
+  const refs: { name: string; path: (string | number)[] }[] = (route.variants ?? []).map((name, i) => ({ name, path: ['variants', i] }));
+  if (typeof route.policy === 'object' && 'static' in route.policy) refs.push({ name: route.policy.static.variant, path: ['policy', 'static', 'variant'] });
+  if (typeof route.policy === 'object' && 'aimd' in route.policy) refs.push({ name: route.policy.aimd.variant, path: ['policy', 'aimd', 'variant'] });
+  return refs;
+}
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type RouteConfig = z.infer<typeof RouteSchema>;
+export type ModelConfig = z.infer<typeof ModelSchema>;
+export type SloConfig = z.infer<typeof SloSchema>;
+export type PolicyConfig = z.infer<typeof PolicySchema>;
+export type EngineConfig = z.infer<typeof EngineSchema>;
+export type RuntimeConfig = z.infer<typeof RuntimeSchema>;
+
+/** Formats zod issues as `path: message` lines, the form every config and admin error uses. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`);
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const WHOLE_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
+
+/**
+ * Replaces ${NAME} and ${NAME:-default} in every string value of a parsed document (comments are never touched).
+ * A value that is exactly one reference takes the YAML type of what it expands to (so `port: ${PORT:-8000}` is a
+ * number). An unset variable without a default is an error naming its path.
+ */
+export function interpolateEnv(doc: unknown, env: Readonly<Record<string, string | undefined>>): unknown {
+  const missing: string[] = [];
+  const walk = (v: unknown, path: string): unknown => {
+    if (typeof v === 'string') {
+      if (!v.includes('${')) return v;
+      const out = v.replace(ENV_REF, (_m, name: string, dflt: string | undefined) => {
+        const x = env[name];
+        if (x !== undefined && x !== '') return x;
+        if (dflt !== undefined) return dflt;
+        missing.push(`${path}: environment variable ${name} is not set`);
+        return '';
+      });
+      return WHOLE_REF.test(v) ? parseYaml(out) : out;
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, path === '' ? k : `${path}.${k}`)]));
+    return v;
+  };
+  const out = walk(doc, '');
+  if (missing.length > 0) throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+  return out;
+}
+
+/** Validates a plain object; throws SLOGATE_ERR_CONFIG listing every problem. Paths are resolved against baseDir. */
+export function parseConfig(raw: unknown, baseDir: string, source = 'config'): Readonly<Config> {
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = formatIssues(result.error.issues);
+    throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration in ${source}:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+  }
+  const cfg = result.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  for (const model of Object.values(cfg.models)) {
+    for (const v of Object.values(model.variants)) v.path = abs(v.path);
+    if (model.eval !== undefined) model.eval = abs(model.eval);
+    const first = Object.values(model.variants)[0];
+    model.metadata = model.metadata !== undefined ? abs(model.metadata) : resolve(dirname(first?.path ?? baseDir), 'model.yaml');
+  }
+  cfg.runtime.profile.cacheDir = abs(cfg.runtime.profile.cacheDir);
+  return deepFreeze(cfg);
+}
+
+/** Reads, interpolates, parses and validates a YAML (or JSON) config file. */
+export function loadConfigFile(file: string, env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SlogateError('SLOGATE_ERR_CONFIG', `cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    if (err instanceof SlogateError) throw err;
+    throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration in ${file}:\n  (yaml): ${(err as Error).message}`);
+  }
+  return parseConfig(interpolateEnv(raw ?? {}, env), dirname(resolve(file)), file);
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as object)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,144 @@
+// Every Prometheus metric slogate exports, declared in one place: the names and labels are a contract that
+// dashboards and alerts depend on. One registry per server instance (tests build several in one process).
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Buckets for millisecond-scale inference, in seconds: 100 us to 10 s. */
+export const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10];
+export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+export type SloOutcome = 'met' | 'missed' | 'shed' | 'dropped';
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** Callbacks that refresh a gauge from live state at scrape time (the hot path pays nothing). */
+  readonly #collectors = new Map<object, () => void>();
+  readonly #collect = (gauge: object) => this.#collectors.get(gauge)?.();
+
+  readonly requests = new Counter({
+    name: 'slogate_requests_total',
+    help: 'Inference requests answered, by route, serving variant ("none" when no variant ran) and HTTP status class.',
+    labelNames: ['route', 'variant', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly invalidRequests = new Counter({
+    name: 'slogate_invalid_requests_total',
+    help: "Malformed inference requests (the client's own 4xx: bad JSON, shape, datatype, unknown input); not SLO events.",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'slogate_request_duration_seconds',
+    help: 'End-to-end inference latency inside the gateway, from request received to response sent.',
+    labelNames: ['route', 'variant'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly queueDuration = new Histogram({
+    name: 'slogate_queue_duration_seconds',
+    help: "Time a request waited in its variant's queue before its batch was dispatched.",
+    labelNames: ['variant'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly inferenceDuration = new Histogram({
+    name: 'slogate_inference_duration_seconds',
+    help: 'Time onnxruntime spent running one batch (measured inside the worker).',
+    labelNames: ['variant'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: 'slogate_batch_size',
+    help: 'Rows per executed batch.',
+    labelNames: ['variant'] as const,
+    buckets: BATCH_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly sloRequests = new Counter({
+    name: 'slogate_slo_requests_total',
+    help: 'Inference requests by SLO outcome: met (answered within p99Ms), missed (answered late or failed), shed (refused at admission), dropped (expired or rejected in a queue).',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly variantShare = new Gauge({
+    name: 'slogate_route_variant_share',
+    help: "The engine's current decision: share of the route's traffic sent to each variant (0..1).",
+    labelNames: ['route', 'variant'] as const,
+    registers: [this.registry],
+  });
+  readonly decisionChanges = new Counter({
+    name: 'slogate_decision_changes_total',
+    help: "Changes of a route's decision (variant mix or batch limit).",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+  readonly arrivalRate = new Gauge({
+    name: 'slogate_route_arrival_rate',
+    help: 'Arrival rate per route (requests per second, fast moving average).',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+  readonly p99Predicted = new Gauge({
+    name: 'slogate_route_p99_predicted_seconds',
+    help: "The engine's predicted p99 latency of the route under its current decision.",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+  readonly p99Observed = new Gauge({
+    name: 'slogate_route_p99_observed_seconds',
+    help: 'Observed p99 latency of the route over its recent window.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+  readonly queueDepth: Gauge<string> = new Gauge({
+    collect: () => this.#collect(this.queueDepth),
+    name: 'slogate_queue_depth',
+    help: "Requests waiting in the variant's queue.",
+    labelNames: ['variant'] as const,
+    registers: [this.registry],
+  });
+  readonly replicas: Gauge<string> = new Gauge({
+    collect: () => this.#collect(this.replicas),
+    name: 'slogate_replicas',
+    help: 'Replicas by state (pending, ready, down).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly replicaRestarts = new Counter({
+    name: 'slogate_replica_restarts_total',
+    help: 'Worker replicas replaced after a crash or exit, and remote replicas that came back after being down.',
+    registers: [this.registry],
+  });
+  readonly batchRetries = new Counter({
+    name: 'slogate_batch_retries_total',
+    help: 'Batches retried on another replica after their replica failed.',
+    registers: [this.registry],
+  });
+  readonly cacheRequests = new Counter({
+    name: 'slogate_cache_requests_total',
+    help: 'Response cache lookups by route and result (hit, miss).',
+    labelNames: ['route', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly cost = new Counter({
+    name: 'slogate_cost_total',
+    help: 'Accumulated cost of served inferences (pricing units): batch service time / batch size x device price.',
+    labelNames: ['route', 'variant'] as const,
+    registers: [this.registry],
+  });
+  readonly shed = new Counter({
+    name: 'slogate_shed_total',
+    help: 'Requests refused or dropped, by route and error code.',
+    labelNames: ['route', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  /** Registers the scrape-time refresh of one of this registry's gauges. */
+  onCollect(gauge: Gauge<string>, fn: () => void): void {
+    this.#collectors.set(gauge, fn);
+  }
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+  }
+}

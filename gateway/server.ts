@@ -1,0 +1,62 @@
+// buildServer(deps): the Fastify app, assembled from encapsulated plugins and never listening by itself (tests use
+// inject()). Inference routes live in their own plugin with their own body parsing; health, metadata, metrics and
+// admin sit outside it.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import { SlogateError } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Router } from '../policies/router.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { fromFastifyError, sendError } from './errors.js';
+import { inferPlugin } from './v2/infer.js';
+import { metadataPlugin } from './v2/metadata.js';
+
+export interface ServerDeps {
+  readonly config: Readonly<Config>;
+  readonly runtime: Runtime;
+  readonly router: Router;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  readonly version: string;
+  readonly logger?: FastifyBaseLogger | undefined;
+  /** False once the server drains for shutdown: readiness turns false and new inference is refused. */
+  readonly admitting?: () => boolean;
+}
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    ...(deps.logger !== undefined ? { loggerInstance: deps.logger } : { logger: false }),
+    logController: new LogController({ disableRequestLogging: !config.server.requestLog }),
+    bodyLimit: config.server.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 72_000,
+    routerOptions: { maxParamLength: 200 },
+  });
+  const admitting = deps.admitting ?? (() => true);
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-request-id', req.id);
+    return payload;
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = fromFastifyError(err);
+    if (e.code === 'SLOGATE_ERR_INTERNAL') app.log.error({ err }, 'unhandled error');
+    return sendError(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new SlogateError('SLOGATE_ERR_NOT_FOUND', `no endpoint ${req.method} ${req.url.split('?')[0]}`)));
+
+  await app.register(metadataPlugin, { router: deps.router, runtime: deps.runtime, version: deps.version, admitting });
+  await app.register(inferPlugin, { router: deps.router, runtime: deps.runtime, clock: deps.clock, bodyLimitBytes: config.server.bodyLimitBytes });
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await deps.metrics.registry.metrics();
+    return reply.header('content-type', deps.metrics.registry.contentType).send(text);
+  });
+
+  return app;
+}

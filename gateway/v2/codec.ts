@@ -1,0 +1,198 @@
+// KServe V2 inference request/response bodies: JSON, and the binary tensor data extension both ways
+// (Inference-Header-Content-Length, binary_data_size, binary_data_output, per-output binary_data).
+import { SlogateError } from '../../core/errors.js';
+import type { ModelSignature, OutputRequest, Tensor, TensorSpec } from '../../core/types.js';
+import { binaryData, checkShape, decodeBinaryTensor, decodeJsonTensor, ELEMENT_BYTES, isV2Datatype, jsonDataString } from '../../runtime/tensor.js';
+
+export interface ParsedInferRequest {
+  readonly id: string | undefined;
+  readonly parameters: Readonly<Record<string, unknown>>;
+  /** In the model's input order, in the model's datatypes. */
+  readonly inputs: Tensor[];
+  /** Rows along the batch dimension (1 when the model has none). */
+  readonly rows: number;
+  /** Requested outputs (undefined: all, in model order). */
+  readonly outputs: OutputRequest[] | undefined;
+  /** Default for outputs without their own binary_data flag. */
+  readonly binaryOutput: boolean;
+}
+
+const bad = (msg: string) => new SlogateError('SLOGATE_ERR_BAD_REQUEST', msg);
+const badJson = (msg: string) => new SlogateError('SLOGATE_ERR_INVALID_JSON', msg);
+const badBinary = (msg: string) => new SlogateError('SLOGATE_ERR_BINARY_DATA', msg);
+const mismatch = (msg: string) => new SlogateError('SLOGATE_ERR_INPUT_MISMATCH', msg);
+const badParam = (msg: string) => new SlogateError('SLOGATE_ERR_BAD_PARAMETER', msg);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads the Inference-Header-Content-Length header: undefined when absent. */
+export function headerLength(value: string | string[] | undefined, bodyLength: number): number | undefined {
+  if (value === undefined) return undefined;
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || !/^\d{1,10}$/.test(v.trim())) throw badBinary(`Inference-Header-Content-Length must be a non-negative integer, got '${String(v).slice(0, 20)}'`);
+  const n = Number(v.trim());
+  if (n > bodyLength) throw badBinary(`Inference-Header-Content-Length (${n}) exceeds the body length (${bodyLength})`);
+  return n;
+}
+
+function parseParameters(v: unknown, where: string): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (!isObject(v)) throw badParam(`${where} parameters must be an object`);
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean') throw badParam(`${where} parameter '${k}' must be a string, number or boolean`);
+  }
+  return v;
+}
+
+/**
+ * Parses a V2 infer request body against a model signature. `jsonLength` is the Inference-Header-Content-Length
+ * (undefined for a pure JSON body; 0 for a raw binary body holding the single input's bytes).
+ */
+export function parseInferRequest(body: Buffer, jsonLength: number | undefined, signature: ModelSignature, allowNonFinite: boolean): ParsedInferRequest {
+  if (jsonLength === 0) return parseRawBinary(body, signature, allowNonFinite);
+  const headerBytes = jsonLength === undefined ? body : body.subarray(0, jsonLength);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(headerBytes.toString('utf8'));
+  } catch (err) {
+    throw badJson(`request body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(doc)) throw badJson('request body must be a JSON object');
+  const binary = jsonLength === undefined ? undefined : body.subarray(jsonLength);
+  let id: string | undefined;
+  if (doc.id !== undefined) {
+    if (typeof doc.id !== 'string') throw bad("'id' must be a string");
+    id = doc.id;
+  }
+  const parameters = parseParameters(doc.parameters, 'request');
+  const binaryOutput = parameters.binary_data_output === true;
+  if (parameters.binary_data_output !== undefined && typeof parameters.binary_data_output !== 'boolean') throw badParam("parameter 'binary_data_output' must be a boolean");
+  if (!Array.isArray(doc.inputs) || doc.inputs.length === 0) throw mismatch("'inputs' must be a non-empty array");
+  const byName = new Map<string, Tensor>();
+  let offset = 0;
+  for (let i = 0; i < doc.inputs.length; i++) {
+    const inp = doc.inputs[i] as unknown;
+    if (!isObject(inp)) throw bad(`inputs[${i}] must be an object`);
+    const name = inp.name;
+    if (typeof name !== 'string') throw bad(`inputs[${i}].name must be a string`);
+    const spec = signature.inputs.find((s) => s.name === name);
+    if (spec === undefined) throw mismatch(`unknown input '${name}'; the model's inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(', ')}`);
+    if (byName.has(name)) throw mismatch(`input '${name}' is given twice`);
+    if (!isV2Datatype(inp.datatype)) throw new SlogateError('SLOGATE_ERR_DATATYPE', `input '${name}': unknown datatype ${JSON.stringify(inp.datatype)?.slice(0, 20)}`);
+    const params = parseParameters(inp.parameters, `input '${name}'`);
+    const size = params.binary_data_size;
+    let tensor: Tensor;
+    if (size !== undefined) {
+      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) throw badBinary(`input '${name}': binary_data_size must be a non-negative integer`);
+      if (binary === undefined) throw badBinary(`input '${name}' has binary_data_size but the request has no Inference-Header-Content-Length header`);
+      if (inp.data !== undefined) throw badBinary(`input '${name}' has both data and binary_data_size`);
+      if (offset + size > binary.byteLength) throw badBinary(`input '${name}': binary_data_size ${size} runs past the end of the body (${binary.byteLength - offset} bytes left)`);
+      tensor = decodeBinaryTensor(name, inp.datatype, inp.shape as number[], binary.subarray(offset, offset + size), spec, allowNonFinite);
+      offset += size;
+    } else {
+      if (inp.data === undefined) throw bad(`input '${name}' has no data`);
+      tensor = decodeJsonTensor(name, inp.datatype, inp.shape as number[], inp.data, spec, allowNonFinite);
+    }
+    byName.set(name, tensor);
+  }
+  if (binary !== undefined && offset !== binary.byteLength) throw badBinary(`the body holds ${binary.byteLength - offset} bytes of binary data that no input claims`);
+  const inputs = orderInputs(byName, signature);
+  const outputs = parseOutputs(doc.outputs, signature, binaryOutput);
+  return { id, parameters, inputs, rows: batchRows(inputs, signature), outputs, binaryOutput };
+}
+
+function orderInputs(byName: Map<string, Tensor>, signature: ModelSignature): Tensor[] {
+  return signature.inputs.map((spec) => {
+    const t = byName.get(spec.name);
+    if (t === undefined) throw mismatch(`missing input '${spec.name}'`);
+    return t;
+  });
+}
+
+function batchRows(inputs: readonly Tensor[], signature: ModelSignature): number {
+  if (!signature.batchable) return 1;
+  const rows = (inputs[0] as Tensor).shape[0] as number;
+  for (const t of inputs)
+    if (t.shape[0] !== rows) throw new SlogateError('SLOGATE_ERR_INVALID_TENSOR', `all inputs must have the same batch size; '${t.name}' has ${t.shape[0]}, expected ${rows}`);
+  return rows;
+}
+
+function parseOutputs(v: unknown, signature: ModelSignature, binaryDefault: boolean): OutputRequest[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw mismatch("'outputs' must be an array");
+  const seen = new Set<string>();
+  return v.map((o: unknown, i) => {
+    if (!isObject(o) || typeof o.name !== 'string') throw mismatch(`outputs[${i}] must be an object with a string name`);
+    if (!signature.outputs.some((s) => s.name === o.name))
+      throw mismatch(`unknown output '${o.name}'; the model's outputs are ${signature.outputs.map((s) => `'${s.name}'`).join(', ')}`);
+    if (seen.has(o.name)) throw mismatch(`output '${o.name}' is requested twice`);
+    seen.add(o.name);
+    const p = parseParameters(o.parameters, `output '${o.name}'`);
+    if (p.binary_data !== undefined && typeof p.binary_data !== 'boolean') throw badParam(`output '${o.name}': binary_data must be a boolean`);
+    return { name: o.name, binary: p.binary_data === undefined ? binaryDefault : p.binary_data === true };
+  });
+}
+
+/** Inference-Header-Content-Length: 0 — the body is the single input's raw bytes, batch 1, all outputs binary. */
+function parseRawBinary(body: Buffer, signature: ModelSignature, allowNonFinite: boolean): ParsedInferRequest {
+  if (signature.inputs.length !== 1) throw badBinary('a raw binary body (Inference-Header-Content-Length: 0) needs a model with exactly one input');
+  const spec = signature.inputs[0] as TensorSpec;
+  if (spec.datatype === 'BYTES') throw badBinary('a raw binary body cannot carry a BYTES input');
+  const shape = spec.shape.map((d, i) => (i === 0 && d === -1 ? 1 : d));
+  const variable = shape.filter((d) => d < 0).length;
+  if (variable > 1) throw badBinary('a raw binary body needs an input with at most one variable dimension besides the batch');
+  const fixed = shape.reduce((a, d) => (d < 0 ? a : a * d), 1);
+  const elems = body.byteLength / ELEMENT_BYTES[spec.datatype];
+  if (!Number.isInteger(elems)) throw badBinary(`raw binary body of ${body.byteLength} bytes is not a whole number of ${spec.datatype} elements`);
+  const full = variable === 1 ? shape.map((d) => (d < 0 ? elems / fixed : d)) : shape;
+  if (full.some((d) => !Number.isInteger(d))) throw badBinary(`raw binary body of ${body.byteLength} bytes does not fit shape [${spec.shape.join(',')}]`);
+  checkShape(spec.name, full, spec);
+  const tensor = decodeBinaryTensor(spec.name, spec.datatype, full, body, spec, allowNonFinite);
+  return {
+    id: undefined,
+    parameters: {},
+    inputs: [tensor],
+    rows: signature.batchable ? (full[0] as number) : 1,
+    outputs: signature.outputs.map((o) => ({ name: o.name, binary: true })),
+    binaryOutput: true,
+  };
+}
+
+export interface EncodedResponse {
+  readonly body: string | Buffer;
+  /** Set when the body carries binary outputs (the value of Inference-Header-Content-Length). */
+  readonly jsonLength: number | undefined;
+}
+
+/** Encodes a V2 infer response; outputs flagged binary travel after the JSON header. */
+export function encodeInferResponse(
+  modelName: string,
+  modelVersion: string,
+  id: string | undefined,
+  outputs: readonly Tensor[],
+  binaryFlags: readonly boolean[],
+  parameters?: Readonly<Record<string, string | number | boolean>>,
+): EncodedResponse {
+  let json = `{"model_name":${JSON.stringify(modelName)},"model_version":${JSON.stringify(modelVersion)}`;
+  if (id !== undefined) json += `,"id":${JSON.stringify(id)}`;
+  if (parameters !== undefined) json += `,"parameters":${JSON.stringify(parameters)}`;
+  json += ',"outputs":[';
+  const blobs: Uint8Array[] = [];
+  outputs.forEach((o, i) => {
+    if (i > 0) json += ',';
+    json += `{"name":${JSON.stringify(o.name)},"datatype":"${o.datatype}","shape":[${o.shape.join(',')}]`;
+    if (binaryFlags[i] === true) {
+      const bytes = binaryData(o.datatype, o.data);
+      blobs.push(bytes);
+      json += `,"parameters":{"binary_data_size":${bytes.byteLength}}}`;
+    } else {
+      json += `,"data":${jsonDataString(o.datatype, o.data)}}`;
+    }
+  });
+  json += ']}';
+  if (blobs.length === 0) return { body: json, jsonLength: undefined };
+  const head = Buffer.from(json, 'utf8');
+  return { body: Buffer.concat([head, ...blobs]), jsonLength: head.byteLength };
+}

@@ -1,0 +1,82 @@
+// The composition root: config -> runtime -> policies -> gateway. Everything is built here and passed down;
+// nothing else reads process.env or constructs another layer's parts.
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Clock } from './core/clock.js';
+import { SystemClock } from './core/clock.js';
+import type { Config } from './core/config.js';
+import type { Logger } from './core/logger.js';
+import { Metrics } from './core/metrics.js';
+import { buildServer } from './gateway/server.js';
+import { Router } from './policies/router.js';
+import { StaticDecisions } from './policies/static-decisions.js';
+import { Runtime } from './runtime/runtime.js';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface SlogateOptions {
+  readonly config: Readonly<Config>;
+  readonly clock?: Clock;
+  /** Defaults to a pino logger at config.server.logLevel. */
+  readonly logger?: pino.Logger;
+  readonly defaultMetrics?: boolean;
+}
+
+export interface Slogate {
+  readonly config: Readonly<Config>;
+  readonly app: FastifyInstance;
+  readonly runtime: Runtime;
+  readonly router: Router;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Listens on config.server.host:port (or the given port); returns the address. */
+  listen(port?: number): Promise<string>;
+  /** Stops admitting, drains queued and running work (bounded by drainTimeoutMs), then closes everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
+  const { config } = options;
+  const clock = options.clock ?? new SystemClock();
+  const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'slogate' } });
+  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const runtime = await Runtime.create({ config, clock, metrics, logger });
+  let admitting = true;
+  const router = new Router({ runtime, clock, metrics, routes: config.routes });
+  const app = await buildServer({ config, runtime, router, metrics, clock, version: VERSION, logger, admitting: () => admitting });
+  try {
+    await runtime.start();
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+  const decisions = new StaticDecisions(router, runtime, clock);
+  router.setDecisionSource(decisions);
+  decisions.applyKnobs();
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      admitting = false;
+      const drained = await runtime.drain(config.server.drainTimeoutMs);
+      if (!drained) logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
+      await app.close();
+      await runtime.close();
+    })();
+    return closing;
+  };
+
+  return {
+    config,
+    app,
+    runtime,
+    router,
+    metrics,
+    logger,
+    async listen(port?: number) {
+      return app.listen({ host: config.server.host, port: port ?? config.server.port });
+    },
+    close,
+  };
+}

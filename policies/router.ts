@@ -1,0 +1,166 @@
+// The request path's policy step: find the route, pick the variant from the route's current decision (never
+// waiting on the engine), set the deadline and priority, submit to the runtime, and account the SLO outcome.
+import type { Clock } from '../core/clock.js';
+import type { RouteConfig } from '../core/config.js';
+import type { Decision } from '../core/decision.js';
+import { ERROR_CATALOG, isErrorCode, SlogateError } from '../core/errors.js';
+import type { Metrics, SloOutcome } from '../core/metrics.js';
+import type { Tensor } from '../core/types.js';
+import type { SubmitResult } from '../runtime/batcher.js';
+import type { ModelInfo } from '../runtime/model-repository.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { VariantPicker } from './variant-picker.js';
+
+export interface RouteState {
+  readonly name: string;
+  config: Readonly<RouteConfig>;
+  readonly model: ModelInfo;
+  /** Variants this route may use, most accurate first. */
+  allowed: readonly string[];
+  readonly picker: VariantPicker;
+}
+
+/** Where the router reads a route's latest decision (the engine, or a fixed choice). */
+export interface DecisionSource {
+  current(route: string): Decision | undefined;
+}
+
+export interface InferCall {
+  readonly route: string;
+  /** A variant pinned by the URL (/versions/{v}); bypasses the decision. */
+  readonly pinnedVariant?: string | undefined;
+  readonly inputs: readonly Tensor[];
+  readonly rows: number;
+  readonly outputs?: readonly string[] | undefined;
+  readonly arrivalMs: number;
+  /** Triton's `timeout` parameter, converted to ms: tightens the deadline. */
+  readonly timeoutMs?: number | undefined;
+  /** Request `priority` parameter: overrides the route's priority. */
+  readonly priority?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface RouterDeps {
+  readonly runtime: Runtime;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly routes: Readonly<Record<string, RouteConfig>>;
+}
+
+export class Router {
+  readonly #deps: RouterDeps;
+  readonly #routes = new Map<string, RouteState>();
+  #decisions: DecisionSource | undefined;
+
+  constructor(deps: RouterDeps) {
+    this.#deps = deps;
+    for (const [name, rc] of Object.entries(deps.routes)) this.#routes.set(name, this.#makeState(name, rc));
+  }
+
+  #makeState(name: string, rc: Readonly<RouteConfig>): RouteState {
+    const model = this.#deps.runtime.repository.model(rc.model);
+    return { name, config: rc, model, allowed: allowedVariants(model, rc), picker: new VariantPicker() };
+  }
+
+  setDecisionSource(source: DecisionSource): void {
+    this.#decisions = source;
+  }
+
+  get routes(): ReadonlyMap<string, RouteState> {
+    return this.#routes;
+  }
+
+  route(name: string): RouteState {
+    const r = this.#routes.get(name);
+    if (r === undefined) throw new SlogateError('SLOGATE_ERR_ROUTE_NOT_FOUND', `unknown model '${name}'`);
+    return r;
+  }
+
+  /** Replaces a route's policy (hot update); the engine picks it up at its next tick. */
+  updateRoute(name: string, rc: Readonly<RouteConfig>): RouteState {
+    const existing = this.#routes.get(name);
+    if (existing !== undefined && existing.config.model === rc.model) {
+      existing.config = rc;
+      existing.allowed = allowedVariants(existing.model, rc);
+      return existing;
+    }
+    const state = this.#makeState(name, rc);
+    this.#routes.set(name, state);
+    return state;
+  }
+
+  /** The variant a request to this route goes to now. */
+  chooseVariant(r: RouteState): string {
+    const d = this.#decisions?.current(r.name);
+    if (d !== undefined && d.variants !== r.picker.shares) r.picker.set(d.variants);
+    return r.picker.pick() ?? (r.allowed[0] as string);
+  }
+
+  infer(call: InferCall): Promise<SubmitResult> {
+    const r = this.route(call.route);
+    let variant: string;
+    if (call.pinnedVariant !== undefined) {
+      if (!r.model.variants.has(call.pinnedVariant)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${r.name}' has no version '${call.pinnedVariant}'`);
+      variant = call.pinnedVariant;
+    } else {
+      variant = this.chooseVariant(r);
+    }
+    let deadlineAtMs = call.arrivalMs + r.config.slo.p99Ms;
+    if (call.timeoutMs !== undefined) deadlineAtMs = Math.min(deadlineAtMs, call.arrivalMs + call.timeoutMs);
+    return this.#deps.runtime.submit({
+      model: r.model.name,
+      variant,
+      inputs: call.inputs,
+      rows: call.rows,
+      outputs: call.outputs,
+      arrivalMs: call.arrivalMs,
+      deadlineAtMs,
+      priority: call.priority ?? r.config.priority,
+      signal: call.signal,
+    });
+  }
+
+  /**
+   * Accounts one finished request against its route's SLO. Every request counted in slogate_requests_total gets
+   * exactly one outcome (met, missed, shed, dropped); malformed requests (the client's own 4xx) are counted apart.
+   */
+  record(route: string, variant: string | undefined, statusCode: number, totalMs: number, errorCode?: string): void {
+    const r = this.#routes.get(route);
+    if (r === undefined) return;
+    const m = this.#deps.metrics;
+    if (errorCode !== undefined && isClientMistake(errorCode)) {
+      m.invalidRequests.labels(route).inc();
+      return;
+    }
+    const v = variant === undefined ? 'none' : `${r.model.name}/${variant}`;
+    m.requests.labels(route, v, `${Math.floor(statusCode / 100)}xx`).inc();
+    if (statusCode === 200) {
+      m.requestDuration.labels(route, v).observe(totalMs / 1000);
+      m.sloRequests.labels(route, totalMs <= r.config.slo.p99Ms ? 'met' : 'missed').inc();
+      return;
+    }
+    const outcome = errorCode === undefined ? 'missed' : (OUTCOME_BY_CODE[errorCode] ?? 'missed');
+    m.sloRequests.labels(route, outcome).inc();
+    if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(route, errorCode as string).inc();
+  }
+}
+
+const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
+  SLOGATE_ERR_SHED: 'shed',
+  SLOGATE_ERR_NOT_READY: 'shed',
+  SLOGATE_ERR_SHUTTING_DOWN: 'shed',
+  SLOGATE_ERR_DEADLINE_UNREACHABLE: 'dropped',
+  SLOGATE_ERR_QUEUE_FULL: 'dropped',
+  SLOGATE_ERR_CANCELLED: 'dropped',
+};
+
+/** 4xx errors that are the client's own mistake (malformed input), not load: they are no SLO event. */
+export function isClientMistake(code: string): boolean {
+  return isErrorCode(code) && ERROR_CATALOG[code].status >= 400 && ERROR_CATALOG[code].status < 500 && code !== 'SLOGATE_ERR_SHED' && code !== 'SLOGATE_ERR_CANCELLED';
+}
+
+/** Variants a route may use, most accurate first (unknown accuracy last), honouring the route's variant list. */
+export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {
+  const names = rc.variants ?? [...model.variants.keys()];
+  return [...names].sort((a, b) => (model.variants.get(b)?.accuracy ?? -1) - (model.variants.get(a)?.accuracy ?? -1));
+}

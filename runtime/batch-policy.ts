@@ -1,0 +1,66 @@
+// The batch policy answers one question for a variant's queue when a replica is free: send now (how many rows),
+// or wait until when. Pure: state and knobs in, plan out (Triton's "send now or wait this long").
+
+export interface BatchKnobs {
+  /** Largest batch, in rows. */
+  readonly maxBatch: number;
+  /** How long the head may wait for a fuller batch while a replica is idle (0 = work-conserving, never wait). */
+  readonly maxQueueDelayMs: number;
+  /** Batch sizes worth waiting for; reaching one sends at once. */
+  readonly preferredBatchSizes?: readonly number[] | undefined;
+}
+
+export interface QueueState {
+  /** Rows queued in total. */
+  readonly rows: number;
+  /** Rows of the head (earliest-deadline) request. */
+  readonly headRows: number;
+  readonly headArrivalMs: number;
+  readonly headDeadlineMs: number;
+}
+
+export type BatchPlan = { readonly action: 'send'; readonly rows: number } | { readonly action: 'wait'; readonly untilMs: number };
+
+/** Service time estimate for a batch of `rows` rows (a high quantile: plans must hold in the tail). */
+export type ServiceEstimate = (rows: number) => number;
+
+/**
+ * Plans the next batch of a non-empty queue, given that a replica is free now.
+ * - Full (rows >= maxBatch) or a preferred size reached: send.
+ * - maxQueueDelayMs = 0: send what is there (work-conserving).
+ * - Otherwise wait for more rows, but never past the head's arrival + maxQueueDelayMs, nor past the last moment
+ *   the head can start and still finish the batch it would join before its deadline.
+ * The rows sent are shrunk, never below the head alone, until the batch finishes by the head's deadline.
+ */
+export function planBatch(q: QueueState, knobs: BatchKnobs, nowMs: number, service: ServiceEstimate): BatchPlan {
+  const maxBatch = Math.max(1, knobs.maxBatch);
+  const available = Math.max(q.headRows, Math.min(q.rows, maxBatch));
+  const send = (): BatchPlan => ({ action: 'send', rows: fitToDeadline(q, available, nowMs, service) });
+  if (q.rows >= maxBatch) return send();
+  const preferred = knobs.preferredBatchSizes;
+  if (preferred !== undefined && preferred.length > 0) {
+    let largest = 0;
+    for (const p of preferred) if (p <= maxBatch && p > largest) largest = p;
+    if (preferred.includes(available) || (largest > 0 && available >= largest)) return send();
+  }
+  if (knobs.maxQueueDelayMs <= 0) return send();
+  const nextRows = Math.min(maxBatch, q.rows + 1);
+  const latestStart = q.headDeadlineMs - service(nextRows);
+  const untilMs = Math.min(q.headArrivalMs + knobs.maxQueueDelayMs, latestStart);
+  if (nowMs >= untilMs) return send();
+  return { action: 'wait', untilMs };
+}
+
+/** Largest row count in [headRows, rows] whose batch finishes by the head's deadline (headRows if none does). */
+export function fitToDeadline(q: QueueState, rows: number, nowMs: number, service: ServiceEstimate): number {
+  if (nowMs + service(rows) <= q.headDeadlineMs) return rows;
+  let lo = q.headRows;
+  let hi = rows;
+  // Binary search on the monotone service time: lo fits (or is the floor), hi does not.
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (nowMs + service(mid) <= q.headDeadlineMs) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,510 @@
+// The batching scheduler: one bounded EDF queue per variant, all sharing the replica pool. When a replica slot is
+// free it asks each queue's batch policy "send now or wait", sends the most urgent ready batch, drops requests that
+// can no longer make their deadline, and arms one timer for the next moment something must happen.
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { SlogateError, toSlogateError } from '../core/errors.js';
+import type { Tensor, TensorStorage } from '../core/types.js';
+import type { BatchKnobs, QueueState } from './batch-policy.js';
+import { planBatch } from './batch-policy.js';
+import type { LatencyProfiles } from './latency-profile.js';
+import type { BatchTask } from './replica.js';
+import type { ReplicaPool } from './replica-pool.js';
+import type { QueueItem } from './request-queue.js';
+import { EdfQueue } from './request-queue.js';
+import { rowSize, splitRows, stackRows } from './tensor.js';
+
+export interface SubmitRequest {
+  readonly model: string;
+  readonly variant: string;
+  /** One tensor per model input, already in the model's datatypes. */
+  readonly inputs: readonly Tensor[];
+  /** Rows along the batch dimension (1 for models that cannot batch). */
+  readonly rows: number;
+  /** Output names wanted, in the order wanted (all outputs when absent). */
+  readonly outputs?: readonly string[] | undefined;
+  readonly arrivalMs: number;
+  readonly deadlineAtMs: number;
+  readonly priority: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface SubmitResult {
+  readonly outputs: Tensor[];
+  readonly model: string;
+  readonly variant: string;
+  /** Waiting in the queue (enqueue to dispatch). */
+  readonly queueMs: number;
+  /** Dispatch to result, including the hop to the replica. */
+  readonly serviceMs: number;
+  /** The model's own run time. */
+  readonly inferMs: number;
+  readonly batchRows: number;
+  readonly replicaId: string;
+}
+
+/** What one executed batch tells the world (profiles, metrics, the engine). */
+export interface BatchObservation {
+  readonly model: string;
+  readonly variant: string;
+  readonly rows: number;
+  readonly requests: number;
+  readonly serviceMs: number;
+  readonly inferMs: number;
+  readonly replicaId: string;
+}
+
+export interface SchedulerEvents {
+  /** A request left a queue without running. */
+  onDrop?(model: string, variant: string, code: 'SLOGATE_ERR_DEADLINE_UNREACHABLE' | 'SLOGATE_ERR_QUEUE_FULL' | 'SLOGATE_ERR_CANCELLED' | 'SLOGATE_ERR_SHUTTING_DOWN'): void;
+  onQueued?(model: string, variant: string, queueMs: number): void;
+  onBatch?(obs: BatchObservation): void;
+}
+
+export interface VariantQueueStats {
+  readonly model: string;
+  readonly variant: string;
+  readonly knobs: BatchKnobs;
+  readonly queued: number;
+  readonly queuedRows: number;
+  readonly batches: number;
+  readonly rowsServed: number;
+  readonly dropped: number;
+  readonly rejected: number;
+}
+
+interface Pending extends QueueItem {
+  readonly req: SubmitRequest;
+  readonly shapeKey: string;
+  readonly enqueuedMs: number;
+  resolve: (r: SubmitResult) => void;
+  reject: (e: SlogateError) => void;
+  onAbort: (() => void) | undefined;
+}
+
+class VariantQueue {
+  readonly queue = new EdfQueue<Pending>();
+  batches = 0;
+  rowsServed = 0;
+  dropped = 0;
+  rejected = 0;
+  constructor(
+    readonly model: string,
+    readonly variant: string,
+    public knobs: BatchKnobs,
+    readonly batchable: boolean,
+  ) {}
+}
+
+export interface SchedulerOptions {
+  readonly clock: Clock;
+  readonly pool: ReplicaPool;
+  readonly profiles: LatencyProfiles;
+  /** Bound of each variant's queue, in rows. */
+  readonly maxQueueRows: number;
+  readonly events?: SchedulerEvents;
+}
+
+/** Requests to set aside while looking for batch-mates of the same shape (bounds the scan). */
+const MAX_SHAPE_SKIPS = 32;
+
+export class Scheduler {
+  readonly #clock: Clock;
+  readonly #pool: ReplicaPool;
+  readonly #profiles: LatencyProfiles;
+  readonly #maxQueueRows: number;
+  readonly #events: SchedulerEvents;
+  readonly #queues = new Map<string, VariantQueue>();
+  #seq = 0;
+  #timer: TimerHandle | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #pumping = false;
+  #repump = false;
+  #inflight = 0;
+  #accepting = true;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(options: SchedulerOptions) {
+    this.#clock = options.clock;
+    this.#pool = options.pool;
+    this.#profiles = options.profiles;
+    this.#maxQueueRows = options.maxQueueRows;
+    this.#events = options.events ?? {};
+    this.#pool.on('slot-free', () => this.pump());
+  }
+
+  addVariant(model: string, variant: string, knobs: BatchKnobs, batchable: boolean): void {
+    this.#queues.set(key(model, variant), new VariantQueue(model, variant, knobs, batchable));
+  }
+
+  setKnobs(model: string, variant: string, knobs: BatchKnobs): void {
+    const q = this.#queue(model, variant);
+    q.knobs = knobs;
+    this.pump();
+  }
+
+  knobs(model: string, variant: string): BatchKnobs {
+    return this.#queue(model, variant).knobs;
+  }
+
+  #queue(model: string, variant: string): VariantQueue {
+    const q = this.#queues.get(key(model, variant));
+    if (q === undefined) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `no variant ${model}/${variant}`);
+    return q;
+  }
+
+  /** Rows queued for a variant (admission control reads it). */
+  queuedRows(model: string, variant: string): number {
+    return this.#queue(model, variant).queue.rows;
+  }
+
+  get inflightBatches(): number {
+    return this.#inflight;
+  }
+
+  /** Enqueues a request; resolves with its outputs, rejects with a SlogateError. */
+  submit(req: SubmitRequest): Promise<SubmitResult> {
+    const vq = this.#queue(req.model, req.variant);
+    if (!this.#accepting) return Promise.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }));
+    if (req.signal?.aborted === true) return Promise.reject(new SlogateError('SLOGATE_ERR_CANCELLED', 'the client went away'));
+    if (vq.queue.rows + req.rows > this.#maxQueueRows) {
+      vq.rejected++;
+      this.#events.onDrop?.(req.model, req.variant, 'SLOGATE_ERR_QUEUE_FULL');
+      return Promise.reject(
+        new SlogateError('SLOGATE_ERR_QUEUE_FULL', `queue of ${req.model}/${req.variant} is full (${vq.queue.rows} rows queued, limit ${this.#maxQueueRows})`, {
+          retryAfterMs: this.#drainEstimateMs(vq),
+        }),
+      );
+    }
+    return new Promise<SubmitResult>((resolve, reject) => {
+      const item: Pending = {
+        req,
+        deadlineAtMs: req.deadlineAtMs,
+        priority: req.priority,
+        seq: this.#seq++,
+        rows: req.rows,
+        heapIndex: -1,
+        shapeKey: vq.batchable ? shapeKey(req.inputs) : '',
+        enqueuedMs: this.#clock.now(),
+        resolve,
+        reject,
+        onAbort: undefined,
+      };
+      if (req.signal !== undefined) {
+        const onAbort = () => {
+          if (vq.queue.remove(item)) {
+            this.#events.onDrop?.(req.model, req.variant, 'SLOGATE_ERR_CANCELLED');
+            reject(new SlogateError('SLOGATE_ERR_CANCELLED', 'the client went away'));
+            this.#notifyIdle();
+          }
+        };
+        item.onAbort = onAbort;
+        req.signal.addEventListener('abort', onAbort, { once: true });
+      }
+      vq.queue.push(item);
+      this.pump();
+    });
+  }
+
+  #drainEstimateMs(vq: VariantQueue): number {
+    const b = Math.max(1, vq.knobs.maxBatch);
+    const per = this.#profiles.serviceMs(vq.model, vq.variant, b, 'p50');
+    const slots = Math.max(1, this.#pool.readySlots);
+    return Math.max(100, Math.ceil(((vq.queue.rows / b) * per) / slots));
+  }
+
+  /** Dispatches every batch that should go now; arms a timer for the next decision point. */
+  pump(): void {
+    if (this.#pumping) {
+      this.#repump = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#repump = false;
+        this.#pumpOnce();
+      } while (this.#repump);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #pumpOnce(): void {
+    const now = this.#clock.now();
+    let wakeAt = Number.POSITIVE_INFINITY;
+    for (;;) {
+      for (const vq of this.#queues.values()) this.#dropExpired(vq, now);
+      if (this.#pool.freeSlots === 0) break;
+      let best: VariantQueue | undefined;
+      let bestRows = 0;
+      let bestUrgency = Number.POSITIVE_INFINITY;
+      wakeAt = Number.POSITIVE_INFINITY;
+      for (const vq of this.#queues.values()) {
+        const head = vq.queue.peek();
+        if (head === undefined) continue;
+        const svc = (rows: number) => this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99');
+        const plan = planBatch(queueState(vq, head), vq.batchable ? vq.knobs : { maxBatch: head.rows, maxQueueDelayMs: 0 }, now, svc);
+        if (plan.action === 'wait') {
+          wakeAt = Math.min(wakeAt, plan.untilMs);
+          continue;
+        }
+        // Across variants: the batch whose head must start soonest goes first (least laxity).
+        const urgency = head.deadlineAtMs - svc(plan.rows);
+        if (urgency < bestUrgency) {
+          best = vq;
+          bestRows = plan.rows;
+          bestUrgency = urgency;
+        }
+      }
+      if (best === undefined) break;
+      this.#dispatch(best, bestRows, now);
+    }
+    // Wake up for the next planned send, or when a queued head would become hopeless (to answer it promptly).
+    for (const vq of this.#queues.values()) {
+      const head = vq.queue.peek();
+      if (head !== undefined) wakeAt = Math.min(wakeAt, head.deadlineAtMs - this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50'));
+    }
+    this.#arm(wakeAt, now);
+    this.#notifyIdle();
+  }
+
+  #arm(atMs: number, now: number): void {
+    if (atMs === Number.POSITIVE_INFINITY) return;
+    if (this.#timer !== undefined && this.#timerAt <= atMs) return;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timerAt = atMs;
+    // A small slack so the timer fires after (not just before) the moment it waits for.
+    this.#timer = this.#clock.setTimer(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.max(0, atMs - now) + 0.05,
+    );
+  }
+
+  #dropExpired(vq: VariantQueue, now: number): void {
+    for (;;) {
+      const head = vq.queue.peek();
+      if (head === undefined) return;
+      const alone = this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50');
+      if (now + alone <= head.deadlineAtMs) return;
+      vq.queue.shift();
+      vq.dropped++;
+      this.#detach(head);
+      this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
+      head.reject(
+        new SlogateError(
+          'SLOGATE_ERR_DEADLINE_UNREACHABLE',
+          `request to ${vq.model}/${vq.variant} can no longer finish before its deadline (needs ~${alone.toFixed(2)} ms, ${Math.max(0, head.deadlineAtMs - now).toFixed(2)} ms left)`,
+          {
+            retryAfterMs: 1000,
+          },
+        ),
+      );
+    }
+  }
+
+  #detach(item: Pending): void {
+    if (item.onAbort !== undefined) item.req.signal?.removeEventListener('abort', item.onAbort);
+    item.onAbort = undefined;
+  }
+
+  #take(vq: VariantQueue, rows: number): Pending[] {
+    const head = vq.queue.shift() as Pending;
+    const batch = [head];
+    if (!vq.batchable) return batch;
+    let total = head.rows;
+    const skipped: Pending[] = [];
+    while (total < rows && skipped.length < MAX_SHAPE_SKIPS) {
+      const next = vq.queue.peek();
+      if (next === undefined || total + next.rows > rows) break;
+      vq.queue.shift();
+      if (next.shapeKey !== head.shapeKey) {
+        skipped.push(next);
+        continue;
+      }
+      batch.push(next);
+      total += next.rows;
+    }
+    for (const s of skipped) vq.queue.push(s);
+    return batch;
+  }
+
+  #dispatch(vq: VariantQueue, rows: number, now: number): void {
+    const batch = this.#take(vq, rows);
+    let batchRows = 0;
+    for (const p of batch) {
+      this.#detach(p);
+      batchRows += p.rows;
+      this.#events.onQueued?.(vq.model, vq.variant, now - p.enqueuedMs);
+    }
+    vq.batches++;
+    vq.rowsServed += batchRows;
+    this.#inflight++;
+    const wanted = unionOutputs(batch);
+    const build = (): BatchTask => {
+      const first = batch[0] as Pending;
+      const inputs = first.req.inputs.map((t, i) => {
+        const data =
+          batch.length === 1
+            ? t.data
+            : stackRows(
+                t.datatype,
+                batch.map((p) => (p.req.inputs[i] as Tensor).data),
+              );
+        return { name: t.name, datatype: t.datatype, shape: batch.length === 1 ? [...t.shape] : [batchRows, ...t.shape.slice(1)], data };
+      });
+      // Stacked buffers are fresh copies: they may move to the worker. A lone request's buffers must stay for a retry.
+      return { model: vq.model, variant: vq.variant, inputs, outputs: wanted, rows: batchRows, transfer: batch.length > 1 };
+    };
+    const t0 = this.#clock.now();
+    this.#pool.run(build).then(
+      (outcome) => {
+        const serviceMs = this.#clock.now() - t0;
+        this.#profiles.observe(vq.model, vq.variant, batchRows, serviceMs);
+        this.#events.onBatch?.({
+          model: vq.model,
+          variant: vq.variant,
+          rows: batchRows,
+          requests: batch.length,
+          serviceMs,
+          inferMs: outcome.inferMs,
+          replicaId: outcome.replicaId,
+        });
+        this.#deliver(vq, batch, outcome.outputs, { serviceMs, inferMs: outcome.inferMs, batchRows, replicaId: outcome.replicaId, t0 });
+        this.#inflight--;
+        this.#notifyIdle();
+      },
+      (err: unknown) => {
+        const e = toSlogateError(err);
+        for (const p of batch) p.reject(e);
+        this.#inflight--;
+        this.#notifyIdle();
+      },
+    );
+  }
+
+  #deliver(
+    vq: VariantQueue,
+    batch: Pending[],
+    outputs: readonly { name: string; datatype: Tensor['datatype']; shape: number[]; data: TensorStorage }[],
+    info: { serviceMs: number; inferMs: number; batchRows: number; replicaId: string; t0: number },
+  ): void {
+    const split = new Map<string, TensorStorage[]>();
+    if (batch.length > 1) {
+      const rows = batch.map((p) => p.rows);
+      for (const o of outputs) split.set(o.name, splitRows(o.data, rowSize(o.shape), rows));
+    }
+    batch.forEach((p, i) => {
+      const names = p.req.outputs ?? outputs.map((o) => o.name);
+      const mine: Tensor[] = [];
+      for (const name of names) {
+        const o = outputs.find((x) => x.name === name);
+        if (o === undefined) {
+          p.reject(new SlogateError('SLOGATE_ERR_INTERNAL', `model returned no output '${name}'`));
+          return;
+        }
+        const data = batch.length > 1 ? ((split.get(name) as TensorStorage[])[i] as TensorStorage) : o.data;
+        const shape = batch.length > 1 ? [p.rows, ...o.shape.slice(1)] : o.shape;
+        mine.push({ name, datatype: o.datatype, shape, data });
+      }
+      p.resolve({
+        outputs: mine,
+        model: vq.model,
+        variant: vq.variant,
+        queueMs: info.t0 - p.enqueuedMs,
+        serviceMs: info.serviceMs,
+        inferMs: info.inferMs,
+        batchRows: info.batchRows,
+        replicaId: info.replicaId,
+      });
+    });
+  }
+
+  stats(): VariantQueueStats[] {
+    return [...this.#queues.values()].map((vq) => ({
+      model: vq.model,
+      variant: vq.variant,
+      knobs: vq.knobs,
+      queued: vq.queue.size,
+      queuedRows: vq.queue.rows,
+      batches: vq.batches,
+      rowsServed: vq.rowsServed,
+      dropped: vq.dropped,
+      rejected: vq.rejected,
+    }));
+  }
+
+  /** Stops admitting; resolves when every queued and running request is answered, or rejects what is left after timeoutMs. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.#accepting = false;
+    this.pump();
+    if (this.#idle()) return true;
+    const done = await new Promise<boolean>((resolve) => {
+      const t = this.#clock.setTimer(() => resolve(false), timeoutMs);
+      this.#idleWaiters.push(() => {
+        this.#clock.clearTimer(t);
+        resolve(true);
+      });
+    });
+    if (!done) {
+      for (const vq of this.#queues.values()) {
+        for (let p = vq.queue.shift(); p !== undefined; p = vq.queue.shift()) {
+          this.#detach(p);
+          this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_SHUTTING_DOWN');
+          p.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server shut down before this request could run', { retryAfterMs: 1000 }));
+        }
+      }
+    }
+    return done;
+  }
+
+  get accepting(): boolean {
+    return this.#accepting;
+  }
+
+  #idle(): boolean {
+    if (this.#inflight > 0) return false;
+    for (const vq of this.#queues.values()) if (vq.queue.size > 0) return false;
+    return true;
+  }
+
+  #notifyIdle(): void {
+    if (this.#idleWaiters.length === 0 || !this.#idle()) return;
+    const ws = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of ws) w();
+  }
+
+  close(): void {
+    this.#accepting = false;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function key(model: string, variant: string): string {
+  return `${model}/${variant}`;
+}
+
+function queueState(vq: VariantQueue, head: Pending): QueueState {
+  return { rows: vq.queue.rows, headRows: head.rows, headArrivalMs: head.req.arrivalMs, headDeadlineMs: head.deadlineAtMs };
+}
+
+/** Trailing dimensions of every input: requests stack only with requests of the same shape. */
+function shapeKey(inputs: readonly Tensor[]): string {
+  let k = '';
+  for (const t of inputs) k += `${t.shape.slice(1).join('x')};`;
+  return k;
+}
+
+function unionOutputs(batch: readonly Pending[]): string[] | undefined {
+  const names = new Set<string>();
+  for (const p of batch) {
+    if (p.req.outputs === undefined) return undefined;
+    for (const n of p.req.outputs) names.add(n);
+  }
+  return [...names];
+}

@@ -1,0 +1,147 @@
+// The start-up sweep: service time p50/p99 per variant for batch sizes 1, 2, 4, ... maxBatch, measured through the
+// real replicas with every replica busy at once (as in production), within a time budget. Results are cached on
+// disk keyed by the model file's hash and the host, so a restart on the same host is instant.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import type { Clock } from '../core/clock.js';
+import type { TensorSpec, TensorStorage } from '../core/types.js';
+import type { ProfilePoint } from './latency-profile.js';
+import type { ModelInfo, VariantInfo } from './model-repository.js';
+import type { BatchTask } from './replica.js';
+import type { ReplicaPool } from './replica-pool.js';
+import { allocate } from './tensor.js';
+
+export interface SweepOptions {
+  readonly samples: number;
+  readonly budgetMs: number;
+  readonly cacheDir: string | undefined;
+  /** Part of the cache key: what else shapes service time on this host. */
+  readonly hostKey: string;
+}
+
+export interface VariantSweep {
+  readonly model: string;
+  readonly variant: string;
+  readonly points: ProfilePoint[];
+  readonly cached: boolean;
+}
+
+/** Identifies this host's execution environment (CPU model, cores, provider, threads, replicas). */
+export function hostKey(parts: { provider: string; intraOpThreads: number; replicas: number }): string {
+  const cpu = cpus()[0]?.model ?? 'unknown-cpu';
+  return `${cpu}|cores=${cpus().length}|provider=${parts.provider}|intraOp=${parts.intraOpThreads}|replicas=${parts.replicas}`;
+}
+
+export function batchSizes(maxBatch: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < maxBatch; b *= 2) out.push(b);
+  out.push(maxBatch);
+  return out;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+function cacheFile(dir: string, v: VariantInfo, host: string, sizes: readonly number[], samples: number): string {
+  const h = createHash('sha256')
+    .update(`${v.sha256}|${host}|${sizes.join(',')}|${samples}`)
+    .digest('hex')
+    .slice(0, 24);
+  return join(dir, `profile-${v.model}-${v.name}-${h}.json`);
+}
+
+/** Random inputs of `rows` rows for a signature (variable non-batch dimensions become 1). */
+export function syntheticInputs(inputs: readonly TensorSpec[], rows: number): { name: string; datatype: TensorSpec['datatype']; shape: number[]; data: TensorStorage }[] {
+  return inputs.map((spec) => {
+    const shape = spec.shape.map((d, i) => (i === 0 ? rows : d < 0 ? 1 : d));
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = allocate(spec.datatype, n);
+    if (data instanceof Float32Array || data instanceof Float64Array) for (let i = 0; i < n; i++) data[i] = Math.random();
+    else if (Array.isArray(data)) for (let i = 0; i < n; i++) data[i] = new Uint8Array([120]);
+    return { name: spec.name, datatype: spec.datatype, shape, data };
+  });
+}
+
+export class Profiler {
+  readonly #pool: ReplicaPool;
+  readonly #clock: Clock;
+
+  constructor(pool: ReplicaPool, clock: Clock) {
+    this.#pool = pool;
+    this.#clock = clock;
+  }
+
+  /** Sweeps every variant of the given models (using cached results where the key matches). */
+  async sweep(models: readonly ModelInfo[], options: SweepOptions): Promise<VariantSweep[]> {
+    const out: VariantSweep[] = [];
+    const todo: { m: ModelInfo; v: VariantInfo; sizes: number[] }[] = [];
+    for (const m of models) {
+      const sizes = m.signature?.batchable === true ? batchSizes(m.config.maxBatch) : [1];
+      for (const v of m.variants.values()) {
+        const cached = options.cacheDir === undefined ? undefined : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples));
+        if (cached !== undefined) out.push({ model: m.name, variant: v.name, points: cached, cached: true });
+        else todo.push({ m, v, sizes });
+      }
+    }
+    const pointCount = todo.reduce((n, t) => n + t.sizes.length, 0);
+    const perPointMs = pointCount === 0 ? 0 : options.budgetMs / pointCount;
+    for (const t of todo) {
+      const points: ProfilePoint[] = [];
+      for (const rows of t.sizes) points.push(await this.#measure(t.m, t.v, rows, options.samples, perPointMs));
+      out.push({ model: t.m.name, variant: t.v.name, points, cached: false });
+      if (options.cacheDir !== undefined) this.#writeCache(options.cacheDir, cacheFile(options.cacheDir, t.v, options.hostKey, t.sizes, options.samples), points);
+    }
+    return out;
+  }
+
+  async #measure(m: ModelInfo, v: VariantInfo, rows: number, samples: number, budgetMs: number): Promise<ProfilePoint> {
+    const sig = m.signature;
+    if (sig === undefined) throw new Error(`model ${m.name} has no signature yet`);
+    const inputs = syntheticInputs(sig.inputs, rows);
+    const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
+    // Warm-up: first runs of a new shape allocate and plan.
+    for (let i = 0; i < 3; i++) await this.#pool.run(build);
+    const times: number[] = [];
+    const start = this.#clock.now();
+    const parallel = Math.max(1, this.#pool.readySlots);
+    while (times.length < samples && (times.length < 5 || this.#clock.now() - start < budgetMs)) {
+      await Promise.all(
+        Array.from({ length: parallel }, async () => {
+          const t0 = this.#clock.now();
+          await this.#pool.run(build);
+          times.push(this.#clock.now() - t0);
+        }),
+      );
+    }
+    times.sort((a, b) => a - b);
+    return { rows, p50Ms: round(quantile(times, 0.5)), p99Ms: round(quantile(times, 0.99)), samples: times.length };
+  }
+
+  #readCache(file: string): ProfilePoint[] | undefined {
+    try {
+      const raw = JSON.parse(readFileSync(file, 'utf8')) as { points?: ProfilePoint[] };
+      if (!Array.isArray(raw.points) || raw.points.length === 0) return undefined;
+      return raw.points;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #writeCache(dir: string, file: string, points: ProfilePoint[]): void {
+    try {
+      mkdirSync(dir, { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify({ points }, null, 1)}\n`);
+      renameSync(tmp, file);
+    } catch {
+      // A read-only cache directory only costs a re-profile at the next start.
+    }
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -1,0 +1,185 @@
+// The runtime facade: model files, replicas, the batching scheduler and latency profiles, started and stopped
+// together. It knows nothing of HTTP, routes or SLOs; policies steer it through setKnobs() and submit().
+import { availableParallelism } from 'node:os';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import { SlogateError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { BatchKnobs } from './batch-policy.js';
+import type { SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
+import { Scheduler } from './batcher.js';
+import { LatencyProfiles } from './latency-profile.js';
+import { ModelRepository } from './model-repository.js';
+import { hostKey, Profiler } from './profiler.js';
+import type { Replica } from './replica.js';
+import { LocalReplica } from './replica.js';
+import type { ReplicaStats } from './replica-pool.js';
+import { ReplicaPool } from './replica-pool.js';
+import type { WorkerVariant } from './worker/messages.js';
+
+export interface RuntimeDeps {
+  readonly config: Readonly<Config>;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Extra replicas (remote nodes); built by the composition root. */
+  readonly extraReplicas?: readonly Replica[];
+}
+
+export type RuntimeState = 'created' | 'starting' | 'ready' | 'draining' | 'closed';
+
+export function resolveWorkers(config: Readonly<Config>): number {
+  const w = config.runtime.workers;
+  return w === 'auto' ? Math.max(1, availableParallelism() - 1) : w;
+}
+
+export function resolveIntraOpThreads(config: Readonly<Config>): number {
+  const t = config.runtime.intraOpThreads;
+  return t === 'auto' ? 1 : t;
+}
+
+export class Runtime {
+  readonly repository: ModelRepository;
+  readonly profiles = new LatencyProfiles();
+  readonly pool: ReplicaPool;
+  readonly scheduler: Scheduler;
+  readonly #deps: RuntimeDeps;
+  #state: RuntimeState = 'created';
+  #provider = 'cpu';
+  #startPromise: Promise<void> | undefined;
+
+  private constructor(deps: RuntimeDeps, repository: ModelRepository) {
+    this.#deps = deps;
+    this.repository = repository;
+    const { config, clock, metrics } = deps;
+    const variants: WorkerVariant[] = [];
+    for (const m of repository.models.values()) for (const v of m.variants.values()) variants.push({ model: m.name, variant: v.name, path: v.path });
+    const replicas: Replica[] = [];
+    const intraOpThreads = resolveIntraOpThreads(config);
+    for (let i = 0; i < resolveWorkers(config); i++) {
+      replicas.push(new LocalReplica({ replicaId: `local-${i}`, variants, device: config.runtime.device, intraOpThreads }));
+    }
+    replicas.push(...(deps.extraReplicas ?? []));
+    if (replicas.length === 0) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
+    this.pool = new ReplicaPool(replicas, { clock });
+    this.pool.on('state', (id, state, reason) => deps.logger.info({ replica: id, state, reason }, `replica ${id} is ${state}: ${reason}`));
+    this.pool.on('restart', (id, reason) => {
+      metrics.replicaRestarts.inc();
+      deps.logger.warn({ replica: id, reason }, `replica ${id} restarting: ${reason}`);
+    });
+    this.pool.on('retry', (id, reason) => {
+      metrics.batchRetries.inc();
+      deps.logger.warn({ replica: id, reason }, 'retrying a batch on another replica');
+    });
+    this.scheduler = new Scheduler({
+      clock,
+      pool: this.pool,
+      profiles: this.profiles,
+      maxQueueRows: config.runtime.maxQueueRows,
+      events: {
+        onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
+        onBatch: (o) => {
+          const label = `${o.model}/${o.variant}`;
+          metrics.inferenceDuration.labels(label).observe(o.inferMs / 1000);
+          metrics.batchSize.labels(label).observe(o.rows);
+        },
+      },
+    });
+    metrics.onCollect(metrics.queueDepth, () => {
+      for (const s of this.scheduler.stats()) metrics.queueDepth.labels(`${s.model}/${s.variant}`).set(s.queued);
+    });
+    metrics.onCollect(metrics.replicas, () => {
+      const counts: Record<string, number> = { pending: 0, ready: 0, down: 0 };
+      for (const r of this.pool.replicas) if (r.state !== 'closed') counts[r.state] = (counts[r.state] ?? 0) + 1;
+      for (const [state, n] of Object.entries(counts)) metrics.replicas.labels(state).set(n);
+    });
+  }
+
+  /** Checks and hashes the model files; replicas start in start(). */
+  static async create(deps: RuntimeDeps): Promise<Runtime> {
+    const repo = await ModelRepository.load(deps.config);
+    return new Runtime(deps, repo);
+  }
+
+  get state(): RuntimeState {
+    return this.#state;
+  }
+
+  get ready(): boolean {
+    return this.#state === 'ready';
+  }
+
+  /** Execution provider of the local replicas ('cpu' or 'cuda'). */
+  get provider(): string {
+    return this.#provider;
+  }
+
+  start(): Promise<void> {
+    this.#startPromise ??= this.#start();
+    return this.#startPromise;
+  }
+
+  async #start(): Promise<void> {
+    const { config, logger, clock } = this.#deps;
+    this.#state = 'starting';
+    const started = clock.now();
+    const descs = await Promise.all(this.pool.replicas.map((r) => r.start()));
+    const first = descs[0];
+    if (first === undefined) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas');
+    for (const d of descs) if (d.providerWarning !== undefined) logger.warn({ warning: d.providerWarning }, d.providerWarning);
+    this.#provider = first.provider;
+    this.repository.applyDescriptions(first.sessions);
+    for (const w of this.repository.warnings) logger.warn(w);
+    for (const m of this.repository.models.values()) {
+      const batchable = m.signature?.batchable === true;
+      for (const v of m.variants.values()) this.scheduler.addVariant(m.name, v.name, { maxBatch: batchable ? m.config.maxBatch : 1, maxQueueDelayMs: 0 }, batchable);
+    }
+    const prof = config.runtime.profile;
+    if (prof.enabled) {
+      const profiler = new Profiler(this.pool, clock);
+      const key = hostKey({ provider: this.#provider, intraOpThreads: resolveIntraOpThreads(config), replicas: this.pool.readySlots });
+      const sweeps = await profiler.sweep([...this.repository.models.values()], { samples: prof.samples, budgetMs: prof.budgetMs, cacheDir: prof.cacheDir, hostKey: key });
+      for (const s of sweeps) this.profiles.setPoints(s.model, s.variant, s.points);
+      const fresh = sweeps.filter((s) => !s.cached).length;
+      logger.info({ variants: sweeps.length, measured: fresh, cached: sweeps.length - fresh }, `latency profiles ready (${fresh} measured, ${sweeps.length - fresh} from cache)`);
+    }
+    this.#state = 'ready';
+    logger.info({ ms: Math.round(clock.now() - started), provider: this.#provider, replicas: this.pool.replicas.length }, 'runtime ready');
+  }
+
+  submit(req: SubmitRequest): Promise<SubmitResult> {
+    if (this.#state !== 'ready') {
+      if (this.#state === 'draining' || this.#state === 'closed')
+        return Promise.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }));
+      return Promise.reject(new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }));
+    }
+    return this.scheduler.submit(req);
+  }
+
+  setKnobs(model: string, variant: string, knobs: BatchKnobs): void {
+    this.scheduler.setKnobs(model, variant, knobs);
+  }
+
+  queueStats(): VariantQueueStats[] {
+    return this.scheduler.stats();
+  }
+
+  replicaStats(): ReplicaStats[] {
+    return this.pool.stats();
+  }
+
+  /** Stops admitting and waits for queued and running work (at most timeoutMs). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.#state === 'closed') return true;
+    this.#state = 'draining';
+    return this.scheduler.drain(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.scheduler.close();
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,92 @@
+// Every message between the main thread and an onnxruntime worker, typed in one place. Errors cross as plain
+// data (ErrorData) and are rebuilt as SlogateError on the main thread.
+import type { ErrorData } from '../../core/errors.js';
+import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js';
+
+export interface WorkerVariant {
+  readonly model: string;
+  readonly variant: string;
+  readonly path: string;
+}
+
+/** workerData of every worker replica. */
+export interface WorkerInit {
+  readonly replicaId: string;
+  readonly variants: readonly WorkerVariant[];
+  /** cpu | cuda | cuda:N */
+  readonly device: string;
+  readonly intraOpThreads: number;
+}
+
+export interface WireTensor {
+  name: string;
+  datatype: V2Datatype;
+  shape: number[];
+  data: TensorStorage;
+}
+
+export interface DescribeTask {
+  kind: 'describe';
+}
+
+export interface RunTask {
+  kind: 'run';
+  model: string;
+  variant: string;
+  inputs: WireTensor[];
+  /** Outputs to fetch (all when absent). */
+  outputs?: string[];
+}
+
+export type WorkerTask = DescribeTask | RunTask;
+
+export interface SessionDescription {
+  model: string;
+  variant: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export interface DescribeResult {
+  ok: true;
+  kind: 'describe';
+  /** Execution provider actually in use: 'cpu' or 'cuda'. */
+  provider: string;
+  /** Set when CUDA was asked for but could not be loaded (the worker fell back to CPU). */
+  providerWarning?: string;
+  sessions: SessionDescription[];
+}
+
+export interface RunResult {
+  ok: true;
+  kind: 'run';
+  outputs: WireTensor[];
+  /** Wall time of session.run inside the worker. */
+  inferMs: number;
+}
+
+export interface FailedResult {
+  ok: false;
+  error: ErrorData;
+}
+
+export type WorkerResult = DescribeResult | RunResult | FailedResult;
+
+/** onnxruntime tensor type names <-> V2 datatypes. */
+export const ORT_TO_V2: Readonly<Record<string, V2Datatype>> = {
+  bool: 'BOOL',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  uint32: 'UINT32',
+  uint64: 'UINT64',
+  int8: 'INT8',
+  int16: 'INT16',
+  int32: 'INT32',
+  int64: 'INT64',
+  float16: 'FP16',
+  float32: 'FP32',
+  float64: 'FP64',
+  string: 'BYTES',
+};
+
+export const V2_TO_ORT: Readonly<Partial<Record<V2Datatype, string>>> = Object.fromEntries(Object.entries(ORT_TO_V2).map(([k, v]) => [v, k]));
