@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { interpolateEnv, loadConfigFile, parseConfig } from '../../../core/config.js';
+import { SlogateError } from '../../../core/errors.js';
+import { digitsRawConfig, ROOT, tempDir } from '../../helpers.js';
+
+function configError(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof SlogateError);
+    assert.equal(err.code, 'SLOGATE_ERR_CONFIG');
+    return err.message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
+  }
+  assert.fail('expected a config error');
+}
+
+test('defaults fill every section and the result is deeply frozen', () => {
+  const c = parseConfig(digitsRawConfig(), ROOT);
+  assert.equal(c.server.bodyLimitBytes, 8 * 1024 * 1024);
+  assert.equal(c.runtime.device, 'cpu');
+  assert.equal(c.routes.digits?.objective, 'max-accuracy');
+  assert.equal(c.routes.digits?.policy, 'adaptive');
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.routes.digits?.slo));
+});
+
+test('an invalid config lists every problem as path: message', () => {
+  const raw = digitsRawConfig({
+    server: { port: 70000 },
+    runtime: { device: 'tpu' },
+    routes: {
+      a: { model: 'nope', slo: { p99Ms: -1 } },
+      b: { model: 'digits', slo: { p99Ms: 10 }, policy: { static: { variant: 'huge' } }, extra: 1 },
+    },
+  });
+  const lines = configError(() => parseConfig(raw, ROOT));
+  const paths = lines.map((l) => l.split(':')[0]);
+  for (const p of ['server.port', 'runtime.device', 'routes.a.slo.p99Ms', 'routes.b']) assert.ok(paths.includes(p), `missing ${p} in ${lines.join(' | ')}`);
+});
+
+test('cross-references are checked: unknown model, unknown static variant', () => {
+  const raw = digitsRawConfig({ routes: { a: { model: 'nope', slo: { p99Ms: 5 } }, b: { model: 'digits', slo: { p99Ms: 5 }, policy: { static: { variant: 'huge' } } } } });
+  const lines = configError(() => parseConfig(raw, ROOT));
+  assert.ok(lines.some((l) => l.startsWith('routes.a.model:')));
+  assert.ok(lines.some((l) => l.startsWith('routes.b.policy.static.variant:')));
+});
+
+test('${VAR} and ${VAR:-default} are replaced in values (typed when a whole value), never in comments; unset without default fails', () => {
+  const out = interpolateEnv({ port: '${PORT:-8000}', host: 'h-${HOST}', flag: '${ON}' }, { HOST: 'x', ON: 'true' }) as Record<string, unknown>;
+  assert.deepEqual(out, { port: 8000, host: 'h-x', flag: true });
+  const lines = configError(() => interpolateEnv({ a: { b: '${MISSING}' } }, {}));
+  assert.ok(lines[0]?.startsWith('a.b:'));
+  const dir = tempDir();
+  const file = join(dir, 'c.yaml');
+  writeFileSync(file, `# a comment with \${NOT_SET}\nmodels: {}\nroutes: {}\nserver:\n  port: \${P:-1234}\n`);
+  const lines2 = configError(() => loadConfigFile(file, {}));
+  assert.ok(
+    lines2.some((l) => l.startsWith('routes:')),
+    'fails on the empty routes, not on the comment',
+  );
+});
+
+test('relative model paths resolve against the config file directory', () => {
+  const c = parseConfig({ models: { m: { variants: { a: { path: 'x/a.onnx' } } } }, routes: { r: { model: 'm', slo: { p99Ms: 1 } } } }, '/base/dir');
+  assert.equal(c.models.m?.variants.a?.path, '/base/dir/x/a.onnx');
+  assert.equal(c.models.m?.metadata, '/base/dir/x/model.yaml');
+});

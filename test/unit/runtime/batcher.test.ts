@@ -1,0 +1,367 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ManualClock } from '../../../core/clock.js';
+import type { SlogateError } from '../../../core/errors.js';
+import type { BatchKnobs } from '../../../runtime/batch-policy.js';
+import type { SubmitResult } from '../../../runtime/batcher.js';
+import { Scheduler } from '../../../runtime/batcher.js';
+import type { ProfilePoint } from '../../../runtime/latency-profile.js';
+import { LatencyProfiles } from '../../../runtime/latency-profile.js';
+import { ReplicaPool } from '../../../runtime/replica-pool.js';
+import { FakeReplica, flush } from './fake-replica.js';
+
+// Service time: 1 ms alone (p50), 2 ms p99; 8 rows take 4 ms p50 / 6 ms p99; linear in between.
+const POINTS: ProfilePoint[] = [
+  { rows: 1, p50Ms: 1, p99Ms: 2, samples: 100 },
+  { rows: 8, p50Ms: 4, p99Ms: 6, samples: 100 },
+];
+
+interface Tracked {
+  value?: SubmitResult;
+  error?: SlogateError;
+  readonly done: Promise<void>;
+}
+
+function setup(opts: { knobs?: BatchKnobs; replicas?: number; maxQueueRows?: number; variants?: string[] } = {}) {
+  const clock = new ManualClock(1000);
+  const replicas = Array.from({ length: opts.replicas ?? 1 }, (_, i) => new FakeReplica(`r${i}`));
+  const pool = new ReplicaPool(replicas, { clock, retryWaitMs: 1000 });
+  const profiles = new LatencyProfiles();
+  const drops: string[] = [];
+  const scheduler = new Scheduler({ clock, pool, profiles, maxQueueRows: opts.maxQueueRows ?? 1000, events: { onDrop: (_m, _v, code) => drops.push(code) } });
+  for (const v of opts.variants ?? ['v']) {
+    profiles.setPoints('m', v, POINTS);
+    scheduler.addVariant('m', v, opts.knobs ?? { maxBatch: 8, maxQueueDelayMs: 0 }, true);
+  }
+  let n = 0;
+  /** Submits a one-row request whose payload is its sequence number; deadline relative to now. */
+  const submit = (o: { deadlineMs?: number; priority?: number; rows?: number; signal?: AbortSignal; variant?: string } = {}): Tracked & { id: number } => {
+    const id = n++;
+    const rows = o.rows ?? 1;
+    const now = clock.now();
+    const t: Tracked & { id: number } = { id } as Tracked & { id: number };
+    (t as { done: Promise<void> }).done = scheduler
+      .submit({
+        model: 'm',
+        variant: o.variant ?? 'v',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 1], data: new Float32Array(rows).fill(id) }],
+        rows,
+        arrivalMs: now,
+        deadlineAtMs: now + (o.deadlineMs ?? 100),
+        priority: o.priority ?? 0,
+        signal: o.signal,
+      })
+      .then(
+        (v) => {
+          t.value = v;
+        },
+        (e: SlogateError) => {
+          t.error = e;
+        },
+      );
+    return t;
+  };
+  /** Payload ids of the rows in a batch, in batch order. */
+  const ids = (batchIndex: number, replica = 0) => Array.from((replicas[replica]?.history[batchIndex]?.inputs[0]?.data ?? []) as Float32Array);
+  return { clock, replicas, pool, profiles, scheduler, drops, submit, ids };
+}
+
+describe('Scheduler batch formation', () => {
+  test('work-conserving: with maxQueueDelayMs 0 an idle replica runs the first request at once, alone', async () => {
+    const s = setup();
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 1);
+    assert.equal(s.replicas[0]?.history[0]?.rows, 1);
+  });
+
+  test('requests that arrive while the replica is busy form one batch when it frees', async () => {
+    const s = setup();
+    const first = s.submit();
+    const rest = [s.submit(), s.submit(), s.submit(), s.submit()];
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 1, 'only the first batch runs while busy');
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 2);
+    assert.deepEqual(s.ids(1), [1, 2, 3, 4]);
+    s.replicas[0]?.running[0]?.finish();
+    await Promise.all([first.done, ...rest.map((r) => r.done)]);
+    assert.equal(first.value?.batchRows, 1);
+    for (const r of rest) {
+      assert.equal(r.value?.batchRows, 4);
+      // Each caller gets its own row back.
+      assert.deepEqual(Array.from(r.value?.outputs[0]?.data as Float32Array), [r.id]);
+      assert.deepEqual(r.value?.outputs[0]?.shape, [1, 1]);
+    }
+  });
+
+  test('maxBatch caps a batch: 10 queued rows with maxBatch 4 run as 4, 4, 2', async () => {
+    const s = setup({ knobs: { maxBatch: 4, maxQueueDelayMs: 0 } });
+    s.submit(); // occupies the replica
+    const queued = Array.from({ length: 10 }, () => s.submit());
+    await flush();
+    const sizes: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      s.replicas[0]?.running[0]?.finish();
+      await flush();
+    }
+    for (const b of s.replicas[0]?.history.slice(1) ?? []) sizes.push(b.rows);
+    assert.deepEqual(sizes, [4, 4, 2]);
+    await Promise.all(queued.map((q) => q.done));
+    assert.ok(queued.every((q) => q.value !== undefined));
+  });
+
+  test('maxQueueDelayMs: an idle replica waits for a fuller batch, then sends what it has when the delay ends', async () => {
+    const s = setup({ knobs: { maxBatch: 8, maxQueueDelayMs: 5 } });
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 0, 'waits while the delay lasts');
+    s.clock.advance(2);
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 0);
+    s.clock.advance(3.1);
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 1);
+    assert.equal(s.replicas[0]?.history[0]?.rows, 2);
+  });
+
+  test('a full batch goes at once even inside the queue delay', async () => {
+    const s = setup({ knobs: { maxBatch: 3, maxQueueDelayMs: 50 } });
+    s.submit();
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 0);
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history[0]?.rows, 3);
+  });
+
+  test('preferredBatchSizes: reaching a preferred size sends at once', async () => {
+    const s = setup({ knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [2, 4] } });
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 0);
+    s.submit();
+    await flush();
+    assert.equal(s.replicas[0]?.history[0]?.rows, 2);
+  });
+
+  test('deadline-driven early dispatch: the wait ends when the head must start to make its deadline', async () => {
+    // Delay 50 ms, but the head's deadline is 10 ms away and a batch of 2 takes ~2.6 ms p99: it must start by ~7.4 ms.
+    const s = setup({ knobs: { maxBatch: 8, maxQueueDelayMs: 50 } });
+    s.submit({ deadlineMs: 10 });
+    await flush();
+    s.clock.advance(7);
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 0, 'still waiting at 7 ms');
+    s.clock.advance(1);
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 1, 'sent before the head could no longer make it');
+  });
+
+  test('a batch shrinks so that its head still finishes before the deadline', async () => {
+    const s = setup({ knobs: { maxBatch: 8, maxQueueDelayMs: 0 } });
+    s.submit(); // busy
+    s.submit({ deadlineMs: 5 }); // head: 5 ms left; 8 rows take 6 ms p99, 4 rows ~3.7 ms
+    for (let i = 0; i < 7; i++) s.submit({ deadlineMs: 100 });
+    await flush();
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    const rows = s.replicas[0]?.history[1]?.rows ?? 0;
+    assert.ok(rows >= 1 && rows < 8, `expected a shrunken batch, got ${rows}`);
+    const p99 = s.profiles.serviceMs('m', 'v', rows, 'p99');
+    assert.ok(p99 <= 5, `batch of ${rows} (p99 ${p99} ms) must fit the head's 5 ms`);
+    assert.equal(s.ids(1)[0], 1, 'the head is in it');
+  });
+});
+
+describe('Scheduler order, drops and rejects', () => {
+  test('earliest deadline first, then higher priority within a deadline tie', async () => {
+    const s = setup({ knobs: { maxBatch: 1, maxQueueDelayMs: 0 } });
+    s.submit(); // busy
+    s.submit({ deadlineMs: 90, priority: 0 }); // id 1
+    s.submit({ deadlineMs: 50, priority: 0 }); // id 2
+    s.submit({ deadlineMs: 90, priority: 5 }); // id 3
+    s.submit({ deadlineMs: 70, priority: -1 }); // id 4
+    await flush();
+    const order: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      s.replicas[0]?.running[0]?.finish();
+      await flush();
+    }
+    for (const b of s.replicas[0]?.history.slice(1) ?? []) order.push((b.inputs[0]?.data as Float32Array | undefined)?.[0] ?? -1);
+    assert.deepEqual(order, [2, 4, 3, 1]);
+  });
+
+  test('a queued request that can no longer make its deadline, even alone, is dropped with DEADLINE_UNREACHABLE', async () => {
+    const s = setup();
+    s.submit({ deadlineMs: 1000 }); // occupies the replica for a long time
+    const doomed = s.submit({ deadlineMs: 20 });
+    await flush();
+    s.clock.advance(19.5); // 0.5 ms left; alone it needs ~1 ms
+    await flush();
+    assert.equal(doomed.error?.code, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
+    assert.ok((doomed.error?.retryAfterMs ?? 0) > 0);
+    assert.deepEqual(s.drops, ['SLOGATE_ERR_DEADLINE_UNREACHABLE']);
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.equal(s.replicas[0]?.history.length, 1, 'the dropped request never ran');
+  });
+
+  test('a full queue rejects at once with QUEUE_FULL and a Retry-After hint', async () => {
+    const s = setup({ maxQueueRows: 3 });
+    s.submit(); // runs
+    s.submit();
+    s.submit({ rows: 2 });
+    const over = s.submit();
+    await flush();
+    assert.equal(over.error?.code, 'SLOGATE_ERR_QUEUE_FULL');
+    assert.ok((over.error?.retryAfterMs ?? 0) >= 100);
+    assert.deepEqual(s.drops, ['SLOGATE_ERR_QUEUE_FULL']);
+    assert.equal(s.scheduler.queuedRows('m', 'v'), 3);
+  });
+
+  test('a client that disconnects removes its queued request; it is never run', async () => {
+    const s = setup();
+    s.submit(); // busy
+    const ac = new AbortController();
+    const gone = s.submit({ signal: ac.signal });
+    const stays = s.submit();
+    await flush();
+    ac.abort();
+    await flush();
+    assert.equal(gone.error?.code, 'SLOGATE_ERR_CANCELLED');
+    assert.equal(s.scheduler.queuedRows('m', 'v'), 1);
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.deepEqual(s.ids(1), [2], 'only the remaining request runs');
+    s.replicas[0]?.running[0]?.finish();
+    await stays.done;
+    assert.ok(stays.value !== undefined);
+  });
+
+  test('a disconnect during a running batch neither cancels the batch nor its batch-mates', async () => {
+    const s = setup();
+    s.submit(); // busy
+    const ac = new AbortController();
+    const a = s.submit({ signal: ac.signal });
+    const b = s.submit();
+    await flush();
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.equal(s.replicas[0]?.history[1]?.rows, 2);
+    ac.abort();
+    s.replicas[0]?.running[0]?.finish();
+    await Promise.all([a.done, b.done]);
+    assert.ok(a.value !== undefined, 'the result is delivered (the gateway discards it)');
+    assert.ok(b.value !== undefined);
+  });
+
+  test('with two variants and one free slot, the batch with the least laxity goes first', async () => {
+    const s = setup({ variants: ['x', 'y'], knobs: { maxBatch: 1, maxQueueDelayMs: 0 } });
+    s.submit({ variant: 'x', deadlineMs: 1000 }); // busy
+    s.submit({ variant: 'x', deadlineMs: 80 });
+    s.submit({ variant: 'y', deadlineMs: 30 });
+    await flush();
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.equal(s.replicas[0]?.history[1]?.variant, 'y');
+  });
+});
+
+describe('Scheduler with failing replicas', () => {
+  test('a batch whose replica faults is retried once on another replica; callers see no error', async () => {
+    const s = setup({ replicas: 2 });
+    const a = s.submit();
+    await flush();
+    const first = s.replicas.find((r) => r.running.length === 1) as FakeReplica;
+    const other = s.replicas.find((r) => r !== first) as FakeReplica;
+    first.running[0]?.fault();
+    await flush();
+    assert.equal(other.history.length, 1, 'retried on the other replica');
+    other.running[0]?.finish();
+    await a.done;
+    assert.equal(a.value?.replicaId, other.id);
+  });
+
+  test('a second fault fails the batch with REPLICA_UNAVAILABLE', async () => {
+    const s = setup({ replicas: 2 });
+    const a = s.submit();
+    await flush();
+    const first = s.replicas.find((r) => r.running.length === 1) as FakeReplica;
+    first.running[0]?.fault();
+    await flush();
+    const other = s.replicas.find((r) => r !== first) as FakeReplica;
+    other.running[0]?.fault();
+    await a.done;
+    assert.equal(a.error?.code, 'SLOGATE_ERR_REPLICA_UNAVAILABLE');
+  });
+
+  test('a request fault (bad input) is not retried', async () => {
+    const s = setup({ replicas: 2 });
+    const a = s.submit();
+    await flush();
+    const first = s.replicas.find((r) => r.running.length === 1) as FakeReplica;
+    first.running[0]?.failRequest();
+    await a.done;
+    assert.equal(a.error?.code, 'SLOGATE_ERR_INFERENCE_FAILED');
+    assert.equal(
+      s.replicas.reduce((n, r) => n + r.history.length, 0),
+      1,
+    );
+  });
+
+  test('with a single replica, the retry waits for it to come back', async () => {
+    const s = setup({ replicas: 1 });
+    const a = s.submit();
+    await flush();
+    const r = s.replicas[0] as FakeReplica;
+    r.setState('pending');
+    r.running[0]?.fault();
+    await flush();
+    assert.equal(r.history.length, 1, 'nothing runs while the replica is restarting');
+    r.setState('ready');
+    await flush();
+    assert.equal(r.history.length, 2);
+    r.running[0]?.finish();
+    await a.done;
+    assert.ok(a.value !== undefined);
+  });
+});
+
+describe('Scheduler drain', () => {
+  test('drain refuses new work with SHUTTING_DOWN and resolves once queued and running work is answered', async () => {
+    const s = setup();
+    const a = s.submit();
+    const b = s.submit();
+    await flush();
+    let drained: boolean | undefined;
+    const d = s.scheduler.drain(10_000).then((ok) => {
+      drained = ok;
+    });
+    const late = s.submit();
+    await flush();
+    assert.equal(late.error?.code, 'SLOGATE_ERR_SHUTTING_DOWN');
+    assert.equal(drained, undefined);
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    s.replicas[0]?.running[0]?.finish();
+    await d;
+    assert.equal(drained, true);
+    assert.ok(a.value !== undefined && b.value !== undefined);
+  });
+
+  test('drain that times out refuses what is still queued', async () => {
+    const s = setup();
+    s.submit({ deadlineMs: 10_000 });
+    const queued = s.submit({ deadlineMs: 10_000 });
+    await flush();
+    const d = s.scheduler.drain(100);
+    s.clock.advance(101);
+    assert.equal(await d, false);
+    await queued.done;
+    assert.equal(queued.error?.code, 'SLOGATE_ERR_SHUTTING_DOWN');
+  });
+});

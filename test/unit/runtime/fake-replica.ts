@@ -1,0 +1,88 @@
+// A replica for unit tests of the scheduling logic: it records each batch and finishes it only when the test
+// says so. (The real replicas are exercised by the integration and e2e tests.)
+import { EventEmitter } from 'node:events';
+import { SlogateError } from '../../../core/errors.js';
+import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from '../../../runtime/replica.js';
+import { ReplicaFault } from '../../../runtime/replica.js';
+import type { DescribeResult } from '../../../runtime/worker/messages.js';
+
+export interface RunningBatch {
+  readonly task: BatchTask;
+  /** Echoes each input row's first element as a [rows, 1] FP32 output named `out`. */
+  finish(inferMs?: number): void;
+  fault(message?: string): void;
+  failRequest(message?: string): void;
+}
+
+export class FakeReplica implements Replica {
+  readonly kind = 'local' as const;
+  readonly events = new EventEmitter<ReplicaEvents>();
+  readonly provider = 'fake';
+  readonly running: RunningBatch[] = [];
+  readonly history: BatchTask[] = [];
+  #state: ReplicaState = 'ready';
+  #outstanding = 0;
+
+  constructor(
+    readonly id: string,
+    readonly slots = 1,
+  ) {}
+
+  get state(): ReplicaState {
+    return this.#state;
+  }
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+
+  setState(s: ReplicaState): void {
+    this.#state = s;
+    this.events.emit('state', s, 'test');
+  }
+
+  async start(): Promise<DescribeResult> {
+    return { ok: true, kind: 'describe', provider: 'fake', sessions: [] };
+  }
+
+  run(task: BatchTask): Promise<BatchOutcome> {
+    if (this.#state !== 'ready') return Promise.reject(new ReplicaFault(this.id, 'not ready'));
+    this.#outstanding++;
+    this.history.push(task);
+    return new Promise<BatchOutcome>((resolve, reject) => {
+      const done = () => {
+        this.#outstanding--;
+        this.running.splice(this.running.indexOf(rb), 1);
+      };
+      const rb: RunningBatch = {
+        task,
+        finish: (inferMs = 1) => {
+          done();
+          const input = task.inputs[0];
+          const rowElems = input === undefined ? 1 : input.shape.slice(1).reduce((a, b) => a * b, 1);
+          const src = (input?.data ?? new Float32Array(task.rows)) as Float32Array;
+          const out = new Float32Array(task.rows);
+          for (let r = 0; r < task.rows; r++) out[r] = src[r * rowElems] as number;
+          resolve({ outputs: [{ name: 'out', datatype: 'FP32', shape: [task.rows, 1], data: out }], inferMs, replicaId: this.id });
+        },
+        fault: (message = 'worker crashed') => {
+          done();
+          reject(new ReplicaFault(this.id, message));
+        },
+        failRequest: (message = 'bad input') => {
+          done();
+          reject(new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', message));
+        },
+      };
+      this.running.push(rb);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#state = 'closed';
+  }
+}
+
+/** Lets pending promise callbacks run (no timers involved). */
+export async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LatencyProfiles } from '../../../runtime/latency-profile.js';
+
+const points = [
+  { rows: 1, p50Ms: 1, p99Ms: 2, samples: 50 },
+  { rows: 4, p50Ms: 2.5, p99Ms: 4, samples: 50 },
+  { rows: 8, p50Ms: 4.5, p99Ms: 7, samples: 50 },
+];
+
+test('service time interpolates between profiled batch sizes and extrapolates past the last', () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', points);
+  assert.equal(p.serviceMs('m', 'v', 1, 'p50'), 1);
+  assert.equal(p.serviceMs('m', 'v', 2, 'p50'), 1.5);
+  assert.equal(p.serviceMs('m', 'v', 6, 'p99'), 5.5);
+  assert.equal(p.serviceMs('m', 'v', 12, 'p50'), 6.5, 'slope of the last segment: 0.5 ms per row');
+});
+
+test('online observations slower than the profile correct the estimate upward', () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', points);
+  for (let i = 0; i < 64; i++) p.observe('m', 'v', 4, 5); // twice the profiled 2.5 ms
+  assert.equal(p.serviceMs('m', 'v', 4, 'p50'), 5);
+  assert.ok(p.serviceMs('m', 'v', 8, 'p50') > 8.9, 'the correction applies to every batch size');
+  const snap = p.snapshot().find((s) => s.variant === 'v');
+  assert.equal(snap?.correction.p50, 2);
+});
+
+test('a few observations do not move the estimate (at least 16 are needed)', () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', points);
+  for (let i = 0; i < 5; i++) p.observe('m', 'v', 4, 50);
+  assert.equal(p.serviceMs('m', 'v', 4, 'p50'), 2.5);
+});
+
+test('without a sweep, observations become the profile', () => {
+  const p = new LatencyProfiles({ defaultMsPerRow: 3 });
+  assert.equal(p.serviceMs('m', 'w', 2, 'p50'), 6, 'default before anything is known');
+  p.observe('m', 'w', 4, 2);
+  assert.equal(p.serviceMs('m', 'w', 4, 'p50'), 2);
+});
