@@ -1,5 +1,8 @@
 // `slogate <command>`: serve, check-config, eval (and the commands the other modules add). Reads process.env and
 // argv here and nowhere else.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
@@ -9,7 +12,8 @@ import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { createSlogate, VERSION } from './main.js';
 import { evaluateModel } from './runtime/evaluate.js';
-import { Runtime } from './runtime/runtime.js';
+import { hostKey } from './runtime/profiler.js';
+import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
 const USAGE = `slogate ${VERSION}: an SLO-aware inference gateway (KServe V2 protocol, ONNX variants)
 
@@ -17,6 +21,7 @@ Usage:
   slogate serve --config FILE [--host H] [--port N]   serve the config's routes
   slogate check-config FILE                          validate a config and its model files
   slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
+  slogate profile --config FILE [--fresh] [--json]   measure (or read the cached) service time per variant and batch size
   slogate --version | --help
 `;
 
@@ -108,6 +113,32 @@ async function evaluate(argv: string[]): Promise<void> {
   });
 }
 
+async function profile(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, fresh: { type: 'boolean' }, json: { type: 'boolean' } } });
+  const c = structuredClone(load(values.config)) as Config;
+  c.runtime.profile.enabled = true;
+  if (values.fresh === true) c.runtime.profile.cacheDir = mkdtempSync(join(tmpdir(), 'slogate-profile-'));
+  const runtime = await Runtime.create({ config: c, clock: new SystemClock(), metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger });
+  try {
+    await runtime.start();
+    const snap = runtime.profiles.snapshot();
+    if (values.json === true) {
+      process.stdout.write(
+        `${JSON.stringify({ host: hostKey({ provider: runtime.provider, intraOpThreads: resolveIntraOpThreads(c), replicas: runtime.pool.readySlots }), profiles: snap }, null, 2)}\n`,
+      );
+      return;
+    }
+    const rows = [['variant', 'batch', 'p50 ms', 'p99 ms', 'p50 ms/row', 'samples']];
+    for (const s of snap)
+      for (const p of s.points) rows.push([`${s.model}/${s.variant}`, String(p.rows), p.p50Ms.toFixed(3), p.p99Ms.toFixed(3), (p.p50Ms / p.rows).toFixed(4), String(p.samples)]);
+    const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+    process.stdout.write(`${rows.map((r) => r.map((x, i) => x.padStart(widths[i] as number)).join('  ')).join('\n')}\n`);
+    process.stdout.write(`provider ${runtime.provider}, ${runtime.pool.readySlots} replica(s), all busy while measuring\n`);
+  } finally {
+    await runtime.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -117,6 +148,8 @@ export async function main(argv: string[]): Promise<void> {
       return checkConfig(rest);
     case 'eval':
       return evaluate(rest);
+    case 'profile':
+      return profile(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${VERSION}\n`);

@@ -17,7 +17,11 @@ export const ERROR_CATALOG = {
   },
   SLOGATE_ERR_BINARY_DATA: { status: 400, retryable: false, doc: 'The binary tensor extension is used inconsistently: header length, binary_data_size and body length disagree.' },
   SLOGATE_ERR_BAD_PARAMETER: { status: 400, retryable: false, doc: 'A request parameter (priority, timeout, binary_data_output, ...) has the wrong type or range.' },
-  SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, doc: 'The Content-Type is neither JSON nor the binary tensor extension.' },
+  SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    retryable: false,
+    doc: 'The Content-Type header is malformed, or names a type an admin endpoint does not accept (inference reads any body as JSON unless Inference-Header-Content-Length marks the binary extension).',
+  },
   SLOGATE_ERR_BODY_TOO_LARGE: { status: 413, retryable: false, doc: 'The body exceeds server.bodyLimitBytes.' },
   SLOGATE_ERR_NOT_FOUND: { status: 404, retryable: false, doc: 'No such endpoint.' },
   SLOGATE_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, doc: 'No route (V2 model name) of that name.' },

@@ -18,6 +18,8 @@ export function fromFastifyError(err: unknown): SlogateError {
     FST_ERR_CTP_INVALID_JSON_BODY: 'SLOGATE_ERR_INVALID_JSON',
     FST_ERR_CTP_EMPTY_TYPE: 'SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE',
     FST_ERR_CTP_INVALID_TYPE: 'SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE',
+    FST_ERR_BAD_URL: 'SLOGATE_ERR_BAD_REQUEST',
+    FST_ERR_ASYNC_CONSTRAINT: 'SLOGATE_ERR_BAD_REQUEST',
   };
   const code = fe.code === undefined ? undefined : map[fe.code];
   if (code !== undefined) return new SlogateError(code, fe.message ?? code, { cause: err });

@@ -35,6 +35,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
     routerOptions: { maxParamLength: 200 },
+    // Errors Fastify raises before routing (a malformed URL escape) leave the same way as every other error.
+    frameworkErrors: (err, _req, reply) => {
+      sendError(reply, fromFastifyError(err));
+    },
   });
   const admitting = deps.admitting ?? (() => true);
 

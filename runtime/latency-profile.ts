@@ -20,6 +20,7 @@ export type Quantile = 'p50' | 'p99';
 
 const WINDOW = 128;
 const MIN_ONLINE_SAMPLES = 16;
+const REFRESH_EVERY = 8;
 
 class Ring {
   readonly #buf = new Float64Array(WINDOW);
@@ -47,19 +48,30 @@ class Ring {
 }
 
 class VariantProfile {
-  points: ProfilePoint[] = [];
+  /** The start-up sweep (empty when none ran). */
+  sweep: ProfilePoint[] = [];
+  /** Without a sweep: recent service times per power-of-two batch bucket, scaled to the bucket size. */
+  readonly buckets = new Map<number, Ring>();
+  /** With a sweep: observed / profiled ratios. */
   readonly ratios = new Ring();
-  /** Cached correction factors, recomputed at most once per new observation batch. */
+  #online: ProfilePoint[] = [];
   k50 = 1;
   k99 = 1;
   dirty = false;
+  /** Observations since the last refresh: quantiles are recomputed every REFRESH_EVERY, not on every call. */
+  pending = 0;
+
+  get points(): ProfilePoint[] {
+    return this.sweep.length > 0 ? this.sweep : this.#online;
+  }
 
   base(rows: number, q: Quantile): number {
     const pts = this.points;
     if (pts.length === 0) return Number.NaN;
     const val = (p: ProfilePoint) => (q === 'p50' ? p.p50Ms : p.p99Ms);
     const first = pts[0] as ProfilePoint;
-    if (rows <= first.rows || pts.length === 1) return pts.length === 1 ? (val(first) * Math.max(rows, 1)) / first.rows : val(first);
+    if (pts.length === 1) return (val(first) * Math.max(rows, 1)) / first.rows;
+    if (rows <= first.rows) return val(first);
     for (let i = 1; i < pts.length; i++) {
       const b = pts[i] as ProfilePoint;
       if (rows <= b.rows) {
@@ -75,13 +87,22 @@ class VariantProfile {
 
   refresh(): void {
     if (!this.dirty) return;
+    if (this.pending > 0 && this.pending < REFRESH_EVERY && this.points.length > 0) return;
     this.dirty = false;
+    this.pending = 0;
+    if (this.sweep.length === 0) {
+      this.#online = [...this.buckets.entries()]
+        .filter(([, ring]) => ring.size > 0)
+        .map(([rows, ring]) => ({ rows, p50Ms: ring.quantile(0.5), p99Ms: ring.quantile(0.99), samples: ring.size }))
+        .sort((a, b) => a.rows - b.rows);
+      return;
+    }
     if (this.ratios.size < MIN_ONLINE_SAMPLES) {
       this.k50 = 1;
       this.k99 = 1;
       return;
     }
-    // Corrections only ever slow estimates down a little below 1 (a warm cache), and never by more than 4x.
+    // A warm cache may run a little faster than the sweep; contention can make it much slower (bounded at 4x / 8x).
     this.k50 = clamp(this.ratios.quantile(0.5), 0.5, 4);
     this.k99 = clamp(this.ratios.quantile(0.99), this.k50, 8);
   }
@@ -94,11 +115,14 @@ function clamp(v: number, lo: number, hi: number): number {
 export class LatencyProfiles {
   readonly #profiles = new Map<string, VariantProfile>();
   readonly #names = new Map<string, { model: string; variant: string }>();
-  /** Used before anything was measured: one millisecond per row. */
+  /**
+   * Used before anything was measured. Zero by default: nothing is dropped or shrunk on a guess; the first real
+   * batches become the profile (see observe()).
+   */
   readonly defaultMsPerRow: number;
 
   constructor(options: { defaultMsPerRow?: number } = {}) {
-    this.defaultMsPerRow = options.defaultMsPerRow ?? 1;
+    this.defaultMsPerRow = options.defaultMsPerRow ?? 0;
   }
 
   #get(model: string, variant: string): VariantProfile {
@@ -115,11 +139,14 @@ export class LatencyProfiles {
   /** Installs the sweep's points for a variant (sorted by rows). */
   setPoints(model: string, variant: string, points: readonly ProfilePoint[]): void {
     const p = this.#get(model, variant);
-    p.points = [...points].sort((a, b) => a.rows - b.rows);
+    p.sweep = [...points].sort((a, b) => a.rows - b.rows);
+    p.dirty = true;
   }
 
   hasPoints(model: string, variant: string): boolean {
-    return this.#get(model, variant).points.length > 0;
+    const p = this.#get(model, variant);
+    p.refresh();
+    return p.points.length > 0;
   }
 
   /** Estimated service time of a batch of `rows` rows, corrected by recent observations. */
@@ -135,18 +162,22 @@ export class LatencyProfiles {
   /** Feeds one real batch's service time (dispatch to result) into the online correction. */
   observe(model: string, variant: string, rows: number, serviceMs: number): void {
     const p = this.#get(model, variant);
-    const predicted = p.base(rows, 'p50');
-    if (Number.isNaN(predicted) || predicted <= 0) {
-      // No sweep for this variant: the observations become its points, one per power-of-two bucket.
+    p.dirty = true;
+    p.pending++;
+    if (p.sweep.length === 0) {
+      // No sweep: observations, scaled to their power-of-two bucket, become the profile. The first batch of a
+      // bucket is skipped: a new shape's first run pays for allocation and planning.
       const bucket = 2 ** Math.ceil(Math.log2(Math.max(1, rows)));
-      const existing = p.points.find((x) => x.rows === bucket);
-      const perRow = serviceMs / Math.max(1, rows);
-      const est = perRow * bucket;
-      if (existing === undefined) p.points = [...p.points, { rows: bucket, p50Ms: est, p99Ms: est * 1.5, samples: 1 }].sort((a, b) => a.rows - b.rows);
+      const ring = p.buckets.get(bucket);
+      if (ring === undefined) {
+        p.buckets.set(bucket, new Ring());
+        return;
+      }
+      ring.push((serviceMs * bucket) / Math.max(1, rows));
       return;
     }
-    p.ratios.push(serviceMs / predicted);
-    p.dirty = true;
+    const predicted = p.base(rows, 'p50');
+    if (predicted > 0) p.ratios.push(serviceMs / predicted);
   }
 
   snapshot(): VariantProfileSnapshot[] {

@@ -87,26 +87,39 @@ function tensorError(code: 'SLOGATE_ERR_INVALID_TENSOR' | 'SLOGATE_ERR_DATATYPE'
 /** Checks a request shape against the spec; returns the element count. */
 export function checkShape(name: string, shape: unknown, spec: TensorSpec): number {
   if (!Array.isArray(shape)) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'shape must be an array of non-negative integers');
-  if (shape.length !== spec.shape.length) {
-    throw tensorError(
-      'SLOGATE_ERR_INVALID_TENSOR',
-      name,
-      `shape [${shape.join(',')}] has rank ${shape.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`,
-    );
-  }
-  let n = 1;
+  // Elements first: every message below prints the shape, which is only safe once it holds plain numbers.
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i] as unknown;
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0)
-      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape[${i}] must be a non-negative integer, got ${JSON.stringify(d)}`);
+      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape[${i}] must be a non-negative integer, got ${describeValue(d)}`);
+  }
+  const dims = shape as number[];
+  if (dims.length !== spec.shape.length) {
+    throw tensorError(
+      'SLOGATE_ERR_INVALID_TENSOR',
+      name,
+      `shape [${dims.join(',')}] has rank ${dims.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`,
+    );
+  }
+  let n = 1;
+  for (let i = 0; i < dims.length; i++) {
+    const d = dims[i] as number;
     const want = spec.shape[i] as number;
     if (want >= 0 && d !== want)
-      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape [${shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${i}`);
+      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape [${dims.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${i}`);
     n *= d;
-    if (n > MAX_ELEMENTS) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape [${shape.join(',')}] holds more than ${MAX_ELEMENTS} elements`);
+    if (n > MAX_ELEMENTS) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape [${dims.join(',')}] holds more than ${MAX_ELEMENTS} elements`);
   }
-  if (spec.shape.length > 0 && spec.shape[0] === -1 && shape[0] === 0) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'batch dimension must be at least 1');
+  if (spec.shape.length > 0 && spec.shape[0] === -1 && dims[0] === 0) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'batch dimension must be at least 1');
   return n;
+}
+
+/** A short, always-printable description of an arbitrary JSON value for error messages. */
+export function describeValue(v: unknown): string {
+  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, 20));
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : typeof v;
 }
 
 /** Conversion of request datatype `from` into model datatype `to`: same type, or numeric to numeric. */

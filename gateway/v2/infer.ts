@@ -28,7 +28,9 @@ const MAX_PRIORITY = 1_000_000;
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
   app.removeAllContentTypeParsers();
-  // Every media type arrives as a buffer; the handler decides between JSON and binary. Unknown types are refused there.
+  // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
+  // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
+  // JSON fails as invalid JSON (400). Syntactically broken Content-Type headers are refused by Fastify (415).
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err, req, reply) => {

@@ -34,9 +34,17 @@ test('a few observations do not move the estimate (at least 16 are needed)', () 
   assert.equal(p.serviceMs('m', 'v', 4, 'p50'), 2.5);
 });
 
-test('without a sweep, observations become the profile', () => {
+test('without a sweep, observations become the profile (the first, cold batch of a size is ignored)', () => {
   const p = new LatencyProfiles({ defaultMsPerRow: 3 });
   assert.equal(p.serviceMs('m', 'w', 2, 'p50'), 6, 'default before anything is known');
+  p.observe('m', 'w', 4, 40);
+  assert.equal(p.serviceMs('m', 'w', 4, 'p50'), 12, 'the cold first run is not taken as the profile');
+  p.observe('m', 'w', 4, 2);
+  p.observe('m', 'w', 3, 1.5); // 3 rows scale to the 4-row bucket: 2 ms
   p.observe('m', 'w', 4, 2);
   assert.equal(p.serviceMs('m', 'w', 4, 'p50'), 2);
+});
+
+test('by default nothing is assumed before measurements (no drops on a guess)', () => {
+  assert.equal(new LatencyProfiles().serviceMs('m', 'x', 8, 'p99'), 0);
 });
