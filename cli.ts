@@ -22,6 +22,8 @@ Usage:
   slogate check-config FILE                          validate a config and its model files
   slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
   slogate profile --config FILE [--fresh] [--json]   measure (or read the cached) service time per variant and batch size
+  slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
+  slogate bench compare --config FILE --scenario S   compare policies side by side in one run
   slogate --version | --help
 `;
 
@@ -150,6 +152,8 @@ export async function main(argv: string[]): Promise<void> {
       return evaluate(rest);
     case 'profile':
       return profile(rest);
+    case 'bench':
+      return (await import('./bench/cli.js')).benchMain(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${VERSION}\n`);
