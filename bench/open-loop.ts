@@ -1,0 +1,185 @@
+// The open-loop sender: fires every request of a precomputed schedule when its time comes, whatever the server is
+// doing, so queueing shows up in the numbers (no coordinated omission). Latency is measured from the SCHEDULED send
+// time; the sender's own lag (actual - scheduled) is recorded too, and a run whose sender fell behind is marked.
+// Kept lean for a machine it shares with the server: bodies are pre-encoded, records are typed arrays.
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import { Histogram } from './histogram.js';
+import type { RouteInputs } from './inputs.js';
+import { CLIENT_CODES, RunRecords } from './records.js';
+import type { Schedule } from './schedule.js';
+import { readAnswer } from './v2-response.js';
+
+export interface Progress {
+  readonly elapsedS: number;
+  readonly sent: number;
+  readonly done: number;
+  readonly inflight: number;
+  /** Requests sent during the last second. */
+  readonly rate: number;
+  /** p99 of the 200 answers so far (ms, from the scheduled time). */
+  readonly p99Ms: number;
+  readonly errors: number;
+}
+
+export interface OpenLoopOptions {
+  readonly url: string;
+  readonly schedule: Schedule;
+  /** One per schedule route, same order. */
+  readonly inputs: readonly RouteInputs[];
+  /** An existing pool (warm connections); otherwise one is made and closed. */
+  readonly pool?: Pool | undefined;
+  readonly maxConnections?: number;
+  /** Per-request limit on waiting for headers and body. */
+  readonly timeoutMs: number;
+  /** After the last send, how long to wait for answers before counting the rest as client timeouts. */
+  readonly drainMs: number;
+  readonly onProgress?: ((p: Progress) => void) | undefined;
+}
+
+export interface OpenLoopResult {
+  readonly records: RunRecords;
+  /** Wall time from the first scheduled send to the last answer. */
+  readonly wallMs: number;
+  /** CPU the bench process used, as a fraction of one core over the run. */
+  readonly senderCpu: number;
+  /** Most requests in flight at once (at the connection limit, requests waited inside the client). */
+  readonly peakInflight: number;
+  readonly maxConnections: number;
+}
+
+export function makePool(url: string, connections: number, timeoutMs: number): Pool {
+  return new Pool(url, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    keepAliveMaxTimeout: 600_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connect: { timeout: 10_000 },
+  });
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
+  const { schedule } = o;
+  const n = schedule.atMs.length;
+  const rec = new RunRecords(n, schedule.routes);
+  rec.n = n;
+  rec.atMs.set(schedule.atMs);
+  rec.route.set(schedule.route);
+  rec.deadlineMs.set(schedule.deadlineMs);
+  const maxConnections = o.maxConnections ?? 256;
+  const pool = o.pool ?? makePool(o.url, maxConnections, o.timeoutMs);
+  const bodyIndex = new Uint32Array(o.inputs.length);
+  const live = new Histogram();
+  let next = 0;
+  let done = 0;
+  let inflight = 0;
+  let peakInflight = 0;
+  let errors = 0;
+  let finished = false;
+  let lastSecondSent = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now() + 20;
+
+  return new Promise<OpenLoopResult>((resolve) => {
+    let drainTimer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearInterval(progressTimer);
+      if (drainTimer !== undefined) clearTimeout(drainTimer);
+      for (let i = 0; i < n; i++) if (rec.status[i] === 0 && rec.code[i] === 0) rec.noAnswer(i, i < next ? CLIENT_CODES.timeout : CLIENT_CODES.unanswered);
+      const wallMs = performance.now() - t0;
+      const c = process.cpuUsage(cpu0);
+      const close = o.pool === undefined ? pool.destroy() : Promise.resolve();
+      void close.then(() => resolve({ records: rec, wallMs, senderCpu: (c.user + c.system) / 1000 / Math.max(1, wallMs), peakInflight, maxConnections }));
+    };
+    const settle = () => {
+      inflight--;
+      done++;
+      if (next >= n && inflight === 0) finish();
+    };
+
+    const send = (i: number, nowMs: number) => {
+      const at = schedule.atMs[i] as number;
+      rec.lagMs[i] = nowMs - at;
+      const r = schedule.route[i] as number;
+      const inp = o.inputs[r] as RouteInputs;
+      const k = (bodyIndex[r] as number) % inp.bodies.length;
+      bodyIndex[r] = (bodyIndex[r] as number) + 1;
+      const body = inp.bodies[k];
+      if (body === undefined) return;
+      inflight++;
+      if (inflight > peakInflight) peakInflight = inflight;
+      const failed = (err: unknown) => {
+        if (finished) return;
+        errors++;
+        const code = (err as { code?: string } | undefined)?.code;
+        rec.noAnswer(i, code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
+      };
+      pool
+        .request({ path: inp.path, method: 'POST', headers: body.headers, body: body.body })
+        .then(async (res) => {
+          let bytes: Uint8Array;
+          try {
+            bytes = new Uint8Array(await res.body.arrayBuffer());
+          } catch (err) {
+            failed(err);
+            return;
+          }
+          if (finished) return;
+          const latency = performance.now() - t0 - at;
+          const code = header(res.headers['x-slogate-error-code']);
+          if (res.statusCode !== 200) {
+            errors++;
+            rec.answer(i, res.statusCode, latency, code, undefined, -1);
+            return;
+          }
+          const hl = header(res.headers['inference-header-content-length']);
+          const answer = readAnswer(bytes, hl === undefined ? undefined : Number(hl), inp.scoring);
+          const label = inp.labels[k] as number;
+          const correct = label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0;
+          rec.answer(i, 200, latency, code, answer.variant, correct);
+          live.record(latency);
+        }, failed)
+        .finally(settle);
+    };
+
+    const tick = () => {
+      if (finished) return;
+      const now = performance.now() - t0;
+      while (next < n && (schedule.atMs[next] as number) <= now) send(next++, now);
+      if (next < n) {
+        // Timers fire no earlier than asked and about 1 ms late at best: aim at the floor and fire what is due.
+        setTimeout(tick, Math.max(0, Math.floor((schedule.atMs[next] as number) - (performance.now() - t0))));
+      } else {
+        drainTimer = setTimeout(finish, o.drainMs);
+        if (inflight === 0) finish();
+      }
+    };
+
+    const progressTimer = setInterval(() => {
+      o.onProgress?.({
+        elapsedS: (performance.now() - t0) / 1000,
+        sent: next,
+        done,
+        inflight,
+        rate: next - lastSecondSent,
+        p99Ms: live.quantileMs(0.99),
+        errors,
+      });
+      lastSecondSent = next;
+    }, 1000);
+    progressTimer.unref();
+    if (n === 0) {
+      finish();
+      return;
+    }
+    setTimeout(tick, 20);
+  });
+}
