@@ -9,9 +9,9 @@ import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { buildServer } from './gateway/server.js';
+import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
-import { StaticDecisions } from './policies/static-decisions.js';
-import { Runtime } from './runtime/runtime.js';
+import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -28,6 +28,7 @@ export interface Slogate {
   readonly app: FastifyInstance;
   readonly runtime: Runtime;
   readonly router: Router;
+  readonly controller: Controller;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Listens on config.server.host:port (or the given port); returns the address. */
@@ -43,22 +44,25 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const runtime = await Runtime.create({ config, clock, metrics, logger });
   let admitting = true;
-  const router = new Router({ runtime, clock, metrics, routes: config.routes });
-  const app = await buildServer({ config, runtime, router, metrics, clock, version: VERSION, logger, admitting: () => admitting });
+  const pricePerSlotMs = slotPricePerMs(config);
+  const wallOffsetMs = Date.now() - clock.now();
+  const router = new Router({ runtime, clock, metrics, routes: config.routes, pricePerSlotMs, wallOffsetMs });
+  const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
+  router.setDecisionSource(controller);
+  const app = await buildServer({ config, runtime, router, controller, metrics, clock, version: VERSION, logger, admitting: () => admitting, wallOffsetMs });
   try {
     await runtime.start();
   } catch (err) {
     await runtime.close();
     throw err;
   }
-  const decisions = new StaticDecisions(router, runtime, clock);
-  router.setDecisionSource(decisions);
-  decisions.applyKnobs();
+  controller.start();
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       admitting = false;
+      controller.close();
       const drained = await runtime.drain(config.server.drainTimeoutMs);
       if (!drained) logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
       await app.close();
@@ -72,6 +76,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     app,
     runtime,
     router,
+    controller,
     metrics,
     logger,
     async listen(port?: number) {
@@ -79,4 +84,10 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     },
     close,
   };
+}
+
+/** Price of one replica slot per millisecond: a CPU worker holds intraOpThreads cores; a CUDA worker a whole GPU. */
+export function slotPricePerMs(config: Readonly<Config>): number {
+  const hourly = config.runtime.device === 'cpu' ? config.pricing.cpuCoreHour * resolveIntraOpThreads(config) : config.pricing.gpuHour;
+  return hourly / 3_600_000;
 }

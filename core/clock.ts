@@ -71,6 +71,13 @@ export class ManualClock implements Clock {
     return this.#timers.size;
   }
 
+  /** When the earliest pending timer is due, or undefined when none is. */
+  nextTimerAt(): number | undefined {
+    let next: number | undefined;
+    for (const t of this.#timers.values()) if (next === undefined || t.atMs < next) next = t.atMs;
+    return next;
+  }
+
   /** Moves time forward by `ms`, firing every timer that falls due, in time order (ties in creation order). */
   advance(ms: number): void {
     const target = this.#nowMs + ms;

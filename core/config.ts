@@ -94,9 +94,9 @@ export const ProfileSchema = z.strictObject({
   /** Measure service time per variant and batch size at start-up (cached on disk by file hash + host). */
   enabled: z.boolean().default(true),
   cacheDir: z.string().default('.slogate-cache'),
-  /** Timed runs per (variant, batch size) after warm-up. */
-  samples: z.number().int().min(5).max(10_000).default(40),
-  /** Upper bound on the whole start-up sweep. */
+  /** Timed runs per (variant, batch size) after warm-up, as far as the time budget allows (at least 5). */
+  samples: z.number().int().min(5).max(10_000).default(200),
+  /** Time budget of the whole start-up sweep, spread over its points (approximate: each point runs 3 warm-ups and 5 samples at least). */
   budgetMs: z.number().int().min(100).max(600_000).default(20_000),
 });
 

@@ -19,6 +19,12 @@ export interface DecisionInputs {
   /** Capacity of the chosen plan, requests/s, at maxUtilisation. */
   readonly capacityRps: number;
   readonly replicas: number;
+  /** Gateway overhead (ms, high quantile) and the learned correction on predicted latency. */
+  readonly overheadMs: number;
+  readonly correction: number;
+  /** Measured utilisation of the gateway's event loop and of the replicas over the last tick (0..1). */
+  readonly gatewayUtilisation: number;
+  readonly replicaUtilisation: number;
 }
 
 export interface Decision {
@@ -35,6 +41,8 @@ export interface Decision {
   readonly accuracy: number;
   /** Share-weighted cost per million inferences (pricing units). */
   readonly costPerMillion: number;
+  /** The route's fastest eligible variant: queued requests that would miss their deadline move there. */
+  readonly fallbackVariant?: string | undefined;
   /** One line on why, for humans. */
   readonly reason: string;
   readonly inputs: DecisionInputs;

@@ -114,6 +114,12 @@ export class Metrics {
     help: 'Batches retried on another replica after their replica failed.',
     registers: [this.registry],
   });
+  readonly moved = new Counter({
+    name: 'slogate_requests_moved_total',
+    help: "Queued requests moved to another variant of the same model: 'deadline' (rescued from a drop by a faster variant), 'switch' (the engine moved a route's backlog off a variant it left).",
+    labelNames: ['from', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly cacheRequests = new Counter({
     name: 'slogate_cache_requests_total',
     help: 'Response cache lookups by route and result (hit, miss).',

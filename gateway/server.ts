@@ -5,9 +5,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { Controller } from '../policies/controller.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { adminPlugin } from './admin/admin.js';
 import { fromFastifyError, sendError } from './errors.js';
 import { inferPlugin } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
@@ -16,12 +19,15 @@ export interface ServerDeps {
   readonly config: Readonly<Config>;
   readonly runtime: Runtime;
   readonly router: Router;
+  readonly controller: Controller;
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly version: string;
   readonly logger?: FastifyBaseLogger | undefined;
   /** False once the server drains for shutdown: readiness turns false and new inference is refused. */
   readonly admitting?: () => boolean;
+  /** Monotonic clock -> wall clock offset (ms). */
+  readonly wallOffsetMs?: number;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -31,7 +37,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: !config.server.requestLog }),
     bodyLimit: config.server.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
-    return503OnClosing: true,
+    // While closing, requests still reach the handlers, which answer 503 SLOGATE_ERR_SHUTTING_DOWN with Retry-After.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
     routerOptions: { maxParamLength: 200 },
@@ -56,6 +63,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(metadataPlugin, { router: deps.router, runtime: deps.runtime, version: deps.version, admitting });
   await app.register(inferPlugin, { router: deps.router, runtime: deps.runtime, clock: deps.clock, bodyLimitBytes: config.server.bodyLimitBytes });
+
+  const log: Logger = deps.logger ?? { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, child: () => log };
+  if (config.server.adminToken === undefined) log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');
+  await app.register(adminPlugin, {
+    router: deps.router,
+    controller: deps.controller,
+    runtime: deps.runtime,
+    clock: deps.clock,
+    logger: log,
+    adminToken: config.server.adminToken,
+    wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
+  });
 
   app.get('/metrics', async (_req, reply) => {
     const text = await deps.metrics.registry.metrics();

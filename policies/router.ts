@@ -1,5 +1,6 @@
 // The request path's policy step: find the route, pick the variant from the route's current decision (never
-// waiting on the engine), set the deadline and priority, submit to the runtime, and account the SLO outcome.
+// waiting on the engine), set the deadline and priority, ask admission, submit to the runtime, and account the
+// outcome against the route's SLO (metrics and the route's own statistics, which the engine reads).
 import type { Clock } from '../core/clock.js';
 import type { RouteConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
@@ -9,6 +10,7 @@ import type { Tensor } from '../core/types.js';
 import type { SubmitResult } from '../runtime/batcher.js';
 import type { ModelInfo } from '../runtime/model-repository.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { RouteStats } from './route-stats.js';
 import { VariantPicker } from './variant-picker.js';
 
 export interface RouteState {
@@ -18,16 +20,29 @@ export interface RouteState {
   /** Variants this route may use, most accurate first. */
   allowed: readonly string[];
   readonly picker: VariantPicker;
+  readonly stats: RouteStats;
+  /** Decision the picker was last set from. */
+  pickedFrom: Decision | undefined;
+}
+
+export interface AdmissionRequest {
+  readonly nowMs: number;
+  readonly deadlineAtMs: number;
+  readonly priority: number;
 }
 
 /** Where the router reads a route's latest decision (the engine, or a fixed choice). */
 export interface DecisionSource {
   current(route: string): Decision | undefined;
+  /** A refusal for one request of the route, or undefined to admit it. */
+  admit?(route: RouteState, request: AdmissionRequest): SlogateError | undefined;
+  /** An answer to the route came back later than its p99 target. */
+  alarm?(route: string): void;
 }
 
 export interface InferCall {
   readonly route: string;
-  /** A variant pinned by the URL (/versions/{v}); bypasses the decision. */
+  /** A variant pinned by the URL (/versions/{v}); bypasses the decision and admission. */
   readonly pinnedVariant?: string | undefined;
   readonly inputs: readonly Tensor[];
   readonly rows: number;
@@ -45,6 +60,10 @@ export interface RouterDeps {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly routes: Readonly<Record<string, RouteConfig>>;
+  /** Price of one replica slot per millisecond (pricing units), for slogate_cost_total. */
+  readonly pricePerSlotMs?: number;
+  /** Monotonic clock -> wall clock offset (ms) for the per-second history. */
+  readonly wallOffsetMs?: number;
 }
 
 export class Router {
@@ -59,7 +78,15 @@ export class Router {
 
   #makeState(name: string, rc: Readonly<RouteConfig>): RouteState {
     const model = this.#deps.runtime.repository.model(rc.model);
-    return { name, config: rc, model, allowed: allowedVariants(model, rc), picker: new VariantPicker() };
+    return {
+      name,
+      config: rc,
+      model,
+      allowed: allowedVariants(model, rc),
+      picker: new VariantPicker(),
+      stats: new RouteStats({ wallOffsetMs: this.#deps.wallOffsetMs ?? 0 }),
+      pickedFrom: undefined,
+    };
   }
 
   setDecisionSource(source: DecisionSource): void {
@@ -76,7 +103,7 @@ export class Router {
     return r;
   }
 
-  /** Replaces a route's policy (hot update); the engine picks it up at its next tick. */
+  /** Replaces a route's policy (hot update, or a new route); the engine picks it up at its next tick. */
   updateRoute(name: string, rc: Readonly<RouteConfig>): RouteState {
     const existing = this.#routes.get(name);
     if (existing !== undefined && existing.config.model === rc.model) {
@@ -92,21 +119,30 @@ export class Router {
   /** The variant a request to this route goes to now. */
   chooseVariant(r: RouteState): string {
     const d = this.#decisions?.current(r.name);
-    if (d !== undefined && d.variants !== r.picker.shares) r.picker.set(d.variants);
+    if (d !== undefined && d !== r.pickedFrom) {
+      r.picker.set(d.variants);
+      r.pickedFrom = d;
+    }
     return r.picker.pick() ?? (r.allowed[0] as string);
   }
 
   infer(call: InferCall): Promise<SubmitResult> {
     const r = this.route(call.route);
+    r.stats.arrive(call.arrivalMs);
+    let deadlineAtMs = call.arrivalMs + r.config.slo.p99Ms;
+    if (call.timeoutMs !== undefined) deadlineAtMs = Math.min(deadlineAtMs, call.arrivalMs + call.timeoutMs);
+    const priority = call.priority ?? r.config.priority;
     let variant: string;
+    let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
       if (!r.model.variants.has(call.pinnedVariant)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${r.name}' has no version '${call.pinnedVariant}'`);
       variant = call.pinnedVariant;
     } else {
+      const refusal = this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs, priority });
+      if (refusal !== undefined) throw refusal;
       variant = this.chooseVariant(r);
+      fallbackVariant = r.pickedFrom?.fallbackVariant;
     }
-    let deadlineAtMs = call.arrivalMs + r.config.slo.p99Ms;
-    if (call.timeoutMs !== undefined) deadlineAtMs = Math.min(deadlineAtMs, call.arrivalMs + call.timeoutMs);
     return this.#deps.runtime.submit({
       model: r.model.name,
       variant,
@@ -115,8 +151,10 @@ export class Router {
       outputs: call.outputs,
       arrivalMs: call.arrivalMs,
       deadlineAtMs,
-      priority: call.priority ?? r.config.priority,
+      priority,
       signal: call.signal,
+      tag: r.name,
+      fallbackVariant,
     });
   }
 
@@ -124,7 +162,7 @@ export class Router {
    * Accounts one finished request against its route's SLO. Every request counted in slogate_requests_total gets
    * exactly one outcome (met, missed, shed, dropped); malformed requests (the client's own 4xx) are counted apart.
    */
-  record(route: string, variant: string | undefined, statusCode: number, totalMs: number, errorCode?: string): void {
+  record(route: string, variant: string | undefined, statusCode: number, totalMs: number, errorCode?: string, result?: SubmitResult): void {
     const r = this.#routes.get(route);
     if (r === undefined) return;
     const m = this.#deps.metrics;
@@ -132,15 +170,26 @@ export class Router {
       m.invalidRequests.labels(route).inc();
       return;
     }
+    const now = this.#deps.clock.now();
     const v = variant === undefined ? 'none' : `${r.model.name}/${variant}`;
     m.requests.labels(route, v, `${Math.floor(statusCode / 100)}xx`).inc();
     if (statusCode === 200) {
+      const met = totalMs <= r.config.slo.p99Ms;
       m.requestDuration.labels(route, v).observe(totalMs / 1000);
-      m.sloRequests.labels(route, totalMs <= r.config.slo.p99Ms ? 'met' : 'missed').inc();
+      m.sloRequests.labels(route, met ? 'met' : 'missed').inc();
+      r.stats.finish(now, met ? 'met' : 'missed', totalMs, variant);
+      if (result !== undefined) {
+        // The gateway's own share: parsing, event-loop delay, encoding (everything but queueing and the replica's work).
+        r.stats.overhead(now, Math.max(0, totalMs - result.queueMs - result.computeMs));
+        const price = this.#deps.pricePerSlotMs ?? 0;
+        if (price > 0) m.cost.labels(route, v).inc((result.serviceMs / Math.max(1, result.batchRows)) * price);
+      }
+      if (!met) this.#decisions?.alarm?.(route);
       return;
     }
     const outcome = errorCode === undefined ? 'missed' : (OUTCOME_BY_CODE[errorCode] ?? 'missed');
     m.sloRequests.labels(route, outcome).inc();
+    r.stats.finish(now, outcome);
     if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(route, errorCode as string).inc();
   }
 }
@@ -163,4 +212,12 @@ export function isClientMistake(code: string): boolean {
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {
   const names = rc.variants ?? [...model.variants.keys()];
   return [...names].sort((a, b) => (model.variants.get(b)?.accuracy ?? -1) - (model.variants.get(a)?.accuracy ?? -1));
+}
+
+export type PolicyKind = 'adaptive' | 'static' | 'aimd';
+
+export function policyKind(rc: Readonly<RouteConfig>): PolicyKind {
+  const p = rc.policy;
+  if (p === 'adaptive') return 'adaptive';
+  return 'static' in p ? 'static' : 'aimd';
 }

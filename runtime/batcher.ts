@@ -26,6 +26,13 @@ export interface SubmitRequest {
   readonly deadlineAtMs: number;
   readonly priority: number;
   readonly signal?: AbortSignal | undefined;
+  /** Who sent it (the route): lets the policy move a route's queued requests to another variant. */
+  readonly tag?: string | undefined;
+  /**
+   * A faster variant of the same model that may answer instead when this one can no longer make the deadline:
+   * the request is moved rather than dropped (a slightly less accurate answer on time beats a 503).
+   */
+  readonly fallbackVariant?: string | undefined;
 }
 
 export interface SubmitResult {
@@ -34,8 +41,10 @@ export interface SubmitResult {
   readonly variant: string;
   /** Waiting in the queue (enqueue to dispatch). */
   readonly queueMs: number;
-  /** Dispatch to result, including the hop to the replica. */
+  /** Dispatch to result as the main thread saw it (includes any event-loop delay before the result was read). */
   readonly serviceMs: number;
+  /** The replica's share: its busy time plus the hop to it and back (what profiles model). */
+  readonly computeMs: number;
   /** The model's own run time. */
   readonly inferMs: number;
   readonly batchRows: number;
@@ -49,6 +58,8 @@ export interface BatchObservation {
   readonly rows: number;
   readonly requests: number;
   readonly serviceMs: number;
+  /** Replica busy time plus the hop (see SubmitResult.computeMs). */
+  readonly computeMs: number;
   readonly inferMs: number;
   readonly replicaId: string;
 }
@@ -58,6 +69,8 @@ export interface SchedulerEvents {
   onDrop?(model: string, variant: string, code: 'SLOGATE_ERR_DEADLINE_UNREACHABLE' | 'SLOGATE_ERR_QUEUE_FULL' | 'SLOGATE_ERR_CANCELLED' | 'SLOGATE_ERR_SHUTTING_DOWN'): void;
   onQueued?(model: string, variant: string, queueMs: number): void;
   onBatch?(obs: BatchObservation): void;
+  /** Requests moved from one variant's queue to another's ('deadline': rescued from a drop; 'switch': a policy move). */
+  onMove?(model: string, from: string, to: string, reason: 'deadline' | 'switch', count: number): void;
 }
 
 export interface VariantQueueStats {
@@ -152,9 +165,51 @@ export class Scheduler {
     return q;
   }
 
+  /**
+   * Moves up to `fraction` of a tag's queued requests from one variant's queue to another's (latest deadlines first:
+   * they would wait longest). The policy calls this when it shifts a route away from a variant, so the backlog
+   * built on the old choice is not left to miss its deadlines. Returns how many moved.
+   */
+  migrate(model: string, from: string, to: string, tag: string, fraction: number): number {
+    const src = this.#queue(model, from);
+    const dst = this.#queue(model, to);
+    if (src === dst || fraction <= 0) return 0;
+    const mine = src.queue.values().filter((p) => p.req.tag === tag);
+    const n = Math.min(mine.length, Math.ceil(mine.length * Math.min(1, fraction)));
+    if (n === 0) return 0;
+    mine.sort((a, b) => b.deadlineAtMs - a.deadlineAtMs);
+    for (const p of mine.slice(0, n)) {
+      src.queue.remove(p);
+      dst.queue.push(p);
+    }
+    this.#events.onMove?.(model, from, to, 'switch', n);
+    this.pump();
+    return n;
+  }
+
   /** Rows queued for a variant (admission control reads it). */
   queuedRows(model: string, variant: string): number {
     return this.#queue(model, variant).queue.rows;
+  }
+
+  /**
+   * Estimated time to work off what is queued (ms, spread over the ready replicas), at each variant's batch limit.
+   * With `beforeMs`, only requests whose deadline is not later (EDF runs those first) count; that scan is O(queued).
+   */
+  backlogMs(beforeMs?: number): number {
+    let ms = 0;
+    for (const vq of this.#queues.values()) {
+      let rows = vq.queue.rows;
+      if (rows === 0) continue;
+      if (beforeMs !== undefined) {
+        rows = 0;
+        for (const p of vq.queue.values()) if (p.deadlineAtMs <= beforeMs) rows += p.rows;
+        if (rows === 0) continue;
+      }
+      const b = Math.max(1, Math.min(vq.knobs.maxBatch, rows));
+      ms += (rows / b) * this.#profiles.serviceMs(vq.model, vq.variant, b, 'p50');
+    }
+    return ms / Math.max(1, this.#pool.readySlots);
   }
 
   get inflightBatches(): number {
@@ -291,6 +346,13 @@ export class Scheduler {
       const alone = this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50');
       if (now + alone <= head.deadlineAtMs) return;
       vq.queue.shift();
+      const fb = head.req.fallbackVariant;
+      const fq = fb === undefined || fb === vq.variant ? undefined : this.#queues.get(key(vq.model, fb));
+      if (fq !== undefined && now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50') <= head.deadlineAtMs) {
+        fq.queue.push(head);
+        this.#events.onMove?.(vq.model, vq.variant, fq.variant, 'deadline', 1);
+        continue;
+      }
       vq.dropped++;
       this.#detach(head);
       this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
@@ -363,17 +425,21 @@ export class Scheduler {
     this.#pool.run(build).then(
       (outcome) => {
         const serviceMs = this.#clock.now() - t0;
-        this.#profiles.observe(vq.model, vq.variant, batchRows, serviceMs);
+        // Profiles learn from the replica's own busy time (plus the usual hop), not from how long the main thread took
+        // to read the result: event-loop delay is the gateway's overhead, not the variant's service time.
+        const computeMs = Math.min(serviceMs, outcome.workerMs + this.#profiles.hopMs);
+        this.#profiles.observe(vq.model, vq.variant, batchRows, computeMs);
         this.#events.onBatch?.({
           model: vq.model,
           variant: vq.variant,
           rows: batchRows,
           requests: batch.length,
           serviceMs,
+          computeMs,
           inferMs: outcome.inferMs,
           replicaId: outcome.replicaId,
         });
-        this.#deliver(vq, batch, outcome.outputs, { serviceMs, inferMs: outcome.inferMs, batchRows, replicaId: outcome.replicaId, t0 });
+        this.#deliver(vq, batch, outcome.outputs, { serviceMs, computeMs, inferMs: outcome.inferMs, batchRows, replicaId: outcome.replicaId, t0 });
         this.#inflight--;
         this.#notifyIdle();
       },
@@ -390,7 +456,7 @@ export class Scheduler {
     vq: VariantQueue,
     batch: Pending[],
     outputs: readonly { name: string; datatype: Tensor['datatype']; shape: number[]; data: TensorStorage }[],
-    info: { serviceMs: number; inferMs: number; batchRows: number; replicaId: string; t0: number },
+    info: { serviceMs: number; computeMs: number; inferMs: number; batchRows: number; replicaId: string; t0: number },
   ): void {
     const split = new Map<string, TensorStorage[]>();
     if (batch.length > 1) {
@@ -416,6 +482,7 @@ export class Scheduler {
         variant: vq.variant,
         queueMs: info.t0 - p.enqueuedMs,
         serviceMs: info.serviceMs,
+        computeMs: info.computeMs,
         inferMs: info.inferMs,
         batchRows: info.batchRows,
         replicaId: info.replicaId,

@@ -3,8 +3,8 @@
 
 export interface ProfilePoint {
   readonly rows: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
+  p50Ms: number;
+  p99Ms: number;
   readonly samples: number;
 }
 
@@ -66,23 +66,7 @@ class VariantProfile {
   }
 
   base(rows: number, q: Quantile): number {
-    const pts = this.points;
-    if (pts.length === 0) return Number.NaN;
-    const val = (p: ProfilePoint) => (q === 'p50' ? p.p50Ms : p.p99Ms);
-    const first = pts[0] as ProfilePoint;
-    if (pts.length === 1) return (val(first) * Math.max(rows, 1)) / first.rows;
-    if (rows <= first.rows) return val(first);
-    for (let i = 1; i < pts.length; i++) {
-      const b = pts[i] as ProfilePoint;
-      if (rows <= b.rows) {
-        const a = pts[i - 1] as ProfilePoint;
-        return val(a) + ((val(b) - val(a)) * (rows - a.rows)) / (b.rows - a.rows);
-      }
-    }
-    const a = pts[pts.length - 2] as ProfilePoint;
-    const b = pts[pts.length - 1] as ProfilePoint;
-    const slope = Math.max(0, (val(b) - val(a)) / (b.rows - a.rows));
-    return val(b) + slope * (rows - b.rows);
+    return interpolate(this.points, rows, q);
   }
 
   refresh(): void {
@@ -108,12 +92,46 @@ class VariantProfile {
   }
 }
 
+/**
+ * Service time at `rows` from profile points: linear between measured batch sizes, the first point below them
+ * (scaled by rows when it is the only point), the last segment's slope beyond them; NaN without points.
+ */
+export function interpolate(pts: readonly ProfilePoint[], rows: number, q: Quantile): number {
+  if (pts.length === 0) return Number.NaN;
+  const val = (p: ProfilePoint) => (q === 'p50' ? p.p50Ms : p.p99Ms);
+  const first = pts[0] as ProfilePoint;
+  if (pts.length === 1) return (val(first) * Math.max(rows, 1)) / first.rows;
+  if (rows <= first.rows) return val(first);
+  for (let i = 1; i < pts.length; i++) {
+    const b = pts[i] as ProfilePoint;
+    if (rows <= b.rows) {
+      const a = pts[i - 1] as ProfilePoint;
+      return val(a) + ((val(b) - val(a)) * (rows - a.rows)) / (b.rows - a.rows);
+    }
+  }
+  const a = pts[pts.length - 2] as ProfilePoint;
+  const b = pts[pts.length - 1] as ProfilePoint;
+  const slope = Math.max(0, (val(b) - val(a)) / (b.rows - a.rows));
+  return val(b) + slope * (rows - b.rows);
+}
+
+/** Corrected service times for every batch size 0..maxRows (index = rows; index 0 unused). */
+export interface ServiceTable {
+  readonly p50: Float64Array;
+  readonly p99: Float64Array;
+}
+
 function clamp(v: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, v));
 }
 
 export class LatencyProfiles {
   readonly #profiles = new Map<string, VariantProfile>();
+  /**
+   * Typical cost of the hop to a replica and back (ms) with an idle main thread, measured by the start-up sweep:
+   * added to a replica's reported busy time to get the service time profiles model.
+   */
+  hopMs = 0.1;
   readonly #names = new Map<string, { model: string; variant: string }>();
   /**
    * Used before anything was measured. Zero by default: nothing is dropped or shrunk on a guess; the first real
@@ -178,6 +196,17 @@ export class LatencyProfiles {
     }
     const predicted = p.base(rows, 'p50');
     if (predicted > 0) p.ratios.push(serviceMs / predicted);
+  }
+
+  /** Service times for rows 1..maxRows as the scheduler would estimate them now (for the engine's snapshot). */
+  table(model: string, variant: string, maxRows: number): ServiceTable {
+    const p50 = new Float64Array(maxRows + 1);
+    const p99 = new Float64Array(maxRows + 1);
+    for (let r = 1; r <= maxRows; r++) {
+      p50[r] = this.serviceMs(model, variant, r, 'p50');
+      p99[r] = this.serviceMs(model, variant, r, 'p99');
+    }
+    return { p50, p99 };
   }
 
   snapshot(): VariantProfileSnapshot[] {

@@ -26,6 +26,8 @@ export interface VariantSweep {
   readonly variant: string;
   readonly points: ProfilePoint[];
   readonly cached: boolean;
+  /** Median hop (round trip minus the replica's busy time) seen while measuring, ms. */
+  readonly hopMs: number;
 }
 
 /** Identifies this host's execution environment (CPU model, cores, provider, threads, replicas). */
@@ -82,59 +84,74 @@ export class Profiler {
       const sizes = m.signature?.batchable === true ? batchSizes(m.config.maxBatch) : [1];
       for (const v of m.variants.values()) {
         const cached = options.cacheDir === undefined ? undefined : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples));
-        if (cached !== undefined) out.push({ model: m.name, variant: v.name, points: cached, cached: true });
+        if (cached !== undefined) out.push({ model: m.name, variant: v.name, points: cached.points, cached: true, hopMs: cached.hopMs });
         else todo.push({ m, v, sizes });
       }
     }
     const pointCount = todo.reduce((n, t) => n + t.sizes.length, 0);
     const perPointMs = pointCount === 0 ? 0 : options.budgetMs / pointCount;
     for (const t of todo) {
-      const points: ProfilePoint[] = [];
-      for (const rows of t.sizes) points.push(await this.#measure(t.m, t.v, rows, options.samples, perPointMs));
-      out.push({ model: t.m.name, variant: t.v.name, points, cached: false });
-      if (options.cacheDir !== undefined) this.#writeCache(options.cacheDir, cacheFile(options.cacheDir, t.v, options.hostKey, t.sizes, options.samples), points);
+      let points: ProfilePoint[] = [];
+      const hops: number[] = [];
+      for (const rows of t.sizes) points.push(await this.#measure(t.m, t.v, rows, options.samples, perPointMs, hops));
+      points = smoothProfile(points);
+      hops.sort((a, b) => a - b);
+      const hopMs = round(quantile(hops, 0.5));
+      out.push({ model: t.m.name, variant: t.v.name, points, cached: false, hopMs });
+      if (options.cacheDir !== undefined) this.#writeCache(options.cacheDir, cacheFile(options.cacheDir, t.v, options.hostKey, t.sizes, options.samples), points, hopMs);
     }
     return out;
   }
 
-  async #measure(m: ModelInfo, v: VariantInfo, rows: number, samples: number, budgetMs: number): Promise<ProfilePoint> {
+  /**
+   * Service time of one batch size: the replica's own busy time plus the hop, with every replica busy at once.
+   * Timing the replica rather than the round trip keeps hiccups of this process's event loop out of the profile.
+   */
+  async #measure(m: ModelInfo, v: VariantInfo, rows: number, samples: number, budgetMs: number, hops: number[]): Promise<ProfilePoint> {
     const sig = m.signature;
     if (sig === undefined) throw new Error(`model ${m.name} has no signature yet`);
     const inputs = syntheticInputs(sig.inputs, rows);
     const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
     // Warm-up: first runs of a new shape allocate and plan.
     for (let i = 0; i < 3; i++) await this.#pool.run(build);
-    const times: number[] = [];
+    const busy: number[] = [];
+    const trips: number[] = [];
     const start = this.#clock.now();
     const parallel = Math.max(1, this.#pool.readySlots);
-    while (times.length < samples && (times.length < 5 || this.#clock.now() - start < budgetMs)) {
+    while (busy.length < samples && (busy.length < 5 || this.#clock.now() - start < budgetMs)) {
       await Promise.all(
         Array.from({ length: parallel }, async () => {
           const t0 = this.#clock.now();
-          await this.#pool.run(build);
-          times.push(this.#clock.now() - t0);
+          const r = await this.#pool.run(build);
+          const trip = this.#clock.now() - t0;
+          busy.push(r.workerMs);
+          trips.push(trip);
+          hops.push(Math.max(0, trip - r.workerMs));
         }),
       );
     }
-    times.sort((a, b) => a - b);
+    trips.sort((a, b) => a - b);
+    busy.sort((a, b) => a - b);
+    const hop = Math.max(0, quantile(trips, 0.5) - quantile(busy, 0.5));
+    const times = busy.map((b) => b + hop);
     return { rows, p50Ms: round(quantile(times, 0.5)), p99Ms: round(quantile(times, 0.99)), samples: times.length };
   }
 
-  #readCache(file: string): ProfilePoint[] | undefined {
+  #readCache(file: string): { points: ProfilePoint[]; hopMs: number } | undefined {
     try {
-      const raw = JSON.parse(readFileSync(file, 'utf8')) as { points?: ProfilePoint[] };
-      if (!Array.isArray(raw.points) || raw.points.length === 0) return undefined;
-      return raw.points;
+      const raw = JSON.parse(readFileSync(file, 'utf8')) as { points?: ProfilePoint[]; hopMs?: number };
+      if (!Array.isArray(raw.points) || raw.points.length === 0 || typeof raw.hopMs !== 'number') return undefined;
+      return { points: raw.points, hopMs: raw.hopMs };
     } catch {
       return undefined;
     }
   }
 
-  #writeCache(dir: string, file: string, points: ProfilePoint[]): void {
+  #writeCache(dir: string, file: string, points: ProfilePoint[], hopMs: number): void {
     try {
       mkdirSync(dir, { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify({ points }, null, 1)}\n`);
+      writeFileSync(tmp, `${JSON.stringify({ hopMs, points }, null, 1)}\n`);
       renameSync(tmp, file);
     } catch {
       // A read-only cache directory only costs a re-profile at the next start.
@@ -144,4 +161,17 @@ export class Profiler {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * Makes a measured profile consistent: service time does not shrink with batch size (p50 made non-decreasing), and a
+ * p99 spike at one size (one stall among few samples) is capped by the p99 of every larger size; p99 >= p50.
+ */
+export function smoothProfile(points: readonly ProfilePoint[]): ProfilePoint[] {
+  const pts = [...points].sort((a, b) => a.rows - b.rows);
+  const out = pts.map((p) => ({ ...p }));
+  for (let i = 1; i < out.length; i++) (out[i] as ProfilePoint).p50Ms = Math.max((out[i] as ProfilePoint).p50Ms, (out[i - 1] as ProfilePoint).p50Ms);
+  for (let i = out.length - 2; i >= 0; i--) (out[i] as ProfilePoint).p99Ms = Math.min((out[i] as ProfilePoint).p99Ms, (out[i + 1] as ProfilePoint).p99Ms);
+  for (const p of out) p.p99Ms = Math.max(p.p99Ms, p.p50Ms);
+  return out;
 }

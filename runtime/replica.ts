@@ -22,6 +22,8 @@ export interface BatchOutcome {
   readonly outputs: WireTensor[];
   /** Time the model itself ran (inside the worker, or as reported by the remote node). */
   readonly inferMs: number;
+  /** How long the replica itself was busy with the batch (excludes the hop to it and back). */
+  readonly workerMs: number;
   readonly replicaId: string;
 }
 
@@ -166,7 +168,7 @@ export class LocalReplica implements Replica {
     }
     if (!r.ok) throw SlogateError.fromData(r.error);
     if (r.kind !== 'run') throw new Error('unexpected worker reply to run');
-    return { outputs: r.outputs, inferMs: r.inferMs, replicaId: this.id };
+    return { outputs: r.outputs, inferMs: r.inferMs, workerMs: r.workerMs, replicaId: this.id };
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { BatchKnobs } from './batch-policy.js';
-import type { SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
+import type { BatchObservation, SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
 import { LatencyProfiles } from './latency-profile.js';
 import { ModelRepository } from './model-repository.js';
@@ -29,6 +29,8 @@ export interface RuntimeDeps {
 
 export type RuntimeState = 'created' | 'starting' | 'ready' | 'draining' | 'closed';
 
+export type BatchListener = (o: BatchObservation) => void;
+
 export function resolveWorkers(config: Readonly<Config>): number {
   const w = config.runtime.workers;
   return w === 'auto' ? Math.max(1, availableParallelism() - 1) : w;
@@ -48,6 +50,7 @@ export class Runtime {
   #state: RuntimeState = 'created';
   #provider = 'cpu';
   #startPromise: Promise<void> | undefined;
+  readonly #batchListeners: BatchListener[] = [];
 
   private constructor(deps: RuntimeDeps, repository: ModelRepository) {
     this.#deps = deps;
@@ -79,10 +82,12 @@ export class Runtime {
       maxQueueRows: config.runtime.maxQueueRows,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
+        onMove: (model, from, to, reason, count) => metrics.moved.labels(`${model}/${from}`, `${model}/${to}`, reason).inc(count),
         onBatch: (o) => {
           const label = `${o.model}/${o.variant}`;
           metrics.inferenceDuration.labels(label).observe(o.inferMs / 1000);
           metrics.batchSize.labels(label).observe(o.rows);
+          for (const l of this.#batchListeners) l(o);
         },
       },
     });
@@ -141,6 +146,8 @@ export class Runtime {
       const key = hostKey({ provider: this.#provider, intraOpThreads: resolveIntraOpThreads(config), replicas: this.pool.readySlots });
       const sweeps = await profiler.sweep([...this.repository.models.values()], { samples: prof.samples, budgetMs: prof.budgetMs, cacheDir: prof.cacheDir, hostKey: key });
       for (const s of sweeps) this.profiles.setPoints(s.model, s.variant, s.points);
+      const hops = sweeps.map((s) => s.hopMs).sort((a, b) => a - b);
+      if (hops.length > 0) this.profiles.hopMs = hops[Math.floor(hops.length / 2)] as number;
       const fresh = sweeps.filter((s) => !s.cached).length;
       logger.info({ variants: sweeps.length, measured: fresh, cached: sweeps.length - fresh }, `latency profiles ready (${fresh} measured, ${sweeps.length - fresh} from cache)`);
     }
@@ -155,6 +162,11 @@ export class Runtime {
       return Promise.reject(new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }));
     }
     return this.scheduler.submit(req);
+  }
+
+  /** Calls `listener` after every executed batch (AIMD batching and the engine learn from these). */
+  onBatch(listener: BatchListener): void {
+    this.#batchListeners.push(listener);
   }
 
   setKnobs(model: string, variant: string, knobs: BatchKnobs): void {

@@ -88,7 +88,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       } else {
         reply.header('content-type', 'application/json');
       }
-      router.record(routeName, variant, 200, totalMs);
+      router.record(routeName, variant, 200, totalMs, undefined, result);
       return reply.code(200).send(encoded.body);
     } catch (err) {
       const e = toSlogateError(err);

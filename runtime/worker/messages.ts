@@ -63,6 +63,8 @@ export interface RunResult {
   outputs: WireTensor[];
   /** Wall time of session.run inside the worker. */
   inferMs: number;
+  /** Wall time of the whole task inside the worker (conversions, run, outputs): how long the replica was busy. */
+  workerMs: number;
 }
 
 export interface FailedResult {

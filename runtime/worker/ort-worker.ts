@@ -94,6 +94,7 @@ function fromOrt(name: string, value: ort.OnnxValue): WireTensor {
 }
 
 async function run(task: RunTask): Promise<WorkerResult> {
+  const start = performance.now();
   const session = sessions.get(key(task.model, task.variant));
   if (session === undefined)
     return { ok: false, error: { code: 'SLOGATE_ERR_VARIANT_NOT_FOUND', message: `replica ${init.replicaId} has no session for ${task.model}/${task.variant}` } };
@@ -108,7 +109,7 @@ async function run(task: RunTask): Promise<WorkerResult> {
   }
   const inferMs = performance.now() - t0;
   const outputs = Object.entries(results).map(([name, v]) => fromOrt(name, v));
-  return { ok: true, kind: 'run', outputs, inferMs };
+  return { ok: true, kind: 'run', outputs, inferMs, workerMs: performance.now() - start };
 }
 
 /** Wraps a result so piscina transfers (not copies) the output buffers back. */

@@ -1,0 +1,395 @@
+// The control loop beside the request path: every tick (and at once on an alarm) it snapshots the routes' rates and
+// latencies, the replicas and the corrected latency profiles, runs the pure engine, and publishes the decisions
+// (read by the router without waiting), the batch knobs, metrics, one log line per change, and a history.
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Config, EngineConfig } from '../core/config.js';
+import type { Decision } from '../core/decision.js';
+import type { SlogateError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { admit, TokenBucket } from './admission.js';
+import { aimdStep } from './aimd.js';
+import type { VariantModel } from './latency-model.js';
+import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
+import { policyKind } from './router.js';
+import {
+  DEFAULT_ENGINE_PARAMS,
+  decide,
+  type EngineParams,
+  type EngineResult,
+  type EngineSnapshot,
+  INITIAL_STATE,
+  type RouteEngineState,
+  type RouteInput,
+} from './tradeoff-engine.js';
+
+export interface DecisionChange {
+  readonly at: string;
+  readonly atMs: number;
+  readonly route: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+  readonly decision: Decision;
+}
+
+export interface ControllerDeps {
+  readonly config: Readonly<Config>;
+  readonly runtime: Runtime;
+  readonly router: Router;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Price of one replica slot per millisecond (pricing units). */
+  readonly pricePerSlotMs: number;
+  /** Default gateway overhead before it is measured (ms). */
+  readonly defaultOverheadMs?: number;
+  /** Event-loop utilisation since the last call (0..1); the real event loop by default, a model in the simulator. */
+  readonly gatewayUtilisation?: () => number;
+}
+
+const HISTORY = 1000;
+const MIN_ALARM_GAP_MS = 25;
+
+export function engineParams(c: EngineConfig): EngineParams {
+  return { ...DEFAULT_ENGINE_PARAMS, margin: c.margin, maxUtilisation: c.maxUtilisation, upgradeTicks: c.upgradeTicks, upgradeHoldMs: c.upgradeHoldMs };
+}
+
+export class Controller implements DecisionSource {
+  readonly #deps: ControllerDeps;
+  readonly #params: EngineParams;
+  readonly #states = new Map<string, RouteEngineState>();
+  readonly #decisions = new Map<string, Decision>();
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #aimd = new Map<string, number>();
+  readonly #history: DecisionChange[] = [];
+  #timer: TimerHandle | undefined;
+  #lastTickMs = Number.NEGATIVE_INFINITY;
+  #alarmPending = false;
+  #underPressure = false;
+  #running = false;
+  /** Wall-clock cost of the last decide() call (ms), for the status page and benchmarks. */
+  lastDecideMs = 0;
+  #elu = performance.eventLoopUtilization();
+  #busyMs = 0;
+  #lastSnapshotMs = Number.NaN;
+  /** Utilisations measured over the last tick (gateway event loop, replicas). */
+  utilisation = { gateway: 0, replicas: 0 };
+  /** The last snapshot decided on (for GET /admin/engine/snapshot and offline replay). */
+  lastSnapshot: EngineSnapshot | undefined;
+
+  constructor(deps: ControllerDeps) {
+    this.#deps = deps;
+    this.#params = engineParams(deps.config.engine);
+    deps.runtime.onBatch((o) => {
+      this.#busyMs += o.computeMs;
+      this.#onBatch(o.model, o.variant, o.rows, o.serviceMs);
+    });
+    const m = deps.metrics;
+    m.onCollect(m.arrivalRate, () => {
+      for (const d of this.#decisions.values()) m.arrivalRate.labels(d.route).set(round(d.inputs.rateFast));
+    });
+  }
+
+  current(route: string): Decision | undefined {
+    return this.#decisions.get(route);
+  }
+
+  get decisions(): ReadonlyMap<string, Decision> {
+    return this.#decisions;
+  }
+
+  engineState(route: string): RouteEngineState | undefined {
+    return this.#states.get(route);
+  }
+
+  /** Decision changes since `sinceMs` (clock ms), oldest first. */
+  history(sinceMs = Number.NEGATIVE_INFINITY): DecisionChange[] {
+    return this.#history.filter((h) => h.atMs > sinceMs);
+  }
+
+  get underPressure(): boolean {
+    return this.#underPressure;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.applyFixedKnobs();
+    this.tick();
+  }
+
+  /**
+   * Batch knobs of variants that fixed policies name: `static` sets them (capped by the model's maxBatch), `aimd`
+   * starts at 1 and adapts. Knobs belong to a variant's queue: routes naming the same variant share the smaller.
+   */
+  applyFixedKnobs(): void {
+    const want = new Map<string, { model: string; variant: string; maxBatch: number; maxQueueDelayMs: number }>();
+    for (const r of this.#deps.router.routes.values()) {
+      const p = r.config.policy;
+      if (typeof p !== 'object') continue;
+      const variant = 'static' in p ? p.static.variant : p.aimd.variant;
+      const maxBatch = Math.min(r.model.config.maxBatch, 'static' in p ? p.static.maxBatch : (this.#aimd.get(`${r.model.name}/${variant}`) ?? 1));
+      const delay = 'static' in p ? p.static.maxQueueDelayMs : 0;
+      const key = `${r.model.name}/${variant}`;
+      const prev = want.get(key);
+      want.set(key, { model: r.model.name, variant, maxBatch: Math.min(prev?.maxBatch ?? maxBatch, maxBatch), maxQueueDelayMs: Math.min(prev?.maxQueueDelayMs ?? delay, delay) });
+    }
+    for (const k of want.values()) this.#deps.runtime.setKnobs(k.model, k.variant, { maxBatch: k.maxBatch, maxQueueDelayMs: k.maxQueueDelayMs });
+  }
+
+  close(): void {
+    this.#running = false;
+    if (this.#timer !== undefined) this.#deps.clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(delayMs: number): void {
+    if (!this.#running) return;
+    if (this.#timer !== undefined) this.#deps.clock.clearTimer(this.#timer);
+    this.#timer = this.#deps.clock.setTimer(() => {
+      this.#timer = undefined;
+      this.tick();
+    }, delayMs);
+  }
+
+  alarm(_route: string): void {
+    if (!this.#running || this.#alarmPending) return;
+    const since = this.#deps.clock.now() - this.#lastTickMs;
+    if (since < MIN_ALARM_GAP_MS) return;
+    this.#alarmPending = true;
+    this.#schedule(0);
+  }
+
+  admit(r: RouteState, req: AdmissionRequest): SlogateError | undefined {
+    if (policyKind(r.config) !== 'adaptive') return undefined;
+    const d = this.#decisions.get(r.name);
+    if (d === undefined) return undefined;
+    const rt = this.#deps.runtime;
+    const fastest = this.#fastestMs(r, d);
+    let backlog = rt.scheduler.backlogMs();
+    // EDF runs earlier deadlines first: only when the whole backlog looks too long, count what is really ahead.
+    if (req.nowMs + backlog + fastest > req.deadlineAtMs) backlog = rt.scheduler.backlogMs(req.deadlineAtMs);
+    const refusal = admit(d, this.#buckets.get(r.name), {
+      nowMs: req.nowMs,
+      deadlineAtMs: req.deadlineAtMs,
+      priority: req.priority,
+      backlogMs: backlog,
+      fastestMs: fastest,
+      underPressure: this.#underPressure,
+    });
+    // A backlog too long for new requests is news the engine should act on now, not at the next tick.
+    if (refusal !== undefined && Number.isFinite(d.admissionRps) === false) this.alarm(r.name);
+    return refusal;
+  }
+
+  #fastestMs(r: RouteState, d: Decision): number {
+    const rt = this.#deps.runtime;
+    let best = Number.POSITIVE_INFINITY;
+    for (const s of d.variants) best = Math.min(best, rt.profiles.serviceMs(r.model.name, s.variant, 1, 'p99'));
+    if (d.fallbackVariant !== undefined) best = Math.min(best, rt.profiles.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
+    // The overhead measured at the last tick: merging histogram windows per request would cost the hot path.
+    return (Number.isFinite(best) ? best : 0) + (Number.isFinite(d.inputs.overheadMs) ? d.inputs.overheadMs : 0);
+  }
+
+  /** AIMD routes adapt their variant's batch limit after every batch of it. */
+  #onBatch(model: string, variant: string, rows: number, serviceMs: number): void {
+    for (const r of this.#deps.router.routes.values()) {
+      const p = r.config.policy;
+      if (typeof p !== 'object' || !('aimd' in p) || p.aimd.variant !== variant || r.model.name !== model) continue;
+      const key = `${model}/${variant}`;
+      const cur = this.#aimd.get(key) ?? 1;
+      const budgetMs = ((1 - this.#params.margin) * r.config.slo.p99Ms) / 2;
+      const next = aimdStep({ maxBatch: cur }, { serviceMs, rows }, { budgetMs, ceiling: Math.min(p.aimd.maxBatch, r.model.config.maxBatch) }).maxBatch;
+      if (next !== cur) {
+        this.#aimd.set(key, next);
+        this.#deps.runtime.setKnobs(model, variant, { maxBatch: next, maxQueueDelayMs: 0 });
+      }
+      return;
+    }
+  }
+
+  /** Builds the engine's snapshot from live state (exported shape: the simulator and tests build it too). */
+  snapshot(): EngineSnapshot {
+    const { runtime, router, clock, config } = this.#deps;
+    const nowMs = clock.now();
+    const variants = new Map<string, Map<string, VariantModel>>();
+    for (const m of runtime.repository.models.values()) {
+      const vm = new Map<string, VariantModel>();
+      for (const v of m.variants.values()) {
+        vm.set(v.name, {
+          name: v.name,
+          accuracy: v.accuracy ?? Number.NaN,
+          table: runtime.profiles.table(m.name, v.name, m.config.maxBatch),
+          maxBatch: m.config.maxBatch,
+          pricePerSlotMs: this.#deps.pricePerSlotMs,
+        });
+      }
+      variants.set(m.name, vm);
+    }
+    const queued = new Map(runtime.queueStats().map((q) => [`${q.model}/${q.variant}`, q.queuedRows]));
+    const routes: RouteInput[] = [];
+    for (const r of router.routes.values()) {
+      const kind = policyKind(r.config);
+      const p = r.config.policy;
+      const rate = r.stats.rates(nowMs);
+      const prev = this.#decisions.get(r.name);
+      routes.push({
+        name: r.name,
+        model: r.model.name,
+        priority: r.config.priority,
+        objective: r.config.objective,
+        utilityCostWeight: r.config.utilityCostWeight,
+        slo: r.config.slo,
+        policy:
+          kind === 'adaptive'
+            ? { kind: 'adaptive' }
+            : typeof p === 'object' && 'static' in p
+              ? { kind: 'fixed', variant: p.static.variant, maxBatch: p.static.maxBatch, maxQueueDelayMs: p.static.maxQueueDelayMs }
+              : {
+                  kind: 'fixed',
+                  variant: (p as { aimd: { variant: string } }).aimd.variant,
+                  maxBatch: this.#aimd.get(`${r.model.name}/${(p as { aimd: { variant: string } }).aimd.variant}`) ?? 1,
+                  maxQueueDelayMs: 0,
+                },
+        allowed: r.allowed,
+        rate,
+        observedP99Ms: r.stats.observedP99(nowMs),
+        overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
+        queuedRows: prev === undefined ? 0 : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
+        state: this.#states.get(r.name) ?? INITIAL_STATE,
+        lastPredictedP99Ms: prev?.predictedP99Ms ?? Number.NaN,
+      });
+    }
+    const slots = Math.max(1, runtime.pool.readySlots);
+    this.#measureUtilisation(nowMs, slots);
+    return {
+      nowMs,
+      at: new Date().toISOString(),
+      slots,
+      gatewayUtilisation: this.utilisation.gateway,
+      replicaUtilisation: this.utilisation.replicas,
+      variants,
+      routes,
+      params: { ...this.#params, maxUtilisation: config.engine.maxUtilisation },
+    };
+  }
+
+  #measureUtilisation(nowMs: number, slots: number): void {
+    if (this.#deps.gatewayUtilisation !== undefined) this.utilisation.gateway = this.#deps.gatewayUtilisation();
+    else {
+      const elu = performance.eventLoopUtilization();
+      this.utilisation.gateway = performance.eventLoopUtilization(elu, this.#elu).utilization;
+      this.#elu = elu;
+    }
+    const dt = nowMs - this.#lastSnapshotMs;
+    this.utilisation.replicas = Number.isFinite(dt) && dt > 0 ? Math.min(1, this.#busyMs / (dt * slots)) : 0;
+    this.#busyMs = 0;
+    this.#lastSnapshotMs = nowMs;
+  }
+
+  /** One control step: snapshot -> decide -> publish. */
+  tick(): EngineResult | undefined {
+    const { runtime, clock } = this.#deps;
+    this.#alarmPending = false;
+    this.#lastTickMs = clock.now();
+    let result: EngineResult | undefined;
+    if (runtime.ready) {
+      const snap = this.snapshot();
+      this.lastSnapshot = snap;
+      const t0 = performance.now();
+      result = decide(snap);
+      this.lastDecideMs = performance.now() - t0;
+      this.#apply(result, snap.nowMs);
+    }
+    this.#schedule(this.#deps.config.engine.tickMs);
+    return result;
+  }
+
+  /** Moves the backlog a route built on variants it now uses less to the cheapest variant of its new mix. */
+  #migrate(route: string, model: string, prev: Decision, next: Decision): void {
+    const target = next.variants.find((s) => s.share > 0)?.variant;
+    if (target === undefined) return;
+    for (const s of prev.variants) {
+      const after = share(next, s.variant);
+      if (s.variant === target || s.share <= 0 || after >= s.share - 1e-9) continue;
+      this.#deps.runtime.scheduler.migrate(model, s.variant, target, route, (s.share - after) / s.share);
+    }
+  }
+
+  #apply(result: EngineResult, nowMs: number): void {
+    const { metrics, logger, runtime, router } = this.#deps;
+    let pressure = false;
+    for (const [route, d] of result.decisions) {
+      const prev = this.#decisions.get(route);
+      this.#decisions.set(route, d);
+      const st = result.states.get(route);
+      if (st !== undefined) this.#states.set(route, st);
+      if (Number.isFinite(d.admissionRps)) {
+        pressure = true;
+        const burst = Math.max(4, d.maxBatch * Math.max(1, runtime.pool.readySlots));
+        const b = this.#buckets.get(route);
+        if (b === undefined) this.#buckets.set(route, new TokenBucket(d.admissionRps, burst, nowMs));
+        else {
+          b.ratePerS = d.admissionRps;
+          b.burst = burst;
+        }
+      } else this.#buckets.delete(route);
+      const r = router.routes.get(route);
+      const model = r?.model.name ?? d.model;
+      for (const v of r?.model.variants.keys() ?? []) metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
+      metrics.p99Predicted.labels(route).set(Number.isFinite(d.predictedP99Ms) ? d.predictedP99Ms / 1000 : 0);
+      if (Number.isFinite(d.inputs.observedP99Ms)) metrics.p99Observed.labels(route).set(d.inputs.observedP99Ms / 1000);
+      if (prev !== undefined && r !== undefined && policyKind(r.config) === 'adaptive') this.#migrate(route, model, prev, d);
+      if (prev === undefined || changed(prev, d)) {
+        const from = prev === undefined ? '(none)' : describe(prev);
+        const to = describe(d);
+        if (prev !== undefined) metrics.decisionChanges.labels(route).inc();
+        this.#history.push({ at: d.at, atMs: d.atMs, route, from, to, reason: d.reason, decision: d });
+        if (this.#history.length > HISTORY) this.#history.shift();
+        logger.info(
+          { route, from, to, reason: d.reason, rate: round(d.inputs.rateFast), predictedP99Ms: round(d.predictedP99Ms), observedP99Ms: round(d.inputs.observedP99Ms) },
+          `decision ${route}: ${from} -> ${to}: ${d.reason}`,
+        );
+      }
+    }
+    this.#underPressure = pressure;
+    for (const [key, k] of result.knobs) {
+      const [model, variant] = key.split('/') as [string, string];
+      const cur = runtime.scheduler.knobs(model, variant);
+      if (cur.maxBatch !== k.maxBatch || cur.maxQueueDelayMs !== k.maxQueueDelayMs) runtime.setKnobs(model, variant, k);
+    }
+  }
+}
+
+function share(d: Decision, variant: string): number {
+  return d.variants.find((s) => s.variant === variant)?.share ?? 0;
+}
+
+function describe(d: Decision): string {
+  const mix = d.variants
+    .filter((s) => s.share > 0)
+    .map((s) => (s.share === 1 ? s.variant : `${Math.round(s.share * 100)}% ${s.variant}`))
+    .join(' + ');
+  const adm = Number.isFinite(d.admissionRps) ? `, admit ${Math.round(d.admissionRps)} req/s` : '';
+  return `${mix} (batch <= ${d.maxBatch}${adm})`;
+}
+
+/** A change of the variant mix or of admission (batch limits move with load and are not "switches"). */
+function changed(a: Decision, b: Decision): boolean {
+  if (a.variants.length !== b.variants.length) return true;
+  for (let i = 0; i < a.variants.length; i++) {
+    const x = a.variants[i];
+    const y = b.variants[i];
+    if (x?.variant !== y?.variant || Math.abs((x?.share ?? 0) - (y?.share ?? 0)) > 0.01) return true;
+  }
+  const fa = Number.isFinite(a.admissionRps);
+  const fb = Number.isFinite(b.admissionRps);
+  if (fa !== fb) return true;
+  return fa && fb && Math.abs(a.admissionRps - b.admissionRps) > 0.1 * Math.max(1, a.admissionRps);
+}
+
+function round(x: number): number {
+  return Number.isFinite(x) ? Math.round(x * 100) / 100 : x;
+}

@@ -1,0 +1,133 @@
+// Predicts what serving a stream of requests on one variant does to latency: the batch that forms, utilisation,
+// and the p99 of waiting + service + gateway overhead. Pure arithmetic over a profile table; calibrated by a
+// correction factor the controller learns from observed p99.
+import type { ServiceTable } from '../runtime/latency-profile.js';
+
+export interface VariantModel {
+  readonly name: string;
+  /** Accuracy on the eval set, NaN when unknown. */
+  readonly accuracy: number;
+  /** Corrected service time per batch size (index = rows). */
+  readonly table: ServiceTable;
+  /** Largest batch the model allows. */
+  readonly maxBatch: number;
+  /** Price of one replica slot per millisecond (pricing units). */
+  readonly pricePerSlotMs: number;
+}
+
+export interface LoadContext {
+  /** Replica slots serving this model. */
+  readonly slots: number;
+  /** Utilisation (0..1 of all slots) taken by other traffic. */
+  readonly otherUtilisation: number;
+  /** Squared coefficient of variation of arrivals (1 = Poisson). */
+  readonly burstiness: number;
+  /** Gateway overhead outside queue and service (ms, high quantile). */
+  readonly overheadMs: number;
+  /** Multiplier (>= 1) learned from observed vs predicted p99. */
+  readonly correction: number;
+  /** Highest total utilisation allowed. */
+  readonly maxUtilisation: number;
+  /** Latency budget: (1 - margin) x p99 target (ms). */
+  readonly budgetMs: number;
+}
+
+export interface Plan {
+  readonly ok: boolean;
+  /** Why not, when !ok. */
+  readonly why: string;
+  readonly variant: string;
+  /** Batch limit for the variant (largest whose worst case fits the budget). */
+  readonly maxBatch: number;
+  /** Batch that forms at this load. */
+  readonly batch: number;
+  /** This stream's utilisation of all slots. */
+  readonly utilisation: number;
+  readonly predictedP99Ms: number;
+  readonly costPerMillion: number;
+}
+
+/**
+ * Largest batch b (powers of two and the model limit) whose worst case fits: a request can arrive just after a
+ * full batch started, so 2 x S99(b) + overhead must fit the budget. 0 when not even b = 1 fits.
+ */
+export function batchLimit(v: VariantModel, overheadMs: number, budgetMs: number, correction = 1): number {
+  let best = 0;
+  for (let b = 1; b <= v.maxBatch; b = b * 2 > v.maxBatch && b < v.maxBatch ? v.maxBatch : b * 2) {
+    if (2 * (v.table.p99[b] as number) * correction + overheadMs <= budgetMs) best = b;
+    else break;
+  }
+  return best;
+}
+
+/** Batch that forms under work-conserving dispatch: b = ceil(lambda x S50(b) / slots), bounded by [1, limit]. */
+export function formedBatch(v: VariantModel, lambdaRps: number, slots: number, limit: number): number {
+  let b = 1;
+  for (let i = 0; i < 12; i++) {
+    const next = Math.min(limit, Math.max(1, Math.ceil((lambdaRps * (v.table.p50[b] as number)) / 1000 / slots)));
+    if (next === b) break;
+    b = next;
+  }
+  return b;
+}
+
+/** Utilisation of all slots by lambda requests/s on v when batches of b form. */
+export function utilisation(v: VariantModel, lambdaRps: number, b: number, slots: number): number {
+  return (lambdaRps * (v.table.p50[b] as number)) / b / 1000 / slots;
+}
+
+/** p99 of waiting in an M/G/k-like queue (Sakasegawa for the chance to wait, Kingman for its mean, exponential tail). */
+export function waitP99Ms(rho: number, slots: number, serviceMs: number, ca2: number, cs2: number): number {
+  if (rho <= 0) return 0;
+  if (rho >= 1) return Number.POSITIVE_INFINITY;
+  const pWait = Math.min(1, rho ** (Math.sqrt(2 * (slots + 1)) - 1));
+  if (pWait <= 0.01) return 0;
+  const meanWait = ((pWait / (slots * (1 - rho))) * serviceMs * (ca2 + cs2)) / 2;
+  return (meanWait / pWait) * Math.log(pWait / 0.01);
+}
+
+export function costPerMillion(v: VariantModel, b: number): number {
+  return ((v.table.p50[b] as number) / b) * v.pricePerSlotMs * 1e6;
+}
+
+/** Evaluates serving lambda requests/s of one route on variant v. */
+export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext): Plan {
+  const limit = batchLimit(v, ctx.overheadMs, ctx.budgetMs, ctx.correction);
+  const fail = (why: string, extra: Partial<Plan> = {}): Plan => ({
+    ok: false,
+    why,
+    variant: v.name,
+    maxBatch: limit,
+    batch: 1,
+    utilisation: 0,
+    predictedP99Ms: Number.POSITIVE_INFINITY,
+    costPerMillion: costPerMillion(v, 1),
+    ...extra,
+  });
+  if (limit === 0) return fail(`${v.name} alone takes ${(v.table.p99[1] as number).toFixed(2)} ms p99: no batch fits the budget twice`);
+  const b = formedBatch(v, lambdaRps, ctx.slots, limit);
+  const rho = utilisation(v, lambdaRps, b, ctx.slots);
+  const total = rho + ctx.otherUtilisation;
+  const cost = costPerMillion(v, b);
+  if (total >= ctx.maxUtilisation)
+    return fail(`utilisation ${(total * 100).toFixed(0)}% >= ${(ctx.maxUtilisation * 100).toFixed(0)}%`, { batch: b, utilisation: rho, costPerMillion: cost });
+  const s50 = v.table.p50[b] as number;
+  const s99 = v.table.p99[b] as number;
+  // Service-time variability from the profile, reading p99 as mean + 2.33 sigma.
+  const cs2 = s50 > 0 ? ((s99 - s50) / (2.33 * s50)) ** 2 : 0;
+  // Batching smooths arrivals: a batch of b requests arrives with b times less relative variance.
+  const w99 = waitP99Ms(total, ctx.slots, s50, ctx.burstiness / b, cs2);
+  // A request joins the batch that forms while it waits: at most the limit.
+  const joined = Math.min(limit, Math.max(b, Math.ceil((lambdaRps * (w99 + s99)) / 1000 / ctx.slots)));
+  const predicted = ctx.correction * (w99 + (v.table.p99[joined] as number)) + ctx.overheadMs;
+  const base = { variant: v.name, maxBatch: limit, batch: b, utilisation: rho, predictedP99Ms: predicted, costPerMillion: cost };
+  if (predicted > ctx.budgetMs) return { ok: false, why: `predicted p99 ${predicted.toFixed(2)} ms > budget ${ctx.budgetMs.toFixed(2)} ms`, ...base };
+  return { ok: true, why: '', ...base };
+}
+
+/** Highest arrival rate v can take within maxUtilisation, given other traffic (full batches at the limit). */
+export function capacityRps(v: VariantModel, limit: number, ctx: Pick<LoadContext, 'slots' | 'otherUtilisation' | 'maxUtilisation'>): number {
+  if (limit <= 0) return 0;
+  const room = Math.max(0, ctx.maxUtilisation - ctx.otherUtilisation);
+  return (room * ctx.slots * limit * 1000) / (v.table.p50[limit] as number);
+}

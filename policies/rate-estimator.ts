@@ -1,0 +1,123 @@
+// Arrival-rate estimation per route: exponentially weighted rates over a fast (~1 s) and a slow (~10 s) horizon,
+// and the burstiness of arrivals (squared coefficient of variation of inter-arrival times). State lives here;
+// time is passed in, never read.
+
+export interface RateSnapshot {
+  /** Requests/s since the previous snapshot (one engine tick): reacts at once to a step, noisy. */
+  readonly instant: number;
+  /** Requests/s over the fast horizon. */
+  readonly fast: number;
+  /** Requests/s over the slow horizon. */
+  readonly slow: number;
+  /** Highest per-tick rate over the last peak window (~5 s): what upgrades must still hold. */
+  readonly peak: number;
+  /** Index of dispersion of arrival counts (1 for Poisson, larger when bursty). */
+  readonly burstiness: number;
+}
+
+const BIN_MS = 50;
+const HORIZON_BINS = 200;
+const VAR_BINS = 40;
+
+export class RateEstimator {
+  readonly #fastTauMs: number;
+  readonly #slowTauMs: number;
+  #fast = 0;
+  #slow = 0;
+  #instant = 0;
+  readonly #peakWindowMs: number;
+  #recent: { atMs: number; rate: number }[] = [];
+  #lastMs: number | undefined;
+  #pending = 0;
+  // Burstiness as the index of dispersion of counts in 50 ms bins (variance / mean; 1 for Poisson). Counting in bins
+  // rather than timing gaps keeps the event loop's clumping of arrivals (many parsed in one tick) from reading as bursts.
+  #bin = Number.NaN;
+  #binCount = 0;
+  #countMean = 0;
+  #countMean2 = 0;
+  #prevCount = 0;
+  #bins = 0;
+
+  constructor(options: { fastTauMs?: number; slowTauMs?: number; peakWindowMs?: number } = {}) {
+    this.#fastTauMs = options.fastTauMs ?? 1000;
+    this.#slowTauMs = options.slowTauMs ?? 5000;
+    this.#peakWindowMs = options.peakWindowMs ?? 5000;
+  }
+
+  /** Records one arrival (cheap: the rates are folded in at the next snapshot). */
+  arrive(nowMs: number): void {
+    this.#pending++;
+    const bin = Math.floor(nowMs / BIN_MS);
+    if (bin === this.#bin) {
+      this.#binCount++;
+      return;
+    }
+    if (!Number.isNaN(this.#bin)) {
+      this.#closeBin(this.#binCount);
+      // Empty bins in between count as zeros (folded in at once, at most a horizon's worth).
+      const empty = Math.min(HORIZON_BINS, bin - this.#bin - 1);
+      if (empty > 0) this.#zeros(empty);
+    }
+    this.#bin = bin;
+    this.#binCount = 1;
+  }
+
+  // Variance from differences of consecutive bins (Var(n_i - n_i-1) = 2 Var(n) for independent bins): a change of
+  // rate, which the rate estimates already track, shows up in one difference only, and each difference is capped at
+  // 16x the mean so that one such change cannot read as burstiness. Both averages span ~2 s.
+  #closeBin(n: number): void {
+    if (this.#bins === 0) {
+      this.#countMean = n;
+      this.#prevCount = n;
+      this.#bins = 1;
+      return;
+    }
+    const a = this.#bins < VAR_BINS ? 1 / (this.#bins + 1) : 1 / VAR_BINS;
+    this.#countMean += a * (n - this.#countMean);
+    const d = n - this.#prevCount;
+    const d2 = Math.min(d * d, 16 * Math.max(1, this.#countMean) * Math.max(1, this.#countMean));
+    this.#countMean2 += a * (d2 / 2 - this.#countMean2);
+    this.#prevCount = n;
+    this.#bins++;
+  }
+
+  #zeros(k: number): void {
+    for (let i = 0; i < Math.min(k, VAR_BINS); i++) this.#closeBin(0);
+    this.#bins += Math.max(0, k - VAR_BINS);
+  }
+
+  /** Folds arrivals since the last call into the rates and returns them. Call at a steady cadence (the engine tick). */
+  snapshot(nowMs: number): RateSnapshot {
+    if (this.#lastMs === undefined) {
+      this.#lastMs = nowMs;
+      this.#pending = 0;
+      return { instant: 0, fast: 0, slow: 0, peak: 0, burstiness: 1 };
+    }
+    const dt = nowMs - this.#lastMs;
+    if (dt > 0) {
+      const inst = (this.#pending * 1000) / dt;
+      this.#instant = inst;
+      const af = 1 - Math.exp(-dt / this.#fastTauMs);
+      const as = 1 - Math.exp(-dt / this.#slowTauMs);
+      this.#fast += af * (inst - this.#fast);
+      this.#slow += as * (inst - this.#slow);
+      this.#pending = 0;
+      this.#lastMs = nowMs;
+    }
+    // A tick's rate is noisy (a few dozen arrivals): the peak is taken over instants averaged with their neighbour.
+    this.#recent.push({ atMs: nowMs, rate: this.#instant });
+    while (this.#recent.length > 0 && (this.#recent[0] as { atMs: number }).atMs < nowMs - this.#peakWindowMs) this.#recent.shift();
+    let peak = 0;
+    for (let i = 0; i < this.#recent.length; i++) {
+      const a = (this.#recent[i] as { rate: number }).rate;
+      const b = i > 0 ? (this.#recent[i - 1] as { rate: number }).rate : a;
+      peak = Math.max(peak, (a + b) / 2);
+    }
+    return { instant: this.#instant, fast: this.#fast, slow: this.#slow, peak, burstiness: this.burstiness };
+  }
+
+  get burstiness(): number {
+    if (this.#bins < 20 || this.#countMean <= 0) return 1;
+    return Math.min(25, Math.max(0.2, this.#countMean2 / this.#countMean));
+  }
+}

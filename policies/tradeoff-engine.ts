@@ -1,0 +1,689 @@
+// The tradeoff engine: decide(snapshot) -> a decision per route. Pure: no I/O, no clock reads, no hidden state
+// (per-route state goes in with the snapshot and comes back in the result), so a decision can be replayed offline.
+//
+// Each adaptive route climbs a ladder: its eligible variants (accuracy >= minAccuracy, able to meet p99 alone),
+// pruned to the Pareto frontier of (capacity cost per request, accuracy) and sorted from cheapest to most accurate.
+// A position x on the ladder is a mix: rung floor(x) with share 1 - frac(x) and the next rung with frac(x), so
+// capacity is used fully between rungs (Proteus-style accuracy scaling, without a solver). The engine:
+//  1. downgrades at once to the highest position predicted to hold p99 at max(fast, slow) rate when the current
+//     one is not, or one rung below when the observed p99 already broke the target (and learns a correction);
+//  2. upgrades by half a rung only after `upgradeTicks` ticks of headroom (stricter margin and utilisation, slow
+//     rate) and `upgradeHoldMs` since the last switch;
+//  3. when routes together overload the replicas, steps down first the route losing the least accuracy per unit
+//     of capacity freed, weighted by priority (sheddable routes first);
+//  4. when everything is at its cheapest and still over, admits by priority and sheds the rest (token-bucket rate).
+import type { Decision, VariantShare } from '../core/decision.js';
+import type { BatchKnobs } from '../runtime/batch-policy.js';
+import { batchLimit, capacityRps, costPerMillion, type LoadContext, plan, type VariantModel } from './latency-model.js';
+import type { RateSnapshot } from './rate-estimator.js';
+
+export interface EngineParams {
+  readonly margin: number;
+  readonly maxUtilisation: number;
+  readonly upgradeTicks: number;
+  readonly upgradeHoldMs: number;
+  /** Stricter planning for upgrades. */
+  readonly upgradeMargin: number;
+  readonly upgradeUtilisation: number;
+  /** Ladder step of one upgrade (0.5 = half a rung: a 50/50 mix, then the full rung). */
+  readonly upgradeStep: number;
+}
+
+export const DEFAULT_ENGINE_PARAMS: EngineParams = {
+  margin: 0.1,
+  maxUtilisation: 0.8,
+  upgradeTicks: 3,
+  upgradeHoldMs: 3000,
+  upgradeMargin: 0.25,
+  upgradeUtilisation: 0.6,
+  upgradeStep: 0.5,
+};
+
+export interface RouteEngineState {
+  /** Position on the ladder (see above); NaN before the first decision. */
+  readonly position: number;
+  readonly upStreak: number;
+  readonly lastSwitchMs: number;
+  /** Learned multiplier on predicted latency (>= 1). */
+  readonly correction: number;
+  /** The ladder the position refers to (variant names, cheapest first). */
+  readonly ladder: readonly string[];
+  /** Share of arrivals admitted while the gateway itself is the bottleneck (1 = no limit). */
+  readonly admitFactor: number;
+  /** Last time an observed breach was acted on (actions wait for the latency window to show their effect). */
+  readonly lastBreachMs: number;
+}
+
+export const INITIAL_STATE: RouteEngineState = {
+  position: Number.NaN,
+  upStreak: 0,
+  lastSwitchMs: Number.NEGATIVE_INFINITY,
+  correction: 1,
+  ladder: [],
+  admitFactor: 1,
+  lastBreachMs: Number.NEGATIVE_INFINITY,
+};
+
+/** Replica utilisation from which a latency breach is blamed on the replicas (a cheaper variant helps). */
+export const REPLICA_BUSY = 0.5;
+
+/** A route nothing can serve still admits this much, to keep measuring. */
+export const PROBE_RPS = 2;
+export const PROBE_SHARE = 0.02;
+
+/** An observed breach is acted on at most this often: the p99 window needs time to show an action's effect. */
+export const BREACH_COOLDOWN_MS = 1000;
+/** Event-loop utilisation above which (with replicas not busy) the gateway, not the model, is the bottleneck. */
+export const GATEWAY_SATURATED = 0.85;
+
+export type RouteKind = { readonly kind: 'adaptive' } | { readonly kind: 'fixed'; readonly variant: string; readonly maxBatch: number; readonly maxQueueDelayMs: number };
+
+export interface RouteInput {
+  readonly name: string;
+  readonly model: string;
+  readonly priority: number;
+  readonly objective: 'max-accuracy' | 'min-cost' | 'utility';
+  readonly utilityCostWeight: number;
+  readonly slo: { readonly p99Ms: number; readonly minAccuracy?: number | undefined; readonly maxCostPerMillion?: number | undefined };
+  readonly policy: RouteKind;
+  readonly allowed: readonly string[];
+  readonly rate: RateSnapshot;
+  readonly observedP99Ms: number;
+  readonly overheadMs: number;
+  readonly queuedRows: number;
+  readonly state: RouteEngineState;
+  /** The previous decision's predicted p99, to calibrate against the observed one. */
+  readonly lastPredictedP99Ms: number;
+}
+
+export interface EngineSnapshot {
+  readonly nowMs: number;
+  readonly at: string;
+  /** Replica slots (shared by every model). */
+  readonly slots: number;
+  /** Event-loop utilisation of the gateway since the last tick (0..1). */
+  readonly gatewayUtilisation: number;
+  /** Measured busy fraction of the replicas since the last tick (0..1). */
+  readonly replicaUtilisation: number;
+  readonly variants: ReadonlyMap<string, ReadonlyMap<string, VariantModel>>;
+  readonly routes: readonly RouteInput[];
+  readonly params: EngineParams;
+}
+
+export interface EngineResult {
+  readonly decisions: ReadonlyMap<string, Decision>;
+  readonly states: ReadonlyMap<string, RouteEngineState>;
+  /** Batch knobs per variant ("model/variant") that routes decided. */
+  readonly knobs: ReadonlyMap<string, BatchKnobs>;
+}
+
+interface Eval {
+  readonly ok: boolean;
+  readonly why: string;
+  readonly shares: VariantShare[];
+  readonly utilisation: number;
+  readonly predictedP99Ms: number;
+  readonly accuracy: number;
+  readonly costPerMillion: number;
+  readonly maxBatch: number;
+  /** Batch limits per rung used. */
+  readonly limits: ReadonlyMap<string, number>;
+}
+
+const GRID = 20; // positions per rung
+
+interface Work {
+  readonly input: RouteInput;
+  readonly ladder: VariantModel[];
+  readonly ctx: Omit<LoadContext, 'otherUtilisation'>;
+  lambda: number;
+  position: number;
+  upStreak: number;
+  lastSwitchMs: number;
+  correction: number;
+  eval: Eval | undefined;
+  utilisation: number;
+  admissionRps: number;
+  admitFactor: number;
+  lastBreachMs: number;
+  reason: string;
+  /** Nothing can meet the SLO: shed everything. */
+  hopeless: boolean;
+}
+
+function accuracyOf(v: VariantModel): number {
+  return Number.isNaN(v.accuracy) ? 0 : v.accuracy;
+}
+
+/** Eligible variants on the Pareto frontier of (capacity per request, accuracy), cheapest first. */
+export function buildLadder(variants: readonly VariantModel[], minAccuracy: number | undefined, overheadMs: number, budgetMs: number, correction: number): VariantModel[] {
+  const eligible = variants.filter(
+    (v) => (minAccuracy === undefined || (!Number.isNaN(v.accuracy) && v.accuracy >= minAccuracy)) && batchLimit(v, overheadMs, budgetMs, correction) > 0,
+  );
+  const perRequest = (v: VariantModel) => {
+    const b = batchLimit(v, overheadMs, budgetMs, correction);
+    return (v.table.p50[b] as number) / b;
+  };
+  const sorted = [...eligible].sort((a, b) => perRequest(a) - perRequest(b) || accuracyOf(a) - accuracyOf(b));
+  const out: VariantModel[] = [];
+  for (const v of sorted) {
+    const best = out.length === 0 ? Number.NEGATIVE_INFINITY : accuracyOf(out[out.length - 1] as VariantModel);
+    if (out.length === 0 || accuracyOf(v) > best) out.push(v);
+  }
+  return out;
+}
+
+function evaluate(w: Work, x: number, lambda: number, other: number, margin?: number, maxUtil?: number): Eval {
+  const ctx: LoadContext = {
+    ...w.ctx,
+    correction: w.correction,
+    otherUtilisation: other,
+    ...(margin !== undefined ? { budgetMs: (1 - margin) * w.input.slo.p99Ms } : {}),
+    ...(maxUtil !== undefined ? { maxUtilisation: maxUtil } : {}),
+  };
+  const i = Math.floor(x + 1e-9);
+  const f = x - i;
+  const lo = w.ladder[i] as VariantModel;
+  const maxCost = w.input.slo.maxCostPerMillion;
+  if (f < 1e-6 || i + 1 >= w.ladder.length) {
+    const p = plan(lo, lambda, ctx);
+    const costOk = maxCost === undefined || p.costPerMillion <= maxCost;
+    return {
+      ok: p.ok && costOk,
+      why: p.ok && !costOk ? `cost ${p.costPerMillion.toFixed(2)}/M > ${maxCost}/M` : p.why,
+      shares: [{ variant: lo.name, share: 1 }],
+      utilisation: p.utilisation,
+      predictedP99Ms: p.predictedP99Ms,
+      accuracy: lo.accuracy,
+      costPerMillion: p.costPerMillion,
+      maxBatch: p.maxBatch,
+      limits: new Map([[lo.name, p.maxBatch]]),
+    };
+  }
+  const hi = w.ladder[i + 1] as VariantModel;
+  const lLo = lambda * (1 - f);
+  const lHi = lambda * f;
+  const a0 = plan(lo, lLo, ctx);
+  const b0 = plan(hi, lHi, ctx);
+  const a = plan(lo, lLo, { ...ctx, otherUtilisation: other + b0.utilisation });
+  const b = plan(hi, lHi, { ...ctx, otherUtilisation: other + a0.utilisation });
+  const cost = (1 - f) * a.costPerMillion + f * b.costPerMillion;
+  const costOk = maxCost === undefined || cost <= maxCost;
+  return {
+    ok: a.ok && b.ok && costOk,
+    why: !a.ok ? a.why : !b.ok ? b.why : costOk ? '' : `cost ${cost.toFixed(2)}/M > ${maxCost}/M`,
+    shares: [
+      { variant: lo.name, share: round3(1 - f) },
+      { variant: hi.name, share: round3(f) },
+    ],
+    utilisation: a.utilisation + b.utilisation,
+    predictedP99Ms: Math.max(a.predictedP99Ms, b.predictedP99Ms),
+    accuracy: (1 - f) * lo.accuracy + f * hi.accuracy,
+    costPerMillion: cost,
+    maxBatch: Math.min(a.maxBatch, b.maxBatch),
+    limits: new Map([
+      [lo.name, a.maxBatch],
+      [hi.name, b.maxBatch],
+    ]),
+  };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** Highest feasible position (grid of 1/GRID rung) at this load; NaN when not even the cheapest rung is. */
+function highestFeasible(w: Work, lambda: number, other: number, margin?: number, maxUtil?: number): number {
+  const top = (w.ladder.length - 1) * GRID;
+  if (!evaluate(w, 0, lambda, other, margin, maxUtil).ok) return Number.NaN;
+  if (evaluate(w, top / GRID, lambda, other, margin, maxUtil).ok) return top / GRID;
+  let lo = 0;
+  let hi = top;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (evaluate(w, mid / GRID, lambda, other, margin, maxUtil).ok) lo = mid;
+    else hi = mid;
+  }
+  return lo / GRID;
+}
+
+/** The position the objective prefers among feasible ones up to `maxX`. */
+function preferred(w: Work, maxX: number, lambda: number, other: number): number {
+  const obj = w.input.objective;
+  if (obj === 'max-accuracy') return maxX;
+  if (obj === 'min-cost') return 0;
+  let best = 0;
+  let bestU = Number.NEGATIVE_INFINITY;
+  for (let g = 0; g <= Math.round(maxX * GRID); g++) {
+    const e = evaluate(w, g / GRID, lambda, other);
+    const u = accuracyOfEval(e) - w.input.utilityCostWeight * e.costPerMillion;
+    if (u > bestU + 1e-12) {
+      bestU = u;
+      best = g / GRID;
+    }
+  }
+  return best;
+}
+
+function accuracyOfEval(e: Eval): number {
+  return Number.isNaN(e.accuracy) ? 0 : e.accuracy;
+}
+
+function snap(x: number): number {
+  return Math.round(x * GRID) / GRID;
+}
+
+function fmt(ms: number): string {
+  return Number.isFinite(ms) ? `${ms.toFixed(ms < 10 ? 2 : 1)} ms` : 'unbounded';
+}
+
+function mixName(shares: readonly VariantShare[]): string {
+  return shares
+    .filter((s) => s.share > 0)
+    .map((s) => (s.share === 1 ? s.variant : `${Math.round(s.share * 100)}% ${s.variant}`))
+    .join(' + ');
+}
+
+/** Updates the learned correction from observed vs predicted p99 (only when observations exist). */
+export function nextCorrection(current: number, observedMs: number, predictedMs: number): number {
+  if (!Number.isFinite(observedMs) || !Number.isFinite(predictedMs) || predictedMs <= 0) return Math.max(1, current * 0.98);
+  const ratio = observedMs / predictedMs;
+  if (ratio > 1.1) return Math.min(3, 0.5 * current + 0.5 * Math.min(3, current * ratio));
+  if (ratio < 0.8) return Math.max(1, current * 0.95);
+  return current;
+}
+
+function priorityWeight(p: number): number {
+  return p < 0 ? 0.05 : 1 + p;
+}
+
+export function decide(s: EngineSnapshot): EngineResult {
+  const P = s.params;
+  const works: Work[] = [];
+  const fixed: { input: RouteInput; variant: VariantModel | undefined; utilisation: number }[] = [];
+
+  for (const r of s.routes) {
+    const models = s.variants.get(r.model) ?? new Map<string, VariantModel>();
+    // Downgrades plan for the rate now (this tick's, or the 1 s average when higher).
+    const lambdaUp = Math.max(r.rate.instant, r.rate.fast);
+    if (r.policy.kind === 'fixed') {
+      const v = models.get(r.policy.variant);
+      const util = v === undefined ? 0 : utilisationAt(v, lambdaUp, s.slots, r.policy.maxBatch);
+      fixed.push({ input: r, variant: v, utilisation: util });
+      continue;
+    }
+    // Learn from observed vs predicted only when the replicas carry real load: a stall elsewhere on the machine says
+    // nothing about the queueing model.
+    const correction = s.replicaUtilisation >= REPLICA_BUSY ? nextCorrection(r.state.correction, r.observedP99Ms, r.lastPredictedP99Ms) : Math.max(1, r.state.correction * 0.98);
+    const budgetMs = (1 - P.margin) * r.slo.p99Ms;
+    const variants = r.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
+    // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
+    // variants (observed breaches and admission handle it), only a model too slow for the SLO is.
+    const ladder = buildLadder(variants, r.slo.minAccuracy, Math.min(r.overheadMs, budgetMs / 2), budgetMs, correction);
+    // Carry the position over when the ladder changed (a variant appeared or became ineligible): the same top
+    // variant, or the best rung no more accurate than it.
+    let position = r.state.position;
+    if (!sameLadder(ladder, r.state.ladder) && Number.isFinite(position) && ladder.length > 0) {
+      const prevTop = r.state.ladder[Math.min(r.state.ladder.length - 1, Math.ceil(position))];
+      const idx = ladder.findIndex((v) => v.name === prevTop);
+      if (idx >= 0) position = idx;
+      else {
+        const prevAcc = accuracyOf(models.get(prevTop ?? '') ?? (ladder[0] as VariantModel));
+        let best = 0;
+        ladder.forEach((v, i) => {
+          if (accuracyOf(v) <= prevAcc) best = i;
+        });
+        position = best;
+      }
+    }
+    works.push({
+      input: r,
+      ladder,
+      ctx: { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs },
+      lambda: lambdaUp,
+      position,
+      upStreak: r.state.upStreak,
+      lastSwitchMs: r.state.lastSwitchMs,
+      correction,
+      eval: undefined,
+      utilisation: 0,
+      admissionRps: Number.POSITIVE_INFINITY,
+      admitFactor: r.state.admitFactor,
+      lastBreachMs: r.state.lastBreachMs,
+      reason: '',
+      hopeless: ladder.length === 0,
+    });
+  }
+
+  // Current load of everything at its current position.
+  const utilOf = new Map<Work, number>();
+  for (const w of works) {
+    if (w.hopeless) continue;
+    const x = Number.isFinite(w.position) ? Math.min(w.position, w.ladder.length - 1) : 0;
+    utilOf.set(w, evaluate(w, x, w.lambda, 0).utilisation);
+  }
+  const fixedUtil = fixed.reduce((a, f) => a + f.utilisation, 0);
+  const others = (w: Work) => fixedUtil + [...utilOf].reduce((a, [x, u]) => (x === w ? a : a + u), 0);
+
+  // Which resource is the bottleneck when latency breaks: the gateway's event loop (parsing, HTTP) while replicas
+  // idle, or the replicas. A cheaper variant only helps the latter; the former needs less admitted traffic.
+  const replicaBound = s.replicaUtilisation >= REPLICA_BUSY;
+  const gatewayBound = s.gatewayUtilisation >= GATEWAY_SATURATED && !replicaBound;
+  const breaching = works.filter((w) => !w.hopeless && Number.isFinite(w.input.observedP99Ms) && w.input.observedP99Ms > w.input.slo.p99Ms);
+  // Gateway-bound shedding goes to the lowest priority class that still admits something (sheddable first).
+  const shedClass = gatewayBound && breaching.length > 0 ? Math.min(...works.filter((w) => !w.hopeless && w.admitFactor > 0.05).map((w) => w.input.priority)) : Number.NaN;
+
+  // 1-2. Each route on its own (most important first), against everyone else's current load.
+  for (const w of [...works].sort((a, b) => b.input.priority - a.input.priority)) {
+    const r = w.input;
+    if (w.hopeless) {
+      // Shed all but a probe: answers keep the overhead and latency measurements alive, so a passing cause (a cold
+      // start, a noisy neighbour) does not lock the route out.
+      w.admissionRps = Math.min(w.lambda, Math.max(PROBE_RPS, PROBE_SHARE * w.lambda));
+      w.reason = `no variant${r.slo.minAccuracy !== undefined ? ` with accuracy >= ${r.slo.minAccuracy}` : ''} can hold p99 ${r.slo.p99Ms} ms even alone (gateway overhead ${fmt(r.overheadMs)}): shedding all but a probe of ${w.admissionRps.toFixed(1)} req/s`;
+      continue;
+    }
+    const other = others(w);
+    const top = w.ladder.length - 1;
+    const xNow = Number.isFinite(w.position) ? Math.min(w.position, top) : Number.NaN;
+    const xMaxUp = highestFeasible(w, w.lambda, other);
+    const observedBreach = Number.isFinite(r.observedP99Ms) && r.observedP99Ms > r.slo.p99Ms;
+    const actOnBreach = observedBreach && s.nowMs - w.lastBreachMs >= BREACH_COOLDOWN_MS;
+    // Admission while the gateway is the bottleneck: multiplicative decrease on a breach, additive increase after.
+    if (gatewayBound && actOnBreach && r.priority === shedClass) {
+      w.admitFactor = Math.max(0.05, w.admitFactor * 0.8);
+      w.lastBreachMs = s.nowMs;
+    } else if (!observedBreach && s.gatewayUtilisation < 0.75 && w.admitFactor < 1) {
+      w.admitFactor = Math.min(1, w.admitFactor + 0.05);
+    }
+    if (Number.isNaN(xNow)) {
+      // First decision: the objective's preference at the current load, no hysteresis.
+      w.position = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other);
+      w.lastSwitchMs = s.nowMs;
+      w.reason = Number.isNaN(xMaxUp) ? 'start: even the cheapest variant is over budget at this load' : 'start: best choice for the objective at the current load';
+    } else if (gatewayBound && observedBreach) {
+      w.position = xNow;
+      w.upStreak = 0;
+      w.reason = `gateway saturated (event loop ${(s.gatewayUtilisation * 100).toFixed(0)}%, replicas ${(s.replicaUtilisation * 100).toFixed(0)}%): keeping the variant, admitting ${(w.admitFactor * 100).toFixed(0)}% of arrivals`;
+    } else if (observedBreach && !replicaBound && evaluate(w, xNow, w.lambda, other).ok) {
+      // Neither the replicas nor the gateway are busy and the model says the choice fits: a transient (a stall
+      // elsewhere on the machine). A cheaper variant would not help; hold.
+      w.position = xNow;
+      w.upStreak = 0;
+      w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target with replicas ${(s.replicaUtilisation * 100).toFixed(0)}% and event loop ${(s.gatewayUtilisation * 100).toFixed(0)}% busy: transient, holding`;
+    } else {
+      const nowOk = evaluate(w, xNow, w.lambda, other).ok;
+      if (actOnBreach || !nowOk) {
+        const fallback = Number.isNaN(xMaxUp) ? 0 : xMaxUp;
+        const target = actOnBreach ? Math.min(fallback, Math.max(0, Math.ceil(xNow) - 1)) : fallback;
+        if (actOnBreach) w.lastBreachMs = s.nowMs;
+        if (target < xNow) {
+          w.position = target;
+          w.lastSwitchMs = s.nowMs;
+          w.reason = actOnBreach
+            ? `downgrade: observed p99 ${fmt(r.observedP99Ms)} > target ${r.slo.p99Ms} ms`
+            : `downgrade: current choice predicted over budget at ${w.lambda.toFixed(0)} req/s`;
+        } else {
+          w.position = xNow;
+          w.reason = actOnBreach ? `observed p99 ${fmt(r.observedP99Ms)} > target at the cheapest choice` : 'over budget at the cheapest choice';
+        }
+        w.upStreak = 0;
+      } else if (observedBreach) {
+        // Acted on recently: wait for the window to show the effect.
+        w.position = xNow;
+        w.upStreak = 0;
+        w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target: waiting for the last change to show`;
+      } else {
+        // Upgrades plan for the peak of the last seconds too, with a stricter margin and utilisation.
+        const lambdaDown = Math.max(w.lambda, r.rate.peak);
+        const xMaxDown = highestFeasible(w, lambdaDown, other, P.upgradeMargin, P.upgradeUtilisation);
+        const want = Number.isNaN(xMaxDown) ? 0 : preferred(w, xMaxDown, lambdaDown, other);
+        const wantNow = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other);
+        if (r.objective !== 'max-accuracy' && wantNow < xNow) {
+          // Cheaper is better for these objectives: move down at once.
+          w.position = wantNow;
+          w.lastSwitchMs = s.nowMs;
+          w.upStreak = 0;
+          w.reason = `${r.objective}: cheaper choice holds p99`;
+        } else if (want > xNow + 1e-9) {
+          w.upStreak++;
+          if (w.upStreak >= P.upgradeTicks && s.nowMs - w.lastSwitchMs >= P.upgradeHoldMs) {
+            w.position = Math.min(want, snap(xNow + P.upgradeStep));
+            w.lastSwitchMs = s.nowMs;
+            w.upStreak = 0;
+            w.reason = `upgrade: headroom for ${P.upgradeTicks} ticks at ${lambdaDown.toFixed(0)} req/s`;
+          } else {
+            w.position = xNow;
+            w.reason = w.upStreak < P.upgradeTicks ? `steady: headroom building (${w.upStreak}/${P.upgradeTicks})` : 'steady: headroom, holding after the last switch';
+          }
+        } else {
+          w.position = xNow;
+          w.upStreak = 0;
+          w.reason = 'steady: current choice holds p99';
+        }
+      }
+    }
+    if (w.admitFactor < 1) w.admissionRps = w.admitFactor * w.lambda;
+    w.position = snap(w.position);
+    utilOf.set(w, evaluate(w, w.position, w.lambda, 0).utilisation);
+  }
+
+  // 3. Shared replicas: while over, step down where the least (priority-weighted) accuracy is lost per capacity freed.
+  const total = () => fixedUtil + [...utilOf.values()].reduce((a, u) => a + u, 0);
+  const STEP = 0.25;
+  for (let guard = 0; guard < 400 && total() > P.maxUtilisation; guard++) {
+    let best: Work | undefined;
+    let bestScore = Number.POSITIVE_INFINITY;
+    let bestUtil = 0;
+    for (const w of works) {
+      if (w.hopeless || w.position <= 0) continue;
+      const next = Math.max(0, snap(w.position - STEP));
+      const cur = evaluate(w, w.position, w.lambda, 0);
+      const dn = evaluate(w, next, w.lambda, 0);
+      const saved = cur.utilisation - dn.utilisation;
+      if (saved <= 1e-9) continue;
+      const lost = Math.max(0, accuracyOfEval(cur) - accuracyOfEval(dn));
+      const score = (lost * Math.max(w.lambda, 1e-3) * priorityWeight(w.input.priority)) / saved;
+      if (score < bestScore) {
+        bestScore = score;
+        best = w;
+        bestUtil = dn.utilisation;
+      }
+    }
+    if (best === undefined) break;
+    best.position = Math.max(0, snap(best.position - STEP));
+    best.lastSwitchMs = s.nowMs;
+    best.upStreak = 0;
+    best.reason = `shared replicas over ${(P.maxUtilisation * 100).toFixed(0)}%: stepped down (least accuracy lost per capacity freed)`;
+    utilOf.set(best, bestUtil);
+  }
+
+  // 4. Still over at the cheapest choices: admit by priority, shed the rest (sheddable first).
+  if (total() > P.maxUtilisation) {
+    let room = Math.max(0, P.maxUtilisation - fixedUtil);
+    for (const w of [...works].sort((a, b) => b.input.priority - a.input.priority || a.input.name.localeCompare(b.input.name))) {
+      if (w.hopeless) continue;
+      const u = utilOf.get(w) ?? 0;
+      if (u <= room) {
+        room -= u;
+        continue;
+      }
+      const share = u > 0 ? room / u : 0;
+      w.admissionRps = Math.min(w.admissionRps, Math.max(0, w.lambda * share));
+      w.reason = `overload: admitting ${w.admissionRps.toFixed(0)} of ${w.lambda.toFixed(0)} req/s (priority ${w.input.priority}), shedding the rest`;
+      utilOf.set(w, u * share);
+      room = 0;
+    }
+  }
+
+  // Final predictions with the final load, decisions, and knobs.
+  const decisions = new Map<string, Decision>();
+  const states = new Map<string, RouteEngineState>();
+  const knobs = new Map<string, { maxBatch: number; maxQueueDelayMs: number }>();
+  const setKnobs = (model: string, variant: string, maxBatch: number, maxQueueDelayMs: number) => {
+    const k = `${model}/${variant}`;
+    const prev = knobs.get(k);
+    knobs.set(
+      k,
+      prev === undefined ? { maxBatch, maxQueueDelayMs } : { maxBatch: Math.min(prev.maxBatch, maxBatch), maxQueueDelayMs: Math.min(prev.maxQueueDelayMs, maxQueueDelayMs) },
+    );
+  };
+
+  for (const w of works) {
+    const r = w.input;
+    const inputs = {
+      rateFast: r.rate.fast,
+      rateSlow: r.rate.slow,
+      burstiness: r.rate.burstiness,
+      queuedRows: r.queuedRows,
+      observedP99Ms: r.observedP99Ms,
+      capacityRps: 0,
+      replicas: s.slots,
+      overheadMs: r.overheadMs,
+      correction: w.correction,
+      gatewayUtilisation: s.gatewayUtilisation,
+      replicaUtilisation: s.replicaUtilisation,
+    };
+    if (w.hopeless) {
+      const fallback = r.allowed[0] ?? '';
+      decisions.set(r.name, makeDecision(r, s, [{ variant: fallback, share: 1 }], 1, 0, w.admissionRps, Number.POSITIVE_INFINITY, Number.NaN, Number.NaN, w.reason, inputs));
+      states.set(r.name, { position: Number.NaN, upStreak: 0, lastSwitchMs: w.lastSwitchMs, correction: w.correction, ladder: [], admitFactor: 1, lastBreachMs: w.lastBreachMs });
+      continue;
+    }
+    const own = utilOf.get(w) ?? 0;
+    const other = total() - own;
+    const lambdaAdmitted = Math.min(w.lambda, w.admissionRps);
+    const e = evaluate(w, w.position, lambdaAdmitted, other);
+    const lowest = w.ladder[Math.floor(w.position)] as VariantModel;
+    const cap = capacityRps(lowest, batchLimit(lowest, w.ctx.overheadMs, w.ctx.budgetMs, w.correction), {
+      slots: s.slots,
+      otherUtilisation: other,
+      maxUtilisation: P.maxUtilisation,
+    });
+    const delay = r.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (w.ctx.budgetMs - e.predictedP99Ms) / 2));
+    for (const sh of e.shares) setKnobs(r.model, sh.variant, e.limits.get(sh.variant) ?? e.maxBatch, delay);
+    const d = makeDecision(
+      r,
+      s,
+      e.shares,
+      e.maxBatch,
+      delay,
+      w.admissionRps,
+      e.predictedP99Ms,
+      e.accuracy,
+      e.costPerMillion,
+      `${w.reason} [${mixName(e.shares)}, predicted p99 ${fmt(e.predictedP99Ms)} of ${r.slo.p99Ms} ms]`,
+      { ...inputs, capacityRps: cap },
+    );
+    decisions.set(r.name, { ...d, fallbackVariant: (w.ladder[0] as VariantModel).name });
+    states.set(r.name, {
+      position: w.position,
+      upStreak: w.upStreak,
+      lastSwitchMs: w.lastSwitchMs,
+      correction: w.correction,
+      ladder: w.ladder.map((v) => v.name),
+      admitFactor: w.admitFactor,
+      lastBreachMs: w.lastBreachMs,
+    });
+  }
+
+  for (const f of fixed) {
+    const r = f.input;
+    const pol = r.policy as Extract<RouteKind, { kind: 'fixed' }>;
+    const inputs = {
+      rateFast: r.rate.fast,
+      rateSlow: r.rate.slow,
+      burstiness: r.rate.burstiness,
+      queuedRows: r.queuedRows,
+      observedP99Ms: r.observedP99Ms,
+      capacityRps: 0,
+      replicas: s.slots,
+      overheadMs: r.overheadMs,
+      correction: 1,
+      gatewayUtilisation: s.gatewayUtilisation,
+      replicaUtilisation: s.replicaUtilisation,
+    };
+    let predicted = Number.NaN;
+    let cost = Number.NaN;
+    if (f.variant !== undefined) {
+      const other = total() - f.utilisation;
+      const v = f.variant;
+      const ctx: LoadContext = {
+        slots: s.slots,
+        otherUtilisation: other,
+        burstiness: r.rate.burstiness,
+        overheadMs: r.overheadMs,
+        correction: 1,
+        maxUtilisation: 1,
+        budgetMs: Number.POSITIVE_INFINITY,
+      };
+      const p = plan({ ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) }, Math.max(r.rate.instant, r.rate.fast), ctx);
+      predicted = p.predictedP99Ms;
+      cost = costPerMillion(v, p.batch);
+      inputs.capacityRps = capacityRps(v, Math.min(v.maxBatch, pol.maxBatch), { slots: s.slots, otherUtilisation: other, maxUtilisation: 1 });
+    }
+    decisions.set(
+      r.name,
+      makeDecision(
+        r,
+        s,
+        [{ variant: pol.variant, share: 1 }],
+        pol.maxBatch,
+        pol.maxQueueDelayMs,
+        Number.POSITIVE_INFINITY,
+        predicted,
+        f.variant?.accuracy ?? Number.NaN,
+        cost,
+        'fixed by the route policy',
+        inputs,
+      ),
+    );
+    states.set(r.name, r.state);
+  }
+  return { decisions, states, knobs };
+}
+
+function utilisationAt(v: VariantModel, lambda: number, slots: number, maxBatch: number): number {
+  const limit = Math.max(1, Math.min(v.maxBatch, maxBatch));
+  let b = 1;
+  for (let i = 0; i < 12; i++) {
+    const next = Math.min(limit, Math.max(1, Math.ceil((lambda * (v.table.p50[b] as number)) / 1000 / slots)));
+    if (next === b) break;
+    b = next;
+  }
+  return (lambda * (v.table.p50[b] as number)) / b / 1000 / slots;
+}
+
+function sameLadder(a: readonly VariantModel[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v.name === b[i]);
+}
+
+function makeDecision(
+  r: RouteInput,
+  s: EngineSnapshot,
+  variants: VariantShare[],
+  maxBatch: number,
+  maxQueueDelayMs: number,
+  admissionRps: number,
+  predictedP99Ms: number,
+  accuracy: number,
+  cost: number,
+  reason: string,
+  inputs: Decision['inputs'],
+): Decision {
+  return {
+    route: r.name,
+    model: r.model,
+    variants,
+    maxBatch,
+    maxQueueDelayMs,
+    admissionRps,
+    predictedP99Ms,
+    accuracy,
+    costPerMillion: cost,
+    reason,
+    inputs,
+    atMs: s.nowMs,
+    at: s.at,
+  };
+}
