@@ -1,9 +1,10 @@
 // `slogate <command>`: serve, check-config, eval (and the commands the other modules add). Reads process.env and
 // argv here and nowhere else.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildSchedule, type LoadSpec, parsePattern, parseTrace } from './bench/schedule.js';
 import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
@@ -11,9 +12,10 @@ import { isSlogateError } from './core/errors.js';
 import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { createSlogate, VERSION } from './main.js';
+import { simulate } from './policies/simulator.js';
 import { evaluateModel } from './runtime/evaluate.js';
 import { hostKey } from './runtime/profiler.js';
-import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
+import { Runtime, resolveIntraOpThreads, resolveWorkers } from './runtime/runtime.js';
 
 const USAGE = `slogate ${VERSION}: an SLO-aware inference gateway (KServe V2 protocol, ONNX variants)
 
@@ -22,6 +24,8 @@ Usage:
   slogate check-config FILE                          validate a config and its model files
   slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
   slogate profile --config FILE [--fresh] [--json]   measure (or read the cached) service time per variant and batch size
+  slogate simulate --config FILE (--pattern P | --rate R | --trace FILE) [--route R] [--duration S] [--seed N]
+                                                     replay arrivals through the real engine and batcher on a simulated clock
   slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
   slogate bench compare --config FILE --scenario S   compare policies side by side in one run
   slogate --version | --help
@@ -88,10 +92,10 @@ async function checkConfig(argv: string[]): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-/** Starts a runtime without a gateway (one worker, no profiling), runs fn, and closes it. */
-async function withRuntime<T>(config: Readonly<Config>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+/** Starts a runtime without a gateway (its configured workers; no profiling unless asked), runs fn, and closes it. */
+async function withRuntime<T>(config: Readonly<Config>, fn: (rt: Runtime) => Promise<T>, profiles = false): Promise<T> {
   const c = structuredClone(config) as Config;
-  c.runtime.profile.enabled = false;
+  c.runtime.profile.enabled = profiles;
   const runtime = await Runtime.create({ config: c, clock: new SystemClock(), metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger });
   try {
     await runtime.start();
@@ -141,6 +145,101 @@ async function profile(argv: string[]): Promise<void> {
   }
 }
 
+const SIMULATE_USAGE = `slogate simulate --config FILE [options]: what-if for a policy, before applying it
+
+Replays arrivals through the real router, admission, tradeoff engine and batching scheduler on a simulated clock,
+with replicas whose service times follow this host's measured latency profiles (measured now, or read from the
+profile cache). Prints, per route: offered, attainment, shed and dropped requests, p99, effective accuracy, cost.
+
+  --pattern step:LOW,HIGH,AT,FOR | bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S
+  --rate R [--arrivals poisson|uniform]     a constant rate instead of a pattern
+  --trace FILE                              CSV arrival_ms,route[,deadline_ms]
+  --route R                                 route of --pattern/--rate arrivals (default: the config's first route)
+  --duration S (60)   --seed N (1)   --replicas N (the config's workers)   --json   --decisions (print every switch)
+`;
+
+async function simulateCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' },
+      pattern: { type: 'string' },
+      rate: { type: 'string' },
+      arrivals: { type: 'string', default: 'poisson' },
+      trace: { type: 'string' },
+      route: { type: 'string' },
+      duration: { type: 'string', default: '60' },
+      seed: { type: 'string', default: '1' },
+      replicas: { type: 'string' },
+      json: { type: 'boolean' },
+      decisions: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(SIMULATE_USAGE);
+    return;
+  }
+  const config = load(values.config);
+  const route = values.route ?? Object.keys(config.routes)[0] ?? '';
+  if (config.routes[route] === undefined) fail(`unknown route '${route}'`);
+  const durationMs = Number(values.duration) * 1000;
+  if (!(durationMs > 0)) fail('--duration must be a positive number of seconds');
+  const arrivals = values.arrivals === 'uniform' ? 'uniform' : 'poisson';
+  let spec: LoadSpec;
+  if (values.trace !== undefined) spec = { kind: 'trace', rows: parseTrace(readFileSync(values.trace, 'utf8'), values.trace) };
+  else if (values.pattern !== undefined) spec = parsePattern(values.pattern, arrivals);
+  else if (values.rate !== undefined) spec = { kind: 'constant', rate: Number(values.rate), arrivals };
+  else fail(`one of --pattern, --rate or --trace is needed\n\n${SIMULATE_USAGE}`);
+  const schedule = buildSchedule(spec, { durationMs, maxRequests: 5_000_000, seed: Number(values.seed), route, deadlineMs: (r) => config.routes[r]?.slo.p99Ms ?? 1000 });
+  for (const r of schedule.routes) if (config.routes[r] === undefined) fail(`the trace names route '${r}', which the config does not have`);
+  // The host's profiles: measured through real workers (or read from the cache), then the workers stop.
+  const measured = await withRuntime(config, async (rt) => ({ points: rt.profiles.snapshot(), hopMs: rt.profiles.hopMs }), true);
+  const profiles = new Map(measured.points.map((p) => [`${p.model}/${p.variant}`, p.points]));
+  const sim = Array.from(schedule.atMs, (atMs, i) => ({ atMs, route: schedule.routes[schedule.route[i] as number] as string, deadlineMs: schedule.deadlineMs[i] as number }));
+  const replicas = values.replicas !== undefined ? Number(values.replicas) : resolveWorkers(config);
+  const t0 = performance.now();
+  const result = await simulate({ config, profiles, hopMs: measured.hopMs, replicas, arrivals: sim, seed: Number(values.seed) });
+  const wallMs = performance.now() - t0;
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify({ load: schedule.description, replicas, wallMs: Math.round(wallMs), ...result }, null, 2)}\n`);
+    return;
+  }
+  const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '-');
+  const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+  process.stdout.write(
+    `${schedule.description}, ${sim.length} arrivals, ${replicas} replica(s); simulated ${(result.simulatedMs / 1000).toFixed(1)} s in ${(wallMs / 1000).toFixed(1)} s\n\n`,
+  );
+  const rows = [['route', 'offered', 'attainment', 'of admitted', 'shed', 'dropped', 'late', 'p99 ms', 'eff. accuracy', 'cost/M', 'switches', 'variant mix']];
+  for (const r of result.routes) {
+    if (r.offered === 0) continue;
+    const mix = Object.entries(r.variantMix)
+      .filter(([, s]) => s > 0)
+      .map(([v, s]) => `${v} ${Math.round(s * 100)}%`)
+      .join(', ');
+    rows.push([
+      r.route,
+      String(r.offered),
+      pct(r.attainment),
+      pct(r.attainmentAdmitted),
+      String(r.shed),
+      String(r.dropped),
+      String(r.late),
+      ms(r.p99Ms),
+      pct(r.effectiveAccuracy),
+      r.costPerMillion.toFixed(4),
+      String(r.switches),
+      mix,
+    ]);
+  }
+  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+  process.stdout.write(`${rows.map((r) => r.map((x, i) => x.padEnd(widths[i] as number)).join('  ')).join('\n')}\n`);
+  if (values.decisions === true) {
+    process.stdout.write('\ndecisions:\n');
+    for (const d of result.decisions) process.stdout.write(`  ${(d.atMs / 1000).toFixed(2).padStart(7)} s  ${d.route}: ${d.from} -> ${d.to}: ${d.reason}\n`);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -152,6 +251,8 @@ export async function main(argv: string[]): Promise<void> {
       return evaluate(rest);
     case 'profile':
       return profile(rest);
+    case 'simulate':
+      return simulateCommand(rest);
     case 'bench':
       return (await import('./bench/cli.js')).benchMain(rest);
     case '--version':

@@ -60,16 +60,25 @@ export function batchLimit(v: VariantModel, overheadMs: number, budgetMs: number
   return best;
 }
 
-/** Batch that forms under work-conserving dispatch: b = ceil(lambda x S50(b) / slots), bounded by [1, limit]. */
+/**
+ * Batch that forms under work-conserving dispatch: the arrivals during one batch's service, b = ceil(lambda x
+ * S50(b) / slots), and at least the batch at which a slot keeps up (requests queue until batches are that big);
+ * bounded by [1, limit].
+ */
 export function formedBatch(v: VariantModel, lambdaRps: number, slots: number, limit: number): number {
+  const load = (b: number) => (lambdaRps * (v.table.p50[b] as number)) / 1000 / slots / b;
   let b = 1;
-  for (let i = 0; i < 12; i++) {
-    const next = Math.min(limit, Math.max(1, Math.ceil((lambdaRps * (v.table.p50[b] as number)) / 1000 / slots)));
+  for (let i = 0; i < 16; i++) {
+    let next = Math.min(limit, Math.max(1, Math.ceil((lambdaRps * (v.table.p50[b] as number)) / 1000 / slots)));
+    while (next < limit && load(next) > KEEP_UP) next = Math.min(limit, next * 2);
     if (next === b) break;
     b = next;
   }
   return b;
 }
+
+/** Utilisation per slot up to which a batch size is taken to keep up with arrivals (beyond it, queues and batches grow). */
+const KEEP_UP = 0.7;
 
 /** Utilisation of all slots by lambda requests/s on v when batches of b form. */
 export function utilisation(v: VariantModel, lambdaRps: number, b: number, slots: number): number {

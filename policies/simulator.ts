@@ -3,7 +3,7 @@
 // profiles. Deterministic for a seed; seconds of wall time for minutes of traffic.
 import { EventEmitter } from 'node:events';
 import { ManualClock } from '../core/clock.js';
-import type { Config } from '../core/config.js';
+import type { Config, RouteConfig } from '../core/config.js';
 import { type SlogateError, toSlogateError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
@@ -33,6 +33,8 @@ export interface SimOptions {
   readonly seed?: number;
   /** Gateway time per request outside queue and service (ms). */
   readonly overheadMs?: number;
+  /** Route policy changes applied during the run (as PUT /admin/routes/{route} would). */
+  readonly changes?: readonly { readonly atMs: number; readonly route: string; readonly config: RouteConfig }[];
 }
 
 export interface SimRouteResult {
@@ -243,6 +245,14 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   };
 
   const arrivals = [...o.arrivals].sort((a, b) => a.atMs - b.atMs);
+  for (const c of o.changes ?? []) {
+    clock.setTimer(() => {
+      router.updateRoute(c.route, c.config);
+      if (!acc.has(c.route)) acc.set(c.route, { offered: 0, shed: 0, dropped: 0, met: 0, late: 0, lat: [], accOnTime: 0, accServed: 0, cost: 0, mix: new Map() });
+      controller.applyFixedKnobs();
+      controller.alarm(c.route);
+    }, c.atMs);
+  }
   let i = 0;
   const endMs = (arrivals[arrivals.length - 1]?.atMs ?? 0) + 5_000;
   while (i < arrivals.length || (clock.now() < endMs && runtime.scheduler.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)) {

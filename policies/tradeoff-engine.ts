@@ -363,7 +363,11 @@ export function decide(s: EngineSnapshot): EngineResult {
     utilOf.set(w, evaluate(w, x, w.lambda, 0).utilisation);
   }
   const fixedUtil = fixed.reduce((a, f) => a + f.utilisation, 0);
-  const others = (w: Work) => fixedUtil + [...utilOf].reduce((a, [x, u]) => (x === w ? a : a + u), 0);
+  // Each route plans as if less important routes had already stepped down to their cheapest choice: they will yield
+  // (step 3) before it does. Routes at least as important count with their current load.
+  const cheapest = new Map<Work, number>();
+  for (const w of works) if (!w.hopeless) cheapest.set(w, evaluate(w, 0, w.lambda, 0).utilisation);
+  const others = (w: Work) => fixedUtil + [...utilOf].reduce((a, [x, u]) => (x === w ? a : a + (x.input.priority < w.input.priority ? Math.min(u, cheapest.get(x) ?? u) : u)), 0);
 
   // Which resource is the bottleneck when latency breaks: the gateway's event loop (parsing, HTTP) while replicas
   // idle, or the replicas. A cheaper variant only helps the latter; the former needs less admitted traffic.

@@ -1,0 +1,267 @@
+// decide(snapshot) as a pure function: hand-built snapshots in, decisions and next state out.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { VariantModel } from '../../../policies/latency-model.js';
+import { batchLimit, formedBatch, plan, waitP99Ms } from '../../../policies/latency-model.js';
+import type { RateSnapshot } from '../../../policies/rate-estimator.js';
+import {
+  BREACH_COOLDOWN_MS,
+  DEFAULT_ENGINE_PARAMS,
+  decide,
+  type EngineSnapshot,
+  INITIAL_STATE,
+  nextCorrection,
+  type RouteEngineState,
+  type RouteInput,
+} from '../../../policies/tradeoff-engine.js';
+
+/** A variant whose batch of b rows takes base + perRow x b ms (p50), p99 = 1.2 x p50. */
+function variant(name: string, accuracy: number, baseMs: number, perRowMs: number, maxBatch = 64): VariantModel {
+  const p50 = new Float64Array(maxBatch + 1);
+  const p99 = new Float64Array(maxBatch + 1);
+  for (let b = 1; b <= maxBatch; b++) {
+    p50[b] = baseMs + perRowMs * b;
+    p99[b] = 1.2 * (baseMs + perRowMs * b);
+  }
+  return { name, accuracy, table: { p50, p99 }, maxBatch, pricePerSlotMs: 1e-8 };
+}
+
+const FAMILY = [variant('tiny', 0.91, 0.1, 0.005), variant('small', 0.94, 0.12, 0.01), variant('cnn', 0.985, 0.15, 0.03), variant('large', 0.992, 0.3, 1.2)];
+
+function rate(rps: number, extra: Partial<RateSnapshot> = {}): RateSnapshot {
+  return { instant: rps, fast: rps, slow: rps, peak: rps, burstiness: 1, ...extra };
+}
+
+function routeInput(over: Partial<RouteInput> = {}): RouteInput {
+  return {
+    name: 'r',
+    model: 'm',
+    priority: 0,
+    objective: 'max-accuracy',
+    utilityCostWeight: 0.001,
+    slo: { p99Ms: 25 },
+    policy: { kind: 'adaptive' },
+    allowed: FAMILY.map((v) => v.name),
+    rate: rate(100),
+    observedP99Ms: Number.NaN,
+    overheadMs: 0.5,
+    queuedRows: 0,
+    state: INITIAL_STATE,
+    lastPredictedP99Ms: Number.NaN,
+    ...over,
+  };
+}
+
+function snapshot(routes: RouteInput[], over: Partial<EngineSnapshot> = {}): EngineSnapshot {
+  return {
+    nowMs: 100_000,
+    at: '2026-01-01T00:00:00.000Z',
+    slots: 1,
+    gatewayUtilisation: 0.2,
+    replicaUtilisation: 0.2,
+    variants: new Map([['m', new Map(FAMILY.map((v) => [v.name, v]))]]),
+    routes,
+    params: DEFAULT_ENGINE_PARAMS,
+    ...over,
+  };
+}
+
+/** A state that has sat at `position` on the full ladder for a long time. */
+function settled(position: number, extra: Partial<RouteEngineState> = {}): RouteEngineState {
+  return { ...INITIAL_STATE, position, lastSwitchMs: 0, ladder: ['tiny', 'small', 'cnn', 'large'], ...extra };
+}
+
+function mix(s: EngineSnapshot, route = 'r'): Record<string, number> {
+  const d = decide(s).decisions.get(route);
+  assert.ok(d !== undefined);
+  return Object.fromEntries(d.variants.map((v) => [v.variant, v.share]));
+}
+
+describe('latency model', () => {
+  test('batchLimit: the largest batch whose worst case (2 x S99 + overhead) fits the budget', () => {
+    const large = FAMILY[3] as VariantModel;
+    // S99(b) = 1.2 (0.3 + 1.2 b): b = 4 -> 6.12 ms, 2x + 0.5 = 12.74 <= 15; b = 8 -> 11.88, 2x = 24.26 > 15.
+    assert.equal(batchLimit(large, 0.5, 15), 4);
+    assert.equal(batchLimit(large, 0.5, 2), 0, 'not even one row fits');
+    assert.equal(batchLimit(FAMILY[0] as VariantModel, 0.5, 25), 64);
+  });
+
+  test('formedBatch follows the arrival rate: ~1 at low load, larger as load grows, capped', () => {
+    const cnn = FAMILY[2] as VariantModel;
+    assert.equal(formedBatch(cnn, 10, 1, 64), 1);
+    const mid = formedBatch(cnn, 20_000, 1, 64);
+    assert.ok(mid > 1 && mid < 64, `batch ${mid}`);
+    assert.equal(formedBatch(cnn, 1e7, 1, 16), 16);
+  });
+
+  test('waitP99Ms grows with utilisation and burstiness, and is unbounded at saturation', () => {
+    assert.equal(waitP99Ms(0, 1, 1, 1, 0), 0);
+    const a = waitP99Ms(0.5, 1, 1, 1, 0);
+    const b = waitP99Ms(0.8, 1, 1, 1, 0);
+    const c = waitP99Ms(0.8, 1, 1, 4, 0);
+    assert.ok(a < b && b < c, `${a} ${b} ${c}`);
+    assert.equal(waitP99Ms(1, 1, 1, 1, 0), Number.POSITIVE_INFINITY);
+    assert.ok(waitP99Ms(0.5, 4, 1, 1, 0) < a, 'more servers, less waiting at the same utilisation');
+  });
+
+  test('plan refuses over the utilisation cap and over the latency budget, with a reason', () => {
+    const ctx = { slots: 1, otherUtilisation: 0, burstiness: 1, overheadMs: 0.5, correction: 1, maxUtilisation: 0.8, budgetMs: 22.5 };
+    const large = FAMILY[3] as VariantModel;
+    assert.equal(plan(large, 100, ctx).ok, true);
+    const over = plan(large, 2000, ctx);
+    assert.equal(over.ok, false);
+    assert.match(over.why, /utilisation/);
+    const tight = plan(large, 100, { ...ctx, budgetMs: 3 });
+    assert.equal(tight.ok, false);
+  });
+
+  test('nextCorrection learns when observed p99 runs above the prediction, and decays back', () => {
+    assert.ok(nextCorrection(1, 30, 10) > 1.5);
+    assert.equal(nextCorrection(1, 10.5, 10), 1);
+    assert.ok(nextCorrection(2, 5, 10) < 2);
+    assert.ok(nextCorrection(3, 1000, 1) <= 3, 'bounded');
+  });
+});
+
+describe('decide', () => {
+  const cases: { name: string; snap: EngineSnapshot; want: Record<string, number> }[] = [
+    { name: 'low load: the most accurate variant', snap: snapshot([routeInput({ rate: rate(100) })]), want: { large: 1 } },
+    { name: 'load beyond large: a mix of the two best rungs', snap: snapshot([routeInput({ rate: rate(800) })]), want: { cnn: -1, large: -1 } },
+    { name: 'far beyond: the cheaper rung alone', snap: snapshot([routeInput({ rate: rate(5000) })]), want: { cnn: 1 } },
+    {
+      name: 'minAccuracy excludes variants below it',
+      snap: snapshot([routeInput({ rate: rate(100), slo: { p99Ms: 25, minAccuracy: 0.95 }, objective: 'min-cost' })]),
+      want: { cnn: 1 },
+    },
+    { name: 'min-cost: the cheapest variant that holds the SLO', snap: snapshot([routeInput({ rate: rate(100), objective: 'min-cost' })]), want: { tiny: 1 } },
+    { name: 'a tight SLO rules out a slow variant even at low load', snap: snapshot([routeInput({ rate: rate(10), slo: { p99Ms: 3 } })]), want: { cnn: 1 } },
+  ];
+  for (const c of cases) {
+    test(`first decision: ${c.name}`, () => {
+      const got = mix(c.snap);
+      for (const [v, share] of Object.entries(c.want)) {
+        if (share < 0) assert.ok((got[v] ?? 0) > 0 && (got[v] ?? 0) < 1, `${v} in a mix: ${JSON.stringify(got)}`);
+        else assert.equal(got[v], share, JSON.stringify(got));
+      }
+    });
+  }
+
+  test('maxCostPerMillion caps the average cost: the expensive variant only in a share the budget affords', () => {
+    const d = decide(snapshot([routeInput({ rate: rate(50), slo: { p99Ms: 25, maxCostPerMillion: 0.005 } })])).decisions.get('r');
+    assert.ok((d?.costPerMillion ?? 1) <= 0.005, `cost ${d?.costPerMillion}`);
+    const large = d?.variants.find((v) => v.variant === 'large')?.share ?? 0;
+    assert.ok(large < 0.35, `large share ${large}`);
+    assert.equal(mix(snapshot([routeInput({ rate: rate(50) })])).large, 1, 'without the cap, large alone');
+  });
+
+  test('decide is pure: the same snapshot gives the same result and is not modified', () => {
+    const s = snapshot([routeInput({ rate: rate(800), state: settled(3) })]);
+    const before = JSON.stringify(s.routes);
+    const a = decide(s);
+    const b = decide(s);
+    assert.deepEqual([...a.decisions.values()], [...b.decisions.values()]);
+    assert.deepEqual([...a.states.values()], [...b.states.values()]);
+    assert.equal(JSON.stringify(s.routes), before);
+  });
+
+  test('a predicted violation downgrades at once, to the highest position that holds', () => {
+    const s = snapshot([routeInput({ rate: rate(900), state: settled(3) })]);
+    const r = decide(s);
+    const st = r.states.get('r');
+    assert.ok((st?.position ?? 3) < 3);
+    assert.match(r.decisions.get('r')?.reason ?? '', /downgrade/);
+    assert.equal(st?.lastSwitchMs, s.nowMs);
+  });
+
+  test('upgrade waits for upgradeTicks ticks of headroom, then steps half a rung', () => {
+    let state = settled(2);
+    const positions: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = decide(snapshot([routeInput({ rate: rate(100), state })], { nowMs: 100_000 + 250 * i }));
+      state = r.states.get('r') as RouteEngineState;
+      positions.push(state.position);
+    }
+    assert.deepEqual(positions, [2, 2, 2.5, 2.5], 'three ticks of headroom, then one half step (then the hold time)');
+  });
+
+  test('no upgrade before upgradeHoldMs since the last switch', () => {
+    const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(2, { upStreak: 5, lastSwitchMs: 99_000 }) })]));
+    assert.equal(r.states.get('r')?.position, 2);
+  });
+
+  test('steady load with headroom already at the top: no change', () => {
+    const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(3) })]));
+    assert.equal(r.states.get('r')?.position, 3);
+    assert.match(r.decisions.get('r')?.reason ?? '', /steady/);
+  });
+
+  test('an observed breach with busy replicas steps down a rung; a second one waits out the cooldown', () => {
+    const busy = { replicaUtilisation: 0.7 };
+    const first = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], busy));
+    const st = first.states.get('r') as RouteEngineState;
+    assert.equal(st.position, 2);
+    const again = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], { ...busy, nowMs: 100_000 + BREACH_COOLDOWN_MS / 2 }));
+    assert.equal(again.states.get('r')?.position, 2, 'waits for the latency window to show the last change');
+  });
+
+  test('an observed breach while the gateway is saturated and replicas idle: keep the variant, admit less', () => {
+    const r = decide(snapshot([routeInput({ rate: rate(1000), observedP99Ms: 40, state: settled(2) })], { gatewayUtilisation: 0.95, replicaUtilisation: 0.2 }));
+    const d = r.decisions.get('r');
+    assert.equal(r.states.get('r')?.position, 2);
+    assert.ok((r.states.get('r')?.admitFactor ?? 1) < 1);
+    assert.ok(Number.isFinite(d?.admissionRps) && (d?.admissionRps ?? 0) < 1000);
+    assert.match(d?.reason ?? '', /gateway saturated/);
+  });
+
+  test('an observed breach while nothing is busy: a transient, held', () => {
+    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { gatewayUtilisation: 0.2, replicaUtilisation: 0.1 }));
+    assert.equal(r.states.get('r')?.position, 3);
+    assert.match(r.decisions.get('r')?.reason ?? '', /transient/);
+  });
+
+  test('nothing can meet the SLO: shed all but a probe', () => {
+    const d = decide(snapshot([routeInput({ rate: rate(500), slo: { p99Ms: 0.1 } })])).decisions.get('r');
+    assert.ok((d?.admissionRps ?? 0) > 0 && (d?.admissionRps ?? 1000) <= 0.05 * 500 + 2);
+    assert.match(d?.reason ?? '', /shedding all but a probe/);
+  });
+
+  test('overload at the cheapest choice: admission by priority, sheddable routes shed first', () => {
+    const r = decide(
+      snapshot([
+        routeInput({ name: 'gold', priority: 10, rate: rate(6000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) }),
+        routeInput({ name: 'bulk', priority: -1, rate: rate(6000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) }),
+      ]),
+    );
+    const gold = r.decisions.get('gold');
+    const bulk = r.decisions.get('bulk');
+    assert.ok((bulk?.admissionRps ?? Number.POSITIVE_INFINITY) < (gold?.admissionRps ?? 0), `gold ${gold?.admissionRps}, bulk ${bulk?.admissionRps}`);
+  });
+
+  test('two routes over shared replicas: the less important one steps down first', () => {
+    const r = decide(
+      snapshot([
+        routeInput({ name: 'gold', priority: 10, rate: rate(350), state: settled(3) }),
+        routeInput({ name: 'bulk', priority: -1, rate: rate(350), slo: { p99Ms: 40 }, state: settled(3) }),
+      ]),
+    );
+    const gold = r.states.get('gold')?.position ?? 0;
+    const bulk = r.states.get('bulk')?.position ?? 3;
+    assert.ok(gold > bulk, `gold at ${gold}, bulk at ${bulk}`);
+  });
+
+  test('a fixed policy is reported as is, with a prediction, and never moved', () => {
+    const r = decide(snapshot([routeInput({ policy: { kind: 'fixed', variant: 'large', maxBatch: 4, maxQueueDelayMs: 2 }, rate: rate(5000) })]));
+    const d = r.decisions.get('r');
+    assert.deepEqual(d?.variants, [{ variant: 'large', share: 1 }]);
+    assert.equal(d?.maxBatch, 4);
+    assert.equal(d?.admissionRps, Number.POSITIVE_INFINITY);
+    assert.equal(d?.reason, 'fixed by the route policy');
+  });
+
+  test('knobs: each variant gets the smallest batch limit the routes using it need', () => {
+    const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(3) }), routeInput({ name: 'r2', rate: rate(100), slo: { p99Ms: 8 }, state: settled(3) })]));
+    const k = r.knobs.get('m/large');
+    assert.ok(k !== undefined);
+    assert.ok(k.maxBatch <= (r.decisions.get('r2')?.maxBatch ?? 0) || !r.decisions.get('r2')?.variants.some((v) => v.variant === 'large'));
+  });
+});
