@@ -3,7 +3,7 @@
 // time; the sender's own lag (actual - scheduled) is recorded too, and a run whose sender fell behind is marked.
 // Kept lean for a machine it shares with the server: bodies are pre-encoded, records are typed arrays.
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { Histogram } from './histogram.js';
 import type { RouteInputs } from './inputs.js';
 import { CLIENT_CODES, RunRecords } from './records.js';
@@ -116,38 +116,52 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       if (body === undefined) return;
       inflight++;
       if (inflight > peakInflight) peakInflight = inflight;
-      const failed = (err: unknown) => {
-        if (finished) return;
-        errors++;
-        const code = (err as { code?: string } | undefined)?.code;
-        rec.noAnswer(i, code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
+      // A bare dispatch handler, not pool.request(): no response stream or promise per request, so the sender stays
+      // cheap (it shares the cores with the server under test).
+      let status = 0;
+      let code: string | undefined;
+      let headerLength: string | undefined;
+      const chunks: Buffer[] = [];
+      let settled = false;
+      const end = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        if (!finished) fn();
+        settle();
       };
-      pool
-        .request({ path: inp.path, method: 'POST', headers: body.headers, body: body.body })
-        .then(async (res) => {
-          let bytes: Uint8Array;
-          try {
-            bytes = new Uint8Array(await res.body.arrayBuffer());
-          } catch (err) {
-            failed(err);
-            return;
-          }
-          if (finished) return;
-          const latency = performance.now() - t0 - at;
-          const code = header(res.headers['x-slogate-error-code']);
-          if (res.statusCode !== 200) {
+      const handler: Dispatcher.DispatchHandler = {
+        // undici only treats a handler as new-style when it has onRequestStart.
+        onRequestStart: () => {},
+        onResponseStart: (_c, statusCode, headers) => {
+          status = statusCode;
+          code = header(headers['x-slogate-error-code']);
+          headerLength = header(headers['inference-header-content-length']);
+        },
+        onResponseData: (_c, chunk) => {
+          chunks.push(chunk);
+        },
+        onResponseEnd: () =>
+          end(() => {
+            const latency = performance.now() - t0 - at;
+            if (status !== 200) {
+              errors++;
+              rec.answer(i, status, latency, code, undefined, -1);
+              return;
+            }
+            const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+            const answer = readAnswer(bytes, headerLength === undefined ? undefined : Number(headerLength), inp.scoring);
+            const label = inp.labels[k] as number;
+            rec.answer(i, 200, latency, code, answer.variant, label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0);
+            live.record(latency);
+          }),
+        onResponseError: (_c, err) =>
+          end(() => {
             errors++;
-            rec.answer(i, res.statusCode, latency, code, undefined, -1);
-            return;
-          }
-          const hl = header(res.headers['inference-header-content-length']);
-          const answer = readAnswer(bytes, hl === undefined ? undefined : Number(hl), inp.scoring);
-          const label = inp.labels[k] as number;
-          const correct = label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0;
-          rec.answer(i, 200, latency, code, answer.variant, correct);
-          live.record(latency);
-        }, failed)
-        .finally(settle);
+            const c = (err as { code?: string }).code;
+            rec.noAnswer(i, c === 'UND_ERR_HEADERS_TIMEOUT' || c === 'UND_ERR_BODY_TIMEOUT' ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
+          }),
+      };
+      pool.dispatch({ path: inp.path, method: 'POST', headers: body.headers, body: body.body }, handler);
     };
 
     const tick = () => {

@@ -11,10 +11,18 @@ export interface Sample {
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
-/** Parses the Prometheus text format (comments skipped; timestamps ignored). */
-export function parsePrometheus(text: string): Sample[] {
+export interface Scrape {
+  readonly samples: readonly Sample[];
+  /** Metric names declared by `# TYPE` lines: a labelled counter never incremented has no sample, but is declared. */
+  readonly declared: ReadonlySet<string>;
+}
+
+/** Parses the Prometheus text format (timestamps ignored). */
+export function parsePrometheus(text: string): Scrape {
   const out: Sample[] = [];
+  const declared = new Set<string>();
   for (const line of text.split('\n')) {
+    if (line.startsWith('# TYPE ')) declared.add(line.split(' ')[2] ?? '');
     if (line === '' || line.startsWith('#')) continue;
     const m = LINE.exec(line);
     if (m === null) continue;
@@ -23,11 +31,11 @@ export function parsePrometheus(text: string): Sample[] {
     const value = Number(m[3] === '+Inf' ? Number.POSITIVE_INFINITY : m[3] === '-Inf' ? Number.NEGATIVE_INFINITY : m[3]);
     out.push({ name: m[1] as string, labels, value });
   }
-  return out;
+  return { samples: out, declared };
 }
 
 /** GET /metrics; undefined when the server has none (or it is not Prometheus text). */
-export async function scrape(url: string): Promise<Sample[] | undefined> {
+export async function scrape(url: string): Promise<Scrape | undefined> {
   try {
     const res = await request(`${url}/metrics`, { headersTimeout: 5000, bodyTimeout: 5000 });
     const text = await res.body.text();
@@ -59,11 +67,14 @@ export interface ServerCounters {
 }
 
 /** Counter deltas of one route between two scrapes. */
-export function counterDelta(before: readonly Sample[] | undefined, after: readonly Sample[] | undefined, route: string): ServerCounters | undefined {
-  if (before === undefined || after === undefined) return undefined;
+export function counterDelta(beforeScrape: Scrape | undefined, afterScrape: Scrape | undefined, route: string): ServerCounters | undefined {
+  if (beforeScrape === undefined || afterScrape === undefined) return undefined;
+  const before = beforeScrape.samples;
+  const after = afterScrape.samples;
   const d = (name: string, match: Record<string, string>) => {
     const a = sumOf(after, name, match);
-    return a === undefined ? undefined : a - (sumOf(before, name, match) ?? 0);
+    if (a === undefined) return afterScrape.declared.has(name) ? 0 : undefined;
+    return a - (sumOf(before, name, match) ?? 0);
   };
   const labelValues = (name: string, label: string) => [...new Set(after.filter((s) => s.name === name && s.labels.route === route).map((s) => s.labels[label] ?? ''))].sort();
   const costByVariant: Record<string, number> = {};

@@ -7,7 +7,7 @@ import { closedLoopRecorded } from './closed-loop.js';
 import { buildInputs, fetchMetadata, type RouteInputs } from './inputs.js';
 import { makePool, openLoop } from './open-loop.js';
 import type { ProgressSink } from './progress.js';
-import { counterDelta, type Sample, type ServerCounters, scrape } from './prom.js';
+import { counterDelta, type Scrape, type ServerCounters, scrape } from './prom.js';
 import type { RunRecords } from './records.js';
 import { buildSchedule, describeLoad, type LoadSpec, type Schedule } from './schedule.js';
 import { type RunSummary, summarize } from './summary.js';
@@ -95,8 +95,8 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
   let lagBoundMs: number | undefined;
   let sender: BenchResult['sender'];
   let routes: readonly string[];
-  let before: Sample[] | undefined;
-  let after: Sample[] | undefined;
+  let before: Scrape | undefined;
+  let after: Scrape | undefined;
   let connections: number;
 
   if (o.mode.kind === 'open') {

@@ -27,11 +27,12 @@ export interface ScenarioPlan {
 }
 
 export function scenarioPlan(name: ScenarioName, quick: boolean, durationS?: number): ScenarioPlan {
+  // --quick must finish in under two minutes with eight contenders: short probes, few of them (a coarse capacity).
   const base = {
-    warmupS: quick ? 0.5 : 5,
+    warmupS: quick ? 0.3 : 5,
     factors: quick ? [0.5, 1, 2] : [0.3, 0.6, 0.9, 1.2, 1.5, 2],
-    probeS: quick ? 1.5 : 5,
-    maxProbes: quick ? 5 : 10,
+    probeS: quick ? 1 : 5,
+    maxProbes: quick ? 3 : 10,
   };
   const d: Record<ScenarioName, [number, number]> = { steady: [6, 60], step: [9, 40], bursty: [10, 60], sweep: [2, 30] };
   return { ...base, durationS: durationS ?? (d[name] as [number, number])[quick ? 0 : 1] };

@@ -135,6 +135,23 @@ test('closed loop through autocannon: bounded by its request cap, numbers add up
   assert.equal(res.summary.lag, null);
 });
 
+test('trace replay with random inputs: the trace sets arrivals and deadlines; unscored answers give no accuracy', async () => {
+  const trace = join(out, 'trace.csv');
+  writeFileSync(trace, `arrival_ms,route,deadline_ms\n${Array.from({ length: 20 }, (_, i) => `${i * 40},digits,${i < 10 ? 500 : ''}`).join('\n')}\n`);
+  const r = await bench(['--url', server.url, '--trace', trace, '--inputs', 'random', '--slo-ms', '900', '--max-lag-ms', '200', '--json', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout) as BenchResult;
+  addsUp(res);
+  const s = res.summary.overall;
+  assert.equal(s.offered, 20);
+  assert.equal(s.completed, 20);
+  assert.equal(s.accuracy.scored, 0);
+  assert.equal(s.accuracy.effectiveAccuracy, null);
+  assert.deepEqual(s.variants, { tiny: 20 });
+  assert.ok(s.deadlineMs === 500 || s.deadlineMs === 900);
+  assert.ok(existsSync(join(out, 'digits-trace.json')));
+});
+
 test('a sender that falls behind its schedule reports no result and exits 3', async () => {
   const r = await bench([
     '--url',
