@@ -101,7 +101,9 @@ export function costPerMillion(v: VariantModel, b: number): number {
 
 /** Evaluates serving lambda requests/s of one route on variant v. */
 export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext): Plan {
-  const limit = batchLimit(v, ctx.overheadMs, ctx.budgetMs, ctx.correction);
+  // The batch limit counts at most half the budget as gateway overhead: an overhead spike must not switch batching
+  // off (when batching is needed most); the prediction below still counts all of it.
+  const limit = batchLimit(v, Math.min(ctx.overheadMs, ctx.budgetMs / 2), ctx.budgetMs, ctx.correction);
   const fail = (why: string, extra: Partial<Plan> = {}): Plan => ({
     ok: false,
     why,

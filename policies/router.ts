@@ -53,6 +53,8 @@ export interface InferCall {
   /** Request `priority` parameter: overrides the route's priority. */
   readonly priority?: number | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** The gateway already counted the arrival and ran admission (before parsing the body): skip both here. */
+  readonly admitted?: boolean | undefined;
 }
 
 export interface RouterDeps {
@@ -126,20 +128,39 @@ export class Router {
     return r.picker.pick() ?? (r.allowed[0] as string);
   }
 
+  /**
+   * Counts an arrival and asks admission, before the body is even parsed (a refused request then costs almost
+   * nothing). Pinned versions bypass admission. Returns the refusal, or undefined to go on.
+   */
+  admit(r: RouteState, arrivalMs: number, pinned: boolean, priority = r.config.priority, timeoutMs?: number): SlogateError | undefined {
+    r.stats.arrive(arrivalMs);
+    if (pinned) return undefined;
+    return this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs: this.#deadline(r, arrivalMs, timeoutMs), priority });
+  }
+
+  #deadline(r: RouteState, arrivalMs: number, timeoutMs: number | undefined): number {
+    const d = arrivalMs + r.config.slo.p99Ms;
+    return timeoutMs === undefined ? d : Math.min(d, arrivalMs + timeoutMs);
+  }
+
   infer(call: InferCall): Promise<SubmitResult> {
     const r = this.route(call.route);
-    r.stats.arrive(call.arrivalMs);
-    let deadlineAtMs = call.arrivalMs + r.config.slo.p99Ms;
-    if (call.timeoutMs !== undefined) deadlineAtMs = Math.min(deadlineAtMs, call.arrivalMs + call.timeoutMs);
+    const deadlineAtMs = this.#deadline(r, call.arrivalMs, call.timeoutMs);
     const priority = call.priority ?? r.config.priority;
+    if (call.admitted !== true) {
+      const refusal = this.admit(r, call.arrivalMs, call.pinnedVariant !== undefined, priority, call.timeoutMs);
+      if (refusal !== undefined) throw refusal;
+    } else if (call.priority !== undefined && call.priority < 0 && call.pinnedVariant === undefined) {
+      // The body made this request sheddable: ask admission again with its own priority.
+      const refusal = this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs, priority });
+      if (refusal !== undefined) throw refusal;
+    }
     let variant: string;
     let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
       if (!r.model.variants.has(call.pinnedVariant)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${r.name}' has no version '${call.pinnedVariant}'`);
       variant = call.pinnedVariant;
     } else {
-      const refusal = this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs, priority });
-      if (refusal !== undefined) throw refusal;
       variant = this.chooseVariant(r);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
     }

@@ -117,6 +117,9 @@ export interface SchedulerOptions {
   readonly events?: SchedulerEvents;
 }
 
+/** Longest queue (requests, all variants) that backlogMs(beforeMs) scans exactly. */
+const MAX_BACKLOG_SCAN = 512;
+
 /** Requests to set aside while looking for batch-mates of the same shape (bounds the scan). */
 const MAX_SHAPE_SKIPS = 32;
 
@@ -197,6 +200,12 @@ export class Scheduler {
    * With `beforeMs`, only requests whose deadline is not later (EDF runs those first) count; that scan is O(queued).
    */
   backlogMs(beforeMs?: number): number {
+    // The exact scan is for short queues; with a long one the total is a close enough (conservative) answer.
+    if (beforeMs !== undefined) {
+      let queued = 0;
+      for (const vq of this.#queues.values()) queued += vq.queue.size;
+      if (queued > MAX_BACKLOG_SCAN) return this.backlogMs();
+    }
     let ms = 0;
     for (const vq of this.#queues.values()) {
       let rows = vq.queue.rows;

@@ -33,6 +33,22 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   // JSON fails as invalid JSON (400). Syntactically broken Content-Type headers are refused by Fastify (415).
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) => done(null, body));
 
+  // Arrival time and admission come before the body is read and parsed: the SLO clock starts when the request does,
+  // and a request admission refuses costs almost nothing (parsing is the gateway's biggest per-request cost).
+  app.decorateRequest('arrivalMs', 0);
+  app.addHook('onRequest', async (req, reply) => {
+    const arrivalMs = clock.now();
+    (req as FastifyRequest & { arrivalMs: number }).arrivalMs = arrivalMs;
+    const params = req.params as Partial<InferParams>;
+    const route = params.route === undefined ? undefined : router.routes.get(params.route);
+    if (route === undefined) return;
+    const refusal = router.admit(route, arrivalMs, params.version !== undefined);
+    if (refusal !== undefined) {
+      router.record(route.name, undefined, refusal.statusCode, clock.now() - arrivalMs, refusal.code);
+      return sendError(reply, refusal);
+    }
+  });
+
   app.setErrorHandler((err, req, reply) => {
     const e = fromFastifyError(err);
     const params = req.params as Partial<InferParams> | undefined;
@@ -41,7 +57,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   });
 
   const handler = async (req: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) => {
-    const arrivalMs = clock.now();
+    const arrivalMs = (req as FastifyRequest & { arrivalMs: number }).arrivalMs;
     const { route: routeName, version } = req.params;
     let variant: string | undefined;
     try {
@@ -73,6 +89,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
           timeoutMs,
           priority,
           signal: ac.signal,
+          admitted: true,
         });
       } finally {
         reply.raw.removeListener('close', onClose);

@@ -1,0 +1,103 @@
+// The engine live: a real server, real workers and models, a real load step over HTTP. The route's decision must
+// change, `model_version` in the answers must follow it, and admitted requests must keep the p99 target.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Pool } from 'undici';
+import { type ServerProcess, startSlogateProcess } from '../../bench/server-process.js';
+import type { DecisionChange } from '../../policies/controller.js';
+import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
+import { digitsRawConfig, EVAL_PATH, tempDir } from '../helpers.js';
+
+const P99_MS = 100;
+// The server runs in its own process, as in production: a load generator sharing its event loop would measure itself.
+let server: ServerProcess;
+let url: string;
+
+before(async () => {
+  server = await startSlogateProcess(
+    digitsRawConfig({
+      server: { logLevel: 'warn' },
+      runtime: { workers: 1, profile: { enabled: true, samples: 30, budgetMs: 4000, cacheDir: tempDir() } },
+      routes: { digits: { model: 'digits', slo: { p99Ms: P99_MS, minAccuracy: 0.95 } } },
+    }),
+  );
+  url = server.url;
+});
+after(async () => {
+  assert.equal(await server.stop(), 0, 'the server drains and exits 0');
+});
+
+async function history(): Promise<DecisionChange[]> {
+  const r = await fetch(`${url}/admin/decisions`);
+  return ((await r.json()) as { decisions: DecisionChange[] }).decisions.filter((d) => d.route === 'digits');
+}
+
+interface Answer {
+  readonly atMs: number;
+  readonly status: number;
+  readonly variant: string | undefined;
+  readonly latencyMs: number;
+}
+
+/** Open-loop Poisson arrivals at `rate` req/s for `durationMs` (timer-driven, never spinning), from `startMs`. */
+async function load(pool: Pool, bodies: readonly string[], rate: number, durationMs: number, startMs: number, out: Answer[]): Promise<void> {
+  const t0 = performance.now();
+  let next = t0;
+  const pending: Promise<void>[] = [];
+  let i = 0;
+  while (next < t0 + durationMs) {
+    const now = performance.now();
+    while (next <= now && next < t0 + durationMs) {
+      const scheduled = next;
+      const body = bodies[i++ % bodies.length] as string;
+      pending.push(
+        pool.request({ method: 'POST', path: '/v2/models/digits/infer', body, headers: { 'content-type': 'application/json' } }).then(
+          async (r) => {
+            const text = await r.body.text();
+            const variant = r.statusCode === 200 ? (JSON.parse(text) as { model_version: string }).model_version : undefined;
+            out.push({ atMs: startMs + (scheduled - t0), status: r.statusCode, variant, latencyMs: performance.now() - scheduled });
+          },
+          () => {
+            out.push({ atMs: startMs + (scheduled - t0), status: 0, variant: undefined, latencyMs: Number.NaN });
+          },
+        ),
+      );
+      next += (-Math.log(1 - Math.random()) * 1000) / rate;
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now() - 0.5)));
+  }
+  await Promise.all(pending);
+}
+
+test('under a real load step the decision changes, model_version follows it, and admitted requests keep p99', async () => {
+  const set = readEvalSet(EVAL_PATH);
+  const bodies = Array.from({ length: 64 }, (_, i) =>
+    JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: Array.from(evalRow(set, i)) }], outputs: [{ name: 'label' }] }),
+  );
+  const pool = new Pool(url, { connections: 128, pipelining: 1 });
+  const answers: Answer[] = [];
+  try {
+    // Warm up at a low rate (the most accurate variant fits), then step to a rate `large` cannot carry on one worker.
+    await load(pool, bodies, 60, 3000, 0, answers);
+    await load(pool, bodies, 1600, 3000, 3000, answers);
+  } finally {
+    await pool.close();
+  }
+  const low = answers.filter((a) => a.atMs >= 1000 && a.atMs < 3000 && a.status === 200);
+  const high = answers.filter((a) => a.atMs >= 3500 && a.status === 200);
+  assert.ok(low.length > 50 && high.length > 1000, `answers: ${low.length} low, ${high.length} high`);
+  const share = (xs: Answer[], v: string) => xs.filter((a) => a.variant === v).length / xs.length;
+  assert.ok(share(low, 'large') >= 0.9, `at low load large serves (${share(low, 'large')})`);
+  assert.ok(share(high, 'large') <= 0.5, `under the step most traffic leaves large (${share(high, 'large')})`);
+  const changes = await history();
+  assert.ok(changes.length >= 2, 'the decision changed');
+  // model_version follows the decision: variants seen under load are the ones the engine chose.
+  const chosen = new Set(changes.flatMap((c) => c.decision.variants.map((v) => v.variant)));
+  for (const a of high) assert.ok(chosen.has(a.variant as string), `served by ${a.variant}, never chosen`);
+  const admitted = answers.filter((a) => a.status === 200).map((a) => a.latencyMs);
+  admitted.sort((a, b) => a - b);
+  const p99 = admitted[Math.ceil(0.99 * admitted.length) - 1] as number;
+  assert.ok(p99 <= P99_MS, `p99 of admitted requests ${p99.toFixed(1)} ms (target ${P99_MS} ms)`);
+  const failed = answers.filter((a) => a.status !== 200 && a.status !== 429 && a.status !== 503);
+  assert.equal(failed.length, 0, `unexpected statuses: ${[...new Set(failed.map((a) => a.status))]}`);
+});
