@@ -283,8 +283,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     o.log(`  ${label}: probe ${rate.toFixed(1)}/s -> ${ok ? 'holds' : 'misses'} the SLO (${note})`);
     return { rate: Math.round(rate * 10) / 10, ok, note };
   };
-  const searchCapacity = (t: Target, start: number, label: string) =>
-    findCapacity((r) => probeRun(t.url, t.inputs, r, label), { startRate: start, maxProbes: plan.maxProbes, minRate: 2, maxRate: 20_000, tolerance: o.quick ? 0.25 : 0.1 });
+  const searchCapacity = (t: Target, start: number, label: string, maxProbes = plan.maxProbes) =>
+    findCapacity((r) => probeRun(t.url, t.inputs, r, label), { startRate: start, maxProbes, minRate: 2, maxRate: 20_000, tolerance: o.quick ? 0.25 : 0.1 });
 
   // The base rate: given, or C_L = the capacity at SLO of the most accurate variant with its best fixed batching.
   const capacities = new Map<string, { capacity: number; probes: Probe[] }>();
@@ -299,13 +299,17 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     o.log(`compare: calibrating the base rate C_L with ${ref.label} (start ${guess.toFixed(0)}/s)`);
     const t = await startTarget(ref, o);
     try {
-      const c = await searchCapacity(t, guess, ref.label);
+      // Everything else is measured against C_L: give its search twice the probes.
+      const c = await searchCapacity(t, guess, ref.label, 2 * plan.maxProbes);
       capacities.set(refId, c);
       baseRate = c.capacity;
     } finally {
       await t.stop();
     }
-    if (baseRate <= 0) throw new Error(`calibration: ${ref.label} holds p99 <= ${P} ms at no rate down to 2/s; give --rate`);
+    if (baseRate <= 0) {
+      const tried = capacities.get(refId)?.probes.map((p) => p.rate) ?? [];
+      throw new Error(`calibration: ${ref.label} held p99 <= ${P} ms at none of the rates tried (${tried.join(', ')}/s); give --rate`);
+    }
     baseRateSource = `capacity at SLO of ${ref.label} (C_L)`;
     o.log(`compare: C_L = ${baseRate.toFixed(1)}/s`);
   }
