@@ -245,13 +245,19 @@ export function stackedAreaChart(spec: StackedAreaSpec): string {
     // Columns without answers are gaps, not zero shares.
     let d = '';
     let run: number[] = [];
+    // Each x is the centre of a column (a second): draw the share flat across the column.
+    const half = xs.length > 1 ? ((xs[1] as number) - (xs[0] as number)) / 2 : 0.5;
+    const edges = (j: number, level: readonly number[]) => [
+      `${n2(ax.x((xs[j] as number) - half))} ${n2(ax.y(level[j] as number))}`,
+      `${n2(ax.x((xs[j] as number) + half))} ${n2(ax.y(level[j] as number))}`,
+    ];
     const flush = () => {
       if (run.length === 0) return;
-      const top = run.map((j) => `${n2(ax.x(xs[j] as number))} ${n2(ax.y(upper[j] as number))}`);
+      const top = run.flatMap((j) => edges(j, upper));
       const bottom = run
         .slice()
         .reverse()
-        .map((j) => `${n2(ax.x(xs[j] as number))} ${n2(ax.y(lower[j] as number))}`);
+        .flatMap((j) => edges(j, lower).reverse());
       d += `M${top.join(' L')} L${bottom.join(' L')} Z`;
       run = [];
     };

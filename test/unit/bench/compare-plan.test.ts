@@ -3,7 +3,20 @@ import { test } from 'node:test';
 import { bestBatching, defaultPolicyIds, derivePolicyConfig, type PolicyContext, parsePolicyId, policySlug } from '../../../bench/policies.js';
 import { findCapacity, type Probe, scenarioPlan, scenarioRuns } from '../../../bench/scenarios.js';
 import { parseConfig } from '../../../core/config.js';
-import { digitsConfig, ROOT } from '../../helpers.js';
+
+// Only the config schema: these tests stay independent of the server's modules.
+const ROOT = '/repo';
+const VARIANTS = ['tiny', 'small', 'medium', 'medium-int8', 'cnn-small', 'large'];
+const digitsConfig = (routes: Record<string, unknown>) =>
+  parseConfig(
+    {
+      server: { port: 0, logLevel: 'silent' },
+      models: { digits: { eval: 'models/digits/eval.bin', variants: Object.fromEntries(VARIANTS.map((v) => [v, { path: `models/digits/${v}.onnx` }])) } },
+      routes,
+    },
+    ROOT,
+    'test config',
+  );
 
 const ctx: PolicyContext = {
   variants: ['large', 'medium', 'tiny'],
@@ -67,7 +80,7 @@ test('parsePolicyId turns ids into route policies', () => {
 });
 
 test('derived configs are valid slogate configs: the route keeps its SLO, only its policy changes', () => {
-  const base = digitsConfig({ routes: { digits: { model: 'digits', slo: { p99Ms: 25, minAccuracy: 0.9 } }, other: { model: 'digits', slo: { p99Ms: 8 } } } });
+  const base = digitsConfig({ digits: { model: 'digits', slo: { p99Ms: 25, minAccuracy: 0.9 } }, other: { model: 'digits', slo: { p99Ms: 8 } } });
   const spec = parsePolicyId('static:tiny:best', ctx);
   assert.equal(spec.kind, 'slogate');
   if (spec.kind !== 'slogate') return;
