@@ -21,6 +21,7 @@ const USAGE = `slogate ${VERSION}: an SLO-aware inference gateway (KServe V2 pro
 
 Usage:
   slogate serve --config FILE [--host H] [--port N]   serve the config's routes
+  slogate runtime --config FILE [--host H] [--port N] serve the config's models as a runtime node (V2; no policies)
   slogate check-config FILE                          validate a config and its model files
   slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
   slogate profile --config FILE [--fresh] [--json]   measure (or read the cached) service time per variant and batch size
@@ -41,9 +42,10 @@ function load(file: string | undefined): Readonly<Config> {
   return loadConfigFile(file, process.env);
 }
 
-async function serve(argv: string[]): Promise<void> {
+async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } } });
-  let config = load(values.config);
+  let config = load(values.config === '' ? undefined : values.config);
+  if (derive !== undefined) config = derive(config);
   if (values.host !== undefined || values.port !== undefined) {
     const c = structuredClone(config) as Config;
     if (values.host !== undefined) c.server.host = values.host;
@@ -75,6 +77,37 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * A runtime node: every model of the config served under its own name (versions = variants) on local workers, with
+ * batching but no engine and no admission; gateways list it in runtime.replicas and pin a version per batch.
+ */
+export function runtimeNodeConfig(config: Readonly<Config>): Config {
+  const c = structuredClone(config) as Config;
+  c.runtime.replicas = [];
+  c.routes = {};
+  for (const [name, m] of Object.entries(c.models)) {
+    const first = Object.keys(m.variants)[0] as string;
+    c.routes[name] = {
+      model: name,
+      slo: { p99Ms: 600_000 },
+      priority: 0,
+      objective: 'max-accuracy',
+      utilityCostWeight: 0,
+      policy: { static: { variant: first, maxBatch: m.maxBatch, maxQueueDelayMs: 0 } },
+    };
+  }
+  if (c.runtime.workers === 0) c.runtime.workers = 'auto';
+  return c;
+}
+
+async function runtimeCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } } });
+  await serve(
+    ['--config', values.config ?? '', ...(values.host !== undefined ? ['--host', values.host] : []), ...(values.port !== undefined ? ['--port', values.port] : [])],
+    runtimeNodeConfig,
+  );
 }
 
 async function checkConfig(argv: string[]): Promise<void> {
@@ -247,6 +280,8 @@ export async function main(argv: string[]): Promise<void> {
       return serve(rest);
     case 'check-config':
       return checkConfig(rest);
+    case 'runtime':
+      return runtimeCommand(rest);
     case 'eval':
       return evaluate(rest);
     case 'profile':

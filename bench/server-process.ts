@@ -68,9 +68,12 @@ export function startNodeProcess(
 }
 
 /** Writes a config (raw object) to a temp file and starts `slogate serve` on a free port. */
-export function startSlogateProcess(config: Record<string, unknown>, options: { env?: NodeJS.ProcessEnv; cpus?: string } = {}): Promise<ServerProcess> {
+export function startSlogateProcess(
+  config: Record<string, unknown>,
+  options: { env?: NodeJS.ProcessEnv; cpus?: string; command?: 'serve' | 'runtime'; port?: number } = {},
+): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'slogate-bench-'));
   const file = join(dir, 'slogate.yaml');
   writeFileSync(file, stringify(config));
-  return startNodeProcess(join(DIST, 'cli.js'), ['serve', '--config', file, '--host', '127.0.0.1', '--port', '0'], options);
+  return startNodeProcess(join(DIST, 'cli.js'), [options.command ?? 'serve', '--config', file, '--host', '127.0.0.1', '--port', String(options.port ?? 0)], options);
 }

@@ -157,6 +157,8 @@ export const ConfigSchema = z
       }
     }
     if (Object.keys(cfg.routes).length === 0) ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at least one route is needed' });
+    if (cfg.runtime.workers === 0 && cfg.runtime.replicas.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['runtime', 'workers'], message: 'no replicas: set workers >= 1 or list runtime.replicas' });
   });
 
 function routeVariantRefs(route: z.infer<typeof RouteSchema>): { name: string; path: (string | number)[] }[] {

@@ -84,6 +84,13 @@ export class Metrics {
     labelNames: ['route'] as const,
     registers: [this.registry],
   });
+  readonly p99Target: Gauge<string> = new Gauge({
+    collect: () => this.#collect(this.p99Target),
+    name: 'slogate_route_p99_target_seconds',
+    help: "The route's SLO: its p99 latency target (dashboards and alerts compare the observed p99 with it).",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
   readonly p99Observed = new Gauge({
     name: 'slogate_route_p99_observed_seconds',
     help: 'Observed p99 latency of the route over its recent window.',
@@ -138,6 +145,12 @@ export class Metrics {
     labelNames: ['route', 'code'] as const,
     registers: [this.registry],
   });
+
+  /** Creates a route's SLO and decision counters at zero, so rate() and burn-rate ratios exist before the first event. */
+  initRoute(route: string): void {
+    for (const outcome of ['met', 'missed', 'shed', 'dropped'] as const) this.sloRequests.labels(route, outcome).inc(0);
+    this.decisionChanges.labels(route).inc(0);
+  }
 
   /** Registers the scrape-time refresh of one of this registry's gauges. */
   onCollect(gauge: Gauge<string>, fn: () => void): void {

@@ -3,6 +3,7 @@
 // can no longer make their deadline, and arms one timer for the next moment something must happen.
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SlogateError, toSlogateError } from '../core/errors.js';
+import type { TraceContext, TraceSpan, TracingHooks } from '../core/tracing.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import type { BatchKnobs, QueueState } from './batch-policy.js';
 import { planBatch } from './batch-policy.js';
@@ -33,6 +34,8 @@ export interface SubmitRequest {
    * the request is moved rather than dropped (a slightly less accurate answer on time beats a 503).
    */
   readonly fallbackVariant?: string | undefined;
+  /** The request's trace context, opaque to the runtime (the tracing hooks' current() when absent). */
+  readonly trace?: TraceContext | undefined;
 }
 
 export interface SubmitResult {
@@ -92,6 +95,8 @@ interface Pending extends QueueItem {
   resolve: (r: SubmitResult) => void;
   reject: (e: SlogateError) => void;
   onAbort: (() => void) | undefined;
+  /** Its wait span while traced. */
+  wait: TraceSpan | undefined;
 }
 
 class VariantQueue {
@@ -115,6 +120,8 @@ export interface SchedulerOptions {
   /** Bound of each variant's queue, in rows. */
   readonly maxQueueRows: number;
   readonly events?: SchedulerEvents;
+  /** Tracing hooks; absent = untraced (nothing is called). */
+  readonly tracing?: TracingHooks | undefined;
 }
 
 /** Longest queue (requests, all variants) that backlogMs(beforeMs) scans exactly. */
@@ -129,6 +136,7 @@ export class Scheduler {
   readonly #profiles: LatencyProfiles;
   readonly #maxQueueRows: number;
   readonly #events: SchedulerEvents;
+  readonly #tracing: TracingHooks | undefined;
   readonly #queues = new Map<string, VariantQueue>();
   #seq = 0;
   #timer: TimerHandle | undefined;
@@ -145,6 +153,7 @@ export class Scheduler {
     this.#profiles = options.profiles;
     this.#maxQueueRows = options.maxQueueRows;
     this.#events = options.events ?? {};
+    this.#tracing = options.tracing;
     this.#pool.on('slot-free', () => this.pump());
   }
 
@@ -252,11 +261,15 @@ export class Scheduler {
         resolve,
         reject,
         onAbort: undefined,
+        wait: undefined,
       };
+      const tr = this.#tracing;
+      if (tr !== undefined) item.wait = tr.queued(req.trace ?? tr.current(), { model: req.model, variant: req.variant, rows: req.rows, priority: req.priority, tag: req.tag });
       if (req.signal !== undefined) {
         const onAbort = () => {
           if (vq.queue.remove(item)) {
             this.#events.onDrop?.(req.model, req.variant, 'SLOGATE_ERR_CANCELLED');
+            this.#traceDrop(item, 'SLOGATE_ERR_CANCELLED');
             reject(new SlogateError('SLOGATE_ERR_CANCELLED', 'the client went away'));
             this.#notifyIdle();
           }
@@ -364,6 +377,7 @@ export class Scheduler {
       }
       vq.dropped++;
       this.#detach(head);
+      this.#traceDrop(head, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
       this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
       head.reject(
         new SlogateError(
@@ -375,6 +389,11 @@ export class Scheduler {
         ),
       );
     }
+  }
+
+  #traceDrop(item: Pending, code: string): void {
+    if (item.wait !== undefined) this.#tracing?.dropped(item.wait, code);
+    item.wait = undefined;
   }
 
   #detach(item: Pending): void {
@@ -430,6 +449,11 @@ export class Scheduler {
       // Stacked buffers are fresh copies: they may move to the worker. A lone request's buffers must stay for a retry.
       return { model: vq.model, variant: vq.variant, inputs, outputs: wanted, rows: batchRows, transfer: batch.length > 1 };
     };
+    const tr = this.#tracing;
+    const span = tr?.dispatched(
+      { model: vq.model, variant: vq.variant, rows: batchRows, requests: batch.length },
+      batch.map((p) => p.wait),
+    );
     const t0 = this.#clock.now();
     this.#pool.run(build).then(
       (outcome) => {
@@ -448,12 +472,17 @@ export class Scheduler {
           inferMs: outcome.inferMs,
           replicaId: outcome.replicaId,
         });
+        if (span !== undefined) {
+          const provider = this.#pool.replicas.find((r) => r.id === outcome.replicaId)?.provider;
+          tr?.ran(span, { replicaId: outcome.replicaId, provider, inferMs: outcome.inferMs, computeMs });
+        }
         this.#deliver(vq, batch, outcome.outputs, { serviceMs, computeMs, inferMs: outcome.inferMs, batchRows, replicaId: outcome.replicaId, t0 });
         this.#inflight--;
         this.#notifyIdle();
       },
       (err: unknown) => {
         const e = toSlogateError(err);
+        if (span !== undefined) tr?.ran(span, { error: { code: e.code, message: e.message } });
         for (const p of batch) p.reject(e);
         this.#inflight--;
         this.#notifyIdle();
@@ -530,6 +559,7 @@ export class Scheduler {
         for (let p = vq.queue.shift(); p !== undefined; p = vq.queue.shift()) {
           this.#detach(p);
           this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_SHUTTING_DOWN');
+          this.#traceDrop(p, 'SLOGATE_ERR_SHUTTING_DOWN');
           p.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server shut down before this request could run', { retryAfterMs: 1000 }));
         }
       }

@@ -114,7 +114,8 @@ export class LocalReplica implements Replica {
       if (this.#closing) return;
       this.#setState('pending', 'worker exited; piscina is starting a replacement');
       this.events.emit('restart', 'worker exited');
-      void this.#confirmReady();
+      // Not from inside piscina's own teardown (it is still removing the dead worker): on the next turn.
+      setImmediate(() => void this.#confirmReady());
     });
     const desc = await this.#describe();
     this.#setState('ready', 'models loaded');
@@ -130,12 +131,19 @@ export class LocalReplica implements Replica {
     return r;
   }
 
-  async #confirmReady(): Promise<void> {
+  /** Waits for the replacement worker to load the models (retrying a few times), then rejoins the pool. */
+  async #confirmReady(attempt = 1): Promise<void> {
+    if (this.#closing) return;
     try {
       await this.#describe();
       if (!this.#closing) this.#setState('ready', 'replacement worker loaded');
     } catch (err) {
-      if (!this.#closing) this.#setState('down', `replacement worker failed: ${(err as Error).message}`);
+      if (this.#closing) return;
+      if (attempt >= 5) {
+        this.#setState('down', `replacement worker failed: ${(err as Error).message}`);
+        return;
+      }
+      setTimeout(() => void this.#confirmReady(attempt + 1), 200 * attempt).unref();
     }
   }
 

@@ -6,12 +6,14 @@ import type { Config } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { TracingHooks } from '../core/tracing.js';
 import type { BatchKnobs } from './batch-policy.js';
 import type { BatchObservation, SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
 import { LatencyProfiles } from './latency-profile.js';
 import { ModelRepository } from './model-repository.js';
 import { hostKey, Profiler } from './profiler.js';
+import { RemoteReplica } from './remote-replica.js';
 import type { Replica } from './replica.js';
 import { LocalReplica } from './replica.js';
 import type { ReplicaStats } from './replica-pool.js';
@@ -25,6 +27,8 @@ export interface RuntimeDeps {
   readonly logger: Logger;
   /** Extra replicas (remote nodes); built by the composition root. */
   readonly extraReplicas?: readonly Replica[];
+  /** Tracing hooks the scheduler calls (gateway/tracing.ts); absent = untraced. */
+  readonly tracing?: TracingHooks | undefined;
 }
 
 export type RuntimeState = 'created' | 'starting' | 'ready' | 'draining' | 'closed';
@@ -63,6 +67,10 @@ export class Runtime {
     for (let i = 0; i < resolveWorkers(config); i++) {
       replicas.push(new LocalReplica({ replicaId: `local-${i}`, variants, device: config.runtime.device, intraOpThreads }));
     }
+    const models = new Map([...repository.models.values()].map((m) => [m.name, [...m.variants.keys()]]));
+    config.runtime.replicas.forEach((r, i) => {
+      replicas.push(new RemoteReplica({ id: `remote-${i}`, url: r.url, slots: r.concurrency, models, clock, healthCheckIntervalMs: config.runtime.healthCheckIntervalMs }));
+    });
     replicas.push(...(deps.extraReplicas ?? []));
     if (replicas.length === 0) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
     this.pool = new ReplicaPool(replicas, { clock });
@@ -80,6 +88,7 @@ export class Runtime {
       pool: this.pool,
       profiles: this.profiles,
       maxQueueRows: config.runtime.maxQueueRows,
+      tracing: deps.tracing,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
         onMove: (model, from, to, reason, count) => metrics.moved.labels(`${model}/${from}`, `${model}/${to}`, reason).inc(count),
