@@ -183,7 +183,9 @@ export async function benchMain(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    throw err;
+    // Unreachable servers, bad metadata, bad files: one line, not a stack.
+    process.stderr.write(`slogate bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
   } finally {
     // Metadata and /metrics requests use undici's global pool: close it so the process exits now, not at keep-alive end.
     await getGlobalDispatcher().close();

@@ -204,9 +204,9 @@ export function describeLoad(load: LoadSpec): string {
     case 'constant':
       return `${load.arrivals} ${fmt(load.rate)}/s`;
     case 'step':
-      return `step ${fmt(load.low)}/s -> ${fmt(load.high)}/s at ${load.atS} s for ${load.forS} s (${load.arrivals})`;
+      return `step ${fmt(load.low)}/s -> ${fmt(load.high)}/s at ${fmt(load.atS)} s for ${fmt(load.forS)} s (${load.arrivals})`;
     case 'bursty':
-      return `bursty MMPP-2 ${fmt(load.low)}/s (mean ${load.meanLowS} s) <-> ${fmt(load.high)}/s (mean ${load.meanHighS} s)`;
+      return `bursty MMPP-2 ${fmt(load.low)}/s (mean ${fmt(load.meanLowS)} s) <-> ${fmt(load.high)}/s (mean ${fmt(load.meanHighS)} s)`;
     case 'trace':
       return `trace (${load.rows.length} rows)`;
   }
@@ -217,4 +217,4 @@ export function mmppMeanRate(low: number, high: number, meanLowS: number, meanHi
   return (low * meanLowS + high * meanHighS) / (meanLowS + meanHighS);
 }
 
-const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(1));
+const fmt = (x: number) => String(Number(x.toFixed(x >= 10 ? 1 : 2)));
