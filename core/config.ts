@@ -2,7 +2,7 @@
 // interpolation, path resolution and freezing. Parsed once in the composition root, then passed down.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { isPair, type Pair, parseDocument, parse as parseYaml, type Scalar, visit } from 'yaml';
 import { z } from 'zod';
 import { SlogateError } from './errors.js';
 
@@ -184,31 +184,45 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const WHOLE_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
 
+/** Expands the references in one string value; an unset variable without default is recorded in `missing`. */
+function expand(v: string, env: Readonly<Record<string, string | undefined>>, path: string, missing: string[]): string {
+  return v.replace(ENV_REF, (_m, name: string, dflt: string | undefined) => {
+    const x = env[name];
+    if (x !== undefined && x !== '') return x;
+    if (dflt !== undefined) return dflt;
+    missing.push(`${path}: environment variable ${name} is not set`);
+    return '';
+  });
+}
+
+/** A value that was exactly one reference takes the YAML type of its expansion (an empty expansion stays ''). */
+function typed(out: string): unknown {
+  return out === '' ? '' : parseYaml(out);
+}
+
+function missingError(missing: readonly string[]): SlogateError {
+  return new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+}
+
 /**
- * Replaces ${NAME} and ${NAME:-default} in every string value of a parsed document (comments are never touched).
- * A value that is exactly one reference takes the YAML type of what it expands to (so `port: ${PORT:-8000}` is a
- * number). An unset variable without a default is an error naming its path.
+ * Replaces ${NAME} and ${NAME:-default} in every string value of a plain document. A value that is exactly one
+ * reference takes the YAML type of what it expands to (so a port becomes a number). An unset variable without a
+ * default is an error naming its path. (Files go through loadConfigFile, which also honours YAML quoting.)
  */
 export function interpolateEnv(doc: unknown, env: Readonly<Record<string, string | undefined>>): unknown {
   const missing: string[] = [];
   const walk = (v: unknown, path: string): unknown => {
     if (typeof v === 'string') {
       if (!v.includes('${')) return v;
-      const out = v.replace(ENV_REF, (_m, name: string, dflt: string | undefined) => {
-        const x = env[name];
-        if (x !== undefined && x !== '') return x;
-        if (dflt !== undefined) return dflt;
-        missing.push(`${path}: environment variable ${name} is not set`);
-        return '';
-      });
-      return WHOLE_REF.test(v) ? parseYaml(out) : out;
+      const out = expand(v, env, path, missing);
+      return WHOLE_REF.test(v) ? typed(out) : out;
     }
     if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
     if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, path === '' ? k : `${path}.${k}`)]));
     return v;
   };
   const out = walk(doc, '');
-  if (missing.length > 0) throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+  if (missing.length > 0) throw missingError(missing);
   return out;
 }
 
@@ -239,14 +253,24 @@ export function loadConfigFile(file: string, env: Readonly<Record<string, string
   } catch (err) {
     throw new SlogateError('SLOGATE_ERR_CONFIG', `cannot read config file ${file}: ${(err as Error).message}`);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    if (err instanceof SlogateError) throw err;
-    throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration in ${file}:\n  (yaml): ${(err as Error).message}`);
-  }
-  return parseConfig(interpolateEnv(raw ?? {}, env), dirname(resolve(file)), file);
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration in ${file}:\n${doc.errors.map((e) => `  (yaml): ${e.message}`).join('\n')}`);
+  // Values only, never comments. A plain scalar that is exactly one reference is typed (port: ${PORT:-8000} is a
+  // number); a quoted one stays a string (token: "${TOKEN}").
+  const missing: string[] = [];
+  visit(doc, {
+    Scalar(_key, node, ancestry) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const path = ancestry
+        .filter((a): a is Pair => isPair(a))
+        .map((a) => String((a.key as Scalar | undefined)?.value ?? ''))
+        .join('.');
+      const out = expand(node.value, env, path, missing);
+      node.value = node.type === 'PLAIN' && WHOLE_REF.test(node.value) ? typed(out) : out;
+    },
+  });
+  if (missing.length > 0) throw missingError(missing);
+  return parseConfig(doc.toJS() ?? {}, dirname(resolve(file)), file);
 }
 
 export function deepFreeze<T>(value: T): T {

@@ -26,7 +26,6 @@ export const ERROR_CATALOG = {
   SLOGATE_ERR_NOT_FOUND: { status: 404, retryable: false, doc: 'No such endpoint.' },
   SLOGATE_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, doc: 'No route (V2 model name) of that name.' },
   SLOGATE_ERR_VARIANT_NOT_FOUND: { status: 404, retryable: false, doc: 'The route has no variant (V2 model version) of that name.' },
-  SLOGATE_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false, doc: 'The endpoint exists but not for this HTTP method.' },
   SLOGATE_ERR_UNAUTHORIZED: { status: 401, retryable: false, doc: 'An admin endpoint was called without a bearer token.' },
   SLOGATE_ERR_FORBIDDEN: { status: 403, retryable: false, doc: 'An admin endpoint was called with a wrong token, or from a non-loopback address while no token is configured.' },
   SLOGATE_ERR_INVALID_POLICY: { status: 400, retryable: false, doc: 'An admin API body does not match its schema; every problem is listed.' },
@@ -67,6 +66,8 @@ export class SlogateError extends Error {
   readonly statusCode: number;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  /** The variant involved, when the error happened after one was chosen (for metrics labels). */
+  variant: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: SlogateErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

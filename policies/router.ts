@@ -9,6 +9,7 @@ import type { Metrics, SloOutcome } from '../core/metrics.js';
 import type { Tensor } from '../core/types.js';
 import type { SubmitResult } from '../runtime/batcher.js';
 import type { ModelInfo } from '../runtime/model-repository.js';
+import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { RouteStats } from './route-stats.js';
 import { VariantPicker } from './variant-picker.js';
@@ -23,6 +24,8 @@ export interface RouteState {
   readonly stats: RouteStats;
   /** Decision the picker was last set from. */
   pickedFrom: Decision | undefined;
+  /** The route's response cache, when its config asks for one. */
+  cache: ResponseCache | undefined;
 }
 
 export interface AdmissionRequest {
@@ -88,7 +91,12 @@ export class Router {
       picker: new VariantPicker(),
       stats: new RouteStats({ wallOffsetMs: this.#deps.wallOffsetMs ?? 0 }),
       pickedFrom: undefined,
+      cache: this.#makeCache(rc),
     };
+  }
+
+  #makeCache(rc: Readonly<RouteConfig>): ResponseCache | undefined {
+    return rc.cache === undefined ? undefined : new ResponseCache(rc.cache.maxEntries, rc.cache.ttlMs, this.#deps.clock);
   }
 
   setDecisionSource(source: DecisionSource): void {
@@ -109,8 +117,10 @@ export class Router {
   updateRoute(name: string, rc: Readonly<RouteConfig>): RouteState {
     const existing = this.#routes.get(name);
     if (existing !== undefined && existing.config.model === rc.model) {
+      const cacheChanged = JSON.stringify(existing.config.cache) !== JSON.stringify(rc.cache);
       existing.config = rc;
       existing.allowed = allowedVariants(existing.model, rc);
+      if (cacheChanged) existing.cache = this.#makeCache(rc);
       return existing;
     }
     const state = this.#makeState(name, rc);
@@ -158,13 +168,22 @@ export class Router {
     let variant: string;
     let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
-      if (!r.model.variants.has(call.pinnedVariant)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${r.name}' has no version '${call.pinnedVariant}'`);
+      if (!r.allowed.includes(call.pinnedVariant)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${r.name}' has no version '${call.pinnedVariant}'`);
       variant = call.pinnedVariant;
     } else {
       variant = this.chooseVariant(r);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
     }
-    return this.#deps.runtime.submit({
+    const cache = r.cache;
+    let key: string | undefined;
+    if (cache !== undefined) {
+      key = cacheKey(r.model.variants.get(variant)?.sha256 ?? variant, call.inputs, call.outputs);
+      const hit = cache.get(key);
+      this.#deps.metrics.cacheRequests.labels(r.name, hit === undefined ? 'miss' : 'hit').inc();
+      if (hit !== undefined)
+        return Promise.resolve({ outputs: hit, model: r.model.name, variant, queueMs: 0, serviceMs: 0, computeMs: 0, inferMs: 0, batchRows: call.rows, replicaId: 'cache' });
+    }
+    const submitted = this.#deps.runtime.submit({
       model: r.model.name,
       variant,
       inputs: call.inputs,
@@ -176,6 +195,13 @@ export class Router {
       signal: call.signal,
       tag: r.name,
       fallbackVariant,
+    });
+    if (cache === undefined || key === undefined) return submitted;
+    const k = key;
+    // Stored under the variant asked for: an answer rescued onto another variant is not cached.
+    return submitted.then((res) => {
+      if (res.variant === variant) cache.set(k, res.outputs);
+      return res;
     });
   }
 

@@ -380,12 +380,15 @@ export class Scheduler {
       this.#traceDrop(head, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
       this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
       head.reject(
-        new SlogateError(
-          'SLOGATE_ERR_DEADLINE_UNREACHABLE',
-          `request to ${vq.model}/${vq.variant} can no longer finish before its deadline (needs ~${alone.toFixed(2)} ms, ${Math.max(0, head.deadlineAtMs - now).toFixed(2)} ms left)`,
-          {
-            retryAfterMs: 1000,
-          },
+        withVariant(
+          vq.variant,
+          new SlogateError(
+            'SLOGATE_ERR_DEADLINE_UNREACHABLE',
+            `request to ${vq.model}/${vq.variant} can no longer finish before its deadline (needs ~${alone.toFixed(2)} ms, ${Math.max(0, head.deadlineAtMs - now).toFixed(2)} ms left)`,
+            {
+              retryAfterMs: 1000,
+            },
+          ),
         ),
       );
     }
@@ -481,7 +484,7 @@ export class Scheduler {
         this.#notifyIdle();
       },
       (err: unknown) => {
-        const e = toSlogateError(err);
+        const e = withVariant(vq.variant, toSlogateError(err));
         if (span !== undefined) tr?.ran(span, { error: { code: e.code, message: e.message } });
         for (const p of batch) p.reject(e);
         this.#inflight--;
@@ -613,4 +616,9 @@ function unionOutputs(batch: readonly Pending[]): string[] | undefined {
     for (const n of p.req.outputs) names.add(n);
   }
   return [...names];
+}
+
+function withVariant(variant: string, e: SlogateError): SlogateError {
+  e.variant = variant;
+  return e;
 }

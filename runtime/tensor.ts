@@ -36,6 +36,9 @@ const INT_RANGES: Partial<Record<V2Datatype, readonly [number, number]>> = {
 };
 
 const FLOAT_TYPES: ReadonlySet<V2Datatype> = new Set(['FP16', 'FP32', 'FP64', 'BF16']);
+/** Smallest magnitudes that round to infinity (the largest finite value plus half a unit in the last place). */
+const FP16_OVERFLOW = 65520;
+const BF16_OVERFLOW = 2 ** 128 - 2 ** 119;
 
 export function isV2Datatype(v: unknown): v is V2Datatype {
   return typeof v === 'string' && (V2_DATATYPES as readonly string[]).includes(v);
@@ -194,6 +197,10 @@ function readNumber(dt: V2Datatype, data: NumericArray, i: number): number {
 function storeNumber(name: string, to: V2Datatype, out: NumericArray, i: number, v: number, allowNonFinite: boolean): void {
   if (isFloatType(to)) {
     if (!allowNonFinite && !Number.isFinite(v)) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
+    // A finite value too large for the half-precision type would silently become infinite: refuse it like FP32 does.
+    if (!allowNonFinite && Number.isFinite(v) && Math.abs(v) >= (to === 'FP16' ? FP16_OVERFLOW : to === 'BF16' ? BF16_OVERFLOW : Number.POSITIVE_INFINITY)) {
+      throw tensorError('SLOGATE_ERR_DATATYPE', name, `element ${i} (${v}) overflows ${to}`);
+    }
     if (to === 'FP16') (out as Uint16Array)[i] = toHalfBits(v);
     else if (to === 'BF16') (out as Uint16Array)[i] = toBf16Bits(v);
     else (out as Float32Array)[i] = v;

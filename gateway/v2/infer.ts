@@ -23,7 +23,7 @@ interface InferParams {
   version?: string;
 }
 
-const MAX_PRIORITY = 1_000_000;
+const MAX_PRIORITY = 1000;
 
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
@@ -62,7 +62,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     let variant: string | undefined;
     try {
       const route = router.route(routeName);
-      if (version !== undefined && !route.model.variants.has(version)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${routeName}' has no version '${version}'`);
+      if (version !== undefined && !route.allowed.includes(version)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${routeName}' has no version '${version}'`);
       const body = req.body;
       if (!Buffer.isBuffer(body) || body.byteLength === 0) throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
       const jsonLength = headerLength(req.headers['inference-header-content-length'], body.byteLength);
@@ -110,7 +110,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     } catch (err) {
       const e = toSlogateError(err);
       if (e.code === 'SLOGATE_ERR_INTERNAL') req.log.error({ err }, 'inference failed unexpectedly');
-      router.record(routeName, variant, e.statusCode, clock.now() - arrivalMs, e.code);
+      router.record(routeName, variant ?? e.variant, e.statusCode, clock.now() - arrivalMs, e.code);
       return sendError(reply, e);
     }
   };

@@ -30,7 +30,7 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
 
   const lookup = (p: ModelParams): RouteState => {
     const r = router.route(p.route);
-    if (p.version !== undefined && !r.model.variants.has(p.version)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${p.route}' has no version '${p.version}'`);
+    if (p.version !== undefined && !r.allowed.includes(p.version)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${p.route}' has no version '${p.version}'`);
     return r;
   };
 

@@ -70,3 +70,29 @@ test('relative model paths resolve against the config file directory', () => {
   assert.equal(c.models.m?.variants.a?.path, '/base/dir/x/a.onnx');
   assert.equal(c.models.m?.metadata, '/base/dir/x/model.yaml');
 });
+
+test('in a config file, a quoted reference stays a string, a plain one is typed, and ${X:-} is empty', () => {
+  const dir = tempDir();
+  const file = join(dir, 'c.yaml');
+  writeFileSync(
+    file,
+    [
+      'server:',
+      '  port: ${P:-8123}',
+      '  adminToken: "${TOKEN}"',
+      '  host: ${HOST:-}127.0.0.1',
+      'models: { m: { variants: { a: { path: a.onnx } } } }',
+      'routes: { r: { model: m, slo: { p99Ms: 5 } } }',
+      '',
+    ].join('\n'),
+  );
+  const c = loadConfigFile(file, { TOKEN: '1234567890' });
+  assert.equal(c.server.port, 8123);
+  assert.equal(c.server.adminToken, '1234567890', 'a quoted all-digit value stays a string');
+  assert.equal(c.server.host, '127.0.0.1');
+  const lines = configError(() => loadConfigFile(file, {}));
+  assert.ok(
+    lines.some((l) => l.startsWith('server.adminToken:')),
+    lines.join('|'),
+  );
+});

@@ -486,3 +486,21 @@ describe('batching: stackRows / splitRows / checkShape', () => {
     throwsCode(() => checkShape('pixels', [{ toString: 1 }], FP32_ROWS), 'SLOGATE_ERR_INVALID_TENSOR');
   });
 });
+
+test('half-precision inputs refuse finite values that would overflow to infinity (unless non-finite values are allowed)', async () => {
+  const { decodeJsonTensor, toHalfBits } = await import('../../../runtime/tensor.js');
+  const spec = { name: 'h', datatype: 'FP16' as const, shape: [-1, 2] };
+  assert.equal(toHalfBits(65519), 0x7bff, '65519 still rounds to the largest half');
+  assert.doesNotThrow(() => decodeJsonTensor('h', 'FP32', [1, 2], [65519, -65519], spec, false));
+  assert.throws(
+    () => decodeJsonTensor('h', 'FP32', [1, 2], [65520, 0], spec, false),
+    (e: { code?: string }) => e.code === 'SLOGATE_ERR_DATATYPE',
+  );
+  assert.doesNotThrow(() => decodeJsonTensor('h', 'FP32', [1, 2], [1e6, 0], spec, true));
+  const bf = { name: 'b', datatype: 'BF16' as const, shape: [-1, 1] };
+  assert.throws(
+    () => decodeJsonTensor('b', 'FP32', [1, 1], [3.4e38], bf, false),
+    (e: { code?: string }) => e.code === 'SLOGATE_ERR_DATATYPE',
+  );
+  assert.doesNotThrow(() => decodeJsonTensor('b', 'FP32', [1, 1], [3.38e38], bf, false));
+});
