@@ -9,6 +9,7 @@ import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { buildServer } from './gateway/server.js';
+import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
 import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
@@ -21,6 +22,8 @@ export interface SlogateOptions {
   /** Defaults to a pino logger at config.server.logLevel. */
   readonly logger?: pino.Logger;
   readonly defaultMetrics?: boolean;
+  /** Where the OTEL_* tracing variables are read (default: process.env); tracing is off unless they name an exporter. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface Slogate {
@@ -31,6 +34,7 @@ export interface Slogate {
   readonly controller: Controller;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  readonly tracing: Tracing;
   /** Listens on config.server.host:port (or the given port); returns the address. */
   listen(port?: number): Promise<string>;
   /** Stops admitting, drains queued and running work (bounded by drainTimeoutMs), then closes everything. Idempotent. */
@@ -42,18 +46,27 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   const clock = options.clock ?? new SystemClock();
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'slogate' } });
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const runtime = await Runtime.create({ config, clock, metrics, logger });
+  const tracing = await startTracing(tracingConfigFromEnv(options.env ?? process.env), { serviceVersion: VERSION, logger });
+  const runtime = await Runtime.create({ config, clock, metrics, logger, tracing: tracing.hooks }).catch(async (err: unknown) => {
+    await tracing.shutdown();
+    throw err;
+  });
   let admitting = true;
   const pricePerSlotMs = slotPricePerMs(config);
   const wallOffsetMs = Date.now() - clock.now();
   const router = new Router({ runtime, clock, metrics, routes: config.routes, pricePerSlotMs, wallOffsetMs });
+  for (const route of router.routes.keys()) metrics.initRoute(route);
+  metrics.onCollect(metrics.p99Target, () => {
+    for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
+  });
   const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
   router.setDecisionSource(controller);
-  const app = await buildServer({ config, runtime, router, controller, metrics, clock, version: VERSION, logger, admitting: () => admitting, wallOffsetMs });
+  const app = await buildServer({ config, runtime, router, controller, metrics, clock, version: VERSION, logger, admitting: () => admitting, wallOffsetMs, tracing });
   try {
     await runtime.start();
   } catch (err) {
     await runtime.close();
+    await tracing.shutdown();
     throw err;
   }
   controller.start();
@@ -67,6 +80,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       if (!drained) logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
       await app.close();
       await runtime.close();
+      await tracing.shutdown();
     })();
     return closing;
   };
@@ -79,6 +93,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     controller,
     metrics,
     logger,
+    tracing,
     async listen(port?: number) {
       return app.listen({ host: config.server.host, port: port ?? config.server.port });
     },

@@ -72,7 +72,9 @@ export class Metrics {
     labelNames: ['route'] as const,
     registers: [this.registry],
   });
-  readonly arrivalRate = new Gauge({
+  // Refreshed at scrape time by the controller's onCollect: without `collect` that callback never ran.
+  readonly arrivalRate: Gauge<string> = new Gauge({
+    collect: () => this.#collect(this.arrivalRate),
     name: 'slogate_route_arrival_rate',
     help: 'Arrival rate per route (requests per second, fast moving average).',
     labelNames: ['route'] as const,

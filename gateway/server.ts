@@ -12,6 +12,9 @@ import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { fromFastifyError, sendError } from './errors.js';
+import { installRequestLog } from './status/request-log.js';
+import { statusPlugin } from './status/status.js';
+import type { Tracing } from './tracing.js';
 import { inferPlugin } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
 
@@ -28,13 +31,16 @@ export interface ServerDeps {
   readonly admitting?: () => boolean;
   /** Monotonic clock -> wall clock offset (ms). */
   readonly wallOffsetMs?: number;
+  /** OpenTelemetry tracing (off when absent). */
+  readonly tracing?: Tracing | undefined;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
     ...(deps.logger !== undefined ? { loggerInstance: deps.logger } : { logger: false }),
-    logController: new LogController({ disableRequestLogging: !config.server.requestLog }),
+    // Fastify's own request logging writes two lines per request; installRequestLog writes one (server.requestLog).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     // While closing, requests still reach the handlers, which answer 503 SLOGATE_ERR_SHUTTING_DOWN with Retry-After.
@@ -48,6 +54,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
   const admitting = deps.admitting ?? (() => true);
+  // First: the HTTP span wraps every route registered after it.
+  await deps.tracing?.install(app);
+  if (config.server.requestLog) installRequestLog(app, deps.tracing);
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
@@ -74,6 +83,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger: log,
     adminToken: config.server.adminToken,
     wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
+  });
+
+  await app.register(statusPlugin, {
+    router: deps.router,
+    controller: deps.controller,
+    runtime: deps.runtime,
+    metrics: deps.metrics,
+    clock: deps.clock,
+    logger: log,
+    version: deps.version,
   });
 
   app.get('/metrics', async (_req, reply) => {
