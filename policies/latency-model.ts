@@ -35,7 +35,7 @@ export interface LoadContext {
 export interface Plan {
   readonly ok: boolean;
   /** Why not, when !ok. */
-  readonly why: string;
+  readonly why: PlanFailure;
   readonly variant: string;
   /** Batch limit for the variant (largest whose worst case fits the budget). */
   readonly maxBatch: number;
@@ -100,28 +100,30 @@ export function costPerMillion(v: VariantModel, b: number): number {
 }
 
 /** Evaluates serving lambda requests/s of one route on variant v. */
-export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext): Plan {
-  // The batch limit counts at most half the budget as gateway overhead: an overhead spike must not switch batching
-  // off (when batching is needed most); the prediction below still counts all of it.
-  const limit = batchLimit(v, Math.min(ctx.overheadMs, ctx.budgetMs / 2), ctx.budgetMs, ctx.correction);
-  const fail = (why: string, extra: Partial<Plan> = {}): Plan => ({
-    ok: false,
-    why,
-    variant: v.name,
-    maxBatch: limit,
-    batch: 1,
-    utilisation: 0,
-    predictedP99Ms: Number.POSITIVE_INFINITY,
-    costPerMillion: costPerMillion(v, 1),
-    ...extra,
-  });
-  if (limit === 0) return fail(`${v.name} alone takes ${(v.table.p99[1] as number).toFixed(2)} ms p99: no batch fits the budget twice`);
+export type PlanFailure = '' | 'no-batch-fits' | 'utilisation' | 'budget';
+
+/**
+ * Evaluates serving lambda requests/s of one route on variant v. `limit` may be passed when already known (the
+ * engine caches it per route and tick: it does not depend on the load).
+ */
+export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext, limit = planLimit(v, ctx)): Plan {
+  if (limit === 0)
+    return {
+      ok: false,
+      why: 'no-batch-fits',
+      variant: v.name,
+      maxBatch: 0,
+      batch: 1,
+      utilisation: 0,
+      predictedP99Ms: Number.POSITIVE_INFINITY,
+      costPerMillion: costPerMillion(v, 1),
+    };
   const b = formedBatch(v, lambdaRps, ctx.slots, limit);
   const rho = utilisation(v, lambdaRps, b, ctx.slots);
   const total = rho + ctx.otherUtilisation;
   const cost = costPerMillion(v, b);
   if (total >= ctx.maxUtilisation)
-    return fail(`utilisation ${(total * 100).toFixed(0)}% >= ${(ctx.maxUtilisation * 100).toFixed(0)}%`, { batch: b, utilisation: rho, costPerMillion: cost });
+    return { ok: false, why: 'utilisation', variant: v.name, maxBatch: limit, batch: b, utilisation: rho, predictedP99Ms: Number.POSITIVE_INFINITY, costPerMillion: cost };
   const s50 = v.table.p50[b] as number;
   const s99 = v.table.p99[b] as number;
   // Service-time variability from the profile, reading p99 as mean + 2.33 sigma.
@@ -131,9 +133,24 @@ export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext): Plan
   // A request joins the batch that forms while it waits: at most the limit.
   const joined = Math.min(limit, Math.max(b, Math.ceil((lambdaRps * (w99 + s99)) / 1000 / ctx.slots)));
   const predicted = ctx.correction * (w99 + (v.table.p99[joined] as number)) + ctx.overheadMs;
-  const base = { variant: v.name, maxBatch: limit, batch: b, utilisation: rho, predictedP99Ms: predicted, costPerMillion: cost };
-  if (predicted > ctx.budgetMs) return { ok: false, why: `predicted p99 ${predicted.toFixed(2)} ms > budget ${ctx.budgetMs.toFixed(2)} ms`, ...base };
-  return { ok: true, why: '', ...base };
+  return {
+    ok: predicted <= ctx.budgetMs,
+    why: predicted <= ctx.budgetMs ? '' : 'budget',
+    variant: v.name,
+    maxBatch: limit,
+    batch: b,
+    utilisation: rho,
+    predictedP99Ms: predicted,
+    costPerMillion: cost,
+  };
+}
+
+/**
+ * The batch limit plan() uses. It counts at most half the budget as gateway overhead: an overhead spike must not
+ * switch batching off (when batching is needed most); the prediction still counts all of it.
+ */
+export function planLimit(v: VariantModel, ctx: Pick<LoadContext, 'overheadMs' | 'budgetMs' | 'correction'>): number {
+  return batchLimit(v, Math.min(ctx.overheadMs, ctx.budgetMs / 2), ctx.budgetMs, ctx.correction);
 }
 
 /** Highest arrival rate v can take within maxUtilisation, given other traffic (full batches at the limit). */

@@ -14,7 +14,7 @@
 //  4. when everything is at its cheapest and still over, admits by priority and sheds the rest (token-bucket rate).
 import type { Decision, VariantShare } from '../core/decision.js';
 import type { BatchKnobs } from '../runtime/batch-policy.js';
-import { batchLimit, capacityRps, costPerMillion, type LoadContext, plan, type VariantModel } from './latency-model.js';
+import { batchLimit, capacityRps, costPerMillion, type LoadContext, plan, planLimit, type VariantModel } from './latency-model.js';
 import type { RateSnapshot } from './rate-estimator.js';
 
 export interface EngineParams {
@@ -119,15 +119,15 @@ export interface EngineResult {
 
 interface Eval {
   readonly ok: boolean;
-  readonly why: string;
   readonly shares: VariantShare[];
   readonly utilisation: number;
   readonly predictedP99Ms: number;
   readonly accuracy: number;
   readonly costPerMillion: number;
   readonly maxBatch: number;
-  /** Batch limits per rung used. */
-  readonly limits: ReadonlyMap<string, number>;
+  /** Batch limit of each rung used (the lower, and the upper of a mix). */
+  readonly loLimit: number;
+  readonly hiLimit: number;
 }
 
 const GRID = 20; // positions per rung
@@ -136,6 +136,14 @@ interface Work {
   readonly input: RouteInput;
   readonly ladder: VariantModel[];
   readonly ctx: Omit<LoadContext, 'otherUtilisation'>;
+  /** Scratch contexts (planning, and the stricter upgrade planning), mutated per evaluation: no allocation. */
+  readonly scratch: LoadContext & { otherUtilisation: number };
+  readonly strict: LoadContext & { otherUtilisation: number };
+  /** Batch limits per rung, for each context (they do not depend on the load). */
+  readonly limits: Map<VariantModel, number>;
+  readonly strictLimits: Map<VariantModel, number>;
+  /** Evaluations of this route alone (no other load) at its own rate, by grid position: reused within a decision. */
+  readonly alone: Map<number, Eval>;
   lambda: number;
   position: number;
   upStreak: number;
@@ -157,61 +165,76 @@ function accuracyOf(v: VariantModel): number {
 
 /** Eligible variants on the Pareto frontier of (capacity per request, accuracy), cheapest first. */
 export function buildLadder(variants: readonly VariantModel[], minAccuracy: number | undefined, overheadMs: number, budgetMs: number, correction: number): VariantModel[] {
-  const eligible = variants.filter(
-    (v) => (minAccuracy === undefined || (!Number.isNaN(v.accuracy) && v.accuracy >= minAccuracy)) && batchLimit(v, overheadMs, budgetMs, correction) > 0,
-  );
-  const perRequest = (v: VariantModel) => {
+  const scored: { v: VariantModel; perRequest: number }[] = [];
+  for (const v of variants) {
+    if (minAccuracy !== undefined && (Number.isNaN(v.accuracy) || v.accuracy < minAccuracy)) continue;
     const b = batchLimit(v, overheadMs, budgetMs, correction);
-    return (v.table.p50[b] as number) / b;
-  };
-  const sorted = [...eligible].sort((a, b) => perRequest(a) - perRequest(b) || accuracyOf(a) - accuracyOf(b));
-  const out: VariantModel[] = [];
-  for (const v of sorted) {
-    const best = out.length === 0 ? Number.NEGATIVE_INFINITY : accuracyOf(out[out.length - 1] as VariantModel);
-    if (out.length === 0 || accuracyOf(v) > best) out.push(v);
+    if (b > 0) scored.push({ v, perRequest: (v.table.p50[b] as number) / b });
   }
+  scored.sort((a, b) => a.perRequest - b.perRequest || accuracyOf(a.v) - accuracyOf(b.v));
+  const out: VariantModel[] = [];
+  for (const { v } of scored) if (out.length === 0 || accuracyOf(v) > accuracyOf(out[out.length - 1] as VariantModel)) out.push(v);
   return out;
 }
 
-function evaluate(w: Work, x: number, lambda: number, other: number, margin?: number, maxUtil?: number): Eval {
-  const ctx: LoadContext = {
-    ...w.ctx,
-    correction: w.correction,
-    otherUtilisation: other,
-    ...(margin !== undefined ? { budgetMs: (1 - margin) * w.input.slo.p99Ms } : {}),
-    ...(maxUtil !== undefined ? { maxUtilisation: maxUtil } : {}),
+function evaluate(w: Work, x: number, lambda: number, other: number, strict = false): Eval {
+  if (other === 0 && !strict && lambda === w.lambda) {
+    const k = Math.round(x * GRID);
+    let e = w.alone.get(k);
+    if (e === undefined) {
+      e = evaluateUncached(w, x, lambda, other, strict);
+      w.alone.set(k, e);
+    }
+    return e;
+  }
+  return evaluateUncached(w, x, lambda, other, strict);
+}
+
+function evaluateUncached(w: Work, x: number, lambda: number, other: number, strict: boolean): Eval {
+  const ctx = strict ? w.strict : w.scratch;
+  const limits = strict ? w.strictLimits : w.limits;
+  const limitOf = (v: VariantModel) => {
+    let l = limits.get(v);
+    if (l === undefined) {
+      l = planLimit(v, ctx);
+      limits.set(v, l);
+    }
+    return l;
   };
   const i = Math.floor(x + 1e-9);
   const f = x - i;
   const lo = w.ladder[i] as VariantModel;
   const maxCost = w.input.slo.maxCostPerMillion;
   if (f < 1e-6 || i + 1 >= w.ladder.length) {
-    const p = plan(lo, lambda, ctx);
-    const costOk = maxCost === undefined || p.costPerMillion <= maxCost;
+    ctx.otherUtilisation = other;
+    const p = plan(lo, lambda, ctx, limitOf(lo));
     return {
-      ok: p.ok && costOk,
-      why: p.ok && !costOk ? `cost ${p.costPerMillion.toFixed(2)}/M > ${maxCost}/M` : p.why,
+      ok: p.ok && (maxCost === undefined || p.costPerMillion <= maxCost),
       shares: [{ variant: lo.name, share: 1 }],
       utilisation: p.utilisation,
       predictedP99Ms: p.predictedP99Ms,
       accuracy: lo.accuracy,
       costPerMillion: p.costPerMillion,
       maxBatch: p.maxBatch,
-      limits: new Map([[lo.name, p.maxBatch]]),
+      loLimit: p.maxBatch,
+      hiLimit: 0,
     };
   }
   const hi = w.ladder[i + 1] as VariantModel;
   const lLo = lambda * (1 - f);
   const lHi = lambda * f;
-  const a0 = plan(lo, lLo, ctx);
-  const b0 = plan(hi, lHi, ctx);
-  const a = plan(lo, lLo, { ...ctx, otherUtilisation: other + b0.utilisation });
-  const b = plan(hi, lHi, { ...ctx, otherUtilisation: other + a0.utilisation });
+  const limLo = limitOf(lo);
+  const limHi = limitOf(hi);
+  ctx.otherUtilisation = other;
+  const a0 = plan(lo, lLo, ctx, limLo).utilisation;
+  const b0 = plan(hi, lHi, ctx, limHi).utilisation;
+  ctx.otherUtilisation = other + b0;
+  const a = plan(lo, lLo, ctx, limLo);
+  ctx.otherUtilisation = other + a0;
+  const b = plan(hi, lHi, ctx, limHi);
   const cost = (1 - f) * a.costPerMillion + f * b.costPerMillion;
-  const costOk = maxCost === undefined || cost <= maxCost;
   return {
-    ok: a.ok && b.ok && costOk,
-    why: !a.ok ? a.why : !b.ok ? b.why : costOk ? '' : `cost ${cost.toFixed(2)}/M > ${maxCost}/M`,
+    ok: a.ok && b.ok && (maxCost === undefined || cost <= maxCost),
     shares: [
       { variant: lo.name, share: round3(1 - f) },
       { variant: hi.name, share: round3(f) },
@@ -221,10 +244,8 @@ function evaluate(w: Work, x: number, lambda: number, other: number, margin?: nu
     accuracy: (1 - f) * lo.accuracy + f * hi.accuracy,
     costPerMillion: cost,
     maxBatch: Math.min(a.maxBatch, b.maxBatch),
-    limits: new Map([
-      [lo.name, a.maxBatch],
-      [hi.name, b.maxBatch],
-    ]),
+    loLimit: a.maxBatch,
+    hiLimit: b.maxBatch,
   };
 }
 
@@ -233,15 +254,15 @@ function round3(x: number): number {
 }
 
 /** Highest feasible position (grid of 1/GRID rung) at this load; NaN when not even the cheapest rung is. */
-function highestFeasible(w: Work, lambda: number, other: number, margin?: number, maxUtil?: number): number {
+function highestFeasible(w: Work, lambda: number, other: number, strict = false): number {
   const top = (w.ladder.length - 1) * GRID;
-  if (!evaluate(w, 0, lambda, other, margin, maxUtil).ok) return Number.NaN;
-  if (evaluate(w, top / GRID, lambda, other, margin, maxUtil).ok) return top / GRID;
+  if (!evaluate(w, 0, lambda, other, strict).ok) return Number.NaN;
+  if (evaluate(w, top / GRID, lambda, other, strict).ok) return top / GRID;
   let lo = 0;
   let hi = top;
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
-    if (evaluate(w, mid / GRID, lambda, other, margin, maxUtil).ok) lo = mid;
+    if (evaluate(w, mid / GRID, lambda, other, strict).ok) lo = mid;
     else hi = mid;
   }
   return lo / GRID;
@@ -336,10 +357,16 @@ export function decide(s: EngineSnapshot): EngineResult {
         position = best;
       }
     }
+    const ctx = { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs };
     works.push({
       input: r,
       ladder,
-      ctx: { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs },
+      ctx,
+      scratch: { ...ctx, otherUtilisation: 0 },
+      strict: { ...ctx, otherUtilisation: 0, budgetMs: (1 - P.upgradeMargin) * r.slo.p99Ms, maxUtilisation: P.upgradeUtilisation },
+      limits: new Map(),
+      strictLimits: new Map(),
+      alone: new Map(),
       lambda: lambdaUp,
       position,
       upStreak: r.state.upStreak,
@@ -367,7 +394,11 @@ export function decide(s: EngineSnapshot): EngineResult {
   // (step 3) before it does. Routes at least as important count with their current load.
   const cheapest = new Map<Work, number>();
   for (const w of works) if (!w.hopeless) cheapest.set(w, evaluate(w, 0, w.lambda, 0).utilisation);
-  const others = (w: Work) => fixedUtil + [...utilOf].reduce((a, [x, u]) => (x === w ? a : a + (x.input.priority < w.input.priority ? Math.min(u, cheapest.get(x) ?? u) : u)), 0);
+  const others = (w: Work) => {
+    let t = fixedUtil;
+    for (const [x, u] of utilOf) if (x !== w) t += x.input.priority < w.input.priority ? Math.min(u, cheapest.get(x) ?? u) : u;
+    return t;
+  };
 
   // Which resource is the bottleneck when latency breaks: the gateway's event loop (parsing, HTTP) while replicas
   // idle, or the replicas. A cheaper variant only helps the latter; the former needs less admitted traffic.
@@ -390,7 +421,12 @@ export function decide(s: EngineSnapshot): EngineResult {
     const other = others(w);
     const top = w.ladder.length - 1;
     const xNow = Number.isFinite(w.position) ? Math.min(w.position, top) : Number.NaN;
-    const xMaxUp = highestFeasible(w, w.lambda, other);
+    // Highest feasible position at the current rate: searched only on the paths that need it.
+    let xMaxUpCache: number | undefined;
+    const xMaxUpOf = () => {
+      xMaxUpCache ??= highestFeasible(w, w.lambda, other);
+      return xMaxUpCache;
+    };
     const observedBreach = Number.isFinite(r.observedP99Ms) && r.observedP99Ms > r.slo.p99Ms;
     const actOnBreach = observedBreach && s.nowMs - w.lastBreachMs >= BREACH_COOLDOWN_MS;
     // Admission while the gateway is the bottleneck: multiplicative decrease on a breach, additive increase after.
@@ -402,6 +438,7 @@ export function decide(s: EngineSnapshot): EngineResult {
     }
     if (Number.isNaN(xNow)) {
       // First decision: the objective's preference at the current load, no hysteresis.
+      const xMaxUp = xMaxUpOf();
       w.position = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other);
       w.lastSwitchMs = s.nowMs;
       w.reason = Number.isNaN(xMaxUp) ? 'start: even the cheapest variant is over budget at this load' : 'start: best choice for the objective at the current load';
@@ -418,6 +455,7 @@ export function decide(s: EngineSnapshot): EngineResult {
     } else {
       const nowOk = evaluate(w, xNow, w.lambda, other).ok;
       if (actOnBreach || !nowOk) {
+        const xMaxUp = xMaxUpOf();
         const fallback = Number.isNaN(xMaxUp) ? 0 : xMaxUp;
         const target = actOnBreach ? Math.min(fallback, Math.max(0, Math.ceil(xNow) - 1)) : fallback;
         if (actOnBreach) w.lastBreachMs = s.nowMs;
@@ -440,9 +478,10 @@ export function decide(s: EngineSnapshot): EngineResult {
       } else {
         // Upgrades plan for the peak of the last seconds too, with a stricter margin and utilisation.
         const lambdaDown = Math.max(w.lambda, r.rate.peak);
-        const xMaxDown = highestFeasible(w, lambdaDown, other, P.upgradeMargin, P.upgradeUtilisation);
-        const want = Number.isNaN(xMaxDown) ? 0 : preferred(w, xMaxDown, lambdaDown, other);
-        const wantNow = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other);
+        // Upgrades only look above the current position: usually one evaluation says there is no headroom.
+        const xMaxDown = xNow >= top || !evaluate(w, Math.min(top, snap(xNow + 1 / GRID)), lambdaDown, other, true).ok ? xNow : highestFeasible(w, lambdaDown, other, true);
+        const want = r.objective === 'max-accuracy' ? xMaxDown : Number.isNaN(xMaxDown) ? 0 : preferred(w, xMaxDown, lambdaDown, other);
+        const wantNow = r.objective === 'max-accuracy' ? xNow : Number.isNaN(xMaxUpOf()) ? 0 : preferred(w, xMaxUpOf(), w.lambda, other);
         if (r.objective !== 'max-accuracy' && wantNow < xNow) {
           // Cheaper is better for these objectives: move down at once.
           w.position = wantNow;
@@ -473,33 +512,46 @@ export function decide(s: EngineSnapshot): EngineResult {
   }
 
   // 3. Shared replicas: while over, step down where the least (priority-weighted) accuracy is lost per capacity freed.
-  const total = () => fixedUtil + [...utilOf.values()].reduce((a, u) => a + u, 0);
+  // Each route's next step is evaluated once and again only after that route moves.
+  const total = () => {
+    let t = fixedUtil;
+    for (const u of utilOf.values()) t += u;
+    return t;
+  };
   const STEP = 0.25;
-  for (let guard = 0; guard < 400 && total() > P.maxUtilisation; guard++) {
-    let best: Work | undefined;
-    let bestScore = Number.POSITIVE_INFINITY;
-    let bestUtil = 0;
-    for (const w of works) {
-      if (w.hopeless || w.position <= 0) continue;
-      const next = Math.max(0, snap(w.position - STEP));
+  const nextStep = new Map<Work, { score: number; util: number } | undefined>();
+  const stepOf = (w: Work) => {
+    if (nextStep.has(w)) return nextStep.get(w);
+    let out: { score: number; util: number } | undefined;
+    if (!w.hopeless && w.position > 0) {
       const cur = evaluate(w, w.position, w.lambda, 0);
-      const dn = evaluate(w, next, w.lambda, 0);
+      const dn = evaluate(w, Math.max(0, snap(w.position - STEP)), w.lambda, 0);
       const saved = cur.utilisation - dn.utilisation;
-      if (saved <= 1e-9) continue;
-      const lost = Math.max(0, accuracyOfEval(cur) - accuracyOfEval(dn));
-      const score = (lost * Math.max(w.lambda, 1e-3) * priorityWeight(w.input.priority)) / saved;
-      if (score < bestScore) {
-        bestScore = score;
-        best = w;
-        bestUtil = dn.utilisation;
+      if (saved > 1e-9) {
+        const lost = Math.max(0, accuracyOfEval(cur) - accuracyOfEval(dn));
+        out = { score: (lost * Math.max(w.lambda, 1e-3) * priorityWeight(w.input.priority)) / saved, util: dn.utilisation };
       }
     }
-    if (best === undefined) break;
+    nextStep.set(w, out);
+    return out;
+  };
+  for (let guard = 0; guard < 400 && total() > P.maxUtilisation; guard++) {
+    let best: Work | undefined;
+    let bestStep: { score: number; util: number } | undefined;
+    for (const w of works) {
+      const st = stepOf(w);
+      if (st !== undefined && (bestStep === undefined || st.score < bestStep.score)) {
+        best = w;
+        bestStep = st;
+      }
+    }
+    if (best === undefined || bestStep === undefined) break;
     best.position = Math.max(0, snap(best.position - STEP));
     best.lastSwitchMs = s.nowMs;
     best.upStreak = 0;
     best.reason = `shared replicas over ${(P.maxUtilisation * 100).toFixed(0)}%: stepped down (least accuracy lost per capacity freed)`;
-    utilOf.set(best, bestUtil);
+    utilOf.set(best, bestStep.util);
+    nextStep.delete(best);
   }
 
   // 4. Still over at the cheapest choices: admit by priority, shed the rest (sheddable first).
@@ -565,7 +617,9 @@ export function decide(s: EngineSnapshot): EngineResult {
       maxUtilisation: P.maxUtilisation,
     });
     const delay = r.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (w.ctx.budgetMs - e.predictedP99Ms) / 2));
-    for (const sh of e.shares) setKnobs(r.model, sh.variant, e.limits.get(sh.variant) ?? e.maxBatch, delay);
+    e.shares.forEach((sh, i) => {
+      setKnobs(r.model, sh.variant, Math.max(1, (i === 0 ? e.loLimit : e.hiLimit) || e.maxBatch), delay);
+    });
     const d = makeDecision(
       r,
       s,
