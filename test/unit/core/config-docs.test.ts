@@ -1,0 +1,183 @@
+// The configuration reference and the deployment manifests stay true to the schema: every key path of ConfigSchema
+// is documented in docs/configuration.md, its complete example parses, and the Kubernetes manifests parse, agree with
+// each other, and embed slogate configs that load.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { ConfigSchema, loadConfigFile } from '../../../core/config.js';
+import { ROOT, tempDir } from '../../helpers.js';
+
+type AnySchema = z.core.$ZodType;
+
+/**
+ * Every key path a config may contain: object keys joined with '.', map entries as `<name>`, list elements as `[]`
+ * (e.g. `models.<name>.variants.<name>.path`, `runtime.replicas[].url`). Wrappers (optional, default, prefault,
+ * nullable, pipe, ...) are looked through; a union contributes the keys of each of its object options.
+ */
+function keyPaths(schema: AnySchema, prefix = ''): string[] {
+  const def = schema._zod.def as unknown as Record<string, unknown> & { type: string };
+  const join = (k: string) => (prefix === '' ? k : `${prefix}.${k}`);
+  switch (def.type) {
+    case 'object': {
+      const out: string[] = [];
+      for (const [k, v] of Object.entries(def.shape as Record<string, AnySchema>)) out.push(join(k), ...keyPaths(v, join(k)));
+      return out;
+    }
+    case 'record':
+      return [join('<name>'), ...keyPaths(def.valueType as AnySchema, join('<name>'))];
+    case 'array':
+      return keyPaths(def.element as AnySchema, `${prefix}[]`);
+    case 'union':
+      return [...new Set((def.options as AnySchema[]).flatMap((o) => keyPaths(o, prefix)))];
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
+      return keyPaths(def.innerType as AnySchema, prefix);
+    case 'pipe':
+      return [...new Set([...keyPaths(def.in as AnySchema, prefix), ...keyPaths(def.out as AnySchema, prefix)])];
+    case 'lazy':
+      return keyPaths((def.getter as () => AnySchema)(), prefix);
+    default:
+      return [];
+  }
+}
+
+const DOC = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+
+describe('docs/configuration.md', () => {
+  test('the schema walk finds nested, mapped, listed and union keys (a new key cannot hide)', () => {
+    const s = z.strictObject({
+      a: z.strictObject({ b: z.number().default(1), c: z.array(z.strictObject({ url: z.string() })).default([]) }).prefault({}),
+      m: z.record(z.string(), z.strictObject({ p: z.string().optional() })),
+      u: z.union([z.literal('x'), z.strictObject({ s: z.strictObject({ v: z.string() }) })]).default('x'),
+    });
+    assert.deepEqual(keyPaths(s).sort(), ['a', 'a.b', 'a.c', 'a.c[].url', 'm', 'm.<name>', 'm.<name>.p', 'u', 'u.s', 'u.s.v'].sort());
+  });
+
+  test('every key path of ConfigSchema is documented (in backticks)', () => {
+    const paths = keyPaths(ConfigSchema);
+    assert.ok(paths.length >= 60, `the walk found only ${paths.length} keys: it no longer understands the schema`);
+    for (const p of ['runtime.replicas[].url', 'models.<name>.variants.<name>.path', 'routes.<name>.policy.static.variant', 'routes.<name>.cache.ttlMs'])
+      assert.ok(paths.includes(p), `the walk finds ${p}`);
+    const missing = paths.filter((p) => !DOC.includes(`\`${p}\``));
+    assert.deepEqual(missing, [], `keys missing from docs/configuration.md:\n  ${missing.join('\n  ')}`);
+  });
+
+  test('the complete example parses and validates', () => {
+    const at = DOC.indexOf('## A complete example');
+    assert.ok(at >= 0, 'the page has a complete example');
+    const block = /```yaml\n([\s\S]*?)```/.exec(DOC.slice(at));
+    assert.ok(block?.[1] !== undefined, 'the example is a yaml block');
+    const file = join(tempDir(), 'example.yaml');
+    writeFileSync(file, block[1]);
+    const c = loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'change-me-please' });
+    for (const section of ['server', 'runtime', 'pricing', 'engine', 'models', 'routes'] as const) assert.ok(c[section] !== undefined);
+    assert.equal(c.server.adminToken, 'change-me-please');
+  });
+});
+
+interface K8sDoc {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+}
+
+const K8S = join(ROOT, 'deploy', 'k8s');
+
+function manifests(): { file: string; doc: K8sDoc }[] {
+  const out: { file: string; doc: K8sDoc }[] = [];
+  for (const file of readdirSync(K8S).filter((f) => f.endsWith('.yaml'))) {
+    for (const d of parseAllDocuments(readFileSync(join(K8S, file), 'utf8'))) {
+      assert.deepEqual(
+        d.errors.map((e) => e.message),
+        [],
+        `${file} parses`,
+      );
+      const doc = d.toJS() as K8sDoc | null;
+      if (doc !== null) out.push({ file, doc });
+    }
+  }
+  return out;
+}
+
+describe('deploy/k8s', () => {
+  const all = existsSync(K8S) ? manifests() : [];
+  const find = (kind: string) => all.filter((m) => m.doc.kind === kind).map((m) => m.doc);
+
+  test('every manifest parses, names its kind and stays namespace-agnostic', () => {
+    assert.ok(all.length >= 6, `found ${all.length} manifests`);
+    for (const { file, doc } of all) {
+      assert.ok(typeof doc.apiVersion === 'string' && typeof doc.kind === 'string' && typeof doc.metadata?.name === 'string', `${file}: apiVersion, kind, metadata.name`);
+      assert.equal((doc.metadata as Record<string, unknown>).namespace, undefined, `${file}: ${doc.kind} ${doc.metadata?.name} sets no namespace`);
+    }
+  });
+
+  test('the slogate configs in the ConfigMaps load, with model files the image ships', () => {
+    const maps = find('ConfigMap').filter((m) => m.data?.['slogate.yaml'] !== undefined);
+    assert.ok(maps.length >= 2, 'a gateway and a runtime ConfigMap');
+    for (const m of maps) {
+      const file = join(tempDir(), 'slogate.yaml');
+      writeFileSync(file, m.data?.['slogate.yaml'] as string);
+      const c = loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars' });
+      for (const model of Object.values(c.models)) {
+        for (const v of Object.values(model.variants)) {
+          assert.match(v.path, /^\/app\//, `${m.metadata?.name}: ${v.path} is an absolute path in the image`);
+          assert.ok(existsSync(join(ROOT, v.path.slice('/app/'.length))), `${v.path} is a file the image copies from the repository`);
+        }
+      }
+    }
+  });
+
+  /** The workload's container and the slogate.yaml of the ConfigMap it mounts. */
+  const workload = (kind: string) => {
+    const w = find(kind)[0];
+    assert.ok(w !== undefined, `a ${kind}`);
+    type Container = { command: string[]; readinessProbe?: { httpGet?: { path: string } }; livenessProbe?: { httpGet?: { path: string } } };
+    const pod = (w.spec?.template as { spec: { containers: Container[]; volumes: { configMap?: { name: string } }[] } } | undefined)?.spec;
+    assert.ok(pod !== undefined, `${kind} has a pod template`);
+    const mapName = pod.volumes.find((v) => v.configMap !== undefined)?.configMap?.name;
+    const text = find('ConfigMap').find((m) => m.metadata?.name === mapName)?.data?.['slogate.yaml'];
+    assert.ok(text !== undefined, `${kind} mounts a ConfigMap with a slogate.yaml`);
+    const file = join(tempDir(), 'slogate.yaml');
+    writeFileSync(file, text);
+    return { w, container: pod.containers[0], config: loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars' }) };
+  };
+
+  test('the gateway serves its config; the runtime nodes run `slogate runtime`; both report V2 health', () => {
+    const gw = workload('Deployment');
+    const rt = workload('StatefulSet');
+    assert.deepEqual(gw.container?.command, ['node', 'dist/cli.js', 'serve', '--config', '/etc/slogate/slogate.yaml']);
+    assert.deepEqual(rt.container?.command, ['node', 'dist/cli.js', 'runtime', '--config', '/etc/slogate/slogate.yaml']);
+    for (const c of [gw.container, rt.container]) {
+      assert.equal(c?.readinessProbe?.httpGet?.path, '/v2/health/ready');
+      assert.equal(c?.livenessProbe?.httpGet?.path, '/v2/health/live');
+    }
+    assert.deepEqual(Object.keys(gw.config.models), Object.keys(rt.config.models), 'the gateway and the nodes serve the same models');
+    for (const [name, m] of Object.entries(gw.config.models))
+      assert.deepEqual(Object.keys(m.variants), Object.keys(rt.config.models[name]?.variants ?? {}), `the same variants of ${name}`);
+  });
+
+  test("the gateway lists every runtime pod by its StatefulSet DNS name, and the HPA scales the gateway's Deployment", () => {
+    const gw = workload('Deployment');
+    const rt = workload('StatefulSet');
+    const serviceName = rt.w.spec?.serviceName as string;
+    const headless = find('Service').find((s) => s.metadata?.name === serviceName);
+    assert.equal(headless?.spec?.clusterIP, 'None', `the StatefulSet's service ${serviceName} is headless`);
+    const hosts = gw.config.runtime.replicas.map((r) => new URL(r.url).hostname);
+    const want = Array.from({ length: rt.w.spec?.replicas as number }, (_, i) => `${rt.w.metadata?.name}-${i}.${serviceName}`);
+    assert.deepEqual(hosts, want, 'one URL per StatefulSet pod');
+    const hpa = find('HorizontalPodAutoscaler')[0];
+    const target = hpa?.spec?.scaleTargetRef as { kind: string; name: string } | undefined;
+    assert.equal(target?.kind, 'Deployment');
+    assert.equal(target?.name, gw.w.metadata?.name, 'the HPA scales the gateway');
+  });
+});
