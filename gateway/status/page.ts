@@ -81,7 +81,8 @@ export const PAGE_SCRIPT = String.raw`
   }
   function pct(x) {
     if (x === null || x === undefined) return '\u2013';
-    return (x * 100).toFixed(x >= 0.9995 || x < 0.9 ? 1 : 2) + '%';
+    var p = x * 100;
+    return (Math.abs(p - Math.round(p)) < 1e-9 ? String(Math.round(p)) : p.toFixed(p >= 99.95 || p < 90 ? 1 : 2)) + '%';
   }
   function perS(x) { return (x < 10 ? x.toFixed(1) : String(Math.round(x))) + '/s'; }
   function ago(iso) {
@@ -289,6 +290,7 @@ export function renderPage(version: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>slogate status</title>
+<link rel="icon" href="data:,">
 <style>${PAGE_STYLE}</style>
 </head>
 <body>
