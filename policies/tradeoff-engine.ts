@@ -357,13 +357,22 @@ export function decide(s: EngineSnapshot): EngineResult {
         position = best;
       }
     }
+    // Plain literals, not spreads: this runs for every route on every tick (object spread is slow here).
     const ctx = { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs };
     works.push({
       input: r,
       ladder,
       ctx,
-      scratch: { ...ctx, otherUtilisation: 0 },
-      strict: { ...ctx, otherUtilisation: 0, budgetMs: (1 - P.upgradeMargin) * r.slo.p99Ms, maxUtilisation: P.upgradeUtilisation },
+      scratch: { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs, otherUtilisation: 0 },
+      strict: {
+        slots: s.slots,
+        burstiness: r.rate.burstiness,
+        overheadMs: r.overheadMs,
+        correction,
+        maxUtilisation: P.upgradeUtilisation,
+        budgetMs: (1 - P.upgradeMargin) * r.slo.p99Ms,
+        otherUtilisation: 0,
+      },
       limits: new Map(),
       strictLimits: new Map(),
       alone: new Map(),
@@ -620,20 +629,12 @@ export function decide(s: EngineSnapshot): EngineResult {
     e.shares.forEach((sh, i) => {
       setKnobs(r.model, sh.variant, Math.max(1, (i === 0 ? e.loLimit : e.hiLimit) || e.maxBatch), delay);
     });
-    const d = makeDecision(
-      r,
-      s,
-      e.shares,
-      e.maxBatch,
-      delay,
-      w.admissionRps,
-      e.predictedP99Ms,
-      e.accuracy,
-      e.costPerMillion,
-      `${w.reason} [${mixName(e.shares)}, predicted p99 ${fmt(e.predictedP99Ms)} of ${r.slo.p99Ms} ms]`,
-      { ...inputs, capacityRps: cap },
+    inputs.capacityRps = cap;
+    const reason = `${w.reason} [${mixName(e.shares)}, predicted p99 ${fmt(e.predictedP99Ms)} of ${r.slo.p99Ms} ms]`;
+    decisions.set(
+      r.name,
+      makeDecision(r, s, e.shares, e.maxBatch, delay, w.admissionRps, e.predictedP99Ms, e.accuracy, e.costPerMillion, reason, inputs, (w.ladder[0] as VariantModel).name),
     );
-    decisions.set(r.name, { ...d, fallbackVariant: (w.ladder[0] as VariantModel).name });
     states.set(r.name, {
       position: w.position,
       upStreak: w.upStreak,
@@ -728,7 +729,9 @@ function makeDecision(
   cost: number,
   reason: string,
   inputs: Decision['inputs'],
+  fallbackVariant?: string,
 ): Decision {
+  // One literal with every field (no spreads, no later additions): the shape stays stable and cheap.
   return {
     route: r.name,
     model: r.model,
@@ -743,5 +746,6 @@ function makeDecision(
     inputs,
     atMs: s.nowMs,
     at: s.at,
+    fallbackVariant,
   };
 }
