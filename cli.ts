@@ -1,6 +1,6 @@
 // `slogate <command>`: serve, check-config, eval (and the commands the other modules add). Reads process.env and
 // argv here and nowhere else.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -175,6 +175,7 @@ async function profile(argv: string[]): Promise<void> {
     process.stdout.write(`provider ${runtime.provider}, ${runtime.pool.readySlots} replica(s), all busy while measuring\n`);
   } finally {
     await runtime.close();
+    if (values.fresh === true) rmSync(c.runtime.profile.cacheDir, { recursive: true, force: true });
   }
 }
 

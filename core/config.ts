@@ -259,8 +259,8 @@ export function loadConfigFile(file: string, env: Readonly<Record<string, string
   // number); a quoted one stays a string (token: "${TOKEN}").
   const missing: string[] = [];
   visit(doc, {
-    Scalar(_key, node, ancestry) {
-      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+    Scalar(key, node, ancestry) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
       const path = ancestry
         .filter((a): a is Pair => isPair(a))
         .map((a) => String((a.key as Scalar | undefined)?.value ?? ''))

@@ -11,7 +11,7 @@ export interface DecisionInputs {
   /** Arrival rate, requests/s: fast and slow moving averages. */
   readonly rateFast: number;
   readonly rateSlow: number;
-  /** Squared coefficient of variation of inter-arrival times (1 = Poisson; larger = burstier). */
+  /** Index of dispersion of arrival counts in 50 ms bins (1 = Poisson; larger = burstier). */
   readonly burstiness: number;
   readonly queuedRows: number;
   /** Observed p99 over the recent window (ms), NaN with too few samples. */

@@ -68,7 +68,7 @@ export class Metrics {
   });
   readonly decisionChanges = new Counter({
     name: 'slogate_decision_changes_total',
-    help: "Changes of a route's decision (variant mix or batch limit).",
+    help: "Changes of a route's decision: its variant mix or its admission (batch limits move with load and are not counted).",
     labelNames: ['route'] as const,
     registers: [this.registry],
   });

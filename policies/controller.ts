@@ -4,7 +4,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Config, EngineConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
-import type { SlogateError } from '../core/errors.js';
+import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -166,6 +166,10 @@ export class Controller implements DecisionSource {
     if (policyKind(r.config) !== 'adaptive') return undefined;
     const d = this.#decisions.get(r.name);
     if (d === undefined) return undefined;
+    if (req.priorityOnly === true)
+      return req.priority < 0 && this.#underPressure
+        ? new SlogateError('SLOGATE_ERR_SHED', `sheddable request (priority ${req.priority}) refused under pressure`, { retryAfterMs: 1000 })
+        : undefined;
     const rt = this.#deps.runtime;
     const fastest = this.#fastestMs(r, d);
     let backlog = rt.scheduler.backlogMs();
@@ -320,14 +324,12 @@ export class Controller implements DecisionSource {
 
   #apply(result: EngineResult, nowMs: number): void {
     const { metrics, logger, runtime, router } = this.#deps;
-    let pressure = false;
     for (const [route, d] of result.decisions) {
       const prev = this.#decisions.get(route);
       this.#decisions.set(route, d);
       const st = result.states.get(route);
       if (st !== undefined) this.#states.set(route, st);
       if (Number.isFinite(d.admissionRps)) {
-        pressure = true;
         const burst = Math.max(4, d.maxBatch * Math.max(1, runtime.pool.readySlots));
         const b = this.#buckets.get(route);
         if (b === undefined) this.#buckets.set(route, new TokenBucket(d.admissionRps, burst, nowMs));
@@ -340,7 +342,8 @@ export class Controller implements DecisionSource {
       const model = r?.model.name ?? d.model;
       for (const v of r?.model.variants.keys() ?? []) metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
       metrics.p99Predicted.labels(route).set(Number.isFinite(d.predictedP99Ms) ? d.predictedP99Ms / 1000 : 0);
-      if (Number.isFinite(d.inputs.observedP99Ms)) metrics.p99Observed.labels(route).set(d.inputs.observedP99Ms / 1000);
+      // NaN (no recent answers) rather than a stale value when traffic stops.
+      metrics.p99Observed.labels(route).set(Number.isFinite(d.inputs.observedP99Ms) ? d.inputs.observedP99Ms / 1000 : Number.NaN);
       if (prev !== undefined && r !== undefined && policyKind(r.config) === 'adaptive') this.#migrate(route, model, prev, d);
       if (prev === undefined || changed(prev, d)) {
         const from = prev === undefined ? '(none)' : describe(prev);
@@ -354,7 +357,7 @@ export class Controller implements DecisionSource {
         );
       }
     }
-    this.#underPressure = pressure;
+    this.#underPressure = result.underPressure;
     for (const [key, k] of result.knobs) {
       const [model, variant] = key.split('/') as [string, string];
       const cur = runtime.scheduler.knobs(model, variant);

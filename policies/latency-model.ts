@@ -20,7 +20,7 @@ export interface LoadContext {
   readonly slots: number;
   /** Utilisation (0..1 of all slots) taken by other traffic. */
   readonly otherUtilisation: number;
-  /** Squared coefficient of variation of arrivals (1 = Poisson). */
+  /** Burstiness of arrivals, used as their squared coefficient of variation (1 = Poisson). */
   readonly burstiness: number;
   /** Gateway overhead outside queue and service (ms, high quantile). */
   readonly overheadMs: number;

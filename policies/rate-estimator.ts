@@ -1,5 +1,6 @@
-// Arrival-rate estimation per route: exponentially weighted rates over a fast (~1 s) and a slow (~10 s) horizon,
-// and the burstiness of arrivals (squared coefficient of variation of inter-arrival times). State lives here;
+// Arrival-rate estimation per route: the rate of the last tick, exponentially weighted rates over a fast (~1 s) and
+// a slow (~5 s) horizon, the peak tick rate of the last seconds, and the burstiness of arrivals (index of dispersion of
+// counts in 50 ms bins: 1 for Poisson). State lives here;
 // time is passed in, never read.
 
 export interface RateSnapshot {

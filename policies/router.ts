@@ -32,6 +32,8 @@ export interface AdmissionRequest {
   readonly nowMs: number;
   readonly deadlineAtMs: number;
   readonly priority: number;
+  /** Only the priority rule (sheddable under pressure): the rest of admission already ran for this request. */
+  readonly priorityOnly?: boolean;
 }
 
 /** Where the router reads a route's latest decision (the engine, or a fixed choice). */
@@ -83,6 +85,8 @@ export class Router {
 
   #makeState(name: string, rc: Readonly<RouteConfig>): RouteState {
     const model = this.#deps.runtime.repository.model(rc.model);
+    // Every outcome series exists from the start (at 0), so rates and burn-rate alerts work before the first miss.
+    for (const outcome of ['met', 'missed', 'shed', 'dropped'] as const) this.#deps.metrics.sloRequests.labels(name, outcome).inc(0);
     return {
       name,
       config: rc,
@@ -162,7 +166,7 @@ export class Router {
       if (refusal !== undefined) throw refusal;
     } else if (call.priority !== undefined && call.priority < 0 && call.pinnedVariant === undefined) {
       // The body made this request sheddable: ask admission again with its own priority.
-      const refusal = this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs, priority });
+      const refusal = this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs, priority, priorityOnly: true });
       if (refusal !== undefined) throw refusal;
     }
     let variant: string;

@@ -158,6 +158,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const overheadMs = o.overheadMs ?? 0.3;
   const cfg = structuredClone(o.config) as Config;
   cfg.runtime.workers = 0;
+  cfg.runtime.replicas = [];
   cfg.runtime.profile.enabled = false;
   const sessions = Object.entries(cfg.models).flatMap(([model, m]) =>
     Object.keys(m.variants).map((variant) => ({
@@ -184,7 +185,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     runtime.profiles.setPoints(model, variant, pts);
   }
   runtime.profiles.hopMs = hopMs;
-  const price = cfg.pricing.cpuCoreHour / 3_600_000;
+  const price =
+    (cfg.runtime.device === 'cpu' ? cfg.pricing.cpuCoreHour * (cfg.runtime.intraOpThreads === 'auto' ? 1 : cfg.runtime.intraOpThreads) : cfg.pricing.gpuHour) / 3_600_000;
   const router = new Router({ runtime, clock, metrics, routes: cfg.routes, pricePerSlotMs: price });
   const controller = new Controller({ config: cfg, runtime, router, clock, metrics, logger: silentLogger, pricePerSlotMs: price, gatewayUtilisation: () => 0 });
   router.setDecisionSource(controller);

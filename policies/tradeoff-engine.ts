@@ -5,7 +5,7 @@
 // pruned to the Pareto frontier of (capacity cost per request, accuracy) and sorted from cheapest to most accurate.
 // A position x on the ladder is a mix: rung floor(x) with share 1 - frac(x) and the next rung with frac(x), so
 // capacity is used fully between rungs (Proteus-style accuracy scaling, without a solver). The engine:
-//  1. downgrades at once to the highest position predicted to hold p99 at max(fast, slow) rate when the current
+//  1. downgrades at once to the highest position predicted to hold p99 at max(instant, fast) rate when the current
 //     one is not, or one rung below when the observed p99 already broke the target (and learns a correction);
 //  2. upgrades by half a rung only after `upgradeTicks` ticks of headroom (stricter margin and utilisation, slow
 //     rate) and `upgradeHoldMs` since the last switch;
@@ -113,8 +113,14 @@ export interface EngineSnapshot {
 export interface EngineResult {
   readonly decisions: ReadonlyMap<string, Decision>;
   readonly states: ReadonlyMap<string, RouteEngineState>;
-  /** Batch knobs per variant ("model/variant") that routes decided. */
+  /** Batch knobs per variant ("model/variant") that routes decided (fixed policies included: the smallest wins). */
   readonly knobs: ReadonlyMap<string, BatchKnobs>;
+  /**
+   * The replicas or the gateway are over their planned load: shedding by capacity or by gateway saturation is on.
+   * Sheddable (negative-priority) requests are refused everywhere while it lasts. Probes of a route that nothing can
+   * serve do not count: they are no sign of load.
+   */
+  readonly underPressure: boolean;
 }
 
 interface Eval {
@@ -564,7 +570,8 @@ export function decide(s: EngineSnapshot): EngineResult {
   }
 
   // 4. Still over at the cheapest choices: admit by priority, shed the rest (sheddable first).
-  if (total() > P.maxUtilisation) {
+  const overCapacity = total() > P.maxUtilisation;
+  if (overCapacity) {
     let room = Math.max(0, P.maxUtilisation - fixedUtil);
     for (const w of [...works].sort((a, b) => b.input.priority - a.input.priority || a.input.name.localeCompare(b.input.name))) {
       if (w.hopeless) continue;
@@ -610,7 +617,18 @@ export function decide(s: EngineSnapshot): EngineResult {
       replicaUtilisation: s.replicaUtilisation,
     };
     if (w.hopeless) {
-      const fallback = r.allowed[0] ?? '';
+      // Probe on the fastest allowed variant: the one most likely to answer in time.
+      const models = s.variants.get(r.model);
+      let fallback = r.allowed[0] ?? '';
+      let fastest = Number.POSITIVE_INFINITY;
+      for (const name of r.allowed) {
+        const v = models?.get(name);
+        const t = v === undefined ? Number.POSITIVE_INFINITY : (v.table.p99[1] as number);
+        if (t < fastest) {
+          fastest = t;
+          fallback = name;
+        }
+      }
       decisions.set(r.name, makeDecision(r, s, [{ variant: fallback, share: 1 }], 1, 0, w.admissionRps, Number.POSITIVE_INFINITY, Number.NaN, Number.NaN, w.reason, inputs));
       states.set(r.name, { position: Number.NaN, upStreak: 0, lastSwitchMs: w.lastSwitchMs, correction: w.correction, ladder: [], admitFactor: 1, lastBreachMs: w.lastBreachMs });
       continue;
@@ -649,6 +667,8 @@ export function decide(s: EngineSnapshot): EngineResult {
   for (const f of fixed) {
     const r = f.input;
     const pol = r.policy as Extract<RouteKind, { kind: 'fixed' }>;
+    // A fixed policy's knobs join the others for its variant, so an adaptive route sharing it cannot undo them.
+    if (f.variant !== undefined) setKnobs(r.model, pol.variant, Math.max(1, Math.min(f.variant.maxBatch, pol.maxBatch)), pol.maxQueueDelayMs);
     const inputs = {
       rateFast: r.rate.fast,
       rateSlow: r.rate.slow,
@@ -699,7 +719,8 @@ export function decide(s: EngineSnapshot): EngineResult {
     );
     states.set(r.name, r.state);
   }
-  return { decisions, states, knobs };
+  const underPressure = overCapacity || works.some((w) => !w.hopeless && w.admitFactor < 1);
+  return { decisions, states, knobs, underPressure };
 }
 
 function utilisationAt(v: VariantModel, lambda: number, slots: number, maxBatch: number): number {

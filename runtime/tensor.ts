@@ -39,6 +39,7 @@ const FLOAT_TYPES: ReadonlySet<V2Datatype> = new Set(['FP16', 'FP32', 'FP64', 'B
 /** Smallest magnitudes that round to infinity (the largest finite value plus half a unit in the last place). */
 const FP16_OVERFLOW = 65520;
 const BF16_OVERFLOW = 2 ** 128 - 2 ** 119;
+const FP32_OVERFLOW = 2 ** 128 - 2 ** 103;
 
 export function isV2Datatype(v: unknown): v is V2Datatype {
   return typeof v === 'string' && (V2_DATATYPES as readonly string[]).includes(v);
@@ -198,7 +199,11 @@ function storeNumber(name: string, to: V2Datatype, out: NumericArray, i: number,
   if (isFloatType(to)) {
     if (!allowNonFinite && !Number.isFinite(v)) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
     // A finite value too large for the half-precision type would silently become infinite: refuse it like FP32 does.
-    if (!allowNonFinite && Number.isFinite(v) && Math.abs(v) >= (to === 'FP16' ? FP16_OVERFLOW : to === 'BF16' ? BF16_OVERFLOW : Number.POSITIVE_INFINITY)) {
+    if (
+      !allowNonFinite &&
+      Number.isFinite(v) &&
+      Math.abs(v) >= (to === 'FP16' ? FP16_OVERFLOW : to === 'BF16' ? BF16_OVERFLOW : to === 'FP32' ? FP32_OVERFLOW : Number.POSITIVE_INFINITY)
+    ) {
       throw tensorError('SLOGATE_ERR_DATATYPE', name, `element ${i} (${v}) overflows ${to}`);
     }
     if (to === 'FP16') (out as Uint16Array)[i] = toHalfBits(v);
