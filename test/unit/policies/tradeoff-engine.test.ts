@@ -258,6 +258,19 @@ describe('decide', () => {
     assert.equal(d?.reason, 'fixed by the route policy');
   });
 
+  test('a route nothing can serve is probed on its fastest variant and puts no one else under pressure', () => {
+    const r = decide(snapshot([routeInput({ name: 'impossible', rate: rate(500), slo: { p99Ms: 0.1 } }), routeInput({ name: 'ok', rate: rate(50), state: settled(3) })]));
+    assert.deepEqual(r.decisions.get('impossible')?.variants, [{ variant: 'tiny', share: 1 }]);
+    assert.equal(r.underPressure, false);
+    const loaded = decide(snapshot([routeInput({ name: 'gold', rate: rate(60_000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) })]));
+    assert.equal(loaded.underPressure, true, 'capacity shedding is pressure');
+  });
+
+  test('a fixed policy keeps its batch knobs on a variant an adaptive route also uses (the smaller limit wins)', () => {
+    const r = decide(snapshot([routeInput({ rate: rate(10), state: settled(3) }), routeInput({ name: 'pinned', policy: { kind: 'fixed', variant: 'large', maxBatch: 2, maxQueueDelayMs: 0 }, rate: rate(10) })]));
+    assert.equal(r.knobs.get('m/large')?.maxBatch, 2);
+  });
+
   test('knobs: each variant gets the smallest batch limit the routes using it need', () => {
     const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(3) }), routeInput({ name: 'r2', rate: rate(100), slo: { p99Ms: 8 }, state: settled(3) })]));
     const k = r.knobs.get('m/large');
