@@ -16,7 +16,7 @@ export class Metrics {
 
   readonly requests = new Counter({
     name: 'slogate_requests_total',
-    help: 'Inference requests answered, by route, serving variant ("none" when no variant ran) and HTTP status class.',
+    help: 'Inference requests answered or refused, by route, variant (the one that served or failed it; "none" when refused before one was chosen) and HTTP status class.',
     labelNames: ['route', 'variant', 'code'] as const,
     registers: [this.registry],
   });

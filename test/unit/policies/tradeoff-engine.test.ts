@@ -267,7 +267,12 @@ describe('decide', () => {
   });
 
   test('a fixed policy keeps its batch knobs on a variant an adaptive route also uses (the smaller limit wins)', () => {
-    const r = decide(snapshot([routeInput({ rate: rate(10), state: settled(3) }), routeInput({ name: 'pinned', policy: { kind: 'fixed', variant: 'large', maxBatch: 2, maxQueueDelayMs: 0 }, rate: rate(10) })]));
+    const r = decide(
+      snapshot([
+        routeInput({ rate: rate(10), state: settled(3) }),
+        routeInput({ name: 'pinned', policy: { kind: 'fixed', variant: 'large', maxBatch: 2, maxQueueDelayMs: 0 }, rate: rate(10) }),
+      ]),
+    );
     assert.equal(r.knobs.get('m/large')?.maxBatch, 2);
   });
 
