@@ -21,6 +21,8 @@ export type Quantile = 'p50' | 'p99';
 const WINDOW = 128;
 const MIN_ONLINE_SAMPLES = 16;
 const REFRESH_EVERY = 8;
+/** Online samples after which the observed tail replaces the sweep's p99. */
+const TRUST_ONLINE_P99 = 64;
 
 class Ring {
   readonly #buf = new Float64Array(WINDOW);
@@ -174,6 +176,9 @@ export class LatencyProfiles {
     const b = p.base(rows, q);
     if (Number.isNaN(b)) return this.defaultMsPerRow * Math.max(1, rows) * (q === 'p99' ? 2 : 1);
     if (q === 'p50') return b * p.k50;
+    // With a full window of real batches, their tail is the better evidence: a sweep's p99 comes from few samples
+    // and can hold one-off stalls. Before that, the larger of the two.
+    if (p.ratios.size >= TRUST_ONLINE_P99) return p.base(rows, 'p50') * p.k99;
     return Math.max(b * p.k50, p.base(rows, 'p50') * p.k99);
   }
 

@@ -112,8 +112,11 @@ export class Profiler {
     if (sig === undefined) throw new Error(`model ${m.name} has no signature yet`);
     const inputs = syntheticInputs(sig.inputs, rows);
     const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
-    // Warm-up: first runs of a new shape allocate and plan.
-    for (let i = 0; i < 3; i++) await this.#pool.run(build);
+    // Warm-up on every replica (all slots at once, three rounds): the first runs of a new shape allocate, plan and,
+    // on CUDA, search convolution algorithms, per session. Warming one replica would leave that cost in the others'
+    // samples (seen on an H200: p99 100x p50 for the CNNs).
+    const slots = Math.max(1, this.#pool.readySlots);
+    for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: slots }, () => this.#pool.run(build)));
     const busy: number[] = [];
     const trips: number[] = [];
     const start = this.#clock.now();

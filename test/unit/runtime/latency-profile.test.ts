@@ -48,3 +48,16 @@ test('without a sweep, observations become the profile (the first, cold batch of
 test('by default nothing is assumed before measurements (no drops on a guess)', () => {
   assert.equal(new LatencyProfiles().serviceMs('m', 'x', 8, 'p99'), 0);
 });
+
+test('a full window of real batches replaces a sweep p99 inflated by one-off stalls (the observed tail wins)', () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', [
+    { rows: 1, p50Ms: 1, p99Ms: 100, samples: 40 },
+    { rows: 8, p50Ms: 2, p99Ms: 110, samples: 40 },
+  ]);
+  assert.equal(p.serviceMs('m', 'v', 1, 'p99'), 100, 'the sweep stands while little is observed');
+  for (let i = 0; i < 64; i++) p.observe('m', 'v', 1, 1.2);
+  const p99 = p.serviceMs('m', 'v', 1, 'p99');
+  assert.ok(p99 < 2, `observed tail ${p99} ms`);
+  assert.ok(p.serviceMs('m', 'v', 8, 'p99') < 3);
+});
