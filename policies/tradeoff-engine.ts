@@ -161,6 +161,8 @@ interface Work {
   admitFactor: number;
   lastBreachMs: number;
   reason: string;
+  /** What changed in the ladder since the last tick (for the reason), or ''. */
+  ladderNote: string;
   /** Nothing can meet the SLO: shed everything. */
   hopeless: boolean;
 }
@@ -347,21 +349,29 @@ export function decide(s: EngineSnapshot): EngineResult {
     // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
     // variants (observed breaches and admission handle it), only a model too slow for the SLO is.
     const ladder = buildLadder(variants, r.slo.minAccuracy, Math.min(r.overheadMs, budgetMs / 2), budgetMs, correction);
-    // Carry the position over when the ladder changed (a variant appeared or became ineligible): the same top
-    // variant, or the best rung no more accurate than it.
+    // Carry the position over when the ladder changed (a variant appeared or became ineligible): the same mix when
+    // both of its rungs are still adjacent, else its lower rung, else the best rung no more accurate than that. Never
+    // an upgrade: those wait for the hysteresis below.
     let position = r.state.position;
+    let ladderNote = '';
     if (!sameLadder(ladder, r.state.ladder) && Number.isFinite(position) && ladder.length > 0) {
-      const prevTop = r.state.ladder[Math.min(r.state.ladder.length - 1, Math.ceil(position))];
-      const idx = ladder.findIndex((v) => v.name === prevTop);
-      if (idx >= 0) position = idx;
+      const loName = r.state.ladder[Math.floor(position)];
+      const frac = position - Math.floor(position);
+      const hiName = frac > 1e-6 ? r.state.ladder[Math.floor(position) + 1] : undefined;
+      const lo = ladder.findIndex((v) => v.name === loName);
+      if (lo >= 0 && hiName !== undefined && ladder[lo + 1]?.name === hiName) position = lo + frac;
+      else if (lo >= 0) position = lo;
       else {
-        const prevAcc = accuracyOf(models.get(prevTop ?? '') ?? (ladder[0] as VariantModel));
+        const prevAcc = accuracyOf(models.get(loName ?? '') ?? (ladder[0] as VariantModel));
         let best = 0;
         ladder.forEach((v, i) => {
           if (accuracyOf(v) <= prevAcc) best = i;
         });
         position = best;
       }
+      const gone = r.state.ladder.filter((n) => !ladder.some((v) => v.name === n));
+      const added = ladder.filter((v) => !r.state.ladder.includes(v.name)).map((v) => v.name);
+      ladderNote = `${gone.length > 0 ? `no longer eligible: ${gone.join(', ')}` : ''}${gone.length > 0 && added.length > 0 ? '; ' : ''}${added.length > 0 ? `eligible again: ${added.join(', ')}` : ''}`;
     }
     // Plain literals, not spreads: this runs for every route on every tick (object spread is slow here).
     const ctx = { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs };
@@ -393,6 +403,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       admitFactor: r.state.admitFactor,
       lastBreachMs: r.state.lastBreachMs,
       reason: '',
+      ladderNote,
       hopeless: ladder.length === 0,
     });
   }
@@ -648,7 +659,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       setKnobs(r.model, sh.variant, Math.max(1, (i === 0 ? e.loLimit : e.hiLimit) || e.maxBatch), delay);
     });
     inputs.capacityRps = cap;
-    const reason = `${w.reason} [${mixName(e.shares)}, predicted p99 ${fmt(e.predictedP99Ms)} of ${r.slo.p99Ms} ms]`;
+    const reason = `${w.ladderNote === '' ? '' : `${w.ladderNote}; `}${w.reason} [${mixName(e.shares)}, predicted p99 ${fmt(e.predictedP99Ms)} of ${r.slo.p99Ms} ms]`;
     decisions.set(
       r.name,
       makeDecision(r, s, e.shares, e.maxBatch, delay, w.admissionRps, e.predictedP99Ms, e.accuracy, e.costPerMillion, reason, inputs, (w.ladder[0] as VariantModel).name),

@@ -189,6 +189,32 @@ describe('decide', () => {
     assert.equal(r.states.get('r')?.position, 2);
   });
 
+  test('a ladder change keeps a mix whose rungs are still neighbours, and says what changed', () => {
+    // `small` became too slow to be eligible: the cnn/large mix at 2.5 is position 1.5 on the new ladder.
+    const slowSmall = FAMILY.map((v) => (v.name === 'small' ? variant('small', 0.94, 30, 0.01) : v));
+    const s = snapshot([routeInput({ rate: rate(100), state: settled(2.5) })], { variants: new Map([['m', new Map(slowSmall.map((v) => [v.name, v]))]]) });
+    const r = decide(s);
+    assert.deepEqual(r.states.get('r')?.ladder, ['tiny', 'cnn', 'large']);
+    assert.equal(r.states.get('r')?.position, 1.5);
+    assert.deepEqual(mix(s), { cnn: 0.5, large: 0.5 });
+    assert.match(r.decisions.get('r')?.reason ?? '', /^no longer eligible: small; /);
+  });
+
+  test('a ladder change that removes the top rung falls to the lower rung of the mix, never up', () => {
+    const slowLarge = FAMILY.map((v) => (v.name === 'large' ? variant('large', 0.992, 30, 1.2) : v));
+    const models = (f: VariantModel[]) => new Map([['m', new Map(f.map((v) => [v.name, v]))]]);
+    const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(2.5) })], { variants: models(slowLarge) }));
+    const st = r.states.get('r') as RouteEngineState;
+    assert.deepEqual(st.ladder, ['tiny', 'small', 'cnn']);
+    assert.equal(st.position, 2);
+    assert.match(r.decisions.get('r')?.reason ?? '', /^no longer eligible: large; /);
+    // large recovers: it is eligible again, but the position does not jump to it (upgrades wait for hysteresis).
+    const back = decide(snapshot([routeInput({ rate: rate(100), state: st })], { variants: models(FAMILY), nowMs: 100_250 }));
+    assert.deepEqual(back.states.get('r')?.ladder, ['tiny', 'small', 'cnn', 'large']);
+    assert.equal(back.states.get('r')?.position, 2);
+    assert.match(back.decisions.get('r')?.reason ?? '', /^eligible again: large; /);
+  });
+
   test('steady load with headroom already at the top: no change', () => {
     const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(3) })]));
     assert.equal(r.states.get('r')?.position, 3);

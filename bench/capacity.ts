@@ -1,0 +1,213 @@
+// `npm run bench:capacity`: what batching buys and what the gateway costs, per variant. For each variant of the
+// config's model: the highest Poisson rate (binary protocol, open loop) whose p99 stays under --p99 with batching off
+// (maxBatch 1) and on (work-conserving, up to the model's maxBatch), the batch that formed at that rate, and beside
+// it the raw onnxruntime throughput in-process (no HTTP) at that batch size with the same number of workers. Then the
+// per-request cost of a remote replica hop against a local worker. Servers are child processes on 127.0.0.1, every
+// run bounded; results go to bench/results/capacity.{json,md}.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../core/config.js';
+import { readEvalSet } from '../runtime/eval-set.js';
+import type { RawReport } from './peers/raw-ort.js';
+import { prepareInputs, runBench } from './run.js';
+import { findCapacity } from './scenarios.js';
+import { startSlogateProcess } from './server-process.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const DIST = join(ROOT, 'dist');
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string', default: join(ROOT, 'slogate.yaml') },
+    p99: { type: 'string', default: '25' },
+    probe: { type: 'string', default: '4' },
+    variants: { type: 'string' },
+    'skip-hop': { type: 'boolean' },
+  },
+});
+const P99 = Number(values.p99);
+const PROBE_S = Number(values.probe);
+const config = loadConfigFile(values.config, process.env);
+const [modelName, model] = Object.entries(config.models)[0] ?? [];
+if (model === undefined || modelName === undefined) throw new Error('the config has no model');
+const variants = values.variants?.split(',') ?? Object.keys(model.variants);
+const workers = config.runtime.workers === 'auto' ? 1 : config.runtime.workers;
+const evalSet = model.eval === undefined ? undefined : readEvalSet(model.eval);
+
+function serverConfig(variant: string, maxBatch: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    server: { logLevel: 'warn' },
+    runtime: { workers, profile: { cacheDir: join(ROOT, '.slogate-cache') }, ...extra },
+    models: { [modelName as string]: { maxBatch: model?.maxBatch, metadata: model?.metadata, variants: { [variant]: model?.variants[variant] } } },
+    routes: { r: { model: modelName, slo: { p99Ms: P99 }, policy: { static: { variant, maxBatch, maxQueueDelayMs: 0 } } } },
+  };
+}
+
+async function scrapeBatches(url: string, variant: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const get = (k: string) => Number(text.match(new RegExp(`^slogate_batch_size_${k}\\{variant="${modelName}/${variant}"\\} (\\S+)`, 'm'))?.[1] ?? 0);
+  return { sum: get('sum'), count: get('count') };
+}
+
+interface Found {
+  capacity: number;
+  meanBatch: number;
+  p99Ms: number;
+  probes: string[];
+}
+
+async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
+  const server = await startSlogateProcess(serverConfig(variant, maxBatch));
+  try {
+    const inputs = await prepareInputs({ url: server.url, protocol: 'binary', inputs: evalSet === undefined ? 'random' : 'eval', evalSet, seed: 1 }, ['r'], true);
+    let last = { meanBatch: 1, p99Ms: Number.NaN };
+    const notes: string[] = [];
+    const { capacity } = await findCapacity(
+      async (rate) => {
+        const before = await scrapeBatches(server.url, variant);
+        const r = await runBench(
+          {
+            url: server.url,
+            route: 'r',
+            mode: { kind: 'open', load: { kind: 'constant', rate, arrivals: 'poisson' } },
+            protocol: 'binary',
+            inputs: evalSet === undefined ? 'random' : 'eval',
+            evalSet,
+            durationS: PROBE_S,
+            maxRequests: Math.ceil(rate * PROBE_S * 2 + 100),
+            seed: 1,
+            sloMs: () => P99,
+            warmupS: 0.5,
+            maxConnections: 256,
+          },
+          inputs,
+        );
+        const after = await scrapeBatches(server.url, variant);
+        const s = r.summary.overall;
+        const ok = (s.attainment.overOffered ?? 0) >= 0.99 && (s.latency.p99Ms ?? Number.POSITIVE_INFINITY) <= P99;
+        notes.push(`${Math.round(rate)}/s ${ok ? 'ok' : 'miss'} (p99 ${s.latency.p99Ms} ms${r.valid ? '' : ', sender lag'})`);
+        if (ok) last = { meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count), p99Ms: s.latency.p99Ms ?? Number.NaN };
+        return { rate, ok };
+      },
+      { startRate: 200, maxProbes: 12, minRate: 5, maxRate: 30_000, tolerance: 0.08 },
+    );
+    return { capacity, ...last, probes: notes };
+  } finally {
+    await server.stop();
+  }
+}
+
+function raw(variant: string, batch: number): number {
+  const out = execFileSync(
+    process.execPath,
+    [
+      join(DIST, 'bench', 'peers', 'raw-ort.js'),
+      '--variant',
+      `${variant}=${model?.variants[variant]?.path}`,
+      '--batches',
+      String(batch),
+      '--ms',
+      '2000',
+      '--threads',
+      String(workers),
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
+  const report = JSON.parse(out) as RawReport;
+  return report.variants[0]?.best.rowsPerS ?? Number.NaN;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Latency at a light load through a local worker and through a remote runtime node: the hop's cost per request. */
+async function hop(variant: string): Promise<{ local: number[]; remote: number[] }> {
+  const measure = async (url: string): Promise<number[]> => {
+    const inputs = await prepareInputs({ url, protocol: 'binary', inputs: 'random', seed: 1 }, ['r'], true);
+    const r = await runBench(
+      {
+        url,
+        route: 'r',
+        mode: { kind: 'open', load: { kind: 'constant', rate: 100, arrivals: 'poisson' } },
+        protocol: 'binary',
+        inputs: 'random',
+        durationS: 8,
+        maxRequests: 2000,
+        seed: 1,
+        sloMs: () => 1000,
+        warmupS: 1,
+        maxConnections: 16,
+      },
+      inputs,
+    );
+    const l = r.summary.overall.latency;
+    return [l.p50Ms ?? Number.NaN, l.p99Ms ?? Number.NaN];
+  };
+  const local = await startSlogateProcess(serverConfig(variant, 1));
+  let localLat: number[];
+  try {
+    localLat = await measure(local.url);
+  } finally {
+    await local.stop();
+  }
+  const port = await freePort();
+  const node = await startSlogateProcess(serverConfig(variant, 1), { command: 'runtime', port });
+  try {
+    const gw = await startSlogateProcess(serverConfig(variant, 1, { workers: 0, replicas: [{ url: `http://127.0.0.1:${port}`, concurrency: 1 }] }));
+    try {
+      return { local: localLat, remote: await measure(gw.url) };
+    } finally {
+      await gw.stop();
+    }
+  } finally {
+    await node.stop();
+  }
+}
+
+const rows: { variant: string; off: Found; on: Found; rawRowsPerS: number; rawAtBatch: number }[] = [];
+for (const v of variants) {
+  process.stderr.write(`capacity: ${v} without batching...\n`);
+  const off = await capacityOf(v, 1);
+  process.stderr.write(`capacity: ${v} with batching...\n`);
+  const on = await capacityOf(v, model.maxBatch);
+  const b = Math.max(1, Math.round(on.meanBatch));
+  const rawRowsPerS = raw(v, b);
+  rows.push({ variant: v, off, on, rawRowsPerS, rawAtBatch: b });
+  process.stderr.write(`  ${v}: ${off.capacity.toFixed(0)} -> ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)}), raw ${rawRowsPerS.toFixed(0)} rows/s\n`);
+}
+const hopResult = values['skip-hop'] === true ? undefined : await hop(variants.includes('small') ? 'small' : (variants[0] as string));
+
+const lines = [
+  `Target p99 ${P99} ms, binary protocol, open-loop Poisson, ${PROBE_S} s probes, ${workers} worker(s); raw = onnxruntime in-process, no HTTP, same workers, same batch size.`,
+  '',
+  '| variant | capacity, batching off (req/s) | capacity, batching on (req/s) | gain | mean batch at capacity | raw onnxruntime at that batch (rows/s) | gateway / raw |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map(
+    (r) =>
+      `| ${r.variant} | ${r.off.capacity.toFixed(0)} | ${r.on.capacity.toFixed(0)} | ${(r.on.capacity / Math.max(1, r.off.capacity)).toFixed(1)}x | ${r.on.meanBatch.toFixed(1)} | ${r.rawRowsPerS.toFixed(0)} | ${(r.on.capacity / r.rawRowsPerS).toFixed(2)} |`,
+  ),
+];
+if (hopResult !== undefined) {
+  lines.push('', '| replica | p50 ms | p99 ms |', '| --- | ---: | ---: |');
+  lines.push(`| local worker | ${hopResult.local[0]} | ${hopResult.local[1]} |`, `| remote runtime node (loopback) | ${hopResult.remote[0]} | ${hopResult.remote[1]} |`);
+}
+const md = lines.join('\n');
+console.log(md);
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+writeFileSync(
+  join(ROOT, 'bench', 'results', 'capacity.json'),
+  `${JSON.stringify({ p99Ms: P99, probeS: PROBE_S, workers, rows, hop: hopResult, at: new Date().toISOString() }, null, 2)}\n`,
+);
+writeFileSync(join(ROOT, 'bench', 'results', 'capacity.md'), `${md}\n`);
