@@ -1,5 +1,7 @@
 // Service time per variant and batch size: the start-up sweep's points, corrected online by the ratio of what
 // real batches take to what the sweep predicted (slowdowns from contention or a noisy neighbour show up here).
+// Online evidence ages out: a variant that stops being used (because a stall made it look slow) returns to its sweep
+// after MAX_AGE_MS instead of carrying one bad second forever.
 
 export interface ProfilePoint {
   readonly rows: number;
@@ -18,33 +20,51 @@ export interface VariantProfileSnapshot {
 
 export type Quantile = 'p50' | 'p99';
 
-const WINDOW = 128;
+/** Recent batches kept per variant: a p99 over 512 is its 6th largest, so one or two stalls do not make the tail. */
+const WINDOW = 512;
+/** Observations older than this no longer count (ms). */
+export const MAX_AGE_MS = 10_000;
 const MIN_ONLINE_SAMPLES = 16;
-const REFRESH_EVERY = 8;
-/** Online samples after which the observed tail replaces the sweep's p99. */
+/** Quantiles are recomputed after this many new observations, or when the oldest may have aged out. */
+const REFRESH_EVERY = 16;
+const REFRESH_MS = 1000;
+/** Fresh online samples after which the observed tail replaces the sweep's p99. */
 const TRUST_ONLINE_P99 = 64;
 
+/** The last WINDOW observations with their times; quantiles over those younger than MAX_AGE_MS. */
 class Ring {
   readonly #buf = new Float64Array(WINDOW);
+  readonly #at = new Float64Array(WINDOW);
   #n = 0;
   #i = 0;
-  #sortedCache: Float64Array | undefined;
+  #sorted = new Float64Array(0);
 
-  push(v: number): void {
+  push(v: number, atMs: number): void {
     this.#buf[this.#i] = v;
+    this.#at[this.#i] = atMs;
     this.#i = (this.#i + 1) % WINDOW;
     if (this.#n < WINDOW) this.#n++;
-    this.#sortedCache = undefined;
   }
 
+  /** Sorts the observations made at or after fromMs for quantile(); returns how many there are. */
+  prepare(fromMs: number): number {
+    const from = fromMs;
+    const out = new Float64Array(this.#n);
+    let k = 0;
+    for (let j = 0; j < this.#n; j++) if ((this.#at[j] as number) >= from) out[k++] = this.#buf[j] as number;
+    this.#sorted = out.subarray(0, k).sort();
+    return k;
+  }
+
+  /** Fresh observations as of the last prepare(). */
   get size(): number {
-    return this.#n;
+    return this.#sorted.length;
   }
 
+  /** Quantile of the fresh observations as of the last prepare(); NaN when there are none. */
   quantile(q: number): number {
-    if (this.#n === 0) return Number.NaN;
-    if (this.#sortedCache === undefined) this.#sortedCache = this.#buf.slice(0, this.#n).sort();
-    const s = this.#sortedCache;
+    const s = this.#sorted;
+    if (s.length === 0) return Number.NaN;
     return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number;
   }
 }
@@ -59,9 +79,12 @@ class VariantProfile {
   #online: ProfilePoint[] = [];
   k50 = 1;
   k99 = 1;
+  /** Set by setPoints: recompute on the next call whatever the counters say. */
   dirty = false;
   /** Observations since the last refresh: quantiles are recomputed every REFRESH_EVERY, not on every call. */
   pending = 0;
+  /** When the last refresh ran (-inf: never). */
+  refreshedAtMs = Number.NEGATIVE_INFINITY;
 
   get points(): ProfilePoint[] {
     return this.sweep.length > 0 ? this.sweep : this.#online;
@@ -71,19 +94,23 @@ class VariantProfile {
     return interpolate(this.points, rows, q);
   }
 
-  refresh(): void {
-    if (!this.dirty) return;
-    if (this.pending > 0 && this.pending < REFRESH_EVERY && this.points.length > 0) return;
+  refresh(nowMs: number): void {
+    // Due: new points, enough new observations (or any while nothing is known yet), or evidence that may have aged out.
+    const aging = this.ratios.size > 0 && nowMs - this.refreshedAtMs >= REFRESH_MS;
+    const due = this.dirty || this.pending >= REFRESH_EVERY || (this.pending > 0 && this.points.length === 0) || aging;
+    if (!due) return;
     this.dirty = false;
     this.pending = 0;
+    this.refreshedAtMs = nowMs;
     if (this.sweep.length === 0) {
+      // Without a sweep the observations are all there is: they stay until newer ones replace them.
       this.#online = [...this.buckets.entries()]
-        .filter(([, ring]) => ring.size > 0)
+        .filter(([, ring]) => ring.prepare(Number.NEGATIVE_INFINITY) > 0)
         .map(([rows, ring]) => ({ rows, p50Ms: ring.quantile(0.5), p99Ms: ring.quantile(0.99), samples: ring.size }))
         .sort((a, b) => a.rows - b.rows);
       return;
     }
-    if (this.ratios.size < MIN_ONLINE_SAMPLES) {
+    if (this.ratios.prepare(nowMs - MAX_AGE_MS) < MIN_ONLINE_SAMPLES) {
       this.k50 = 1;
       this.k99 = 1;
       return;
@@ -141,8 +168,12 @@ export class LatencyProfiles {
    */
   readonly defaultMsPerRow: number;
 
-  constructor(options: { defaultMsPerRow?: number } = {}) {
+  /** Monotonic ms (the runtime's clock: simulated in the simulator, hand-driven in tests). */
+  readonly #now: () => number;
+
+  constructor(options: { defaultMsPerRow?: number; now?: () => number } = {}) {
     this.defaultMsPerRow = options.defaultMsPerRow ?? 0;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   #get(model: string, variant: string): VariantProfile {
@@ -165,14 +196,14 @@ export class LatencyProfiles {
 
   hasPoints(model: string, variant: string): boolean {
     const p = this.#get(model, variant);
-    p.refresh();
+    p.refresh(this.#now());
     return p.points.length > 0;
   }
 
   /** Estimated service time of a batch of `rows` rows, corrected by recent observations. */
   serviceMs(model: string, variant: string, rows: number, q: Quantile = 'p99'): number {
     const p = this.#get(model, variant);
-    p.refresh();
+    p.refresh(this.#now());
     const b = p.base(rows, q);
     if (Number.isNaN(b)) return this.defaultMsPerRow * Math.max(1, rows) * (q === 'p99' ? 2 : 1);
     if (q === 'p50') return b * p.k50;
@@ -185,7 +216,6 @@ export class LatencyProfiles {
   /** Feeds one real batch's service time (dispatch to result) into the online correction. */
   observe(model: string, variant: string, rows: number, serviceMs: number): void {
     const p = this.#get(model, variant);
-    p.dirty = true;
     p.pending++;
     if (p.sweep.length === 0) {
       // No sweep: observations, scaled to their power-of-two bucket, become the profile. The first batch of a
@@ -196,11 +226,11 @@ export class LatencyProfiles {
         p.buckets.set(bucket, new Ring());
         return;
       }
-      ring.push((serviceMs * bucket) / Math.max(1, rows));
+      ring.push((serviceMs * bucket) / Math.max(1, rows), this.#now());
       return;
     }
     const predicted = p.base(rows, 'p50');
-    if (predicted > 0) p.ratios.push(serviceMs / predicted);
+    if (predicted > 0) p.ratios.push(serviceMs / predicted, this.#now());
   }
 
   /** Service times for rows 1..maxRows as the scheduler would estimate them now (for the engine's snapshot). */
@@ -217,7 +247,7 @@ export class LatencyProfiles {
   snapshot(): VariantProfileSnapshot[] {
     const out: VariantProfileSnapshot[] = [];
     for (const [k, p] of this.#profiles) {
-      p.refresh();
+      p.refresh(this.#now());
       const names = this.#names.get(k) as { model: string; variant: string };
       out.push({ ...names, points: p.points, correction: { p50: p.k50, p99: p.k99, samples: p.ratios.size } });
     }

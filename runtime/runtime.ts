@@ -47,7 +47,7 @@ export function resolveIntraOpThreads(config: Readonly<Config>): number {
 
 export class Runtime {
   readonly repository: ModelRepository;
-  readonly profiles = new LatencyProfiles();
+  readonly profiles: LatencyProfiles;
   readonly pool: ReplicaPool;
   readonly scheduler: Scheduler;
   readonly #deps: RuntimeDeps;
@@ -60,6 +60,7 @@ export class Runtime {
     this.#deps = deps;
     this.repository = repository;
     const { config, clock, metrics } = deps;
+    this.profiles = new LatencyProfiles({ now: () => clock.now() });
     const variants: WorkerVariant[] = [];
     for (const m of repository.models.values()) for (const v of m.variants.values()) variants.push({ model: m.name, variant: v.name, path: v.path });
     const replicas: Replica[] = [];

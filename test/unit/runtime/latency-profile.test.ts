@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LatencyProfiles } from '../../../runtime/latency-profile.js';
+import { LatencyProfiles, MAX_AGE_MS } from '../../../runtime/latency-profile.js';
 
 const points = [
   { rows: 1, p50Ms: 1, p99Ms: 2, samples: 50 },
@@ -60,4 +60,35 @@ test('a full window of real batches replaces a sweep p99 inflated by one-off sta
   const p99 = p.serviceMs('m', 'v', 1, 'p99');
   assert.ok(p99 < 2, `observed tail ${p99} ms`);
   assert.ok(p.serviceMs('m', 'v', 8, 'p99') < 3);
+});
+
+test('online evidence ages out: a variant nobody uses returns to its sweep after MAX_AGE_MS', () => {
+  let now = 0;
+  const p = new LatencyProfiles({ now: () => now });
+  p.setPoints('m', 'v', points);
+  for (let i = 0; i < 64; i++) p.observe('m', 'v', 1, 8); // a stalled second: 8x the sweep
+  assert.equal(p.serviceMs('m', 'v', 1, 'p50'), 4, 'clamped at 4x');
+  now = MAX_AGE_MS / 2;
+  assert.equal(p.serviceMs('m', 'v', 1, 'p50'), 4, 'still fresh');
+  now = MAX_AGE_MS + 1;
+  assert.equal(p.serviceMs('m', 'v', 1, 'p50'), 1, 'aged out: the sweep again');
+  assert.equal(p.serviceMs('m', 'v', 1, 'p99'), 2);
+});
+
+test('two stalls among hundreds of batches do not become the p99', () => {
+  let now = 0;
+  const p = new LatencyProfiles({ now: () => now });
+  p.setPoints('m', 'v', points);
+  for (let i = 0; i < 300; i++) {
+    now += 5;
+    p.observe('m', 'v', 1, i === 100 || i === 200 ? 12 : 1.1);
+  }
+  const p99 = p.serviceMs('m', 'v', 1, 'p99');
+  assert.ok(p99 < 1.5, `p99 ${p99} ms`);
+  // ... but a tail that is really there (3% of batches) is.
+  for (let i = 0; i < 300; i++) {
+    now += 5;
+    p.observe('m', 'v', 1, i % 33 === 0 ? 12 : 1.1);
+  }
+  assert.ok(p.serviceMs('m', 'v', 1, 'p99') > 5);
 });
