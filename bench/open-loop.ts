@@ -60,6 +60,22 @@ export function makePool(url: string, connections: number, timeoutMs: number): P
   });
 }
 
+/**
+ * Opens up to `n` connections before the measured run (concurrent GETs of the V2 readiness endpoint, which is no route
+ * traffic; any status will do). A load step would otherwise make the client set up dozens of TCP connections at once,
+ * and that client-side stall would be timed as the server's latency.
+ */
+export async function openConnections(pool: Pool, n: number): Promise<void> {
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      pool.request({ method: 'GET', path: '/v2/health/ready' }).then(
+        (r) => r.body.dump(),
+        () => undefined,
+      ),
+    ),
+  );
+}
+
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }

@@ -5,13 +5,16 @@ import { availableParallelism, cpus } from 'node:os';
 import type { EvalSet } from '../runtime/eval-set.js';
 import { closedLoopRecorded } from './closed-loop.js';
 import { buildInputs, fetchMetadata, type RouteInputs } from './inputs.js';
-import { makePool, openLoop } from './open-loop.js';
+import { makePool, openConnections, openLoop } from './open-loop.js';
 import type { ProgressSink } from './progress.js';
 import { counterDelta, type Scrape, type ServerCounters, scrape } from './prom.js';
 import type { RunRecords } from './records.js';
 import { buildSchedule, describeLoad, type LoadSpec, type Schedule } from './schedule.js';
 import { type RunSummary, summarize } from './summary.js';
 import type { Protocol } from './v2-requests.js';
+
+/** Connections opened before an open-loop run (a step needs them at once; see openConnections). */
+const PREOPEN_CONNECTIONS = 64;
 
 export type LoadMode = { readonly kind: 'closed'; readonly connections: number } | { readonly kind: 'open'; readonly load: LoadSpec };
 
@@ -119,6 +122,7 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
         const warmInputs = schedule.routes.length === 1 ? inputs : [inputs[0] as RouteInputs];
         await openLoop({ url: o.url, schedule: warm, inputs: warmInputs, pool, timeoutMs, drainMs: Math.min(timeoutMs, 2000) });
       }
+      await openConnections(pool, Math.min(o.maxConnections, PREOPEN_CONNECTIONS));
       before = await scrape(o.url);
       const r = await openLoop({ url: o.url, schedule, inputs, pool, maxConnections: o.maxConnections, timeoutMs, drainMs: timeoutMs, onProgress: o.progress });
       after = await scrape(o.url);

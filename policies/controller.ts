@@ -51,6 +51,16 @@ export interface ControllerDeps {
 
 const HISTORY = 1000;
 const MIN_ALARM_GAP_MS = 25;
+/** Utilisation (event loop, replicas) is measured over at least this long. */
+const MIN_UTILISATION_WINDOW_MS = 100;
+/**
+ * A surge: since the last tick (at least SURGE_MIN_MS ago) at least SURGE_MIN_ARRIVALS arrivals came, at more than
+ * SURGE_FACTOR x the rate the decision planned for. The engine then decides at once instead of at the next tick: a
+ * step that lands just after a tick would otherwise build a tick's worth of backlog on a variant too slow for it.
+ */
+const SURGE_MIN_MS = 40;
+const SURGE_MIN_ARRIVALS = 24;
+const SURGE_FACTOR = 1.5;
 
 export function engineParams(c: EngineConfig): EngineParams {
   return { ...DEFAULT_ENGINE_PARAMS, margin: c.margin, maxUtilisation: c.maxUtilisation, upgradeTicks: c.upgradeTicks, upgradeHoldMs: c.upgradeHoldMs };
@@ -67,6 +77,7 @@ export class Controller implements DecisionSource {
   #timer: TimerHandle | undefined;
   #lastTickMs = Number.NEGATIVE_INFINITY;
   #alarmPending = false;
+  readonly #plannedRps = new Map<string, number>();
   #underPressure = false;
   #running = false;
   /** Wall-clock cost of the last decide() call (ms), for the status page and benchmarks. */
@@ -156,10 +167,11 @@ export class Controller implements DecisionSource {
 
   alarm(_route: string): void {
     if (!this.#running || this.#alarmPending) return;
+    // Too soon after the last tick: tick as soon as the gap allows (an alarm is never dropped: an admin PUT must take
+    // effect even when it lands just after a tick).
     const since = this.#deps.clock.now() - this.#lastTickMs;
-    if (since < MIN_ALARM_GAP_MS) return;
     this.#alarmPending = true;
-    this.#schedule(0);
+    this.#schedule(Math.max(0, MIN_ALARM_GAP_MS - since));
   }
 
   admit(r: RouteState, req: AdmissionRequest): SlogateError | undefined {
@@ -170,6 +182,7 @@ export class Controller implements DecisionSource {
       return req.priority < 0 && this.#underPressure
         ? new SlogateError('SLOGATE_ERR_SHED', `sheddable request (priority ${req.priority}) refused under pressure`, { retryAfterMs: 1000 })
         : undefined;
+    this.#checkSurge(r, d, req.nowMs);
     const rt = this.#deps.runtime;
     const fastest = this.#fastestMs(r, d);
     let backlog = rt.scheduler.backlogMs();
@@ -186,6 +199,16 @@ export class Controller implements DecisionSource {
     // A backlog too long for new requests is news the engine should act on now, not at the next tick.
     if (refusal !== undefined && Number.isFinite(d.admissionRps) === false) this.alarm(r.name);
     return refusal;
+  }
+
+  /** Alarms on a surge of arrivals since the last tick (a few comparisons per request). */
+  #checkSurge(r: RouteState, d: Decision, nowMs: number): void {
+    const n = r.stats.rate.pending;
+    if (n < SURGE_MIN_ARRIVALS) return;
+    const since = nowMs - r.stats.rate.lastSnapshotMs;
+    if (!(since >= SURGE_MIN_MS)) return;
+    const planned = this.#plannedRps.get(r.name) ?? Math.max(d.inputs.rateFast, d.inputs.rateSlow);
+    if ((n * 1000) / since > SURGE_FACTOR * planned) this.alarm(r.name);
   }
 
   #fastestMs(r: RouteState, d: Decision): number {
@@ -281,6 +304,9 @@ export class Controller implements DecisionSource {
   }
 
   #measureUtilisation(nowMs: number, slots: number): void {
+    // An alarm tick soon after the last one keeps the last values: over a few ms, one GC pause or one batch reads as
+    // a saturated event loop or replica, and the next measurement covers the whole span anyway.
+    if (nowMs - this.#lastSnapshotMs < MIN_UTILISATION_WINDOW_MS) return;
     if (this.#deps.gatewayUtilisation !== undefined) this.utilisation.gateway = this.#deps.gatewayUtilisation();
     else {
       const elu = performance.eventLoopUtilization();
@@ -302,6 +328,8 @@ export class Controller implements DecisionSource {
     if (runtime.ready) {
       const snap = this.snapshot();
       this.lastSnapshot = snap;
+      // The rate each route's decision plans for (the engine's max(instant, fast)): what a surge is measured against.
+      for (const r of snap.routes) this.#plannedRps.set(r.name, Math.max(r.rate.instant, r.rate.fast));
       const t0 = performance.now();
       result = decide(snap);
       this.lastDecideMs = performance.now() - t0;

@@ -87,6 +87,15 @@ export class RateEstimator {
     this.#bins += Math.max(0, k - VAR_BINS);
   }
 
+  /** Arrivals since the last snapshot (the last engine tick), and when that was (NaN before the first). */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  get lastSnapshotMs(): number {
+    return this.#lastMs ?? Number.NaN;
+  }
+
   /** Folds arrivals since the last call into the rates and returns them. Call at a steady cadence (the engine tick). */
   snapshot(nowMs: number): RateSnapshot {
     if (this.#lastMs === undefined) {

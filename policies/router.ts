@@ -139,7 +139,7 @@ export class Router {
       r.picker.set(d.variants);
       r.pickedFrom = d;
     }
-    return r.picker.pick() ?? (r.allowed[0] as string);
+    return r.picker.pick() ?? fallbackVariant(r);
   }
 
   /**
@@ -263,6 +263,13 @@ export function isClientMistake(code: string): boolean {
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {
   const names = rc.variants ?? [...model.variants.keys()];
   return [...names].sort((a, b) => (model.variants.get(b)?.accuracy ?? -1) - (model.variants.get(a)?.accuracy ?? -1));
+}
+
+/** Before the engine's first decision for a route: a fixed policy's own variant, else the most accurate allowed. */
+function fallbackVariant(r: RouteState): string {
+  const p = r.config.policy;
+  if (typeof p === 'object') return 'static' in p ? p.static.variant : p.aimd.variant;
+  return r.allowed[0] as string;
 }
 
 export type PolicyKind = 'adaptive' | 'static' | 'aimd';

@@ -8,7 +8,9 @@
 //  1. downgrades at once to the highest position predicted to hold p99 at max(instant, fast) rate when the current
 //     one is not, or one rung below when the observed p99 already broke the target (and learns a correction);
 //  2. upgrades by half a rung only after `upgradeTicks` ticks of headroom (stricter margin and utilisation, slow
-//     rate) and `upgradeHoldMs` since the last switch;
+//     rate) and `upgradeHoldMs` since the last switch, never back to where an observed breach happened at this load
+//     until a backoff (5 s, doubling on each repeat up to 60 s) has passed, and never when the observed p99 scaled by
+//     the predicted slowdown of the upgrade would leave the budget;
 //  3. when routes together overload the replicas, steps down first the route losing the least accuracy per unit
 //     of capacity freed, weighted by priority (sheddable routes first);
 //  4. when everything is at its cheapest and still over, admits by priority and sheds the rest (token-bucket rate).
@@ -52,6 +54,14 @@ export interface RouteEngineState {
   readonly admitFactor: number;
   /** Last time an observed breach was acted on (actions wait for the latency window to show their effect). */
   readonly lastBreachMs: number;
+  /**
+   * Upgrade backoff: where (ladder position) and at what rate the last breach-driven downgrade happened, until when
+   * upgrades may not return there, and the current backoff (doubles when the route breaches again soon after).
+   */
+  readonly ceiling: number;
+  readonly ceilingRps: number;
+  readonly ceilingUntilMs: number;
+  readonly backoffMs: number;
 }
 
 export const INITIAL_STATE: RouteEngineState = {
@@ -62,6 +72,10 @@ export const INITIAL_STATE: RouteEngineState = {
   ladder: [],
   admitFactor: 1,
   lastBreachMs: Number.NEGATIVE_INFINITY,
+  ceiling: Number.POSITIVE_INFINITY,
+  ceilingRps: 0,
+  ceilingUntilMs: Number.NEGATIVE_INFINITY,
+  backoffMs: 0,
 };
 
 /** Replica utilisation from which a latency breach is blamed on the replicas (a cheaper variant helps). */
@@ -73,6 +87,13 @@ export const PROBE_SHARE = 0.02;
 
 /** An observed breach is acted on at most this often: the p99 window needs time to show an action's effect. */
 export const BREACH_COOLDOWN_MS = 1000;
+/** Upgrade backoff after a breach-driven downgrade: first hold, and its cap as repeats double it. */
+export const BACKOFF_BASE_MS = 5000;
+export const BACKOFF_MAX_MS = 60_000;
+/** A rate over this multiple of its 5 s average is a surge: downgrades then land with upgrade headroom. */
+export const SURGE_FACTOR = 1.5;
+/** The backoff ceiling applies while the rate is at least this share of the rate it breached at. */
+const CEILING_RATE_SHARE = 0.8;
 /** Event-loop utilisation above which (with replicas not busy) the gateway, not the model, is the bottleneck. */
 export const GATEWAY_SATURATED = 0.85;
 
@@ -160,6 +181,10 @@ interface Work {
   admissionRps: number;
   admitFactor: number;
   lastBreachMs: number;
+  ceiling: number;
+  ceilingRps: number;
+  ceilingUntilMs: number;
+  backoffMs: number;
   reason: string;
   /** What changed in the ladder since the last tick (for the reason), or ''. */
   ladderNote: string;
@@ -402,6 +427,11 @@ export function decide(s: EngineSnapshot): EngineResult {
       admissionRps: Number.POSITIVE_INFINITY,
       admitFactor: r.state.admitFactor,
       lastBreachMs: r.state.lastBreachMs,
+      // A changed ladder renumbers positions: the ceiling no longer points at the same mix.
+      ceiling: ladderNote === '' ? r.state.ceiling : Number.POSITIVE_INFINITY,
+      ceilingRps: r.state.ceilingRps,
+      ceilingUntilMs: ladderNote === '' ? r.state.ceilingUntilMs : Number.NEGATIVE_INFINITY,
+      backoffMs: r.state.backoffMs,
       reason: '',
       ladderNote,
       hopeless: ladder.length === 0,
@@ -459,7 +489,10 @@ export function decide(s: EngineSnapshot): EngineResult {
     if (gatewayBound && actOnBreach && r.priority === shedClass) {
       w.admitFactor = Math.max(0.05, w.admitFactor * 0.8);
       w.lastBreachMs = s.nowMs;
-    } else if (!observedBreach && s.gatewayUtilisation < 0.75 && w.admitFactor < 1) {
+    } else if (w.admitFactor < 1 && s.gatewayUtilisation < 0.75 && (!observedBreach || (s.gatewayUtilisation < 0.5 && s.nowMs - w.lastBreachMs >= 2 * BREACH_COOLDOWN_MS))) {
+      // Recover while the route meets its target and the gateway has room; and, with the event loop clearly idle and
+      // no cut for 2 s, also while a breach is still in the 5 s latency window (after a cold start's stall it stays
+      // there for seconds after the cause is gone). A breach with the loop between these thresholds holds the factor.
       w.admitFactor = Math.min(1, w.admitFactor + 0.05);
     }
     if (Number.isNaN(xNow)) {
@@ -482,15 +515,31 @@ export function decide(s: EngineSnapshot): EngineResult {
       const nowOk = evaluate(w, xNow, w.lambda, other).ok;
       if (actOnBreach || !nowOk) {
         const xMaxUp = xMaxUpOf();
-        const fallback = Number.isNaN(xMaxUp) ? 0 : xMaxUp;
+        // A surge (the rate at over 1.5x its 5 s average) lands where the stricter upgrade plan holds too: the profile
+        // is at its least trustworthy when load jumps (contention arrives with it), and a landing at the edge of
+        // the budget turns every model error into misses. Headroom then shows, and upgrades follow.
+        const surge = !actOnBreach && w.lambda > SURGE_FACTOR * r.rate.slow;
+        const xStrict = surge && !Number.isNaN(xMaxUp) ? highestFeasible(w, w.lambda, other, true) : Number.NaN;
+        const fallback = Number.isNaN(xMaxUp) ? 0 : Number.isNaN(xStrict) ? xMaxUp : Math.min(xMaxUp, xStrict);
         const target = actOnBreach ? Math.min(fallback, Math.max(0, Math.ceil(xNow) - 1)) : fallback;
         if (actOnBreach) w.lastBreachMs = s.nowMs;
         if (target < xNow) {
+          if (actOnBreach) {
+            // Back off from this position: a repeat soon after the last backoff ended doubles it; a breach lower
+            // down while it lasts lowers the ceiling and restarts it.
+            if (s.nowMs < w.ceilingUntilMs) w.ceiling = Math.min(w.ceiling, xNow);
+            else {
+              w.backoffMs = s.nowMs < w.ceilingUntilMs + 2 * w.backoffMs ? Math.min(BACKOFF_MAX_MS, 2 * w.backoffMs) : BACKOFF_BASE_MS;
+              w.ceiling = xNow;
+            }
+            w.ceilingUntilMs = s.nowMs + w.backoffMs;
+            w.ceilingRps = w.lambda;
+          }
           w.position = target;
           w.lastSwitchMs = s.nowMs;
           w.reason = actOnBreach
             ? `downgrade: observed p99 ${fmt(r.observedP99Ms)} > target ${r.slo.p99Ms} ms`
-            : `downgrade: current choice predicted over budget at ${w.lambda.toFixed(0)} req/s`;
+            : `downgrade: current choice predicted over budget at ${w.lambda.toFixed(0)} req/s${Number.isNaN(xStrict) ? '' : ' (a surge: landing with upgrade headroom)'}`;
         } else {
           w.position = xNow;
           w.reason = actOnBreach ? `observed p99 ${fmt(r.observedP99Ms)} > target at the cheapest choice` : 'over budget at the cheapest choice';
@@ -517,10 +566,27 @@ export function decide(s: EngineSnapshot): EngineResult {
         } else if (want > xNow + 1e-9) {
           w.upStreak++;
           if (w.upStreak >= P.upgradeTicks && s.nowMs - w.lastSwitchMs >= P.upgradeHoldMs) {
-            w.position = Math.min(want, snap(xNow + P.upgradeStep));
-            w.lastSwitchMs = s.nowMs;
-            w.upStreak = 0;
-            w.reason = `upgrade: headroom for ${P.upgradeTicks} ticks at ${lambdaDown.toFixed(0)} req/s`;
+            // Far below what the strict plan allows (after a cold start or a passed spike): a full rung per step.
+            let next = Math.min(want, snap(xNow + (want - xNow >= 1.5 ? Math.max(1, P.upgradeStep) : P.upgradeStep)));
+            // Backoff: not back to where this load broke the target until the backoff has passed.
+            const backingOff = s.nowMs < w.ceilingUntilMs && lambdaDown >= CEILING_RATE_SHARE * w.ceilingRps;
+            if (backingOff) next = Math.min(next, snap(w.ceiling - 1 / GRID));
+            // Reality check: the observed p99, scaled by how much slower the model predicts the upgrade to be.
+            const predNow = evaluate(w, xNow, w.lambda, other).predictedP99Ms;
+            const predNext = next > xNow + 1e-9 ? evaluate(w, next, lambdaDown, other).predictedP99Ms : predNow;
+            const scaled = Number.isFinite(r.observedP99Ms) && predNow > 0 ? (r.observedP99Ms * predNext) / predNow : 0;
+            if (next <= xNow + 1e-9) {
+              w.position = xNow;
+              w.reason = `steady: backing off for ${((w.ceilingUntilMs - s.nowMs) / 1000).toFixed(0)} s from where p99 broke the target at ${w.ceilingRps.toFixed(0)} req/s (backoff ${(w.backoffMs / 1000).toFixed(0)} s)`;
+            } else if (scaled > w.ctx.budgetMs) {
+              w.position = xNow;
+              w.reason = `steady: upgrade vetoed, observed p99 ${fmt(r.observedP99Ms)} scaled by its predicted slowdown is ${fmt(scaled)} > budget ${fmt(w.ctx.budgetMs)}`;
+            } else {
+              w.position = next;
+              w.lastSwitchMs = s.nowMs;
+              w.upStreak = 0;
+              w.reason = `upgrade: headroom for ${P.upgradeTicks} ticks at ${lambdaDown.toFixed(0)} req/s`;
+            }
           } else {
             w.position = xNow;
             w.reason = w.upStreak < P.upgradeTicks ? `steady: headroom building (${w.upStreak}/${P.upgradeTicks})` : 'steady: headroom, holding after the last switch';
@@ -641,7 +707,19 @@ export function decide(s: EngineSnapshot): EngineResult {
         }
       }
       decisions.set(r.name, makeDecision(r, s, [{ variant: fallback, share: 1 }], 1, 0, w.admissionRps, Number.POSITIVE_INFINITY, Number.NaN, Number.NaN, w.reason, inputs));
-      states.set(r.name, { position: Number.NaN, upStreak: 0, lastSwitchMs: w.lastSwitchMs, correction: w.correction, ladder: [], admitFactor: 1, lastBreachMs: w.lastBreachMs });
+      states.set(r.name, {
+        position: Number.NaN,
+        upStreak: 0,
+        lastSwitchMs: w.lastSwitchMs,
+        correction: w.correction,
+        ladder: [],
+        admitFactor: 1,
+        lastBreachMs: w.lastBreachMs,
+        ceiling: Number.POSITIVE_INFINITY,
+        ceilingRps: 0,
+        ceilingUntilMs: Number.NEGATIVE_INFINITY,
+        backoffMs: w.backoffMs,
+      });
       continue;
     }
     const own = utilOf.get(w) ?? 0;
@@ -672,6 +750,10 @@ export function decide(s: EngineSnapshot): EngineResult {
       ladder: w.ladder.map((v) => v.name),
       admitFactor: w.admitFactor,
       lastBreachMs: w.lastBreachMs,
+      ceiling: w.ceiling,
+      ceilingRps: w.ceilingRps,
+      ceilingUntilMs: w.ceilingUntilMs,
+      backoffMs: w.backoffMs,
     });
   }
 

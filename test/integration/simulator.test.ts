@@ -100,6 +100,22 @@ describe('simulated scenarios', () => {
     assert.ok(r.attainmentAdmitted >= 0.99, `attainment over admitted ${r.attainmentAdmitted}`);
   });
 
+  test('a surge just after a tick: the engine decides at once, not at the next tick', async () => {
+    // Ticks every 250 ms; the step lands 20 ms after one. The surge alarm (arrivals since the tick at over 1.5x the
+    // planned rate) makes the downgrade come well before the next tick would.
+    const res = await simulate({
+      config: config({ digits: DIGITS }),
+      profiles: PROFILES,
+      replicas: 1,
+      arrivals: arrivals({ kind: 'step', low: 50, high: 900, atS: 5.02, forS: 3, arrivals: 'poisson' }, 'digits', 10),
+      seed: 3,
+    });
+    const firstDown = res.decisions.find((d) => d.route === 'digits' && d.atMs >= 5000 && (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1);
+    assert.ok(firstDown !== undefined, 'the engine moves traffic off large during the step');
+    assert.ok(firstDown.atMs <= 5_100, `first downgrade at ${firstDown.atMs} ms (step at 5020 ms, next tick at 5250 ms)`);
+    assert.ok(only(res, 'digits').attainmentAdmitted >= 0.99, `attainment over admitted ${only(res, 'digits').attainmentAdmitted}`);
+  });
+
   test('the same step on static large misses 5x more than adaptive, and adaptive is at least as accurate as static cnn-small on time', async () => {
     const load = arrivals({ kind: 'step', low: 300, high: 900, atS: 10, forS: 10, arrivals: 'poisson' }, 'digits', 30);
     const adaptive = only(await simulate({ config: config({ digits: DIGITS }), profiles: PROFILES, replicas: 1, arrivals: load, seed: 3 }), 'digits');

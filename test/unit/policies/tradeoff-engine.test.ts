@@ -5,6 +5,8 @@ import type { VariantModel } from '../../../policies/latency-model.js';
 import { batchLimit, formedBatch, plan, waitP99Ms } from '../../../policies/latency-model.js';
 import type { RateSnapshot } from '../../../policies/rate-estimator.js';
 import {
+  BACKOFF_BASE_MS,
+  BACKOFF_MAX_MS,
   BREACH_COOLDOWN_MS,
   DEFAULT_ENGINE_PARAMS,
   decide,
@@ -189,6 +191,63 @@ describe('decide', () => {
     assert.equal(r.states.get('r')?.position, 2);
   });
 
+  test('after a breach-driven downgrade, upgrades stop below where it broke until the backoff passes; repeats double it', () => {
+    const busy = { replicaUtilisation: 0.7 };
+    // Breach at the top: down a rung, ceiling 3 for BACKOFF_BASE_MS.
+    const t0 = 100_000;
+    const down = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { ...busy, nowMs: t0 }));
+    let st = down.states.get('r') as RouteEngineState;
+    assert.equal(st.position, 2);
+    assert.equal(st.ceiling, 3);
+    assert.equal(st.backoffMs, BACKOFF_BASE_MS);
+    // Headroom for long enough to upgrade: it climbs, but stops one grid step short of the ceiling.
+    const climb = (from: RouteEngineState, at: number) => {
+      let x = from;
+      for (let i = 0; i < 4; i++) x = decide(snapshot([routeInput({ rate: rate(100), state: { ...x, upStreak: 3 } })], { nowMs: at + i })).states.get('r') as RouteEngineState;
+      return x;
+    };
+    st = climb({ ...st, lastSwitchMs: 0 }, t0 + 1000);
+    assert.equal(st.position, 2.5, 'half a rung is below the ceiling');
+    st = climb({ ...st, lastSwitchMs: 0 }, t0 + 2000);
+    assert.equal(st.position, 2.95, 'one grid step below the ceiling');
+    const held = decide(snapshot([routeInput({ rate: rate(100), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + 3000 }));
+    assert.match(held.decisions.get('r')?.reason ?? '', /backing off/);
+    // A much lower rate is a different situation: the ceiling does not apply.
+    const lower = decide(snapshot([routeInput({ rate: rate(50), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + 3000 }));
+    assert.equal(lower.states.get('r')?.position, 3);
+    // After the backoff, back to the top; breaching there again soon doubles the backoff.
+    const top = decide(snapshot([routeInput({ rate: rate(100), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + BACKOFF_BASE_MS + 1 }));
+    st = top.states.get('r') as RouteEngineState;
+    assert.equal(st.position, 3);
+    const again = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], { ...busy, nowMs: t0 + BACKOFF_BASE_MS + 3000 }));
+    st = again.states.get('r') as RouteEngineState;
+    assert.equal(st.backoffMs, 2 * BACKOFF_BASE_MS);
+    // Many repeats: capped.
+    const capped = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: { ...settled(3), ceilingUntilMs: 0, backoffMs: BACKOFF_MAX_MS } })], { ...busy, nowMs: 1 }),
+    );
+    assert.equal(capped.states.get('r')?.backoffMs, BACKOFF_MAX_MS);
+    // Long after: a fresh breach starts from the base again.
+    const fresh = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: { ...settled(3), ceilingUntilMs: 0, backoffMs: BACKOFF_MAX_MS } })], {
+        ...busy,
+        nowMs: 10 * BACKOFF_MAX_MS,
+      }),
+    );
+    assert.equal(fresh.states.get('r')?.backoffMs, BACKOFF_BASE_MS);
+  });
+
+  test('an upgrade is vetoed when the observed p99 scaled by its predicted slowdown leaves the budget', () => {
+    // From cnn (position 2) to the cnn/large mix the model predicts a much slower tail; an observed p99 of 15 ms
+    // (within the 25 ms target, so no breach) cannot absorb that.
+    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 15, state: settled(2, { upStreak: 3 }) })]));
+    assert.equal(r.states.get('r')?.position, 2);
+    assert.match(r.decisions.get('r')?.reason ?? '', /upgrade vetoed/);
+    // The same with a low observed p99: the upgrade goes ahead.
+    const ok = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 1, state: settled(2, { upStreak: 3 }) })]));
+    assert.equal(ok.states.get('r')?.position, 2.5);
+  });
+
   test('a ladder change keeps a mix whose rungs are still neighbours, and says what changed', () => {
     // `small` became too slow to be eligible: the cnn/large mix at 2.5 is position 1.5 on the new ladder.
     const slowSmall = FAMILY.map((v) => (v.name === 'small' ? variant('small', 0.94, 30, 0.01) : v));
@@ -237,6 +296,30 @@ describe('decide', () => {
     assert.ok((r.states.get('r')?.admitFactor ?? 1) < 1);
     assert.ok(Number.isFinite(d?.admissionRps) && (d?.admissionRps ?? 0) < 1000);
     assert.match(d?.reason ?? '', /gateway saturated/);
+  });
+
+  test('admission recovers when the route meets its target, or, while a stale breach stays in the window, once the gateway is idle', () => {
+    const st = settled(2, { admitFactor: 0.3, lastBreachMs: 99_900 });
+    const cases: [observed: number, loop: number, lastBreachMs: number, factor: number][] = [
+      [40, 0.8, 99_900, 0.3], // breaching, loop between the thresholds: hold
+      [40, 0.3, 99_900, 0.3], // breaching, idle loop, but a cut 100 ms ago: hold
+      [40, 0.3, 97_000, 0.35], // breaching, idle loop, no cut for 3 s: the breach is stale, recover
+      [40, 0.6, 97_000, 0.3], // ... but only with the loop clearly idle
+      [10, 0.6, 99_900, 0.35], // meeting the target with room: recover
+    ];
+    for (const [observed, loop, lastBreachMs, factor] of cases) {
+      const r = decide(
+        snapshot([routeInput({ rate: rate(1000), observedP99Ms: observed, state: { ...st, lastBreachMs } })], { gatewayUtilisation: loop, replicaUtilisation: 0.2 }),
+      );
+      assert.ok(Math.abs((r.states.get('r')?.admitFactor ?? 0) - factor) < 1e-9, `p99 ${observed}, loop ${loop}, last cut ${lastBreachMs}: ${r.states.get('r')?.admitFactor}`);
+    }
+  });
+
+  test('far below what the strict plan allows, an upgrade climbs a full rung; close to it, half a rung', () => {
+    const far = decide(snapshot([routeInput({ rate: rate(100), state: settled(0, { upStreak: 3 }) })]));
+    assert.equal(far.states.get('r')?.position, 1);
+    const near = decide(snapshot([routeInput({ rate: rate(100), state: settled(2, { upStreak: 3 }) })]));
+    assert.equal(near.states.get('r')?.position, 2.5);
   });
 
   test('an observed breach while nothing is busy: a transient, held', () => {
