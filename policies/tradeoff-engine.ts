@@ -6,7 +6,8 @@
 // A position x on the ladder is a mix: rung floor(x) with share 1 - frac(x) and the next rung with frac(x), so
 // capacity is used fully between rungs (Proteus-style accuracy scaling, without a solver). The engine:
 //  1. downgrades at once to the highest position predicted to hold p99 at max(instant, fast) rate when the current
-//     one is not, or one rung below when the observed p99 already broke the target (and learns a correction);
+//     one is not (in a surge, the highest the stricter upgrade plan holds), or one rung below when the observed p99
+//     already broke the target (and learns a correction);
 //  2. upgrades by half a rung only after `upgradeTicks` ticks of headroom (stricter margin and utilisation, slow
 //     rate) and `upgradeHoldMs` since the last switch, never back to where an observed breach happened at this load
 //     until a backoff (5 s, doubling on each repeat up to 60 s) has passed, and never when the observed p99 scaled by

@@ -66,6 +66,7 @@ test('lineChart: one self-contained SVG with the SLO line, escaped text and gaps
     hlines: [{ y: 25, label: 'SLO 25 ms' }],
   });
   assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.match(svg, /^<svg [^>]*>\n<title>[^<]+<\/title>\n/, 'an accessible title right after the opening tag');
   assert.match(svg, /<\/svg>\n$/);
   assert.ok(svg.includes('p99 &lt;route&gt;'));
   assert.ok(svg.includes('SLO 25 ms'));
