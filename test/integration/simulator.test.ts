@@ -65,6 +65,22 @@ function only(res: SimResult, name: string): SimRouteResult {
 
 const DIGITS = { model: 'digits', slo: { p99Ms: 25, minAccuracy: 0.9 }, priority: 10 };
 
+/** The `digits` route on one replica under a Poisson step from `low` to `high` req/s at `atS` for `forS` seconds. */
+function stepRun(low: number, high: number, atS: number, forS: number, durationS: number, seed: number): Promise<SimResult> {
+  return simulate({
+    config: config({ digits: DIGITS }),
+    profiles: PROFILES,
+    replicas: 1,
+    arrivals: arrivals({ kind: 'step', low, high, atS, forS, arrivals: 'poisson' }, 'digits', durationS),
+    seed,
+  });
+}
+
+/** The first decision for `digits` at or after `fromMs` that moves any traffic off `large`. */
+function firstMoveOffLarge(res: SimResult, fromMs: number): SimResult['decisions'][number] | undefined {
+  return res.decisions.find((d) => d.route === 'digits' && d.atMs >= fromMs && (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1);
+}
+
 describe('simulated scenarios', () => {
   test('steady load below capacity: the most accurate variant that fits, no switches, SLO held', async () => {
     const res = await simulate({
@@ -82,16 +98,10 @@ describe('simulated scenarios', () => {
   });
 
   test('a 3x load step: downgrade within 0.5 s, SLO held over admitted requests, back to the most accurate within 10 s after', async () => {
-    const res = await simulate({
-      config: config({ digits: DIGITS }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'step', low: 200, high: 600, atS: 10, forS: 10, arrivals: 'poisson' }, 'digits', 40),
-      seed: 2,
-    });
+    const res = await stepRun(200, 600, 10, 10, 40, 2);
     const r = only(res, 'digits');
     const mine = res.decisions.filter((d) => d.route === 'digits');
-    const firstDown = mine.find((d) => d.atMs >= 10_000 && (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1);
+    const firstDown = firstMoveOffLarge(res, 10_000);
     assert.ok(firstDown !== undefined, 'the engine moves traffic off large during the step');
     assert.ok(firstDown.atMs <= 10_500, `first downgrade at ${firstDown.atMs} ms (step at 10000 ms)`);
     const last = mine[mine.length - 1];
@@ -103,14 +113,8 @@ describe('simulated scenarios', () => {
   test('a surge just after a tick: the engine decides at once, not at the next tick', async () => {
     // Ticks every 250 ms; the step lands 20 ms after one. The surge alarm (arrivals since the tick at over 1.5x the
     // planned rate) makes the downgrade come well before the next tick would.
-    const res = await simulate({
-      config: config({ digits: DIGITS }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'step', low: 50, high: 900, atS: 5.02, forS: 3, arrivals: 'poisson' }, 'digits', 10),
-      seed: 3,
-    });
-    const firstDown = res.decisions.find((d) => d.route === 'digits' && d.atMs >= 5000 && (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1);
+    const res = await stepRun(50, 900, 5.02, 3, 10, 3);
+    const firstDown = firstMoveOffLarge(res, 5000);
     assert.ok(firstDown !== undefined, 'the engine moves traffic off large during the step');
     assert.ok(firstDown.atMs <= 5_100, `first downgrade at ${firstDown.atMs} ms (step at 5020 ms, next tick at 5250 ms)`);
     assert.ok(only(res, 'digits').attainmentAdmitted >= 0.99, `attainment over admitted ${only(res, 'digits').attainmentAdmitted}`);
