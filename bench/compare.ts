@@ -351,6 +351,12 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           const c = await searchCapacity(target, C, spec.label);
           row.capacityRps = c.capacity;
           row.probes = c.probes;
+          // The load points start on a fresh server: the search's overload probes would otherwise leave an adaptive
+          // contender climbing back from its cheapest variant through the first point (and a static one with a warm
+          // cache the others lack).
+          await target.stop();
+          row.notes.push(...target.notes);
+          target = await startTarget(spec, o);
         }
         if (o.sweepBase === 'own') base = row.capacityRps ?? C;
       }

@@ -17,6 +17,8 @@ export interface RateSnapshot {
 }
 
 const BIN_MS = 50;
+/** Shortest span an instant rate is measured over (see snapshot). */
+export const MIN_INSTANT_MS = 100;
 const HORIZON_BINS = 200;
 const VAR_BINS = 40;
 
@@ -105,7 +107,16 @@ export class RateEstimator {
     }
     const dt = nowMs - this.#lastMs;
     if (dt > 0) {
-      const inst = (this.#pending * 1000) / dt;
+      // A tick an alarm brought early can span a few ms: its count alone would read a clump of arrivals (the sender's
+      // or the event loop's) as a rate of thousands, and downgrade on it. Under MIN_INSTANT_MS the count is taken at
+      // face value only when it is significant (4 standard deviations over the fast rate's expectation, with the
+      // measured dispersion, never less than Poisson's); otherwise the fast rate fills the rest of the span.
+      let inst = (this.#pending * 1000) / dt;
+      if (dt < MIN_INSTANT_MS) {
+        const expected = (this.#fast * dt) / 1000;
+        if (this.#pending < expected + 4 * Math.sqrt(Math.max(1, expected * Math.max(1, this.burstiness))))
+          inst = (this.#pending * 1000 + this.#fast * (MIN_INSTANT_MS - dt)) / MIN_INSTANT_MS;
+      }
       this.#instant = inst;
       const af = 1 - Math.exp(-dt / this.#fastTauMs);
       const as = 1 - Math.exp(-dt / this.#slowTauMs);

@@ -10,8 +10,9 @@
 //     already broke the target (and learns a correction);
 //  2. upgrades by half a rung only after `upgradeTicks` ticks of headroom (stricter margin and utilisation, slow
 //     rate) and `upgradeHoldMs` since the last switch, never back to where an observed breach happened at this load
-//     until a backoff (5 s, doubling on each repeat up to 60 s) has passed, and never when the observed p99 scaled by
-//     the predicted slowdown of the upgrade would leave the budget;
+//     until a backoff (5 s, doubling on each repeat up to 60 s) has passed, never when the observed p99 plus the
+//     predicted slowdown of the upgrade would leave the budget, and (max-accuracy) only when the extra accuracy outweighs
+//     the misses it risks (see missRisk: near capacity a cheaper mix answers more requests correctly and on time);
 //  3. when routes together overload the replicas, steps down first the route losing the least accuracy per unit
 //     of capacity freed, weighted by priority (sheddable routes first);
 //  4. when everything is at its cheapest and still over, admits by priority and sheds the rest (token-bucket rate).
@@ -30,6 +31,14 @@ export interface EngineParams {
   readonly upgradeUtilisation: number;
   /** Ladder step of one upgrade (0.5 = half a rung: a 50/50 mix, then the full rung). */
   readonly upgradeStep: number;
+  /**
+   * Miss risk: the host stalls (GC, the OS, neighbours) for this share of the time, in stalls of this mean length
+   * (exponential). See missRisk().
+   */
+  readonly stallShare: number;
+  readonly stallMeanMs: number;
+  /** A move for expected effective accuracy alone must gain at least this much (0.0005 = 0.05 points). */
+  readonly riskHysteresis: number;
 }
 
 export const DEFAULT_ENGINE_PARAMS: EngineParams = {
@@ -40,6 +49,9 @@ export const DEFAULT_ENGINE_PARAMS: EngineParams = {
   upgradeMargin: 0.25,
   upgradeUtilisation: 0.6,
   upgradeStep: 0.5,
+  stallShare: 0.004,
+  stallMeanMs: 15,
+  riskHysteresis: 0.0005,
 };
 
 export interface RouteEngineState {
@@ -156,6 +168,8 @@ interface Eval {
   /** Batch limit of each rung used (the lower, and the upper of a mix). */
   readonly loLimit: number;
   readonly hiLimit: number;
+  /** Utilisation of everything else the plan was made against. */
+  readonly other: number;
 }
 
 const GRID = 20; // positions per rung
@@ -252,6 +266,7 @@ function evaluateUncached(w: Work, x: number, lambda: number, other: number, str
       maxBatch: p.maxBatch,
       loLimit: p.maxBatch,
       hiLimit: 0,
+      other,
     };
   }
   const hi = w.ladder[i + 1] as VariantModel;
@@ -280,6 +295,7 @@ function evaluateUncached(w: Work, x: number, lambda: number, other: number, str
     maxBatch: Math.min(a.maxBatch, b.maxBatch),
     loLimit: a.maxBatch,
     hiLimit: b.maxBatch,
+    other,
   };
 }
 
@@ -302,16 +318,31 @@ function highestFeasible(w: Work, lambda: number, other: number, strict = false)
   return lo / GRID;
 }
 
-/** The position the objective prefers among feasible ones up to `maxX`. */
-function preferred(w: Work, maxX: number, lambda: number, other: number): number {
+/**
+ * The position the objective prefers among feasible ones up to `maxX`. max-accuracy maximises expected effective
+ * accuracy (accuracy x the chance to answer in time) over quarter rungs, preferring the higher position unless a lower
+ * one gains at least the hysteresis; utility trades it against cost over the whole grid.
+ */
+function preferred(w: Work, maxX: number, lambda: number, other: number, P: EngineParams): number {
   const obj = w.input.objective;
-  if (obj === 'max-accuracy') return maxX;
   if (obj === 'min-cost') return 0;
+  if (obj === 'max-accuracy') {
+    let best = maxX;
+    let bestU = expectedAccuracy(w, evaluate(w, maxX, lambda, other), P);
+    for (let g = Math.ceil(maxX * 4 - 1e-9) - 1; g >= 0; g--) {
+      const u = expectedAccuracy(w, evaluate(w, g / 4, lambda, other), P);
+      if (u > bestU + P.riskHysteresis) {
+        bestU = u;
+        best = g / 4;
+      }
+    }
+    return best;
+  }
   let best = 0;
   let bestU = Number.NEGATIVE_INFINITY;
   for (let g = 0; g <= Math.round(maxX * GRID); g++) {
     const e = evaluate(w, g / GRID, lambda, other);
-    const u = accuracyOfEval(e) - w.input.utilityCostWeight * e.costPerMillion;
+    const u = expectedAccuracy(w, e, P) - w.input.utilityCostWeight * e.costPerMillion;
     if (u > bestU + 1e-12) {
       bestU = u;
       best = g / GRID;
@@ -322,6 +353,51 @@ function preferred(w: Work, maxX: number, lambda: number, other: number): number
 
 function accuracyOfEval(e: Eval): number {
   return Number.isNaN(e.accuracy) ? 0 : e.accuracy;
+}
+
+/**
+ * Expected share of requests that miss the target under a plan. Misses on a loaded host come from stalls (a GC pause,
+ * the scheduler, a neighbour), not from the steady queue the plan models: a stall of S ms starting on an idle queue
+ * delays the requests arriving in the next S / (1 - rho) ms by S - (1 - rho) t, so the ones whose slack (target
+ * minus their latency, here conservatively the predicted p99) is smaller miss. With stalls of exponential length
+ * (mean m) taking a share f of the time, the miss share is f x exp(-slack / m) / (1 - rho). It grows fast near the
+ * budget and near saturation: exactly where mixing in a slower, more accurate variant buys least.
+ */
+export function missRisk(predictedP99Ms: number, utilisation: number, targetMs: number, P: Pick<EngineParams, 'stallShare' | 'stallMeanMs'>): number {
+  if (!Number.isFinite(predictedP99Ms) || utilisation >= 1) return 1;
+  const slack = Math.max(0, targetMs - predictedP99Ms);
+  return Math.min(1, (P.stallShare * Math.exp(-slack / P.stallMeanMs)) / Math.max(0.02, 1 - utilisation));
+}
+
+/** Accuracy x the chance to answer in time: the share of offered requests answered correctly and on time. */
+function expectedAccuracy(w: Work, e: Eval, P: EngineParams): number {
+  if (!e.ok) return Number.NEGATIVE_INFINITY;
+  return accuracyOfEval(e) * (1 - missRisk(e.predictedP99Ms, e.utilisation + e.other, w.input.slo.p99Ms, P));
+}
+
+/** Expected accuracy of x vs y (y above x) at a load: whether y gains anything (net of its risk), and why in words. */
+function riskGain(w: Work, x: number, y: number, lambda: number, other: number, P: EngineParams): { worth: boolean; why: string } {
+  const ex = evaluate(w, x, lambda, other);
+  const ey = evaluate(w, y, lambda, other);
+  const ux = expectedAccuracy(w, ex, P);
+  const uy = expectedAccuracy(w, ey, P);
+  const rx = missRisk(ex.predictedP99Ms, ex.utilisation + ex.other, w.input.slo.p99Ms, P);
+  const ry = missRisk(ey.predictedP99Ms, ey.utilisation + ey.other, w.input.slo.p99Ms, P);
+  const why = `${mixName(ey.shares)} adds ${pts(accuracyOfEval(ey) - accuracyOfEval(ex))} of accuracy and ${pts(ry - rx)} of expected misses`;
+  return { worth: uy > ux, why };
+}
+
+/** A lower position with more expected on-time correct answers than x, if any (searched only when the next step down gains). */
+function riskStepDown(w: Work, x: number, lambda: number, other: number, P: EngineParams): { x: number; why: string } | undefined {
+  const down = Math.max(0, snap(Math.ceil(x * 4 - 1e-9) / 4 - 0.25));
+  const eDown = evaluate(w, down, lambda, other);
+  const eNow = evaluate(w, x, lambda, other);
+  if (expectedAccuracy(w, eDown, P) <= expectedAccuracy(w, eNow, P) + P.riskHysteresis) return undefined;
+  return { x: preferred(w, down, lambda, other, P), why: `at ${lambda.toFixed(0)} req/s ${riskGain(w, down, x, lambda, other, P).why}: stepping down` };
+}
+
+function pts(share: number): string {
+  return `${share >= 0 ? '+' : '-'}${Math.abs(share * 100).toFixed(2)} pts`;
 }
 
 function snap(x: number): number {
@@ -367,9 +443,12 @@ export function decide(s: EngineSnapshot): EngineResult {
       fixed.push({ input: r, variant: v, utilisation: util });
       continue;
     }
-    // Learn from observed vs predicted only when the replicas carry real load: a stall elsewhere on the machine says
-    // nothing about the queueing model.
-    const correction = s.replicaUtilisation >= REPLICA_BUSY ? nextCorrection(r.state.correction, r.observedP99Ms, r.lastPredictedP99Ms) : Math.max(1, r.state.correction * 0.98);
+    // Learn from observed vs predicted only when the replicas carry real load and the event loop is not saturated: a
+    // stall elsewhere on the machine (a cold start's first second) says nothing about the queueing model.
+    const correction =
+      s.replicaUtilisation >= REPLICA_BUSY && s.gatewayUtilisation < GATEWAY_SATURATED
+        ? nextCorrection(r.state.correction, r.observedP99Ms, r.lastPredictedP99Ms)
+        : Math.max(1, r.state.correction * 0.98);
     const budgetMs = (1 - P.margin) * r.slo.p99Ms;
     const variants = r.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
     // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
@@ -499,7 +578,7 @@ export function decide(s: EngineSnapshot): EngineResult {
     if (Number.isNaN(xNow)) {
       // First decision: the objective's preference at the current load, no hysteresis.
       const xMaxUp = xMaxUpOf();
-      w.position = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other);
+      w.position = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other, P);
       w.lastSwitchMs = s.nowMs;
       w.reason = Number.isNaN(xMaxUp) ? 'start: even the cheapest variant is over budget at this load' : 'start: best choice for the objective at the current load';
     } else if (gatewayBound && observedBreach) {
@@ -512,16 +591,35 @@ export function decide(s: EngineSnapshot): EngineResult {
       w.position = xNow;
       w.upStreak = 0;
       w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target with replicas ${(s.replicaUtilisation * 100).toFixed(0)}% and event loop ${(s.gatewayUtilisation * 100).toFixed(0)}% busy: transient, holding`;
+    } else if (observedBreach && evaluate(w, xNow, w.lambda, other, true).ok) {
+      // The replicas look busy, but the current choice holds even the strict upgrade plan at this rate: a stall (a GC
+      // pause, a descheduled worker) broke the 5 s window, and its backlog kept the replicas busy for a tick. Misses
+      // already made cannot be undone, and a step down would cost accuracy for the whole climb back. Hold; if the
+      // model is really wrong, the learned correction grows and the plan stops holding.
+      w.position = xNow;
+      w.upStreak = 0;
+      w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target while the current choice holds the strict plan at ${w.lambda.toFixed(0)} req/s: a stall, holding`;
     } else {
       const nowOk = evaluate(w, xNow, w.lambda, other).ok;
-      if (actOnBreach || !nowOk) {
+      if (actOnBreach && !replicaBound && r.overheadMs > w.ctx.budgetMs / 3) {
+        // An observed breach while the replicas idle and the gateway's own overhead takes over a third of the budget
+        // (a cold start's first seconds: the gateway's code is not compiled yet; a stall): the time goes outside the
+        // model, so a cheaper variant would save little and cost accuracy for as long as the climb back takes. Hold
+        // (the gateway-saturation rule admits less when the event loop is the bottleneck for real).
+        w.position = xNow;
+        w.upStreak = 0;
+        w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target with gateway overhead ${fmt(r.overheadMs)} of the ${fmt(w.ctx.budgetMs)} budget and replicas ${(s.replicaUtilisation * 100).toFixed(0)}% busy: a cheaper variant would not help, holding`;
+      } else if (actOnBreach || !nowOk) {
         const xMaxUp = xMaxUpOf();
         // A surge (the rate at over 1.5x its 5 s average) lands where the stricter upgrade plan holds too: the profile
         // is at its least trustworthy when load jumps (contention arrives with it), and a landing at the edge of
         // the budget turns every model error into misses. Headroom then shows, and upgrades follow.
         const surge = !actOnBreach && w.lambda > SURGE_FACTOR * r.rate.slow;
         const xStrict = surge && !Number.isNaN(xMaxUp) ? highestFeasible(w, w.lambda, other, true) : Number.NaN;
-        const fallback = Number.isNaN(xMaxUp) ? 0 : Number.isNaN(xStrict) ? xMaxUp : Math.min(xMaxUp, xStrict);
+        const highest = Number.isNaN(xMaxUp) ? 0 : Number.isNaN(xStrict) ? xMaxUp : Math.min(xMaxUp, xStrict);
+        // Landing: where the objective prefers at or below the highest position that holds (for max-accuracy, the
+        // most expected on-time correct answers: near capacity a cheaper mix loses less to misses than it gains).
+        const fallback = Number.isNaN(xMaxUp) || r.objective !== 'max-accuracy' ? highest : preferred(w, highest, w.lambda, other, P);
         const target = actOnBreach ? Math.min(fallback, Math.max(0, Math.ceil(xNow) - 1)) : fallback;
         if (actOnBreach) w.lastBreachMs = s.nowMs;
         if (target < xNow) {
@@ -556,9 +654,19 @@ export function decide(s: EngineSnapshot): EngineResult {
         const lambdaDown = Math.max(w.lambda, r.rate.peak);
         // Upgrades only look above the current position: usually one evaluation says there is no headroom.
         const xMaxDown = xNow >= top || !evaluate(w, Math.min(top, snap(xNow + 1 / GRID)), lambdaDown, other, true).ok ? xNow : highestFeasible(w, lambdaDown, other, true);
-        const want = r.objective === 'max-accuracy' ? xMaxDown : Number.isNaN(xMaxDown) ? 0 : preferred(w, xMaxDown, lambdaDown, other);
-        const wantNow = r.objective === 'max-accuracy' ? xNow : Number.isNaN(xMaxUpOf()) ? 0 : preferred(w, xMaxUpOf(), w.lambda, other);
-        if (r.objective !== 'max-accuracy' && wantNow < xNow) {
+        const want = r.objective === 'max-accuracy' ? xMaxDown : Number.isNaN(xMaxDown) ? 0 : preferred(w, xMaxDown, lambdaDown, other, P);
+        const wantNow = r.objective === 'max-accuracy' ? xNow : Number.isNaN(xMaxUpOf()) ? 0 : preferred(w, xMaxUpOf(), w.lambda, other, P);
+        // max-accuracy: a step down that delivers more expected on-time correct answers (the current mix sits where
+        // stalls cost more than its extra accuracy earns) is taken once the last switch has settled.
+        // Risk is a long-run average: weighed at the slow (5 s) rate, so Poisson noise in the tick's rate does not flip
+        // the choice back and forth (feasibility, checked at the current and peak rates, keeps it safe).
+        const riskDown = r.objective === 'max-accuracy' && xNow > 0 && s.nowMs - w.lastSwitchMs >= P.upgradeHoldMs ? riskStepDown(w, xNow, r.rate.slow, other, P) : undefined;
+        if (riskDown !== undefined) {
+          w.position = riskDown.x;
+          w.lastSwitchMs = s.nowMs;
+          w.upStreak = 0;
+          w.reason = `expected effective accuracy: ${riskDown.why}`;
+        } else if (r.objective !== 'max-accuracy' && wantNow < xNow) {
           // Cheaper is better for these objectives: move down at once.
           w.position = wantNow;
           w.lastSwitchMs = s.nowMs;
@@ -572,16 +680,23 @@ export function decide(s: EngineSnapshot): EngineResult {
             // Backoff: not back to where this load broke the target until the backoff has passed.
             const backingOff = s.nowMs < w.ceilingUntilMs && lambdaDown >= CEILING_RATE_SHARE * w.ceilingRps;
             if (backingOff) next = Math.min(next, snap(w.ceiling - 1 / GRID));
-            // Reality check: the observed p99, scaled by how much slower the model predicts the upgrade to be.
+            // Reality check: the observed p99 plus how much slower the model predicts the upgrade to be. What the model
+            // does not see (stalls, the client's side of a loaded machine, a slow network) adds to latency rather than
+            // scaling with service time: scaled, a cheap variant's stall-dominated p99 blocked every upgrade.
             const predNow = evaluate(w, xNow, w.lambda, other).predictedP99Ms;
             const predNext = next > xNow + 1e-9 ? evaluate(w, next, lambdaDown, other).predictedP99Ms : predNow;
-            const scaled = Number.isFinite(r.observedP99Ms) && predNow > 0 ? (r.observedP99Ms * predNext) / predNow : 0;
+            const scaled = Number.isFinite(r.observedP99Ms) ? r.observedP99Ms + Math.max(0, predNext - predNow) : 0;
+            // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
+            const gain = next > xNow + 1e-9 && r.objective === 'max-accuracy' ? riskGain(w, xNow, next, r.rate.slow, other, P) : undefined;
             if (next <= xNow + 1e-9) {
               w.position = xNow;
               w.reason = `steady: backing off for ${((w.ceilingUntilMs - s.nowMs) / 1000).toFixed(0)} s from where p99 broke the target at ${w.ceilingRps.toFixed(0)} req/s (backoff ${(w.backoffMs / 1000).toFixed(0)} s)`;
             } else if (scaled > w.ctx.budgetMs) {
               w.position = xNow;
-              w.reason = `steady: upgrade vetoed, observed p99 ${fmt(r.observedP99Ms)} scaled by its predicted slowdown is ${fmt(scaled)} > budget ${fmt(w.ctx.budgetMs)}`;
+              w.reason = `steady: upgrade vetoed, observed p99 ${fmt(r.observedP99Ms)} plus its predicted slowdown is ${fmt(scaled)} > budget ${fmt(w.ctx.budgetMs)}`;
+            } else if (gain !== undefined && !gain.worth) {
+              w.position = xNow;
+              w.reason = `steady: upgrade not worth its risk, ${gain.why}`;
             } else {
               w.position = next;
               w.lastSwitchMs = s.nowMs;

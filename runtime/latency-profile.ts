@@ -25,11 +25,13 @@ const WINDOW = 512;
 /** Observations older than this no longer count (ms). */
 export const MAX_AGE_MS = 10_000;
 const MIN_ONLINE_SAMPLES = 16;
+/** Fresh samples from which the online tail (k99) counts. */
+const MIN_TAIL_SAMPLES = 100;
 /** Quantiles are recomputed after this many new observations, or when the oldest may have aged out. */
 const REFRESH_EVERY = 16;
 const REFRESH_MS = 1000;
 /** Fresh online samples after which the observed tail replaces the sweep's p99. */
-const TRUST_ONLINE_P99 = 64;
+const TRUST_ONLINE_P99 = MIN_TAIL_SAMPLES;
 
 /** The last WINDOW observations with their times; quantiles over those younger than MAX_AGE_MS. */
 class Ring {
@@ -110,14 +112,18 @@ class VariantProfile {
         .sort((a, b) => a.rows - b.rows);
       return;
     }
-    if (this.ratios.prepare(nowMs - MAX_AGE_MS) < MIN_ONLINE_SAMPLES) {
+    const fresh = this.ratios.prepare(nowMs - MAX_AGE_MS);
+    if (fresh < MIN_ONLINE_SAMPLES) {
       this.k50 = 1;
       this.k99 = 1;
       return;
     }
     // A warm cache may run a little faster than the sweep; contention can make it much slower (bounded at 4x / 8x).
+    // The tail needs a hundred samples before its 99th percentile is more than the largest one: with fewer, the
+    // sweep's tail shape is scaled by the median correction (a cold start's first slow batches once made `large`
+    // ineligible for the 10 s they took to age out).
     this.k50 = clamp(this.ratios.quantile(0.5), 0.5, 4);
-    this.k99 = clamp(this.ratios.quantile(0.99), this.k50, 8);
+    this.k99 = fresh >= MIN_TAIL_SAMPLES ? clamp(this.ratios.quantile(0.99), this.k50, 8) : this.k50;
   }
 }
 

@@ -91,6 +91,15 @@ export class Profiler {
         else todo.push({ m, v, sizes });
       }
     }
+    // Cached variants are not measured, but their sessions are as cold as any: the first runs of each shape allocate
+    // and plan. Served cold, those runs land in the online profile as stalls (the engine then dropped `large` for the
+    // 10 s the evidence lasts, after every restart). Two rounds per shape on every replica, before readiness.
+    for (const m of models) {
+      const sig = m.signature;
+      if (sig === undefined) continue;
+      const sizes = sig.batchable === true ? batchSizes(m.config.maxBatch) : [1];
+      for (const v of m.variants.values()) if (out.some((o) => o.model === m.name && o.variant === v.name)) await this.#warm(m, v, sizes, 2);
+    }
     const pointCount = todo.reduce((n, t) => n + t.sizes.length, 0);
     const perPointMs = pointCount === 0 ? 0 : options.budgetMs / pointCount;
     // Warm the workers' own code paths (message handling, tensor conversion) before the first measured point, or the
@@ -115,6 +124,18 @@ export class Profiler {
     return out;
   }
 
+  /** Runs every shape `rounds` times on every replica at once (results discarded). */
+  async #warm(m: ModelInfo, v: VariantInfo, sizes: readonly number[], rounds: number): Promise<void> {
+    const sig = m.signature;
+    if (sig === undefined) return;
+    for (const rows of sizes) {
+      const inputs = syntheticInputs(sig.inputs, rows);
+      const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
+      const slots = Math.max(1, this.#pool.readySlots);
+      for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: slots }, () => this.#pool.run(build)));
+    }
+  }
+
   /**
    * Service time of one batch size: the replica's own busy time plus the hop, with every replica busy at once.
    * Timing the replica rather than the round trip keeps hiccups of this process's event loop out of the profile.
@@ -127,8 +148,7 @@ export class Profiler {
     // Warm-up on every replica (all slots at once, three rounds): the first runs of a new shape allocate, plan and,
     // on CUDA, search convolution algorithms, per session. Warming one replica would leave that cost in the others'
     // samples (seen on an H200: p99 100x p50 for the CNNs).
-    const slots = Math.max(1, this.#pool.readySlots);
-    for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: slots }, () => this.#pool.run(build)));
+    await this.#warm(m, v, [rows], 3);
     const busy: number[] = [];
     const trips: number[] = [];
     const start = this.#clock.now();

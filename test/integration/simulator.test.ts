@@ -97,6 +97,24 @@ describe('simulated scenarios', () => {
     assert.equal(r.shed, 0);
   });
 
+  test('steady Poisson load near capacity: no clump of arrivals reads as a surge', async () => {
+    // At ~450 req/s Poisson arrivals bring 24 in 40 ms (1.5x the rate) several times a second; neither the surge alarm
+    // nor the short tick it triggers may take that for a step.
+    const res = await simulate({
+      config: config({ digits: DIGITS }),
+      profiles: PROFILES,
+      replicas: 1,
+      arrivals: arrivals({ kind: 'constant', rate: 450, arrivals: 'poisson' }, 'digits', 60, 9),
+      seed: 5,
+    });
+    const surges = res.decisions.filter((d) => d.route === 'digits' && /surge/.test(d.reason));
+    assert.deepEqual(
+      surges.map((d) => `${d.atMs.toFixed(0)} ms: ${d.reason}`),
+      [],
+    );
+    assert.ok(only(res, 'digits').attainmentAdmitted >= 0.99);
+  });
+
   test('a 3x load step: downgrade within 0.5 s, SLO held over admitted requests, back to the most accurate within 10 s after', async () => {
     const res = await stepRun(200, 600, 10, 10, 40, 2);
     const r = only(res, 'digits');
@@ -159,7 +177,9 @@ describe('simulated scenarios', () => {
     });
     const r = only(res, 'digits');
     assert.ok(r.attainmentAdmitted >= 0.99, `attainment over admitted ${r.attainmentAdmitted}`);
-    assert.ok((r.variantMix.large ?? 0) >= 0.2, `large serves part of the time: ${JSON.stringify(r.variantMix)}`);
+    // Bursts land on cnn-small (a large share at 900 req/s sits near the budget, where its risk of misses outweighs
+    // its accuracy) and large comes back between them.
+    assert.ok((r.variantMix.large ?? 0) >= 0.1, `large serves part of the time: ${JSON.stringify(r.variantMix)}`);
     assert.ok(r.effectiveAccuracy >= 0.98, `effective accuracy ${r.effectiveAccuracy}`);
   });
 

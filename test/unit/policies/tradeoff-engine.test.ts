@@ -12,6 +12,7 @@ import {
   decide,
   type EngineSnapshot,
   INITIAL_STATE,
+  missRisk,
   nextCorrection,
   type RouteEngineState,
   type RouteInput,
@@ -192,7 +193,9 @@ describe('decide', () => {
   });
 
   test('after a breach-driven downgrade, upgrades stop below where it broke until the backoff passes; repeats double it', () => {
-    const busy = { replicaUtilisation: 0.7 };
+    // Replicas busy and a strict plan that does not hold (utilisation capped at 10%): the breaches are load, not a
+    // stall (see the stall test below), so they step down. The climbs plan with the default parameters.
+    const busy = { replicaUtilisation: 0.7, params: { ...DEFAULT_ENGINE_PARAMS, upgradeUtilisation: 0.1 } };
     // Breach at the top: down a rung, ceiling 3 for BACKOFF_BASE_MS.
     const t0 = 100_000;
     const down = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { ...busy, nowMs: t0 }));
@@ -237,15 +240,19 @@ describe('decide', () => {
     assert.equal(fresh.states.get('r')?.backoffMs, BACKOFF_BASE_MS);
   });
 
-  test('an upgrade is vetoed when the observed p99 scaled by its predicted slowdown leaves the budget', () => {
-    // From cnn (position 2) to the cnn/large mix the model predicts a much slower tail; an observed p99 of 15 ms
-    // (within the 25 ms target, so no breach) cannot absorb that.
-    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 15, state: settled(2, { upStreak: 3 }) })]));
+  test('an upgrade is vetoed when the observed p99 plus its predicted slowdown leaves the budget', () => {
+    // From cnn (position 2) to the cnn/large mix the model predicts a slower tail; an observed p99 of 21 ms (within
+    // the 25 ms target, so no breach) cannot absorb that within the 22.5 ms budget.
+    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 21, state: settled(2, { upStreak: 3 }) })]));
     assert.equal(r.states.get('r')?.position, 2);
     assert.match(r.decisions.get('r')?.reason ?? '', /upgrade vetoed/);
     // The same with a low observed p99: the upgrade goes ahead.
     const ok = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 1, state: settled(2, { upStreak: 3 }) })]));
     assert.equal(ok.states.get('r')?.position, 2.5);
+    // Stalls add to latency, they do not scale with service time: a p99 four times the prediction but far from the
+    // budget does not block the upgrade (scaled, it did, and a cheap variant's stall-dominated p99 blocked them all).
+    const stalls = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 8, state: settled(2, { upStreak: 3 }) })]));
+    assert.equal(stalls.states.get('r')?.position, 2.5, stalls.decisions.get('r')?.reason);
   });
 
   test('a ladder change keeps a mix whose rungs are still neighbours, and says what changed', () => {
@@ -281,12 +288,23 @@ describe('decide', () => {
   });
 
   test('an observed breach with busy replicas steps down a rung; a second one waits out the cooldown', () => {
+    // 450 req/s: large still holds the normal plan, not the strict one.
     const busy = { replicaUtilisation: 0.7 };
-    const first = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], busy));
+    const first = decide(snapshot([routeInput({ rate: rate(450), observedP99Ms: 40, state: settled(3) })], busy));
     const st = first.states.get('r') as RouteEngineState;
     assert.equal(st.position, 2);
-    const again = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], { ...busy, nowMs: 100_000 + BREACH_COOLDOWN_MS / 2 }));
+    assert.match(first.decisions.get('r')?.reason ?? '', /downgrade: observed p99/);
+    const again = decide(snapshot([routeInput({ rate: rate(450), observedP99Ms: 40, state: st })], { ...busy, nowMs: 100_000 + BREACH_COOLDOWN_MS / 2 }));
     assert.equal(again.states.get('r')?.position, 2, 'waits for the latency window to show the last change');
+  });
+
+  test('an observed breach where the choice holds even the strict plan is a stall: hold', () => {
+    // 100 req/s on large predicts ~5 ms: a 40 ms p99 is a stall (its backlog kept the replicas busy for a tick), and a
+    // cheaper variant would only cost accuracy for the climb back.
+    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { replicaUtilisation: 0.7 }));
+    assert.equal(r.states.get('r')?.position, 3);
+    assert.match(r.decisions.get('r')?.reason ?? '', /holds the strict plan at 100 req\/s: a stall, holding/);
+    assert.equal(r.states.get('r')?.ceilingUntilMs, Number.NEGATIVE_INFINITY, 'no backoff from a stall');
   });
 
   test('an observed breach while the gateway is saturated and replicas idle: keep the variant, admit less', () => {
@@ -390,5 +408,52 @@ describe('decide', () => {
     const k = r.knobs.get('m/large');
     assert.ok(k !== undefined);
     assert.ok(k.maxBatch <= (r.decisions.get('r2')?.maxBatch ?? 0) || !r.decisions.get('r2')?.variants.some((v) => v.variant === 'large'));
+  });
+
+  test('a breach while the gateway overhead takes over a third of the budget and the replicas idle does not downgrade', () => {
+    // A cold start's first seconds: 16 ms of gateway overhead against a 22.5 ms budget, replicas 10% busy, and large
+    // predicted over budget with it. A cheaper variant saves little of what is late: hold.
+    const cold = decide(snapshot([routeInput({ rate: rate(300), overheadMs: 16, observedP99Ms: 44, state: settled(3) })], { replicaUtilisation: 0.1 }));
+    assert.equal(cold.states.get('r')?.position, 3);
+    assert.match(cold.decisions.get('r')?.reason ?? '', /gateway overhead 16.0 ms of the 22.5 ms budget and replicas 10% busy: a cheaper variant would not help, holding/);
+    // The same breach with the replicas busy at a load large cannot hold strictly: they are the bottleneck, and a
+    // cheaper variant relieves them.
+    const busy = decide(snapshot([routeInput({ rate: rate(450), overheadMs: 16, observedP99Ms: 44, state: settled(3) })], { replicaUtilisation: 0.7 }));
+    assert.ok((busy.states.get('r')?.position ?? 3) < 3, busy.decisions.get('r')?.reason);
+    // And with a small overhead, a breach the model agrees with (large no longer fits) steps down.
+    const model = decide(snapshot([routeInput({ rate: rate(800), overheadMs: 1, observedP99Ms: 44, state: settled(3) })], { replicaUtilisation: 0.1 }));
+    assert.ok((model.states.get('r')?.position ?? 3) < 3, model.decisions.get('r')?.reason);
+  });
+
+  test('miss risk grows as the slack shrinks and as utilisation rises, and is certain for an unbounded plan', () => {
+    const P = DEFAULT_ENGINE_PARAMS;
+    assert.ok(missRisk(5, 0.2, 25, P) < missRisk(15, 0.2, 25, P), 'less slack, more risk');
+    assert.ok(missRisk(10, 0.2, 25, P) < missRisk(10, 0.7, 25, P), 'busier, more risk');
+    // The closed form: share x exp(-slack / mean) / (1 - rho).
+    assert.ok(Math.abs(missRisk(10, 0.5, 25, P) - (P.stallShare * Math.exp(-15 / P.stallMeanMs)) / 0.5) < 1e-12);
+    assert.equal(missRisk(Number.POSITIVE_INFINITY, 0.1, 25, P), 1);
+  });
+
+  test('max-accuracy steps down to a cheaper mix when the extra accuracy is worth less than the misses it risks', () => {
+    // At 800 req/s the 50/50 cnn/large mix holds p99 but runs the replica hot; 75/25 answers more requests correctly
+    // on time. At 300 req/s the same mix is cheap to hold: it stays.
+    const busy = decide(snapshot([routeInput({ rate: rate(800), state: settled(2.5) })]));
+    assert.equal(busy.states.get('r')?.position, 2.25);
+    assert.match(busy.decisions.get('r')?.reason ?? '', /expected effective accuracy: .*adds \+0\.\d\d pts of accuracy and \+0\.\d\d pts of expected misses/);
+    const calm = decide(snapshot([routeInput({ rate: rate(300), state: settled(2.5) })]));
+    assert.equal(calm.states.get('r')?.position, 2.5);
+    // Not before the hold time after the last switch.
+    const recent = decide(snapshot([routeInput({ rate: rate(800), state: settled(2.5, { lastSwitchMs: 99_000 }) })]));
+    assert.equal(recent.states.get('r')?.position, 2.5);
+  });
+
+  test('max-accuracy upgrades only when the step gains more accuracy than the misses it risks', () => {
+    // Strict headroom exists at 500 req/s from 2.5, but 75% large there adds more expected misses than accuracy.
+    const r = decide(snapshot([routeInput({ rate: rate(500), state: settled(2.5, { upStreak: 3 }) })]));
+    assert.equal(r.states.get('r')?.position, 2.5);
+    assert.match(r.decisions.get('r')?.reason ?? '', /not worth its risk|current choice holds/);
+    // With no stalls on the host, the same upgrade goes ahead when the strict plan allows it.
+    const calm = decide(snapshot([routeInput({ rate: rate(300), state: settled(2.5, { upStreak: 3 }) })]));
+    assert.equal(calm.states.get('r')?.position, 3);
   });
 });

@@ -56,7 +56,9 @@ test('a full window of real batches replaces a sweep p99 inflated by one-off sta
     { rows: 8, p50Ms: 2, p99Ms: 110, samples: 40 },
   ]);
   assert.equal(p.serviceMs('m', 'v', 1, 'p99'), 100, 'the sweep stands while little is observed');
-  for (let i = 0; i < 64; i++) p.observe('m', 'v', 1, 1.2);
+  for (let i = 0; i < 99; i++) p.observe('m', 'v', 1, 1.2);
+  assert.equal(p.serviceMs('m', 'v', 1, 'p99'), 120, 'under 100 samples: the sweep tail, scaled by the median');
+  for (let i = 0; i < 16; i++) p.observe('m', 'v', 1, 1.2); // the next refresh comes after 16 more
   const p99 = p.serviceMs('m', 'v', 1, 'p99');
   assert.ok(p99 < 2, `observed tail ${p99} ms`);
   assert.ok(p.serviceMs('m', 'v', 8, 'p99') < 3);
@@ -90,5 +92,18 @@ test('two stalls among hundreds of batches do not become the p99', () => {
     now += 5;
     p.observe('m', 'v', 1, i % 33 === 0 ? 12 : 1.1);
   }
+  assert.ok(p.serviceMs('m', 'v', 1, 'p99') > 5);
+});
+
+test('a cold start: a few slow batches among the first hundred do not become the tail', () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', points);
+  // 40 batches, 3 of them 10x slow (contention in the first second of load): the median is the evidence until the
+  // tail has a hundred samples; the sweep's tail shape (p99 2 ms at one row) is scaled by it.
+  for (let i = 0; i < 40; i++) p.observe('m', 'v', 1, i % 13 === 0 ? 10 : 1.1);
+  const p99 = p.serviceMs('m', 'v', 1, 'p99');
+  assert.ok(Math.abs(p99 - 2.2) < 1e-9, `p99 ${p99} ms`);
+  // With a hundred and more, a real tail (7.5% of batches) counts.
+  for (let i = 0; i < 80; i++) p.observe('m', 'v', 1, i % 13 === 0 ? 10 : 1.1);
   assert.ok(p.serviceMs('m', 'v', 1, 'p99') > 5);
 });

@@ -1,0 +1,46 @@
+// RateEstimator: the instant rate of a short tick (an alarm's) is trusted only when its count is significant.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MIN_INSTANT_MS, RateEstimator, type RateSnapshot } from '../../../policies/rate-estimator.js';
+
+/** An estimator fed `rps` evenly for `seconds`, snapshotted every 250 ms (as the engine ticks). */
+function settledAt(rps: number, seconds = 20): { est: RateEstimator; nowMs: number; last: RateSnapshot } {
+  const est = new RateEstimator();
+  let now = 0;
+  let last = est.snapshot(now);
+  const gap = 1000 / rps;
+  let next = gap;
+  for (let tick = 250; tick <= seconds * 1000; tick += 250) {
+    while (next <= tick) {
+      est.arrive(next);
+      next += gap;
+    }
+    last = est.snapshot(tick);
+    now = tick;
+  }
+  return { est, nowMs: now, last };
+}
+
+describe('RateEstimator', () => {
+  test('a steady rate reads as itself on every horizon', () => {
+    const { last } = settledAt(400);
+    for (const v of [last.instant, last.fast, last.slow]) assert.ok(Math.abs(v - 400) < 40, `rate ${v}`);
+  });
+
+  test('a short tick with a clump that is not significant does not read as a surge', () => {
+    const { est, nowMs } = settledAt(440);
+    // 12 arrivals in 15 ms: 800 req/s taken at face value, but within the noise of ~6.6 expected.
+    for (let i = 0; i < 12; i++) est.arrive(nowMs + i);
+    const s = est.snapshot(nowMs + 15);
+    assert.ok(15 < MIN_INSTANT_MS);
+    assert.ok(s.instant < 600, `instant ${s.instant}`);
+  });
+
+  test('a short tick with a significant surge reads at face value', () => {
+    const { est, nowMs } = settledAt(50);
+    // 24 arrivals in 45 ms at a planned 50 req/s (2.25 expected): a real step.
+    for (let i = 0; i < 24; i++) est.arrive(nowMs + 1 + i * 1.8);
+    const s = est.snapshot(nowMs + 45);
+    assert.ok(Math.abs(s.instant - (24 * 1000) / 45) < 1e-6, `instant ${s.instant}`);
+  });
+});
