@@ -330,6 +330,9 @@ function preferred(w: Work, maxX: number, lambda: number, other: number, P: Engi
     let best = maxX;
     let bestU = expectedAccuracy(w, evaluate(w, maxX, lambda, other), P);
     for (let g = Math.ceil(maxX * 4 - 1e-9) - 1; g >= 0; g--) {
+      // Expected accuracy never exceeds accuracy, which only falls further down the ladder: once a position's
+      // accuracy cannot beat the best by the hysteresis, no lower one can (usually one or two plans, not twenty).
+      if (ladderAccuracy(w, g / 4) <= bestU + P.riskHysteresis) break;
       const u = expectedAccuracy(w, evaluate(w, g / 4, lambda, other), P);
       if (u > bestU + P.riskHysteresis) {
         bestU = u;
@@ -388,12 +391,27 @@ function riskGain(w: Work, x: number, y: number, lambda: number, other: number, 
 }
 
 /** A lower position with more expected on-time correct answers than x, if any (searched only when the next step down gains). */
-function riskStepDown(w: Work, x: number, lambda: number, other: number, P: EngineParams): { x: number; why: string } | undefined {
+function riskStepDown(w: Work, x: number, lambda: number, other: number, P: EngineParams, atLeast?: Eval): { x: number; why: string } | undefined {
   const down = Math.max(0, snap(Math.ceil(x * 4 - 1e-9) / 4 - 0.25));
+  // The step down gains at most the current risk less the accuracy it gives up: when that cannot reach the
+  // hysteresis, nothing below needs planning. `atLeast` is the current choice planned at a rate no lower than
+  // `lambda` (risk only grows with load), which bounds the risk without a plan of its own.
+  const lost = ladderAccuracy(w, x) - ladderAccuracy(w, down);
+  const bound = atLeast ?? evaluate(w, x, lambda, other);
+  if (bound.ok && accuracyOfEval(bound) * missRisk(bound.predictedP99Ms, bound.utilisation + bound.other, w.input.slo.p99Ms, P) <= lost + P.riskHysteresis) return undefined;
   const eDown = evaluate(w, down, lambda, other);
-  const eNow = evaluate(w, x, lambda, other);
+  const eNow = bound === atLeast ? evaluate(w, x, lambda, other) : bound;
   if (expectedAccuracy(w, eDown, P) <= expectedAccuracy(w, eNow, P) + P.riskHysteresis) return undefined;
   return { x: preferred(w, down, lambda, other, P), why: `at ${lambda.toFixed(0)} req/s ${riskGain(w, down, x, lambda, other, P).why}: stepping down` };
+}
+
+/** Accuracy of a ladder position (share-weighted over its two rungs), without planning. */
+function ladderAccuracy(w: Work, x: number): number {
+  const i = Math.floor(x + 1e-9);
+  const f = x - i;
+  const lo = accuracyOf(w.ladder[i] as VariantModel);
+  if (f < 1e-6 || i + 1 >= w.ladder.length) return lo;
+  return (1 - f) * lo + f * accuracyOf(w.ladder[i + 1] as VariantModel);
 }
 
 function pts(share: number): string {
@@ -591,14 +609,6 @@ export function decide(s: EngineSnapshot): EngineResult {
       w.position = xNow;
       w.upStreak = 0;
       w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target with replicas ${(s.replicaUtilisation * 100).toFixed(0)}% and event loop ${(s.gatewayUtilisation * 100).toFixed(0)}% busy: transient, holding`;
-    } else if (observedBreach && evaluate(w, xNow, w.lambda, other, true).ok) {
-      // The replicas look busy, but the current choice holds even the strict upgrade plan at this rate: a stall (a GC
-      // pause, a descheduled worker) broke the 5 s window, and its backlog kept the replicas busy for a tick. Misses
-      // already made cannot be undone, and a step down would cost accuracy for the whole climb back. Hold; if the
-      // model is really wrong, the learned correction grows and the plan stops holding.
-      w.position = xNow;
-      w.upStreak = 0;
-      w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target while the current choice holds the strict plan at ${w.lambda.toFixed(0)} req/s: a stall, holding`;
     } else {
       const nowOk = evaluate(w, xNow, w.lambda, other).ok;
       if (actOnBreach && !replicaBound && r.overheadMs > w.ctx.budgetMs / 3) {
@@ -660,7 +670,10 @@ export function decide(s: EngineSnapshot): EngineResult {
         // stalls cost more than its extra accuracy earns) is taken once the last switch has settled.
         // Risk is a long-run average: weighed at the slow (5 s) rate, so Poisson noise in the tick's rate does not flip
         // the choice back and forth (feasibility, checked at the current and peak rates, keeps it safe).
-        const riskDown = r.objective === 'max-accuracy' && xNow > 0 && s.nowMs - w.lastSwitchMs >= P.upgradeHoldMs ? riskStepDown(w, xNow, r.rate.slow, other, P) : undefined;
+        const riskDown =
+          r.objective === 'max-accuracy' && xNow > 0 && s.nowMs - w.lastSwitchMs >= P.upgradeHoldMs
+            ? riskStepDown(w, xNow, r.rate.slow, other, P, w.lambda >= r.rate.slow ? evaluate(w, xNow, w.lambda, other) : undefined)
+            : undefined;
         if (riskDown !== undefined) {
           w.position = riskDown.x;
           w.lastSwitchMs = s.nowMs;
