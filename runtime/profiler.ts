@@ -83,34 +83,27 @@ export class Profiler {
   async sweep(models: readonly ModelInfo[], options: SweepOptions): Promise<VariantSweep[]> {
     const out: VariantSweep[] = [];
     const todo: { m: ModelInfo; v: VariantInfo; sizes: number[] }[] = [];
+    const fromCache: { m: ModelInfo; v: VariantInfo; sizes: number[] }[] = [];
     for (const m of models) {
       const sizes = m.signature?.batchable === true ? batchSizes(m.config.maxBatch) : [1];
       for (const v of m.variants.values()) {
         const cached = options.cacheDir === undefined ? undefined : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples));
-        if (cached !== undefined) out.push({ model: m.name, variant: v.name, points: cached.points, cached: true, hopMs: cached.hopMs });
-        else todo.push({ m, v, sizes });
+        if (cached !== undefined) {
+          out.push({ model: m.name, variant: v.name, points: cached.points, cached: true, hopMs: cached.hopMs });
+          fromCache.push({ m, v, sizes });
+        } else todo.push({ m, v, sizes });
       }
     }
     // Cached variants are not measured, but their sessions are as cold as any: the first runs of each shape allocate
     // and plan. Served cold, those runs land in the online profile as stalls (the engine then dropped `large` for the
     // 10 s the evidence lasts, after every restart). Two rounds per shape on every replica, before readiness.
-    for (const m of models) {
-      const sig = m.signature;
-      if (sig === undefined) continue;
-      const sizes = sig.batchable === true ? batchSizes(m.config.maxBatch) : [1];
-      for (const v of m.variants.values()) if (out.some((o) => o.model === m.name && o.variant === v.name)) await this.#warm(m, v, sizes, 2);
-    }
+    for (const c of fromCache) await this.#warm(c.m, c.v, c.sizes, 2);
     const pointCount = todo.reduce((n, t) => n + t.sizes.length, 0);
     const perPointMs = pointCount === 0 ? 0 : options.budgetMs / pointCount;
     // Warm the workers' own code paths (message handling, tensor conversion) before the first measured point, or the
     // first variant measured looks slower than it is.
     const first = todo[0];
-    if (first !== undefined && first.m.signature !== undefined) {
-      const inputs = syntheticInputs(first.m.signature.inputs, 1);
-      const build = (): BatchTask => ({ model: first.m.name, variant: first.v.name, inputs, rows: 1, transfer: false });
-      const slots = Math.max(1, this.#pool.readySlots);
-      for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: slots }, () => this.#pool.run(build)));
-    }
+    if (first !== undefined) await this.#warm(first.m, first.v, [1], 50);
     for (const t of todo) {
       let points: ProfilePoint[] = [];
       const hops: number[] = [];
