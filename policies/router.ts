@@ -1,6 +1,7 @@
 // The request path's policy step: find the route, pick the variant from the route's current decision (never
 // waiting on the engine), set the deadline and priority, ask admission, submit to the runtime, and account the
 // outcome against the route's SLO (metrics and the route's own statistics, which the engine reads).
+import type { CancelSignal } from '../core/cancel.js';
 import type { Clock } from '../core/clock.js';
 import type { RouteConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
@@ -57,7 +58,7 @@ export interface InferCall {
   readonly timeoutMs?: number | undefined;
   /** Request `priority` parameter: overrides the route's priority. */
   readonly priority?: number | undefined;
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CancelSignal | undefined;
   /** The gateway already counted the arrival and ran admission (before parsing the body): skip both here. */
   readonly admitted?: boolean | undefined;
 }

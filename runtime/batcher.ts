@@ -1,6 +1,7 @@
 // The batching scheduler: one bounded EDF queue per variant, all sharing the replica pool. When a replica slot is
 // free it asks each queue's batch policy "send now or wait", sends the most urgent ready batch, drops requests that
 // can no longer make their deadline, and arms one timer for the next moment something must happen.
+import type { CancelSignal } from '../core/cancel.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SlogateError, toSlogateError } from '../core/errors.js';
 import type { TraceContext, TraceSpan, TracingHooks } from '../core/tracing.js';
@@ -26,7 +27,7 @@ export interface SubmitRequest {
   readonly arrivalMs: number;
   readonly deadlineAtMs: number;
   readonly priority: number;
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CancelSignal | undefined;
   /** Who sent it (the route): lets the policy move a route's queued requests to another variant. */
   readonly tag?: string | undefined;
   /**

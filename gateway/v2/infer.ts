@@ -1,7 +1,9 @@
 // POST /v2/models/{route}[/versions/{variant}]/infer, in its own encapsulated plugin: bodies arrive as raw
 // buffers (JSON or the binary tensor extension, told apart by Inference-Header-Content-Length), then
 // parse -> router -> runtime -> encode, with Server-Timing and the SLO outcome recorded once per request.
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ClientGone } from '../../core/cancel.js';
 import type { Clock } from '../../core/clock.js';
 import { SlogateError, toSlogateError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
@@ -72,9 +74,10 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
         throw new SlogateError('SLOGATE_ERR_INVALID_TENSOR', `batch of ${parsed.rows} rows exceeds the model's maxBatch ${route.model.config.maxBatch}`);
       }
       const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
-      const ac = new AbortController();
+      // Not an AbortController: see ClientGone (a per-request EventTarget ends up in the old generation).
+      const gone = new ClientGone();
       const onClose = () => {
-        if (!reply.raw.writableEnded) ac.abort();
+        if (!reply.raw.writableEnded) gone.abort();
       };
       reply.raw.once('close', onClose);
       let result: SubmitResult;
@@ -88,7 +91,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
           arrivalMs,
           timeoutMs,
           priority,
-          signal: ac.signal,
+          signal: gone,
           admitted: true,
         });
       } finally {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { type CancelSignal, ClientGone } from '../../../core/cancel.js';
 import { ManualClock } from '../../../core/clock.js';
 import type { SlogateError } from '../../../core/errors.js';
 import type { BatchKnobs } from '../../../runtime/batch-policy.js';
@@ -35,7 +36,7 @@ function setup(opts: { knobs?: BatchKnobs; replicas?: number; maxQueueRows?: num
   }
   let n = 0;
   /** Submits a one-row request whose payload is its sequence number; deadline relative to now. */
-  const submit = (o: { deadlineMs?: number; priority?: number; rows?: number; signal?: AbortSignal; variant?: string } = {}): Tracked & { id: number } => {
+  const submit = (o: { deadlineMs?: number; priority?: number; rows?: number; signal?: CancelSignal; variant?: string } = {}): Tracked & { id: number } => {
     const id = n++;
     const rows = o.rows ?? 1;
     const now = clock.now();
@@ -223,24 +224,27 @@ describe('Scheduler order, drops and rejects', () => {
     assert.equal(s.scheduler.queuedRows('m', 'v'), 3);
   });
 
-  test('a client that disconnects removes its queued request; it is never run', async () => {
-    const s = setup();
-    s.submit(); // busy
-    const ac = new AbortController();
-    const gone = s.submit({ signal: ac.signal });
-    const stays = s.submit();
-    await flush();
-    ac.abort();
-    await flush();
-    assert.equal(gone.error?.code, 'SLOGATE_ERR_CANCELLED');
-    assert.equal(s.scheduler.queuedRows('m', 'v'), 1);
-    s.replicas[0]?.running[0]?.finish();
-    await flush();
-    assert.deepEqual(s.ids(1), [2], 'only the remaining request runs');
-    s.replicas[0]?.running[0]?.finish();
-    await stays.done;
-    assert.ok(stays.value !== undefined);
-  });
+  // The gateway signals a disconnect with a ClientGone; in-process callers may pass an AbortSignal.
+  for (const kind of ['AbortSignal', 'ClientGone'] as const) {
+    test(`a client that disconnects removes its queued request; it is never run (${kind})`, async () => {
+      const s = setup();
+      s.submit(); // busy
+      const cancel = kind === 'AbortSignal' ? new AbortController() : new ClientGone();
+      const gone = s.submit({ signal: cancel instanceof AbortController ? cancel.signal : cancel });
+      const stays = s.submit();
+      await flush();
+      cancel.abort();
+      await flush();
+      assert.equal(gone.error?.code, 'SLOGATE_ERR_CANCELLED');
+      assert.equal(s.scheduler.queuedRows('m', 'v'), 1);
+      s.replicas[0]?.running[0]?.finish();
+      await flush();
+      assert.deepEqual(s.ids(1), [2], 'only the remaining request runs');
+      s.replicas[0]?.running[0]?.finish();
+      await stays.done;
+      assert.ok(stays.value !== undefined);
+    });
+  }
 
   test('a disconnect during a running batch neither cancels the batch nor its batch-mates', async () => {
     const s = setup();
