@@ -78,6 +78,8 @@ export class Controller implements DecisionSource {
   #lastTickMs = Number.NEGATIVE_INFINITY;
   #alarmPending = false;
   readonly #plannedRps = new Map<string, number>();
+  /** Gateway overhead for admission's deadline check, per route: p90 of the last 1-2 s (see #admissionOverheadMs). */
+  readonly #admissionOverhead = new Map<string, number>();
   #underPressure = false;
   #running = false;
   /** Wall-clock cost of the last decide() call (ms), for the status page and benchmarks. */
@@ -220,7 +222,8 @@ export class Controller implements DecisionSource {
     for (const s of d.variants) best = Math.min(best, rt.profiles.serviceMs(r.model.name, s.variant, 1, 'p99'));
     if (d.fallbackVariant !== undefined) best = Math.min(best, rt.profiles.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
     // The overhead measured at the last tick: merging histogram windows per request would cost the hot path.
-    return (Number.isFinite(best) ? best : 0) + (Number.isFinite(d.inputs.overheadMs) ? d.inputs.overheadMs : 0);
+    const overhead = this.#admissionOverhead.get(r.name) ?? d.inputs.overheadMs;
+    return (Number.isFinite(best) ? best : 0) + (Number.isFinite(overhead) ? overhead : 0);
   }
 
   /** AIMD routes adapt their variant's batch limit after every batch of it. */
@@ -292,6 +295,11 @@ export class Controller implements DecisionSource {
         lastPredictedP99Ms: prev?.predictedP99Ms ?? Number.NaN,
       });
     }
+    // Admission's deadline check looks at the overhead of the last second or two, not the engine's 5 s window: it
+    // refuses requests on it, and refused requests measure nothing, so one slow second (a cold start's first requests
+    // took 38 ms of overhead) would hold the door shut for the whole window. With nothing answered lately the
+    // default applies, and admission lets requests in to measure again.
+    for (const r of router.routes.values()) this.#admissionOverhead.set(r.name, r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1, 1000));
     const slots = Math.max(1, runtime.pool.readySlots);
     this.#measureUtilisation(nowMs, slots);
     return {

@@ -135,30 +135,12 @@ export class RouteStats {
   }
 
   /**
-   * A high quantile (p90) of the gateway overhead over the last windowMs (~2 s: a few hundred samples at the rates
-   * where overhead matters, and a cold start's slow first second ages out quickly), or `fallbackMs` with fewer than
-   * 20 samples. p90 rather than p99: planning should not chase every stall of the machine; observed p99 catches those.
-   * The estimate is stale, and `fallbackMs` is returned, when no request was answered in the last second or so:
-   * admission refuses requests whose predicted completion (overhead included) misses the deadline, and refused
-   * requests measure nothing, so one slow second (a cold start's first requests took 38 ms of overhead) would
-   * otherwise hold the door shut for the whole window.
+   * A high quantile (p90) of the gateway overhead over the last windowMs, or `fallbackMs` with fewer than 20
+   * samples. p90 rather than p99: planning should not chase every stall of the machine; observed p99 catches those.
    */
-  overheadHighMs(nowMs: number, fallbackMs: number, windowMs = 2000): number {
-    if (this.#recentOverheadSamples(nowMs) === 0) return fallbackMs;
+  overheadHighMs(nowMs: number, fallbackMs: number, windowMs = 5000): number {
     const v = this.#windowQuantile(nowMs, windowMs, 'overhead', 0.9, 20);
     return Number.isNaN(v) ? fallbackMs : v;
-  }
-
-  /** Overhead samples in the current and the previous second. */
-  #recentOverheadSamples(nowMs: number): number {
-    const from = Math.floor(nowMs / 1000) - 1;
-    let n = 0;
-    for (let i = this.#seconds.length - 1; i >= 0; i--) {
-      const s = this.#seconds[i] as Second;
-      if (s.index < from) break;
-      n += s.overheadN;
-    }
-    return n;
   }
 
   #windowQuantile(nowMs: number, windowMs: number, which: 'hist' | 'overhead', q: number, minSamples: number): number {

@@ -31,8 +31,8 @@ export interface SimOptions {
   readonly replicas: number;
   readonly arrivals: readonly SimArrival[];
   readonly seed?: number;
-  /** Gateway time per request outside queue and service (ms). */
-  readonly overheadMs?: number;
+  /** Gateway time per request outside queue and service (ms), or a function of the arrival time (a cold start). */
+  readonly overheadMs?: number | ((arrivalMs: number) => number);
   /** Route policy changes applied during the run (as PUT /admin/routes/{route} would). */
   readonly changes?: readonly { readonly atMs: number; readonly route: string; readonly config: RouteConfig }[];
 }
@@ -155,7 +155,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const clock = new ManualClock(0);
   const rand = prng(o.seed ?? 1);
   const hopMs = o.hopMs ?? 0.1;
-  const overheadMs = o.overheadMs ?? 0.3;
+  const overheadOf = typeof o.overheadMs === 'function' ? o.overheadMs : () => (o.overheadMs as number | undefined) ?? 0.3;
   const cfg = structuredClone(o.config) as Config;
   cfg.runtime.workers = 0;
   cfg.runtime.replicas = [];
@@ -225,7 +225,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     try {
       p = router.infer({ route: a.route, inputs: input, rows: 1, arrivalMs: arrival, timeoutMs: a.deadlineMs }).then(
         (res) => {
-          const total = clock.now() - arrival + overheadMs;
+          const total = clock.now() - arrival + overheadOf(arrival);
           router.record(a.route, res.variant, 200, total, undefined, res);
           r.lat.push(total);
           const accuracy = accuracyOf(a.route, res.variant);
