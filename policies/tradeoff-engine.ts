@@ -49,7 +49,7 @@ export const DEFAULT_ENGINE_PARAMS: EngineParams = {
   upgradeMargin: 0.25,
   upgradeUtilisation: 0.6,
   upgradeStep: 0.5,
-  stallShare: 0.004,
+  stallShare: 0.001,
   stallMeanMs: 15,
   riskHysteresis: 0.0005,
 };
@@ -461,10 +461,13 @@ export function decide(s: EngineSnapshot): EngineResult {
       fixed.push({ input: r, variant: v, utilisation: util });
       continue;
     }
-    // Learn from observed vs predicted only when the replicas carry real load and the event loop is not saturated: a
-    // stall elsewhere on the machine (a cold start's first second) says nothing about the queueing model.
+    // Learn from observed vs predicted only when the replicas carry real load, the event loop is not saturated and no
+    // surge is in the latency window: a stall elsewhere on the machine (a cold start's first second) says nothing
+    // about the queueing model, and neither does the queue a step (or a cold start's first load) builds before the
+    // engine reacts: learnt, it doubled every prediction, and a 3x step landed below the variant it needed.
+    const surgeInWindow = r.rate.peak > SURGE_FACTOR * Math.max(r.rate.slow, 1);
     const correction =
-      s.replicaUtilisation >= REPLICA_BUSY && s.gatewayUtilisation < GATEWAY_SATURATED
+      s.replicaUtilisation >= REPLICA_BUSY && s.gatewayUtilisation < GATEWAY_SATURATED && !surgeInWindow
         ? nextCorrection(r.state.correction, r.observedP99Ms, r.lastPredictedP99Ms)
         : Math.max(1, r.state.correction * 0.98);
     const budgetMs = (1 - P.margin) * r.slo.p99Ms;
