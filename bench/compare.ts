@@ -58,6 +58,41 @@ export interface CompareRun {
   readonly factor?: number | undefined;
   readonly result: BenchResult | null;
   readonly error?: string;
+  /**
+   * A slogate contender's decision for the route when the run started and its changes during the run, warm-up
+   * included (from GET /admin/decisions): what the engine chose, when, and why, to explain a run's numbers afterwards.
+   */
+  readonly decisions?: readonly DecisionRecord[];
+}
+
+/** One decision change as the admin API reports it, trimmed to what explains a run. */
+export interface DecisionRecord {
+  readonly at: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+  readonly inputs: unknown;
+}
+
+/**
+ * The decision in force for the route when the run started (epoch ms), then its changes during the run; [] when the
+ * server has no admin API to ask.
+ */
+async function decisionsSince(url: string, route: string, sinceMs: number): Promise<DecisionRecord[]> {
+  try {
+    const res = await request(`${url}/admin/decisions`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      return [];
+    }
+    const body = (await res.body.json()) as { decisions?: { route: string; at: string; from: string; to: string; reason: string; decision?: { inputs?: unknown } }[] };
+    const all = (body.decisions ?? []).filter((d) => d.route === route);
+    const first = all.findIndex((d) => Date.parse(d.at) >= sinceMs);
+    const from = first === -1 ? all.length - 1 : Math.max(0, first - 1);
+    return all.slice(Math.max(0, from)).map((d) => ({ at: d.at, from: d.from, to: d.to, reason: d.reason, inputs: d.decision?.inputs }));
+  } catch {
+    return [];
+  }
 }
 
 export interface CompareRow {
@@ -363,6 +398,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       for (const run of scenarioRuns(o.scenario, base, plan)) {
         if (run.factor !== undefined && o.scenario === 'sweep' && base <= 0) continue;
         const p = o.progress(`${spec.id} ${run.label}`);
+        const runStartMs = Date.now();
         try {
           const result = await runBench(
             {
@@ -383,7 +419,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
             target.inputs,
           );
           p.done();
-          row.runs.push({ label: run.label, factor: run.factor, result });
+          const decisions = spec.kind === 'slogate' ? await decisionsSince(target.url, o.route, runStartMs) : undefined;
+          row.runs.push({ label: run.label, factor: run.factor, result, ...(decisions === undefined ? {} : { decisions }) });
         } catch (err) {
           p.done();
           row.runs.push({ label: run.label, factor: run.factor, result: null, error: (err as Error).message.split('\n')[0] as string });

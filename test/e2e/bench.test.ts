@@ -231,6 +231,11 @@ test('compare: each contender (a static policy, the naive peer, the raw limit) o
     assert.deepEqual(Object.keys(run.result.summary.overall.variants), ['tiny']);
   }
   assert.equal(offered.size, 1, 'both servers got the same schedule');
+  // A slogate contender's run carries the decision in force (and any changes), to explain its numbers afterwards.
+  const decisions = res.rows[0]?.runs[0]?.decisions ?? [];
+  assert.ok(decisions.length >= 1 && decisions.every((d) => typeof d.reason === 'string'), JSON.stringify(decisions));
+  assert.match(decisions[decisions.length - 1]?.to ?? '', /tiny/);
+  assert.equal(res.rows[1]?.runs[0]?.decisions, undefined, 'the naive peer has no decisions');
   assert.ok((res.rows[2]?.raw?.points.length ?? 0) > 0);
   for (const f of ['c.json', 'c.md', 'c-latency.svg', 'c-attainment.svg', 'c-accuracy.svg']) assert.ok(existsSync(join(dir, f)), f);
   assert.match(readFileSync(join(dir, 'c.md'), 'utf8'), /\| static tiny b1 \|/);
