@@ -629,7 +629,10 @@ export function decide(s: EngineSnapshot): EngineResult {
         // the budget turns every model error into misses. Headroom then shows, and upgrades follow.
         const surge = !actOnBreach && w.lambda > SURGE_FACTOR * r.rate.slow;
         const xStrict = surge && !Number.isNaN(xMaxUp) ? highestFeasible(w, w.lambda, other, true) : Number.NaN;
-        const highest = Number.isNaN(xMaxUp) ? 0 : Number.isNaN(xStrict) ? xMaxUp : Math.min(xMaxUp, xStrict);
+        // The stricter plan trims a mix, but never lands below a whole rung the plan holds: a surge's first tick reads
+        // its rate high (2,034 req/s for a real 1,380 in one run: arrivals clump where the surge begins), and at that
+        // rate the strict plan sent a 3x step to `medium-int8` for seconds where `cnn-small` held the whole step.
+        const highest = Number.isNaN(xMaxUp) ? 0 : Number.isNaN(xStrict) ? xMaxUp : Math.max(Math.min(xMaxUp, xStrict), Math.floor(xMaxUp + 1e-9));
         // Landing: where the objective prefers at or below the highest position that holds (for max-accuracy, the
         // most expected on-time correct answers: near capacity a cheaper mix loses less to misses than it gains).
         const fallback = Number.isNaN(xMaxUp) || r.objective !== 'max-accuracy' ? highest : preferred(w, highest, w.lambda, other, P);

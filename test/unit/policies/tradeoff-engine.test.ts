@@ -440,6 +440,14 @@ describe('decide', () => {
     assert.equal(recent.states.get('r')?.position, 2.5);
   });
 
+  test('a surge lands where the strict plan holds, but not below a whole rung the plan holds', () => {
+    // At 4,500 req/s (a surge: the 5 s average is 1,000) `cnn` alone holds the plan but not the stricter upgrade plan
+    // (which would land on 95% `small` + 5% `cnn`): the landing is `cnn`, not a mix below it.
+    const r = decide(snapshot([routeInput({ rate: rate(4500, { slow: 1000, fast: 1500, peak: 4500 }), state: settled(3) })]));
+    assert.equal(r.states.get('r')?.position, 2, r.decisions.get('r')?.reason);
+    assert.match(r.decisions.get('r')?.reason ?? '', /surge/);
+  });
+
   test('the latency correction is learnt at a steady rate, not from the queue a surge builds before the engine reacts', () => {
     // Replicas busy, the observed p99 twice the last prediction: at a steady rate that is a model error to learn.
     const busy = { replicaUtilisation: 0.7 };
