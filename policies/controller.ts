@@ -78,7 +78,7 @@ export class Controller implements DecisionSource {
   #lastTickMs = Number.NEGATIVE_INFINITY;
   #alarmPending = false;
   readonly #plannedRps = new Map<string, number>();
-  /** Gateway overhead for admission's deadline check, per route: p90 of the last 1-2 s (see #admissionOverheadMs). */
+  /** Gateway overhead for admission's deadline check, per route: p90 of the last 1-2 s, set at each snapshot. */
   readonly #admissionOverhead = new Map<string, number>();
   #underPressure = false;
   #running = false;

@@ -464,7 +464,7 @@ export function decide(s: EngineSnapshot): EngineResult {
     // Learn from observed vs predicted only when the replicas carry real load, the event loop is not saturated and no
     // surge is in the latency window: a stall elsewhere on the machine (a cold start's first second) says nothing
     // about the queueing model, and neither does the queue a step (or a cold start's first load) builds before the
-    // engine reacts: learnt, it doubled every prediction, and a 3x step landed below the variant it needed.
+    // engine reacts: learnt from a cold start's first load, it doubled every prediction for the seconds after.
     const surgeInWindow = r.rate.peak > SURGE_FACTOR * Math.max(r.rate.slow, 1);
     const correction =
       s.replicaUtilisation >= REPLICA_BUSY && s.gatewayUtilisation < GATEWAY_SATURATED && !surgeInWindow
