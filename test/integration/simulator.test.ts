@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { buildSchedule, type LoadSpec } from '../../bench/schedule.js';
 import type { Config, RouteConfig } from '../../core/config.js';
 import { RouteSchema } from '../../core/config.js';
-import { type SimArrival, type SimResult, type SimRouteResult, simulate } from '../../policies/simulator.js';
+import { type SimArrival, type SimOptions, type SimResult, type SimRouteResult, simulate } from '../../policies/simulator.js';
 import type { ProfilePoint } from '../../runtime/latency-profile.js';
 import { digitsConfig } from '../helpers.js';
 
@@ -76,6 +76,24 @@ function stepRun(low: number, high: number, atS: number, forS: number, durationS
   });
 }
 
+/** The `digits` route (or `digits` configured as `routeConfig`) on one replica under Poisson arrivals at `rate`. */
+function steadyRun(
+  rate: number,
+  durationS: number,
+  seed: number,
+  o: { routeConfig?: Record<string, unknown>; arrivalSeed?: number; overheadMs?: SimOptions['overheadMs']; changes?: SimOptions['changes'] } = {},
+): Promise<SimResult> {
+  return simulate({
+    config: config({ digits: o.routeConfig ?? DIGITS }),
+    profiles: PROFILES,
+    replicas: 1,
+    arrivals: arrivals({ kind: 'constant', rate, arrivals: 'poisson' }, 'digits', durationS, o.arrivalSeed),
+    seed,
+    overheadMs: o.overheadMs,
+    changes: o.changes,
+  });
+}
+
 /** The first decision for `digits` at or after `fromMs` that moves any traffic off `large`. */
 function firstMoveOffLarge(res: SimResult, fromMs: number): SimResult['decisions'][number] | undefined {
   return res.decisions.find((d) => d.route === 'digits' && d.atMs >= fromMs && (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1);
@@ -83,13 +101,7 @@ function firstMoveOffLarge(res: SimResult, fromMs: number): SimResult['decisions
 
 describe('simulated scenarios', () => {
   test('steady load below capacity: the most accurate variant that fits, no switches, SLO held', async () => {
-    const res = await simulate({
-      config: config({ digits: DIGITS }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'constant', rate: 200, arrivals: 'poisson' }, 'digits', 30),
-      seed: 1,
-    });
+    const res = await steadyRun(200, 30, 1);
     const r = only(res, 'digits');
     assert.equal(r.variantMix.large, 1, `served by large only: ${JSON.stringify(r.variantMix)}`);
     assert.equal(r.switches, 0, res.decisions.map((d) => `${d.atMs}: ${d.from} -> ${d.to}`).join('\n'));
@@ -100,13 +112,7 @@ describe('simulated scenarios', () => {
   test('steady Poisson load near capacity: no clump of arrivals reads as a surge', async () => {
     // At ~450 req/s Poisson arrivals bring 24 in 40 ms (1.5x the rate) several times a second; neither the surge alarm
     // nor the short tick it triggers may take that for a step.
-    const res = await simulate({
-      config: config({ digits: DIGITS }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'constant', rate: 450, arrivals: 'poisson' }, 'digits', 60, 9),
-      seed: 5,
-    });
+    const res = await steadyRun(450, 60, 5, { arrivalSeed: 9 });
     const surges = res.decisions.filter((d) => d.route === 'digits' && /surge/.test(d.reason));
     assert.deepEqual(
       surges.map((d) => `${d.atMs.toFixed(0)} ms: ${d.reason}`),
@@ -118,14 +124,7 @@ describe('simulated scenarios', () => {
   test("a cold start's slow first second does not hold admission shut for the latency window", async () => {
     // The gateway's first requests take 40 ms of its own time (code not compiled yet); then 0.3 ms. Admission refuses
     // what cannot make the deadline, and refused requests measure nothing: it must look at recent answers only.
-    const res = await simulate({
-      config: config({ digits: DIGITS }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'constant', rate: 300, arrivals: 'poisson' }, 'digits', 8, 3),
-      seed: 2,
-      overheadMs: (atMs) => (atMs < 1000 ? 40 : 0.3),
-    });
+    const res = await steadyRun(300, 8, 2, { arrivalSeed: 3, overheadMs: (atMs) => (atMs < 1000 ? 40 : 0.3) });
     const r = only(res, 'digits');
     // The first second is lost either way (its answers are late); with a 5 s window the door stayed shut ~5 s more.
     assert.ok(r.shed + r.late < 0.3 * r.offered, `shed ${r.shed} and late ${r.late} of ${r.offered}`);
@@ -221,13 +220,7 @@ describe('simulated scenarios', () => {
   });
 
   test('an SLO nothing can meet: shed (with a small probe), nothing else', async () => {
-    const res = await simulate({
-      config: config({ digits: { model: 'digits', slo: { p99Ms: 0.4 } } }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'constant', rate: 300, arrivals: 'poisson' }, 'digits', 20),
-      seed: 6,
-    });
+    const res = await steadyRun(300, 20, 6, { routeConfig: { model: 'digits', slo: { p99Ms: 0.4 } } });
     const r = only(res, 'digits');
     assert.ok(r.shed >= 0.95 * r.offered, `shed ${r.shed} of ${r.offered}`);
     assert.ok(r.offered - r.shed <= 0.05 * r.offered, 'only a probe got through');
@@ -236,14 +229,7 @@ describe('simulated scenarios', () => {
   });
 
   test('a hot SLO change takes effect within half a second and is held', async () => {
-    const res = await simulate({
-      config: config({ digits: DIGITS }),
-      profiles: PROFILES,
-      replicas: 1,
-      arrivals: arrivals({ kind: 'constant', rate: 250, arrivals: 'poisson' }, 'digits', 25),
-      seed: 7,
-      changes: [{ atMs: 10_000, route: 'digits', config: route({ ...DIGITS, slo: { p99Ms: 3, minAccuracy: 0.9 } }) }],
-    });
+    const res = await steadyRun(250, 25, 7, { changes: [{ atMs: 10_000, route: 'digits', config: route({ ...DIGITS, slo: { p99Ms: 3, minAccuracy: 0.9 } }) }] });
     const mine = res.decisions.filter((d) => d.route === 'digits');
     const after = mine.find((d) => d.atMs >= 10_000);
     assert.ok(after !== undefined && after.atMs <= 10_500, `decision after the change at ${after?.atMs}`);
