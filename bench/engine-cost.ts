@@ -29,7 +29,7 @@ function variant(i: number): VariantModel {
 }
 
 const family = Array.from({ length: V }, (_, i) => variant(i));
-const rate = (rps: number): RateSnapshot => ({ instant: rps, fast: rps, slow: rps, peak: rps, burstiness: 1.3 });
+const rate = (rps: number): RateSnapshot => ({ instant: rps, fast: rps, now: rps, slow: rps, peak: rps, burstiness: 1.3 });
 
 function routes(states: Map<string, RouteEngineState> | undefined, load: number): RouteInput[] {
   return Array.from({ length: R }, (_, i) => ({
@@ -46,7 +46,8 @@ function routes(states: Map<string, RouteEngineState> | undefined, load: number)
     overheadMs: 0.5,
     queuedRows: 0,
     state: states?.get(`r${i}`) ?? INITIAL_STATE,
-    lastPredictedP99Ms: 6 + i,
+    windowPrediction: { p99Ms: 6 + i, correction: 1 },
+    outcomes: { answered: Math.round(load * (20 + 5 * i) * 0.25), missed: 0 },
   }));
 }
 

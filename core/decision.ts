@@ -22,6 +22,8 @@ export interface DecisionInputs {
   /** Gateway overhead (ms, high quantile) and the learned correction on predicted latency. */
   readonly overheadMs: number;
   readonly correction: number;
+  /** Scale on the engine's stall model learnt from the route's misses (1 = as calibrated; see calibrateRisk). */
+  readonly missRiskScale: number;
   /** Measured utilisation of the gateway's event loop and of the replicas over the last tick (0..1). */
   readonly gatewayUtilisation: number;
   readonly replicaUtilisation: number;

@@ -11,6 +11,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { admit, TokenBucket } from './admission.js';
 import { aimdStep } from './aimd.js';
 import type { VariantModel } from './latency-model.js';
+import type { RouteTotals } from './route-stats.js';
 import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
 import { policyKind } from './router.js';
 import {
@@ -59,6 +60,31 @@ const MIN_UTILISATION_WINDOW_MS = 100;
  * step that lands just after a tick would otherwise build a tick's worth of backlog on a variant too slow for it.
  */
 const SURGE_MIN_MS = 40;
+/** A decision's predicted p99 and the latency correction it was made with. */
+export interface Prediction {
+  readonly atMs: number;
+  readonly p99Ms: number;
+  readonly correction: number;
+}
+
+/**
+ * The highest p99 predicted by the decisions in force over an observed-latency window (its whole seconds, and the
+ * decision in force when it began), with the correction it was made with; `history` is oldest first. The observed p99
+ * of a window that spans a switch is the worse choice's: set against the last prediction alone, a downgrade from
+ * `large` read `cnn-small`'s 2.7 ms prediction against `large`'s 25 ms and learnt a 2.3x correction.
+ */
+export function windowPrediction(history: readonly Prediction[], nowMs: number, windowMs: number): { p99Ms: number; correction: number } {
+  const from = Math.floor((nowMs - windowMs) / 1000) * 1000;
+  let best: Prediction | undefined;
+  for (let i = history.length - 1; i >= 0; i--) {
+    const e = history[i] as Prediction;
+    if (Number.isFinite(e.p99Ms) && (best === undefined || e.p99Ms > best.p99Ms)) best = e;
+    if (e.atMs <= from) break;
+  }
+  return best === undefined ? { p99Ms: Number.NaN, correction: 1 } : { p99Ms: best.p99Ms, correction: best.correction };
+}
+/** The window of the observed p99 the engine reads (RouteStats.observedP99's default). */
+const OBSERVED_WINDOW_MS = 5000;
 const SURGE_MIN_ARRIVALS = 24;
 const SURGE_FACTOR = 1.5;
 
@@ -78,6 +104,9 @@ export class Controller implements DecisionSource {
   #lastTickMs = Number.NEGATIVE_INFINITY;
   #alarmPending = false;
   readonly #plannedRps = new Map<string, number>();
+  /** Each route's predicted p99 per tick (ms), over the observed-latency window and the tick before it. */
+  readonly #predicted = new Map<string, Prediction[]>();
+  readonly #lastTotals = new Map<string, RouteTotals>();
   /** Gateway overhead for admission's deadline check, per route: p90 of the last 1-2 s, set at each snapshot. */
   readonly #admissionOverhead = new Map<string, number>();
   #underPressure = false;
@@ -288,11 +317,12 @@ export class Controller implements DecisionSource {
                 },
         allowed: r.allowed,
         rate,
-        observedP99Ms: r.stats.observedP99(nowMs),
+        observedP99Ms: r.stats.observedP99(nowMs, OBSERVED_WINDOW_MS),
         overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
         queuedRows: prev === undefined ? 0 : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
         state: this.#states.get(r.name) ?? INITIAL_STATE,
-        lastPredictedP99Ms: prev?.predictedP99Ms ?? Number.NaN,
+        windowPrediction: this.#windowPredicted(r.name, nowMs),
+        outcomes: this.#outcomesSince(r.name, r.stats.totals),
       });
     }
     // Admission's deadline check looks at the overhead of the last second or two, not the engine's 5 s window: it
@@ -339,8 +369,8 @@ export class Controller implements DecisionSource {
     if (runtime.ready) {
       const snap = this.snapshot();
       this.lastSnapshot = snap;
-      // The rate each route's decision plans for (the engine's max(instant, fast)): what a surge is measured against.
-      for (const r of snap.routes) this.#plannedRps.set(r.name, Math.max(r.rate.instant, r.rate.fast));
+      // The rate each route's decision plans for (the engine's): what a surge is measured against.
+      for (const r of snap.routes) this.#plannedRps.set(r.name, r.rate.now);
       const t0 = performance.now();
       result = decide(snap);
       this.lastDecideMs = performance.now() - t0;
@@ -361,11 +391,38 @@ export class Controller implements DecisionSource {
     }
   }
 
+  #windowPredicted(route: string, nowMs: number): { p99Ms: number; correction: number } {
+    return windowPrediction(this.#predicted.get(route) ?? [], nowMs, OBSERVED_WINDOW_MS);
+  }
+
+  /** Answered and late requests since the last snapshot (the engine checks its miss model against them). */
+  #outcomesSince(route: string, t: RouteTotals): { answered: number; missed: number } {
+    const prev = this.#lastTotals.get(route);
+    this.#lastTotals.set(route, t);
+    if (prev === undefined) return { answered: 0, missed: 0 };
+    return { answered: t.met + t.missed - prev.met - prev.missed, missed: t.missed - prev.missed };
+  }
+
+  #recordPrediction(route: string, nowMs: number, d: Decision): void {
+    let h = this.#predicted.get(route);
+    if (h === undefined) {
+      h = [];
+      this.#predicted.set(route, h);
+    }
+    h.push({ atMs: nowMs, p99Ms: d.predictedP99Ms, correction: d.inputs.correction });
+    // Keep the window (plus a second for its whole-second start) and the entry in force when it began.
+    const keepFrom = nowMs - OBSERVED_WINDOW_MS - 1000;
+    let drop = 0;
+    while (drop + 1 < h.length && (h[drop + 1] as Prediction).atMs <= keepFrom) drop++;
+    if (drop > 0) h.splice(0, drop);
+  }
+
   #apply(result: EngineResult, nowMs: number): void {
     const { metrics, logger, runtime, router } = this.#deps;
     for (const [route, d] of result.decisions) {
       const prev = this.#decisions.get(route);
       this.#decisions.set(route, d);
+      this.#recordPrediction(route, nowMs, d);
       const st = result.states.get(route);
       if (st !== undefined) this.#states.set(route, st);
       if (Number.isFinite(d.admissionRps)) {

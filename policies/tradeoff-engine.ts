@@ -75,6 +75,14 @@ export interface RouteEngineState {
   readonly ceilingRps: number;
   readonly ceilingUntilMs: number;
   readonly backoffMs: number;
+  /**
+   * Miss-risk calibration: misses seen, and misses the stall model expected for the decisions in force, both
+   * decayed (RISK_TAU_MS), and when they were last updated; the expected miss share of the decision made now.
+   */
+  readonly missesSeen: number;
+  readonly missesExpected: number;
+  readonly riskAtMs: number;
+  readonly riskPerRequest: number;
 }
 
 export const INITIAL_STATE: RouteEngineState = {
@@ -89,6 +97,10 @@ export const INITIAL_STATE: RouteEngineState = {
   ceilingRps: 0,
   ceilingUntilMs: Number.NEGATIVE_INFINITY,
   backoffMs: 0,
+  missesSeen: 0,
+  missesExpected: 0,
+  riskAtMs: Number.NaN,
+  riskPerRequest: 0,
 };
 
 /** Replica utilisation from which a latency breach is blamed on the replicas (a cheaper variant helps). */
@@ -107,6 +119,14 @@ export const BACKOFF_MAX_MS = 60_000;
 export const SURGE_FACTOR = 1.5;
 /** The backoff ceiling applies while the rate is at least this share of the rate it breached at. */
 const CEILING_RATE_SHARE = 0.8;
+/**
+ * Miss-risk calibration: seen and expected misses decay with this time constant; the scale on the stall model is
+ * (seen + prior) / (expected + prior), within these bounds. The prior keeps a few misses from moving it much.
+ */
+export const RISK_TAU_MS = 30_000;
+export const RISK_PRIOR = 3;
+export const RISK_SCALE_MIN = 0.25;
+export const RISK_SCALE_MAX = 20;
 /** Event-loop utilisation above which (with replicas not busy) the gateway, not the model, is the bottleneck. */
 export const GATEWAY_SATURATED = 0.85;
 
@@ -126,8 +146,13 @@ export interface RouteInput {
   readonly overheadMs: number;
   readonly queuedRows: number;
   readonly state: RouteEngineState;
-  /** The previous decision's predicted p99, to calibrate against the observed one. */
-  readonly lastPredictedP99Ms: number;
+  /**
+   * The highest p99 predicted by this route's decisions in force over the window observedP99Ms covers, and the
+   * correction it was made with: what the observed p99 is checked against to learn the correction.
+   */
+  readonly windowPrediction: { readonly p99Ms: number; readonly correction: number };
+  /** Requests answered, and answered late (after the route's p99 target), since the last decision. */
+  readonly outcomes: { readonly answered: number; readonly missed: number };
 }
 
 export interface EngineSnapshot {
@@ -200,6 +225,11 @@ interface Work {
   ceilingRps: number;
   ceilingUntilMs: number;
   backoffMs: number;
+  /** The stall model, scaled by what this route's misses showed (see calibrateRisk). */
+  readonly risk: Pick<EngineParams, 'stallShare' | 'stallMeanMs'>;
+  readonly riskScale: number;
+  readonly missesSeen: number;
+  readonly missesExpected: number;
   reason: string;
   /** What changed in the ladder since the last tick (for the reason), or ''. */
   ladderNote: string;
@@ -328,12 +358,12 @@ function preferred(w: Work, maxX: number, lambda: number, other: number, P: Engi
   if (obj === 'min-cost') return 0;
   if (obj === 'max-accuracy') {
     let best = maxX;
-    let bestU = expectedAccuracy(w, evaluate(w, maxX, lambda, other), P);
+    let bestU = expectedAccuracy(w, evaluate(w, maxX, lambda, other));
     for (let g = Math.ceil(maxX * 4 - 1e-9) - 1; g >= 0; g--) {
       // Expected accuracy never exceeds accuracy, which only falls further down the ladder: once a position's
       // accuracy cannot beat the best by the hysteresis, no lower one can (usually one or two plans, not twenty).
       if (ladderAccuracy(w, g / 4) <= bestU + P.riskHysteresis) break;
-      const u = expectedAccuracy(w, evaluate(w, g / 4, lambda, other), P);
+      const u = expectedAccuracy(w, evaluate(w, g / 4, lambda, other));
       if (u > bestU + P.riskHysteresis) {
         bestU = u;
         best = g / 4;
@@ -345,7 +375,7 @@ function preferred(w: Work, maxX: number, lambda: number, other: number, P: Engi
   let bestU = Number.NEGATIVE_INFINITY;
   for (let g = 0; g <= Math.round(maxX * GRID); g++) {
     const e = evaluate(w, g / GRID, lambda, other);
-    const u = expectedAccuracy(w, e, P) - w.input.utilityCostWeight * e.costPerMillion;
+    const u = expectedAccuracy(w, e) - w.input.utilityCostWeight * e.costPerMillion;
     if (u > bestU + 1e-12) {
       bestU = u;
       best = g / GRID;
@@ -373,19 +403,19 @@ export function missRisk(predictedP99Ms: number, utilisation: number, targetMs: 
 }
 
 /** Accuracy x the chance to answer in time: the share of offered requests answered correctly and on time. */
-function expectedAccuracy(w: Work, e: Eval, P: EngineParams): number {
+function expectedAccuracy(w: Work, e: Eval): number {
   if (!e.ok) return Number.NEGATIVE_INFINITY;
-  return accuracyOfEval(e) * (1 - missRisk(e.predictedP99Ms, e.utilisation + e.other, w.input.slo.p99Ms, P));
+  return accuracyOfEval(e) * (1 - missRisk(e.predictedP99Ms, e.utilisation + e.other, w.input.slo.p99Ms, w.risk));
 }
 
 /** Expected accuracy of x vs y (y above x) at a load: whether y gains anything (net of its risk), and why in words. */
-function riskGain(w: Work, x: number, y: number, lambda: number, other: number, P: EngineParams): { worth: boolean; why: string } {
+function riskGain(w: Work, x: number, y: number, lambda: number, other: number): { worth: boolean; why: string } {
   const ex = evaluate(w, x, lambda, other);
   const ey = evaluate(w, y, lambda, other);
-  const ux = expectedAccuracy(w, ex, P);
-  const uy = expectedAccuracy(w, ey, P);
-  const rx = missRisk(ex.predictedP99Ms, ex.utilisation + ex.other, w.input.slo.p99Ms, P);
-  const ry = missRisk(ey.predictedP99Ms, ey.utilisation + ey.other, w.input.slo.p99Ms, P);
+  const ux = expectedAccuracy(w, ex);
+  const uy = expectedAccuracy(w, ey);
+  const rx = missRisk(ex.predictedP99Ms, ex.utilisation + ex.other, w.input.slo.p99Ms, w.risk);
+  const ry = missRisk(ey.predictedP99Ms, ey.utilisation + ey.other, w.input.slo.p99Ms, w.risk);
   const why = `${mixName(ey.shares)} adds ${pts(accuracyOfEval(ey) - accuracyOfEval(ex))} of accuracy and ${pts(ry - rx)} of expected misses`;
   return { worth: uy > ux, why };
 }
@@ -398,11 +428,11 @@ function riskStepDown(w: Work, x: number, lambda: number, other: number, P: Engi
   // `lambda` (risk only grows with load), which bounds the risk without a plan of its own.
   const lost = ladderAccuracy(w, x) - ladderAccuracy(w, down);
   const bound = atLeast ?? evaluate(w, x, lambda, other);
-  if (bound.ok && accuracyOfEval(bound) * missRisk(bound.predictedP99Ms, bound.utilisation + bound.other, w.input.slo.p99Ms, P) <= lost + P.riskHysteresis) return undefined;
+  if (bound.ok && accuracyOfEval(bound) * missRisk(bound.predictedP99Ms, bound.utilisation + bound.other, w.input.slo.p99Ms, w.risk) <= lost + P.riskHysteresis) return undefined;
   const eDown = evaluate(w, down, lambda, other);
   const eNow = bound === atLeast ? evaluate(w, x, lambda, other) : bound;
-  if (expectedAccuracy(w, eDown, P) <= expectedAccuracy(w, eNow, P) + P.riskHysteresis) return undefined;
-  return { x: preferred(w, down, lambda, other, P), why: `at ${lambda.toFixed(0)} req/s ${riskGain(w, down, x, lambda, other, P).why}: stepping down` };
+  if (expectedAccuracy(w, eDown) <= expectedAccuracy(w, eNow) + P.riskHysteresis) return undefined;
+  return { x: preferred(w, down, lambda, other, P), why: `at ${lambda.toFixed(0)} req/s ${riskGain(w, down, x, lambda, other).why}: stepping down` };
 }
 
 /** Accuracy of a ladder position (share-weighted over its two rungs), without planning. */
@@ -433,13 +463,41 @@ function mixName(shares: readonly VariantShare[]): string {
     .join(' + ');
 }
 
-/** Updates the learned correction from observed vs predicted p99 (only when observations exist). */
-export function nextCorrection(current: number, observedMs: number, predictedMs: number): number {
+/**
+ * Updates the learned correction from observed vs predicted p99 (only when observations exist). `predictedWith` is
+ * the correction the prediction was made with (an earlier tick's): the one the observation implies is that times
+ * the ratio. Scaling the current correction instead compounded it, tick after tick, against the same old prediction.
+ */
+export function nextCorrection(current: number, observedMs: number, predictedMs: number, predictedWith = current): number {
   if (!Number.isFinite(observedMs) || !Number.isFinite(predictedMs) || predictedMs <= 0) return Math.max(1, current * 0.98);
   const ratio = observedMs / predictedMs;
-  if (ratio > 1.1) return Math.min(3, 0.5 * current + 0.5 * Math.min(3, current * ratio));
+  if (ratio > 1.1) return Math.min(3, 0.5 * current + 0.5 * Math.min(3, predictedWith * ratio));
   if (ratio < 0.8) return Math.max(1, current * 0.95);
   return current;
+}
+
+/**
+ * Checks the stall model against what happened: the misses seen since the last decision against the ones the
+ * decision in force expected (its miss share x the requests answered), both decayed over RISK_TAU_MS. Their ratio
+ * scales the stall model for this route: a host that stalls more than calibrated (a slower sitting, a neighbour)
+ * makes the engine keep more headroom, one that stalls less lets it take more accuracy. Not learnt while a surge is in
+ * the window: those misses come from the reaction to the surge, which the stall model does not describe.
+ */
+export function calibrateRisk(
+  state: Pick<RouteEngineState, 'missesSeen' | 'missesExpected' | 'riskAtMs' | 'riskPerRequest'>,
+  outcomes: { readonly answered: number; readonly missed: number },
+  nowMs: number,
+  learn: boolean,
+): { missesSeen: number; missesExpected: number; scale: number } {
+  const decay = Number.isFinite(state.riskAtMs) ? Math.exp(-Math.max(0, nowMs - state.riskAtMs) / RISK_TAU_MS) : 1;
+  let seen = state.missesSeen * decay;
+  let expected = state.missesExpected * decay;
+  if (learn) {
+    seen += outcomes.missed;
+    expected += outcomes.answered * state.riskPerRequest;
+  }
+  const scale = Math.min(RISK_SCALE_MAX, Math.max(RISK_SCALE_MIN, (seen + RISK_PRIOR) / (expected + RISK_PRIOR)));
+  return { missesSeen: seen, missesExpected: expected, scale };
 }
 
 function priorityWeight(p: number): number {
@@ -453,8 +511,8 @@ export function decide(s: EngineSnapshot): EngineResult {
 
   for (const r of s.routes) {
     const models = s.variants.get(r.model) ?? new Map<string, VariantModel>();
-    // Downgrades plan for the rate now (this tick's, or the 1 s average when higher).
-    const lambdaUp = Math.max(r.rate.instant, r.rate.fast);
+    // Downgrades plan for the rate now (the 1 s average, or this tick's when significantly higher: a step).
+    const lambdaUp = r.rate.now;
     if (r.policy.kind === 'fixed') {
       const v = models.get(r.policy.variant);
       const util = v === undefined ? 0 : utilisationAt(v, lambdaUp, s.slots, r.policy.maxBatch);
@@ -468,8 +526,9 @@ export function decide(s: EngineSnapshot): EngineResult {
     const surgeInWindow = r.rate.peak > SURGE_FACTOR * Math.max(r.rate.slow, 1);
     const correction =
       s.replicaUtilisation >= REPLICA_BUSY && s.gatewayUtilisation < GATEWAY_SATURATED && !surgeInWindow
-        ? nextCorrection(r.state.correction, r.observedP99Ms, r.lastPredictedP99Ms)
+        ? nextCorrection(r.state.correction, r.observedP99Ms, r.windowPrediction.p99Ms, r.windowPrediction.correction)
         : Math.max(1, r.state.correction * 0.98);
+    const calib = calibrateRisk(r.state, r.outcomes, s.nowMs, !surgeInWindow);
     const budgetMs = (1 - P.margin) * r.slo.p99Ms;
     const variants = r.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
     // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
@@ -511,7 +570,7 @@ export function decide(s: EngineSnapshot): EngineResult {
         burstiness: r.rate.burstiness,
         overheadMs: r.overheadMs,
         correction,
-        maxUtilisation: P.upgradeUtilisation,
+        maxUtilisation: Math.min(P.upgradeUtilisation, P.maxUtilisation),
         budgetMs: (1 - P.upgradeMargin) * r.slo.p99Ms,
         otherUtilisation: 0,
       },
@@ -533,6 +592,10 @@ export function decide(s: EngineSnapshot): EngineResult {
       ceilingRps: r.state.ceilingRps,
       ceilingUntilMs: ladderNote === '' ? r.state.ceilingUntilMs : Number.NEGATIVE_INFINITY,
       backoffMs: r.state.backoffMs,
+      risk: { stallShare: P.stallShare * calib.scale, stallMeanMs: P.stallMeanMs },
+      riskScale: calib.scale,
+      missesSeen: calib.missesSeen,
+      missesExpected: calib.missesExpected,
       reason: '',
       ladderNote,
       hopeless: ladder.length === 0,
@@ -706,7 +769,7 @@ export function decide(s: EngineSnapshot): EngineResult {
             const predNext = next > xNow + 1e-9 ? evaluate(w, next, lambdaDown, other).predictedP99Ms : predNow;
             const scaled = Number.isFinite(r.observedP99Ms) ? r.observedP99Ms + Math.max(0, predNext - predNow) : 0;
             // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
-            const gain = next > xNow + 1e-9 && r.objective === 'max-accuracy' ? riskGain(w, xNow, next, r.rate.slow, other, P) : undefined;
+            const gain = next > xNow + 1e-9 && r.objective === 'max-accuracy' ? riskGain(w, xNow, next, r.rate.slow, other) : undefined;
             if (next <= xNow + 1e-9) {
               w.position = xNow;
               w.reason = `steady: backing off for ${((w.ceilingUntilMs - s.nowMs) / 1000).toFixed(0)} s from where p99 broke the target at ${w.ceilingRps.toFixed(0)} req/s (backoff ${(w.backoffMs / 1000).toFixed(0)} s)`;
@@ -825,6 +888,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       replicas: s.slots,
       overheadMs: r.overheadMs,
       correction: w.correction,
+      missRiskScale: w.riskScale,
       gatewayUtilisation: s.gatewayUtilisation,
       replicaUtilisation: s.replicaUtilisation,
     };
@@ -854,6 +918,11 @@ export function decide(s: EngineSnapshot): EngineResult {
         ceilingRps: 0,
         ceilingUntilMs: Number.NEGATIVE_INFINITY,
         backoffMs: w.backoffMs,
+        missesSeen: w.missesSeen,
+        missesExpected: w.missesExpected,
+        riskAtMs: s.nowMs,
+        // A probe is expected to miss: nothing can hold the target.
+        riskPerRequest: 0,
       });
       continue;
     }
@@ -889,6 +958,11 @@ export function decide(s: EngineSnapshot): EngineResult {
       ceilingRps: w.ceilingRps,
       ceilingUntilMs: w.ceilingUntilMs,
       backoffMs: w.backoffMs,
+      missesSeen: w.missesSeen,
+      missesExpected: w.missesExpected,
+      riskAtMs: s.nowMs,
+      // The unscaled model's expectation: calibration compares what happens with it.
+      riskPerRequest: missRisk(e.predictedP99Ms, e.utilisation + e.other, r.slo.p99Ms, P),
     });
   }
 
@@ -907,6 +981,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       replicas: s.slots,
       overheadMs: r.overheadMs,
       correction: 1,
+      missRiskScale: 1,
       gatewayUtilisation: s.gatewayUtilisation,
       replicaUtilisation: s.replicaUtilisation,
     };
@@ -924,7 +999,7 @@ export function decide(s: EngineSnapshot): EngineResult {
         maxUtilisation: 1,
         budgetMs: Number.POSITIVE_INFINITY,
       };
-      const p = plan({ ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) }, Math.max(r.rate.instant, r.rate.fast), ctx);
+      const p = plan({ ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) }, r.rate.now, ctx);
       predicted = p.predictedP99Ms;
       cost = costPerMillion(v, p.batch);
       inputs.capacityRps = capacityRps(v, Math.min(v.maxBatch, pol.maxBatch), { slots: s.slots, otherUtilisation: other, maxUtilisation: 1 });

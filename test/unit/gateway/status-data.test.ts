@@ -34,6 +34,7 @@ function decision(patch: Partial<Decision> = {}): Decision {
       replicas: 1,
       overheadMs: 1,
       correction: 1,
+      missRiskScale: 1,
       gatewayUtilisation: 0.1,
       replicaUtilisation: 0.2,
     },

@@ -8,12 +8,17 @@ import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
   BREACH_COOLDOWN_MS,
+  calibrateRisk,
   DEFAULT_ENGINE_PARAMS,
   decide,
   type EngineSnapshot,
   INITIAL_STATE,
   missRisk,
   nextCorrection,
+  RISK_PRIOR,
+  RISK_SCALE_MAX,
+  RISK_SCALE_MIN,
+  RISK_TAU_MS,
   type RouteEngineState,
   type RouteInput,
 } from '../../../policies/tradeoff-engine.js';
@@ -32,7 +37,8 @@ function variant(name: string, accuracy: number, baseMs: number, perRowMs: numbe
 const FAMILY = [variant('tiny', 0.91, 0.1, 0.005), variant('small', 0.94, 0.12, 0.01), variant('cnn', 0.985, 0.15, 0.03), variant('large', 0.992, 0.3, 1.2)];
 
 function rate(rps: number, extra: Partial<RateSnapshot> = {}): RateSnapshot {
-  return { instant: rps, fast: rps, slow: rps, peak: rps, burstiness: 1, ...extra };
+  const instant = extra.instant ?? rps;
+  return { instant, fast: rps, slow: rps, peak: rps, burstiness: 1, ...extra, now: extra.now ?? Math.max(instant, extra.fast ?? rps) };
 }
 
 function routeInput(over: Partial<RouteInput> = {}): RouteInput {
@@ -50,7 +56,8 @@ function routeInput(over: Partial<RouteInput> = {}): RouteInput {
     overheadMs: 0.5,
     queuedRows: 0,
     state: INITIAL_STATE,
-    lastPredictedP99Ms: Number.NaN,
+    windowPrediction: { p99Ms: Number.NaN, correction: 1 },
+    outcomes: { answered: 0, missed: 0 },
     ...over,
   };
 }
@@ -123,6 +130,12 @@ describe('latency model', () => {
     assert.equal(nextCorrection(1, 10.5, 10), 1);
     assert.ok(nextCorrection(2, 5, 10) < 2);
     assert.ok(nextCorrection(3, 1000, 1) <= 3, 'bounded');
+    // Against a prediction made with an earlier, smaller correction, the implied correction is that one times the
+    // ratio: the current correction moves towards it, and the same old prediction does not compound it tick by tick.
+    let c = 1;
+    for (let tick = 0; tick < 20; tick++) c = nextCorrection(c, 13, 10, 1);
+    assert.ok(Math.abs(c - 1.3) < 0.01, `converges on 1.3, not 3: ${c}`);
+    assert.ok(nextCorrection(1.5, 13, 10, 1) < 1.5, 'an older, lower prediction pulls an over-learnt correction back');
   });
 });
 
@@ -451,7 +464,7 @@ describe('decide', () => {
   test('the latency correction is learnt at a steady rate, not from the queue a surge builds before the engine reacts', () => {
     // Replicas busy, the observed p99 twice the last prediction: at a steady rate that is a model error to learn.
     const busy = { replicaUtilisation: 0.7 };
-    const over = { observedP99Ms: 20, lastPredictedP99Ms: 10, state: settled(2) };
+    const over = { observedP99Ms: 20, windowPrediction: { p99Ms: 10, correction: 1 }, state: settled(2) };
     const steady = decide(snapshot([routeInput({ ...over, rate: rate(300) })], busy));
     assert.ok((steady.states.get('r')?.correction ?? 1) > 1.2, `learnt: ${steady.states.get('r')?.correction}`);
     // The same breach with a 3x step in the last seconds (peak rate far over the 5 s average): not learnt.
@@ -470,5 +483,34 @@ describe('decide', () => {
     // On a host that stalls a quarter as often (the default since that fix), 75% large is worth it at 500 req/s.
     const steadier = decide(snapshot([routeInput({ rate: rate(500), state: settled(2.5, { upStreak: 3 }) })]));
     assert.equal(steadier.states.get('r')?.position, 2.75);
+  });
+
+  test('calibrateRisk: misses over what the stall model expected scale it up, fewer scale it down, both decay', () => {
+    const fresh = { missesSeen: 0, missesExpected: 0, riskAtMs: Number.NaN, riskPerRequest: 0.002 };
+    // 10,000 answers at 0.2% expected: 20 misses expected, 80 seen.
+    const worse = calibrateRisk(fresh, { answered: 10_000, missed: 80 }, 0, true);
+    assert.equal(worse.missesExpected, 20);
+    assert.ok(Math.abs(worse.scale - (80 + RISK_PRIOR) / (20 + RISK_PRIOR)) < 1e-12);
+    const better = calibrateRisk(fresh, { answered: 10_000, missed: 2 }, 0, true);
+    // (2 + 3) / (20 + 3) = 0.22, under the floor.
+    assert.equal(better.scale, RISK_SCALE_MIN);
+    // Nothing learnt (a surge in the window): the sums only decay, by e after RISK_TAU_MS.
+    const later = calibrateRisk({ ...worse, riskAtMs: 0, riskPerRequest: 0.002 }, { answered: 10_000, missed: 500 }, RISK_TAU_MS, false);
+    assert.ok(Math.abs(later.missesSeen - 80 / Math.E) < 1e-9 && Math.abs(later.missesExpected - 20 / Math.E) < 1e-9);
+    // Bounded.
+    assert.equal(calibrateRisk(fresh, { answered: 100, missed: 10_000 }, 0, true).scale, RISK_SCALE_MAX);
+  });
+
+  test('the engine weighs upgrades with the stall model its own misses calibrated', () => {
+    // With the default stall model, 75% large at 500 req/s from 2.5 is worth its risk (see above); on a route that
+    // saw four times the misses the model expected, it is not, and the decision says by how much the model was scaled.
+    const missy = settled(2.5, { upStreak: 3, missesSeen: 4 * 100 + 3 * RISK_PRIOR, missesExpected: 100, riskAtMs: 100_000 });
+    const r = decide(snapshot([routeInput({ rate: rate(500), state: missy })]));
+    assert.equal(r.states.get('r')?.position, 2.5, r.decisions.get('r')?.reason);
+    assert.match(r.decisions.get('r')?.reason ?? '', /not worth its risk/);
+    assert.ok(Math.abs((r.decisions.get('r')?.inputs.missRiskScale ?? 0) - 4) < 1e-9);
+    // The next state carries the decision's own expected miss share, for the next tick's check.
+    const risk = r.states.get('r')?.riskPerRequest ?? 0;
+    assert.ok(risk > 0 && risk < 0.01, `risk per request ${risk}`);
   });
 });
