@@ -29,7 +29,7 @@ function variant(i: number): VariantModel {
 }
 
 const family = Array.from({ length: V }, (_, i) => variant(i));
-const rate = (rps: number): RateSnapshot => ({ instant: rps, fast: rps, now: rps, slow: rps, peak: rps, burstiness: 1.3 });
+const rate = (rps: number): RateSnapshot => ({ instant: rps, fast: rps, slow: rps, peak: rps, burstiness: 1.3 });
 
 function routes(states: Map<string, RouteEngineState> | undefined, load: number): RouteInput[] {
   return Array.from({ length: R }, (_, i) => ({

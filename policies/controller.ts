@@ -369,8 +369,8 @@ export class Controller implements DecisionSource {
     if (runtime.ready) {
       const snap = this.snapshot();
       this.lastSnapshot = snap;
-      // The rate each route's decision plans for (the engine's): what a surge is measured against.
-      for (const r of snap.routes) this.#plannedRps.set(r.name, r.rate.now);
+      // The rate each route's decision plans for (the engine's max(instant, fast)): what a surge is measured against.
+      for (const r of snap.routes) this.#plannedRps.set(r.name, Math.max(r.rate.instant, r.rate.fast));
       const t0 = performance.now();
       result = decide(snap);
       this.lastDecideMs = performance.now() - t0;

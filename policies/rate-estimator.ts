@@ -8,15 +8,9 @@ export interface RateSnapshot {
   readonly instant: number;
   /** Requests/s over the fast horizon. */
   readonly fast: number;
-  /**
-   * The rate to plan for now: the tick's rate when it is significantly above what the fast rate predicts (a step or a
-   * burst: 3 standard deviations of the count, with the measured dispersion), else the fast rate. A Poisson stream's
-   * tick rate alone strays 8% at 600 req/s; planned for, it read as a surge every few ticks near capacity.
-   */
-  readonly now: number;
   /** Requests/s over the slow horizon. */
   readonly slow: number;
-  /** Highest `now` over the last peak window (~5 s): what upgrades must still hold. */
+  /** Highest per-tick rate over the last peak window (~5 s): what upgrades must still hold. */
   readonly peak: number;
   /** Index of dispersion of arrival counts (1 for Poisson, larger when bursty). */
   readonly burstiness: number;
@@ -34,7 +28,6 @@ export class RateEstimator {
   #fast = 0;
   #slow = 0;
   #instant = 0;
-  #now = 0;
   readonly #peakWindowMs: number;
   #recent: { atMs: number; rate: number }[] = [];
   #lastMs: number | undefined;
@@ -110,7 +103,7 @@ export class RateEstimator {
     if (this.#lastMs === undefined) {
       this.#lastMs = nowMs;
       this.#pending = 0;
-      return { instant: 0, fast: 0, now: 0, slow: 0, peak: 0, burstiness: 1 };
+      return { instant: 0, fast: 0, slow: 0, peak: 0, burstiness: 1 };
     }
     const dt = nowMs - this.#lastMs;
     if (dt > 0) {
@@ -119,24 +112,29 @@ export class RateEstimator {
       // face value only when it is significant (4 standard deviations over the fast rate's expectation, with the
       // measured dispersion, never less than Poisson's); otherwise the fast rate fills the rest of the span.
       let inst = (this.#pending * 1000) / dt;
-      const expected = (this.#fast * dt) / 1000;
-      const noise = Math.sqrt(Math.max(1, expected * Math.max(1, this.burstiness)));
-      if (dt < MIN_INSTANT_MS && this.#pending < expected + 4 * noise) inst = (this.#pending * 1000 + this.#fast * (MIN_INSTANT_MS - dt)) / MIN_INSTANT_MS;
-      const significant = this.#pending >= expected + 3 * noise;
+      if (dt < MIN_INSTANT_MS) {
+        const expected = (this.#fast * dt) / 1000;
+        if (this.#pending < expected + 4 * Math.sqrt(Math.max(1, expected * Math.max(1, this.burstiness))))
+          inst = (this.#pending * 1000 + this.#fast * (MIN_INSTANT_MS - dt)) / MIN_INSTANT_MS;
+      }
       this.#instant = inst;
       const af = 1 - Math.exp(-dt / this.#fastTauMs);
       const as = 1 - Math.exp(-dt / this.#slowTauMs);
       this.#fast += af * (inst - this.#fast);
       this.#slow += as * (inst - this.#slow);
-      this.#now = significant ? Math.max(inst, this.#fast) : this.#fast;
       this.#pending = 0;
       this.#lastMs = nowMs;
     }
-    this.#recent.push({ atMs: nowMs, rate: this.#now });
+    // A tick's rate is noisy (a few dozen arrivals): the peak is taken over instants averaged with their neighbour.
+    this.#recent.push({ atMs: nowMs, rate: this.#instant });
     while (this.#recent.length > 0 && (this.#recent[0] as { atMs: number }).atMs < nowMs - this.#peakWindowMs) this.#recent.shift();
     let peak = 0;
-    for (const r of this.#recent) peak = Math.max(peak, r.rate);
-    return { instant: this.#instant, fast: this.#fast, now: this.#now, slow: this.#slow, peak, burstiness: this.burstiness };
+    for (let i = 0; i < this.#recent.length; i++) {
+      const a = (this.#recent[i] as { rate: number }).rate;
+      const b = i > 0 ? (this.#recent[i - 1] as { rate: number }).rate : a;
+      peak = Math.max(peak, (a + b) / 2);
+    }
+    return { instant: this.#instant, fast: this.#fast, slow: this.#slow, peak, burstiness: this.burstiness };
   }
 
   get burstiness(): number {

@@ -515,8 +515,8 @@ export function decide(s: EngineSnapshot): EngineResult {
 
   for (const r of s.routes) {
     const models = s.variants.get(r.model) ?? new Map<string, VariantModel>();
-    // Downgrades plan for the rate now (the 1 s average, or this tick's when significantly higher: a step).
-    const lambdaUp = r.rate.now;
+    // Downgrades plan for the rate now (this tick's, or the 1 s average when higher).
+    const lambdaUp = Math.max(r.rate.instant, r.rate.fast);
     if (r.policy.kind === 'fixed') {
       const v = models.get(r.policy.variant);
       const util = v === undefined ? 0 : utilisationAt(v, lambdaUp, s.slots, r.policy.maxBatch);
@@ -1003,7 +1003,7 @@ export function decide(s: EngineSnapshot): EngineResult {
         maxUtilisation: 1,
         budgetMs: Number.POSITIVE_INFINITY,
       };
-      const p = plan({ ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) }, r.rate.now, ctx);
+      const p = plan({ ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) }, Math.max(r.rate.instant, r.rate.fast), ctx);
       predicted = p.predictedP99Ms;
       cost = costPerMillion(v, p.batch);
       inputs.capacityRps = capacityRps(v, Math.min(v.maxBatch, pol.maxBatch), { slots: s.slots, otherUtilisation: other, maxUtilisation: 1 });

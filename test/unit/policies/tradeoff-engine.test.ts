@@ -37,8 +37,7 @@ function variant(name: string, accuracy: number, baseMs: number, perRowMs: numbe
 const FAMILY = [variant('tiny', 0.91, 0.1, 0.005), variant('small', 0.94, 0.12, 0.01), variant('cnn', 0.985, 0.15, 0.03), variant('large', 0.992, 0.3, 1.2)];
 
 function rate(rps: number, extra: Partial<RateSnapshot> = {}): RateSnapshot {
-  const instant = extra.instant ?? rps;
-  return { instant, fast: rps, slow: rps, peak: rps, burstiness: 1, ...extra, now: extra.now ?? Math.max(instant, extra.fast ?? rps) };
+  return { instant: rps, fast: rps, slow: rps, peak: rps, burstiness: 1, ...extra };
 }
 
 function routeInput(over: Partial<RouteInput> = {}): RouteInput {
