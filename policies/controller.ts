@@ -60,6 +60,11 @@ const MIN_UTILISATION_WINDOW_MS = 100;
  * step that lands just after a tick would otherwise build a tick's worth of backlog on a variant too slow for it.
  */
 const SURGE_MIN_MS = 40;
+const SURGE_MIN_ARRIVALS = 24;
+const SURGE_FACTOR = 1.5;
+/** The window of the observed p99 the engine reads (RouteStats.observedP99's default). */
+const OBSERVED_WINDOW_MS = 5000;
+
 /** A decision's predicted p99 and the latency correction it was made with. */
 export interface Prediction {
   readonly atMs: number;
@@ -83,10 +88,6 @@ export function windowPrediction(history: readonly Prediction[], nowMs: number, 
   }
   return best === undefined ? { p99Ms: Number.NaN, correction: 1 } : { p99Ms: best.p99Ms, correction: best.correction };
 }
-/** The window of the observed p99 the engine reads (RouteStats.observedP99's default). */
-const OBSERVED_WINDOW_MS = 5000;
-const SURGE_MIN_ARRIVALS = 24;
-const SURGE_FACTOR = 1.5;
 
 export function engineParams(c: EngineConfig): EngineParams {
   return { ...DEFAULT_ENGINE_PARAMS, margin: c.margin, maxUtilisation: c.maxUtilisation, upgradeTicks: c.upgradeTicks, upgradeHoldMs: c.upgradeHoldMs };

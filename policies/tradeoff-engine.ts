@@ -532,7 +532,8 @@ export function decide(s: EngineSnapshot): EngineResult {
       s.replicaUtilisation >= REPLICA_BUSY && s.gatewayUtilisation < GATEWAY_SATURATED && !surgeInWindow
         ? nextCorrection(r.state.correction, r.observedP99Ms, r.windowPrediction.p99Ms, r.windowPrediction.correction)
         : Math.max(1, r.state.correction * 0.98);
-    const calib = calibrateRisk(r.state, r.outcomes, s.nowMs, !surgeInWindow);
+    // Nor from a route nothing could serve (its probes were expected to miss; an empty ladder in the state).
+    const calib = calibrateRisk(r.state, r.outcomes, s.nowMs, !surgeInWindow && r.state.ladder.length > 0);
     const budgetMs = (1 - P.margin) * r.slo.p99Ms;
     const variants = r.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
     // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
@@ -925,7 +926,7 @@ export function decide(s: EngineSnapshot): EngineResult {
         missesSeen: w.missesSeen,
         missesExpected: w.missesExpected,
         riskAtMs: s.nowMs,
-        // A probe is expected to miss: nothing can hold the target.
+        // Probes are not checked against the model (nothing can hold the target): see calibrateRisk's call above.
         riskPerRequest: 0,
       });
       continue;

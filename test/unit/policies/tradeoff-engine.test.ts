@@ -513,5 +513,14 @@ describe('decide', () => {
     // The next state carries the decision's own expected miss share, for the next tick's check.
     const risk = r.states.get('r')?.riskPerRequest ?? 0;
     assert.ok(risk > 0 && risk < 0.01, `risk per request ${risk}`);
+    // Misses since the last tick count against the model; not the misses of a route nothing could serve (its
+    // probes: an empty ladder in the state), nor those of a surge.
+    const missed = { answered: 1000, missed: 100 };
+    const learnt = decide(snapshot([routeInput({ rate: rate(300), state: settled(3, { riskAtMs: 100_000 }), outcomes: missed })]));
+    assert.ok((learnt.decisions.get('r')?.inputs.missRiskScale ?? 1) > 10);
+    const probes = decide(snapshot([routeInput({ rate: rate(300), state: { ...INITIAL_STATE, ladder: [], riskAtMs: 100_000 }, outcomes: missed })]));
+    assert.equal(probes.decisions.get('r')?.inputs.missRiskScale, 1);
+    const surge = decide(snapshot([routeInput({ rate: rate(900, { slow: 300, peak: 900 }), state: settled(3, { riskAtMs: 100_000 }), outcomes: missed })]));
+    assert.equal(surge.decisions.get('r')?.inputs.missRiskScale, 1);
   });
 });
