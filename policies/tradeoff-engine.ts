@@ -681,15 +681,19 @@ export function decide(s: EngineSnapshot): EngineResult {
       w.upStreak = 0;
       w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target with replicas ${(s.replicaUtilisation * 100).toFixed(0)}% and event loop ${(s.gatewayUtilisation * 100).toFixed(0)}% busy: transient, holding`;
     } else {
-      const nowOk = evaluate(w, xNow, w.lambda, other).ok;
-      if (actOnBreach && !replicaBound && r.overheadMs > w.ctx.budgetMs / 3) {
-        // An observed breach while the replicas idle and the gateway's own overhead takes over a third of the budget
-        // (a cold start's first seconds: the gateway's code is not compiled yet; a stall): the time goes outside the
-        // model, so a cheaper variant would save little and cost accuracy for as long as the climb back takes. Hold
-        // (the gateway-saturation rule admits less when the event loop is the bottleneck for real).
+      const eNow = evaluate(w, xNow, w.lambda, other);
+      const nowOk = eNow.ok;
+      // The gateway's own overhead takes over a third of the budget while the replicas idle (a cold start's first
+      // seconds: the gateway's code is not compiled yet; a stall).
+      const overheadBound = !replicaBound && r.overheadMs > w.ctx.budgetMs / 3;
+      if (overheadBound && (actOnBreach || (!nowOk && eNow.utilisation + eNow.other < w.ctx.maxUtilisation))) {
+        // An observed breach, or a predicted one the replicas' load does not explain (the plan fails on latency, not on
+        // utilisation): the time goes outside the model, so a cheaper variant would save little and cost accuracy for
+        // as long as the climb back takes (a cold start into 0.6x C stepped down to 60% `cnn-small` and took 10 s
+        // back). Hold (the gateway-saturation rule admits less when the event loop is the bottleneck for real).
         w.position = xNow;
         w.upStreak = 0;
-        w.reason = `observed p99 ${fmt(r.observedP99Ms)} > target with gateway overhead ${fmt(r.overheadMs)} of the ${fmt(w.ctx.budgetMs)} budget and replicas ${(s.replicaUtilisation * 100).toFixed(0)}% busy: a cheaper variant would not help, holding`;
+        w.reason = `${actOnBreach ? `observed p99 ${fmt(r.observedP99Ms)} > target` : `predicted over budget at ${w.lambda.toFixed(0)} req/s`} with gateway overhead ${fmt(r.overheadMs)} of the ${fmt(w.ctx.budgetMs)} budget and replicas ${(s.replicaUtilisation * 100).toFixed(0)}% busy: a cheaper variant would not help, holding`;
       } else if (actOnBreach || !nowOk) {
         const xMaxUp = xMaxUpOf();
         // A surge (the rate at over 1.5x its 5 s average) lands where the stricter upgrade plan holds too: the profile

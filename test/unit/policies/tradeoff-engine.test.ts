@@ -426,6 +426,21 @@ describe('decide', () => {
     assert.ok((model.states.get('r')?.position ?? 3) < 3, model.decisions.get('r')?.reason);
   });
 
+  test('a violation predicted only because of the gateway overhead, with the replicas idle, does not downgrade', () => {
+    // A cold start into 300 req/s (a surge: the 5 s average is still low): with 16 ms of overhead `large` is predicted
+    // over the 22.5 ms budget though it would use a third of the replica. Hold.
+    const surge = { slow: 60, fast: 150, peak: 300 };
+    const cold = decide(snapshot([routeInput({ rate: rate(300, surge), overheadMs: 16, state: settled(3) })], { replicaUtilisation: 0.2 }));
+    assert.equal(cold.states.get('r')?.position, 3, cold.decisions.get('r')?.reason);
+    assert.match(cold.decisions.get('r')?.reason ?? '', /predicted over budget at 300 req\/s with gateway overhead 16\.0 ms .* a cheaper variant would not help, holding/);
+    // The same overhead at a load `large` cannot carry (the plan fails on utilisation): step down.
+    const over = decide(snapshot([routeInput({ rate: rate(900, surge), overheadMs: 16, state: settled(3) })], { replicaUtilisation: 0.2 }));
+    assert.ok((over.states.get('r')?.position ?? 3) < 3, over.decisions.get('r')?.reason);
+    // And with a normal overhead the prediction is about the load: it is acted on as before.
+    const warm = decide(snapshot([routeInput({ rate: rate(900, surge), overheadMs: 0.5, state: settled(3) })], { replicaUtilisation: 0.2 }));
+    assert.ok((warm.states.get('r')?.position ?? 3) < 3);
+  });
+
   test('miss risk grows as the slack shrinks and as utilisation rises, and is certain for an unbounded plan', () => {
     const P = DEFAULT_ENGINE_PARAMS;
     assert.ok(missRisk(5, 0.2, 25, P) < missRisk(15, 0.2, 25, P), 'less slack, more risk');
