@@ -322,7 +322,7 @@ export class Controller implements DecisionSource {
         overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
         queuedRows: prev === undefined ? 0 : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
         state: this.#states.get(r.name) ?? INITIAL_STATE,
-        windowPrediction: this.#windowPredicted(r.name, nowMs),
+        windowPrediction: windowPrediction(this.#predicted.get(r.name) ?? [], nowMs, OBSERVED_WINDOW_MS),
         outcomes: this.#outcomesSince(r.name, r.stats.totals),
       });
     }
@@ -390,10 +390,6 @@ export class Controller implements DecisionSource {
       if (s.variant === target || s.share <= 0 || after >= s.share - 1e-9) continue;
       this.#deps.runtime.scheduler.migrate(model, s.variant, target, route, (s.share - after) / s.share);
     }
-  }
-
-  #windowPredicted(route: string, nowMs: number): { p99Ms: number; correction: number } {
-    return windowPrediction(this.#predicted.get(route) ?? [], nowMs, OBSERVED_WINDOW_MS);
   }
 
   /** Answered and late requests since the last snapshot (the engine checks its miss model against them). */

@@ -231,9 +231,7 @@ interface Work {
   backoffMs: number;
   /** The stall model, scaled by what this route's misses showed (see calibrateRisk). */
   readonly risk: Pick<EngineParams, 'stallShare' | 'stallMeanMs'>;
-  readonly riskScale: number;
-  readonly missesSeen: number;
-  readonly missesExpected: number;
+  readonly calib: RiskCalibration;
   reason: string;
   /** What changed in the ladder since the last tick (for the reason), or ''. */
   ladderNote: string;
@@ -480,6 +478,13 @@ export function nextCorrection(current: number, observedMs: number, predictedMs:
   return current;
 }
 
+/** Decayed misses seen and expected, and the scale they put on the stall model. */
+export interface RiskCalibration {
+  readonly missesSeen: number;
+  readonly missesExpected: number;
+  readonly scale: number;
+}
+
 /**
  * Checks the stall model against what happened: the misses seen since the last decision against the ones the
  * decision in force expected (its miss share x the requests answered), both decayed over RISK_TAU_MS. Their ratio
@@ -492,7 +497,7 @@ export function calibrateRisk(
   outcomes: { readonly answered: number; readonly missed: number },
   nowMs: number,
   learn: boolean,
-): { missesSeen: number; missesExpected: number; scale: number } {
+): RiskCalibration {
   const decay = Number.isFinite(state.riskAtMs) ? Math.exp(-Math.max(0, nowMs - state.riskAtMs) / RISK_TAU_MS) : 1;
   let seen = state.missesSeen * decay;
   let expected = state.missesExpected * decay;
@@ -598,9 +603,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       ceilingUntilMs: ladderNote === '' ? r.state.ceilingUntilMs : Number.NEGATIVE_INFINITY,
       backoffMs: r.state.backoffMs,
       risk: { stallShare: P.stallShare * calib.scale, stallMeanMs: P.stallMeanMs },
-      riskScale: calib.scale,
-      missesSeen: calib.missesSeen,
-      missesExpected: calib.missesExpected,
+      calib,
       reason: '',
       ladderNote,
       hopeless: ladder.length === 0,
@@ -897,7 +900,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       replicas: s.slots,
       overheadMs: r.overheadMs,
       correction: w.correction,
-      missRiskScale: w.riskScale,
+      missRiskScale: w.calib.scale,
       gatewayUtilisation: s.gatewayUtilisation,
       replicaUtilisation: s.replicaUtilisation,
     };
@@ -927,8 +930,8 @@ export function decide(s: EngineSnapshot): EngineResult {
         ceilingRps: 0,
         ceilingUntilMs: Number.NEGATIVE_INFINITY,
         backoffMs: w.backoffMs,
-        missesSeen: w.missesSeen,
-        missesExpected: w.missesExpected,
+        missesSeen: w.calib.missesSeen,
+        missesExpected: w.calib.missesExpected,
         riskAtMs: s.nowMs,
         // Probes are not checked against the model (nothing can hold the target): see calibrateRisk's call above.
         riskPerRequest: 0,
@@ -967,8 +970,8 @@ export function decide(s: EngineSnapshot): EngineResult {
       ceilingRps: w.ceilingRps,
       ceilingUntilMs: w.ceilingUntilMs,
       backoffMs: w.backoffMs,
-      missesSeen: w.missesSeen,
-      missesExpected: w.missesExpected,
+      missesSeen: w.calib.missesSeen,
+      missesExpected: w.calib.missesExpected,
       riskAtMs: s.nowMs,
       // The unscaled model's expectation: calibration compares what happens with it.
       riskPerRequest: missRisk(e.predictedP99Ms, e.utilisation + e.other, r.slo.p99Ms, P),
