@@ -10,6 +10,7 @@ import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { buildServer } from './gateway/server.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
+import { warmUp, warmupTargets } from './gateway/warmup.js';
 import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
@@ -61,9 +62,32 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   });
   const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
   router.setDecisionSource(controller);
-  const app = await buildServer({ config, runtime, router, controller, metrics, clock, version: VERSION, logger, admitting: () => admitting, wallOffsetMs, tracing });
+  let warming = false;
+  const app = await buildServer({
+    config,
+    runtime,
+    router,
+    controller,
+    metrics,
+    clock,
+    version: VERSION,
+    logger,
+    admitting: () => admitting,
+    wallOffsetMs,
+    tracing,
+    warming: () => warming,
+  });
   try {
     await runtime.start();
+    // Before the engine starts (no decision yet: routes send to their most accurate variant, nothing is admitted or
+    // accounted) and before the server listens (nothing else can arrive).
+    warming = true;
+    const targets = warmupTargets(router.routes.values(), (model) => runtime.repository.model(model).signature);
+    const w = await warmUp(app, targets, config.server.warmup, clock).finally(() => {
+      warming = false;
+    });
+    metrics.forgetWarmup();
+    if (w.requests > 0) logger.info({ requests: w.requests, failed: w.failed, ms: Math.round(w.ms) }, 'request path warmed');
   } catch (err) {
     await runtime.close();
     await tracing.shutdown();

@@ -82,6 +82,17 @@ export const ServerSchema = z.strictObject({
   drainTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
   /** Bearer token for /admin; without one, admin answers only on loopback. */
   adminToken: z.string().min(8).optional(),
+  /**
+   * Synthetic requests through the real request path before the server listens, so that the first clients do not
+   * pay for compiling it (and the engine does not read that as load). requests: 0 turns it off.
+   */
+  warmup: z
+    .strictObject({
+      requests: z.number().int().min(0).max(100_000).default(1000),
+      maxMs: z.number().int().min(0).max(120_000).default(5000),
+      concurrency: z.number().int().min(1).max(256).default(16),
+    })
+    .prefault({}),
 });
 
 export const RemoteReplicaSchema = z.strictObject({

@@ -154,6 +154,14 @@ export class Metrics {
     this.decisionChanges.labels(route).inc(0);
   }
 
+  /**
+   * Forgets what the start-up warm-up left in the runtime's per-batch series. It runs before the server listens, so
+   * no scrape has seen them: to Prometheus this is the same as never counting them.
+   */
+  forgetWarmup(): void {
+    for (const m of [this.queueDuration, this.inferenceDuration, this.batchSize, this.moved]) m.reset();
+  }
+
   /** Registers the scrape-time refresh of one of this registry's gauges. */
   onCollect(gauge: Gauge<string>, fn: () => void): void {
     this.#collectors.set(gauge, fn);

@@ -33,6 +33,8 @@ export interface ServerDeps {
   readonly wallOffsetMs?: number;
   /** OpenTelemetry tracing (off when absent). */
   readonly tracing?: Tracing | undefined;
+  /** True while the start-up warm-up runs: its requests stay out of SLO accounting, the request log and traces. */
+  readonly warming?: () => boolean;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -54,9 +56,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
   const admitting = deps.admitting ?? (() => true);
+  const warming = deps.warming ?? (() => false);
   // First: the HTTP span wraps every route registered after it.
-  await deps.tracing?.install(app);
-  if (config.server.requestLog) installRequestLog(app, deps.tracing);
+  await deps.tracing?.install(app, warming);
+  if (config.server.requestLog) installRequestLog(app, deps.tracing, warming);
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
@@ -71,7 +74,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => sendError(reply, new SlogateError('SLOGATE_ERR_NOT_FOUND', `no endpoint ${req.method} ${req.url.split('?')[0]}`)));
 
   await app.register(metadataPlugin, { router: deps.router, runtime: deps.runtime, version: deps.version, admitting });
-  await app.register(inferPlugin, { router: deps.router, runtime: deps.runtime, clock: deps.clock, bodyLimitBytes: config.server.bodyLimitBytes });
+  await app.register(inferPlugin, { router: deps.router, runtime: deps.runtime, clock: deps.clock, bodyLimitBytes: config.server.bodyLimitBytes, warming });
 
   const log: Logger = deps.logger ?? { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, child: () => log };
   if (config.server.adminToken === undefined) log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');

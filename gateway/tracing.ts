@@ -131,8 +131,11 @@ export interface Tracing {
   readonly enabled: boolean;
   /** Hooks for the runtime (undefined when off, so the scheduler calls nothing). */
   readonly hooks: TracingHooks | undefined;
-  /** Adds the HTTP span to every route registered afterwards; call first in buildServer. */
-  install(app: FastifyInstance): Promise<void>;
+  /**
+   * Adds the HTTP span to every route registered afterwards; call first in buildServer. No span while `skip()` is
+   * true (the start-up warm-up).
+   */
+  install(app: FastifyInstance, skip?: () => boolean): Promise<void>;
   /** trace_id/span_id of a request for its log line (undefined when off or unsampled). */
   logFields(req: FastifyRequest): Record<string, string> | undefined;
   /** Exports what is buffered (tests). */
@@ -201,12 +204,14 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
     parentbased_traceidratio: new sdkTrace.ParentBasedSampler({ root: ratio }),
   }[config.sampler];
   const propagators: TextMapPropagator[] = config.propagators.map((p) => (p === 'baggage' ? new core.W3CBaggagePropagator() : new core.W3CTraceContextPropagator()));
+  let skip: () => boolean = () => false;
   const fastifyOtel = new FastifyOtelInstrumentation({
     registerOnInitialization: false,
     // The request span is what matters; a span per hook and handler would cost more than it tells.
     instrumentHooks: false,
     instrumentHandler: false,
-    ignorePaths: (r: { url?: string }) => UNTRACED.has((r.url ?? '').split('?')[0] ?? ''),
+    // Asked per route at registration and per request (method and URL only).
+    ignorePaths: (r: { url?: string }) => skip() || UNTRACED.has((r.url ?? '').split('?')[0] ?? ''),
     requestHook: (span: Span, req: FastifyRequest) => {
       const route = req.routeOptions.url;
       span.updateName(route === undefined ? req.method : `${req.method} ${route}`);
@@ -238,7 +243,8 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
   return {
     enabled: true,
     hooks,
-    async install(app) {
+    async install(app, skipWhile) {
+      if (skipWhile !== undefined) skip = skipWhile;
       await app.register(fastifyOtel.plugin());
       // Handlers run inside the request span's context, so the queue spans the runtime starts are its children.
       app.addHook('preHandler', (req, _reply, done) => {

@@ -126,6 +126,8 @@ export class Controller implements DecisionSource {
     this.#deps = deps;
     this.#params = engineParams(deps.config.engine);
     deps.runtime.onBatch((o) => {
+      // Batches before start() (the request path's warm-up) are no load and no evidence for AIMD.
+      if (!this.#running) return;
       this.#busyMs += o.computeMs;
       this.#onBatch(o.model, o.variant, o.rows, o.serviceMs);
     });
@@ -159,6 +161,11 @@ export class Controller implements DecisionSource {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    // Utilisation is measured from here: start-up (profiling, the warm-up) kept the event loop busy, and reading that
+    // as load would make the first decisions on a saturated gateway.
+    this.#elu = performance.eventLoopUtilization();
+    this.#busyMs = 0;
+    this.#lastSnapshotMs = this.#deps.clock.now();
     this.applyFixedKnobs();
     this.tick();
   }

@@ -61,6 +61,11 @@ export interface InferCall {
   readonly signal?: CancelSignal | undefined;
   /** The gateway already counted the arrival and ran admission (before parsing the body): skip both here. */
   readonly admitted?: boolean | undefined;
+  /**
+   * The start-up warm-up's synthetic request: no deadline to speak of (30 s), and it neither reads nor fills the
+   * response cache (nor counts in its metric).
+   */
+  readonly uncounted?: boolean | undefined;
 }
 
 export interface RouterDeps {
@@ -160,7 +165,8 @@ export class Router {
 
   infer(call: InferCall): Promise<SubmitResult> {
     const r = this.route(call.route);
-    const deadlineAtMs = this.#deadline(r, call.arrivalMs, call.timeoutMs);
+    // The warm-up's requests wait for their answer whatever it takes: a drop would leave the path it is there to run cold.
+    const deadlineAtMs = call.uncounted === true ? call.arrivalMs + WARMUP_DEADLINE_MS : this.#deadline(r, call.arrivalMs, call.timeoutMs);
     const priority = call.priority ?? r.config.priority;
     if (call.admitted !== true) {
       const refusal = this.admit(r, call.arrivalMs, call.pinnedVariant !== undefined, priority, call.timeoutMs);
@@ -179,7 +185,7 @@ export class Router {
       variant = this.chooseVariant(r);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
     }
-    const cache = r.cache;
+    const cache = call.uncounted === true ? undefined : r.cache;
     let key: string | undefined;
     if (cache !== undefined) {
       key = cacheKey(r.model.variants.get(variant)?.sha256 ?? variant, call.inputs, call.outputs);
@@ -245,6 +251,8 @@ export class Router {
     if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(route, errorCode as string).inc();
   }
 }
+
+const WARMUP_DEADLINE_MS = 30_000;
 
 const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
   SLOGATE_ERR_SHED: 'shed',

@@ -19,7 +19,8 @@ export type RawConfig = Record<string, unknown>;
 /** A raw (unparsed) config for the digits family; `patch` is merged on top (one level deep per section). */
 export function digitsRawConfig(patch: RawConfig = {}): RawConfig {
   const base: RawConfig = {
-    server: { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+    // A short warm-up: every test server runs the path it takes (test/integration/warmup.test.ts checks it in full).
+    server: { host: '127.0.0.1', port: 0, logLevel: 'silent', warmup: { requests: 100 } },
     runtime: { workers: 1, profile: { enabled: false } },
     models: {
       digits: {

@@ -5,8 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import { ERROR_CODE_HEADER } from '../errors.js';
 import type { Tracing } from '../tracing.js';
 
-export function installRequestLog(app: FastifyInstance, tracing?: Tracing): void {
+export function installRequestLog(app: FastifyInstance, tracing?: Tracing, skip: () => boolean = () => false): void {
   app.addHook('onResponse', (req, reply, done) => {
+    if (skip()) {
+      done();
+      return;
+    }
     const code = reply.getHeader(ERROR_CODE_HEADER);
     const route = (req.params as { route?: unknown } | undefined)?.route;
     req.log.info(

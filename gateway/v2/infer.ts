@@ -18,6 +18,8 @@ export interface InferPluginOptions {
   readonly runtime: Runtime;
   readonly clock: Clock;
   readonly bodyLimitBytes: number;
+  /** True while the start-up warm-up runs (see warmup.ts): its requests are neither admitted nor accounted. */
+  readonly warming?: () => boolean;
 }
 
 interface InferParams {
@@ -29,6 +31,10 @@ const MAX_PRIORITY = 1000;
 
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
+  const warming = opts.warming ?? (() => false);
+  const record = (route: string, variant: string | undefined, status: number, ms: number, code?: string, result?: SubmitResult) => {
+    if (!warming()) router.record(route, variant, status, ms, code, result);
+  };
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
@@ -43,10 +49,10 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     (req as FastifyRequest & { arrivalMs: number }).arrivalMs = arrivalMs;
     const params = req.params as Partial<InferParams>;
     const route = params.route === undefined ? undefined : router.routes.get(params.route);
-    if (route === undefined) return;
+    if (route === undefined || warming()) return;
     const refusal = router.admit(route, arrivalMs, params.version !== undefined);
     if (refusal !== undefined) {
-      router.record(route.name, undefined, refusal.statusCode, clock.now() - arrivalMs, refusal.code);
+      record(route.name, undefined, refusal.statusCode, clock.now() - arrivalMs, refusal.code);
       return sendError(reply, refusal);
     }
   });
@@ -54,7 +60,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   app.setErrorHandler((err, req, reply) => {
     const e = fromFastifyError(err);
     const params = req.params as Partial<InferParams> | undefined;
-    if (params?.route !== undefined) router.record(params.route, undefined, e.statusCode, 0, e.code);
+    if (params?.route !== undefined) record(params.route, undefined, e.statusCode, 0, e.code);
     return sendError(reply, e);
   });
 
@@ -93,6 +99,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
           priority,
           signal: gone,
           admitted: true,
+          uncounted: warming(),
         });
       } finally {
         reply.raw.removeListener('close', onClose);
@@ -108,12 +115,12 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       } else {
         reply.header('content-type', 'application/json');
       }
-      router.record(routeName, variant, 200, totalMs, undefined, result);
+      record(routeName, variant, 200, totalMs, undefined, result);
       return reply.code(200).send(encoded.body);
     } catch (err) {
       const e = toSlogateError(err);
       if (e.code === 'SLOGATE_ERR_INTERNAL') req.log.error({ err }, 'inference failed unexpectedly');
-      router.record(routeName, variant ?? e.variant, e.statusCode, clock.now() - arrivalMs, e.code);
+      record(routeName, variant ?? e.variant, e.statusCode, clock.now() - arrivalMs, e.code);
       return sendError(reply, e);
     }
   };

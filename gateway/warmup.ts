@@ -1,0 +1,111 @@
+// Warming the request path before the server listens. V8 compiles the gateway's handlers, codecs, router and
+// batcher lazily, so a fresh server's first second of traffic ran through cold code: gateway overhead several times
+// its steady value, an event loop near saturation, and the engine reading that as a latency violation and stepping
+// down (then climbing back over the next 6-10 s). Synthetic requests through the real handlers (Fastify's inject:
+// routing, hooks, body parsing, the V2 codec in JSON and binary, the router, the batcher, the replicas' message path)
+// for every route and each of its variants take that cost before the first client comes. They run while nothing
+// else can arrive (no socket yet), so the gateway leaves them out of the routes' SLO accounting, request log and
+// traces; the composition root resets the runtime's batch series after them.
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../core/clock.js';
+import type { ModelSignature, TensorSpec } from '../core/types.js';
+import type { RouteState } from '../policies/router.js';
+import { allocate, binaryData, jsonDataString } from '../runtime/tensor.js';
+
+export interface WarmupOptions {
+  /** Requests in all (0: no warm-up). */
+  readonly requests: number;
+  /** Stops sending after this long, whatever is left. */
+  readonly maxMs: number;
+  /** Requests in flight at once (enough to form batches of several sizes). */
+  readonly concurrency: number;
+}
+
+export interface WarmupReport {
+  readonly requests: number;
+  /** Answers other than 200 (a model that refuses zero inputs, a replica that failed). */
+  readonly failed: number;
+  readonly ms: number;
+}
+
+export interface WarmupBody {
+  readonly payload: Buffer;
+  readonly headers: Record<string, string>;
+}
+
+/**
+ * A one-row request of zeros for a signature (variable dimensions become 1; BYTES elements empty), in the binary
+ * tensor extension (outputs asked for in binary) and in plain JSON.
+ */
+export function warmupBodies(signature: ModelSignature): { binary: WarmupBody; json: WarmupBody } {
+  const tensors = signature.inputs.map((spec) => zeros(spec));
+  // The data arrays as literal JSON (exact for 64-bit integers, which JSON.stringify cannot write).
+  const jsonInputs = tensors.map(
+    (t) => `{"name":${JSON.stringify(t.name)},"shape":${JSON.stringify(t.shape)},"datatype":"${t.datatype}","data":${jsonDataString(t.datatype, t.data)}}`,
+  );
+  const parts = tensors.map((t) => binaryData(t.datatype, t.data));
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: tensors.map((t, i) => ({ name: t.name, shape: t.shape, datatype: t.datatype, parameters: { binary_data_size: parts[i]?.byteLength ?? 0 } })),
+      parameters: { binary_data_output: true },
+    }),
+  );
+  return {
+    binary: {
+      payload: Buffer.concat([header, ...parts]),
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+    },
+    json: { payload: Buffer.from(`{"inputs":[${jsonInputs.join(',')}]}`), headers: { 'content-type': 'application/json' } },
+  };
+}
+
+function zeros(spec: TensorSpec) {
+  const shape = spec.shape.map((d) => (d < 0 ? 1 : d));
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = spec.datatype === 'BYTES' ? Array.from({ length: n }, () => new Uint8Array(0)) : allocate(spec.datatype, n);
+  return { name: spec.name, datatype: spec.datatype, shape, data };
+}
+
+/** What the warm-up reads of a route. */
+export type WarmupRoute = Pick<RouteState, 'name' | 'allowed'> & { readonly model: { readonly name: string } };
+
+export interface Target {
+  readonly url: string;
+  readonly body: WarmupBody;
+}
+
+/**
+ * The warm-up's request mix: for every route with a signature, its own URL (the path real traffic takes: the
+ * route's decision, or its most accurate variant before the first one) and each allowed variant's pinned URL, each
+ * in binary (three in four) and JSON.
+ */
+export function warmupTargets(routes: Iterable<WarmupRoute>, signatureOf: (model: string) => ModelSignature | undefined): Target[] {
+  const out: Target[] = [];
+  for (const r of routes) {
+    const sig = signatureOf(r.model.name);
+    if (sig === undefined) continue;
+    const { binary, json } = warmupBodies(sig);
+    const base = `/v2/models/${encodeURIComponent(r.name)}`;
+    for (const url of [`${base}/infer`, ...r.allowed.map((v) => `${base}/versions/${encodeURIComponent(v)}/infer`)]) {
+      out.push({ url, body: binary }, { url, body: binary }, { url, body: binary }, { url, body: json });
+    }
+  }
+  return out;
+}
+
+/** Sends the warm-up through `app.inject`, round-robin over the targets, `concurrency` at a time. */
+export async function warmUp(app: FastifyInstance, targets: readonly Target[], options: WarmupOptions, clock: Clock): Promise<WarmupReport> {
+  const started = clock.now();
+  if (options.requests <= 0 || targets.length === 0) return { requests: 0, failed: 0, ms: 0 };
+  let next = 0;
+  let failed = 0;
+  const lane = async () => {
+    while (next < options.requests && clock.now() - started < options.maxMs) {
+      const t = targets[next++ % targets.length] as Target;
+      const res = await app.inject({ method: 'POST', url: t.url, headers: t.body.headers, payload: t.body.payload });
+      if (res.statusCode !== 200) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, lane));
+  return { requests: next, failed, ms: clock.now() - started };
+}

@@ -1,0 +1,70 @@
+// The start-up warm-up's requests: what they are made of (pure logic; the live warm-up is tested in
+// test/integration/warmup.test.ts against real replicas).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { ModelSignature, V2Datatype } from '../../../core/types.js';
+import { parseInferRequest } from '../../../gateway/v2/codec.js';
+import { warmupBodies, warmupTargets } from '../../../gateway/warmup.js';
+
+const TYPES: readonly [V2Datatype, number[]][] = [
+  ['FP32', [-1, 784]],
+  ['INT64', [-1, 3]],
+  ['BOOL', [-1, 2, 2]],
+  ['FP16', [-1, 4]],
+  ['UINT8', [-1, 5]],
+  ['BYTES', [-1, 1]],
+  ['FP64', [-1, -1]],
+];
+const SIG: ModelSignature = {
+  inputs: TYPES.map(([datatype, shape], i) => ({ name: `in${i}`, datatype, shape })),
+  outputs: [{ name: 'out', datatype: 'FP32', shape: [-1, 1] }],
+  batchable: true,
+};
+
+describe('warm-up requests', () => {
+  test('one row of zeros for every input of the signature, accepted by the real parser in binary and in JSON', () => {
+    const { binary, json } = warmupBodies(SIG);
+    const jsonLength = Number(binary.headers['inference-header-content-length']);
+    assert.ok(jsonLength > 0 && jsonLength < binary.payload.byteLength);
+    for (const [form, parsed] of [
+      ['binary', parseInferRequest(binary.payload, jsonLength, SIG, false)],
+      ['json', parseInferRequest(json.payload, undefined, SIG, false)],
+    ] as const) {
+      assert.equal(parsed.rows, 1, form);
+      assert.equal(parsed.binaryOutput, form === 'binary', `${form}: outputs in the request's own form`);
+      assert.deepEqual(
+        parsed.inputs.map((t) => [t.name, t.datatype, t.shape]),
+        SIG.inputs.map((s) => [s.name, s.datatype, s.shape.map((d) => (d < 0 ? 1 : d))]),
+        form,
+      );
+      for (const t of parsed.inputs) {
+        const values = t.datatype === 'BYTES' ? (t.data as Uint8Array[]).map((b) => b.byteLength) : Array.from(t.data as ArrayLike<number | bigint>, Number);
+        assert.ok(
+          values.every((v) => v === 0),
+          `${form} ${t.name}: zeros`,
+        );
+      }
+    }
+  });
+
+  test("every route with a signature: its own URL and each allowed variant's, three binary requests to one JSON", () => {
+    const routes = [
+      { name: 'a', model: { name: 'm' }, allowed: ['large', 'small'] },
+      { name: 'b c', model: { name: 'm' }, allowed: ['small'] },
+      { name: 'loading', model: { name: 'pending' }, allowed: ['x'] },
+    ];
+    const targets = warmupTargets(routes, (m) => (m === 'm' ? SIG : undefined));
+    const urls = [...new Set(targets.map((t) => t.url))];
+    assert.deepEqual(urls, [
+      '/v2/models/a/infer',
+      '/v2/models/a/versions/large/infer',
+      '/v2/models/a/versions/small/infer',
+      '/v2/models/b%20c/infer',
+      '/v2/models/b%20c/versions/small/infer',
+    ]);
+    for (const url of urls) {
+      const kinds = targets.filter((t) => t.url === url).map((t) => t.body.headers['content-type']);
+      assert.deepEqual(kinds.sort(), ['application/json', 'application/octet-stream', 'application/octet-stream', 'application/octet-stream']);
+    }
+  });
+});
