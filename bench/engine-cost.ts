@@ -43,6 +43,7 @@ function routes(states: Map<string, RouteEngineState> | undefined, load: number)
     allowed: family.map((v) => v.name),
     rate: rate(load * (20 + 5 * i)),
     observedP99Ms: 5 + i,
+    observedSinceSwitchP99Ms: Number.NaN,
     overheadMs: 0.5,
     queuedRows: 0,
     state: states?.get(`r${i}`) ?? INITIAL_STATE,

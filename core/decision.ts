@@ -16,6 +16,8 @@ export interface DecisionInputs {
   readonly queuedRows: number;
   /** Observed p99 over the recent window (ms), NaN with too few samples. */
   readonly observedP99Ms: number;
+  /** Observed p99 of the answers since the route's last switch (ms; NaN with too few, or when the switch is older). */
+  readonly observedSinceSwitchP99Ms: number;
   /** Capacity of the chosen plan, requests/s, at maxUtilisation. */
   readonly capacityRps: number;
   readonly replicas: number;

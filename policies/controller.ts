@@ -11,7 +11,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { admit, TokenBucket } from './admission.js';
 import { aimdStep } from './aimd.js';
 import type { VariantModel } from './latency-model.js';
-import type { RouteTotals } from './route-stats.js';
+import type { RouteStats, RouteTotals } from './route-stats.js';
 import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
 import { policyKind } from './router.js';
 import {
@@ -64,6 +64,16 @@ const SURGE_MIN_ARRIVALS = 24;
 const SURGE_FACTOR = 1.5;
 /** The window of the observed p99 the engine reads (RouteStats.observedP99's default). */
 const OBSERVED_WINDOW_MS = 5000;
+/** Answers since a switch before their p99 speaks for the new choice (at most two of them late). */
+const SINCE_SWITCH_MIN_ANSWERS = 200;
+
+/** The p99 of a route's answers since its last switch, while the observed window still reaches back before it. */
+export function observedSinceSwitch(stats: RouteStats, lastSwitchMs: number, nowMs: number): number {
+  // The window reads whole seconds: it reaches before the switch until a whole window has passed after the second
+  // the switch fell in.
+  if (!Number.isFinite(lastSwitchMs) || nowMs - lastSwitchMs > OBSERVED_WINDOW_MS + 1000) return Number.NaN;
+  return stats.observedP99Since(lastSwitchMs, SINCE_SWITCH_MIN_ANSWERS);
+}
 
 /** A decision's predicted p99 and the latency correction it was made with. */
 export interface Prediction {
@@ -326,6 +336,7 @@ export class Controller implements DecisionSource {
         allowed: r.allowed,
         rate,
         observedP99Ms: r.stats.observedP99(nowMs, OBSERVED_WINDOW_MS),
+        observedSinceSwitchP99Ms: observedSinceSwitch(r.stats, (this.#states.get(r.name) ?? INITIAL_STATE).lastSwitchMs, nowMs),
         overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
         queuedRows: prev === undefined ? 0 : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
         state: this.#states.get(r.name) ?? INITIAL_STATE,

@@ -166,6 +166,23 @@ export class RouteStats {
     return this.#windowQuantile(nowMs, windowMs, 'hist', 0.99, minSamples);
   }
 
+  /**
+   * p99 (ms) of the requests answered in the whole seconds that began at or after `fromMs` (the current, partial one
+   * included); NaN with fewer than minSamples answers.
+   */
+  observedP99Since(fromMs: number, minSamples: number): number {
+    const from = Math.ceil(fromMs / 1000);
+    const hist = new Uint32Array(BUCKETS);
+    let total = 0;
+    for (let i = this.#seconds.length - 1; i >= 0; i--) {
+      const s = this.#seconds[i] as Second;
+      if (s.index < from) break;
+      for (let b = 0; b < BUCKETS; b++) hist[b] = (hist[b] as number) + (s.hist[b] as number);
+      total += s.answered;
+    }
+    return total < minSamples ? Number.NaN : quantileOf(hist, total, 0.99);
+  }
+
   /** Outcome counts over the last windowMs. */
   recent(nowMs: number, windowMs: number): RouteTotals {
     const from = Math.floor((nowMs - windowMs) / 1000);

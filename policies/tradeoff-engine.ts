@@ -147,6 +147,12 @@ export interface RouteInput {
   readonly allowed: readonly string[];
   readonly rate: RateSnapshot;
   readonly observedP99Ms: number;
+  /**
+   * p99 of the answers since the last switch (whole seconds after it, at least a few hundred answers; NaN otherwise or
+   * when the switch is older than the window): the current choice's own record, while observedP99Ms's window still
+   * holds the last choice's answers.
+   */
+  readonly observedSinceSwitchP99Ms: number;
   readonly overheadMs: number;
   readonly queuedRows: number;
   readonly state: RouteEngineState;
@@ -454,6 +460,24 @@ function snap(x: number): number {
   return Math.round(x * GRID) / GRID;
 }
 
+/**
+ * The current choice's observed p99: its own answers since the last switch when there are enough of them, else the
+ * window's (which, for a few seconds after a switch, still holds the last choice's answers).
+ */
+function ownP99(r: RouteInput): number {
+  return Number.isFinite(r.observedSinceSwitchP99Ms) ? r.observedSinceSwitchP99Ms : r.observedP99Ms;
+}
+
+/**
+ * An observed breach: the window's p99 over target, unless the answers since the last switch meet it (the breach was
+ * the last choice's: after a cold start's stall it held upgrades back for the whole 5 s window). The answers since
+ * the switch only ever clear a breach, never raise one: there are fewer of them than the window's.
+ */
+function observedBreachOf(r: RouteInput): boolean {
+  if (!(Number.isFinite(r.observedP99Ms) && r.observedP99Ms > r.slo.p99Ms)) return false;
+  return !(Number.isFinite(r.observedSinceSwitchP99Ms) && r.observedSinceSwitchP99Ms <= r.slo.p99Ms);
+}
+
 function fmt(ms: number): string {
   return Number.isFinite(ms) ? `${ms.toFixed(ms < 10 ? 2 : 1)} ms` : 'unbounded';
 }
@@ -632,7 +656,7 @@ export function decide(s: EngineSnapshot): EngineResult {
   // idle, or the replicas. A cheaper variant only helps the latter; the former needs less admitted traffic.
   const replicaBound = s.replicaUtilisation >= REPLICA_BUSY;
   const gatewayBound = s.gatewayUtilisation >= GATEWAY_SATURATED && !replicaBound;
-  const breaching = works.filter((w) => !w.hopeless && Number.isFinite(w.input.observedP99Ms) && w.input.observedP99Ms > w.input.slo.p99Ms);
+  const breaching = works.filter((w) => !w.hopeless && observedBreachOf(w.input));
   // Gateway-bound shedding goes to the lowest priority class that still admits something (sheddable first).
   const shedClass = gatewayBound && breaching.length > 0 ? Math.min(...works.filter((w) => !w.hopeless && w.admitFactor > 0.05).map((w) => w.input.priority)) : Number.NaN;
 
@@ -655,7 +679,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       xMaxUpCache ??= highestFeasible(w, w.lambda, other);
       return xMaxUpCache;
     };
-    const observedBreach = Number.isFinite(r.observedP99Ms) && r.observedP99Ms > r.slo.p99Ms;
+    const observedBreach = observedBreachOf(r);
     const actOnBreach = observedBreach && s.nowMs - w.lastBreachMs >= BREACH_COOLDOWN_MS;
     // Admission while the gateway is the bottleneck: multiplicative decrease on a breach, additive increase after.
     if (gatewayBound && actOnBreach && r.priority === shedClass) {
@@ -779,7 +803,8 @@ export function decide(s: EngineSnapshot): EngineResult {
             // scaling with service time: scaled, a cheap variant's stall-dominated p99 blocked every upgrade.
             const predNow = evaluate(w, xNow, w.lambda, other).predictedP99Ms;
             const predNext = next > xNow + 1e-9 ? evaluate(w, next, lambdaDown, other).predictedP99Ms : predNow;
-            const scaled = Number.isFinite(r.observedP99Ms) ? r.observedP99Ms + Math.max(0, predNext - predNow) : 0;
+            const own = ownP99(r);
+            const scaled = Number.isFinite(own) ? own + Math.max(0, predNext - predNow) : 0;
             // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
             const gain = next > xNow + 1e-9 && r.objective === 'max-accuracy' ? riskGain(w, xNow, next, r.rate.slow, other) : undefined;
             if (next <= xNow + 1e-9) {
@@ -787,7 +812,7 @@ export function decide(s: EngineSnapshot): EngineResult {
               w.reason = `steady: backing off for ${((w.ceilingUntilMs - s.nowMs) / 1000).toFixed(0)} s from where p99 broke the target at ${w.ceilingRps.toFixed(0)} req/s (backoff ${(w.backoffMs / 1000).toFixed(0)} s)`;
             } else if (scaled > w.ctx.budgetMs) {
               w.position = xNow;
-              w.reason = `steady: upgrade vetoed, observed p99 ${fmt(r.observedP99Ms)} plus its predicted slowdown is ${fmt(scaled)} > budget ${fmt(w.ctx.budgetMs)}`;
+              w.reason = `steady: upgrade vetoed, observed p99 ${fmt(own)} plus its predicted slowdown is ${fmt(scaled)} > budget ${fmt(w.ctx.budgetMs)}`;
             } else if (gain !== undefined && !gain.worth) {
               w.position = xNow;
               w.reason = `steady: upgrade not worth its risk, ${gain.why}`;
@@ -896,6 +921,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       burstiness: r.rate.burstiness,
       queuedRows: r.queuedRows,
       observedP99Ms: r.observedP99Ms,
+      observedSinceSwitchP99Ms: r.observedSinceSwitchP99Ms,
       capacityRps: 0,
       replicas: s.slots,
       overheadMs: r.overheadMs,
@@ -989,6 +1015,7 @@ export function decide(s: EngineSnapshot): EngineResult {
       burstiness: r.rate.burstiness,
       queuedRows: r.queuedRows,
       observedP99Ms: r.observedP99Ms,
+      observedSinceSwitchP99Ms: r.observedSinceSwitchP99Ms,
       capacityRps: 0,
       replicas: s.slots,
       overheadMs: r.overheadMs,

@@ -30,6 +30,7 @@ function decision(patch: Partial<Decision> = {}): Decision {
       burstiness: 1,
       queuedRows: 0,
       observedP99Ms: Number.NaN,
+      observedSinceSwitchP99Ms: Number.NaN,
       capacityRps: 100,
       replicas: 1,
       overheadMs: 1,

@@ -52,6 +52,7 @@ function routeInput(over: Partial<RouteInput> = {}): RouteInput {
     allowed: FAMILY.map((v) => v.name),
     rate: rate(100),
     observedP99Ms: Number.NaN,
+    observedSinceSwitchP99Ms: Number.NaN,
     overheadMs: 0.5,
     queuedRows: 0,
     state: INITIAL_STATE,
@@ -306,6 +307,27 @@ describe('decide', () => {
     assert.match(first.decisions.get('r')?.reason ?? '', /downgrade: observed p99/);
     const again = decide(snapshot([routeInput({ rate: rate(450), observedP99Ms: 40, state: st })], { ...busy, nowMs: 100_000 + BREACH_COOLDOWN_MS / 2 }));
     assert.equal(again.states.get('r')?.position, 2, 'waits for the latency window to show the last change');
+  });
+
+  test("a breach the window holds from before the last switch is the last choice's: answers since it clear it, never raise one", () => {
+    const busy = { replicaUtilisation: 0.7 };
+    // Downgraded on a breach 1.5 s ago (cooldown passed): the 5 s window still says 40 ms.
+    const st = settled(2, { lastSwitchMs: 98_500, lastBreachMs: 98_500, upStreak: 0 });
+    const stale = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], busy));
+    assert.ok((stale.states.get('r')?.position ?? 9) < 2, `without answers since the switch, the window's breach acts: ${stale.decisions.get('r')?.reason}`);
+    // The same with the answers since the switch at 6 ms: no breach, the route holds and headroom starts building.
+    const cleared = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, observedSinceSwitchP99Ms: 6, state: st })], busy));
+    assert.equal(cleared.states.get('r')?.position, 2);
+    assert.equal(cleared.states.get('r')?.upStreak, 1, cleared.decisions.get('r')?.reason);
+    assert.equal(cleared.decisions.get('r')?.inputs.observedSinceSwitchP99Ms, 6);
+    // Answers since the switch over target do not make a breach of a window within it (they are fewer)...
+    const fewer = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 20, observedSinceSwitchP99Ms: 40, state: st })], busy));
+    assert.equal(fewer.states.get('r')?.position, 2);
+    assert.doesNotMatch(fewer.decisions.get('r')?.reason ?? '', /downgrade/);
+    // ...but they are the current choice's latency for the upgrade's reality check (the window's 1 ms would pass it).
+    const veto = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 1, observedSinceSwitchP99Ms: 21, state: settled(2, { upStreak: 3 }) })]));
+    assert.equal(veto.states.get('r')?.position, 2);
+    assert.match(veto.decisions.get('r')?.reason ?? '', /upgrade vetoed, observed p99 21/);
   });
 
   test('an observed breach while the gateway is saturated and replicas idle: keep the variant, admit less', () => {

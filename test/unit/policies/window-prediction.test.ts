@@ -1,7 +1,8 @@
 // windowPrediction: what the observed p99 of a window is checked against when the engine learns its correction.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Prediction, windowPrediction } from '../../../policies/controller.js';
+import { observedSinceSwitch, type Prediction, windowPrediction } from '../../../policies/controller.js';
+import { RouteStats } from '../../../policies/route-stats.js';
 
 describe('windowPrediction', () => {
   test('the highest prediction in force over the window, with the correction it was made with', () => {
@@ -24,5 +25,16 @@ describe('windowPrediction', () => {
     // Window from 5 s: the 18 ms decision (made at 0) was in force then.
     assert.equal(windowPrediction(h, 10_000, 5000).p99Ms, 18);
     assert.ok(Number.isNaN(windowPrediction([], 10_000, 5000).p99Ms));
+  });
+});
+
+describe('observedSinceSwitch', () => {
+  test("the answers since the route's last switch, only while the observed window reaches back before it", () => {
+    const s = new RouteStats();
+    for (let i = 0; i < 300; i++) s.finish(2000 + i * 10, 'met', 5);
+    assert.ok(observedSinceSwitch(s, 1500, 5000) >= 5);
+    assert.ok(Number.isNaN(observedSinceSwitch(s, Number.NEGATIVE_INFINITY, 5000)), 'never switched');
+    assert.ok(Number.isNaN(observedSinceSwitch(s, 1500, 1500 + 6001)), 'the window no longer reaches the switch');
+    assert.ok(Number.isNaN(observedSinceSwitch(s, 4000, 4500)), 'too few answers yet');
   });
 });
