@@ -165,7 +165,8 @@ export class Router {
 
   infer(call: InferCall): Promise<SubmitResult> {
     const r = this.route(call.route);
-    // The warm-up's requests wait for their answer whatever it takes: a drop would leave the path it is there to run cold.
+    // The warm-up's requests wait for their answer whatever it takes: a drop would leave cold the path they are there
+    // to run.
     const deadlineAtMs = call.uncounted === true ? call.arrivalMs + WARMUP_DEADLINE_MS : this.#deadline(r, call.arrivalMs, call.timeoutMs);
     const priority = call.priority ?? r.config.priority;
     if (call.admitted !== true) {
