@@ -5,7 +5,7 @@
 // routing, hooks, body parsing, the V2 codec in JSON and binary, the router, the batcher, the replicas' message path)
 // for every route and each of its variants take that cost before the first client comes. They run while nothing
 // else can arrive (no socket yet), so the gateway leaves them out of the routes' SLO accounting, request log and
-// traces; the composition root resets the runtime's batch series after them.
+// traces; the composition root then resets the runtime's batch series and the profiles' online observations.
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import type { ModelSignature, TensorSpec } from '../core/types.js';

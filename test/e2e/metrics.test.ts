@@ -100,7 +100,9 @@ describe('GET /metrics after real traffic', () => {
       routes: {
         digits: { model: 'digits', slo: { p99Ms: 200 } },
         // Answered late: its batches are followed by a stalled event loop (below), as under a CPU-starved gateway.
-        tight: { model: 'digits', slo: { p99Ms: 5 }, policy: { static: { variant: 'tiny', maxBatch: 1 } } },
+        // 15 ms rather than less: a request that waits out its whole target before dispatch (a GC pause, the engine's
+        // tick) is dropped instead of answered late, and 5 ms made that a one-in-eight event here.
+        tight: { model: 'digits', slo: { p99Ms: 15 }, policy: { static: { variant: 'tiny', maxBatch: 1 } } },
         // Adaptive with a target no variant can meet: once decided, admission refuses every request (shed).
         hopeless: { model: 'digits', slo: { p99Ms: 0.05 } },
       },
@@ -109,9 +111,9 @@ describe('GET /metrics after real traffic', () => {
     url = await sg.listen(0);
     sg.runtime.onBatch((o) => {
       if (o.variant !== 'tiny') return;
-      const until = performance.now() + 12;
+      const until = performance.now() + 25;
       while (performance.now() < until) {
-        // busy: the answer is delivered 12 ms late
+        // busy: the answer is delivered 25 ms late
       }
     });
     for (let i = 0; i < sent.met; i += 3) await Promise.all([0, 1, 2].map(() => post('/v2/models/digits/infer', inferBody(), 200)));
@@ -233,7 +235,7 @@ describe('GET /metrics after real traffic', () => {
     assert.ok((g('slogate_route_p99_predicted_seconds', { route: 'digits' }) ?? 0) > 0);
     assert.ok((g('slogate_route_p99_observed_seconds', { route: 'digits' }) ?? 0) > 0);
     assert.equal(g('slogate_route_p99_target_seconds', { route: 'digits' }), 0.2);
-    assert.equal(g('slogate_route_p99_target_seconds', { route: 'tight' }), 0.005);
+    assert.equal(g('slogate_route_p99_target_seconds', { route: 'tight' }), 0.015);
     assert.equal(g('slogate_replicas', { state: 'ready' }), 1);
     assert.equal(g('slogate_queue_depth', { variant: 'digits/large' }), 0);
     assert.equal(families.get('slogate_replica_restarts_total')?.samples[0]?.value, 0);

@@ -60,6 +60,11 @@ describe('start-up warm-up', () => {
       assert.equal(r.cache?.size ?? 0, 0);
     }
     assert.equal(sg.controller.current('digits')?.inputs.rateFast, 0);
+    // Nor in the latency profiles: no sweep here (profiling off), so any point would be the warm-up's batches.
+    for (const p of sg.runtime.profiles.snapshot()) {
+      assert.deepEqual(p.points, [], `${p.variant}: no online points`);
+      assert.equal(p.correction.samples, 0);
+    }
     assert.equal(sg.controller.utilisation.replicas, 0, 'the warm-up is no load');
     let text = await sg.metrics.registry.metrics();
     assert.deepEqual(sample(text, 'slogate_requests_total{'), [], 'no request counted');
