@@ -138,7 +138,7 @@ export interface Tracing {
   install(app: FastifyInstance, skip?: () => boolean): Promise<void>;
   /** trace_id/span_id of a request for its log line (undefined when off or unsampled). */
   logFields(req: FastifyRequest): Record<string, string> | undefined;
-  /** Exports what is buffered (tests). */
+  /** Exports what is buffered and waits for exports already in flight (tests). */
   flush(): Promise<void>;
   /** Flushes and stops; idempotent. */
   shutdown(): Promise<void>;
@@ -182,8 +182,10 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
     import('@fastify/otel'),
   ]);
   const processors: InstanceType<typeof sdkTrace.BatchSpanProcessor>[] = [];
+  const exporters: { forceFlush?(): Promise<void> }[] = [];
   for (const name of config.exporters) {
     const exporter = name === 'console' ? new sdkTrace.ConsoleSpanExporter() : await otlpExporter(config);
+    exporters.push(exporter);
     processors.push(
       new sdkTrace.BatchSpanProcessor({
         exporter,
@@ -265,7 +267,12 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
       const sc = ctx == null ? undefined : trace.getSpan(ctx)?.spanContext();
       return sc === undefined ? undefined : { trace_id: sc.traceId, span_id: sc.spanId };
     },
-    flush: () => Promise.all(processors.map((p) => p.forceFlush())).then(() => {}),
+    // The processors export what they buffer, but not an export their schedule already started: the exporters wait for
+    // their sends in flight (without it, a test read the receiver before a scheduled export arrived).
+    flush: async () => {
+      await Promise.all(processors.map((p) => p.forceFlush()));
+      await Promise.all(exporters.map((e) => e.forceFlush?.()));
+    },
     shutdown() {
       stopping ??= sdk.shutdown().finally(() => {
         fastifyOtel.disable();
