@@ -87,7 +87,6 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       warming = false;
     });
     metrics.forgetWarmup();
-    runtime.profiles.forgetObservations();
     if (w.requests > 0) logger.info({ requests: w.requests, failed: w.failed, ms: Math.round(w.ms) }, 'request path warmed');
   } catch (err) {
     await runtime.close();

@@ -1,11 +1,14 @@
-// Warming the request path before the server listens. V8 compiles the gateway's handlers, codecs, router and
-// batcher lazily, so a fresh server's first requests ran through cold code: gateway overhead 1.8x its steady value
-// one request at a time, several times it under full load (an event loop near saturation), and the engine reading
-// that as a latency violation and stepping down (then climbing back over the next 6-10 s). Synthetic requests through the real handlers (Fastify's inject:
-// routing, hooks, body parsing, the V2 codec in JSON and binary, the router, the batcher, the replicas' message path)
-// for every route and each of its variants take that cost before the first client comes. They run while nothing
-// else can arrive (no socket yet), so the gateway leaves them out of the routes' SLO accounting, request log and
-// traces; the composition root then resets the runtime's batch series and the profiles' online observations.
+// Warming the request path before the server listens. V8 compiles the gateway's handlers, codecs, router and batcher
+// lazily, so a fresh server's first requests ran through cold code: gateway overhead 1.8x its steady value one request
+// at a time, several times it under full load (an event loop near saturation), and the engine reading that as a latency
+// violation and stepping down (then climbing back over the next 6-10 s). Synthetic requests through the real handlers
+// (Fastify's inject: routing, hooks, body parsing, the V2 codec in JSON and binary, the router, the batcher, the
+// replicas' message path) for every route and each of its variants take that cost before the first client comes. They
+// run while nothing else can arrive (no socket yet), so the gateway leaves them out of the routes' SLO accounting,
+// request log and traces; the composition root then resets the runtime's batch series. Their batches do count as
+// service-time evidence for the latency profiles (worker time, as the sweep's): with them, a cold start's first slow
+// batches no longer decide the online correction alone (without them, one run's start made `small` and `medium-int8`
+// ineligible).
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import type { ModelSignature, TensorSpec } from '../core/types.js';

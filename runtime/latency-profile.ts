@@ -48,12 +48,6 @@ class Ring {
     if (this.#n < WINDOW) this.#n++;
   }
 
-  clear(): void {
-    this.#n = 0;
-    this.#i = 0;
-    this.#sorted = new Float64Array(0);
-  }
-
   /** Sorts the observations made at or after fromMs for quantile(); returns how many there are. */
   prepare(fromMs: number): number {
     const from = fromMs;
@@ -100,17 +94,6 @@ class VariantProfile {
 
   base(rows: number, q: Quantile): number {
     return interpolate(this.points, rows, q);
-  }
-
-  /** Drops every online observation: the sweep alone again (or nothing, without one). */
-  forget(): void {
-    this.buckets.clear();
-    this.ratios.clear();
-    this.#online = [];
-    this.k50 = 1;
-    this.k99 = 1;
-    this.pending = 0;
-    this.dirty = true;
   }
 
   refresh(nowMs: number): void {
@@ -254,14 +237,6 @@ export class LatencyProfiles {
     }
     const predicted = p.base(rows, 'p50');
     if (predicted > 0) p.ratios.push(serviceMs / predicted, this.#now());
-  }
-
-  /**
-   * Forgets what real batches taught, keeping the sweep: the start-up warm-up's batches (a cold worker, synthetic
-   * concurrency) are no evidence about service under traffic.
-   */
-  forgetObservations(): void {
-    for (const p of this.#profiles.values()) p.forget();
   }
 
   /** Service times for rows 1..maxRows as the scheduler would estimate them now (for the engine's snapshot). */

@@ -60,11 +60,12 @@ describe('start-up warm-up', () => {
       assert.equal(r.cache?.size ?? 0, 0);
     }
     assert.equal(sg.controller.current('digits')?.inputs.rateFast, 0);
-    // Nor in the latency profiles: no sweep here (profiling off), so any point would be the warm-up's batches.
-    for (const p of sg.runtime.profiles.snapshot()) {
-      assert.deepEqual(p.points, [], `${p.variant}: no online points`);
-      assert.equal(p.correction.samples, 0);
-    }
+    // The latency profiles do learn from its batches (the worker's own time): without a sweep (profiling is off
+    // here) they are the first service-time estimates, before any client.
+    assert.ok(
+      sg.runtime.profiles.snapshot().some((p) => p.points.length > 0),
+      'service times learnt',
+    );
     assert.equal(sg.controller.utilisation.replicas, 0, 'the warm-up is no load');
     let text = await sg.metrics.registry.metrics();
     assert.deepEqual(sample(text, 'slogate_requests_total{'), [], 'no request counted');
