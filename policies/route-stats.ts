@@ -139,12 +139,12 @@ export class RouteStats {
    * samples. p90 rather than p99: planning should not chase every stall of the machine; observed p99 catches those.
    */
   overheadHighMs(nowMs: number, fallbackMs: number, windowMs = 5000): number {
-    const v = this.#windowQuantile(nowMs, windowMs, 'overhead', 0.9, 20);
+    const v = this.#quantileFrom(Math.floor((nowMs - windowMs) / 1000), 'overhead', 0.9, 20);
     return Number.isNaN(v) ? fallbackMs : v;
   }
 
-  #windowQuantile(nowMs: number, windowMs: number, which: 'hist' | 'overhead', q: number, minSamples: number): number {
-    const from = Math.floor((nowMs - windowMs) / 1000);
+  /** A quantile over the seconds from index `from` on (the current, partial one included); NaN under minSamples. */
+  #quantileFrom(from: number, which: 'hist' | 'overhead', q: number, minSamples: number): number {
     const hist = new Uint32Array(BUCKETS);
     let total = 0;
     for (let i = this.#seconds.length - 1; i >= 0; i--) {
@@ -163,7 +163,7 @@ export class RouteStats {
 
   /** p99 (ms) of answered requests over the last windowMs; NaN with fewer than minSamples answers. */
   observedP99(nowMs: number, windowMs = 5000, minSamples = 20): number {
-    return this.#windowQuantile(nowMs, windowMs, 'hist', 0.99, minSamples);
+    return this.#quantileFrom(Math.floor((nowMs - windowMs) / 1000), 'hist', 0.99, minSamples);
   }
 
   /**
@@ -171,16 +171,7 @@ export class RouteStats {
    * included); NaN with fewer than minSamples answers.
    */
   observedP99Since(fromMs: number, minSamples: number): number {
-    const from = Math.ceil(fromMs / 1000);
-    const hist = new Uint32Array(BUCKETS);
-    let total = 0;
-    for (let i = this.#seconds.length - 1; i >= 0; i--) {
-      const s = this.#seconds[i] as Second;
-      if (s.index < from) break;
-      for (let b = 0; b < BUCKETS; b++) hist[b] = (hist[b] as number) + (s.hist[b] as number);
-      total += s.answered;
-    }
-    return total < minSamples ? Number.NaN : quantileOf(hist, total, 0.99);
+    return this.#quantileFrom(Math.ceil(fromMs / 1000), 'hist', 0.99, minSamples);
   }
 
   /** Outcome counts over the last windowMs. */
