@@ -20,8 +20,16 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
   },
 });
-const N = Math.max(150, Number(values.requests));
-const RUNS = Math.max(1, Number(values.runs));
+function intArg(name: string, raw: string, min: number): number {
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min) {
+    process.stderr.write(`bench:cold: --${name} must be an integer >= ${min}, got ${raw}\n`);
+    process.exit(2);
+  }
+  return v;
+}
+const N = intArg('requests', values.requests, 150);
+const RUNS = intArg('runs', values.runs, 1);
 const config = loadConfigFile(values.config, process.env);
 const route = Object.keys(config.routes)[0];
 if (route === undefined) throw new Error('the config has no route');
