@@ -43,7 +43,10 @@ function load(file: string | undefined): Readonly<Config> {
 }
 
 async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } },
+  });
   let config = load(values.config === '' ? undefined : values.config);
   if (derive !== undefined) config = derive(config);
   if (values.host !== undefined || values.port !== undefined) {
@@ -103,23 +106,40 @@ export function runtimeNodeConfig(config: Readonly<Config>): Config {
 }
 
 async function runtimeCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } },
+  });
   await serve(
-    ['--config', values.config ?? '', ...(values.host !== undefined ? ['--host', values.host] : []), ...(values.port !== undefined ? ['--port', values.port] : [])],
+    [
+      '--config',
+      values.config ?? '',
+      ...(values.host !== undefined ? ['--host', values.host] : []),
+      ...(values.port !== undefined ? ['--port', values.port] : []),
+    ],
     runtimeNodeConfig,
   );
 }
 
 async function checkConfig(argv: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' } },
+  });
   const file = values.config ?? positionals[0];
   const config = load(file);
   const runtime = await withRuntime(config, async (rt) => rt);
   const lines = [`${file}: valid`];
   for (const m of runtime.repository.models.values()) {
     const sig = m.signature;
-    lines.push(`  model ${m.name}: ${m.variants.size} variants; inputs ${sig?.inputs.map((i) => `${i.name} ${i.datatype}[${i.shape.join(',')}]`).join(', ')}`);
-    for (const v of m.variants.values()) lines.push(`    ${v.name}: ${v.sizeBytes} bytes, sha256 ${v.sha256.slice(0, 12)}, accuracy ${v.accuracy ?? 'not measured'}`);
+    lines.push(
+      `  model ${m.name}: ${m.variants.size} variants; inputs ${sig?.inputs.map((i) => `${i.name} ${i.datatype}[${i.shape.join(',')}]`).join(', ')}`,
+    );
+    for (const v of m.variants.values())
+      lines.push(
+        `    ${v.name}: ${v.sizeBytes} bytes, sha256 ${v.sha256.slice(0, 12)}, accuracy ${v.accuracy ?? 'not measured'}`,
+      );
   }
   for (const w of runtime.repository.warnings) lines.push(`  warning: ${w}`);
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -129,7 +149,12 @@ async function checkConfig(argv: string[]): Promise<void> {
 async function withRuntime<T>(config: Readonly<Config>, fn: (rt: Runtime) => Promise<T>, profiles = false): Promise<T> {
   const c = structuredClone(config) as Config;
   c.runtime.profile.enabled = profiles;
-  const runtime = await Runtime.create({ config: c, clock: new SystemClock(), metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger });
+  const runtime = await Runtime.create({
+    config: c,
+    clock: new SystemClock(),
+    metrics: new Metrics({ defaultMetrics: false }),
+    logger: silentLogger,
+  });
   try {
     await runtime.start();
     return await fn(runtime);
@@ -139,25 +164,44 @@ async function withRuntime<T>(config: Readonly<Config>, fn: (rt: Runtime) => Pro
 }
 
 async function evaluate(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, model: { type: 'string', short: 'm' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, model: { type: 'string', short: 'm' } },
+  });
   const config = load(values.config);
-  const models = values.model !== undefined ? [values.model] : Object.keys(config.models).filter((m) => config.models[m]?.eval !== undefined);
+  const models =
+    values.model !== undefined
+      ? [values.model]
+      : Object.keys(config.models).filter((m) => config.models[m]?.eval !== undefined);
   if (models.length === 0) fail('no model has an eval set (models.<name>.eval)');
   await withRuntime(config, async (rt) => {
     for (const model of models) {
       const meta = await evaluateModel(rt, model);
-      process.stdout.write(`model ${model} (${meta.eval?.samples} eval samples) -> ${rt.repository.model(model).config.metadata}\n`);
-      for (const [name, v] of Object.entries(meta.variants)) process.stdout.write(`  ${name.padEnd(16)} accuracy ${(v.accuracy * 100).toFixed(2)}%  (${v.correct}/${v.samples})\n`);
+      process.stdout.write(
+        `model ${model} (${meta.eval?.samples} eval samples) -> ${rt.repository.model(model).config.metadata}\n`,
+      );
+      for (const [name, v] of Object.entries(meta.variants))
+        process.stdout.write(
+          `  ${name.padEnd(16)} accuracy ${(v.accuracy * 100).toFixed(2)}%  (${v.correct}/${v.samples})\n`,
+        );
     }
   });
 }
 
 async function profile(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, fresh: { type: 'boolean' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, fresh: { type: 'boolean' }, json: { type: 'boolean' } },
+  });
   const c = structuredClone(load(values.config)) as Config;
   c.runtime.profile.enabled = true;
   if (values.fresh === true) c.runtime.profile.cacheDir = mkdtempSync(join(tmpdir(), 'slogate-profile-'));
-  const runtime = await Runtime.create({ config: c, clock: new SystemClock(), metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger });
+  const runtime = await Runtime.create({
+    config: c,
+    clock: new SystemClock(),
+    metrics: new Metrics({ defaultMetrics: false }),
+    logger: silentLogger,
+  });
   try {
     await runtime.start();
     const snap = runtime.profiles.snapshot();
@@ -169,10 +213,22 @@ async function profile(argv: string[]): Promise<void> {
     }
     const rows = [['variant', 'batch', 'p50 ms', 'p99 ms', 'p50 ms/row', 'samples']];
     for (const s of snap)
-      for (const p of s.points) rows.push([`${s.model}/${s.variant}`, String(p.rows), p.p50Ms.toFixed(3), p.p99Ms.toFixed(3), (p.p50Ms / p.rows).toFixed(4), String(p.samples)]);
+      for (const p of s.points)
+        rows.push([
+          `${s.model}/${s.variant}`,
+          String(p.rows),
+          p.p50Ms.toFixed(3),
+          p.p99Ms.toFixed(3),
+          (p.p50Ms / p.rows).toFixed(4),
+          String(p.samples),
+        ]);
     const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-    process.stdout.write(`${rows.map((r) => r.map((x, i) => x.padStart(widths[i] as number)).join('  ')).join('\n')}\n`);
-    process.stdout.write(`provider ${runtime.provider}, ${runtime.pool.readySlots} replica(s), all busy while measuring\n`);
+    process.stdout.write(
+      `${rows.map((r) => r.map((x, i) => x.padStart(widths[i] as number)).join('  ')).join('\n')}\n`,
+    );
+    process.stdout.write(
+      `provider ${runtime.provider}, ${runtime.pool.readySlots} replica(s), all busy while measuring\n`,
+    );
   } finally {
     await runtime.close();
     if (values.fresh === true) rmSync(c.runtime.profile.cacheDir, { recursive: true, force: true });
@@ -221,22 +277,47 @@ async function simulateCommand(argv: string[]): Promise<void> {
   if (!(durationMs > 0)) fail('--duration must be a positive number of seconds');
   const arrivals = values.arrivals === 'uniform' ? 'uniform' : 'poisson';
   let spec: LoadSpec;
-  if (values.trace !== undefined) spec = { kind: 'trace', rows: parseTrace(readFileSync(values.trace, 'utf8'), values.trace) };
+  if (values.trace !== undefined)
+    spec = { kind: 'trace', rows: parseTrace(readFileSync(values.trace, 'utf8'), values.trace) };
   else if (values.pattern !== undefined) spec = parsePattern(values.pattern, arrivals);
   else if (values.rate !== undefined) spec = { kind: 'constant', rate: Number(values.rate), arrivals };
   else fail(`one of --pattern, --rate or --trace is needed\n\n${SIMULATE_USAGE}`);
-  const schedule = buildSchedule(spec, { durationMs, maxRequests: 5_000_000, seed: Number(values.seed), route, deadlineMs: (r) => config.routes[r]?.slo.p99Ms ?? 1000 });
-  for (const r of schedule.routes) if (config.routes[r] === undefined) fail(`the trace names route '${r}', which the config does not have`);
+  const schedule = buildSchedule(spec, {
+    durationMs,
+    maxRequests: 5_000_000,
+    seed: Number(values.seed),
+    route,
+    deadlineMs: (r) => config.routes[r]?.slo.p99Ms ?? 1000,
+  });
+  for (const r of schedule.routes)
+    if (config.routes[r] === undefined) fail(`the trace names route '${r}', which the config does not have`);
   // The host's profiles: measured through real workers (or read from the cache), then the workers stop.
-  const measured = await withRuntime(config, async (rt) => ({ points: rt.profiles.snapshot(), hopMs: rt.profiles.hopMs }), true);
+  const measured = await withRuntime(
+    config,
+    async (rt) => ({ points: rt.profiles.snapshot(), hopMs: rt.profiles.hopMs }),
+    true,
+  );
   const profiles = new Map(measured.points.map((p) => [`${p.model}/${p.variant}`, p.points]));
-  const sim = Array.from(schedule.atMs, (atMs, i) => ({ atMs, route: schedule.routes[schedule.route[i] as number] as string, deadlineMs: schedule.deadlineMs[i] as number }));
+  const sim = Array.from(schedule.atMs, (atMs, i) => ({
+    atMs,
+    route: schedule.routes[schedule.route[i] as number] as string,
+    deadlineMs: schedule.deadlineMs[i] as number,
+  }));
   const replicas = values.replicas !== undefined ? Number(values.replicas) : resolveWorkers(config);
   const t0 = performance.now();
-  const result = await simulate({ config, profiles, hopMs: measured.hopMs, replicas, arrivals: sim, seed: Number(values.seed) });
+  const result = await simulate({
+    config,
+    profiles,
+    hopMs: measured.hopMs,
+    replicas,
+    arrivals: sim,
+    seed: Number(values.seed),
+  });
   const wallMs = performance.now() - t0;
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ load: schedule.description, replicas, wallMs: Math.round(wallMs), ...result }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ load: schedule.description, replicas, wallMs: Math.round(wallMs), ...result }, null, 2)}\n`,
+    );
     return;
   }
   const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '-');
@@ -244,7 +325,22 @@ async function simulateCommand(argv: string[]): Promise<void> {
   process.stdout.write(
     `${schedule.description}, ${sim.length} arrivals, ${replicas} replica(s); simulated ${(result.simulatedMs / 1000).toFixed(1)} s in ${(wallMs / 1000).toFixed(1)} s\n\n`,
   );
-  const rows = [['route', 'offered', 'attainment', 'of admitted', 'shed', 'dropped', 'late', 'p99 ms', 'eff. accuracy', 'cost/M', 'switches', 'variant mix']];
+  const rows = [
+    [
+      'route',
+      'offered',
+      'attainment',
+      'of admitted',
+      'shed',
+      'dropped',
+      'late',
+      'p99 ms',
+      'eff. accuracy',
+      'cost/M',
+      'switches',
+      'variant mix',
+    ],
+  ];
   for (const r of result.routes) {
     if (r.offered === 0) continue;
     const mix = Object.entries(r.variantMix)
@@ -270,7 +366,10 @@ async function simulateCommand(argv: string[]): Promise<void> {
   process.stdout.write(`${rows.map((r) => r.map((x, i) => x.padEnd(widths[i] as number)).join('  ')).join('\n')}\n`);
   if (values.decisions === true) {
     process.stdout.write('\ndecisions:\n');
-    for (const d of result.decisions) process.stdout.write(`  ${(d.atMs / 1000).toFixed(2).padStart(7)} s  ${d.route}: ${d.from} -> ${d.to}: ${d.reason}\n`);
+    for (const d of result.decisions)
+      process.stdout.write(
+        `  ${(d.atMs / 1000).toFixed(2).padStart(7)} s  ${d.route}: ${d.from} -> ${d.to}: ${d.reason}\n`,
+      );
   }
 }
 

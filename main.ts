@@ -15,7 +15,9 @@ import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface SlogateOptions {
   readonly config: Readonly<Config>;
@@ -47,11 +49,16 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   const clock = options.clock ?? new SystemClock();
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'slogate' } });
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const tracing = await startTracing(tracingConfigFromEnv(options.env ?? process.env), { serviceVersion: VERSION, logger });
-  const runtime = await Runtime.create({ config, clock, metrics, logger, tracing: tracing.hooks }).catch(async (err: unknown) => {
-    await tracing.shutdown();
-    throw err;
+  const tracing = await startTracing(tracingConfigFromEnv(options.env ?? process.env), {
+    serviceVersion: VERSION,
+    logger,
   });
+  const runtime = await Runtime.create({ config, clock, metrics, logger, tracing: tracing.hooks }).catch(
+    async (err: unknown) => {
+      await tracing.shutdown();
+      throw err;
+    },
+  );
   let admitting = true;
   const pricePerSlotMs = slotPricePerMs(config);
   const wallOffsetMs = Date.now() - clock.now();
@@ -87,7 +94,8 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       warming = false;
     });
     metrics.forgetWarmup();
-    if (w.requests > 0) logger.info({ requests: w.requests, failed: w.failed, ms: Math.round(w.ms) }, 'request path warmed');
+    if (w.requests > 0)
+      logger.info({ requests: w.requests, failed: w.failed, ms: Math.round(w.ms) }, 'request path warmed');
   } catch (err) {
     await runtime.close();
     await tracing.shutdown();
@@ -101,7 +109,8 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       admitting = false;
       controller.close();
       const drained = await runtime.drain(config.server.drainTimeoutMs);
-      if (!drained) logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
+      if (!drained)
+        logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
       await app.close();
       await runtime.close();
       await tracing.shutdown();
@@ -127,6 +136,9 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
 
 /** Price of one replica slot per millisecond: a CPU worker holds intraOpThreads cores; a CUDA worker a whole GPU. */
 export function slotPricePerMs(config: Readonly<Config>): number {
-  const hourly = config.runtime.device === 'cpu' ? config.pricing.cpuCoreHour * resolveIntraOpThreads(config) : config.pricing.gpuHour;
+  const hourly =
+    config.runtime.device === 'cpu'
+      ? config.pricing.cpuCoreHour * resolveIntraOpThreads(config)
+      : config.pricing.gpuHour;
   return hourly / 3_600_000;
 }

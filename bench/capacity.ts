@@ -40,14 +40,25 @@ function serverConfig(variant: string, maxBatch: number, extra: Record<string, u
   return {
     server: { logLevel: 'warn' },
     runtime: { workers, profile: { cacheDir: join(ROOT, '.slogate-cache') }, ...extra },
-    models: { [modelName as string]: { maxBatch: model?.maxBatch, metadata: model?.metadata, variants: { [variant]: model?.variants[variant] } } },
-    routes: { r: { model: modelName, slo: { p99Ms: P99 }, policy: { static: { variant, maxBatch, maxQueueDelayMs: 0 } } } },
+    models: {
+      [modelName as string]: {
+        maxBatch: model?.maxBatch,
+        metadata: model?.metadata,
+        variants: { [variant]: model?.variants[variant] },
+      },
+    },
+    routes: {
+      r: { model: modelName, slo: { p99Ms: P99 }, policy: { static: { variant, maxBatch, maxQueueDelayMs: 0 } } },
+    },
   };
 }
 
 async function scrapeBatches(url: string, variant: string): Promise<{ sum: number; count: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const get = (k: string) => Number(text.match(new RegExp(`^slogate_batch_size_${k}\\{variant="${modelName}/${variant}"\\} (\\S+)`, 'm'))?.[1] ?? 0);
+  const get = (k: string) =>
+    Number(
+      text.match(new RegExp(`^slogate_batch_size_${k}\\{variant="${modelName}/${variant}"\\} (\\S+)`, 'm'))?.[1] ?? 0,
+    );
   return { sum: get('sum'), count: get('count') };
 }
 
@@ -61,7 +72,11 @@ interface Found {
 async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
   const server = await startSlogateProcess(serverConfig(variant, maxBatch));
   try {
-    const inputs = await prepareInputs({ url: server.url, protocol: 'binary', inputs: evalSet === undefined ? 'random' : 'eval', evalSet, seed: 1 }, ['r'], true);
+    const inputs = await prepareInputs(
+      { url: server.url, protocol: 'binary', inputs: evalSet === undefined ? 'random' : 'eval', evalSet, seed: 1 },
+      ['r'],
+      true,
+    );
     let last = { meanBatch: 1, p99Ms: Number.NaN };
     const notes: string[] = [];
     const { capacity } = await findCapacity(
@@ -87,8 +102,14 @@ async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
         const after = await scrapeBatches(server.url, variant);
         const s = r.summary.overall;
         const ok = (s.attainment.overOffered ?? 0) >= 0.99 && (s.latency.p99Ms ?? Number.POSITIVE_INFINITY) <= P99;
-        notes.push(`${Math.round(rate)}/s ${ok ? 'ok' : 'miss'} (p99 ${s.latency.p99Ms} ms${r.valid ? '' : ', sender lag'})`);
-        if (ok) last = { meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count), p99Ms: s.latency.p99Ms ?? Number.NaN };
+        notes.push(
+          `${Math.round(rate)}/s ${ok ? 'ok' : 'miss'} (p99 ${s.latency.p99Ms} ms${r.valid ? '' : ', sender lag'})`,
+        );
+        if (ok)
+          last = {
+            meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count),
+            p99Ms: s.latency.p99Ms ?? Number.NaN,
+          };
         return { rate, ok };
       },
       { startRate: 200, maxProbes: 12, minRate: 5, maxRate: 30_000, tolerance: 0.08 },
@@ -165,7 +186,9 @@ async function hop(variant: string): Promise<{ local: number[]; remote: number[]
   const port = await freePort();
   const node = await startSlogateProcess(serverConfig(variant, 1), { command: 'runtime', port });
   try {
-    const gw = await startSlogateProcess(serverConfig(variant, 1, { workers: 0, replicas: [{ url: `http://127.0.0.1:${port}`, concurrency: 1 }] }));
+    const gw = await startSlogateProcess(
+      serverConfig(variant, 1, { workers: 0, replicas: [{ url: `http://127.0.0.1:${port}`, concurrency: 1 }] }),
+    );
     try {
       return { local: localLat, remote: await measure(gw.url) };
     } finally {
@@ -185,9 +208,12 @@ for (const v of variants) {
   const b = Math.max(1, Math.round(on.meanBatch));
   const rawRowsPerS = raw(v, b);
   rows.push({ variant: v, off, on, rawRowsPerS, rawAtBatch: b });
-  process.stderr.write(`  ${v}: ${off.capacity.toFixed(0)} -> ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)}), raw ${rawRowsPerS.toFixed(0)} rows/s\n`);
+  process.stderr.write(
+    `  ${v}: ${off.capacity.toFixed(0)} -> ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)}), raw ${rawRowsPerS.toFixed(0)} rows/s\n`,
+  );
 }
-const hopResult = values['skip-hop'] === true ? undefined : await hop(variants.includes('small') ? 'small' : (variants[0] as string));
+const hopResult =
+  values['skip-hop'] === true ? undefined : await hop(variants.includes('small') ? 'small' : (variants[0] as string));
 
 const lines = [
   `Target p99 ${P99} ms, binary protocol, open-loop Poisson, ${PROBE_S} s probes, ${workers} worker(s); raw = onnxruntime in-process, no HTTP, same workers, same batch size.`,
@@ -201,7 +227,10 @@ const lines = [
 ];
 if (hopResult !== undefined) {
   lines.push('', '| replica | p50 ms | p99 ms |', '| --- | ---: | ---: |');
-  lines.push(`| local worker | ${hopResult.local[0]} | ${hopResult.local[1]} |`, `| remote runtime node (loopback) | ${hopResult.remote[0]} | ${hopResult.remote[1]} |`);
+  lines.push(
+    `| local worker | ${hopResult.local[0]} | ${hopResult.local[1]} |`,
+    `| remote runtime node (loopback) | ${hopResult.remote[0]} | ${hopResult.remote[1]} |`,
+  );
 }
 const md = lines.join('\n');
 console.log(md);

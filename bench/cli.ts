@@ -53,7 +53,8 @@ export class UsageError extends Error {}
 const num = (name: string, v: string | undefined, min = 0, integer = false): number | undefined => {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
+  if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x)))
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
   return x;
 };
 
@@ -67,8 +68,10 @@ function loadMode(v: {
   const given = [v.rate, v.pattern, v.trace].filter((x) => x !== undefined).length;
   if (given > 1) throw new UsageError('give one of --rate, --pattern, --trace');
   const arrivals = (v.arrivals ?? 'poisson') as Arrivals;
-  if (arrivals !== 'poisson' && arrivals !== 'uniform') throw new UsageError(`--arrivals must be poisson or uniform, got '${v.arrivals}'`);
-  if (v.rate !== undefined) return { kind: 'open', load: { kind: 'constant', rate: num('rate', v.rate, 0.001) as number, arrivals } };
+  if (arrivals !== 'poisson' && arrivals !== 'uniform')
+    throw new UsageError(`--arrivals must be poisson or uniform, got '${v.arrivals}'`);
+  if (v.rate !== undefined)
+    return { kind: 'open', load: { kind: 'constant', rate: num('rate', v.rate, 0.001) as number, arrivals } };
   if (v.pattern !== undefined) {
     try {
       return { kind: 'open', load: parsePattern(v.pattern, arrivals) };
@@ -76,7 +79,8 @@ function loadMode(v: {
       throw new UsageError((err as Error).message);
     }
   }
-  if (v.trace !== undefined) return { kind: 'open', load: { kind: 'trace', rows: parseTrace(readFileSync(v.trace, 'utf8'), v.trace) } };
+  if (v.trace !== undefined)
+    return { kind: 'open', load: { kind: 'trace', rows: parseTrace(readFileSync(v.trace, 'utf8'), v.trace) } };
   return { kind: 'closed', connections: num('connections', v.connections ?? '8', 1, true) as number };
 }
 
@@ -123,15 +127,19 @@ async function single(argv: string[]): Promise<number> {
   if (values.url === undefined) throw new UsageError('--url is required');
   const url = values.url.replace(/\/+$/, '');
   const mode = loadMode(values);
-  const route = values.route ?? (mode.kind === 'open' && mode.load.kind === 'trace' ? (mode.load.rows[0]?.route ?? '') : undefined);
+  const route =
+    values.route ?? (mode.kind === 'open' && mode.load.kind === 'trace' ? (mode.load.rows[0]?.route ?? '') : undefined);
   if (route === undefined || route === '') throw new UsageError('--route is required (or a --trace naming routes)');
-  if (values.protocol !== 'json' && values.protocol !== 'binary') throw new UsageError(`--protocol must be json or binary, got '${values.protocol}'`);
-  if (values.inputs !== 'eval' && values.inputs !== 'random') throw new UsageError(`--inputs must be eval or random, got '${values.inputs}'`);
+  if (values.protocol !== 'json' && values.protocol !== 'binary')
+    throw new UsageError(`--protocol must be json or binary, got '${values.protocol}'`);
+  if (values.inputs !== 'eval' && values.inputs !== 'random')
+    throw new UsageError(`--inputs must be eval or random, got '${values.inputs}'`);
   const config = values.config === undefined ? undefined : loadConfigFile(values.config, process.env);
   const sloFlag = num('slo-ms', values['slo-ms'], 0.001);
   const sloMs = (r: string) => sloFlag ?? config?.routes[r]?.slo.p99Ms ?? 100;
   const evalPath = values.eval ?? DEFAULT_EVAL;
-  if (values.inputs === 'eval' && !existsSync(evalPath)) throw new UsageError(`eval set ${evalPath} not found: give --eval FILE or --inputs random`);
+  if (values.inputs === 'eval' && !existsSync(evalPath))
+    throw new UsageError(`eval set ${evalPath} not found: give --eval FILE or --inputs random`);
   const name = values.name ?? `${route}-${loadName(mode)}`;
   const progress = progressPrinter(`bench ${name}`, values.json);
   const result = await runBench({

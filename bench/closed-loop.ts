@@ -111,18 +111,37 @@ export async function closedLoopRecorded(o: RecordedClosedLoopOptions): Promise<
     const hl = headerValue(p.headers, 'inference-header-content-length');
     const answer = readAnswer(Buffer.from(p.body, 'utf8'), hl === undefined ? undefined : Number(hl), o.inputs.scoring);
     const label = o.inputs.labels[p.k] ?? -1;
-    rec.answer(i, 200, responseTime, code, answer.variant, label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0);
+    rec.answer(
+      i,
+      200,
+      responseTime,
+      code,
+      answer.variant,
+      label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0,
+    );
     live.record(responseTime);
   });
   inst.on('reqError', (err: { code?: string } | undefined) => {
     errors++;
     const i = rec.push(performance.now() - t0, 0, o.deadlineMs);
-    if (i >= 0) rec.noAnswer(i, err?.code === 'ETIMEDOUT' || /timeout/i.test(String(err)) ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
+    if (i >= 0)
+      rec.noAnswer(
+        i,
+        err?.code === 'ETIMEDOUT' || /timeout/i.test(String(err)) ? CLIENT_CODES.timeout : CLIENT_CODES.connection,
+      );
   });
   // With a request cap autocannon ignores the duration: stop it at the duration ourselves.
   const stopTimer = setTimeout(() => inst.stop(), o.durationS * 1000);
   const progressTimer = setInterval(() => {
-    o.onProgress?.({ elapsedS: (performance.now() - t0) / 1000, sent: rec.n, done: rec.n, inflight: o.connections, rate: rec.n - lastSent, p99Ms: live.quantileMs(0.99), errors });
+    o.onProgress?.({
+      elapsedS: (performance.now() - t0) / 1000,
+      sent: rec.n,
+      done: rec.n,
+      inflight: o.connections,
+      rate: rec.n - lastSent,
+      p99Ms: live.quantileMs(0.99),
+      errors,
+    });
     lastSent = rec.n;
   }, 1000);
   progressTimer.unref();
@@ -139,6 +158,7 @@ export async function closedLoopRecorded(o: RecordedClosedLoopOptions): Promise<
 
 function headerValue(headers: Record<string, unknown> | undefined, name: string): string | undefined {
   if (headers === undefined) return undefined;
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return Array.isArray(v) ? String(v[0]) : String(v);
+  for (const [k, v] of Object.entries(headers))
+    if (k.toLowerCase() === name) return Array.isArray(v) ? String(v[0]) : String(v);
   return undefined;
 }

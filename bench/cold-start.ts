@@ -56,17 +56,27 @@ async function run(warm: boolean): Promise<Run> {
   const t0 = performance.now();
   const server = await startSlogateProcess({
     ...config,
-    server: { ...config.server, logLevel: 'warn', ...(warm ? {} : { warmup: { ...config.server.warmup, requests: 0 } }) },
+    server: {
+      ...config.server,
+      logLevel: 'warn',
+      ...(warm ? {} : { warmup: { ...config.server.warmup, requests: 0 } }),
+    },
   } as unknown as Record<string, unknown>);
   const readyMs = performance.now() - t0;
   try {
-    const meta = (await (await fetch(`${server.url}/v2/models/${route}`)).json()) as { inputs: { name: string; shape: number[] }[] };
+    const meta = (await (await fetch(`${server.url}/v2/models/${route}`)).json()) as {
+      inputs: { name: string; shape: number[] }[];
+    };
     const input = meta.inputs[0];
     if (input === undefined) throw new Error(`route ${route} has no inputs`);
     const body = randomBody(input, 1, 'binary');
     const overhead: number[] = [];
     for (let i = 0; i < N; i++) {
-      const res = await fetch(`${server.url}/v2/models/${route}/infer`, { method: 'POST', body: body.body, headers: body.headers });
+      const res = await fetch(`${server.url}/v2/models/${route}/infer`, {
+        method: 'POST',
+        body: body.body,
+        headers: body.headers,
+      });
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`request ${i}: HTTP ${res.status}`);
       const t = Object.fromEntries(
@@ -88,7 +98,9 @@ for (let i = 0; i < RUNS; i++) {
   for (const mode of ['cold', 'warm'] as const) {
     const r = await run(mode === 'warm');
     runs[mode].push(r);
-    process.stderr.write(`run ${i + 1}/${RUNS} ${mode}: ${SPANS.map(([n]) => `${n} ${(r.spans[n] as number).toFixed(3)} ms`).join(', ')}\n`);
+    process.stderr.write(
+      `run ${i + 1}/${RUNS} ${mode}: ${SPANS.map(([n]) => `${n} ${(r.spans[n] as number).toFixed(3)} ms`).join(', ')}\n`,
+    );
   }
 }
 
@@ -96,10 +108,15 @@ const summary = Object.fromEntries(
   (['cold', 'warm'] as const).map((mode) => {
     const rs = runs[mode];
     const spans = Object.fromEntries(SPANS.map(([n]) => [n, median(rs.map((r) => r.spans[n] as number))]));
-    const ratios = Object.fromEntries(SPANS.map(([n]) => [n, median(rs.map((r) => (r.spans[n] as number) / (r.spans['last 100'] as number)))]));
+    const ratios = Object.fromEntries(
+      SPANS.map(([n]) => [n, median(rs.map((r) => (r.spans[n] as number) / (r.spans['last 100'] as number)))]),
+    );
     return [mode, { overheadMs: spans, ratioToSteady: ratios, readyMs: median(rs.map((r) => r.readyMs)) }];
   }),
-) as Record<'warm' | 'cold', { overheadMs: Record<string, number>; ratioToSteady: Record<string, number>; readyMs: number }>;
+) as Record<
+  'warm' | 'cold',
+  { overheadMs: Record<string, number>; ratioToSteady: Record<string, number>; readyMs: number }
+>;
 
 const lines = [
   `Gateway overhead (total - queue - infer, from Server-Timing) of a fresh server's first ${N} requests to \`${route}\`, sent one at a time; median of ${RUNS} runs per mode.`,
@@ -112,6 +129,9 @@ const lines = [
   ),
 ];
 mkdirSync(values.out, { recursive: true });
-writeFileSync(join(values.out, 'cold-start.json'), `${JSON.stringify({ requests: N, runs: RUNS, route, summary, raw: runs }, null, 2)}\n`);
+writeFileSync(
+  join(values.out, 'cold-start.json'),
+  `${JSON.stringify({ requests: N, runs: RUNS, route, summary, raw: runs }, null, 2)}\n`,
+);
 writeFileSync(join(values.out, 'cold-start.md'), `${lines.join('\n')}\n`);
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -76,9 +76,12 @@ export async function compareMain(argv: string[]): Promise<number> {
   if (values.config === undefined) throw new UsageError('compare: --config FILE is required');
   const scenario = values.scenario as ScenarioName;
   if (!SCENARIOS.includes(scenario)) throw new UsageError(`compare: --scenario must be one of ${SCENARIOS.join(', ')}`);
-  if (values.protocol !== 'json' && values.protocol !== 'binary') throw new UsageError('compare: --protocol must be json or binary');
-  if (values['sweep-base'] !== 'common' && values['sweep-base'] !== 'own') throw new UsageError('compare: --sweep-base must be common or own');
-  if (values.inputs !== 'eval' && values.inputs !== 'random') throw new UsageError('compare: --inputs must be eval or random');
+  if (values.protocol !== 'json' && values.protocol !== 'binary')
+    throw new UsageError('compare: --protocol must be json or binary');
+  if (values['sweep-base'] !== 'common' && values['sweep-base'] !== 'own')
+    throw new UsageError('compare: --sweep-base must be common or own');
+  if (values.inputs !== 'eval' && values.inputs !== 'random')
+    throw new UsageError('compare: --inputs must be eval or random');
   const positive = (name: string, v: string | undefined, integer = false) => {
     if (v === undefined) return undefined;
     const x = Number(v);
@@ -88,9 +91,11 @@ export async function compareMain(argv: string[]): Promise<number> {
   };
   const config = loadConfigFile(values.config, process.env);
   const route = values.route ?? Object.keys(config.routes)[0];
-  if (route === undefined || config.routes[route] === undefined) throw new UsageError(`compare: the config has no route '${route}'`);
+  if (route === undefined || config.routes[route] === undefined)
+    throw new UsageError(`compare: the config has no route '${route}'`);
   const evalPath = values.eval ?? config.models[config.routes[route]?.model ?? '']?.eval ?? DEFAULT_EVAL;
-  if (values.inputs === 'eval' && !existsSync(evalPath)) throw new UsageError(`compare: eval set ${evalPath} not found: give --eval FILE or --inputs random`);
+  if (values.inputs === 'eval' && !existsSync(evalPath))
+    throw new UsageError(`compare: eval set ${evalPath} not found: give --eval FILE or --inputs random`);
   const quiet = values.json;
   const name = values.name ?? `compare-${scenario}${values.quick ? '-quick' : ''}`;
   const result = await runCompare({
@@ -112,13 +117,23 @@ export async function compareMain(argv: string[]): Promise<number> {
   });
   const command = `slogate bench compare ${argv.join(' ')}`;
   const md = renderCompareMarkdown(result, command, values['allow-lag']);
-  const files = writeOutputs(values.out ?? RESULTS_DIR, name, { command, ...result }, md, comparePlots(result, values['allow-lag']));
+  const files = writeOutputs(
+    values.out ?? RESULTS_DIR,
+    name,
+    { command, ...result },
+    md,
+    comparePlots(result, values['allow-lag']),
+  );
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(md);
   process.stderr.write(`wrote ${files.join(', ')}\n`);
-  const lagged = result.rows.flatMap((row) => row.runs.filter((run) => run.result !== null && !run.result.valid).map((run) => `${row.label} (${run.label})`));
+  const lagged = result.rows.flatMap((row) =>
+    row.runs.filter((run) => run.result !== null && !run.result.valid).map((run) => `${row.label} (${run.label})`),
+  );
   if (lagged.length > 0 && !values['allow-lag']) {
-    process.stderr.write(`slogate bench compare: the sender fell behind its schedule in ${lagged.join(', ')}; those rows are withheld (--allow-lag shows them)\n`);
+    process.stderr.write(
+      `slogate bench compare: the sender fell behind its schedule in ${lagged.join(', ')}; those rows are withheld (--allow-lag shows them)\n`,
+    );
     return 3;
   }
   return 0;

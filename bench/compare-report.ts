@@ -7,7 +7,8 @@ import { ms, num, pct, table, timePoints, variantMix } from './report.js';
 import { lineChart, type Series, stackedAreaChart } from './svg.js';
 
 /** Whether a run's numbers may be shown: valid, or lag explicitly allowed. */
-const usable = (run: CompareRun | undefined, allowLag: boolean) => run?.result !== null && run?.result !== undefined && (run.result.valid || allowLag);
+const usable = (run: CompareRun | undefined, allowLag: boolean) =>
+  run?.result !== null && run?.result !== undefined && (run.result.valid || allowLag);
 
 function runLabels(r: CompareResult): string[] {
   const seen: string[] = [];
@@ -20,7 +21,8 @@ function runCells(run: CompareRun | undefined, route: string, allowLag: boolean)
   if (run === undefined) return ['–', ...blank.slice(1)];
   if (run.result === null) return [`error: ${run.error ?? 'unknown'}`, ...blank.slice(1)];
   const res = run.result;
-  if (!res.valid && !allowLag) return [`invalid: sender lag p99 ${res.summary.lag?.p99Ms} ms > ${res.summary.lag?.boundMs} ms`, ...blank.slice(1)];
+  if (!res.valid && !allowLag)
+    return [`invalid: sender lag p99 ${res.summary.lag?.p99Ms} ms > ${res.summary.lag?.boundMs} ms`, ...blank.slice(1)];
   const s = res.summary.overall;
   const srv = res.server?.[route];
   const mark = res.valid ? '' : ' (lag!)';
@@ -35,13 +37,22 @@ function runCells(run: CompareRun | undefined, route: string, allowLag: boolean)
     String(s.shed),
     String(s.failed),
     srv?.switches === null || srv?.switches === undefined ? '–' : String(srv.switches),
-    srv?.costPer1000Answers === null || srv?.costPer1000Answers === undefined ? '–' : srv.costPer1000Answers.toPrecision(3),
+    srv?.costPer1000Answers === null || srv?.costPer1000Answers === undefined
+      ? '–'
+      : srv.costPer1000Answers.toPrecision(3),
   ];
 }
 
 export function renderCompareMarkdown(r: CompareResult, command: string, allowLag: boolean): string {
   const m = r.meta;
-  const out: string[] = [`# slogate bench compare: ${m.scenario}${m.quick ? ' (quick)' : ''}`, '', '```sh', command, '```', ''];
+  const out: string[] = [
+    `# slogate bench compare: ${m.scenario}${m.quick ? ' (quick)' : ''}`,
+    '',
+    '```sh',
+    command,
+    '```',
+    '',
+  ];
   out.push(
     `Route \`${m.route}\` of ${m.config}: SLO p99 ${m.sloP99Ms} ms${m.minAccuracy === null ? '' : `, min accuracy ${m.minAccuracy}`}. ` +
       `Base rate C = ${m.baseRate}/s (${m.baseRateSource}). Every contender gets the same schedule (seed ${m.seed}), ${m.protocol} protocol, ` +
@@ -98,11 +109,20 @@ export function renderCompareMarkdown(r: CompareResult, command: string, allowLa
   }
   const searched = r.rows.filter((row) => row.capacityRps !== null);
   if (searched.length > 0) {
-    out.push('## Capacity at SLO', '', `Highest Poisson rate with p99 <= ${m.sloP99Ms} ms and attainment >= 99% (bounded search: doubling, then bisection).`, '');
+    out.push(
+      '## Capacity at SLO',
+      '',
+      `Highest Poisson rate with p99 <= ${m.sloP99Ms} ms and attainment >= 99% (bounded search: doubling, then bisection).`,
+      '',
+    );
     out.push(
       table(
         ['policy', 'capacity/s', 'probes (rate: result)'],
-        searched.map((row) => [row.label, num(row.capacityRps, 1), row.probes.map((p) => `${p.rate}: ${p.ok ? 'ok' : 'miss'}`).join(', ')]),
+        searched.map((row) => [
+          row.label,
+          num(row.capacityRps, 1),
+          row.probes.map((p) => `${p.rate}: ${p.ok ? 'ok' : 'miss'}`).join(', '),
+        ]),
         [false, true, false],
       ),
       '',
@@ -113,7 +133,14 @@ export function renderCompareMarkdown(r: CompareResult, command: string, allowLa
     out.push('## Raw limit: onnxruntime in-process, no HTTP', '');
     out.push(
       table(
-        ['variant', 'best batch', 'rows/s at best', 'batch p50 ms at best', 'rows/s at batch 1', 'all batch sizes (rows/s)'],
+        [
+          'variant',
+          'best batch',
+          'rows/s at best',
+          'batch p50 ms at best',
+          'rows/s at batch 1',
+          'all batch sizes (rows/s)',
+        ],
         raws.map((row) => {
           const x = row.raw as NonNullable<CompareRow['raw']>;
           return [
@@ -148,7 +175,9 @@ export function comparePlots(r: CompareResult, allowLag: boolean): Record<string
       served.map((row) => ({
         name: row.label,
         markers: true,
-        points: row.runs.filter((run) => usable(run, allowLag)).map((run) => [run.result?.summary.overall.offeredRps ?? 0, f(run)] as [number, number | null]),
+        points: row.runs
+          .filter((run) => usable(run, allowLag))
+          .map((run) => [run.result?.summary.overall.offeredRps ?? 0, f(run)] as [number, number | null]),
       }));
     const pick = (run: CompareRun) => run.result?.summary.overall;
     plots.attainment = lineChart({
@@ -193,8 +222,15 @@ export function comparePlots(r: CompareResult, allowLag: boolean): Record<string
   const tl = (row: CompareRow) => runOf(row)?.result?.summary.timeline ?? [];
   const loadTl = shown[0] === undefined ? [] : tl(shown[0]);
   const seconds = Math.max(1, ...shown.map((row) => tl(row).length));
-  const load: Series = { name: 'offered req/s', points: timePoints(loadTl, (p) => p.offered), right: true, color: '#999', dashed: true };
-  const perRow = (f: (p: (typeof loadTl)[number]) => number | null): Series[] => shown.map((row) => ({ name: row.label, points: timePoints(tl(row), f) }));
+  const load: Series = {
+    name: 'offered req/s',
+    points: timePoints(loadTl, (p) => p.offered),
+    right: true,
+    color: '#999',
+    dashed: true,
+  };
+  const perRow = (f: (p: (typeof loadTl)[number]) => number | null): Series[] =>
+    shown.map((row) => ({ name: row.label, points: timePoints(tl(row), f) }));
   plots.latency = lineChart({
     title: `${title}: p99 latency over time`,
     xLabel: 'time (s)',

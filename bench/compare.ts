@@ -26,7 +26,14 @@ import {
 } from './policies.js';
 import type { ProgressSink } from './progress.js';
 import { type BenchResult, hostDescription, prepareInputs, runBench } from './run.js';
-import { findCapacity, type Probe, type ScenarioName, type ScenarioPlan, scenarioPlan, scenarioRuns } from './scenarios.js';
+import {
+  findCapacity,
+  type Probe,
+  type ScenarioName,
+  type ScenarioPlan,
+  scenarioPlan,
+  scenarioRuns,
+} from './scenarios.js';
 import { type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
 import type { Protocol } from './v2-requests.js';
 
@@ -85,11 +92,22 @@ async function decisionsSince(url: string, route: string, sinceMs: number): Prom
       await res.body.dump();
       return [];
     }
-    const body = (await res.body.json()) as { decisions?: { route: string; at: string; from: string; to: string; reason: string; decision?: { inputs?: unknown } }[] };
+    const body = (await res.body.json()) as {
+      decisions?: {
+        route: string;
+        at: string;
+        from: string;
+        to: string;
+        reason: string;
+        decision?: { inputs?: unknown };
+      }[];
+    };
     const all = (body.decisions ?? []).filter((d) => d.route === route);
     const first = all.findIndex((d) => Date.parse(d.at) >= sinceMs);
     const from = first === -1 ? all.length - 1 : Math.max(0, first - 1);
-    return all.slice(Math.max(0, from)).map((d) => ({ at: d.at, from: d.from, to: d.to, reason: d.reason, inputs: d.decision?.inputs }));
+    return all
+      .slice(Math.max(0, from))
+      .map((d) => ({ at: d.at, from: d.from, to: d.to, reason: d.reason, inputs: d.decision?.inputs }));
   } catch {
     return [];
   }
@@ -129,7 +147,9 @@ export interface CompareResult {
     readonly wallS: number;
   };
   /** Accuracy per variant (model.yaml) and the batching chosen as each variant's best. */
-  readonly variants: Readonly<Record<string, { accuracy: number | null; best: Batching; p50MsAtBatch1: number | null }>>;
+  readonly variants: Readonly<
+    Record<string, { accuracy: number | null; best: Batching; p50MsAtBatch1: number | null }>
+  >;
   readonly rows: readonly CompareRow[];
 }
 
@@ -145,25 +165,36 @@ function readAccuracies(metadataPath: string | undefined): Record<string, number
   if (metadataPath === undefined) return {};
   try {
     const doc = parseYaml(readFileSync(metadataPath, 'utf8')) as { variants?: Record<string, { accuracy?: unknown }> };
-    return Object.fromEntries(Object.entries(doc.variants ?? {}).flatMap(([v, m]) => (typeof m.accuracy === 'number' ? [[v, m.accuracy]] : [])));
+    return Object.fromEntries(
+      Object.entries(doc.variants ?? {}).flatMap(([v, m]) => (typeof m.accuracy === 'number' ? [[v, m.accuracy]] : [])),
+    );
   } catch {
     return {};
   }
 }
 
 /** Service-time profiles from `slogate profile --json` (cached on disk by the server after its first start). */
-async function readProfiles(config: Record<string, unknown>, log: (l: string) => void): Promise<Map<string, ProfilePoint[]>> {
+async function readProfiles(
+  config: Record<string, unknown>,
+  log: (l: string) => void,
+): Promise<Map<string, ProfilePoint[]>> {
   const { mkdtempSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { stringify } = await import('yaml');
   const file = join(mkdtempSync(join(tmpdir(), 'slogate-bench-profile-')), 'slogate.yaml');
   writeFileSync(file, stringify(config));
   try {
-    const { stdout } = await execFileP(process.execPath, [join(DIST, 'cli.js'), 'profile', '--config', file, '--json'], { timeout: 180_000, maxBuffer: 16 << 20 });
+    const { stdout } = await execFileP(
+      process.execPath,
+      [join(DIST, 'cli.js'), 'profile', '--config', file, '--json'],
+      { timeout: 180_000, maxBuffer: 16 << 20 },
+    );
     const doc = JSON.parse(stdout) as { profiles: { variant: string; points: ProfilePoint[] }[] };
     return new Map(doc.profiles.map((p) => [p.variant, p.points]));
   } catch (err) {
-    log(`compare: no service-time profile (${(err as Error).message.split('\n')[0]}); best batching falls back to 8 rows, 5 ms`);
+    log(
+      `compare: no service-time profile (${(err as Error).message.split('\n')[0]}); best batching falls back to 8 rows, 5 ms`,
+    );
     return new Map();
   }
 }
@@ -178,7 +209,10 @@ function watch(server: ServerProcess, notes: string[]): { stopping: () => void }
       const l = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
       if ((l.level ?? 0) >= 50) {
         errors++;
-        if (errors <= 5) notes.push(`server error log: ${l.msg ?? ''}${l.err?.message !== undefined ? `: ${l.err.message}` : ''}`.slice(0, 300));
+        if (errors <= 5)
+          notes.push(
+            `server error log: ${l.msg ?? ''}${l.err?.message !== undefined ? `: ${l.err.message}` : ''}`.slice(0, 300),
+          );
         if (errors === 6) notes.push('server error log: (more errors not shown)');
       }
     } catch {
@@ -227,13 +261,28 @@ async function startTarget(spec: Exclude<PolicySpec, { kind: 'raw' }>, o: Compar
     const model = o.config.models[o.config.routes[o.route]?.model ?? ''];
     const path = model?.variants[spec.variant]?.path;
     if (path === undefined) throw new Error(`naive: no variant ${spec.variant}`);
-    server = await startNodeProcess(join(DIST, 'bench', 'peers', 'naive.js'), ['--route', o.route, '--variant', `${spec.variant}=${path}`]);
+    server = await startNodeProcess(join(DIST, 'bench', 'peers', 'naive.js'), [
+      '--route',
+      o.route,
+      '--variant',
+      `${spec.variant}=${path}`,
+    ]);
   }
   const w = watch(server, notes);
   let inputs: RouteInputs[];
   try {
     await waitReady(server.url, 60_000);
-    inputs = await prepareInputs({ url: server.url, protocol: o.protocol, inputs: o.evalSet === undefined ? 'random' : 'eval', evalSet: o.evalSet, seed: o.seed }, [o.route], true);
+    inputs = await prepareInputs(
+      {
+        url: server.url,
+        protocol: o.protocol,
+        inputs: o.evalSet === undefined ? 'random' : 'eval',
+        evalSet: o.evalSet,
+        seed: o.seed,
+      },
+      [o.route],
+      true,
+    );
   } catch (err) {
     w.stopping();
     await server.stop(2000);
@@ -251,7 +300,11 @@ async function startTarget(spec: Exclude<PolicySpec, { kind: 'raw' }>, o: Compar
   };
 }
 
-async function rawLimit(spec: Extract<PolicySpec, { kind: 'raw' }>, o: CompareOptions, maxBatch: number): Promise<RawVariant> {
+async function rawLimit(
+  spec: Extract<PolicySpec, { kind: 'raw' }>,
+  o: CompareOptions,
+  maxBatch: number,
+): Promise<RawVariant> {
   const model = o.config.models[o.config.routes[o.route]?.model ?? ''];
   const path = model?.variants[spec.variant]?.path;
   if (path === undefined) throw new Error(`raw: no variant ${spec.variant}`);
@@ -259,7 +312,15 @@ async function rawLimit(spec: Extract<PolicySpec, { kind: 'raw' }>, o: CompareOp
   for (let b = 1; b <= maxBatch; b *= 2) batches.push(b);
   const { stdout } = await execFileP(
     process.execPath,
-    [join(DIST, 'bench', 'peers', 'raw-ort.js'), '--variant', `${spec.variant}=${path}`, '--batches', batches.join(','), '--ms', o.quick ? '300' : '2000'],
+    [
+      join(DIST, 'bench', 'peers', 'raw-ort.js'),
+      '--variant',
+      `${spec.variant}=${path}`,
+      '--batches',
+      batches.join(','),
+      '--ms',
+      o.quick ? '300' : '2000',
+    ],
     { timeout: 300_000, maxBuffer: 16 << 20 },
   );
   const report = JSON.parse(stdout) as RawReport;
@@ -272,27 +333,49 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const t0 = Date.now();
   const startedAt = new Date().toISOString();
   const rc = o.config.routes[o.route];
-  if (rc === undefined) throw new Error(`the config has no route '${o.route}' (${Object.keys(o.config.routes).join(', ')})`);
+  if (rc === undefined)
+    throw new Error(`the config has no route '${o.route}' (${Object.keys(o.config.routes).join(', ')})`);
   const model = o.config.models[rc.model];
   if (model === undefined) throw new Error(`route ${o.route}: unknown model ${rc.model}`);
   const P = rc.slo.p99Ms;
   const accuracy = readAccuracies(model.metadata);
-  const variants = [...(rc.variants ?? Object.keys(model.variants))].sort((a, b) => (accuracy[b] ?? -1) - (accuracy[a] ?? -1));
+  const variants = [...(rc.variants ?? Object.keys(model.variants))].sort(
+    (a, b) => (accuracy[b] ?? -1) - (accuracy[a] ?? -1),
+  );
 
   o.log(`compare: reading service-time profiles of ${variants.length} variants`);
-  const profiles = await readProfiles(derivePolicyConfig(o.config, o.route, { kind: 'slogate', id: 'adaptive', label: '', policy: 'adaptive' }), o.log);
+  const profiles = await readProfiles(
+    derivePolicyConfig(o.config, o.route, { kind: 'slogate', id: 'adaptive', label: '', policy: 'adaptive' }),
+    o.log,
+  );
   const p50At1 = (v: string) => profiles.get(v)?.find((p) => p.rows === 1)?.p50Ms ?? null;
   const best = (v: string): Batching => {
     const pts = profiles.get(v);
     return pts === undefined || pts.length === 0 ? { maxBatch: 8, maxQueueDelayMs: 5 } : bestBatching(pts, P);
   };
-  const fastest = [...variants].sort((a, b) => (p50At1(a) ?? Number.POSITIVE_INFINITY) - (p50At1(b) ?? Number.POSITIVE_INFINITY))[0] ?? (variants.at(-1) as string);
-  const ctx: PolicyContext = { variants, fastest: profiles.size > 0 ? fastest : (variants.at(-1) as string), modelMaxBatch: model.maxBatch, best };
+  const fastest =
+    [...variants].sort(
+      (a, b) => (p50At1(a) ?? Number.POSITIVE_INFINITY) - (p50At1(b) ?? Number.POSITIVE_INFINITY),
+    )[0] ?? (variants.at(-1) as string);
+  const ctx: PolicyContext = {
+    variants,
+    fastest: profiles.size > 0 ? fastest : (variants.at(-1) as string),
+    modelMaxBatch: model.maxBatch,
+    best,
+  };
   const specs = (o.policies ?? defaultPolicyIds(ctx, o.quick)).map((id) => parsePolicyId(id, ctx));
   const plan = scenarioPlan(o.scenario, o.quick, o.durationS);
-  const workers = o.config.runtime.workers === 'auto' ? Math.max(1, availableParallelism() - 1) : Math.max(1, o.config.runtime.workers);
+  const workers =
+    o.config.runtime.workers === 'auto'
+      ? Math.max(1, availableParallelism() - 1)
+      : Math.max(1, o.config.runtime.workers);
 
-  const probeRun = async (url: string, prepared: readonly RouteInputs[], rate: number, label: string): Promise<Probe> => {
+  const probeRun = async (
+    url: string,
+    prepared: readonly RouteInputs[],
+    rate: number,
+    label: string,
+  ): Promise<Probe> => {
     const r = await runBench(
       {
         url,
@@ -319,7 +402,13 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     return { rate: Math.round(rate * 10) / 10, ok, note };
   };
   const searchCapacity = (t: Target, start: number, label: string, maxProbes = plan.maxProbes) =>
-    findCapacity((r) => probeRun(t.url, t.inputs, r, label), { startRate: start, maxProbes, minRate: 2, maxRate: 20_000, tolerance: o.quick ? 0.25 : 0.1 });
+    findCapacity((r) => probeRun(t.url, t.inputs, r, label), {
+      startRate: start,
+      maxProbes,
+      minRate: 2,
+      maxRate: 20_000,
+      tolerance: o.quick ? 0.25 : 0.1,
+    });
 
   // The base rate: given, or C_L = the capacity at SLO of the most accurate variant with its best fixed batching.
   const capacities = new Map<string, { capacity: number; probes: Probe[] }>();
@@ -343,7 +432,9 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     }
     if (baseRate <= 0) {
       const tried = capacities.get(refId)?.probes.map((p) => p.rate) ?? [];
-      throw new Error(`calibration: ${ref.label} held p99 <= ${P} ms at none of the rates tried (${tried.join(', ')}/s); give --rate`);
+      throw new Error(
+        `calibration: ${ref.label} held p99 <= ${P} ms at none of the rates tried (${tried.join(', ')}/s); give --rate`,
+      );
     }
     baseRateSource = `capacity at SLO of ${ref.label} (C_L)`;
     o.log(`compare: C_L = ${baseRate.toFixed(1)}/s`);
@@ -420,10 +511,20 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           );
           p.done();
           const decisions = spec.kind === 'slogate' ? await decisionsSince(target.url, o.route, runStartMs) : undefined;
-          row.runs.push({ label: run.label, factor: run.factor, result, ...(decisions === undefined ? {} : { decisions }) });
+          row.runs.push({
+            label: run.label,
+            factor: run.factor,
+            result,
+            ...(decisions === undefined ? {} : { decisions }),
+          });
         } catch (err) {
           p.done();
-          row.runs.push({ label: run.label, factor: run.factor, result: null, error: (err as Error).message.split('\n')[0] as string });
+          row.runs.push({
+            label: run.label,
+            factor: run.factor,
+            result: null,
+            error: (err as Error).message.split('\n')[0] as string,
+          });
         }
       }
     } finally {
@@ -451,7 +552,9 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       startedAt,
       wallS: Math.round((Date.now() - t0) / 100) / 10,
     },
-    variants: Object.fromEntries(variants.map((v) => [v, { accuracy: accuracy[v] ?? null, best: best(v), p50MsAtBatch1: p50At1(v) }])),
+    variants: Object.fromEntries(
+      variants.map((v) => [v, { accuracy: accuracy[v] ?? null, best: best(v), p50MsAtBatch1: p50At1(v) }]),
+    ),
     rows,
   };
 }

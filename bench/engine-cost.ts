@@ -5,10 +5,21 @@ import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { VariantModel } from '../policies/latency-model.js';
 import type { RateSnapshot } from '../policies/rate-estimator.js';
-import { DEFAULT_ENGINE_PARAMS, decide, type EngineSnapshot, INITIAL_STATE, type RouteEngineState, type RouteInput } from '../policies/tradeoff-engine.js';
+import {
+  DEFAULT_ENGINE_PARAMS,
+  decide,
+  type EngineSnapshot,
+  INITIAL_STATE,
+  type RouteEngineState,
+  type RouteInput,
+} from '../policies/tradeoff-engine.js';
 
 const { values } = parseArgs({
-  options: { routes: { type: 'string', default: '10' }, variants: { type: 'string', default: '6' }, iterations: { type: 'string', default: '20000' } },
+  options: {
+    routes: { type: 'string', default: '10' },
+    variants: { type: 'string', default: '6' },
+    iterations: { type: 'string', default: '20000' },
+  },
 });
 const R = Number(values.routes);
 const V = Number(values.variants);
@@ -25,7 +36,13 @@ function variant(i: number): VariantModel {
     p50[b] = base + perRow * b;
     p99[b] = 1.3 * (p50[b] as number);
   }
-  return { name: `v${i}`, accuracy: 0.9 + (0.09 * i) / Math.max(1, V - 1), table: { p50, p99 }, maxBatch, pricePerSlotMs: 1e-8 };
+  return {
+    name: `v${i}`,
+    accuracy: 0.9 + (0.09 * i) / Math.max(1, V - 1),
+    table: { p50, p99 },
+    maxBatch,
+    pricePerSlotMs: 1e-8,
+  };
 }
 
 const family = Array.from({ length: V }, (_, i) => variant(i));
@@ -81,7 +98,9 @@ function time(label: string, make: (i: number) => EngineSnapshot): void {
   console.log(`| ${label} | ${R} x ${V} | ${mean.toFixed(1)} | ${q(0.5)} | ${q(0.99)} |`);
 }
 
-console.log(`${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, Node ${process.version}; ${N} calls each\n`);
+console.log(
+  `${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, Node ${process.version}; ${N} calls each\n`,
+);
 console.log('| decision | routes x variants | mean us | p50 us | p99 us |');
 console.log('| --- | --- | ---: | ---: | ---: |');
 time('first decision (no state: full search per route)', () => snapshot());

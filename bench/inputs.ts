@@ -41,11 +41,16 @@ export interface InputOptions {
 }
 
 export async function fetchMetadata(url: string, route: string): Promise<ModelMetadata> {
-  const res = await request(`${url}/v2/models/${encodeURIComponent(route)}`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
+  const res = await request(`${url}/v2/models/${encodeURIComponent(route)}`, {
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
   const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`GET /v2/models/${route} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+  if (res.statusCode !== 200)
+    throw new Error(`GET /v2/models/${route} answered ${res.statusCode}: ${text.slice(0, 300)}`);
   const doc = JSON.parse(text) as Partial<ModelMetadata>;
-  if (!Array.isArray(doc.inputs) || !Array.isArray(doc.outputs)) throw new Error(`GET /v2/models/${route}: metadata without inputs/outputs`);
+  if (!Array.isArray(doc.inputs) || !Array.isArray(doc.outputs))
+    throw new Error(`GET /v2/models/${route}: metadata without inputs/outputs`);
   return doc as ModelMetadata;
 }
 
@@ -57,9 +62,11 @@ export function scoringFor(meta: ModelMetadata): Scoring | undefined {
 }
 
 export function buildInputs(route: string, meta: ModelMetadata, o: InputOptions): RouteInputs {
-  if (meta.inputs.length !== 1) throw new Error(`route ${route}: bench drives single-input models; this one has ${meta.inputs.length} inputs`);
+  if (meta.inputs.length !== 1)
+    throw new Error(`route ${route}: bench drives single-input models; this one has ${meta.inputs.length} inputs`);
   const input = meta.inputs[0] as TensorMeta;
-  if (input.datatype !== 'FP32') throw new Error(`route ${route}: input ${input.name} is ${input.datatype}; bench generates FP32 inputs only`);
+  if (input.datatype !== 'FP32')
+    throw new Error(`route ${route}: input ${input.name} is ${input.datatype}; bench generates FP32 inputs only`);
   const scoring = scoringFor(meta);
   const outputs = scoring === undefined ? [] : [scoring.output];
   const path = `/v2/models/${encodeURIComponent(route)}/infer`;
@@ -73,10 +80,14 @@ export function buildInputs(route: string, meta: ModelMetadata, o: InputOptions)
       );
     }
     const n = Math.min(o.count, set.count);
-    const bodies = Array.from({ length: n }, (_, i) => evalBody(set, input, i, 1, o.protocol, outputs, o.binaryOutputs));
+    const bodies = Array.from({ length: n }, (_, i) =>
+      evalBody(set, input, i, 1, o.protocol, outputs, o.binaryOutputs),
+    );
     return { route, path, bodies, labels: Int16Array.from(bodies, (b) => b.labels?.[0] ?? -1), scoring };
   }
   const rand = mulberry32(o.seed);
-  const bodies = Array.from({ length: Math.min(o.count, 64) }, () => randomBody(input, 1, o.protocol, rand, outputs, o.binaryOutputs));
+  const bodies = Array.from({ length: Math.min(o.count, 64) }, () =>
+    randomBody(input, 1, o.protocol, rand, outputs, o.binaryOutputs),
+  );
   return { route, path, bodies, labels: new Int16Array(bodies.length).fill(-1), scoring: undefined };
 }

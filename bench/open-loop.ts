@@ -109,11 +109,21 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       finished = true;
       clearInterval(progressTimer);
       if (drainTimer !== undefined) clearTimeout(drainTimer);
-      for (let i = 0; i < n; i++) if (rec.status[i] === 0 && rec.code[i] === 0) rec.noAnswer(i, i < next ? CLIENT_CODES.timeout : CLIENT_CODES.unanswered);
+      for (let i = 0; i < n; i++)
+        if (rec.status[i] === 0 && rec.code[i] === 0)
+          rec.noAnswer(i, i < next ? CLIENT_CODES.timeout : CLIENT_CODES.unanswered);
       const wallMs = performance.now() - t0;
       const c = process.cpuUsage(cpu0);
       const close = o.pool === undefined ? pool.destroy() : Promise.resolve();
-      void close.then(() => resolve({ records: rec, wallMs, senderCpu: (c.user + c.system) / 1000 / Math.max(1, wallMs), peakInflight, maxConnections }));
+      void close.then(() =>
+        resolve({
+          records: rec,
+          wallMs,
+          senderCpu: (c.user + c.system) / 1000 / Math.max(1, wallMs),
+          peakInflight,
+          maxConnections,
+        }),
+      );
     };
     const settle = () => {
       inflight--;
@@ -165,16 +175,32 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
               return;
             }
             const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-            const answer = readAnswer(bytes, headerLength === undefined ? undefined : Number(headerLength), inp.scoring);
+            const answer = readAnswer(
+              bytes,
+              headerLength === undefined ? undefined : Number(headerLength),
+              inp.scoring,
+            );
             const label = inp.labels[k] as number;
-            rec.answer(i, 200, latency, code, answer.variant, label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0);
+            rec.answer(
+              i,
+              200,
+              latency,
+              code,
+              answer.variant,
+              label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0,
+            );
             live.record(latency);
           }),
         onResponseError: (_c, err) =>
           end(() => {
             errors++;
             const c = (err as { code?: string }).code;
-            rec.noAnswer(i, c === 'UND_ERR_HEADERS_TIMEOUT' || c === 'UND_ERR_BODY_TIMEOUT' ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
+            rec.noAnswer(
+              i,
+              c === 'UND_ERR_HEADERS_TIMEOUT' || c === 'UND_ERR_BODY_TIMEOUT'
+                ? CLIENT_CODES.timeout
+                : CLIENT_CODES.connection,
+            );
           }),
       };
       pool.dispatch({ path: inp.path, method: 'POST', headers: body.headers, body: body.body }, handler);

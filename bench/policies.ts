@@ -10,7 +10,13 @@ export type RawPolicy =
   | { readonly aimd: { readonly variant: string; readonly maxBatch: number } };
 
 export type PolicySpec =
-  | { readonly kind: 'slogate'; readonly id: string; readonly label: string; readonly policy: RawPolicy; readonly variant?: string }
+  | {
+      readonly kind: 'slogate';
+      readonly id: string;
+      readonly label: string;
+      readonly policy: RawPolicy;
+      readonly variant?: string;
+    }
   | { readonly kind: 'naive'; readonly id: string; readonly label: string; readonly variant: string }
   | { readonly kind: 'raw'; readonly id: string; readonly label: string; readonly variant: string };
 
@@ -52,7 +58,8 @@ export function bestBatching(points: readonly ProfilePoint[], p99Ms: number): Ba
     if (rate > bestRate * 1.05) best = p;
   }
   const one = points.find((p) => p.rows === 1);
-  if (best === undefined || (one !== undefined && best.rows / best.p50Ms <= (1 / one.p50Ms) * 1.05)) return { maxBatch: 1, maxQueueDelayMs: 0 };
+  if (best === undefined || (one !== undefined && best.rows / best.p50Ms <= (1 / one.p50Ms) * 1.05))
+    return { maxBatch: 1, maxQueueDelayMs: 0 };
   return { maxBatch: best.rows, maxQueueDelayMs: delay };
 }
 
@@ -95,19 +102,34 @@ export function parsePolicyId(id: string, ctx: PolicyContext): PolicySpec {
       } else {
         const m = /^b(\d+)$/.exec(batchArg);
         const d = delayArg === undefined ? 0 : Number(delayArg.replace(/ms$/, ''));
-        if (m === null || !Number.isFinite(d) || d < 0) throw new Error(`policy ${id}: expected static:VARIANT:b1|best|bN[:Dms]`);
+        if (m === null || !Number.isFinite(d) || d < 0)
+          throw new Error(`policy ${id}: expected static:VARIANT:b1|best|bN[:Dms]`);
         b = { maxBatch: Number(m[1]), maxQueueDelayMs: d };
       }
-      return { kind: 'slogate', id, label: `static ${variant} ${batchingLabel(b)}${note}`, policy: { static: { variant, ...b } }, variant };
+      return {
+        kind: 'slogate',
+        id,
+        label: `static ${variant} ${batchingLabel(b)}${note}`,
+        policy: { static: { variant, ...b } },
+        variant,
+      };
     }
     case 'aimd':
-      return { kind: 'slogate', id, label: `AIMD ${variant} (batch <= ${ctx.modelMaxBatch})`, policy: { aimd: { variant, maxBatch: ctx.modelMaxBatch } }, variant };
+      return {
+        kind: 'slogate',
+        id,
+        label: `AIMD ${variant} (batch <= ${ctx.modelMaxBatch})`,
+        policy: { aimd: { variant, maxBatch: ctx.modelMaxBatch } },
+        variant,
+      };
     case 'naive':
       return { kind: 'naive', id, label: `naive Fastify + ORT ${variant}`, variant };
     case 'raw':
       return { kind: 'raw', id, label: `raw ORT ${variant} (no HTTP)`, variant };
     default:
-      throw new Error(`unknown policy '${id}': adaptive, static:VARIANT:b1|best|bN[:Dms], fixed, aimd[:VARIANT], naive[:VARIANT], raw[:VARIANT]`);
+      throw new Error(
+        `unknown policy '${id}': adaptive, static:VARIANT:b1|best|bN[:Dms], fixed, aimd[:VARIANT], naive[:VARIANT], raw[:VARIANT]`,
+      );
   }
 }
 
@@ -115,7 +137,11 @@ export function parsePolicyId(id: string, ctx: PolicyContext): PolicySpec {
  * The config one slogate contender runs with: the given config with only the route under test (its `policy`
  * replaced, its SLO kept) and, for single-variant policies, only that variant loaded. Logs at warn.
  */
-export function derivePolicyConfig(base: Readonly<Config>, route: string, spec: Extract<PolicySpec, { kind: 'slogate' }>): Record<string, unknown> {
+export function derivePolicyConfig(
+  base: Readonly<Config>,
+  route: string,
+  spec: Extract<PolicySpec, { kind: 'slogate' }>,
+): Record<string, unknown> {
   const c = structuredClone(base) as Config;
   const rc = c.routes[route];
   if (rc === undefined) throw new Error(`the config has no route '${route}'`);

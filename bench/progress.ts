@@ -9,7 +9,11 @@ export function progressLine(label: string, p: Progress): string {
   return `${label}  ${p.elapsedS.toFixed(0).padStart(3)} s  sent ${String(p.sent).padStart(7)}  ${String(p.rate).padStart(5)}/s  in flight ${String(p.inflight).padStart(4)}  p99 so far ${p99}  errors ${p.errors}`;
 }
 
-export function progressPrinter(label: string, quiet: boolean, stream: NodeJS.WriteStream = process.stderr): { sink: ProgressSink; done(): void } {
+export function progressPrinter(
+  label: string,
+  quiet: boolean,
+  stream: NodeJS.WriteStream = process.stderr,
+): { sink: ProgressSink; done(): void } {
   if (quiet) return { sink: undefined, done: () => {} };
   const tty = stream.isTTY === true;
   let printed = false;

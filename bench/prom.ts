@@ -27,8 +27,11 @@ export function parsePrometheus(text: string): Scrape {
     const m = LINE.exec(line);
     if (m === null) continue;
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
-    const value = Number(m[3] === '+Inf' ? Number.POSITIVE_INFINITY : m[3] === '-Inf' ? Number.NEGATIVE_INFINITY : m[3]);
+    for (const l of (m[2] ?? '').matchAll(LABEL))
+      labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
+    const value = Number(
+      m[3] === '+Inf' ? Number.POSITIVE_INFINITY : m[3] === '-Inf' ? Number.NEGATIVE_INFINITY : m[3],
+    );
     out.push({ name: m[1] as string, labels, value });
   }
   return { samples: out, declared };
@@ -46,7 +49,11 @@ export async function scrape(url: string): Promise<Scrape | undefined> {
 }
 
 /** Sum of a metric's samples whose labels include `match`; undefined when no sample matches. */
-export function sumOf(samples: readonly Sample[], name: string, match: Readonly<Record<string, string>> = {}): number | undefined {
+export function sumOf(
+  samples: readonly Sample[],
+  name: string,
+  match: Readonly<Record<string, string>> = {},
+): number | undefined {
   let sum: number | undefined;
   for (const s of samples) {
     if (s.name !== name) continue;
@@ -67,7 +74,11 @@ export interface ServerCounters {
 }
 
 /** Counter deltas of one route between two scrapes. */
-export function counterDelta(beforeScrape: Scrape | undefined, afterScrape: Scrape | undefined, route: string): ServerCounters | undefined {
+export function counterDelta(
+  beforeScrape: Scrape | undefined,
+  afterScrape: Scrape | undefined,
+  route: string,
+): ServerCounters | undefined {
   if (beforeScrape === undefined || afterScrape === undefined) return undefined;
   const before = beforeScrape.samples;
   const after = afterScrape.samples;
@@ -76,7 +87,10 @@ export function counterDelta(beforeScrape: Scrape | undefined, afterScrape: Scra
     if (a === undefined) return afterScrape.declared.has(name) ? 0 : undefined;
     return a - (sumOf(before, name, match) ?? 0);
   };
-  const labelValues = (name: string, label: string) => [...new Set(after.filter((s) => s.name === name && s.labels.route === route).map((s) => s.labels[label] ?? ''))].sort();
+  const labelValues = (name: string, label: string) =>
+    [
+      ...new Set(after.filter((s) => s.name === name && s.labels.route === route).map((s) => s.labels[label] ?? '')),
+    ].sort();
   const costByVariant: Record<string, number> = {};
   for (const v of labelValues('slogate_cost_total', 'variant')) {
     const x = d('slogate_cost_total', { route, variant: v });
@@ -87,5 +101,10 @@ export function counterDelta(beforeScrape: Scrape | undefined, afterScrape: Scra
     const x = d('slogate_slo_requests_total', { route, outcome: o });
     if (x !== undefined && x > 0) sloOutcomes[o] = x;
   }
-  return { cost: d('slogate_cost_total', { route }) ?? null, costByVariant, switches: d('slogate_decision_changes_total', { route }) ?? null, sloOutcomes };
+  return {
+    cost: d('slogate_cost_total', { route }) ?? null,
+    costByVariant,
+    switches: d('slogate_decision_changes_total', { route }) ?? null,
+    sloOutcomes,
+  };
 }

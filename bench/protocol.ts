@@ -43,7 +43,11 @@ const config = {
   routes: {
     small: { model: 'digits', slo: { p99Ms: 10_000 }, policy: { static: { variant: 'small', maxBatch: 1 } } },
     large: { model: 'digits', slo: { p99Ms: 10_000 }, policy: { static: { variant: 'large', maxBatch: 1 } } },
-    'small-batched': { model: 'digits', slo: { p99Ms: 10_000 }, policy: { static: { variant: 'small-b', maxBatch: 64 } } },
+    'small-batched': {
+      model: 'digits',
+      slo: { p99Ms: 10_000 },
+      policy: { static: { variant: 'small-b', maxBatch: 64 } },
+    },
   },
 };
 
@@ -67,8 +71,20 @@ try {
   for (const route of ['small', 'small-batched', 'large']) {
     for (const protocol of ['json', 'binary'] as const) {
       // Warm-up, then the measured run.
-      await closedLoop({ url: sg.url, path: `/v2/models/${route}/infer`, bodies: bodies(protocol), connections, durationS: 1 });
-      const r = await closedLoop({ url: sg.url, path: `/v2/models/${route}/infer`, bodies: bodies(protocol), connections, durationS });
+      await closedLoop({
+        url: sg.url,
+        path: `/v2/models/${route}/infer`,
+        bodies: bodies(protocol),
+        connections,
+        durationS: 1,
+      });
+      const r = await closedLoop({
+        url: sg.url,
+        path: `/v2/models/${route}/infer`,
+        bodies: bodies(protocol),
+        connections,
+        durationS,
+      });
       rows.push({ target: `slogate ${route}`, protocol, ...r });
     }
   }
@@ -82,6 +98,12 @@ console.log(
 );
 console.log('| target | protocol | req/s | p50 ms | p99 ms | errors |');
 console.log('| --- | --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} |`,
+  );
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-writeFileSync(values.out, `${JSON.stringify({ machine, connections, durationS, at: new Date().toISOString(), rows }, null, 2)}\n`);
+writeFileSync(
+  values.out,
+  `${JSON.stringify({ machine, connections, durationS, at: new Date().toISOString(), rows }, null, 2)}\n`,
+);

@@ -72,7 +72,14 @@ export class RunRecords {
   }
 
   /** Records the answer of slot i. */
-  answer(i: number, status: number, latencyMs: number, code: string | undefined, variant: string | undefined, correct: number): void {
+  answer(
+    i: number,
+    status: number,
+    latencyMs: number,
+    code: string | undefined,
+    variant: string | undefined,
+    correct: number,
+  ): void {
     this.status[i] = status;
     this.latencyMs[i] = latencyMs;
     this.code[i] = code === undefined || code === '' ? 0 : this.codes.id(code);

@@ -6,9 +6,12 @@ import type { BenchResult } from './run.js';
 import type { RouteSummary, TimelinePoint } from './summary.js';
 import { lineChart, type Series, stackedAreaChart } from './svg.js';
 
-export const pct = (x: number | null | undefined, digits = 2) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(digits)}%`);
-export const ms = (x: number | null | undefined) => (x === null || x === undefined ? '–' : x < 10 ? x.toFixed(2) : x.toFixed(1));
-export const num = (x: number | null | undefined, digits = 0) => (x === null || x === undefined ? '–' : x.toFixed(digits));
+export const pct = (x: number | null | undefined, digits = 2) =>
+  x === null || x === undefined ? '–' : `${(x * 100).toFixed(digits)}%`;
+export const ms = (x: number | null | undefined) =>
+  x === null || x === undefined ? '–' : x < 10 ? x.toFixed(2) : x.toFixed(1);
+export const num = (x: number | null | undefined, digits = 0) =>
+  x === null || x === undefined ? '–' : x.toFixed(digits);
 
 /** "large 70%, tiny 30%" (most served first). */
 export function variantMix(variants: Readonly<Record<string, number>>): string {
@@ -20,7 +23,11 @@ export function variantMix(variants: Readonly<Record<string, number>>): string {
     .join(', ');
 }
 
-export function table(head: readonly string[], rows: readonly (readonly string[])[], right: readonly boolean[] = []): string {
+export function table(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  right: readonly boolean[] = [],
+): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return [
     `| ${head.map(esc).join(' | ')} |`,
@@ -49,7 +56,19 @@ export function renderRunMarkdown(r: BenchResult, command?: string): string {
   out.push('## Load and outcomes', '');
   out.push(
     table(
-      ['route', 'deadline ms', 'offered', 'completed', 'on time', 'late', 'shed', 'failed', 'offered/s', 'throughput/s', 'goodput/s'],
+      [
+        'route',
+        'deadline ms',
+        'offered',
+        'completed',
+        'on time',
+        'late',
+        'shed',
+        'failed',
+        'offered/s',
+        'throughput/s',
+        'goodput/s',
+      ],
       rows.map((s) => [
         name(s),
         num(s.deadlineMs, 1),
@@ -98,7 +117,9 @@ export function renderRunMarkdown(r: BenchResult, command?: string): string {
           pct(s.accuracy.answerAccuracy),
           pct(s.accuracy.effectiveAccuracy),
           variantMix(s.variants),
-          srv?.costPer1000Answers === null || srv?.costPer1000Answers === undefined ? '–' : srv.costPer1000Answers.toPrecision(3),
+          srv?.costPer1000Answers === null || srv?.costPer1000Answers === undefined
+            ? '–'
+            : srv.costPer1000Answers.toPrecision(3),
         ];
       }),
       [false, true, true, true, true, true, true, true, true, true, false, true],
@@ -153,7 +174,8 @@ export function renderRunMarkdown(r: BenchResult, command?: string): string {
 }
 
 /** Per-second values plotted at the middle of their second. */
-export const timePoints = (tl: readonly TimelinePoint[], f: (p: TimelinePoint) => number | null) => tl.map((p): [number, number | null] => [p.t + 0.5, f(p)]);
+export const timePoints = (tl: readonly TimelinePoint[], f: (p: TimelinePoint) => number | null) =>
+  tl.map((p): [number, number | null] => [p.t + 0.5, f(p)]);
 
 /** The three plots of one run, by file suffix. */
 export function runPlots(r: BenchResult, title: string): Record<string, string> {
@@ -173,7 +195,10 @@ export function runPlots(r: BenchResult, title: string): Record<string, string> 
     hlines: deadline === null ? [] : [{ y: deadline, label: `SLO ${deadline} ms`, color: '#000' }],
     xMin: 0,
     xMax: tl.length,
-    yMax: deadline === null ? undefined : Math.max(deadline * 2, Math.min(deadline * 6, Math.max(...tl.map((p) => p.p99Ms ?? 0)) * 1.08)),
+    yMax:
+      deadline === null
+        ? undefined
+        : Math.max(deadline * 2, Math.min(deadline * 6, Math.max(...tl.map((p) => p.p99Ms ?? 0)) * 1.08)),
   });
   const names = Object.keys(r.summary.overall.variants);
   plots.variants = stackedAreaChart({
@@ -187,7 +212,12 @@ export function runPlots(r: BenchResult, title: string): Record<string, string> 
   });
   const scored = r.summary.overall.accuracy.effectiveAccuracy !== null;
   const series: Series[] = [
-    { name: 'SLO attainment (per second)', points: tl.filter((p) => p.offered > 0).map((p) => [p.offered, p.onTime / p.offered]), markers: true, lines: false },
+    {
+      name: 'SLO attainment (per second)',
+      points: tl.filter((p) => p.offered > 0).map((p) => [p.offered, p.onTime / p.offered]),
+      markers: true,
+      lines: false,
+    },
   ];
   if (scored)
     series.push({
@@ -209,7 +239,13 @@ export function runPlots(r: BenchResult, title: string): Record<string, string> 
 }
 
 /** Writes NAME.json, NAME.md and NAME-<plot>.svg into dir; returns the paths. */
-export function writeOutputs(dir: string, name: string, json: unknown, markdown: string, plots: Readonly<Record<string, string>>): string[] {
+export function writeOutputs(
+  dir: string,
+  name: string,
+  json: unknown,
+  markdown: string,
+  plots: Readonly<Record<string, string>>,
+): string[] {
   mkdirSync(dir, { recursive: true });
   const files = [join(dir, `${name}.json`), join(dir, `${name}.md`)];
   writeFileSync(files[0] as string, `${JSON.stringify(json, null, 2)}\n`);

@@ -16,7 +16,9 @@ import type { Protocol } from './v2-requests.js';
 /** Connections opened before an open-loop run (a step needs them at once; see openConnections). */
 const PREOPEN_CONNECTIONS = 64;
 
-export type LoadMode = { readonly kind: 'closed'; readonly connections: number } | { readonly kind: 'open'; readonly load: LoadSpec };
+export type LoadMode =
+  | { readonly kind: 'closed'; readonly connections: number }
+  | { readonly kind: 'open'; readonly load: LoadSpec };
 
 export interface BenchOptions {
   readonly url: string;
@@ -81,13 +83,28 @@ export async function prepareInputs(
   const out: RouteInputs[] = [];
   for (const route of routes) {
     const meta = await fetchMetadata(o.url, route);
-    out.push(buildInputs(route, meta, { protocol: o.protocol, source: o.inputs, evalSet: o.evalSet, count: 2000, seed: o.seed, binaryOutputs }));
+    out.push(
+      buildInputs(route, meta, {
+        protocol: o.protocol,
+        source: o.inputs,
+        evalSet: o.evalSet,
+        count: 2000,
+        seed: o.seed,
+        binaryOutputs,
+      }),
+    );
   }
   return out;
 }
 
 export function scheduleFor(o: BenchOptions, load: LoadSpec): Schedule {
-  return buildSchedule(load, { durationMs: o.durationS * 1000, maxRequests: o.maxRequests, seed: o.seed, route: o.route, deadlineMs: o.sloMs });
+  return buildSchedule(load, {
+    durationMs: o.durationS * 1000,
+    maxRequests: o.maxRequests,
+    seed: o.seed,
+    route: o.route,
+    deadlineMs: o.sloMs,
+  });
 }
 
 export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[]): Promise<BenchResult> {
@@ -117,20 +134,44 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
         const rate = Math.max(1, firstSecond < 0 ? schedule.atMs.length : firstSecond);
         const warm = buildSchedule(
           { kind: 'constant', rate, arrivals: 'poisson' },
-          { durationMs: o.warmupS * 1000, maxRequests: o.maxRequests, seed: o.seed + 1, route: schedule.routes[0] ?? o.route, deadlineMs: o.sloMs },
+          {
+            durationMs: o.warmupS * 1000,
+            maxRequests: o.maxRequests,
+            seed: o.seed + 1,
+            route: schedule.routes[0] ?? o.route,
+            deadlineMs: o.sloMs,
+          },
         );
         const warmInputs = schedule.routes.length === 1 ? inputs : [inputs[0] as RouteInputs];
-        await openLoop({ url: o.url, schedule: warm, inputs: warmInputs, pool, timeoutMs, drainMs: Math.min(timeoutMs, 2000) });
+        await openLoop({
+          url: o.url,
+          schedule: warm,
+          inputs: warmInputs,
+          pool,
+          timeoutMs,
+          drainMs: Math.min(timeoutMs, 2000),
+        });
       }
       await openConnections(pool, Math.min(o.maxConnections, PREOPEN_CONNECTIONS));
       before = await scrape(o.url);
-      const r = await openLoop({ url: o.url, schedule, inputs, pool, maxConnections: o.maxConnections, timeoutMs, drainMs: timeoutMs, onProgress: o.progress });
+      const r = await openLoop({
+        url: o.url,
+        schedule,
+        inputs,
+        pool,
+        maxConnections: o.maxConnections,
+        timeoutMs,
+        drainMs: timeoutMs,
+        onProgress: o.progress,
+      });
       after = await scrape(o.url);
       records = r.records;
       durationMs = schedule.durationMs;
       sender = { cpu: round3(r.senderCpu), peakInflight: r.peakInflight, wallMs: Math.round(r.wallMs) };
       if (r.peakInflight >= o.maxConnections) {
-        problems.push(`all ${o.maxConnections} client connections were busy at some point: later requests waited inside the client (still timed from their schedule)`);
+        problems.push(
+          `all ${o.maxConnections} client connections were busy at some point: later requests waited inside the client (still timed from their schedule)`,
+        );
       }
     } finally {
       await pool.destroy();
@@ -141,9 +182,19 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
     const timeoutMs = o.timeoutMs ?? Math.max(5000, 10 * o.sloMs(o.route));
     connections = o.mode.connections;
     const base = { url: o.url, inputs, connections: o.mode.connections, deadlineMs: o.sloMs(o.route), timeoutMs };
-    if (o.warmupS > 0) await closedLoopRecorded({ ...base, durationS: o.warmupS, maxRequests: Math.max(o.mode.connections, Math.min(o.maxRequests, 100_000)) });
+    if (o.warmupS > 0)
+      await closedLoopRecorded({
+        ...base,
+        durationS: o.warmupS,
+        maxRequests: Math.max(o.mode.connections, Math.min(o.maxRequests, 100_000)),
+      });
     before = await scrape(o.url);
-    const r = await closedLoopRecorded({ ...base, durationS: o.durationS, maxRequests: Math.max(o.mode.connections, o.maxRequests), onProgress: o.progress });
+    const r = await closedLoopRecorded({
+      ...base,
+      durationS: o.durationS,
+      maxRequests: Math.max(o.mode.connections, o.maxRequests),
+      onProgress: o.progress,
+    });
     after = await scrape(o.url);
     records = r.records;
     durationMs = r.wallMs;
@@ -156,7 +207,8 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
       `the sender fell behind its schedule: p99 send lag ${summary.lag.p99Ms} ms > ${summary.lag.boundMs} ms; these numbers measure the load generator, not the server`,
     );
   }
-  if (records.n >= o.maxRequests && o.mode.kind === 'closed') problems.push(`stopped at the request cap (${o.maxRequests}) before the duration`);
+  if (records.n >= o.maxRequests && o.mode.kind === 'closed')
+    problems.push(`stopped at the request cap (${o.maxRequests}) before the duration`);
   let server: Record<string, ServerRouteStats> | null = null;
   for (const route of routes) {
     const c = counterDelta(before, after, route);

@@ -34,7 +34,12 @@ export function scenarioPlan(name: ScenarioName, quick: boolean, durationS?: num
     probeS: quick ? 1 : 5,
     maxProbes: quick ? 3 : 10,
   };
-  const d: Record<ScenarioName, [number, number]> = { steady: [6, 60], step: [9, 40], bursty: [10, 60], sweep: [2, 30] };
+  const d: Record<ScenarioName, [number, number]> = {
+    steady: [6, 60],
+    step: [9, 40],
+    bursty: [10, 60],
+    sweep: [2, 30],
+  };
   return { ...base, durationS: durationS ?? (d[name] as [number, number])[quick ? 0 : 1] };
 }
 
@@ -49,15 +54,32 @@ export function scenarioRuns(name: ScenarioName, baseRate: number, plan: Scenari
       // Low for a quarter of the run, 3x C for a quarter, low again for the rest.
       const at = Math.round(D / 4);
       const len = Math.max(1, Math.round(D / 4));
-      return [{ label: 'step', load: { kind: 'step', low: 0.5 * C, high: 3 * C, atS: at, forS: len, arrivals: 'poisson' }, durationS: D }];
+      return [
+        {
+          label: 'step',
+          load: { kind: 'step', low: 0.5 * C, high: 3 * C, atS: at, forS: len, arrivals: 'poisson' },
+          durationS: D,
+        },
+      ];
     }
     case 'bursty': {
       // Mean dwell 5 s low / 1 s high (scaled down in short runs); 0.6C and 3C average to C.
       const scale = Math.min(1, D / 30);
-      return [{ label: 'bursty', load: { kind: 'bursty', low: 0.6 * C, high: 3 * C, meanLowS: 5 * scale, meanHighS: 1 * scale }, durationS: D }];
+      return [
+        {
+          label: 'bursty',
+          load: { kind: 'bursty', low: 0.6 * C, high: 3 * C, meanLowS: 5 * scale, meanHighS: 1 * scale },
+          durationS: D,
+        },
+      ];
     }
     case 'sweep':
-      return plan.factors.map((f) => ({ label: `${f}x`, load: { kind: 'constant', rate: f * C, arrivals: 'poisson' }, durationS: D, factor: f }));
+      return plan.factors.map((f) => ({
+        label: `${f}x`,
+        load: { kind: 'constant', rate: f * C, arrivals: 'poisson' },
+        durationS: D,
+        factor: f,
+      }));
   }
 }
 
@@ -80,7 +102,10 @@ export interface CapacityOptions {
  * The highest rate that passes `probe`, by a bounded search: double (or halve) from the start rate until the answer
  * flips, then bisect; at most maxProbes probes. Returns 0 when no rate down to minRate passed.
  */
-export async function findCapacity(probe: (rate: number) => Promise<Probe>, o: CapacityOptions): Promise<{ capacity: number; probes: Probe[] }> {
+export async function findCapacity(
+  probe: (rate: number) => Promise<Probe>,
+  o: CapacityOptions,
+): Promise<{ capacity: number; probes: Probe[] }> {
   let lo = 0;
   let hi = Number.POSITIVE_INFINITY;
   let rate = Math.min(o.maxRate, Math.max(o.minRate, o.startRate));

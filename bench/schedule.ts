@@ -8,8 +8,21 @@ export type Arrivals = 'poisson' | 'uniform';
 
 export type LoadSpec =
   | { readonly kind: 'constant'; readonly rate: number; readonly arrivals: Arrivals }
-  | { readonly kind: 'step'; readonly low: number; readonly high: number; readonly atS: number; readonly forS: number; readonly arrivals: Arrivals }
-  | { readonly kind: 'bursty'; readonly low: number; readonly high: number; readonly meanLowS: number; readonly meanHighS: number }
+  | {
+      readonly kind: 'step';
+      readonly low: number;
+      readonly high: number;
+      readonly atS: number;
+      readonly forS: number;
+      readonly arrivals: Arrivals;
+    }
+  | {
+      readonly kind: 'bursty';
+      readonly low: number;
+      readonly high: number;
+      readonly meanLowS: number;
+      readonly meanHighS: number;
+    }
   | { readonly kind: 'trace'; readonly rows: readonly TraceRow[] };
 
 export interface TraceRow {
@@ -64,7 +77,14 @@ export function stepSegments(low: number, high: number, atS: number, forS: numbe
 }
 
 /** Two-state MMPP: exponential dwell times (means meanLowS, meanHighS), starting in the low state. */
-export function mmppSegments(rand: () => number, low: number, high: number, meanLowS: number, meanHighS: number, durationMs: number): Segment[] {
+export function mmppSegments(
+  rand: () => number,
+  low: number,
+  high: number,
+  meanLowS: number,
+  meanHighS: number,
+  durationMs: number,
+): Segment[] {
   const out: Segment[] = [];
   let t = 0;
   let isHigh = false;
@@ -83,7 +103,12 @@ export function mmppSegments(rand: () => number, low: number, high: number, mean
  * a unit-rate process (0, 1, 2, ... for uniform; sums of Exp(1) for Poisson), so a uniform 100/s over 10 s gives
  * exactly 1000 arrivals, 10 ms apart, starting at 0.
  */
-export function arrivalTimes(segments: readonly Segment[], arrivals: Arrivals, rand: () => number, maxRequests: number): Float64Array {
+export function arrivalTimes(
+  segments: readonly Segment[],
+  arrivals: Arrivals,
+  rand: () => number,
+  maxRequests: number,
+): Float64Array {
   const step = arrivals === 'uniform' ? () => 1 : () => exponential(rand, 1);
   const out: number[] = [];
   let base = 0;
@@ -103,7 +128,11 @@ export function arrivalTimes(segments: readonly Segment[], arrivals: Arrivals, r
 }
 
 /** Segments of a synthetic load (the MMPP draws its states from the PRNG, before any arrival). */
-export function loadSegments(load: Exclude<LoadSpec, { kind: 'trace' }>, durationMs: number, rand: () => number): Segment[] {
+export function loadSegments(
+  load: Exclude<LoadSpec, { kind: 'trace' }>,
+  durationMs: number,
+  rand: () => number,
+): Segment[] {
   switch (load.kind) {
     case 'constant':
       return constantSegments(load.rate, durationMs);
@@ -149,7 +178,14 @@ function traceSchedule(rows: readonly TraceRow[], o: ScheduleOptions): Schedule 
     deadlineMs[i] = r.deadlineMs ?? o.deadlineMs(r.route);
   });
   const last = n > 0 ? (atMs[n - 1] as number) : 0;
-  return { atMs, route, deadlineMs, routes, durationMs: Math.min(o.durationMs, Math.floor(last) + 1), description: `trace (${n} requests, ${routes.length} routes)` };
+  return {
+    atMs,
+    route,
+    deadlineMs,
+    routes,
+    durationMs: Math.min(o.durationMs, Math.floor(last) + 1),
+    description: `trace (${n} requests, ${routes.length} routes)`,
+  };
 }
 
 /** Parses `arrival_ms,route[,deadline_ms]` lines (an optional header, # comments and blank lines are skipped); sorts by arrival. */
@@ -165,12 +201,14 @@ export function parseTrace(text: string, source = 'trace'): TraceRow[] {
     if (isHeader) return;
     const arrivalMs = Number(f[0]);
     const route = f[1] ?? '';
-    if (!Number.isFinite(arrivalMs) || arrivalMs < 0) throw new Error(`${source}:${i + 1}: arrival_ms must be a non-negative number, got '${f[0]}'`);
+    if (!Number.isFinite(arrivalMs) || arrivalMs < 0)
+      throw new Error(`${source}:${i + 1}: arrival_ms must be a non-negative number, got '${f[0]}'`);
     if (route === '') throw new Error(`${source}:${i + 1}: a route is required (arrival_ms,route[,deadline_ms])`);
     let deadlineMs: number | undefined;
     if (f[2] !== undefined && f[2] !== '') {
       deadlineMs = Number(f[2]);
-      if (!Number.isFinite(deadlineMs) || deadlineMs <= 0) throw new Error(`${source}:${i + 1}: deadline_ms must be a positive number, got '${f[2]}'`);
+      if (!Number.isFinite(deadlineMs) || deadlineMs <= 0)
+        throw new Error(`${source}:${i + 1}: deadline_ms must be a positive number, got '${f[2]}'`);
     }
     rows.push({ arrivalMs, route, deadlineMs });
   });
@@ -190,11 +228,25 @@ export function parsePattern(spec: string, arrivals: Arrivals): LoadSpec {
   const a = args.split(',');
   if (kind === 'step') {
     if (a.length !== 4) throw new Error(`--pattern step:LOW,HIGH,AT,FOR takes 4 numbers, got '${spec}'`);
-    return { kind: 'step', low: POSITIVE('LOW', a[0], true), high: POSITIVE('HIGH', a[1], true), atS: POSITIVE('AT', a[2], true), forS: POSITIVE('FOR', a[3]), arrivals };
+    return {
+      kind: 'step',
+      low: POSITIVE('LOW', a[0], true),
+      high: POSITIVE('HIGH', a[1], true),
+      atS: POSITIVE('AT', a[2], true),
+      forS: POSITIVE('FOR', a[3]),
+      arrivals,
+    };
   }
   if (kind === 'bursty') {
-    if (a.length !== 4) throw new Error(`--pattern bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S takes 4 numbers, got '${spec}'`);
-    return { kind: 'bursty', low: POSITIVE('LOW', a[0], true), high: POSITIVE('HIGH', a[1], true), meanLowS: POSITIVE('MEANLOW_S', a[2]), meanHighS: POSITIVE('MEANHIGH_S', a[3]) };
+    if (a.length !== 4)
+      throw new Error(`--pattern bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S takes 4 numbers, got '${spec}'`);
+    return {
+      kind: 'bursty',
+      low: POSITIVE('LOW', a[0], true),
+      high: POSITIVE('HIGH', a[1], true),
+      meanLowS: POSITIVE('MEANLOW_S', a[2]),
+      meanHighS: POSITIVE('MEANHIGH_S', a[3]),
+    };
   }
   throw new Error(`unknown --pattern '${spec}' (step:LOW,HIGH,AT,FOR or bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S)`);
 }

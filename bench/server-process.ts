@@ -25,7 +25,10 @@ export function startNodeProcess(
   const argv = [script, ...args];
   const child =
     options.cpus !== undefined
-      ? spawn('taskset', ['-c', options.cpus, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+      ? spawn('taskset', ['-c', options.cpus, process.execPath, ...argv], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: options.env ?? process.env,
+        })
       : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   let out = '';
   let stopping: Promise<number | null> | undefined;
@@ -44,7 +47,11 @@ export function startNodeProcess(
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop(1000);
-      reject(new Error(`${script} did not become ready within ${options.readyTimeoutMs ?? 120_000} ms:\n${out.slice(-2000)}`));
+      reject(
+        new Error(
+          `${script} did not become ready within ${options.readyTimeoutMs ?? 120_000} ms:\n${out.slice(-2000)}`,
+        ),
+      );
     }, options.readyTimeoutMs ?? 120_000);
     const onData = (d: Buffer) => {
       out += d.toString();
@@ -75,5 +82,9 @@ export function startSlogateProcess(
   const dir = mkdtempSync(join(tmpdir(), 'slogate-bench-'));
   const file = join(dir, 'slogate.yaml');
   writeFileSync(file, stringify(config));
-  return startNodeProcess(join(DIST, 'cli.js'), [options.command ?? 'serve', '--config', file, '--host', '127.0.0.1', '--port', String(options.port ?? 0)], options);
+  return startNodeProcess(
+    join(DIST, 'cli.js'),
+    [options.command ?? 'serve', '--config', file, '--host', '127.0.0.1', '--port', String(options.port ?? 0)],
+    options,
+  );
 }

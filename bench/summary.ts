@@ -12,7 +12,12 @@ import type { RunRecords } from './records.js';
 
 export type Outcome = 'completed' | 'rejected' | 'dropped' | 'failed';
 
-const REJECT_503 = new Set(['SLOGATE_ERR_SHED', 'SLOGATE_ERR_QUEUE_FULL', 'SLOGATE_ERR_NOT_READY', 'SLOGATE_ERR_SHUTTING_DOWN']);
+const REJECT_503 = new Set([
+  'SLOGATE_ERR_SHED',
+  'SLOGATE_ERR_QUEUE_FULL',
+  'SLOGATE_ERR_NOT_READY',
+  'SLOGATE_ERR_SHUTTING_DOWN',
+]);
 
 export function classify(status: number, code: string): Outcome {
   if (status === 200) return 'completed';
@@ -148,7 +153,8 @@ class Acc {
     this.deadlines.sort((a, b) => a - b);
     return {
       route,
-      deadlineMs: this.deadlines.length > 0 ? (this.deadlines[Math.floor((this.deadlines.length - 1) / 2)] as number) : null,
+      deadlineMs:
+        this.deadlines.length > 0 ? (this.deadlines[Math.floor((this.deadlines.length - 1) / 2)] as number) : null,
       offered: this.offered,
       completed: this.completed,
       onTime: this.onTime,
@@ -171,7 +177,8 @@ class Acc {
         correctOnTime: this.correctOnTime,
         answerAccuracy: ratio(this.correct, this.scored),
         // Only meaningful when every answer could be scored.
-        effectiveAccuracy: this.scored > 0 && this.scored === this.completed ? ratio(this.correctOnTime, this.offered) : null,
+        effectiveAccuracy:
+          this.scored > 0 && this.scored === this.completed ? ratio(this.correctOnTime, this.offered) : null,
       },
       variants: Object.fromEntries([...this.variants].sort((a, b) => b[1] - a[1])),
     };

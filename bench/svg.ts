@@ -1,7 +1,20 @@
 // Hand-written SVG charts (no plotting library, no browser): line charts with an optional right axis, reference
 // lines and markers, and stacked area charts for shares over time. Plain strings; any viewer or GitHub renders them.
 
-export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939'];
+export const PALETTE = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#ff7f0e',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+  '#393b79',
+  '#637939',
+];
 
 export type Point = readonly [number, number | null];
 
@@ -37,7 +50,10 @@ const M = { left: 64, right: 64, top: 36, bottom: 48 };
 const LEGEND_ROW = 16;
 
 export function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c] as string);
+  return s.replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  );
 }
 
 /** 1-2-5 tick positions covering [min, max], about `count` of them. */
@@ -103,9 +119,15 @@ function axes(
     parts.push(`<line x1="${n2(x(t))}" x2="${n2(x(t))}" y1="${plotBottom}" y2="${plotBottom + 4}" stroke="#333"/>`);
     parts.push(`<text x="${n2(x(t))}" y="${plotBottom + 16}" text-anchor="middle">${fmtTick(t)}</text>`);
   }
-  parts.push(`<rect x="${M.left}" y="${M.top}" width="${w - M.left - M.right}" height="${plotBottom - M.top}" fill="none" stroke="#333"/>`);
-  parts.push(`<text x="${(M.left + w - M.right) / 2}" y="${plotBottom + 34}" text-anchor="middle">${escapeXml(labels.x)}</text>`);
-  parts.push(`<text transform="translate(16 ${(M.top + plotBottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(labels.y)}</text>`);
+  parts.push(
+    `<rect x="${M.left}" y="${M.top}" width="${w - M.left - M.right}" height="${plotBottom - M.top}" fill="none" stroke="#333"/>`,
+  );
+  parts.push(
+    `<text x="${(M.left + w - M.right) / 2}" y="${plotBottom + 34}" text-anchor="middle">${escapeXml(labels.x)}</text>`,
+  );
+  parts.push(
+    `<text transform="translate(16 ${(M.top + plotBottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(labels.y)}</text>`,
+  );
   if (y2 === undefined) return { x, y, parts };
   const r2 = y2.range;
   const yy2 = (v: number) => plotBottom - ((v - r2[0]) / (r2[1] - r2[0] || 1)) * (plotBottom - M.top);
@@ -113,7 +135,9 @@ function axes(
     if (t < r2[0] || t > r2[1]) continue;
     parts.push(`<text x="${w - M.right + 6}" y="${n2(yy2(t) + 4)}" fill="#777">${fmtTick(t)}</text>`);
   }
-  parts.push(`<text transform="translate(${w - 14} ${(M.top + plotBottom) / 2}) rotate(90)" text-anchor="middle" fill="#777">${escapeXml(y2.label)}</text>`);
+  parts.push(
+    `<text transform="translate(${w - 14} ${(M.top + plotBottom) / 2}) rotate(90)" text-anchor="middle" fill="#777">${escapeXml(y2.label)}</text>`,
+  );
   return { x, y, y2: yy2, parts };
 }
 
@@ -198,16 +222,27 @@ export function lineChart(spec: LineChartSpec): string {
   const body = [...ax.parts];
   for (const l of spec.hlines ?? []) {
     if (l.y < yRange[0] || l.y > yRange[1]) continue;
-    body.push(`<line x1="${M.left}" x2="${w - M.right}" y1="${n2(ax.y(l.y))}" y2="${n2(ax.y(l.y))}" stroke="${l.color ?? '#000'}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    body.push(
+      `<line x1="${M.left}" x2="${w - M.right}" y1="${n2(ax.y(l.y))}" y2="${n2(ax.y(l.y))}" stroke="${l.color ?? '#000'}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+    );
   }
   for (const s of colored) {
     const y = s.right === true && ax.y2 !== undefined ? ax.y2 : ax.y;
-    const clipped = s.points.map(([px, py]): Point => [px, py === null ? null : Math.min(py, s.right === true ? Number.POSITIVE_INFINITY : yRange[1])]);
+    const clipped = s.points.map(
+      ([px, py]): Point => [
+        px,
+        py === null ? null : Math.min(py, s.right === true ? Number.POSITIVE_INFINITY : yRange[1]),
+      ],
+    );
     const d = pathOf(clipped, ax.x, y);
     if (d !== '' && s.lines !== false)
-      body.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.right === true ? 1.2 : 1.8}"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
+      body.push(
+        `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.right === true ? 1.2 : 1.8}"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
+      );
     if (s.markers === true) {
-      for (const [px, py] of clipped) if (py !== null && Number.isFinite(py)) body.push(`<circle cx="${n2(ax.x(px))}" cy="${n2(y(py))}" r="3" fill="${s.color}"/>`);
+      for (const [px, py] of clipped)
+        if (py !== null && Number.isFinite(py))
+          body.push(`<circle cx="${n2(ax.x(px))}" cy="${n2(y(py))}" r="3" fill="${s.color}"/>`);
     }
   }
   body.push(...lg.parts);
@@ -233,14 +268,21 @@ export function stackedAreaChart(spec: StackedAreaSpec): string {
   const items = spec.layers.map((l, i) => ({ name: l.name, color: PALETTE[i % PALETTE.length] as string, area: true }));
   const lg = legend(w, h, items);
   const xs = spec.xs;
-  const xr: [number, number] = [spec.xMin ?? xs[0] ?? 0, spec.xMax ?? (xs.length > 1 ? (xs[xs.length - 1] as number) : (xs[0] ?? 0) + 1)];
+  const xr: [number, number] = [
+    spec.xMin ?? xs[0] ?? 0,
+    spec.xMax ?? (xs.length > 1 ? (xs[xs.length - 1] as number) : (xs[0] ?? 0) + 1),
+  ];
   const ax = axes(w, h, xr, [0, 1], { x: spec.xLabel, y: spec.yLabel }, lg.rows);
   const totals = xs.map((_, j) => spec.layers.reduce((a, l) => a + (l.values[j] ?? 0), 0));
   const base = xs.map(() => 0);
   const body = [...ax.parts];
   spec.layers.forEach((l, i) => {
     const lower = base.slice();
-    const upper = xs.map((_, j) => ((totals[j] as number) > 0 ? (base[j] as number) + (l.values[j] ?? 0) / (totals[j] as number) : (base[j] as number)));
+    const upper = xs.map((_, j) =>
+      (totals[j] as number) > 0
+        ? (base[j] as number) + (l.values[j] ?? 0) / (totals[j] as number)
+        : (base[j] as number),
+    );
     upper.forEach((u, j) => {
       base[j] = u;
     });

@@ -39,7 +39,10 @@ export function readAnswer(body: Uint8Array, jsonLength: number | undefined, sco
   for (const o of outputs) {
     const size = typeof o.parameters?.binary_data_size === 'number' ? o.parameters.binary_data_size : undefined;
     if (o.name === scoring.output) {
-      const values = size !== undefined && jsonLength !== undefined ? binaryValues(buf.subarray(offset, offset + size), String(o.datatype)) : flatNumbers(o.data);
+      const values =
+        size !== undefined && jsonLength !== undefined
+          ? binaryValues(buf.subarray(offset, offset + size), String(o.datatype))
+          : flatNumbers(o.data);
       return { variant, predicted: values === undefined ? undefined : predicted(values, o.shape, scoring.mode) };
     }
     if (size !== undefined) offset += size;
@@ -50,9 +53,11 @@ export function readAnswer(body: Uint8Array, jsonLength: number | undefined, sco
 function predicted(values: readonly number[], shape: unknown, mode: Scoring['mode']): number | undefined {
   if (values.length === 0) return undefined;
   if (mode === 'label') return values[0];
-  const rowLen = Array.isArray(shape) && shape.length > 1 ? (shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : values.length;
+  const rowLen =
+    Array.isArray(shape) && shape.length > 1 ? (shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : values.length;
   let best = 0;
-  for (let i = 1; i < Math.min(rowLen, values.length); i++) if ((values[i] as number) > (values[best] as number)) best = i;
+  for (let i = 1; i < Math.min(rowLen, values.length); i++)
+    if ((values[i] as number) > (values[best] as number)) best = i;
   return best;
 }
 

@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { SlogateError } from './errors.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const nameSchema = z.string().regex(NAME, 'must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit');
+const nameSchema = z
+  .string()
+  .regex(NAME, 'must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit');
 
 export const SloSchema = z.strictObject({
   /** End-to-end p99 latency target in milliseconds (gateway in to gateway out). */
@@ -27,7 +29,9 @@ export const StaticPolicySchema = z.strictObject({
 export const PolicySchema = z.union([
   z.literal('adaptive'),
   z.strictObject({ static: StaticPolicySchema }),
-  z.strictObject({ aimd: z.strictObject({ variant: nameSchema, maxBatch: z.number().int().min(1).max(4096).default(64) }) }),
+  z.strictObject({
+    aimd: z.strictObject({ variant: nameSchema, maxBatch: z.number().int().min(1).max(4096).default(64) }),
+  }),
 ]);
 
 export const CacheSchema = z.strictObject({
@@ -55,7 +59,9 @@ export const VariantSchema = z.strictObject({
 });
 
 export const ModelSchema = z.strictObject({
-  variants: z.record(nameSchema, VariantSchema).refine((v) => Object.keys(v).length > 0, 'a model needs at least one variant'),
+  variants: z
+    .record(nameSchema, VariantSchema)
+    .refine((v) => Object.keys(v).length > 0, 'a model needs at least one variant'),
   /** The model's eval set (see models/digits/README.md for the format); `slogate eval` scores variants on it. */
   eval: z.string().optional(),
   /** Where `slogate eval` records measured accuracy; default: model.yaml beside the first variant. */
@@ -163,19 +169,33 @@ export const ConfigSchema = z
       }
       for (const v of routeVariantRefs(route)) {
         if (model.variants[v.name] === undefined) {
-          ctx.addIssue({ code: 'custom', path: ['routes', name, ...v.path], message: `model "${route.model}" has no variant "${v.name}"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', name, ...v.path],
+            message: `model "${route.model}" has no variant "${v.name}"`,
+          });
         }
       }
     }
-    if (Object.keys(cfg.routes).length === 0) ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at least one route is needed' });
+    if (Object.keys(cfg.routes).length === 0)
+      ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at least one route is needed' });
     if (cfg.runtime.workers === 0 && cfg.runtime.replicas.length === 0)
-      ctx.addIssue({ code: 'custom', path: ['runtime', 'workers'], message: 'no replicas: set workers >= 1 or list runtime.replicas' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['runtime', 'workers'],
+        message: 'no replicas: set workers >= 1 or list runtime.replicas',
+      });
   });
 
 function routeVariantRefs(route: z.infer<typeof RouteSchema>): { name: string; path: (string | number)[] }[] {
-  const refs: { name: string; path: (string | number)[] }[] = (route.variants ?? []).map((name, i) => ({ name, path: ['variants', i] }));
-  if (typeof route.policy === 'object' && 'static' in route.policy) refs.push({ name: route.policy.static.variant, path: ['policy', 'static', 'variant'] });
-  if (typeof route.policy === 'object' && 'aimd' in route.policy) refs.push({ name: route.policy.aimd.variant, path: ['policy', 'aimd', 'variant'] });
+  const refs: { name: string; path: (string | number)[] }[] = (route.variants ?? []).map((name, i) => ({
+    name,
+    path: ['variants', i],
+  }));
+  if (typeof route.policy === 'object' && 'static' in route.policy)
+    refs.push({ name: route.policy.static.variant, path: ['policy', 'static', 'variant'] });
+  if (typeof route.policy === 'object' && 'aimd' in route.policy)
+    refs.push({ name: route.policy.aimd.variant, path: ['policy', 'aimd', 'variant'] });
   return refs;
 }
 
@@ -229,7 +249,8 @@ export function interpolateEnv(doc: unknown, env: Readonly<Record<string, string
       return WHOLE_REF.test(v) ? typed(out) : out;
     }
     if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, path === '' ? k : `${path}.${k}`)]));
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, path === '' ? k : `${path}.${k}`)]));
     return v;
   };
   const out = walk(doc, '');
@@ -242,7 +263,10 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): R
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
     const lines = formatIssues(result.error.issues);
-    throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration in ${source}:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+    throw new SlogateError(
+      'SLOGATE_ERR_CONFIG',
+      `invalid configuration in ${source}:\n${lines.map((l) => `  ${l}`).join('\n')}`,
+    );
   }
   const cfg = result.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -250,7 +274,8 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): R
     for (const v of Object.values(model.variants)) v.path = abs(v.path);
     if (model.eval !== undefined) model.eval = abs(model.eval);
     const first = Object.values(model.variants)[0];
-    model.metadata = model.metadata !== undefined ? abs(model.metadata) : resolve(dirname(first?.path ?? baseDir), 'model.yaml');
+    model.metadata =
+      model.metadata !== undefined ? abs(model.metadata) : resolve(dirname(first?.path ?? baseDir), 'model.yaml');
   }
   cfg.runtime.profile.cacheDir = abs(cfg.runtime.profile.cacheDir);
   return deepFreeze(cfg);
@@ -265,7 +290,11 @@ export function loadConfigFile(file: string, env: Readonly<Record<string, string
     throw new SlogateError('SLOGATE_ERR_CONFIG', `cannot read config file ${file}: ${(err as Error).message}`);
   }
   const doc = parseDocument(text);
-  if (doc.errors.length > 0) throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid configuration in ${file}:\n${doc.errors.map((e) => `  (yaml): ${e.message}`).join('\n')}`);
+  if (doc.errors.length > 0)
+    throw new SlogateError(
+      'SLOGATE_ERR_CONFIG',
+      `invalid configuration in ${file}:\n${doc.errors.map((e) => `  (yaml): ${e.message}`).join('\n')}`,
+    );
   // Values only, never comments. A plain scalar that is exactly one reference is typed (port: ${PORT:-8000} is a
   // number); a quoted one stays a string (token: "${TOKEN}").
   const missing: string[] = [];

@@ -3,20 +3,36 @@
 
 export const ERROR_CATALOG = {
   SLOGATE_ERR_BAD_REQUEST: { status: 400, retryable: false, doc: 'The request is malformed (generic).' },
-  SLOGATE_ERR_INVALID_JSON: { status: 400, retryable: false, doc: 'The body (or the JSON header of a binary body) is not valid JSON, or not a JSON object.' },
+  SLOGATE_ERR_INVALID_JSON: {
+    status: 400,
+    retryable: false,
+    doc: 'The body (or the JSON header of a binary body) is not valid JSON, or not a JSON object.',
+  },
   SLOGATE_ERR_INVALID_TENSOR: {
     status: 400,
     retryable: false,
     doc: 'A tensor is malformed: wrong shape, data length not matching the shape, nested data not matching the shape, a non-finite value where none is allowed.',
   },
-  SLOGATE_ERR_DATATYPE: { status: 400, retryable: false, doc: 'A tensor datatype is unknown, or cannot be converted to the type the model expects.' },
+  SLOGATE_ERR_DATATYPE: {
+    status: 400,
+    retryable: false,
+    doc: 'A tensor datatype is unknown, or cannot be converted to the type the model expects.',
+  },
   SLOGATE_ERR_INPUT_MISMATCH: {
     status: 400,
     retryable: false,
     doc: 'An input the model needs is missing, an input is unknown or given twice, or a requested output does not exist.',
   },
-  SLOGATE_ERR_BINARY_DATA: { status: 400, retryable: false, doc: 'The binary tensor extension is used inconsistently: header length, binary_data_size and body length disagree.' },
-  SLOGATE_ERR_BAD_PARAMETER: { status: 400, retryable: false, doc: 'A request parameter (priority, timeout, binary_data_output, ...) has the wrong type or range.' },
+  SLOGATE_ERR_BINARY_DATA: {
+    status: 400,
+    retryable: false,
+    doc: 'The binary tensor extension is used inconsistently: header length, binary_data_size and body length disagree.',
+  },
+  SLOGATE_ERR_BAD_PARAMETER: {
+    status: 400,
+    retryable: false,
+    doc: 'A request parameter (priority, timeout, binary_data_output, ...) has the wrong type or range.',
+  },
   SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     retryable: false,
@@ -25,25 +41,73 @@ export const ERROR_CATALOG = {
   SLOGATE_ERR_BODY_TOO_LARGE: { status: 413, retryable: false, doc: 'The body exceeds server.bodyLimitBytes.' },
   SLOGATE_ERR_NOT_FOUND: { status: 404, retryable: false, doc: 'No such endpoint.' },
   SLOGATE_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, doc: 'No route (V2 model name) of that name.' },
-  SLOGATE_ERR_VARIANT_NOT_FOUND: { status: 404, retryable: false, doc: 'The route has no variant (V2 model version) of that name.' },
-  SLOGATE_ERR_UNAUTHORIZED: { status: 401, retryable: false, doc: 'An admin endpoint was called without a bearer token.' },
-  SLOGATE_ERR_FORBIDDEN: { status: 403, retryable: false, doc: 'An admin endpoint was called with a wrong token, or from a non-loopback address while no token is configured.' },
-  SLOGATE_ERR_INVALID_POLICY: { status: 400, retryable: false, doc: 'An admin API body does not match its schema; every problem is listed.' },
+  SLOGATE_ERR_VARIANT_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    doc: 'The route has no variant (V2 model version) of that name.',
+  },
+  SLOGATE_ERR_UNAUTHORIZED: {
+    status: 401,
+    retryable: false,
+    doc: 'An admin endpoint was called without a bearer token.',
+  },
+  SLOGATE_ERR_FORBIDDEN: {
+    status: 403,
+    retryable: false,
+    doc: 'An admin endpoint was called with a wrong token, or from a non-loopback address while no token is configured.',
+  },
+  SLOGATE_ERR_INVALID_POLICY: {
+    status: 400,
+    retryable: false,
+    doc: 'An admin API body does not match its schema; every problem is listed.',
+  },
   SLOGATE_ERR_NOT_READY: { status: 503, retryable: true, doc: 'The server or the model is still loading.' },
-  SLOGATE_ERR_SHUTTING_DOWN: { status: 503, retryable: true, doc: 'The server is draining for shutdown and admits no new work.' },
-  SLOGATE_ERR_QUEUE_FULL: { status: 503, retryable: true, doc: "The variant's bounded queue is full; rejected at once." },
-  SLOGATE_ERR_DEADLINE_UNREACHABLE: { status: 503, retryable: true, doc: 'A queued request can no longer finish before its deadline, even alone; dropped before running.' },
+  SLOGATE_ERR_SHUTTING_DOWN: {
+    status: 503,
+    retryable: true,
+    doc: 'The server is draining for shutdown and admits no new work.',
+  },
+  SLOGATE_ERR_QUEUE_FULL: {
+    status: 503,
+    retryable: true,
+    doc: "The variant's bounded queue is full; rejected at once.",
+  },
+  SLOGATE_ERR_DEADLINE_UNREACHABLE: {
+    status: 503,
+    retryable: true,
+    doc: 'A queued request can no longer finish before its deadline, even alone; dropped before running.',
+  },
   SLOGATE_ERR_SHED: {
     status: 429,
     retryable: true,
     doc: "Admission control rejected the request: its predicted completion misses the deadline on every allowed variant, or the route's admission rate is exceeded. Sheddable (negative priority) traffic goes first.",
   },
-  SLOGATE_ERR_CANCELLED: { status: 499, retryable: false, doc: 'The client went away; the queued request was removed (status only visible in logs and metrics).' },
-  SLOGATE_ERR_REPLICA_UNAVAILABLE: { status: 503, retryable: true, doc: 'No replica could run the batch (all down, or the retry failed too).' },
-  SLOGATE_ERR_INFERENCE_FAILED: { status: 500, retryable: false, doc: 'onnxruntime reported an error while running the model.' },
+  SLOGATE_ERR_CANCELLED: {
+    status: 499,
+    retryable: false,
+    doc: 'The client went away; the queued request was removed (status only visible in logs and metrics).',
+  },
+  SLOGATE_ERR_REPLICA_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    doc: 'No replica could run the batch (all down, or the retry failed too).',
+  },
+  SLOGATE_ERR_INFERENCE_FAILED: {
+    status: 500,
+    retryable: false,
+    doc: 'onnxruntime reported an error while running the model.',
+  },
   SLOGATE_ERR_INTERNAL: { status: 500, retryable: false, doc: 'A bug: an unexpected error inside slogate.' },
-  SLOGATE_ERR_CONFIG: { status: 500, retryable: false, doc: 'The configuration is invalid (start-up only; listed as path: message).' },
-  SLOGATE_ERR_MODEL_LOAD: { status: 500, retryable: false, doc: 'A model file is missing, not ONNX, or its signature disagrees with its siblings (start-up only).' },
+  SLOGATE_ERR_CONFIG: {
+    status: 500,
+    retryable: false,
+    doc: 'The configuration is invalid (start-up only; listed as path: message).',
+  },
+  SLOGATE_ERR_MODEL_LOAD: {
+    status: 500,
+    retryable: false,
+    doc: 'A model file is missing, not ONNX, or its signature disagrees with its siblings (start-up only).',
+  },
 } as const satisfies Record<string, { status: number; retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
@@ -86,7 +150,11 @@ export class SlogateError extends Error {
 
   static fromData(data: ErrorData): SlogateError {
     const code = isErrorCode(data.code) ? data.code : 'SLOGATE_ERR_INTERNAL';
-    return new SlogateError(code, String(data.message), data.retryAfterMs === undefined ? {} : { retryAfterMs: data.retryAfterMs });
+    return new SlogateError(
+      code,
+      String(data.message),
+      data.retryAfterMs === undefined ? {} : { retryAfterMs: data.retryAfterMs },
+    );
   }
 }
 

@@ -31,7 +31,11 @@ export function fromFastifyError(err: unknown): SlogateError {
 }
 
 export function sendError(reply: FastifyReply, err: SlogateError): FastifyReply {
-  reply.code(err.statusCode).header(ERROR_CODE_HEADER, err.code).header('content-type', 'application/json; charset=utf-8');
-  if (err.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
+  reply
+    .code(err.statusCode)
+    .header(ERROR_CODE_HEADER, err.code)
+    .header('content-type', 'application/json; charset=utf-8');
+  if (err.retryAfterMs !== undefined)
+    reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
   return reply.send(JSON.stringify({ error: err.message }));
 }

@@ -71,13 +71,28 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (e.code === 'SLOGATE_ERR_INTERNAL') app.log.error({ err }, 'unhandled error');
     return sendError(reply, e);
   });
-  app.setNotFoundHandler((req, reply) => sendError(reply, new SlogateError('SLOGATE_ERR_NOT_FOUND', `no endpoint ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new SlogateError('SLOGATE_ERR_NOT_FOUND', `no endpoint ${req.method} ${req.url.split('?')[0]}`)),
+  );
 
   await app.register(metadataPlugin, { router: deps.router, runtime: deps.runtime, version: deps.version, admitting });
-  await app.register(inferPlugin, { router: deps.router, runtime: deps.runtime, clock: deps.clock, bodyLimitBytes: config.server.bodyLimitBytes, warming });
+  await app.register(inferPlugin, {
+    router: deps.router,
+    runtime: deps.runtime,
+    clock: deps.clock,
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    warming,
+  });
 
-  const log: Logger = deps.logger ?? { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, child: () => log };
-  if (config.server.adminToken === undefined) log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');
+  const log: Logger = deps.logger ?? {
+    error: () => {},
+    warn: () => {},
+    info: () => {},
+    debug: () => {},
+    child: () => log,
+  };
+  if (config.server.adminToken === undefined)
+    log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');
   await app.register(adminPlugin, {
     router: deps.router,
     controller: deps.controller,

@@ -13,7 +13,14 @@ import type { BatchInfo, BatchRan, QueuedInfo, TraceContext, TraceSpan, TracingH
 import { ERROR_CODE_HEADER } from './errors.js';
 
 const PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
-const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
 
 /** The resolved tracing configuration (zod is its single source of truth). */
 export const TracingConfigSchema = z.strictObject({
@@ -84,7 +91,8 @@ export function tracingConfigFromEnv(env: Env): Readonly<TracingConfig> {
     .filter((s) => s !== '');
   const endpoint = str(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT');
   const disabled = str(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true';
-  const exporters = exporterList.length === 0 ? (endpoint !== undefined ? ['otlp'] : []) : exporterList.filter((e) => e !== 'none');
+  const exporters =
+    exporterList.length === 0 ? (endpoint !== undefined ? ['otlp'] : []) : exporterList.filter((e) => e !== 'none');
   const protocol = str(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
   const raw = {
     enabled: !disabled && exporters.length > 0 && !exporterList.includes('none'),
@@ -94,7 +102,10 @@ export function tracingConfigFromEnv(env: Env): Readonly<TracingConfig> {
     headers: parseKeyValues(str(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_EXPORTER_OTLP_HEADERS')),
     timeoutMs: num(env, 10_000, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT'),
     compression: str(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', 'OTEL_EXPORTER_OTLP_COMPRESSION') ?? 'none',
-    serviceName: str(env, 'OTEL_SERVICE_NAME') ?? parseKeyValues(str(env, 'OTEL_RESOURCE_ATTRIBUTES'))['service.name'] ?? 'slogate',
+    serviceName:
+      str(env, 'OTEL_SERVICE_NAME') ??
+      parseKeyValues(str(env, 'OTEL_RESOURCE_ATTRIBUTES'))['service.name'] ??
+      'slogate',
     resourceAttributes: parseKeyValues(str(env, 'OTEL_RESOURCE_ATTRIBUTES')),
     sampler: str(env, 'OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on',
     samplerRatio: num(env, 1, 'OTEL_TRACES_SAMPLER_ARG'),
@@ -112,7 +123,10 @@ export function tracingConfigFromEnv(env: Env): Readonly<TracingConfig> {
   const parsed = TracingConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const lines = formatIssues(parsed.error.issues);
-    throw new SlogateError('SLOGATE_ERR_CONFIG', `invalid OpenTelemetry environment:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+    throw new SlogateError(
+      'SLOGATE_ERR_CONFIG',
+      `invalid OpenTelemetry environment:\n${lines.map((l) => `  ${l}`).join('\n')}`,
+    );
   }
   return Object.freeze(parsed.data);
 }
@@ -162,9 +176,16 @@ const UNTRACED = new Set(['/', '/status', '/status/data', '/metrics', '/v2/healt
  */
 let active = false;
 
-export async function startTracing(config: Readonly<TracingConfig>, options: { serviceVersion: string; logger: Logger }): Promise<Tracing> {
+export async function startTracing(
+  config: Readonly<TracingConfig>,
+  options: { serviceVersion: string; logger: Logger },
+): Promise<Tracing> {
   if (!config.enabled) return TRACING_OFF;
-  if (active) throw new SlogateError('SLOGATE_ERR_CONFIG', 'OpenTelemetry tracing is already running in this process (one traced slogate per process)');
+  if (active)
+    throw new SlogateError(
+      'SLOGATE_ERR_CONFIG',
+      'OpenTelemetry tracing is already running in this process (one traced slogate per process)',
+    );
   active = true;
   try {
     return await start(config, options);
@@ -174,7 +195,10 @@ export async function startTracing(config: Readonly<TracingConfig>, options: { s
   }
 }
 
-async function start(config: Readonly<TracingConfig>, options: { serviceVersion: string; logger: Logger }): Promise<Tracing> {
+async function start(
+  config: Readonly<TracingConfig>,
+  options: { serviceVersion: string; logger: Logger },
+): Promise<Tracing> {
   // Loaded only when tracing is on: the default path neither loads nor pays for the SDK.
   const [{ NodeSDK, core, resources }, sdkTrace, { FastifyOtelInstrumentation }] = await Promise.all([
     import('@opentelemetry/sdk-node'),
@@ -205,7 +229,9 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
     parentbased_always_off: new sdkTrace.ParentBasedSampler({ root: new sdkTrace.AlwaysOffSampler() }),
     parentbased_traceidratio: new sdkTrace.ParentBasedSampler({ root: ratio }),
   }[config.sampler];
-  const propagators: TextMapPropagator[] = config.propagators.map((p) => (p === 'baggage' ? new core.W3CBaggagePropagator() : new core.W3CTraceContextPropagator()));
+  const propagators: TextMapPropagator[] = config.propagators.map((p) =>
+    p === 'baggage' ? new core.W3CBaggagePropagator() : new core.W3CTraceContextPropagator(),
+  );
   let skip: () => boolean = () => false;
   const fastifyOtel = new FastifyOtelInstrumentation({
     registerOnInitialization: false,
@@ -227,9 +253,13 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
   });
   const sdk = new NodeSDK({
     autoDetectResources: false,
-    resource: resources
-      .defaultResource()
-      .merge(resources.resourceFromAttributes({ ...config.resourceAttributes, 'service.name': config.serviceName, 'service.version': options.serviceVersion })),
+    resource: resources.defaultResource().merge(
+      resources.resourceFromAttributes({
+        ...config.resourceAttributes,
+        'service.name': config.serviceName,
+        'service.version': options.serviceVersion,
+      }),
+    ),
     sampler: root,
     spanProcessors: processors,
     textMapPropagator: new core.CompositePropagator({ propagators }),
@@ -239,7 +269,10 @@ async function start(config: Readonly<TracingConfig>, options: { serviceVersion:
     logRecordProcessors: [],
   });
   sdk.start();
-  options.logger.info({ exporters: config.exporters, protocol: config.protocol, url: config.url, sampler: config.sampler }, 'OpenTelemetry tracing on');
+  options.logger.info(
+    { exporters: config.exporters, protocol: config.protocol, url: config.url, sampler: config.sampler },
+    'OpenTelemetry tracing on',
+  );
   const hooks = new OtelHooks(trace.getTracer('slogate', options.serviceVersion));
   let stopping: Promise<void> | undefined;
   return {
@@ -350,7 +383,12 @@ class OtelHooks implements TracingHooks {
       kind: SpanKind.INTERNAL,
       root: true,
       links,
-      attributes: { 'slogate.model': info.model, 'slogate.variant': info.variant, 'slogate.batch.size': info.rows, 'slogate.batch.requests': info.requests },
+      attributes: {
+        'slogate.model': info.model,
+        'slogate.variant': info.variant,
+        'slogate.batch.size': info.rows,
+        'slogate.batch.requests': info.requests,
+      },
     });
     const link: Link = { context: batch.spanContext() };
     for (const x of waits) {

@@ -44,28 +44,41 @@ export function warmupBodies(signature: ModelSignature): { binary: WarmupBody; j
   const tensors = signature.inputs.map((spec) => zeros(spec));
   // The data arrays as literal JSON (exact for 64-bit integers, which JSON.stringify cannot write).
   const jsonInputs = tensors.map(
-    (t) => `{"name":${JSON.stringify(t.name)},"shape":${JSON.stringify(t.shape)},"datatype":"${t.datatype}","data":${jsonDataString(t.datatype, t.data)}}`,
+    (t) =>
+      `{"name":${JSON.stringify(t.name)},"shape":${JSON.stringify(t.shape)},"datatype":"${t.datatype}","data":${jsonDataString(t.datatype, t.data)}}`,
   );
   const parts = tensors.map((t) => binaryData(t.datatype, t.data));
   const header = Buffer.from(
     JSON.stringify({
-      inputs: tensors.map((t, i) => ({ name: t.name, shape: t.shape, datatype: t.datatype, parameters: { binary_data_size: parts[i]?.byteLength ?? 0 } })),
+      inputs: tensors.map((t, i) => ({
+        name: t.name,
+        shape: t.shape,
+        datatype: t.datatype,
+        parameters: { binary_data_size: parts[i]?.byteLength ?? 0 },
+      })),
       parameters: { binary_data_output: true },
     }),
   );
   return {
     binary: {
       payload: Buffer.concat([header, ...parts]),
-      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(header.byteLength),
+      },
     },
-    json: { payload: Buffer.from(`{"inputs":[${jsonInputs.join(',')}]}`), headers: { 'content-type': 'application/json' } },
+    json: {
+      payload: Buffer.from(`{"inputs":[${jsonInputs.join(',')}]}`),
+      headers: { 'content-type': 'application/json' },
+    },
   };
 }
 
 function zeros(spec: TensorSpec) {
   const shape = spec.shape.map((d) => (d < 0 ? 1 : d));
   const n = shape.reduce((a, b) => a * b, 1);
-  const data = spec.datatype === 'BYTES' ? Array.from({ length: n }, () => new Uint8Array(0)) : allocate(spec.datatype, n);
+  const data =
+    spec.datatype === 'BYTES' ? Array.from({ length: n }, () => new Uint8Array(0)) : allocate(spec.datatype, n);
   return { name: spec.name, datatype: spec.datatype, shape, data };
 }
 
@@ -82,7 +95,10 @@ export interface Target {
  * route's decision, or its most accurate variant before the first one) and each allowed variant's pinned URL, each
  * in binary (three in four) and JSON.
  */
-export function warmupTargets(routes: Iterable<WarmupRoute>, signatureOf: (model: string) => ModelSignature | undefined): Target[] {
+export function warmupTargets(
+  routes: Iterable<WarmupRoute>,
+  signatureOf: (model: string) => ModelSignature | undefined,
+): Target[] {
   const out: Target[] = [];
   for (const r of routes) {
     const sig = signatureOf(r.model.name);
@@ -97,7 +113,12 @@ export function warmupTargets(routes: Iterable<WarmupRoute>, signatureOf: (model
 }
 
 /** Sends the warm-up through `app.inject`, round-robin over the targets, `concurrency` at a time. */
-export async function warmUp(app: FastifyInstance, targets: readonly Target[], options: WarmupOptions, clock: Clock): Promise<WarmupReport> {
+export async function warmUp(
+  app: FastifyInstance,
+  targets: readonly Target[],
+  options: WarmupOptions,
+  clock: Clock,
+): Promise<WarmupReport> {
   const started = clock.now();
   if (options.requests <= 0 || targets.length === 0) return { requests: 0, failed: 0, ms: 0 };
   let next = 0;

@@ -31,7 +31,11 @@ export class TokenBucket {
 
   /** Milliseconds until one token is available. */
   waitMs(): number {
-    return this.#tokens >= 1 || this.ratePerS <= 0 ? (this.ratePerS <= 0 ? 1000 : 0) : ((1 - this.#tokens) * 1000) / this.ratePerS;
+    return this.#tokens >= 1 || this.ratePerS <= 0
+      ? this.ratePerS <= 0
+        ? 1000
+        : 0
+      : ((1 - this.#tokens) * 1000) / this.ratePerS;
   }
 }
 
@@ -50,9 +54,13 @@ export interface AdmissionInput {
 /** Decides whether one request of an adaptive route enters; returns the refusal, or undefined to admit. */
 export function admit(d: Decision, bucket: TokenBucket | undefined, a: AdmissionInput): SlogateError | undefined {
   if (d.admissionRps === 0) return shed(`route '${d.route}' is shed entirely: ${d.reason}`, 1000);
-  if (a.priority < 0 && a.underPressure) return shed(`sheddable request (priority ${a.priority}) refused under pressure`, 1000);
+  if (a.priority < 0 && a.underPressure)
+    return shed(`sheddable request (priority ${a.priority}) refused under pressure`, 1000);
   if (bucket !== undefined && !bucket.take(a.nowMs))
-    return shed(`route '${d.route}' is over its admission rate of ${d.admissionRps.toFixed(1)} req/s: ${d.reason}`, Math.max(100, bucket.waitMs()));
+    return shed(
+      `route '${d.route}' is over its admission rate of ${d.admissionRps.toFixed(1)} req/s: ${d.reason}`,
+      Math.max(100, bucket.waitMs()),
+    );
   // A route nothing can serve admits a probe (its token bucket) past the deadline check, to keep measuring.
   if (!Number.isFinite(d.predictedP99Ms)) return undefined;
   const finish = a.nowMs + a.backlogMs + a.fastestMs;

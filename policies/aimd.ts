@@ -15,7 +15,11 @@ export interface AimdParams {
 }
 
 /** Next batch limit after one observed batch (pure). */
-export function aimdStep(state: AimdState, obs: Pick<BatchObservation, 'serviceMs' | 'rows'>, p: AimdParams): AimdState {
+export function aimdStep(
+  state: AimdState,
+  obs: Pick<BatchObservation, 'serviceMs' | 'rows'>,
+  p: AimdParams,
+): AimdState {
   if (obs.serviceMs <= p.budgetMs) {
     // Grow only when the batch was (nearly) full: a small batch says nothing about a bigger one.
     if (obs.rows >= state.maxBatch) return { maxBatch: Math.min(p.ceiling, state.maxBatch + (p.increase ?? 1)) };

@@ -88,7 +88,11 @@ export interface Prediction {
  * of a window that spans a switch is the worse choice's: set against the last prediction alone, a downgrade from
  * `large` read `cnn-small`'s 2.7 ms prediction against `large`'s 25 ms and learnt a 2.3x correction.
  */
-export function windowPrediction(history: readonly Prediction[], nowMs: number, windowMs: number): { p99Ms: number; correction: number } {
+export function windowPrediction(
+  history: readonly Prediction[],
+  nowMs: number,
+  windowMs: number,
+): { p99Ms: number; correction: number } {
   const from = Math.floor((nowMs - windowMs) / 1000) * 1000;
   let best: Prediction | undefined;
   for (let i = history.length - 1; i >= 0; i--) {
@@ -100,7 +104,13 @@ export function windowPrediction(history: readonly Prediction[], nowMs: number, 
 }
 
 export function engineParams(c: EngineConfig): EngineParams {
-  return { ...DEFAULT_ENGINE_PARAMS, margin: c.margin, maxUtilisation: c.maxUtilisation, upgradeTicks: c.upgradeTicks, upgradeHoldMs: c.upgradeHoldMs };
+  return {
+    ...DEFAULT_ENGINE_PARAMS,
+    margin: c.margin,
+    maxUtilisation: c.maxUtilisation,
+    upgradeTicks: c.upgradeTicks,
+    upgradeHoldMs: c.upgradeHoldMs,
+  };
 }
 
 export class Controller implements DecisionSource {
@@ -190,13 +200,22 @@ export class Controller implements DecisionSource {
       const p = r.config.policy;
       if (typeof p !== 'object') continue;
       const variant = 'static' in p ? p.static.variant : p.aimd.variant;
-      const maxBatch = Math.min(r.model.config.maxBatch, 'static' in p ? p.static.maxBatch : (this.#aimd.get(`${r.model.name}/${variant}`) ?? 1));
+      const maxBatch = Math.min(
+        r.model.config.maxBatch,
+        'static' in p ? p.static.maxBatch : (this.#aimd.get(`${r.model.name}/${variant}`) ?? 1),
+      );
       const delay = 'static' in p ? p.static.maxQueueDelayMs : 0;
       const key = `${r.model.name}/${variant}`;
       const prev = want.get(key);
-      want.set(key, { model: r.model.name, variant, maxBatch: Math.min(prev?.maxBatch ?? maxBatch, maxBatch), maxQueueDelayMs: Math.min(prev?.maxQueueDelayMs ?? delay, delay) });
+      want.set(key, {
+        model: r.model.name,
+        variant,
+        maxBatch: Math.min(prev?.maxBatch ?? maxBatch, maxBatch),
+        maxQueueDelayMs: Math.min(prev?.maxQueueDelayMs ?? delay, delay),
+      });
     }
-    for (const k of want.values()) this.#deps.runtime.setKnobs(k.model, k.variant, { maxBatch: k.maxBatch, maxQueueDelayMs: k.maxQueueDelayMs });
+    for (const k of want.values())
+      this.#deps.runtime.setKnobs(k.model, k.variant, { maxBatch: k.maxBatch, maxQueueDelayMs: k.maxQueueDelayMs });
   }
 
   close(): void {
@@ -229,7 +248,9 @@ export class Controller implements DecisionSource {
     if (d === undefined) return undefined;
     if (req.priorityOnly === true)
       return req.priority < 0 && this.#underPressure
-        ? new SlogateError('SLOGATE_ERR_SHED', `sheddable request (priority ${req.priority}) refused under pressure`, { retryAfterMs: 1000 })
+        ? new SlogateError('SLOGATE_ERR_SHED', `sheddable request (priority ${req.priority}) refused under pressure`, {
+            retryAfterMs: 1000,
+          })
         : undefined;
     this.#checkSurge(r, d, req.nowMs);
     const rt = this.#deps.runtime;
@@ -267,7 +288,8 @@ export class Controller implements DecisionSource {
     const rt = this.#deps.runtime;
     let best = Number.POSITIVE_INFINITY;
     for (const s of d.variants) best = Math.min(best, rt.profiles.serviceMs(r.model.name, s.variant, 1, 'p99'));
-    if (d.fallbackVariant !== undefined) best = Math.min(best, rt.profiles.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
+    if (d.fallbackVariant !== undefined)
+      best = Math.min(best, rt.profiles.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
     // The overhead measured at the last tick: merging histogram windows per request would cost the hot path.
     const overhead = this.#admissionOverhead.get(r.name) ?? d.inputs.overheadMs;
     return (Number.isFinite(best) ? best : 0) + (Number.isFinite(overhead) ? overhead : 0);
@@ -281,7 +303,11 @@ export class Controller implements DecisionSource {
       const key = `${model}/${variant}`;
       const cur = this.#aimd.get(key) ?? 1;
       const budgetMs = ((1 - this.#params.margin) * r.config.slo.p99Ms) / 2;
-      const next = aimdStep({ maxBatch: cur }, { serviceMs, rows }, { budgetMs, ceiling: Math.min(p.aimd.maxBatch, r.model.config.maxBatch) }).maxBatch;
+      const next = aimdStep(
+        { maxBatch: cur },
+        { serviceMs, rows },
+        { budgetMs, ceiling: Math.min(p.aimd.maxBatch, r.model.config.maxBatch) },
+      ).maxBatch;
       if (next !== cur) {
         this.#aimd.set(key, next);
         this.#deps.runtime.setKnobs(model, variant, { maxBatch: next, maxQueueDelayMs: 0 });
@@ -326,7 +352,12 @@ export class Controller implements DecisionSource {
           kind === 'adaptive'
             ? { kind: 'adaptive' }
             : typeof p === 'object' && 'static' in p
-              ? { kind: 'fixed', variant: p.static.variant, maxBatch: p.static.maxBatch, maxQueueDelayMs: p.static.maxQueueDelayMs }
+              ? {
+                  kind: 'fixed',
+                  variant: p.static.variant,
+                  maxBatch: p.static.maxBatch,
+                  maxQueueDelayMs: p.static.maxQueueDelayMs,
+                }
               : {
                   kind: 'fixed',
                   variant: (p as { aimd: { variant: string } }).aimd.variant,
@@ -336,9 +367,16 @@ export class Controller implements DecisionSource {
         allowed: r.allowed,
         rate,
         observedP99Ms: r.stats.observedP99(nowMs, OBSERVED_WINDOW_MS),
-        observedSinceSwitchP99Ms: observedSinceSwitch(r.stats, (this.#states.get(r.name) ?? INITIAL_STATE).lastSwitchMs, nowMs),
+        observedSinceSwitchP99Ms: observedSinceSwitch(
+          r.stats,
+          (this.#states.get(r.name) ?? INITIAL_STATE).lastSwitchMs,
+          nowMs,
+        ),
         overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
-        queuedRows: prev === undefined ? 0 : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
+        queuedRows:
+          prev === undefined
+            ? 0
+            : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
         state: this.#states.get(r.name) ?? INITIAL_STATE,
         windowPrediction: windowPrediction(this.#predicted.get(r.name) ?? [], nowMs, OBSERVED_WINDOW_MS),
         outcomes: this.#outcomesSince(r.name, r.stats.totals),
@@ -348,7 +386,8 @@ export class Controller implements DecisionSource {
     // refuses requests on it, and refused requests measure nothing, so one slow second (a cold start's first requests
     // took 38 ms of overhead) would hold the door shut for the whole window. With nothing answered lately the
     // default applies, and admission lets requests in to measure again.
-    for (const r of router.routes.values()) this.#admissionOverhead.set(r.name, r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1, 1000));
+    for (const r of router.routes.values())
+      this.#admissionOverhead.set(r.name, r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1, 1000));
     const slots = Math.max(1, runtime.pool.readySlots);
     this.#measureUtilisation(nowMs, slots);
     return {
@@ -451,11 +490,15 @@ export class Controller implements DecisionSource {
       } else this.#buckets.delete(route);
       const r = router.routes.get(route);
       const model = r?.model.name ?? d.model;
-      for (const v of r?.model.variants.keys() ?? []) metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
+      for (const v of r?.model.variants.keys() ?? [])
+        metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
       metrics.p99Predicted.labels(route).set(Number.isFinite(d.predictedP99Ms) ? d.predictedP99Ms / 1000 : 0);
       // NaN (no recent answers) rather than a stale value when traffic stops.
-      metrics.p99Observed.labels(route).set(Number.isFinite(d.inputs.observedP99Ms) ? d.inputs.observedP99Ms / 1000 : Number.NaN);
-      if (prev !== undefined && r !== undefined && policyKind(r.config) === 'adaptive') this.#migrate(route, model, prev, d);
+      metrics.p99Observed
+        .labels(route)
+        .set(Number.isFinite(d.inputs.observedP99Ms) ? d.inputs.observedP99Ms / 1000 : Number.NaN);
+      if (prev !== undefined && r !== undefined && policyKind(r.config) === 'adaptive')
+        this.#migrate(route, model, prev, d);
       if (prev === undefined || changed(prev, d)) {
         const from = prev === undefined ? '(none)' : describe(prev);
         const to = describe(d);
@@ -463,7 +506,15 @@ export class Controller implements DecisionSource {
         this.#history.push({ at: d.at, atMs: d.atMs, route, from, to, reason: d.reason, decision: d });
         if (this.#history.length > HISTORY) this.#history.shift();
         logger.info(
-          { route, from, to, reason: d.reason, rate: round(d.inputs.rateFast), predictedP99Ms: round(d.predictedP99Ms), observedP99Ms: round(d.inputs.observedP99Ms) },
+          {
+            route,
+            from,
+            to,
+            reason: d.reason,
+            rate: round(d.inputs.rateFast),
+            predictedP99Ms: round(d.predictedP99Ms),
+            observedP99Ms: round(d.inputs.observedP99Ms),
+          },
           `decision ${route}: ${from} -> ${to}: ${d.reason}`,
         );
       }

@@ -123,7 +123,16 @@ export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext, limit
   const total = rho + ctx.otherUtilisation;
   const cost = costPerMillion(v, b);
   if (total >= ctx.maxUtilisation)
-    return { ok: false, why: 'utilisation', variant: v.name, maxBatch: limit, batch: b, utilisation: rho, predictedP99Ms: Number.POSITIVE_INFINITY, costPerMillion: cost };
+    return {
+      ok: false,
+      why: 'utilisation',
+      variant: v.name,
+      maxBatch: limit,
+      batch: b,
+      utilisation: rho,
+      predictedP99Ms: Number.POSITIVE_INFINITY,
+      costPerMillion: cost,
+    };
   const s50 = v.table.p50[b] as number;
   const s99 = v.table.p99[b] as number;
   // Service-time variability from the profile, reading p99 as mean + 2.33 sigma.
@@ -154,7 +163,11 @@ export function planLimit(v: VariantModel, ctx: Pick<LoadContext, 'overheadMs' |
 }
 
 /** Highest arrival rate v can take within maxUtilisation, given other traffic (full batches at the limit). */
-export function capacityRps(v: VariantModel, limit: number, ctx: Pick<LoadContext, 'slots' | 'otherUtilisation' | 'maxUtilisation'>): number {
+export function capacityRps(
+  v: VariantModel,
+  limit: number,
+  ctx: Pick<LoadContext, 'slots' | 'otherUtilisation' | 'maxUtilisation'>,
+): number {
   if (limit <= 0) return 0;
   const room = Math.max(0, ctx.maxUtilisation - ctx.otherUtilisation);
   return (room * ctx.slots * limit * 1000) / (v.table.p50[limit] as number);

@@ -127,7 +127,8 @@ export class RateEstimator {
     }
     // A tick's rate is noisy (a few dozen arrivals): the peak is taken over instants averaged with their neighbour.
     this.#recent.push({ atMs: nowMs, rate: this.#instant });
-    while (this.#recent.length > 0 && (this.#recent[0] as { atMs: number }).atMs < nowMs - this.#peakWindowMs) this.#recent.shift();
+    while (this.#recent.length > 0 && (this.#recent[0] as { atMs: number }).atMs < nowMs - this.#peakWindowMs)
+      this.#recent.shift();
     let peak = 0;
     for (let i = 0; i < this.#recent.length; i++) {
       const a = (this.#recent[i] as { rate: number }).rate;

@@ -92,7 +92,8 @@ export class Router {
   #makeState(name: string, rc: Readonly<RouteConfig>): RouteState {
     const model = this.#deps.runtime.repository.model(rc.model);
     // Every outcome series exists from the start (at 0), so rates and burn-rate alerts work before the first miss.
-    for (const outcome of ['met', 'missed', 'shed', 'dropped'] as const) this.#deps.metrics.sloRequests.labels(name, outcome).inc(0);
+    for (const outcome of ['met', 'missed', 'shed', 'dropped'] as const)
+      this.#deps.metrics.sloRequests.labels(name, outcome).inc(0);
     return {
       name,
       config: rc,
@@ -106,7 +107,9 @@ export class Router {
   }
 
   #makeCache(rc: Readonly<RouteConfig>): ResponseCache | undefined {
-    return rc.cache === undefined ? undefined : new ResponseCache(rc.cache.maxEntries, rc.cache.ttlMs, this.#deps.clock);
+    return rc.cache === undefined
+      ? undefined
+      : new ResponseCache(rc.cache.maxEntries, rc.cache.ttlMs, this.#deps.clock);
   }
 
   setDecisionSource(source: DecisionSource): void {
@@ -152,10 +155,20 @@ export class Router {
    * Counts an arrival and asks admission, before the body is even parsed (a refused request then costs almost
    * nothing). Pinned versions bypass admission. Returns the refusal, or undefined to go on.
    */
-  admit(r: RouteState, arrivalMs: number, pinned: boolean, priority = r.config.priority, timeoutMs?: number): SlogateError | undefined {
+  admit(
+    r: RouteState,
+    arrivalMs: number,
+    pinned: boolean,
+    priority = r.config.priority,
+    timeoutMs?: number,
+  ): SlogateError | undefined {
     r.stats.arrive(arrivalMs);
     if (pinned) return undefined;
-    return this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs: this.#deadline(r, arrivalMs, timeoutMs), priority });
+    return this.#decisions?.admit?.(r, {
+      nowMs: this.#deps.clock.now(),
+      deadlineAtMs: this.#deadline(r, arrivalMs, timeoutMs),
+      priority,
+    });
   }
 
   #deadline(r: RouteState, arrivalMs: number, timeoutMs: number | undefined): number {
@@ -167,20 +180,30 @@ export class Router {
     const r = this.route(call.route);
     // The warm-up's requests wait for their answer whatever it takes: a drop would leave cold the path they are there
     // to run.
-    const deadlineAtMs = call.uncounted === true ? call.arrivalMs + WARMUP_DEADLINE_MS : this.#deadline(r, call.arrivalMs, call.timeoutMs);
+    const deadlineAtMs =
+      call.uncounted === true ? call.arrivalMs + WARMUP_DEADLINE_MS : this.#deadline(r, call.arrivalMs, call.timeoutMs);
     const priority = call.priority ?? r.config.priority;
     if (call.admitted !== true) {
       const refusal = this.admit(r, call.arrivalMs, call.pinnedVariant !== undefined, priority, call.timeoutMs);
       if (refusal !== undefined) throw refusal;
     } else if (call.priority !== undefined && call.priority < 0 && call.pinnedVariant === undefined) {
       // The body made this request sheddable: ask admission again with its own priority.
-      const refusal = this.#decisions?.admit?.(r, { nowMs: this.#deps.clock.now(), deadlineAtMs, priority, priorityOnly: true });
+      const refusal = this.#decisions?.admit?.(r, {
+        nowMs: this.#deps.clock.now(),
+        deadlineAtMs,
+        priority,
+        priorityOnly: true,
+      });
       if (refusal !== undefined) throw refusal;
     }
     let variant: string;
     let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
-      if (!r.allowed.includes(call.pinnedVariant)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${r.name}' has no version '${call.pinnedVariant}'`);
+      if (!r.allowed.includes(call.pinnedVariant))
+        throw new SlogateError(
+          'SLOGATE_ERR_VARIANT_NOT_FOUND',
+          `model '${r.name}' has no version '${call.pinnedVariant}'`,
+        );
       variant = call.pinnedVariant;
     } else {
       variant = this.chooseVariant(r);
@@ -193,7 +216,17 @@ export class Router {
       const hit = cache.get(key);
       this.#deps.metrics.cacheRequests.labels(r.name, hit === undefined ? 'miss' : 'hit').inc();
       if (hit !== undefined)
-        return Promise.resolve({ outputs: hit, model: r.model.name, variant, queueMs: 0, serviceMs: 0, computeMs: 0, inferMs: 0, batchRows: call.rows, replicaId: 'cache' });
+        return Promise.resolve({
+          outputs: hit,
+          model: r.model.name,
+          variant,
+          queueMs: 0,
+          serviceMs: 0,
+          computeMs: 0,
+          inferMs: 0,
+          batchRows: call.rows,
+          replicaId: 'cache',
+        });
     }
     const submitted = this.#deps.runtime.submit({
       model: r.model.name,
@@ -221,7 +254,14 @@ export class Router {
    * Accounts one finished request against its route's SLO. Every request counted in slogate_requests_total gets
    * exactly one outcome (met, missed, shed, dropped); malformed requests (the client's own 4xx) are counted apart.
    */
-  record(route: string, variant: string | undefined, statusCode: number, totalMs: number, errorCode?: string, result?: SubmitResult): void {
+  record(
+    route: string,
+    variant: string | undefined,
+    statusCode: number,
+    totalMs: number,
+    errorCode?: string,
+    result?: SubmitResult,
+  ): void {
     const r = this.#routes.get(route);
     if (r === undefined) return;
     const m = this.#deps.metrics;
@@ -266,7 +306,13 @@ const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
 
 /** 4xx errors that are the client's own mistake (malformed input), not load: they are no SLO event. */
 export function isClientMistake(code: string): boolean {
-  return isErrorCode(code) && ERROR_CATALOG[code].status >= 400 && ERROR_CATALOG[code].status < 500 && code !== 'SLOGATE_ERR_SHED' && code !== 'SLOGATE_ERR_CANCELLED';
+  return (
+    isErrorCode(code) &&
+    ERROR_CATALOG[code].status >= 400 &&
+    ERROR_CATALOG[code].status < 500 &&
+    code !== 'SLOGATE_ERR_SHED' &&
+    code !== 'SLOGATE_ERR_CANCELLED'
+  );
 }
 
 /** Variants a route may use, most accurate first (unknown accuracy last), honouring the route's variant list. */

@@ -122,7 +122,12 @@ export class SimReplica implements Replica {
     return new Promise((resolve) => {
       this.clock.setTimer(() => {
         this.#outstanding--;
-        resolve({ outputs: [], inferMs: Math.max(0, ms - this.hopMs), workerMs: Math.max(0, ms - this.hopMs), replicaId: this.id });
+        resolve({
+          outputs: [],
+          inferMs: Math.max(0, ms - this.hopMs),
+          workerMs: Math.max(0, ms - this.hopMs),
+          replicaId: this.id,
+        });
       }, ms);
     });
   }
@@ -155,7 +160,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const clock = new ManualClock(0);
   const rand = prng(o.seed ?? 1);
   const hopMs = o.hopMs ?? 0.1;
-  const overheadOf = typeof o.overheadMs === 'function' ? o.overheadMs : () => (o.overheadMs as number | undefined) ?? 0.3;
+  const overheadOf =
+    typeof o.overheadMs === 'function' ? o.overheadMs : () => (o.overheadMs as number | undefined) ?? 0.3;
   const cfg = structuredClone(o.config) as Config;
   cfg.runtime.workers = 0;
   cfg.runtime.replicas = [];
@@ -176,7 +182,10 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const sigma = p50 > 0 ? Math.log(p99 / p50) / 2.326 : 0;
     return p50 * Math.exp(sigma * normal(rand));
   };
-  const replicas = Array.from({ length: Math.max(1, o.replicas) }, (_, i) => new SimReplica(`sim-${i}`, clock, describe, service, hopMs));
+  const replicas = Array.from(
+    { length: Math.max(1, o.replicas) },
+    (_, i) => new SimReplica(`sim-${i}`, clock, describe, service, hopMs),
+  );
   const metrics = new Metrics({ defaultMetrics: false });
   const runtime = await Runtime.create({ config: cfg, clock, metrics, logger: silentLogger, extraReplicas: replicas });
   await runtime.start();
@@ -186,9 +195,20 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
   runtime.profiles.hopMs = hopMs;
   const price =
-    (cfg.runtime.device === 'cpu' ? cfg.pricing.cpuCoreHour * (cfg.runtime.intraOpThreads === 'auto' ? 1 : cfg.runtime.intraOpThreads) : cfg.pricing.gpuHour) / 3_600_000;
+    (cfg.runtime.device === 'cpu'
+      ? cfg.pricing.cpuCoreHour * (cfg.runtime.intraOpThreads === 'auto' ? 1 : cfg.runtime.intraOpThreads)
+      : cfg.pricing.gpuHour) / 3_600_000;
   const router = new Router({ runtime, clock, metrics, routes: cfg.routes, pricePerSlotMs: price });
-  const controller = new Controller({ config: cfg, runtime, router, clock, metrics, logger: silentLogger, pricePerSlotMs: price, gatewayUtilisation: () => 0 });
+  const controller = new Controller({
+    config: cfg,
+    runtime,
+    router,
+    clock,
+    metrics,
+    logger: silentLogger,
+    pricePerSlotMs: price,
+    gatewayUtilisation: () => 0,
+  });
   router.setDecisionSource(controller);
   controller.start();
 
@@ -205,8 +225,21 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     mix: Map<string, number>;
   }
   const acc = new Map<string, Acc>();
-  for (const name of Object.keys(cfg.routes)) acc.set(name, { offered: 0, shed: 0, dropped: 0, met: 0, late: 0, lat: [], accOnTime: 0, accServed: 0, cost: 0, mix: new Map() });
-  const accuracyOf = (route: string, variant: string) => runtime.repository.variant(router.route(route).model.name, variant).accuracy ?? 0;
+  for (const name of Object.keys(cfg.routes))
+    acc.set(name, {
+      offered: 0,
+      shed: 0,
+      dropped: 0,
+      met: 0,
+      late: 0,
+      lat: [],
+      accOnTime: 0,
+      accServed: 0,
+      cost: 0,
+      mix: new Map(),
+    });
+  const accuracyOf = (route: string, variant: string) =>
+    runtime.repository.variant(router.route(route).model.name, variant).accuracy ?? 0;
   const input = [{ name: 'x', datatype: 'FP32' as const, shape: [1, 1], data: new Float32Array(1) }];
   const pending: Promise<void>[] = [];
 
@@ -250,14 +283,30 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   for (const c of o.changes ?? []) {
     clock.setTimer(() => {
       router.updateRoute(c.route, c.config);
-      if (!acc.has(c.route)) acc.set(c.route, { offered: 0, shed: 0, dropped: 0, met: 0, late: 0, lat: [], accOnTime: 0, accServed: 0, cost: 0, mix: new Map() });
+      if (!acc.has(c.route))
+        acc.set(c.route, {
+          offered: 0,
+          shed: 0,
+          dropped: 0,
+          met: 0,
+          late: 0,
+          lat: [],
+          accOnTime: 0,
+          accServed: 0,
+          cost: 0,
+          mix: new Map(),
+        });
       controller.applyFixedKnobs();
       controller.alarm(c.route);
     }, c.atMs);
   }
   let i = 0;
   const endMs = (arrivals[arrivals.length - 1]?.atMs ?? 0) + 5_000;
-  while (i < arrivals.length || (clock.now() < endMs && runtime.scheduler.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)) {
+  while (
+    i < arrivals.length ||
+    (clock.now() < endMs &&
+      runtime.scheduler.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)
+  ) {
     const nextArrival = i < arrivals.length ? (arrivals[i] as SimArrival).atMs : Number.POSITIVE_INFINITY;
     const nextTimer = clock.nextTimerAt() ?? Number.POSITIVE_INFINITY;
     const t = Math.min(nextArrival, nextTimer);
@@ -273,7 +322,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const routes: SimRouteResult[] = [];
   for (const [route, r] of acc) {
     r.lat.sort((a, b) => a - b);
-    const q = (p: number) => (r.lat.length === 0 ? Number.NaN : (r.lat[Math.min(r.lat.length - 1, Math.ceil(p * r.lat.length) - 1)] as number));
+    const q = (p: number) =>
+      r.lat.length === 0 ? Number.NaN : (r.lat[Math.min(r.lat.length - 1, Math.ceil(p * r.lat.length) - 1)] as number);
     const answered = r.met + r.late;
     const admitted = r.offered - r.shed;
     routes.push({
@@ -292,7 +342,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       effectiveAccuracy: r.offered === 0 ? Number.NaN : r.accOnTime / r.offered,
       servedAccuracy: answered === 0 ? Number.NaN : r.accServed / answered,
       costPerMillion: answered === 0 ? Number.NaN : r.cost / answered,
-      variantMix: Object.fromEntries([...r.mix].map(([v, n]) => [v, Math.round((n / Math.max(1, answered)) * 1000) / 1000])),
+      variantMix: Object.fromEntries(
+        [...r.mix].map(([v, n]) => [v, Math.round((n / Math.max(1, answered)) * 1000) / 1000]),
+      ),
       switches: controller.history().filter((h) => h.route === route).length - 1,
     });
   }

@@ -34,11 +34,14 @@ export function deserializeSnapshot(raw: unknown): EngineSnapshot {
   const fixNumbers = (o: unknown): unknown => {
     if (typeof o === 'string' && /^(-?Infinity|NaN)$/.test(o)) return Number(o);
     if (Array.isArray(o)) return o.map(fixNumbers);
-    if (o !== null && typeof o === 'object') return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, fixNumbers(x)]));
+    if (o !== null && typeof o === 'object')
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, fixNumbers(x)]));
     return o;
   };
   const variants = new Map<string, Map<string, VariantModel>>();
-  for (const [model, vs] of Object.entries((r.variants ?? {}) as Record<string, Record<string, Record<string, unknown>>>)) {
+  for (const [model, vs] of Object.entries(
+    (r.variants ?? {}) as Record<string, Record<string, Record<string, unknown>>>,
+  )) {
     const m = new Map<string, VariantModel>();
     for (const [name, v] of Object.entries(vs)) {
       const table = v.table as { p50: unknown[]; p99: unknown[] };

@@ -18,7 +18,15 @@
 //  4. when everything is at its cheapest and still over, admits by priority and sheds the rest (token-bucket rate).
 import type { Decision, VariantShare } from '../core/decision.js';
 import type { BatchKnobs } from '../runtime/batch-policy.js';
-import { batchLimit, capacityRps, costPerMillion, type LoadContext, plan, planLimit, type VariantModel } from './latency-model.js';
+import {
+  batchLimit,
+  capacityRps,
+  costPerMillion,
+  type LoadContext,
+  plan,
+  planLimit,
+  type VariantModel,
+} from './latency-model.js';
 import type { RateSnapshot } from './rate-estimator.js';
 
 export interface EngineParams {
@@ -134,7 +142,9 @@ export const RISK_SCALE_MAX = 20;
 /** Event-loop utilisation above which (with replicas not busy) the gateway, not the model, is the bottleneck. */
 export const GATEWAY_SATURATED = 0.85;
 
-export type RouteKind = { readonly kind: 'adaptive' } | { readonly kind: 'fixed'; readonly variant: string; readonly maxBatch: number; readonly maxQueueDelayMs: number };
+export type RouteKind =
+  | { readonly kind: 'adaptive' }
+  | { readonly kind: 'fixed'; readonly variant: string; readonly maxBatch: number; readonly maxQueueDelayMs: number };
 
 export interface RouteInput {
   readonly name: string;
@@ -142,7 +152,11 @@ export interface RouteInput {
   readonly priority: number;
   readonly objective: 'max-accuracy' | 'min-cost' | 'utility';
   readonly utilityCostWeight: number;
-  readonly slo: { readonly p99Ms: number; readonly minAccuracy?: number | undefined; readonly maxCostPerMillion?: number | undefined };
+  readonly slo: {
+    readonly p99Ms: number;
+    readonly minAccuracy?: number | undefined;
+    readonly maxCostPerMillion?: number | undefined;
+  };
   readonly policy: RouteKind;
   readonly allowed: readonly string[];
   readonly rate: RateSnapshot;
@@ -250,7 +264,13 @@ function accuracyOf(v: VariantModel): number {
 }
 
 /** Eligible variants on the Pareto frontier of (capacity per request, accuracy), cheapest first. */
-export function buildLadder(variants: readonly VariantModel[], minAccuracy: number | undefined, overheadMs: number, budgetMs: number, correction: number): VariantModel[] {
+export function buildLadder(
+  variants: readonly VariantModel[],
+  minAccuracy: number | undefined,
+  overheadMs: number,
+  budgetMs: number,
+  correction: number,
+): VariantModel[] {
   const scored: { v: VariantModel; perRequest: number }[] = [];
   for (const v of variants) {
     if (minAccuracy !== undefined && (Number.isNaN(v.accuracy) || v.accuracy < minAccuracy)) continue;
@@ -259,7 +279,8 @@ export function buildLadder(variants: readonly VariantModel[], minAccuracy: numb
   }
   scored.sort((a, b) => a.perRequest - b.perRequest || accuracyOf(a.v) - accuracyOf(b.v));
   const out: VariantModel[] = [];
-  for (const { v } of scored) if (out.length === 0 || accuracyOf(v) > accuracyOf(out[out.length - 1] as VariantModel)) out.push(v);
+  for (const { v } of scored)
+    if (out.length === 0 || accuracyOf(v) > accuracyOf(out[out.length - 1] as VariantModel)) out.push(v);
   return out;
 }
 
@@ -404,7 +425,12 @@ function accuracyOfEval(e: Eval): number {
  * (mean m) taking a share f of the time, the miss share is f x exp(-slack / m) / (1 - rho). It grows fast near the
  * budget and near saturation: exactly where mixing in a slower, more accurate variant buys least.
  */
-export function missRisk(predictedP99Ms: number, utilisation: number, targetMs: number, P: Pick<EngineParams, 'stallShare' | 'stallMeanMs'>): number {
+export function missRisk(
+  predictedP99Ms: number,
+  utilisation: number,
+  targetMs: number,
+  P: Pick<EngineParams, 'stallShare' | 'stallMeanMs'>,
+): number {
   if (!Number.isFinite(predictedP99Ms) || utilisation >= 1) return 1;
   const slack = Math.max(0, targetMs - predictedP99Ms);
   return Math.min(1, (P.stallShare * Math.exp(-slack / P.stallMeanMs)) / Math.max(0.02, 1 - utilisation));
@@ -429,18 +455,34 @@ function riskGain(w: Work, x: number, y: number, lambda: number, other: number):
 }
 
 /** A lower position with more expected on-time correct answers than x, if any (searched only when the next step down gains). */
-function riskStepDown(w: Work, x: number, lambda: number, other: number, P: EngineParams, atLeast?: Eval): { x: number; why: string } | undefined {
+function riskStepDown(
+  w: Work,
+  x: number,
+  lambda: number,
+  other: number,
+  P: EngineParams,
+  atLeast?: Eval,
+): { x: number; why: string } | undefined {
   const down = Math.max(0, snap(Math.ceil(x * 4 - 1e-9) / 4 - 0.25));
   // The step down gains at most the current risk less the accuracy it gives up: when that cannot reach the
   // hysteresis, nothing below needs planning. `atLeast` is the current choice planned at a rate no lower than
   // `lambda` (risk only grows with load), which bounds the risk without a plan of its own.
   const lost = ladderAccuracy(w, x) - ladderAccuracy(w, down);
   const bound = atLeast ?? evaluate(w, x, lambda, other);
-  if (bound.ok && accuracyOfEval(bound) * missRisk(bound.predictedP99Ms, bound.utilisation + bound.other, w.input.slo.p99Ms, w.risk) <= lost + P.riskHysteresis) return undefined;
+  if (
+    bound.ok &&
+    accuracyOfEval(bound) *
+      missRisk(bound.predictedP99Ms, bound.utilisation + bound.other, w.input.slo.p99Ms, w.risk) <=
+      lost + P.riskHysteresis
+  )
+    return undefined;
   const eDown = evaluate(w, down, lambda, other);
   const eNow = bound === atLeast ? evaluate(w, x, lambda, other) : bound;
   if (expectedAccuracy(w, eDown) <= expectedAccuracy(w, eNow) + P.riskHysteresis) return undefined;
-  return { x: preferred(w, down, lambda, other, P), why: `at ${lambda.toFixed(0)} req/s ${riskGain(w, down, x, lambda, other).why}: stepping down` };
+  return {
+    x: preferred(w, down, lambda, other, P),
+    why: `at ${lambda.toFixed(0)} req/s ${riskGain(w, down, x, lambda, other).why}: stepping down`,
+  };
 }
 
 /** Accuracy of a ladder position (share-weighted over its two rungs), without planning. */
@@ -494,8 +536,14 @@ function mixName(shares: readonly VariantShare[]): string {
  * the correction the prediction was made with (an earlier tick's): the one the observation implies is that times
  * the ratio. Scaling the current correction instead compounded it, tick after tick, against the same old prediction.
  */
-export function nextCorrection(current: number, observedMs: number, predictedMs: number, predictedWith = current): number {
-  if (!Number.isFinite(observedMs) || !Number.isFinite(predictedMs) || predictedMs <= 0) return Math.max(1, current * 0.98);
+export function nextCorrection(
+  current: number,
+  observedMs: number,
+  predictedMs: number,
+  predictedWith = current,
+): number {
+  if (!Number.isFinite(observedMs) || !Number.isFinite(predictedMs) || predictedMs <= 0)
+    return Math.max(1, current * 0.98);
   const ratio = observedMs / predictedMs;
   if (ratio > 1.1) return Math.min(3, 0.5 * current + 0.5 * Math.min(3, predictedWith * ratio));
   if (ratio < 0.8) return Math.max(1, current * 0.95);
@@ -593,12 +641,27 @@ export function decide(s: EngineSnapshot): EngineResult {
       ladderNote = `${gone.length > 0 ? `no longer eligible: ${gone.join(', ')}` : ''}${gone.length > 0 && added.length > 0 ? '; ' : ''}${added.length > 0 ? `eligible again: ${added.join(', ')}` : ''}`;
     }
     // Plain literals, not spreads: this runs for every route on every tick (object spread is slow here).
-    const ctx = { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs };
+    const ctx = {
+      slots: s.slots,
+      burstiness: r.rate.burstiness,
+      overheadMs: r.overheadMs,
+      correction,
+      maxUtilisation: P.maxUtilisation,
+      budgetMs,
+    };
     works.push({
       input: r,
       ladder,
       ctx,
-      scratch: { slots: s.slots, burstiness: r.rate.burstiness, overheadMs: r.overheadMs, correction, maxUtilisation: P.maxUtilisation, budgetMs, otherUtilisation: 0 },
+      scratch: {
+        slots: s.slots,
+        burstiness: r.rate.burstiness,
+        overheadMs: r.overheadMs,
+        correction,
+        maxUtilisation: P.maxUtilisation,
+        budgetMs,
+        otherUtilisation: 0,
+      },
       strict: {
         slots: s.slots,
         burstiness: r.rate.burstiness,
@@ -648,7 +711,8 @@ export function decide(s: EngineSnapshot): EngineResult {
   for (const w of works) if (!w.hopeless) cheapest.set(w, evaluate(w, 0, w.lambda, 0).utilisation);
   const others = (w: Work) => {
     let t = fixedUtil;
-    for (const [x, u] of utilOf) if (x !== w) t += x.input.priority < w.input.priority ? Math.min(u, cheapest.get(x) ?? u) : u;
+    for (const [x, u] of utilOf)
+      if (x !== w) t += x.input.priority < w.input.priority ? Math.min(u, cheapest.get(x) ?? u) : u;
     return t;
   };
 
@@ -658,7 +722,10 @@ export function decide(s: EngineSnapshot): EngineResult {
   const gatewayBound = s.gatewayUtilisation >= GATEWAY_SATURATED && !replicaBound;
   const breaching = works.filter((w) => !w.hopeless && observedBreachOf(w.input));
   // Gateway-bound shedding goes to the lowest priority class that still admits something (sheddable first).
-  const shedClass = gatewayBound && breaching.length > 0 ? Math.min(...works.filter((w) => !w.hopeless && w.admitFactor > 0.05).map((w) => w.input.priority)) : Number.NaN;
+  const shedClass =
+    gatewayBound && breaching.length > 0
+      ? Math.min(...works.filter((w) => !w.hopeless && w.admitFactor > 0.05).map((w) => w.input.priority))
+      : Number.NaN;
 
   // 1-2. Each route on its own (most important first), against everyone else's current load.
   for (const w of [...works].sort((a, b) => b.input.priority - a.input.priority)) {
@@ -685,7 +752,11 @@ export function decide(s: EngineSnapshot): EngineResult {
     if (gatewayBound && actOnBreach && r.priority === shedClass) {
       w.admitFactor = Math.max(0.05, w.admitFactor * 0.8);
       w.lastBreachMs = s.nowMs;
-    } else if (w.admitFactor < 1 && s.gatewayUtilisation < 0.75 && (!observedBreach || (s.gatewayUtilisation < 0.5 && s.nowMs - w.lastBreachMs >= 2 * BREACH_COOLDOWN_MS))) {
+    } else if (
+      w.admitFactor < 1 &&
+      s.gatewayUtilisation < 0.75 &&
+      (!observedBreach || (s.gatewayUtilisation < 0.5 && s.nowMs - w.lastBreachMs >= 2 * BREACH_COOLDOWN_MS))
+    ) {
       // Recover while the route meets its target and the gateway has room; and, with the event loop clearly idle and
       // no cut for 2 s, also while a breach is still in the 5 s latency window (after a cold start's stall it stays
       // there for seconds after the cause is gone). A breach with the loop between these thresholds holds the factor.
@@ -696,7 +767,9 @@ export function decide(s: EngineSnapshot): EngineResult {
       const xMaxUp = xMaxUpOf();
       w.position = Number.isNaN(xMaxUp) ? 0 : preferred(w, xMaxUp, w.lambda, other, P);
       w.lastSwitchMs = s.nowMs;
-      w.reason = Number.isNaN(xMaxUp) ? 'start: even the cheapest variant is over budget at this load' : 'start: best choice for the objective at the current load';
+      w.reason = Number.isNaN(xMaxUp)
+        ? 'start: even the cheapest variant is over budget at this load'
+        : 'start: best choice for the objective at the current load';
     } else if (gatewayBound && observedBreach) {
       w.position = xNow;
       w.upStreak = 0;
@@ -731,10 +804,15 @@ export function decide(s: EngineSnapshot): EngineResult {
         // The stricter plan trims a mix, but never lands below a whole rung the plan holds: a surge's first tick reads
         // its rate high (2,034 req/s for a real 1,380 in one run: arrivals clump where the surge begins), and at that
         // rate the strict plan sent a 3x step to `medium-int8` for seconds where `cnn-small` held the whole step.
-        const highest = Number.isNaN(xMaxUp) ? 0 : Number.isNaN(xStrict) ? xMaxUp : Math.max(Math.min(xMaxUp, xStrict), Math.floor(xMaxUp + 1e-9));
+        const highest = Number.isNaN(xMaxUp)
+          ? 0
+          : Number.isNaN(xStrict)
+            ? xMaxUp
+            : Math.max(Math.min(xMaxUp, xStrict), Math.floor(xMaxUp + 1e-9));
         // Landing: where the objective prefers at or below the highest position that holds (for max-accuracy, the
         // most expected on-time correct answers: near capacity a cheaper mix loses less to misses than it gains).
-        const fallback = Number.isNaN(xMaxUp) || r.objective !== 'max-accuracy' ? highest : preferred(w, highest, w.lambda, other, P);
+        const fallback =
+          Number.isNaN(xMaxUp) || r.objective !== 'max-accuracy' ? highest : preferred(w, highest, w.lambda, other, P);
         const target = actOnBreach ? Math.min(fallback, Math.max(0, Math.ceil(xNow) - 1)) : fallback;
         if (actOnBreach) w.lastBreachMs = s.nowMs;
         if (target < xNow) {
@@ -743,7 +821,10 @@ export function decide(s: EngineSnapshot): EngineResult {
             // down while it lasts lowers the ceiling and restarts it.
             if (s.nowMs < w.ceilingUntilMs) w.ceiling = Math.min(w.ceiling, xNow);
             else {
-              w.backoffMs = s.nowMs < w.ceilingUntilMs + 2 * w.backoffMs ? Math.min(BACKOFF_MAX_MS, 2 * w.backoffMs) : BACKOFF_BASE_MS;
+              w.backoffMs =
+                s.nowMs < w.ceilingUntilMs + 2 * w.backoffMs
+                  ? Math.min(BACKOFF_MAX_MS, 2 * w.backoffMs)
+                  : BACKOFF_BASE_MS;
               w.ceiling = xNow;
             }
             w.ceilingUntilMs = s.nowMs + w.backoffMs;
@@ -756,7 +837,9 @@ export function decide(s: EngineSnapshot): EngineResult {
             : `downgrade: current choice predicted over budget at ${w.lambda.toFixed(0)} req/s${Number.isNaN(xStrict) ? '' : ' (a surge: landing with upgrade headroom)'}`;
         } else {
           w.position = xNow;
-          w.reason = actOnBreach ? `observed p99 ${fmt(r.observedP99Ms)} > target at the cheapest choice` : 'over budget at the cheapest choice';
+          w.reason = actOnBreach
+            ? `observed p99 ${fmt(r.observedP99Ms)} > target at the cheapest choice`
+            : 'over budget at the cheapest choice';
         }
         w.upStreak = 0;
       } else if (observedBreach) {
@@ -768,16 +851,36 @@ export function decide(s: EngineSnapshot): EngineResult {
         // Upgrades plan for the peak of the last seconds too, with a stricter margin and utilisation.
         const lambdaDown = Math.max(w.lambda, r.rate.peak);
         // Upgrades only look above the current position: usually one evaluation says there is no headroom.
-        const xMaxDown = xNow >= top || !evaluate(w, Math.min(top, snap(xNow + 1 / GRID)), lambdaDown, other, true).ok ? xNow : highestFeasible(w, lambdaDown, other, true);
-        const want = r.objective === 'max-accuracy' ? xMaxDown : Number.isNaN(xMaxDown) ? 0 : preferred(w, xMaxDown, lambdaDown, other, P);
-        const wantNow = r.objective === 'max-accuracy' ? xNow : Number.isNaN(xMaxUpOf()) ? 0 : preferred(w, xMaxUpOf(), w.lambda, other, P);
+        const xMaxDown =
+          xNow >= top || !evaluate(w, Math.min(top, snap(xNow + 1 / GRID)), lambdaDown, other, true).ok
+            ? xNow
+            : highestFeasible(w, lambdaDown, other, true);
+        const want =
+          r.objective === 'max-accuracy'
+            ? xMaxDown
+            : Number.isNaN(xMaxDown)
+              ? 0
+              : preferred(w, xMaxDown, lambdaDown, other, P);
+        const wantNow =
+          r.objective === 'max-accuracy'
+            ? xNow
+            : Number.isNaN(xMaxUpOf())
+              ? 0
+              : preferred(w, xMaxUpOf(), w.lambda, other, P);
         // max-accuracy: a step down that delivers more expected on-time correct answers (the current mix sits where
         // stalls cost more than its extra accuracy earns) is taken once the last switch has settled.
         // Risk is a long-run average: weighed at the slow (5 s) rate, so Poisson noise in the tick's rate does not flip
         // the choice back and forth (feasibility, checked at the current and peak rates, keeps it safe).
         const riskDown =
           r.objective === 'max-accuracy' && xNow > 0 && s.nowMs - w.lastSwitchMs >= P.upgradeHoldMs
-            ? riskStepDown(w, xNow, r.rate.slow, other, P, w.lambda >= r.rate.slow ? evaluate(w, xNow, w.lambda, other) : undefined)
+            ? riskStepDown(
+                w,
+                xNow,
+                r.rate.slow,
+                other,
+                P,
+                w.lambda >= r.rate.slow ? evaluate(w, xNow, w.lambda, other) : undefined,
+              )
             : undefined;
         if (riskDown !== undefined) {
           w.position = riskDown.x;
@@ -806,7 +909,10 @@ export function decide(s: EngineSnapshot): EngineResult {
             const own = ownP99(r);
             const scaled = Number.isFinite(own) ? own + Math.max(0, predNext - predNow) : 0;
             // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
-            const gain = next > xNow + 1e-9 && r.objective === 'max-accuracy' ? riskGain(w, xNow, next, r.rate.slow, other) : undefined;
+            const gain =
+              next > xNow + 1e-9 && r.objective === 'max-accuracy'
+                ? riskGain(w, xNow, next, r.rate.slow, other)
+                : undefined;
             if (next <= xNow + 1e-9) {
               w.position = xNow;
               w.reason = `steady: backing off for ${((w.ceilingUntilMs - s.nowMs) / 1000).toFixed(0)} s from where p99 broke the target at ${w.ceilingRps.toFixed(0)} req/s (backoff ${(w.backoffMs / 1000).toFixed(0)} s)`;
@@ -824,7 +930,10 @@ export function decide(s: EngineSnapshot): EngineResult {
             }
           } else {
             w.position = xNow;
-            w.reason = w.upStreak < P.upgradeTicks ? `steady: headroom building (${w.upStreak}/${P.upgradeTicks})` : 'steady: headroom, holding after the last switch';
+            w.reason =
+              w.upStreak < P.upgradeTicks
+                ? `steady: headroom building (${w.upStreak}/${P.upgradeTicks})`
+                : 'steady: headroom, holding after the last switch';
           }
         } else {
           w.position = xNow;
@@ -856,7 +965,10 @@ export function decide(s: EngineSnapshot): EngineResult {
       const saved = cur.utilisation - dn.utilisation;
       if (saved > 1e-9) {
         const lost = Math.max(0, accuracyOfEval(cur) - accuracyOfEval(dn));
-        out = { score: (lost * Math.max(w.lambda, 1e-3) * priorityWeight(w.input.priority)) / saved, util: dn.utilisation };
+        out = {
+          score: (lost * Math.max(w.lambda, 1e-3) * priorityWeight(w.input.priority)) / saved,
+          util: dn.utilisation,
+        };
       }
     }
     nextStep.set(w, out);
@@ -885,7 +997,9 @@ export function decide(s: EngineSnapshot): EngineResult {
   const overCapacity = total() > P.maxUtilisation;
   if (overCapacity) {
     let room = Math.max(0, P.maxUtilisation - fixedUtil);
-    for (const w of [...works].sort((a, b) => b.input.priority - a.input.priority || a.input.name.localeCompare(b.input.name))) {
+    for (const w of [...works].sort(
+      (a, b) => b.input.priority - a.input.priority || a.input.name.localeCompare(b.input.name),
+    )) {
       if (w.hopeless) continue;
       const u = utilOf.get(w) ?? 0;
       if (u <= room) {
@@ -909,7 +1023,12 @@ export function decide(s: EngineSnapshot): EngineResult {
     const prev = knobs.get(k);
     knobs.set(
       k,
-      prev === undefined ? { maxBatch, maxQueueDelayMs } : { maxBatch: Math.min(prev.maxBatch, maxBatch), maxQueueDelayMs: Math.min(prev.maxQueueDelayMs, maxQueueDelayMs) },
+      prev === undefined
+        ? { maxBatch, maxQueueDelayMs }
+        : {
+            maxBatch: Math.min(prev.maxBatch, maxBatch),
+            maxQueueDelayMs: Math.min(prev.maxQueueDelayMs, maxQueueDelayMs),
+          },
     );
   };
 
@@ -943,7 +1062,22 @@ export function decide(s: EngineSnapshot): EngineResult {
           fallback = name;
         }
       }
-      decisions.set(r.name, makeDecision(r, s, [{ variant: fallback, share: 1 }], 1, 0, w.admissionRps, Number.POSITIVE_INFINITY, Number.NaN, Number.NaN, w.reason, inputs));
+      decisions.set(
+        r.name,
+        makeDecision(
+          r,
+          s,
+          [{ variant: fallback, share: 1 }],
+          1,
+          0,
+          w.admissionRps,
+          Number.POSITIVE_INFINITY,
+          Number.NaN,
+          Number.NaN,
+          w.reason,
+          inputs,
+        ),
+      );
       states.set(r.name, {
         position: Number.NaN,
         upStreak: 0,
@@ -974,7 +1108,8 @@ export function decide(s: EngineSnapshot): EngineResult {
       otherUtilisation: other,
       maxUtilisation: P.maxUtilisation,
     });
-    const delay = r.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (w.ctx.budgetMs - e.predictedP99Ms) / 2));
+    const delay =
+      r.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (w.ctx.budgetMs - e.predictedP99Ms) / 2));
     e.shares.forEach((sh, i) => {
       setKnobs(r.model, sh.variant, Math.max(1, (i === 0 ? e.loLimit : e.hiLimit) || e.maxBatch), delay);
     });
@@ -982,7 +1117,20 @@ export function decide(s: EngineSnapshot): EngineResult {
     const reason = `${w.ladderNote === '' ? '' : `${w.ladderNote}; `}${w.reason} [${mixName(e.shares)}, predicted p99 ${fmt(e.predictedP99Ms)} of ${r.slo.p99Ms} ms]`;
     decisions.set(
       r.name,
-      makeDecision(r, s, e.shares, e.maxBatch, delay, w.admissionRps, e.predictedP99Ms, e.accuracy, e.costPerMillion, reason, inputs, (w.ladder[0] as VariantModel).name),
+      makeDecision(
+        r,
+        s,
+        e.shares,
+        e.maxBatch,
+        delay,
+        w.admissionRps,
+        e.predictedP99Ms,
+        e.accuracy,
+        e.costPerMillion,
+        reason,
+        inputs,
+        (w.ladder[0] as VariantModel).name,
+      ),
     );
     states.set(r.name, {
       position: w.position,
@@ -1008,7 +1156,8 @@ export function decide(s: EngineSnapshot): EngineResult {
     const r = f.input;
     const pol = r.policy as Extract<RouteKind, { kind: 'fixed' }>;
     // A fixed policy's knobs join the others for its variant, so an adaptive route sharing it cannot undo them.
-    if (f.variant !== undefined) setKnobs(r.model, pol.variant, Math.max(1, Math.min(f.variant.maxBatch, pol.maxBatch)), pol.maxQueueDelayMs);
+    if (f.variant !== undefined)
+      setKnobs(r.model, pol.variant, Math.max(1, Math.min(f.variant.maxBatch, pol.maxBatch)), pol.maxQueueDelayMs);
     const inputs = {
       rateFast: r.rate.fast,
       rateSlow: r.rate.slow,
@@ -1038,10 +1187,18 @@ export function decide(s: EngineSnapshot): EngineResult {
         maxUtilisation: 1,
         budgetMs: Number.POSITIVE_INFINITY,
       };
-      const p = plan({ ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) }, Math.max(r.rate.instant, r.rate.fast), ctx);
+      const p = plan(
+        { ...v, maxBatch: Math.min(v.maxBatch, pol.maxBatch) },
+        Math.max(r.rate.instant, r.rate.fast),
+        ctx,
+      );
       predicted = p.predictedP99Ms;
       cost = costPerMillion(v, p.batch);
-      inputs.capacityRps = capacityRps(v, Math.min(v.maxBatch, pol.maxBatch), { slots: s.slots, otherUtilisation: other, maxUtilisation: 1 });
+      inputs.capacityRps = capacityRps(v, Math.min(v.maxBatch, pol.maxBatch), {
+        slots: s.slots,
+        otherUtilisation: other,
+        maxUtilisation: 1,
+      });
     }
     decisions.set(
       r.name,

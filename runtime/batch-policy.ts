@@ -19,7 +19,9 @@ export interface QueueState {
   readonly headDeadlineMs: number;
 }
 
-export type BatchPlan = { readonly action: 'send'; readonly rows: number } | { readonly action: 'wait'; readonly untilMs: number };
+export type BatchPlan =
+  | { readonly action: 'send'; readonly rows: number }
+  | { readonly action: 'wait'; readonly untilMs: number };
 
 /** Service time estimate for a batch of `rows` rows (a high quantile: plans must hold in the tail). */
 export type ServiceEstimate = (rows: number) => number;

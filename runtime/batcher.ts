@@ -70,7 +70,15 @@ export interface BatchObservation {
 
 export interface SchedulerEvents {
   /** A request left a queue without running. */
-  onDrop?(model: string, variant: string, code: 'SLOGATE_ERR_DEADLINE_UNREACHABLE' | 'SLOGATE_ERR_QUEUE_FULL' | 'SLOGATE_ERR_CANCELLED' | 'SLOGATE_ERR_SHUTTING_DOWN'): void;
+  onDrop?(
+    model: string,
+    variant: string,
+    code:
+      | 'SLOGATE_ERR_DEADLINE_UNREACHABLE'
+      | 'SLOGATE_ERR_QUEUE_FULL'
+      | 'SLOGATE_ERR_CANCELLED'
+      | 'SLOGATE_ERR_SHUTTING_DOWN',
+  ): void;
   onQueued?(model: string, variant: string, queueMs: number): void;
   onBatch?(obs: BatchObservation): void;
   /** Requests moved from one variant's queue to another's ('deadline': rescued from a drop; 'switch': a policy move). */
@@ -238,15 +246,23 @@ export class Scheduler {
   /** Enqueues a request; resolves with its outputs, rejects with a SlogateError. */
   submit(req: SubmitRequest): Promise<SubmitResult> {
     const vq = this.#queue(req.model, req.variant);
-    if (!this.#accepting) return Promise.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }));
-    if (req.signal?.aborted === true) return Promise.reject(new SlogateError('SLOGATE_ERR_CANCELLED', 'the client went away'));
+    if (!this.#accepting)
+      return Promise.reject(
+        new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }),
+      );
+    if (req.signal?.aborted === true)
+      return Promise.reject(new SlogateError('SLOGATE_ERR_CANCELLED', 'the client went away'));
     if (vq.queue.rows + req.rows > this.#maxQueueRows) {
       vq.rejected++;
       this.#events.onDrop?.(req.model, req.variant, 'SLOGATE_ERR_QUEUE_FULL');
       return Promise.reject(
-        new SlogateError('SLOGATE_ERR_QUEUE_FULL', `queue of ${req.model}/${req.variant} is full (${vq.queue.rows} rows queued, limit ${this.#maxQueueRows})`, {
-          retryAfterMs: this.#drainEstimateMs(vq),
-        }),
+        new SlogateError(
+          'SLOGATE_ERR_QUEUE_FULL',
+          `queue of ${req.model}/${req.variant} is full (${vq.queue.rows} rows queued, limit ${this.#maxQueueRows})`,
+          {
+            retryAfterMs: this.#drainEstimateMs(vq),
+          },
+        ),
       );
     }
     return new Promise<SubmitResult>((resolve, reject) => {
@@ -265,7 +281,14 @@ export class Scheduler {
         wait: undefined,
       };
       const tr = this.#tracing;
-      if (tr !== undefined) item.wait = tr.queued(req.trace ?? tr.current(), { model: req.model, variant: req.variant, rows: req.rows, priority: req.priority, tag: req.tag });
+      if (tr !== undefined)
+        item.wait = tr.queued(req.trace ?? tr.current(), {
+          model: req.model,
+          variant: req.variant,
+          rows: req.rows,
+          priority: req.priority,
+          tag: req.tag,
+        });
       if (req.signal !== undefined) {
         const onAbort = () => {
           if (vq.queue.remove(item)) {
@@ -321,7 +344,12 @@ export class Scheduler {
         const head = vq.queue.peek();
         if (head === undefined) continue;
         const svc = (rows: number) => this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99');
-        const plan = planBatch(queueState(vq, head), vq.batchable ? vq.knobs : { maxBatch: head.rows, maxQueueDelayMs: 0 }, now, svc);
+        const plan = planBatch(
+          queueState(vq, head),
+          vq.batchable ? vq.knobs : { maxBatch: head.rows, maxQueueDelayMs: 0 },
+          now,
+          svc,
+        );
         if (plan.action === 'wait') {
           wakeAt = Math.min(wakeAt, plan.untilMs);
           continue;
@@ -340,7 +368,8 @@ export class Scheduler {
     // Wake up for the next planned send, or when a queued head would become hopeless (to answer it promptly).
     for (const vq of this.#queues.values()) {
       const head = vq.queue.peek();
-      if (head !== undefined) wakeAt = Math.min(wakeAt, head.deadlineAtMs - this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50'));
+      if (head !== undefined)
+        wakeAt = Math.min(wakeAt, head.deadlineAtMs - this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50'));
     }
     this.#arm(wakeAt, now);
     this.#notifyIdle();
@@ -371,7 +400,10 @@ export class Scheduler {
       vq.queue.shift();
       const fb = head.req.fallbackVariant;
       const fq = fb === undefined || fb === vq.variant ? undefined : this.#queues.get(key(vq.model, fb));
-      if (fq !== undefined && now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50') <= head.deadlineAtMs) {
+      if (
+        fq !== undefined &&
+        now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50') <= head.deadlineAtMs
+      ) {
         fq.queue.push(head);
         this.#events.onMove?.(vq.model, vq.variant, fq.variant, 'deadline', 1);
         continue;
@@ -448,10 +480,22 @@ export class Scheduler {
                 t.datatype,
                 batch.map((p) => (p.req.inputs[i] as Tensor).data),
               );
-        return { name: t.name, datatype: t.datatype, shape: batch.length === 1 ? [...t.shape] : [batchRows, ...t.shape.slice(1)], data };
+        return {
+          name: t.name,
+          datatype: t.datatype,
+          shape: batch.length === 1 ? [...t.shape] : [batchRows, ...t.shape.slice(1)],
+          data,
+        };
       });
       // Stacked buffers are fresh copies: they may move to the worker. A lone request's buffers must stay for a retry.
-      return { model: vq.model, variant: vq.variant, inputs, outputs: wanted, rows: batchRows, transfer: batch.length > 1 };
+      return {
+        model: vq.model,
+        variant: vq.variant,
+        inputs,
+        outputs: wanted,
+        rows: batchRows,
+        transfer: batch.length > 1,
+      };
     };
     const tr = this.#tracing;
     const span = tr?.dispatched(
@@ -480,7 +524,14 @@ export class Scheduler {
           const provider = this.#pool.replicas.find((r) => r.id === outcome.replicaId)?.provider;
           tr?.ran(span, { replicaId: outcome.replicaId, provider, inferMs: outcome.inferMs, computeMs });
         }
-        this.#deliver(vq, batch, outcome.outputs, { serviceMs, computeMs, inferMs: outcome.inferMs, batchRows, replicaId: outcome.replicaId, t0 });
+        this.#deliver(vq, batch, outcome.outputs, {
+          serviceMs,
+          computeMs,
+          inferMs: outcome.inferMs,
+          batchRows,
+          replicaId: outcome.replicaId,
+          t0,
+        });
         this.#inflight--;
         this.#notifyIdle();
       },
@@ -564,7 +615,11 @@ export class Scheduler {
           this.#detach(p);
           this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_SHUTTING_DOWN');
           this.#traceDrop(p, 'SLOGATE_ERR_SHUTTING_DOWN');
-          p.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server shut down before this request could run', { retryAfterMs: 1000 }));
+          p.reject(
+            new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server shut down before this request could run', {
+              retryAfterMs: 1000,
+            }),
+          );
         }
       }
     }
@@ -600,7 +655,12 @@ function key(model: string, variant: string): string {
 }
 
 function queueState(vq: VariantQueue, head: Pending): QueueState {
-  return { rows: vq.queue.rows, headRows: head.rows, headArrivalMs: head.req.arrivalMs, headDeadlineMs: head.deadlineAtMs };
+  return {
+    rows: vq.queue.rows,
+    headRows: head.rows,
+    headArrivalMs: head.req.arrivalMs,
+    headDeadlineMs: head.deadlineAtMs,
+  };
 }
 
 /** Trailing dimensions of every input: requests stack only with requests of the same shape. */

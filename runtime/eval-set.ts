@@ -17,7 +17,8 @@ const MAGIC = 'SLGEVAL1';
 
 export function parseEvalSet(buf: Uint8Array, source = 'eval set'): EvalSet {
   const fail = (msg: string) => new SlogateError('SLOGATE_ERR_MODEL_LOAD', `${source}: ${msg}`);
-  if (buf.byteLength < 24 || Buffer.from(buf.subarray(0, 8)).toString('latin1') !== MAGIC) throw fail(`not an eval set (magic ${MAGIC} missing)`);
+  if (buf.byteLength < 24 || Buffer.from(buf.subarray(0, 8)).toString('latin1') !== MAGIC)
+    throw fail(`not an eval set (magic ${MAGIC} missing)`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const count = view.getUint32(8, true);
   const features = view.getUint32(12, true);

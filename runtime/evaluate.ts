@@ -40,12 +40,23 @@ export function predictions(outputs: readonly Tensor[], rows: number): Int32Arra
   return out;
 }
 
-export async function evaluateVariant(runtime: Runtime, model: string, variant: string, set: EvalSet, batchRows = 64): Promise<VariantAccuracy> {
+export async function evaluateVariant(
+  runtime: Runtime,
+  model: string,
+  variant: string,
+  set: EvalSet,
+  batchRows = 64,
+): Promise<VariantAccuracy> {
   const sig = runtime.repository.signature(model);
   const input = sig.inputs[0] as TensorSpec;
-  if (sig.inputs.length !== 1 || input.datatype !== 'FP32') throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${model}: eval needs a single FP32 input`);
+  if (sig.inputs.length !== 1 || input.datatype !== 'FP32')
+    throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${model}: eval needs a single FP32 input`);
   const rowElems = input.shape.slice(1).reduce((a, b) => a * b, 1);
-  if (rowElems !== set.features) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${model}: eval set rows have ${set.features} features, the input needs ${rowElems}`);
+  if (rowElems !== set.features)
+    throw new SlogateError(
+      'SLOGATE_ERR_MODEL_LOAD',
+      `model ${model}: eval set rows have ${set.features} features, the input needs ${rowElems}`,
+    );
   const rowsPer = sig.batchable ? Math.min(batchRows, runtime.repository.model(model).config.maxBatch) : 1;
   const jobs: Promise<number>[] = [];
   for (let start = 0; start < set.count; start += rowsPer) {
@@ -55,7 +66,15 @@ export async function evaluateVariant(runtime: Runtime, model: string, variant: 
     const now = performance.now();
     jobs.push(
       runtime
-        .submit({ model, variant, inputs: [{ name: input.name, datatype: 'FP32', shape, data }], rows, arrivalMs: now, deadlineAtMs: now + 3_600_000, priority: 0 })
+        .submit({
+          model,
+          variant,
+          inputs: [{ name: input.name, datatype: 'FP32', shape, data }],
+          rows,
+          arrivalMs: now,
+          deadlineAtMs: now + 3_600_000,
+          priority: 0,
+        })
         .then((r) => {
           const pred = predictions(r.outputs, rows);
           let ok = 0;
@@ -76,7 +95,8 @@ function round4(x: number): number {
 /** Evaluates every variant of a model and writes the metadata file; returns what it wrote. */
 export async function evaluateModel(runtime: Runtime, model: string): Promise<ModelMetadataFile> {
   const m = runtime.repository.model(model);
-  if (m.config.eval === undefined) throw new SlogateError('SLOGATE_ERR_CONFIG', `model ${model} has no eval set (models.${model}.eval)`);
+  if (m.config.eval === undefined)
+    throw new SlogateError('SLOGATE_ERR_CONFIG', `model ${model} has no eval set (models.${model}.eval)`);
   const set = readEvalSet(m.config.eval);
   const file: ModelMetadataFile = {
     model,
@@ -86,7 +106,13 @@ export async function evaluateModel(runtime: Runtime, model: string): Promise<Mo
   };
   for (const v of m.variants.values()) {
     const acc = await evaluateVariant(runtime, model, v.name, set);
-    file.variants[v.name] = { sha256: acc.sha256, accuracy: acc.accuracy, correct: acc.correct, samples: acc.samples, provider: runtime.provider };
+    file.variants[v.name] = {
+      sha256: acc.sha256,
+      accuracy: acc.accuracy,
+      correct: acc.correct,
+      samples: acc.samples,
+      provider: runtime.provider,
+    };
     v.accuracy = acc.accuracy;
   }
   const target = m.config.metadata as string;

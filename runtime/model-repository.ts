@@ -69,16 +69,34 @@ export class ModelRepository {
           if (!st.isFile()) throw new Error('not a regular file');
           size = st.size;
         } catch (err) {
-          throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${name}, variant ${vname}: cannot read ${vc.path}: ${(err as Error).message}`);
+          throw new SlogateError(
+            'SLOGATE_ERR_MODEL_LOAD',
+            `model ${name}, variant ${vname}: cannot read ${vc.path}: ${(err as Error).message}`,
+          );
         }
-        if (size === 0) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${name}, variant ${vname}: ${vc.path} is empty, not an ONNX model`);
+        if (size === 0)
+          throw new SlogateError(
+            'SLOGATE_ERR_MODEL_LOAD',
+            `model ${name}, variant ${vname}: ${vc.path} is empty, not an ONNX model`,
+          );
         const sha256 = await sha256File(vc.path);
         const recorded = meta?.variants?.[vname];
         let accuracy: number | undefined;
         if (recorded === undefined) repo.warnings.push(`${name}/${vname}: no recorded accuracy; run \`slogate eval\``);
-        else if (recorded.sha256 !== sha256) repo.warnings.push(`${name}/${vname}: recorded accuracy is for another file (hash changed); run \`slogate eval\``);
+        else if (recorded.sha256 !== sha256)
+          repo.warnings.push(
+            `${name}/${vname}: recorded accuracy is for another file (hash changed); run \`slogate eval\``,
+          );
         else accuracy = recorded.accuracy;
-        variants.set(vname, { model: name, name: vname, path: vc.path, sha256, sizeBytes: size, description: vc.description, accuracy });
+        variants.set(vname, {
+          model: name,
+          name: vname,
+          path: vc.path,
+          sha256,
+          sizeBytes: size,
+          description: vc.description,
+          accuracy,
+        });
       }
       repo.#models.set(name, { name, config: mc, variants, signature: undefined });
     }
@@ -97,7 +115,8 @@ export class ModelRepository {
 
   variant(model: string, name: string): VariantInfo {
     const v = this.model(model).variants.get(name);
-    if (v === undefined) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${model}' has no variant '${name}'`);
+    if (v === undefined)
+      throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${model}' has no variant '${name}'`);
     return v;
   }
 
@@ -113,7 +132,10 @@ export class ModelRepository {
         const diff = signatureDiff(ref, s);
         if (diff !== undefined) {
           const path = m.variants.get(s.variant)?.path ?? s.variant;
-          throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${m.name}: ${path} (variant ${s.variant}) does not match variant ${ref.variant}: ${diff}`);
+          throw new SlogateError(
+            'SLOGATE_ERR_MODEL_LOAD',
+            `model ${m.name}: ${path} (variant ${s.variant}) does not match variant ${ref.variant}: ${diff}`,
+          );
         }
       }
       if (ref === undefined) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${m.name}: no replica loaded it`);
@@ -124,7 +146,8 @@ export class ModelRepository {
 
   signature(model: string): ModelSignature {
     const s = this.model(model).signature;
-    if (s === undefined) throw new SlogateError('SLOGATE_ERR_NOT_READY', `model '${model}' is still loading`, { retryAfterMs: 1000 });
+    if (s === undefined)
+      throw new SlogateError('SLOGATE_ERR_NOT_READY', `model '${model}' is still loading`, { retryAfterMs: 1000 });
     return s;
   }
 }
@@ -133,7 +156,10 @@ function specString(t: TensorSpec): string {
   return `${t.name}:${t.datatype}[${t.shape.join(',')}]`;
 }
 
-function signatureDiff(a: { inputs: TensorSpec[]; outputs: TensorSpec[] }, b: { inputs: TensorSpec[]; outputs: TensorSpec[] }): string | undefined {
+function signatureDiff(
+  a: { inputs: TensorSpec[]; outputs: TensorSpec[] },
+  b: { inputs: TensorSpec[]; outputs: TensorSpec[] },
+): string | undefined {
   const sa = (l: TensorSpec[]) => l.map(specString).sort().join(' ');
   if (sa(a.inputs) !== sa(b.inputs)) return `inputs ${sa(b.inputs)} vs ${sa(a.inputs)}`;
   if (sa(a.outputs) !== sa(b.outputs)) return `outputs ${sa(b.outputs)} vs ${sa(a.outputs)}`;

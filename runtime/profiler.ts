@@ -59,12 +59,16 @@ function cacheFile(dir: string, v: VariantInfo, host: string, sizes: readonly nu
 }
 
 /** Random inputs of `rows` rows for a signature (variable non-batch dimensions become 1). */
-export function syntheticInputs(inputs: readonly TensorSpec[], rows: number): { name: string; datatype: TensorSpec['datatype']; shape: number[]; data: TensorStorage }[] {
+export function syntheticInputs(
+  inputs: readonly TensorSpec[],
+  rows: number,
+): { name: string; datatype: TensorSpec['datatype']; shape: number[]; data: TensorStorage }[] {
   return inputs.map((spec) => {
     const shape = spec.shape.map((d, i) => (i === 0 ? rows : d < 0 ? 1 : d));
     const n = shape.reduce((a, b) => a * b, 1);
     const data = allocate(spec.datatype, n);
-    if (data instanceof Float32Array || data instanceof Float64Array) for (let i = 0; i < n; i++) data[i] = Math.random();
+    if (data instanceof Float32Array || data instanceof Float64Array)
+      for (let i = 0; i < n; i++) data[i] = Math.random();
     else if (Array.isArray(data)) for (let i = 0; i < n; i++) data[i] = new Uint8Array([120]);
     return { name: spec.name, datatype: spec.datatype, shape, data };
   });
@@ -87,7 +91,10 @@ export class Profiler {
     for (const m of models) {
       const sizes = m.signature?.batchable === true ? batchSizes(m.config.maxBatch) : [1];
       for (const v of m.variants.values()) {
-        const cached = options.cacheDir === undefined ? undefined : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples));
+        const cached =
+          options.cacheDir === undefined
+            ? undefined
+            : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples));
         if (cached !== undefined) {
           out.push({ model: m.name, variant: v.name, points: cached.points, cached: true, hopMs: cached.hopMs });
           fromCache.push({ m, v, sizes });
@@ -112,7 +119,13 @@ export class Profiler {
       hops.sort((a, b) => a - b);
       const hopMs = round(quantile(hops, 0.5));
       out.push({ model: t.m.name, variant: t.v.name, points, cached: false, hopMs });
-      if (options.cacheDir !== undefined) this.#writeCache(options.cacheDir, cacheFile(options.cacheDir, t.v, options.hostKey, t.sizes, options.samples), points, hopMs);
+      if (options.cacheDir !== undefined)
+        this.#writeCache(
+          options.cacheDir,
+          cacheFile(options.cacheDir, t.v, options.hostKey, t.sizes, options.samples),
+          points,
+          hopMs,
+        );
     }
     return out;
   }
@@ -133,7 +146,14 @@ export class Profiler {
    * Service time of one batch size: the replica's own busy time plus the hop, with every replica busy at once.
    * Timing the replica rather than the round trip keeps hiccups of this process's event loop out of the profile.
    */
-  async #measure(m: ModelInfo, v: VariantInfo, rows: number, samples: number, budgetMs: number, hops: number[]): Promise<ProfilePoint> {
+  async #measure(
+    m: ModelInfo,
+    v: VariantInfo,
+    rows: number,
+    samples: number,
+    budgetMs: number,
+    hops: number[],
+  ): Promise<ProfilePoint> {
     const sig = m.signature;
     if (sig === undefined) throw new Error(`model ${m.name} has no signature yet`);
     const inputs = syntheticInputs(sig.inputs, rows);
@@ -198,8 +218,10 @@ function round(ms: number): number {
 export function smoothProfile(points: readonly ProfilePoint[]): ProfilePoint[] {
   const pts = [...points].sort((a, b) => a.rows - b.rows);
   const out = pts.map((p) => ({ ...p }));
-  for (let i = 1; i < out.length; i++) (out[i] as ProfilePoint).p50Ms = Math.max((out[i] as ProfilePoint).p50Ms, (out[i - 1] as ProfilePoint).p50Ms);
-  for (let i = out.length - 2; i >= 0; i--) (out[i] as ProfilePoint).p99Ms = Math.min((out[i] as ProfilePoint).p99Ms, (out[i + 1] as ProfilePoint).p99Ms);
+  for (let i = 1; i < out.length; i++)
+    (out[i] as ProfilePoint).p50Ms = Math.max((out[i] as ProfilePoint).p50Ms, (out[i - 1] as ProfilePoint).p50Ms);
+  for (let i = out.length - 2; i >= 0; i--)
+    (out[i] as ProfilePoint).p99Ms = Math.min((out[i] as ProfilePoint).p99Ms, (out[i + 1] as ProfilePoint).p99Ms);
   for (const p of out) p.p99Ms = Math.max(p.p99Ms, p.p50Ms);
   return out;
 }

@@ -55,7 +55,14 @@ export class RemoteReplica implements Replica {
   constructor(o: RemoteReplicaOptions) {
     this.#o = o;
     const timeout = o.requestTimeoutMs ?? 30_000;
-    this.#pool = new Pool(o.url, { connections: o.slots + 1, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout: 5_000 } });
+    this.#pool = new Pool(o.url, {
+      connections: o.slots + 1,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      connect: { timeout: 5_000 },
+    });
   }
 
   get id(): string {
@@ -75,7 +82,8 @@ export class RemoteReplica implements Replica {
     const deadline = this.#o.clock.now() + (this.#o.startTimeoutMs ?? 60_000);
     for (;;) {
       if (await this.#ready()) break;
-      if (this.#o.clock.now() > deadline) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} did not become ready`);
+      if (this.#o.clock.now() > deadline)
+        throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} did not become ready`);
       await new Promise((r) => setTimeout(r, 250));
     }
     const sessions: SessionDescription[] = [];
@@ -83,7 +91,10 @@ export class RemoteReplica implements Replica {
       const meta = await this.#json<MetadataResponse>(`/v2/models/${encodeURIComponent(model)}`);
       for (const v of variants) {
         if (meta.versions !== undefined && !meta.versions.includes(v)) {
-          throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} does not serve ${model}/${v} (it serves ${meta.versions.join(', ')})`);
+          throw new SlogateError(
+            'SLOGATE_ERR_MODEL_LOAD',
+            `remote replica ${this.#o.url} does not serve ${model}/${v} (it serves ${meta.versions.join(', ')})`,
+          );
         }
         sessions.push({ model, variant: v, inputs: meta.inputs, outputs: meta.outputs });
       }
@@ -96,13 +107,22 @@ export class RemoteReplica implements Replica {
   async #json<T>(path: string): Promise<T> {
     const r = await this.#pool.request({ method: 'GET', path });
     const text = await r.body.text();
-    if (r.statusCode !== 200) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url}${path}: HTTP ${r.statusCode}: ${text.slice(0, 200)}`);
+    if (r.statusCode !== 200)
+      throw new SlogateError(
+        'SLOGATE_ERR_MODEL_LOAD',
+        `remote replica ${this.#o.url}${path}: HTTP ${r.statusCode}: ${text.slice(0, 200)}`,
+      );
     return JSON.parse(text) as T;
   }
 
   async #ready(): Promise<boolean> {
     try {
-      const r = await this.#pool.request({ method: 'GET', path: '/v2/health/ready', headersTimeout: 2000, bodyTimeout: 2000 });
+      const r = await this.#pool.request({
+        method: 'GET',
+        path: '/v2/health/ready',
+        headersTimeout: 2000,
+        bodyTimeout: 2000,
+      });
       await r.body.dump();
       return r.statusCode === 200;
     } catch {
@@ -170,7 +190,10 @@ export class RemoteReplica implements Replica {
         if (code === 'SLOGATE_ERR_SHUTTING_DOWN') this.#setState('down', 'remote node is shutting down');
         throw new ReplicaFault(this.id, `remote replica ${this.id}: HTTP ${status} ${code ?? ''} ${message}`);
       }
-      throw new SlogateError(typeof code === 'string' && isErrorCode(code) ? code : 'SLOGATE_ERR_INFERENCE_FAILED', `remote replica ${this.id}: ${message}`);
+      throw new SlogateError(
+        typeof code === 'string' && isErrorCode(code) ? code : 'SLOGATE_ERR_INFERENCE_FAILED',
+        `remote replica ${this.id}: ${message}`,
+      );
     }
     const outputs = decodeResponse(raw, headers['inference-header-content-length']);
     const total = serverTotalMs(headers['server-timing']);
@@ -199,8 +222,15 @@ function safeError(raw: Buffer): string {
 export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: number } {
   const blobs = task.inputs.map((t) => binaryData(t.datatype, t.data));
   const header = {
-    inputs: task.inputs.map((t, i) => ({ name: t.name, shape: t.shape, datatype: t.datatype, parameters: { binary_data_size: (blobs[i] as Uint8Array).byteLength } })),
-    ...(task.outputs !== undefined ? { outputs: task.outputs.map((name) => ({ name, parameters: { binary_data: true } })) } : {}),
+    inputs: task.inputs.map((t, i) => ({
+      name: t.name,
+      shape: t.shape,
+      datatype: t.datatype,
+      parameters: { binary_data_size: (blobs[i] as Uint8Array).byteLength },
+    })),
+    ...(task.outputs !== undefined
+      ? { outputs: task.outputs.map((name) => ({ name, parameters: { binary_data: true } })) }
+      : {}),
     parameters: { binary_data_output: true },
   };
   const head = Buffer.from(JSON.stringify(header));
@@ -211,17 +241,27 @@ export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: numb
 export function decodeResponse(raw: Buffer, headerLength: string | string[] | undefined): WireTensor[] {
   const hl = Number(Array.isArray(headerLength) ? headerLength[0] : headerLength);
   const jsonBytes = Number.isFinite(hl) ? raw.subarray(0, hl) : raw;
-  const doc = JSON.parse(jsonBytes.toString()) as { outputs: { name: string; datatype: string; shape: number[]; data?: unknown[]; parameters?: { binary_data_size?: number } }[] };
+  const doc = JSON.parse(jsonBytes.toString()) as {
+    outputs: {
+      name: string;
+      datatype: string;
+      shape: number[];
+      data?: unknown[];
+      parameters?: { binary_data_size?: number };
+    }[];
+  };
   let off = Number.isFinite(hl) ? hl : raw.byteLength;
   return doc.outputs.map((o) => {
-    if (!isV2Datatype(o.datatype)) throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', `remote output '${o.name}' has datatype ${o.datatype}`);
+    if (!isV2Datatype(o.datatype))
+      throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', `remote output '${o.name}' has datatype ${o.datatype}`);
     const dt: V2Datatype = o.datatype;
     const n = o.shape.reduce((a, b) => a * b, 1);
     const size = o.parameters?.binary_data_size;
     if (size !== undefined) {
       const bytes = raw.subarray(off, off + size);
       off += size;
-      if (dt === 'BYTES') return { name: o.name, datatype: dt, shape: o.shape, data: parseBytesElements(o.name, bytes, n) };
+      if (dt === 'BYTES')
+        return { name: o.name, datatype: dt, shape: o.shape, data: parseBytesElements(o.name, bytes, n) };
       const copy = new Uint8Array(bytes.byteLength);
       copy.set(bytes);
       const data = allocate(dt, 0);
@@ -230,7 +270,8 @@ export function decodeResponse(raw: Buffer, headerLength: string | string[] | un
     }
     const out = allocate(dt, n) as Float32Array;
     const src = o.data ?? [];
-    for (let i = 0; i < n; i++) out[i] = (dt === 'INT64' || dt === 'UINT64' ? BigInt(src[i] as number) : (src[i] as number)) as number;
+    for (let i = 0; i < n; i++)
+      out[i] = (dt === 'INT64' || dt === 'UINT64' ? BigInt(src[i] as number) : (src[i] as number)) as number;
     return { name: o.name, datatype: dt, shape: o.shape, data: out };
   });
 }

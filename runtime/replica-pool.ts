@@ -113,7 +113,8 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
    */
   async run(build: () => BatchTask): Promise<BatchOutcome> {
     const first = this.pick();
-    if (first === undefined) throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no replica is ready', { retryAfterMs: 1000 });
+    if (first === undefined)
+      throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no replica is ready', { retryAfterMs: 1000 });
     try {
       return await this.#runOn(first, build());
     } catch (err) {
@@ -121,13 +122,20 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
       const others = this.#replicas.some((r) => r !== first && r.state !== 'closed');
       const second = await this.#waitForReplica(others ? first : undefined);
       if (second === undefined) {
-        throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', `${err.message}; no replica became available for the retry`, { retryAfterMs: 1000 });
+        throw new SlogateError(
+          'SLOGATE_ERR_REPLICA_UNAVAILABLE',
+          `${err.message}; no replica became available for the retry`,
+          { retryAfterMs: 1000 },
+        );
       }
       this.emit('retry', first.id, err.message);
       try {
         return await this.#runOn(second, build());
       } catch (err2) {
-        if (err2 instanceof ReplicaFault) throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', `batch failed on two replicas: ${err2.message}`, { retryAfterMs: 1000 });
+        if (err2 instanceof ReplicaFault)
+          throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', `batch failed on two replicas: ${err2.message}`, {
+            retryAfterMs: 1000,
+          });
         throw err2;
       }
     }
@@ -168,7 +176,9 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   #onSlotFree(): void {
     while (this.#waiters.length > 0) {
       const w = this.#waiters[0] as Waiter;
-      const r = this.pick(w.exclude) ?? (w.exclude !== undefined && w.exclude.state === 'ready' && this.#onlyLive(w.exclude) ? this.pick() : undefined);
+      const r =
+        this.pick(w.exclude) ??
+        (w.exclude !== undefined && w.exclude.state === 'ready' && this.#onlyLive(w.exclude) ? this.pick() : undefined);
       if (r === undefined) break;
       this.#waiters.shift();
       this.#clock.clearTimer(w.timer);

@@ -155,14 +155,21 @@ export class LocalReplica implements Replica {
 
   async run(task: BatchTask): Promise<BatchOutcome> {
     const pool = this.#pool;
-    if (pool === undefined || this.#state !== 'ready') throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
+    if (pool === undefined || this.#state !== 'ready')
+      throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
     const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs: task.inputs };
     if (task.outputs !== undefined) msg.outputs = task.outputs;
     const transferList: ArrayBuffer[] = [];
     for (const t of task.transfer ? task.inputs : []) {
       if (!Array.isArray(t.data)) {
         const d = t.data as Float32Array;
-        if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer && !transferList.includes(d.buffer)) transferList.push(d.buffer);
+        if (
+          d.byteOffset === 0 &&
+          d.byteLength === d.buffer.byteLength &&
+          d.buffer instanceof ArrayBuffer &&
+          !transferList.includes(d.buffer)
+        )
+          transferList.push(d.buffer);
       }
     }
     this.#outstanding++;

@@ -6,7 +6,11 @@ import type { Tensor } from '../core/types.js';
 import { binaryData } from './tensor.js';
 
 /** Key of one request: variant revision, requested outputs, and every input's name, type, shape and bytes. */
-export function cacheKey(variantSha256: string, inputs: readonly Tensor[], outputs: readonly string[] | undefined): string {
+export function cacheKey(
+  variantSha256: string,
+  inputs: readonly Tensor[],
+  outputs: readonly string[] | undefined,
+): string {
   const h = createHash('sha1');
   h.update(variantSha256);
   h.update(outputs === undefined ? '*' : outputs.join('\u0000'));

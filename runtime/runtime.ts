@@ -62,20 +62,35 @@ export class Runtime {
     const { config, clock, metrics } = deps;
     this.profiles = new LatencyProfiles({ now: () => clock.now() });
     const variants: WorkerVariant[] = [];
-    for (const m of repository.models.values()) for (const v of m.variants.values()) variants.push({ model: m.name, variant: v.name, path: v.path });
+    for (const m of repository.models.values())
+      for (const v of m.variants.values()) variants.push({ model: m.name, variant: v.name, path: v.path });
     const replicas: Replica[] = [];
     const intraOpThreads = resolveIntraOpThreads(config);
     for (let i = 0; i < resolveWorkers(config); i++) {
-      replicas.push(new LocalReplica({ replicaId: `local-${i}`, variants, device: config.runtime.device, intraOpThreads }));
+      replicas.push(
+        new LocalReplica({ replicaId: `local-${i}`, variants, device: config.runtime.device, intraOpThreads }),
+      );
     }
     const models = new Map([...repository.models.values()].map((m) => [m.name, [...m.variants.keys()]]));
     config.runtime.replicas.forEach((r, i) => {
-      replicas.push(new RemoteReplica({ id: `remote-${i}`, url: r.url, slots: r.concurrency, models, clock, healthCheckIntervalMs: config.runtime.healthCheckIntervalMs }));
+      replicas.push(
+        new RemoteReplica({
+          id: `remote-${i}`,
+          url: r.url,
+          slots: r.concurrency,
+          models,
+          clock,
+          healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
+        }),
+      );
     });
     replicas.push(...(deps.extraReplicas ?? []));
-    if (replicas.length === 0) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
+    if (replicas.length === 0)
+      throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
     this.pool = new ReplicaPool(replicas, { clock });
-    this.pool.on('state', (id, state, reason) => deps.logger.info({ replica: id, state, reason }, `replica ${id} is ${state}: ${reason}`));
+    this.pool.on('state', (id, state, reason) =>
+      deps.logger.info({ replica: id, state, reason }, `replica ${id} is ${state}: ${reason}`),
+    );
     this.pool.on('restart', (id, reason) => {
       metrics.replicaRestarts.inc();
       deps.logger.warn({ replica: id, reason }, `replica ${id} restarting: ${reason}`);
@@ -92,7 +107,8 @@ export class Runtime {
       tracing: deps.tracing,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
-        onMove: (model, from, to, reason, count) => metrics.moved.labels(`${model}/${from}`, `${model}/${to}`, reason).inc(count),
+        onMove: (model, from, to, reason, count) =>
+          metrics.moved.labels(`${model}/${from}`, `${model}/${to}`, reason).inc(count),
         onBatch: (o) => {
           const label = `${o.model}/${o.variant}`;
           metrics.inferenceDuration.labels(label).observe(o.inferMs / 1000);
@@ -142,34 +158,60 @@ export class Runtime {
     const descs = await Promise.all(this.pool.replicas.map((r) => r.start()));
     const first = descs[0];
     if (first === undefined) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas');
-    for (const d of descs) if (d.providerWarning !== undefined) logger.warn({ warning: d.providerWarning }, d.providerWarning);
+    for (const d of descs)
+      if (d.providerWarning !== undefined) logger.warn({ warning: d.providerWarning }, d.providerWarning);
     this.#provider = first.provider;
     this.repository.applyDescriptions(first.sessions);
     for (const w of this.repository.warnings) logger.warn(w);
     for (const m of this.repository.models.values()) {
       const batchable = m.signature?.batchable === true;
-      for (const v of m.variants.values()) this.scheduler.addVariant(m.name, v.name, { maxBatch: batchable ? m.config.maxBatch : 1, maxQueueDelayMs: 0 }, batchable);
+      for (const v of m.variants.values())
+        this.scheduler.addVariant(
+          m.name,
+          v.name,
+          { maxBatch: batchable ? m.config.maxBatch : 1, maxQueueDelayMs: 0 },
+          batchable,
+        );
     }
     const prof = config.runtime.profile;
     if (prof.enabled) {
       const profiler = new Profiler(this.pool, clock);
-      const key = hostKey({ provider: this.#provider, intraOpThreads: resolveIntraOpThreads(config), replicas: this.pool.readySlots });
-      const sweeps = await profiler.sweep([...this.repository.models.values()], { samples: prof.samples, budgetMs: prof.budgetMs, cacheDir: prof.cacheDir, hostKey: key });
+      const key = hostKey({
+        provider: this.#provider,
+        intraOpThreads: resolveIntraOpThreads(config),
+        replicas: this.pool.readySlots,
+      });
+      const sweeps = await profiler.sweep([...this.repository.models.values()], {
+        samples: prof.samples,
+        budgetMs: prof.budgetMs,
+        cacheDir: prof.cacheDir,
+        hostKey: key,
+      });
       for (const s of sweeps) this.profiles.setPoints(s.model, s.variant, s.points);
       const hops = sweeps.map((s) => s.hopMs).sort((a, b) => a - b);
       if (hops.length > 0) this.profiles.hopMs = hops[Math.floor(hops.length / 2)] as number;
       const fresh = sweeps.filter((s) => !s.cached).length;
-      logger.info({ variants: sweeps.length, measured: fresh, cached: sweeps.length - fresh }, `latency profiles ready (${fresh} measured, ${sweeps.length - fresh} from cache)`);
+      logger.info(
+        { variants: sweeps.length, measured: fresh, cached: sweeps.length - fresh },
+        `latency profiles ready (${fresh} measured, ${sweeps.length - fresh} from cache)`,
+      );
     }
     this.#state = 'ready';
-    logger.info({ ms: Math.round(clock.now() - started), provider: this.#provider, replicas: this.pool.replicas.length }, 'runtime ready');
+    logger.info(
+      { ms: Math.round(clock.now() - started), provider: this.#provider, replicas: this.pool.replicas.length },
+      'runtime ready',
+    );
   }
 
   submit(req: SubmitRequest): Promise<SubmitResult> {
     if (this.#state !== 'ready') {
       if (this.#state === 'draining' || this.#state === 'closed')
-        return Promise.reject(new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }));
-      return Promise.reject(new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }));
+        return Promise.reject(
+          new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }),
+        );
+      return Promise.reject(
+        new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }),
+      );
     }
     return this.scheduler.submit(req);
   }

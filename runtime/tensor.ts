@@ -84,18 +84,27 @@ export function allocate(dt: V2Datatype, n: number): TensorStorage {
   }
 }
 
-function tensorError(code: 'SLOGATE_ERR_INVALID_TENSOR' | 'SLOGATE_ERR_DATATYPE' | 'SLOGATE_ERR_BINARY_DATA', name: string, msg: string): SlogateError {
+function tensorError(
+  code: 'SLOGATE_ERR_INVALID_TENSOR' | 'SLOGATE_ERR_DATATYPE' | 'SLOGATE_ERR_BINARY_DATA',
+  name: string,
+  msg: string,
+): SlogateError {
   return new SlogateError(code, `input '${name}': ${msg}`);
 }
 
 /** Checks a request shape against the spec; returns the element count. */
 export function checkShape(name: string, shape: unknown, spec: TensorSpec): number {
-  if (!Array.isArray(shape)) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'shape must be an array of non-negative integers');
+  if (!Array.isArray(shape))
+    throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'shape must be an array of non-negative integers');
   // Elements first: every message below prints the shape, which is only safe once it holds plain numbers.
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i] as unknown;
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0)
-      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape[${i}] must be a non-negative integer, got ${describeValue(d)}`);
+      throw tensorError(
+        'SLOGATE_ERR_INVALID_TENSOR',
+        name,
+        `shape[${i}] must be a non-negative integer, got ${describeValue(d)}`,
+      );
   }
   const dims = shape as number[];
   if (dims.length !== spec.shape.length) {
@@ -110,11 +119,21 @@ export function checkShape(name: string, shape: unknown, spec: TensorSpec): numb
     const d = dims[i] as number;
     const want = spec.shape[i] as number;
     if (want >= 0 && d !== want)
-      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape [${dims.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${i}`);
+      throw tensorError(
+        'SLOGATE_ERR_INVALID_TENSOR',
+        name,
+        `shape [${dims.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${i}`,
+      );
     n *= d;
-    if (n > MAX_ELEMENTS) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `shape [${dims.join(',')}] holds more than ${MAX_ELEMENTS} elements`);
+    if (n > MAX_ELEMENTS)
+      throw tensorError(
+        'SLOGATE_ERR_INVALID_TENSOR',
+        name,
+        `shape [${dims.join(',')}] holds more than ${MAX_ELEMENTS} elements`,
+      );
   }
-  if (spec.shape.length > 0 && spec.shape[0] === -1 && dims[0] === 0) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'batch dimension must be at least 1');
+  if (spec.shape.length > 0 && spec.shape[0] === -1 && dims[0] === 0)
+    throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, 'batch dimension must be at least 1');
   return n;
 }
 
@@ -195,14 +214,29 @@ function readNumber(dt: V2Datatype, data: NumericArray, i: number): number {
 }
 
 /** Stores a JS number into element i of `to`-typed storage, checking the target domain. */
-function storeNumber(name: string, to: V2Datatype, out: NumericArray, i: number, v: number, allowNonFinite: boolean): void {
+function storeNumber(
+  name: string,
+  to: V2Datatype,
+  out: NumericArray,
+  i: number,
+  v: number,
+  allowNonFinite: boolean,
+): void {
   if (isFloatType(to)) {
-    if (!allowNonFinite && !Number.isFinite(v)) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
+    if (!allowNonFinite && !Number.isFinite(v))
+      throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
     // A finite value too large for the half-precision type would silently become infinite: refuse it like FP32 does.
     if (
       !allowNonFinite &&
       Number.isFinite(v) &&
-      Math.abs(v) >= (to === 'FP16' ? FP16_OVERFLOW : to === 'BF16' ? BF16_OVERFLOW : to === 'FP32' ? FP32_OVERFLOW : Number.POSITIVE_INFINITY)
+      Math.abs(v) >=
+        (to === 'FP16'
+          ? FP16_OVERFLOW
+          : to === 'BF16'
+            ? BF16_OVERFLOW
+            : to === 'FP32'
+              ? FP32_OVERFLOW
+              : Number.POSITIVE_INFINITY)
     ) {
       throw tensorError('SLOGATE_ERR_DATATYPE', name, `element ${i} (${v}) overflows ${to}`);
     }
@@ -230,21 +264,39 @@ export function flattenData(name: string, data: unknown, shape: readonly number[
       const want = shape[dim] as number;
       if (dim === shape.length - 1) {
         if (!Array.isArray(node) || node.length !== want)
-          throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `nested data at ${path} must have ${want} elements to match shape [${shape.join(',')}]`);
+          throw tensorError(
+            'SLOGATE_ERR_INVALID_TENSOR',
+            name,
+            `nested data at ${path} must have ${want} elements to match shape [${shape.join(',')}]`,
+          );
         for (const x of node) {
-          if (Array.isArray(x)) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `nested data at ${path} is deeper than shape [${shape.join(',')}]`);
+          if (Array.isArray(x))
+            throw tensorError(
+              'SLOGATE_ERR_INVALID_TENSOR',
+              name,
+              `nested data at ${path} is deeper than shape [${shape.join(',')}]`,
+            );
           out.push(x);
         }
         return;
       }
       if (!Array.isArray(node) || node.length !== want)
-        throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `nested data at ${path} must have ${want} elements to match shape [${shape.join(',')}]`);
+        throw tensorError(
+          'SLOGATE_ERR_INVALID_TENSOR',
+          name,
+          `nested data at ${path} must have ${want} elements to match shape [${shape.join(',')}]`,
+        );
       for (let i = 0; i < node.length; i++) walk(node[i], dim + 1, `${path}[${i}]`);
     };
     walk(data, 0, 'data');
     return out;
   }
-  if (data.length !== n) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `data has ${data.length} elements, shape [${shape.join(',')}] needs ${n}`);
+  if (data.length !== n)
+    throw tensorError(
+      'SLOGATE_ERR_INVALID_TENSOR',
+      name,
+      `data has ${data.length} elements, shape [${shape.join(',')}] needs ${n}`,
+    );
   return data;
 }
 
@@ -252,7 +304,14 @@ export function flattenData(name: string, data: unknown, shape: readonly number[
  * Decodes a JSON tensor into storage of the model's datatype. Values are checked against the declared datatype
  * first, then converted: numeric types convert to each other when every value is representable in the target.
  */
-export function decodeJsonTensor(name: string, datatype: V2Datatype, shape: readonly number[], data: unknown, spec: TensorSpec, allowNonFinite: boolean): Tensor {
+export function decodeJsonTensor(
+  name: string,
+  datatype: V2Datatype,
+  shape: readonly number[],
+  data: unknown,
+  spec: TensorSpec,
+  allowNonFinite: boolean,
+): Tensor {
   const n = checkShape(name, shape, spec);
   checkConvertible(name, datatype, spec.datatype);
   const flat = flattenData(name, data, shape, n);
@@ -262,7 +321,8 @@ export function decodeJsonTensor(name: string, datatype: V2Datatype, shape: read
     const enc = new TextEncoder();
     for (let i = 0; i < n; i++) {
       const v = flat[i];
-      if (typeof v !== 'string') throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} must be a string for BYTES`);
+      if (typeof v !== 'string')
+        throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} must be a string for BYTES`);
       out[i] = enc.encode(v);
     }
     return { name, datatype: to, shape: [...shape], data: out };
@@ -271,7 +331,8 @@ export function decodeJsonTensor(name: string, datatype: V2Datatype, shape: read
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       const v = flat[i];
-      if (typeof v !== 'boolean') throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} must be true or false for BOOL`);
+      if (typeof v !== 'boolean')
+        throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} must be true or false for BOOL`);
       out[i] = v ? 1 : 0;
     }
     return { name, datatype: to, shape: [...shape], data: out };
@@ -301,7 +362,10 @@ export function decodeJsonTensor(name: string, datatype: V2Datatype, shape: read
 }
 
 function notANumber(name: string, i: number, v: unknown): SlogateError {
-  const why = v === null ? 'null (JSON cannot carry NaN or infinities; use the binary extension if the model allows them)' : JSON.stringify(v)?.slice(0, 40);
+  const why =
+    v === null
+      ? 'null (JSON cannot carry NaN or infinities; use the binary extension if the model allows them)'
+      : JSON.stringify(v)?.slice(0, 40);
   return tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} must be a number, got ${why}`);
 }
 
@@ -320,14 +384,21 @@ export function parseBytesElements(name: string, bytes: Uint8Array, n: number): 
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let off = 0;
   while (off < bytes.byteLength) {
-    if (off + 4 > bytes.byteLength) throw tensorError('SLOGATE_ERR_BINARY_DATA', name, 'BYTES element length prefix is cut short');
+    if (off + 4 > bytes.byteLength)
+      throw tensorError('SLOGATE_ERR_BINARY_DATA', name, 'BYTES element length prefix is cut short');
     const len = view.getUint32(off, true);
     off += 4;
-    if (off + len > bytes.byteLength) throw tensorError('SLOGATE_ERR_BINARY_DATA', name, 'BYTES element runs past its binary_data_size');
+    if (off + len > bytes.byteLength)
+      throw tensorError('SLOGATE_ERR_BINARY_DATA', name, 'BYTES element runs past its binary_data_size');
     out.push(bytes.slice(off, off + len));
     off += len;
   }
-  if (out.length !== n) throw tensorError('SLOGATE_ERR_BINARY_DATA', name, `binary BYTES data holds ${out.length} elements, shape needs ${n}`);
+  if (out.length !== n)
+    throw tensorError(
+      'SLOGATE_ERR_BINARY_DATA',
+      name,
+      `binary BYTES data holds ${out.length} elements, shape needs ${n}`,
+    );
   return out;
 }
 
@@ -366,24 +437,39 @@ function viewAs(dt: V2Datatype, bytes: Uint8Array): NumericArray {
 }
 
 /** Decodes a binary tensor (the binary tensor data extension) into storage of the model's datatype. */
-export function decodeBinaryTensor(name: string, datatype: V2Datatype, shape: readonly number[], bytes: Uint8Array, spec: TensorSpec, allowNonFinite: boolean): Tensor {
+export function decodeBinaryTensor(
+  name: string,
+  datatype: V2Datatype,
+  shape: readonly number[],
+  bytes: Uint8Array,
+  spec: TensorSpec,
+  allowNonFinite: boolean,
+): Tensor {
   const n = checkShape(name, shape, spec);
   checkConvertible(name, datatype, spec.datatype);
   const to = spec.datatype;
   if (datatype === 'BYTES') return { name, datatype: to, shape: [...shape], data: parseBytesElements(name, bytes, n) };
   const want = n * ELEMENT_BYTES[datatype];
   if (bytes.byteLength !== want)
-    throw tensorError('SLOGATE_ERR_BINARY_DATA', name, `binary_data_size is ${bytes.byteLength} bytes, shape [${shape.join(',')}] of ${datatype} needs ${want}`);
+    throw tensorError(
+      'SLOGATE_ERR_BINARY_DATA',
+      name,
+      `binary_data_size is ${bytes.byteLength} bytes, shape [${shape.join(',')}] of ${datatype} needs ${want}`,
+    );
   const src = viewAs(datatype, bytes);
   if (datatype === 'BOOL') {
-    for (let i = 0; i < n; i++) if ((src[i] as number) > 1) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a valid BOOL byte (0 or 1)`);
+    for (let i = 0; i < n; i++)
+      if ((src[i] as number) > 1)
+        throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a valid BOOL byte (0 or 1)`);
     return { name, datatype: to, shape: [...shape], data: src };
   }
   if (datatype === to) {
     if (!allowNonFinite) {
       if (to === 'FP32' || to === 'FP64') assertFinite(name, src as Float32Array);
       else if (to === 'FP16' || to === 'BF16')
-        for (let i = 0; i < n; i++) if (!Number.isFinite(readNumber(to, src, i))) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
+        for (let i = 0; i < n; i++)
+          if (!Number.isFinite(readNumber(to, src, i)))
+            throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
     }
     return { name, datatype: to, shape: [...shape], data: src };
   }

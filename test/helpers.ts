@@ -37,7 +37,10 @@ export function digitsRawConfig(patch: RawConfig = {}): RawConfig {
   const out: RawConfig = { ...base };
   for (const [k, v] of Object.entries(patch)) {
     const b = base[k];
-    out[k] = b !== undefined && typeof b === 'object' && typeof v === 'object' && v !== null && !Array.isArray(v) ? { ...(b as object), ...(v as object) } : v;
+    out[k] =
+      b !== undefined && typeof b === 'object' && typeof v === 'object' && v !== null && !Array.isArray(v)
+        ? { ...(b as object), ...(v as object) }
+        : v;
   }
   return out;
 }

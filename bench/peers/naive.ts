@@ -10,7 +10,11 @@ import Fastify, { type FastifyReply } from 'fastify';
 import * as ort from 'onnxruntime-node';
 
 const { values } = parseArgs({
-  options: { route: { type: 'string', default: 'digits' }, variant: { type: 'string', multiple: true, default: [] }, default: { type: 'string' } },
+  options: {
+    route: { type: 'string', default: 'digits' },
+    variant: { type: 'string', multiple: true, default: [] },
+    default: { type: 'string' },
+  },
 });
 const sessions = new Map<string, ort.InferenceSession>();
 for (const spec of values.variant) {
@@ -22,9 +26,23 @@ const defaultVariant = values.default ?? [...sessions.keys()][0];
 const first = defaultVariant === undefined ? undefined : sessions.get(defaultVariant);
 if (first === undefined) throw new Error('at least one --variant NAME=PATH is needed');
 
-const V2_TYPES: Record<string, string> = { float32: 'FP32', int64: 'INT64', int32: 'INT32', float64: 'FP64', uint8: 'UINT8', int8: 'INT8', bool: 'BOOL' };
+const V2_TYPES: Record<string, string> = {
+  float32: 'FP32',
+  int64: 'INT64',
+  int32: 'INT32',
+  float64: 'FP64',
+  uint8: 'UINT8',
+  int8: 'INT8',
+  bool: 'BOOL',
+};
 const meta = (m: ort.InferenceSession.ValueMetadata) =>
-  m.isTensor ? { name: m.name, datatype: V2_TYPES[m.type] ?? m.type, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) } : { name: m.name };
+  m.isTensor
+    ? {
+        name: m.name,
+        datatype: V2_TYPES[m.type] ?? m.type,
+        shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
+      }
+    : { name: m.name };
 
 const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
 app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -32,18 +50,37 @@ app.get('/v2/health/ready', async () => ({ ready: true }));
 app.get('/v2/health/live', async () => ({ live: true }));
 app.get<{ Params: { route: string } }>('/v2/models/:route', async (req, reply) => {
   if (req.params.route !== values.route) return reply.code(404).send({ error: `unknown model '${req.params.route}'` });
-  return { name: values.route, versions: [...sessions.keys()], platform: 'onnxruntime_onnx', inputs: first.inputMetadata.map(meta), outputs: first.outputMetadata.map(meta) };
+  return {
+    name: values.route,
+    versions: [...sessions.keys()],
+    platform: 'onnxruntime_onnx',
+    inputs: first.inputMetadata.map(meta),
+    outputs: first.outputMetadata.map(meta),
+  };
 });
 
 interface InferDoc {
-  inputs?: { name: string; shape: number[]; datatype: string; data?: number[]; parameters?: { binary_data_size?: number } }[];
+  inputs?: {
+    name: string;
+    shape: number[];
+    datatype: string;
+    data?: number[];
+    parameters?: { binary_data_size?: number };
+  }[];
   outputs?: { name: string; parameters?: { binary_data?: boolean } }[];
   parameters?: { binary_data_output?: boolean };
 }
 
-async function infer(route: string, variant: string, body: unknown, headerLength: string | undefined, reply: FastifyReply) {
+async function infer(
+  route: string,
+  variant: string,
+  body: unknown,
+  headerLength: string | undefined,
+  reply: FastifyReply,
+) {
   const session = sessions.get(variant);
-  if (route !== values.route || session === undefined) return reply.code(404).send({ error: `unknown model '${route}' version '${variant}'` });
+  if (route !== values.route || session === undefined)
+    return reply.code(404).send({ error: `unknown model '${route}' version '${variant}'` });
   let doc: InferDoc;
   let binary: Buffer | undefined;
   if (Buffer.isBuffer(body)) {
@@ -94,10 +131,22 @@ async function infer(route: string, variant: string, body: unknown, headerLength
 }
 
 app.post<{ Params: { route: string } }>('/v2/models/:route/infer', (req, reply) =>
-  infer(req.params.route, defaultVariant as string, req.body, req.headers['inference-header-content-length'] as string | undefined, reply),
+  infer(
+    req.params.route,
+    defaultVariant as string,
+    req.body,
+    req.headers['inference-header-content-length'] as string | undefined,
+    reply,
+  ),
 );
 app.post<{ Params: { route: string; version: string } }>('/v2/models/:route/versions/:version/infer', (req, reply) =>
-  infer(req.params.route, req.params.version, req.body, req.headers['inference-header-content-length'] as string | undefined, reply),
+  infer(
+    req.params.route,
+    req.params.version,
+    req.body,
+    req.headers['inference-header-content-length'] as string | undefined,
+    reply,
+  ),
 );
 
 const address = await app.listen({ host: '127.0.0.1', port: 0 });

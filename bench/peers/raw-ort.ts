@@ -41,9 +41,15 @@ const msPerPoint = Number(values.ms);
 const batches = values.batches.split(',').map(Number);
 
 async function measure(name: string, path: string): Promise<RawVariant> {
-  const session = await ort.InferenceSession.create(path, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(path, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
   const input = session.inputMetadata[0];
-  if (input === undefined || !input.isTensor || input.type !== 'float32') throw new Error(`${path}: raw-ort drives one FP32 input`);
+  if (input === undefined || !input.isTensor || input.type !== 'float32')
+    throw new Error(`${path}: raw-ort drives one FP32 input`);
   const rowShape = input.shape.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
   const rowLen = rowShape.reduce((a, b) => a * b, 1);
   const points: RawPoint[] = [];
@@ -61,7 +67,13 @@ async function measure(name: string, path: string): Promise<RawVariant> {
     const wall = performance.now() - t0;
     times.sort((x, y) => x - y);
     const q = (p: number) => times[Math.min(times.length - 1, Math.max(0, Math.ceil(p * times.length) - 1))] as number;
-    points.push({ batch: b, runs: times.length, rowsPerS: Math.round((times.length * b * 1000) / wall), p50Ms: round3(q(0.5)), p99Ms: round3(q(0.99)) });
+    points.push({
+      batch: b,
+      runs: times.length,
+      rowsPerS: Math.round((times.length * b * 1000) / wall),
+      p50Ms: round3(q(0.5)),
+      p99Ms: round3(q(0.99)),
+    });
   }
   await session.release();
   const best = points.reduce((a, p) => (p.rowsPerS > a.rowsPerS ? p : a), points[0] as RawPoint);

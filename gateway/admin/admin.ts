@@ -32,13 +32,18 @@ export function authorize(req: FastifyRequest, token: string | undefined): Sloga
   if (token === undefined) {
     return LOOPBACK.has(req.socket.remoteAddress ?? '')
       ? undefined
-      : new SlogateError('SLOGATE_ERR_FORBIDDEN', 'admin endpoints answer on loopback only when no server.adminToken is configured');
+      : new SlogateError(
+          'SLOGATE_ERR_FORBIDDEN',
+          'admin endpoints answer on loopback only when no server.adminToken is configured',
+        );
   }
   const h = req.headers.authorization;
-  if (h === undefined || !h.startsWith('Bearer ')) return new SlogateError('SLOGATE_ERR_UNAUTHORIZED', 'admin endpoints need Authorization: Bearer <token>');
+  if (h === undefined || !h.startsWith('Bearer '))
+    return new SlogateError('SLOGATE_ERR_UNAUTHORIZED', 'admin endpoints need Authorization: Bearer <token>');
   const given = Buffer.from(h.slice(7));
   const want = Buffer.from(token);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) return new SlogateError('SLOGATE_ERR_FORBIDDEN', 'wrong admin token');
+  if (given.length !== want.length || !timingSafeEqual(given, want))
+    return new SlogateError('SLOGATE_ERR_FORBIDDEN', 'wrong admin token');
   return undefined;
 }
 
@@ -76,37 +81,53 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
     return { routes: [...router.routes.values()].map((r) => routeView(r, controller, now)) };
   });
 
-  app.get<{ Params: { route: string } }>('/admin/routes/:route', async (req) => routeView(router.route(req.params.route), controller, clock.now()));
+  app.get<{ Params: { route: string } }>('/admin/routes/:route', async (req) =>
+    routeView(router.route(req.params.route), controller, clock.now()),
+  );
 
   app.get<{ Params: { route: string } }>('/admin/routes/:route/decision', async (req) => {
     const r = router.route(req.params.route);
     const d = controller.current(r.name);
-    if (d === undefined) throw new SlogateError('SLOGATE_ERR_NOT_READY', `no decision for '${r.name}' yet`, { retryAfterMs: 1000 });
+    if (d === undefined)
+      throw new SlogateError('SLOGATE_ERR_NOT_READY', `no decision for '${r.name}' yet`, { retryAfterMs: 1000 });
     return d;
   });
 
-  app.put<{ Params: { route: string } }>('/admin/routes/:route', async (req: FastifyRequest<{ Params: { route: string } }>, reply: FastifyReply) => {
-    const name = req.params.route;
-    const parsed = RouteSchema.safeParse(req.body);
-    if (!parsed.success) throw invalid(formatIssues(parsed.error.issues));
-    const rc = parsed.data;
-    const model = runtime.repository.models.get(rc.model);
-    const problems: string[] = [];
-    if (model === undefined) problems.push(`model: unknown model "${rc.model}"`);
-    else {
-      const refs = [...(rc.variants ?? []), ...(typeof rc.policy === 'object' ? ['static' in rc.policy ? rc.policy.static.variant : rc.policy.aimd.variant] : [])];
-      for (const v of refs) if (!model.variants.has(v)) problems.push(`variants: model "${rc.model}" has no variant "${v}"`);
-    }
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) problems.push('route: must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit');
-    if (problems.length > 0) throw invalid(problems);
-    const existed = router.routes.has(name);
-    const before = router.routes.get(name)?.config;
-    router.updateRoute(name, Object.freeze(rc));
-    controller.applyFixedKnobs();
-    controller.alarm(name);
-    opts.logger.info({ route: name, before, after: rc }, `route ${name} ${existed ? 'updated' : 'created'} through the admin API`);
-    return reply.code(existed ? 200 : 201).send(routeView(router.route(name), controller, clock.now()));
-  });
+  app.put<{ Params: { route: string } }>(
+    '/admin/routes/:route',
+    async (req: FastifyRequest<{ Params: { route: string } }>, reply: FastifyReply) => {
+      const name = req.params.route;
+      const parsed = RouteSchema.safeParse(req.body);
+      if (!parsed.success) throw invalid(formatIssues(parsed.error.issues));
+      const rc = parsed.data;
+      const model = runtime.repository.models.get(rc.model);
+      const problems: string[] = [];
+      if (model === undefined) problems.push(`model: unknown model "${rc.model}"`);
+      else {
+        const refs = [
+          ...(rc.variants ?? []),
+          ...(typeof rc.policy === 'object'
+            ? ['static' in rc.policy ? rc.policy.static.variant : rc.policy.aimd.variant]
+            : []),
+        ];
+        for (const v of refs)
+          if (!model.variants.has(v)) problems.push(`variants: model "${rc.model}" has no variant "${v}"`);
+      }
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name))
+        problems.push('route: must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit');
+      if (problems.length > 0) throw invalid(problems);
+      const existed = router.routes.has(name);
+      const before = router.routes.get(name)?.config;
+      router.updateRoute(name, Object.freeze(rc));
+      controller.applyFixedKnobs();
+      controller.alarm(name);
+      opts.logger.info(
+        { route: name, before, after: rc },
+        `route ${name} ${existed ? 'updated' : 'created'} through the admin API`,
+      );
+      return reply.code(existed ? 200 : 201).send(routeView(router.route(name), controller, clock.now()));
+    },
+  );
 
   app.get<{ Querystring: { since?: string } }>('/admin/decisions', async (req) => {
     const since = parseSince(req.query.since, opts.wallOffsetMs);
@@ -115,17 +136,25 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
 
   app.get('/admin/engine/snapshot', async () => {
     const s = controller.lastSnapshot;
-    if (s === undefined) throw new SlogateError('SLOGATE_ERR_NOT_READY', 'the engine has not run yet', { retryAfterMs: 1000 });
+    if (s === undefined)
+      throw new SlogateError('SLOGATE_ERR_NOT_READY', 'the engine has not run yet', { retryAfterMs: 1000 });
     return serializeSnapshot(s);
   });
 
-  app.get('/admin/profiles', async () => ({ provider: runtime.provider, replicas: runtime.pool.readySlots, profiles: runtime.profiles.snapshot() }));
+  app.get('/admin/profiles', async () => ({
+    provider: runtime.provider,
+    replicas: runtime.pool.readySlots,
+    profiles: runtime.profiles.snapshot(),
+  }));
   app.get('/admin/replicas', async () => ({ replicas: runtime.replicaStats() }));
   app.get('/admin/queues', async () => ({ queues: runtime.queueStats(), backlogMs: runtime.scheduler.backlogMs() }));
 }
 
 function invalid(lines: readonly string[]): SlogateError {
-  return new SlogateError('SLOGATE_ERR_INVALID_POLICY', `invalid route policy:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+  return new SlogateError(
+    'SLOGATE_ERR_INVALID_POLICY',
+    `invalid route policy:\n${lines.map((l) => `  ${l}`).join('\n')}`,
+  );
 }
 
 /** `since` as clock ms: an ISO time or epoch ms (wall clock), converted with the offset; absent = everything. */
@@ -133,6 +162,10 @@ export function parseSince(since: string | undefined, wallOffsetMs: number): num
   if (since === undefined || since === '') return Number.NEGATIVE_INFINITY;
   const asNumber = Number(since);
   const wall = Number.isFinite(asNumber) ? asNumber : Date.parse(since);
-  if (!Number.isFinite(wall)) throw new SlogateError('SLOGATE_ERR_BAD_PARAMETER', `since must be an ISO time or epoch milliseconds, got '${since.slice(0, 40)}'`);
+  if (!Number.isFinite(wall))
+    throw new SlogateError(
+      'SLOGATE_ERR_BAD_PARAMETER',
+      `since must be an ISO time or epoch milliseconds, got '${since.slice(0, 40)}'`,
+    );
   return wall - wallOffsetMs;
 }

@@ -102,8 +102,18 @@ export class ShedBurstLog {
     const b = this.#burst;
     if (total > 0) {
       if (b === undefined) {
-        this.#burst = { startedMs: now, lastShedMs: now, lastLogMs: now, total, counts: new Map(delta), sinceLog: new Map() };
-        this.#o.logger.warn({ shed: total, counts: toCounts(delta) }, `shedding load: ${total} requests refused or dropped (${summary(delta)})`);
+        this.#burst = {
+          startedMs: now,
+          lastShedMs: now,
+          lastLogMs: now,
+          total,
+          counts: new Map(delta),
+          sinceLog: new Map(),
+        };
+        this.#o.logger.warn(
+          { shed: total, counts: toCounts(delta) },
+          `shedding load: ${total} requests refused or dropped (${summary(delta)})`,
+        );
         return;
       }
       b.lastShedMs = now;

@@ -12,7 +12,11 @@ export interface StatusRoute {
   readonly name: string;
   readonly config: {
     readonly model: string;
-    readonly slo: { readonly p99Ms: number; readonly minAccuracy?: number | undefined; readonly maxCostPerMillion?: number | undefined };
+    readonly slo: {
+      readonly p99Ms: number;
+      readonly minAccuracy?: number | undefined;
+      readonly maxCostPerMillion?: number | undefined;
+    };
     readonly priority: number;
     readonly objective: string;
   };
@@ -61,7 +65,11 @@ export interface StatusRouteView {
   readonly policy: string;
   readonly priority: number;
   readonly objective: string;
-  readonly slo: { readonly p99Ms: number; readonly minAccuracy: number | null; readonly maxCostPerMillion: number | null };
+  readonly slo: {
+    readonly p99Ms: number;
+    readonly minAccuracy: number | null;
+    readonly maxCostPerMillion: number | null;
+  };
   readonly decision: {
     readonly variants: readonly { readonly variant: string; readonly share: number }[];
     readonly maxBatch: number;
@@ -94,8 +102,20 @@ export interface StatusData {
   readonly utilisation: { readonly gateway: number; readonly replicas: number };
   readonly routes: readonly StatusRouteView[];
   readonly replicas: readonly ReplicaStats[];
-  readonly queues: readonly { readonly variant: string; readonly queued: number; readonly queuedRows: number; readonly maxBatch: number; readonly batches: number }[];
-  readonly changes: readonly { readonly at: string; readonly route: string; readonly from: string; readonly to: string; readonly reason: string }[];
+  readonly queues: readonly {
+    readonly variant: string;
+    readonly queued: number;
+    readonly queuedRows: number;
+    readonly maxBatch: number;
+    readonly batches: number;
+  }[];
+  readonly changes: readonly {
+    readonly at: string;
+    readonly route: string;
+    readonly from: string;
+    readonly to: string;
+    readonly reason: string;
+  }[];
 }
 
 function finite(x: number | undefined, digits = 3): number | null {
@@ -116,12 +136,26 @@ export function buildStatusData(inp: StatusInputs, options: StatusOptions = {}):
     utilisation: { gateway: finite(inp.utilisation.gateway) ?? 0, replicas: finite(inp.utilisation.replicas) ?? 0 },
     routes: inp.routes.map((r) => routeView(r, inp.decision(r.name), inp.nowMs, historySeconds, windowMs)),
     replicas: inp.replicas,
-    queues: inp.queues.map((q) => ({ variant: `${q.model}/${q.variant}`, queued: q.queued, queuedRows: q.queuedRows, maxBatch: q.knobs.maxBatch, batches: q.batches })),
-    changes: inp.changes.slice(-(options.changes ?? 12)).map((c) => ({ at: c.at, route: c.route, from: c.from, to: c.to, reason: c.reason })),
+    queues: inp.queues.map((q) => ({
+      variant: `${q.model}/${q.variant}`,
+      queued: q.queued,
+      queuedRows: q.queuedRows,
+      maxBatch: q.knobs.maxBatch,
+      batches: q.batches,
+    })),
+    changes: inp.changes
+      .slice(-(options.changes ?? 12))
+      .map((c) => ({ at: c.at, route: c.route, from: c.from, to: c.to, reason: c.reason })),
   };
 }
 
-function routeView(r: StatusRoute, d: Decision | undefined, nowMs: number, historySeconds: number, windowMs: number): StatusRouteView {
+function routeView(
+  r: StatusRoute,
+  d: Decision | undefined,
+  nowMs: number,
+  historySeconds: number,
+  windowMs: number,
+): StatusRouteView {
   const win = r.stats.recent(nowMs, windowMs);
   const outcomes = win.met + win.missed + win.shed + win.dropped;
   const slo = r.config.slo;

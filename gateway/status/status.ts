@@ -35,7 +35,11 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
   const html = renderPage(opts.version);
 
   const page = async (_req: unknown, reply: import('fastify').FastifyReply) =>
-    reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', CSP).send(html);
+    reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', CSP)
+      .send(html);
   app.get('/', page);
   app.get('/status', page);
 
@@ -47,7 +51,12 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
       wallMs: nowMs + wallOffsetMs,
       startedWallMs,
       provider: runtime.provider,
-      routes: [...router.routes.values()].map((r) => ({ name: r.name, config: r.config, policy: policyKind(r.config), stats: r.stats })),
+      routes: [...router.routes.values()].map((r) => ({
+        name: r.name,
+        config: r.config,
+        policy: policyKind(r.config),
+        stats: r.stats,
+      })),
       decision: (route) => controller.current(route),
       changes: controller.history(nowMs - 15 * 60_000),
       replicas: runtime.replicaStats(),
@@ -60,7 +69,12 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
   const shed = new ShedBurstLog({
     clock,
     logger: opts.logger,
-    read: async (): Promise<ShedSample[]> => (await opts.metrics.shed.get()).values.map((v) => ({ route: String(v.labels.route), code: String(v.labels.code), value: v.value })),
+    read: async (): Promise<ShedSample[]> =>
+      (await opts.metrics.shed.get()).values.map((v) => ({
+        route: String(v.labels.route),
+        code: String(v.labels.code),
+        value: v.value,
+      })),
   });
   shed.start();
   app.addHook('onClose', async () => shed.close());

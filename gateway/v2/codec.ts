@@ -2,7 +2,15 @@
 // (Inference-Header-Content-Length, binary_data_size, binary_data_output, per-output binary_data).
 import { SlogateError } from '../../core/errors.js';
 import type { ModelSignature, OutputRequest, Tensor, TensorSpec } from '../../core/types.js';
-import { binaryData, checkShape, decodeBinaryTensor, decodeJsonTensor, ELEMENT_BYTES, isV2Datatype, jsonDataString } from '../../runtime/tensor.js';
+import {
+  binaryData,
+  checkShape,
+  decodeBinaryTensor,
+  decodeJsonTensor,
+  ELEMENT_BYTES,
+  isV2Datatype,
+  jsonDataString,
+} from '../../runtime/tensor.js';
 
 export interface ParsedInferRequest {
   readonly id: string | undefined;
@@ -31,7 +39,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function headerLength(value: string | string[] | undefined, bodyLength: number): number | undefined {
   if (value === undefined) return undefined;
   const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || !/^\d{1,10}$/.test(v.trim())) throw badBinary(`Inference-Header-Content-Length must be a non-negative integer, got '${String(v).slice(0, 20)}'`);
+  if (v === undefined || !/^\d{1,10}$/.test(v.trim()))
+    throw badBinary(`Inference-Header-Content-Length must be a non-negative integer, got '${String(v).slice(0, 20)}'`);
   const n = Number(v.trim());
   if (n > bodyLength) throw badBinary(`Inference-Header-Content-Length (${n}) exceeds the body length (${bodyLength})`);
   return n;
@@ -41,7 +50,8 @@ function parseParameters(v: unknown, where: string): Record<string, unknown> {
   if (v === undefined) return {};
   if (!isObject(v)) throw badParam(`${where} parameters must be an object`);
   for (const [k, x] of Object.entries(v)) {
-    if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean') throw badParam(`${where} parameter '${k}' must be a string, number or boolean`);
+    if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean')
+      throw badParam(`${where} parameter '${k}' must be a string, number or boolean`);
   }
   return v;
 }
@@ -50,7 +60,12 @@ function parseParameters(v: unknown, where: string): Record<string, unknown> {
  * Parses a V2 infer request body against a model signature. `jsonLength` is the Inference-Header-Content-Length
  * (undefined for a pure JSON body; 0 for a raw binary body holding the single input's bytes).
  */
-export function parseInferRequest(body: Buffer, jsonLength: number | undefined, signature: ModelSignature, allowNonFinite: boolean): ParsedInferRequest {
+export function parseInferRequest(
+  body: Buffer,
+  jsonLength: number | undefined,
+  signature: ModelSignature,
+  allowNonFinite: boolean,
+): ParsedInferRequest {
   if (jsonLength === 0) return parseRawBinary(body, signature, allowNonFinite);
   const headerBytes = jsonLength === undefined ? body : body.subarray(0, jsonLength);
   let doc: unknown;
@@ -68,7 +83,8 @@ export function parseInferRequest(body: Buffer, jsonLength: number | undefined, 
   }
   const parameters = parseParameters(doc.parameters, 'request');
   const binaryOutput = parameters.binary_data_output === true;
-  if (parameters.binary_data_output !== undefined && typeof parameters.binary_data_output !== 'boolean') throw badParam("parameter 'binary_data_output' must be a boolean");
+  if (parameters.binary_data_output !== undefined && typeof parameters.binary_data_output !== 'boolean')
+    throw badParam("parameter 'binary_data_output' must be a boolean");
   if (!Array.isArray(doc.inputs) || doc.inputs.length === 0) throw mismatch("'inputs' must be a non-empty array");
   const byName = new Map<string, Tensor>();
   let offset = 0;
@@ -78,18 +94,39 @@ export function parseInferRequest(body: Buffer, jsonLength: number | undefined, 
     const name = inp.name;
     if (typeof name !== 'string') throw bad(`inputs[${i}].name must be a string`);
     const spec = signature.inputs.find((s) => s.name === name);
-    if (spec === undefined) throw mismatch(`unknown input '${name}'; the model's inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(', ')}`);
+    if (spec === undefined)
+      throw mismatch(
+        `unknown input '${name}'; the model's inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(', ')}`,
+      );
     if (byName.has(name)) throw mismatch(`input '${name}' is given twice`);
-    if (!isV2Datatype(inp.datatype)) throw new SlogateError('SLOGATE_ERR_DATATYPE', `input '${name}': unknown datatype ${JSON.stringify(inp.datatype)?.slice(0, 20)}`);
+    if (!isV2Datatype(inp.datatype))
+      throw new SlogateError(
+        'SLOGATE_ERR_DATATYPE',
+        `input '${name}': unknown datatype ${JSON.stringify(inp.datatype)?.slice(0, 20)}`,
+      );
     const params = parseParameters(inp.parameters, `input '${name}'`);
     const size = params.binary_data_size;
     let tensor: Tensor;
     if (size !== undefined) {
-      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) throw badBinary(`input '${name}': binary_data_size must be a non-negative integer`);
-      if (binary === undefined) throw badBinary(`input '${name}' has binary_data_size but the request has no Inference-Header-Content-Length header`);
+      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0)
+        throw badBinary(`input '${name}': binary_data_size must be a non-negative integer`);
+      if (binary === undefined)
+        throw badBinary(
+          `input '${name}' has binary_data_size but the request has no Inference-Header-Content-Length header`,
+        );
       if (inp.data !== undefined) throw badBinary(`input '${name}' has both data and binary_data_size`);
-      if (offset + size > binary.byteLength) throw badBinary(`input '${name}': binary_data_size ${size} runs past the end of the body (${binary.byteLength - offset} bytes left)`);
-      tensor = decodeBinaryTensor(name, inp.datatype, inp.shape as number[], binary.subarray(offset, offset + size), spec, allowNonFinite);
+      if (offset + size > binary.byteLength)
+        throw badBinary(
+          `input '${name}': binary_data_size ${size} runs past the end of the body (${binary.byteLength - offset} bytes left)`,
+        );
+      tensor = decodeBinaryTensor(
+        name,
+        inp.datatype,
+        inp.shape as number[],
+        binary.subarray(offset, offset + size),
+        spec,
+        allowNonFinite,
+      );
       offset += size;
     } else {
       if (inp.data === undefined) throw bad(`input '${name}' has no data`);
@@ -97,7 +134,8 @@ export function parseInferRequest(body: Buffer, jsonLength: number | undefined, 
     }
     byName.set(name, tensor);
   }
-  if (binary !== undefined && offset !== binary.byteLength) throw badBinary(`the body holds ${binary.byteLength - offset} bytes of binary data that no input claims`);
+  if (binary !== undefined && offset !== binary.byteLength)
+    throw badBinary(`the body holds ${binary.byteLength - offset} bytes of binary data that no input claims`);
   const inputs = orderInputs(byName, signature);
   const outputs = parseOutputs(doc.outputs, signature, binaryOutput);
   return { id, parameters, inputs, rows: batchRows(inputs, signature), outputs, binaryOutput };
@@ -115,7 +153,11 @@ function batchRows(inputs: readonly Tensor[], signature: ModelSignature): number
   if (!signature.batchable) return 1;
   const rows = (inputs[0] as Tensor).shape[0] as number;
   for (const t of inputs)
-    if (t.shape[0] !== rows) throw new SlogateError('SLOGATE_ERR_INVALID_TENSOR', `all inputs must have the same batch size; '${t.name}' has ${t.shape[0]}, expected ${rows}`);
+    if (t.shape[0] !== rows)
+      throw new SlogateError(
+        'SLOGATE_ERR_INVALID_TENSOR',
+        `all inputs must have the same batch size; '${t.name}' has ${t.shape[0]}, expected ${rows}`,
+      );
   return rows;
 }
 
@@ -124,30 +166,38 @@ function parseOutputs(v: unknown, signature: ModelSignature, binaryDefault: bool
   if (!Array.isArray(v)) throw mismatch("'outputs' must be an array");
   const seen = new Set<string>();
   return v.map((o: unknown, i) => {
-    if (!isObject(o) || typeof o.name !== 'string') throw mismatch(`outputs[${i}] must be an object with a string name`);
+    if (!isObject(o) || typeof o.name !== 'string')
+      throw mismatch(`outputs[${i}] must be an object with a string name`);
     if (!signature.outputs.some((s) => s.name === o.name))
-      throw mismatch(`unknown output '${o.name}'; the model's outputs are ${signature.outputs.map((s) => `'${s.name}'`).join(', ')}`);
+      throw mismatch(
+        `unknown output '${o.name}'; the model's outputs are ${signature.outputs.map((s) => `'${s.name}'`).join(', ')}`,
+      );
     if (seen.has(o.name)) throw mismatch(`output '${o.name}' is requested twice`);
     seen.add(o.name);
     const p = parseParameters(o.parameters, `output '${o.name}'`);
-    if (p.binary_data !== undefined && typeof p.binary_data !== 'boolean') throw badParam(`output '${o.name}': binary_data must be a boolean`);
+    if (p.binary_data !== undefined && typeof p.binary_data !== 'boolean')
+      throw badParam(`output '${o.name}': binary_data must be a boolean`);
     return { name: o.name, binary: p.binary_data === undefined ? binaryDefault : p.binary_data === true };
   });
 }
 
 /** Inference-Header-Content-Length: 0 — the body is the single input's raw bytes, batch 1, all outputs binary. */
 function parseRawBinary(body: Buffer, signature: ModelSignature, allowNonFinite: boolean): ParsedInferRequest {
-  if (signature.inputs.length !== 1) throw badBinary('a raw binary body (Inference-Header-Content-Length: 0) needs a model with exactly one input');
+  if (signature.inputs.length !== 1)
+    throw badBinary('a raw binary body (Inference-Header-Content-Length: 0) needs a model with exactly one input');
   const spec = signature.inputs[0] as TensorSpec;
   if (spec.datatype === 'BYTES') throw badBinary('a raw binary body cannot carry a BYTES input');
   const shape = spec.shape.map((d, i) => (i === 0 && d === -1 ? 1 : d));
   const variable = shape.filter((d) => d < 0).length;
-  if (variable > 1) throw badBinary('a raw binary body needs an input with at most one variable dimension besides the batch');
+  if (variable > 1)
+    throw badBinary('a raw binary body needs an input with at most one variable dimension besides the batch');
   const fixed = shape.reduce((a, d) => (d < 0 ? a : a * d), 1);
   const elems = body.byteLength / ELEMENT_BYTES[spec.datatype];
-  if (!Number.isInteger(elems)) throw badBinary(`raw binary body of ${body.byteLength} bytes is not a whole number of ${spec.datatype} elements`);
+  if (!Number.isInteger(elems))
+    throw badBinary(`raw binary body of ${body.byteLength} bytes is not a whole number of ${spec.datatype} elements`);
   const full = variable === 1 ? shape.map((d) => (d < 0 ? elems / fixed : d)) : shape;
-  if (full.some((d) => !Number.isInteger(d))) throw badBinary(`raw binary body of ${body.byteLength} bytes does not fit shape [${spec.shape.join(',')}]`);
+  if (full.some((d) => !Number.isInteger(d)))
+    throw badBinary(`raw binary body of ${body.byteLength} bytes does not fit shape [${spec.shape.join(',')}]`);
   checkShape(spec.name, full, spec);
   const tensor = decodeBinaryTensor(spec.name, spec.datatype, full, body, spec, allowNonFinite);
   return {

@@ -32,14 +32,23 @@ const MAX_PRIORITY = 1000;
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
   const warming = opts.warming ?? (() => false);
-  const record = (route: string, variant: string | undefined, status: number, ms: number, code?: string, result?: SubmitResult) => {
+  const record = (
+    route: string,
+    variant: string | undefined,
+    status: number,
+    ms: number,
+    code?: string,
+    result?: SubmitResult,
+  ) => {
     if (!warming()) router.record(route, variant, status, ms, code, result);
   };
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
   // JSON fails as invalid JSON (400). Syntactically broken Content-Type headers are refused by Fastify (415).
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) =>
+    done(null, body),
+  );
 
   // Arrival time and admission come before the body is read and parsed: the SLO clock starts when the request does,
   // and a request admission refuses costs almost nothing (parsing is the gateway's biggest per-request cost).
@@ -70,14 +79,19 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     let variant: string | undefined;
     try {
       const route = router.route(routeName);
-      if (version !== undefined && !route.allowed.includes(version)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${routeName}' has no version '${version}'`);
+      if (version !== undefined && !route.allowed.includes(version))
+        throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${routeName}' has no version '${version}'`);
       const body = req.body;
-      if (!Buffer.isBuffer(body) || body.byteLength === 0) throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
+      if (!Buffer.isBuffer(body) || body.byteLength === 0)
+        throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
       const jsonLength = headerLength(req.headers['inference-header-content-length'], body.byteLength);
       const signature = runtime.repository.signature(route.model.name);
       const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite);
       if (parsed.rows > route.model.config.maxBatch) {
-        throw new SlogateError('SLOGATE_ERR_INVALID_TENSOR', `batch of ${parsed.rows} rows exceeds the model's maxBatch ${route.model.config.maxBatch}`);
+        throw new SlogateError(
+          'SLOGATE_ERR_INVALID_TENSOR',
+          `batch of ${parsed.rows} rows exceeds the model's maxBatch ${route.model.config.maxBatch}`,
+        );
       }
       const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
       // Not an AbortController: see ClientGone (a per-request EventTarget ends up in the old generation).
@@ -106,12 +120,18 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       }
       variant = result.variant;
       const outputs: Tensor[] = result.outputs;
-      const flags = parsed.outputs === undefined ? outputs.map(() => parsed.binaryOutput) : parsed.outputs.map((o) => o.binary);
+      const flags =
+        parsed.outputs === undefined ? outputs.map(() => parsed.binaryOutput) : parsed.outputs.map((o) => o.binary);
       const encoded = encodeInferResponse(routeName, result.variant, parsed.id, outputs, flags);
       const totalMs = clock.now() - arrivalMs;
-      reply.header('server-timing', `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}`);
+      reply.header(
+        'server-timing',
+        `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}`,
+      );
       if (encoded.jsonLength !== undefined) {
-        reply.header('inference-header-content-length', String(encoded.jsonLength)).header('content-type', 'application/octet-stream');
+        reply
+          .header('inference-header-content-length', String(encoded.jsonLength))
+          .header('content-type', 'application/octet-stream');
       } else {
         reply.header('content-type', 'application/json');
       }
@@ -130,17 +150,26 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
 }
 
 /** Triton's schedule-policy parameters: `timeout` in microseconds, `priority` (higher first; negative = sheddable). */
-export function scheduleParameters(p: Readonly<Record<string, unknown>>): { timeoutMs: number | undefined; priority: number | undefined } {
+export function scheduleParameters(p: Readonly<Record<string, unknown>>): {
+  timeoutMs: number | undefined;
+  priority: number | undefined;
+} {
   let timeoutMs: number | undefined;
   let priority: number | undefined;
   if (p.timeout !== undefined) {
     if (typeof p.timeout !== 'number' || !Number.isInteger(p.timeout) || p.timeout <= 0)
-      throw new SlogateError('SLOGATE_ERR_BAD_PARAMETER', "parameter 'timeout' must be a positive integer (microseconds)");
+      throw new SlogateError(
+        'SLOGATE_ERR_BAD_PARAMETER',
+        "parameter 'timeout' must be a positive integer (microseconds)",
+      );
     timeoutMs = p.timeout / 1000;
   }
   if (p.priority !== undefined) {
     if (typeof p.priority !== 'number' || !Number.isInteger(p.priority) || Math.abs(p.priority) > MAX_PRIORITY)
-      throw new SlogateError('SLOGATE_ERR_BAD_PARAMETER', `parameter 'priority' must be an integer within +-${MAX_PRIORITY}`);
+      throw new SlogateError(
+        'SLOGATE_ERR_BAD_PARAMETER',
+        `parameter 'priority' must be an integer within +-${MAX_PRIORITY}`,
+      );
     priority = p.priority;
   }
   return { timeoutMs, priority };

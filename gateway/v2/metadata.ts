@@ -30,11 +30,15 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
 
   const lookup = (p: ModelParams): RouteState => {
     const r = router.route(p.route);
-    if (p.version !== undefined && !r.allowed.includes(p.version)) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${p.route}' has no version '${p.version}'`);
+    if (p.version !== undefined && !r.allowed.includes(p.version))
+      throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${p.route}' has no version '${p.version}'`);
     return r;
   };
 
-  const modelReady = async (req: { params: ModelParams }, reply: { code(n: number): { send(b: unknown): unknown } }) => {
+  const modelReady = async (
+    req: { params: ModelParams },
+    reply: { code(n: number): { send(b: unknown): unknown } },
+  ) => {
     const r = lookup(req.params);
     const ok = ready() && r.model.signature !== undefined;
     return reply.code(ok ? 200 : 503).send({ name: r.name, ready: ok });
@@ -45,7 +49,11 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
   const modelMetadata = async (req: { params: ModelParams }) => {
     const r = lookup(req.params);
     const sig = runtime.repository.signature(r.model.name);
-    const spec = (t: { name: string; datatype: string; shape: readonly number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
+    const spec = (t: { name: string; datatype: string; shape: readonly number[] }) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: t.shape,
+    });
     return {
       name: r.name,
       versions: req.params.version !== undefined ? [req.params.version] : r.allowed,

@@ -79,6 +79,8 @@ for (const name of names) {
   const b32 = await latency(sess, 32, 10, 200);
   const kb = fs.statSync(file).size / 1024;
   const note = agree === ev.n ? '' : `  (label output disagrees with argmax on ${ev.n - agree})`;
-  console.log(`${name.padEnd(12)} ${kb.toFixed(0).padStart(8)} ${b1.toFixed(3).padStart(7)} ${b32.toFixed(3).padStart(8)}   ${((100 * correct) / ev.n).toFixed(2)}%${note}`);
+  console.log(
+    `${name.padEnd(12)} ${kb.toFixed(0).padStart(8)} ${b1.toFixed(3).padStart(7)} ${b32.toFixed(3).padStart(8)}   ${((100 * correct) / ev.n).toFixed(2)}%${note}`,
+  );
   await sess.release();
 }

@@ -91,4 +91,6 @@ export const ORT_TO_V2: Readonly<Record<string, V2Datatype>> = {
   string: 'BYTES',
 };
 
-export const V2_TO_ORT: Readonly<Partial<Record<V2Datatype, string>>> = Object.fromEntries(Object.entries(ORT_TO_V2).map(([k, v]) => [v, k]));
+export const V2_TO_ORT: Readonly<Partial<Record<V2Datatype, string>>> = Object.fromEntries(
+  Object.entries(ORT_TO_V2).map(([k, v]) => [v, k]),
+);

@@ -5,7 +5,15 @@ import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js';
-import type { DescribeResult, RunTask, SessionDescription, WireTensor, WorkerInit, WorkerResult, WorkerTask } from './messages.js';
+import type {
+  DescribeResult,
+  RunTask,
+  SessionDescription,
+  WireTensor,
+  WorkerInit,
+  WorkerResult,
+  WorkerTask,
+} from './messages.js';
 import { ORT_TO_V2, V2_TO_ORT } from './messages.js';
 
 const init = workerData as WorkerInit;
@@ -43,9 +51,11 @@ async function createSession(path: string): Promise<ort.InferenceSession> {
 }
 
 function toSpec(meta: ort.InferenceSession.ValueMetadata, where: string): TensorSpec {
-  if (!meta.isTensor) throw new Error(`${where} '${meta.name}' is not a tensor; slogate serves tensor inputs and outputs only`);
+  if (!meta.isTensor)
+    throw new Error(`${where} '${meta.name}' is not a tensor; slogate serves tensor inputs and outputs only`);
   const datatype = ORT_TO_V2[meta.type];
-  if (datatype === undefined) throw new Error(`${where} '${meta.name}' has type ${meta.type}, which slogate cannot serve`);
+  if (datatype === undefined)
+    throw new Error(`${where} '${meta.name}' has type ${meta.type}, which slogate cannot serve`);
   return { name: meta.name, datatype, shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
 }
 
@@ -97,7 +107,13 @@ async function run(task: RunTask): Promise<WorkerResult> {
   const start = performance.now();
   const session = sessions.get(key(task.model, task.variant));
   if (session === undefined)
-    return { ok: false, error: { code: 'SLOGATE_ERR_VARIANT_NOT_FOUND', message: `replica ${init.replicaId} has no session for ${task.model}/${task.variant}` } };
+    return {
+      ok: false,
+      error: {
+        code: 'SLOGATE_ERR_VARIANT_NOT_FOUND',
+        message: `replica ${init.replicaId} has no session for ${task.model}/${task.variant}`,
+      },
+    };
   const feeds: Record<string, ort.Tensor> = {};
   for (const t of task.inputs) feeds[t.name] = toOrt(t);
   const t0 = performance.now();
@@ -105,7 +121,13 @@ async function run(task: RunTask): Promise<WorkerResult> {
   try {
     results = task.outputs === undefined ? await session.run(feeds) : await session.run(feeds, task.outputs);
   } catch (err) {
-    return { ok: false, error: { code: 'SLOGATE_ERR_INFERENCE_FAILED', message: `${task.model}/${task.variant}: ${(err as Error).message}` } };
+    return {
+      ok: false,
+      error: {
+        code: 'SLOGATE_ERR_INFERENCE_FAILED',
+        message: `${task.model}/${task.variant}: ${(err as Error).message}`,
+      },
+    };
   }
   const inferMs = performance.now() - t0;
   const outputs = Object.entries(results).map(([name, v]) => fromOrt(name, v));
@@ -120,7 +142,8 @@ function movable(result: WorkerResult): unknown {
     if (!Array.isArray(o.data)) {
       const d = o.data as Float32Array;
       // Only whole, exclusively owned buffers can move; anything else is copied by the structured clone.
-      if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer) buffers.add(d.buffer);
+      if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer)
+        buffers.add(d.buffer);
     }
   }
   if (buffers.size === 0) return result;
@@ -147,7 +170,10 @@ async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {
       if (task.kind === 'describe') return describe();
       return movable(await run(task));
     } catch (err) {
-      return { ok: false, error: { code: 'SLOGATE_ERR_INTERNAL', message: `worker: ${(err as Error).stack ?? String(err)}` } } satisfies WorkerResult;
+      return {
+        ok: false,
+        error: { code: 'SLOGATE_ERR_INTERNAL', message: `worker: ${(err as Error).stack ?? String(err)}` },
+      } satisfies WorkerResult;
     }
   };
 }

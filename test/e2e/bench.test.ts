@@ -45,7 +45,11 @@ function staticConfig(policy: unknown, runtime: Record<string, unknown> = {}) {
 
 function addsUp(r: BenchResult): void {
   for (const s of [...r.summary.routes, r.summary.overall]) {
-    assert.equal(s.offered, s.completed + s.shed + s.failed, `${s.route}: ${s.offered} != ${s.completed} + ${s.shed} + ${s.failed}`);
+    assert.equal(
+      s.offered,
+      s.completed + s.shed + s.failed,
+      `${s.route}: ${s.offered} != ${s.completed} + ${s.shed} + ${s.failed}`,
+    );
     assert.equal(s.completed, s.onTime + s.late);
     assert.equal(s.shed, s.rejected + s.dropped);
     assert.equal(
@@ -80,14 +84,41 @@ after(async () => {
 });
 
 test('open loop: every scheduled request is offered and accounted for once; answers are scored; the server agrees', async () => {
-  const args = ['--url', server.url, '--route', 'digits', '--rate', '60', '--duration', '2', '--max-requests', '500', '--slo-ms', '1000'];
-  const r = await bench([...args, '--protocol', 'binary', '--max-lag-ms', '200', '--json', '--out', out, '--name', 'open']);
+  const args = [
+    '--url',
+    server.url,
+    '--route',
+    'digits',
+    '--rate',
+    '60',
+    '--duration',
+    '2',
+    '--max-requests',
+    '500',
+    '--slo-ms',
+    '1000',
+  ];
+  const r = await bench([
+    ...args,
+    '--protocol',
+    'binary',
+    '--max-lag-ms',
+    '200',
+    '--json',
+    '--out',
+    out,
+    '--name',
+    'open',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout) as BenchResult;
   addsUp(res);
   const s = res.summary.overall;
   // The schedule is seeded: the same arrivals bench computed.
-  const schedule = buildSchedule({ kind: 'constant', rate: 60, arrivals: 'poisson' }, { durationMs: 2000, maxRequests: 500, seed: 1, route: 'digits', deadlineMs: () => 1000 });
+  const schedule = buildSchedule(
+    { kind: 'constant', rate: 60, arrivals: 'poisson' },
+    { durationMs: 2000, maxRequests: 500, seed: 1, route: 'digits', deadlineMs: () => 1000 },
+  );
   assert.equal(s.offered, schedule.atMs.length);
   assert.equal(s.completed, s.offered, JSON.stringify(s.failedBy));
   assert.deepEqual(s.variants, { tiny: s.completed });
@@ -103,14 +134,33 @@ test('open loop: every scheduled request is offered and accounted for once; answ
     s.offered,
   );
   assert.ok(srv.cost !== null && srv.cost > 0 && srv.costPer1000Answers !== null);
-  for (const f of ['open.json', 'open.md', 'open-latency.svg', 'open-variants.svg', 'open-attainment.svg']) assert.ok(existsSync(join(out, f)), f);
+  for (const f of ['open.json', 'open.md', 'open-latency.svg', 'open-variants.svg', 'open-attainment.svg'])
+    assert.ok(existsSync(join(out, f)), f);
   assert.match(readFileSync(join(out, 'open-latency.svg'), 'utf8'), /SLO 1000 ms/);
 });
 
 test('overload: queue-full refusals are counted as shed, by status and code, and still add up', async () => {
-  const small = await startSlogateProcess(staticConfig({ static: { variant: 'large', maxBatch: 1 } }, { maxQueueRows: 1 }));
+  const small = await startSlogateProcess(
+    staticConfig({ static: { variant: 'large', maxBatch: 1 } }, { maxQueueRows: 1 }),
+  );
   try {
-    const r = await bench(['--url', small.url, '--route', 'digits', '--rate', '600', '--duration', '1', '--max-requests', '600', '--max-lag-ms', '500', '--json', '--out', out]);
+    const r = await bench([
+      '--url',
+      small.url,
+      '--route',
+      'digits',
+      '--rate',
+      '600',
+      '--duration',
+      '1',
+      '--max-requests',
+      '600',
+      '--max-lag-ms',
+      '500',
+      '--json',
+      '--out',
+      out,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout) as BenchResult;
     addsUp(res);
@@ -125,20 +175,56 @@ test('overload: queue-full refusals are counted as shed, by status and code, and
 });
 
 test('closed loop through autocannon: bounded by its request cap, numbers add up', async () => {
-  const r = await bench(['--url', server.url, '--route', 'digits', '--connections', '2', '--duration', '5', '--max-requests', '60', '--warmup', '0', '--json', '--out', out]);
+  const r = await bench([
+    '--url',
+    server.url,
+    '--route',
+    'digits',
+    '--connections',
+    '2',
+    '--duration',
+    '5',
+    '--max-requests',
+    '60',
+    '--warmup',
+    '0',
+    '--json',
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout) as BenchResult;
   addsUp(res);
   assert.equal(res.meta.mode, 'closed');
-  assert.ok(res.summary.overall.offered >= 60 && res.summary.overall.offered <= 62, String(res.summary.overall.offered));
+  assert.ok(
+    res.summary.overall.offered >= 60 && res.summary.overall.offered <= 62,
+    String(res.summary.overall.offered),
+  );
   assert.ok((res.summary.overall.accuracy.answerAccuracy ?? 0) > 0.85);
   assert.equal(res.summary.lag, null);
 });
 
 test('trace replay with random inputs: the trace sets arrivals and deadlines; unscored answers give no accuracy', async () => {
   const trace = join(out, 'trace.csv');
-  writeFileSync(trace, `arrival_ms,route,deadline_ms\n${Array.from({ length: 20 }, (_, i) => `${i * 40},digits,${i < 10 ? 500 : ''}`).join('\n')}\n`);
-  const r = await bench(['--url', server.url, '--trace', trace, '--inputs', 'random', '--slo-ms', '900', '--max-lag-ms', '200', '--json', '--out', out]);
+  writeFileSync(
+    trace,
+    `arrival_ms,route,deadline_ms\n${Array.from({ length: 20 }, (_, i) => `${i * 40},digits,${i < 10 ? 500 : ''}`).join('\n')}\n`,
+  );
+  const r = await bench([
+    '--url',
+    server.url,
+    '--trace',
+    trace,
+    '--inputs',
+    'random',
+    '--slo-ms',
+    '900',
+    '--max-lag-ms',
+    '200',
+    '--json',
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout) as BenchResult;
   addsUp(res);
@@ -237,6 +323,7 @@ test('compare: each contender (a static policy, the naive peer, the raw limit) o
   assert.match(decisions[decisions.length - 1]?.to ?? '', /tiny/);
   assert.equal(res.rows[1]?.runs[0]?.decisions, undefined, 'the naive peer has no decisions');
   assert.ok((res.rows[2]?.raw?.points.length ?? 0) > 0);
-  for (const f of ['c.json', 'c.md', 'c-latency.svg', 'c-attainment.svg', 'c-accuracy.svg']) assert.ok(existsSync(join(dir, f)), f);
+  for (const f of ['c.json', 'c.md', 'c-latency.svg', 'c-attainment.svg', 'c-accuracy.svg'])
+    assert.ok(existsSync(join(dir, f)), f);
   assert.match(readFileSync(join(dir, 'c.md'), 'utf8'), /\| static tiny b1 \|/);
 });

@@ -22,10 +22,15 @@ function writeConfig(raw: unknown): string {
 }
 
 test('check-config: an invalid config exits 1 and lists every problem as path: message', () => {
-  const file = writeConfig({ server: { port: 'x' }, models: { m: { variants: {} } }, routes: { r: { model: 'q', slo: { p99Ms: 0 } } } });
+  const file = writeConfig({
+    server: { port: 'x' },
+    models: { m: { variants: {} } },
+    routes: { r: { model: 'q', slo: { p99Ms: 0 } } },
+  });
   const r = run(['check-config', file]);
   assert.equal(r.status, 1);
-  for (const p of ['server.port:', 'models.m.variants:', 'routes.r.slo.p99Ms:']) assert.ok(r.stderr.includes(p), `stderr lacks ${p}:\n${r.stderr}`);
+  for (const p of ['server.port:', 'models.m.variants:', 'routes.r.slo.p99Ms:'])
+    assert.ok(r.stderr.includes(p), `stderr lacks ${p}:\n${r.stderr}`);
 });
 
 test('check-config: the bundled slogate.yaml is valid and every variant has a recorded accuracy', () => {
@@ -77,7 +82,10 @@ test('eval without an eval set is a clear error', () => {
 function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${buf}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${buf}`)),
+      timeoutMs,
+    );
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       const m = buf.match(pattern);
@@ -98,19 +106,29 @@ test('serve answers inference, then on SIGTERM finishes in-flight work, refuses 
     server: { host: '127.0.0.1', port: 0, logLevel: 'warn' },
     routes: { digits: { model: 'digits', slo: { p99Ms: 30_000 }, policy: { static: { variant: 'large' } } } },
   });
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', writeConfig(raw)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', writeConfig(raw)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
     const line = await waitForLine(child, /http:\/\/127\.0\.0\.1:\d+/, 60_000);
     const url = line;
-    const body = JSON.stringify({ inputs: [{ name: 'pixels', shape: [64, 784], datatype: 'FP32', data: new Array(64 * 784).fill(0.5) }] });
-    const ok = await request(`${url}/v2/models/digits/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const body = JSON.stringify({
+      inputs: [{ name: 'pixels', shape: [64, 784], datatype: 'FP32', data: new Array(64 * 784).fill(0.5) }],
+    });
+    const ok = await request(`${url}/v2/models/digits/infer`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(ok.statusCode, 200);
     await ok.body.dump();
     // Queue enough large batches to still be running when SIGTERM arrives (64 rows of `large` take tens of ms each).
     const inflight = Array.from({ length: 8 }, () =>
-      request(`${url}/v2/models/digits/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).then(
-        async (r) => [r.statusCode, await r.body.text()] as const,
-      ),
+      request(`${url}/v2/models/digits/infer`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      }).then(async (r) => [r.statusCode, await r.body.text()] as const),
     );
     // Wait until all 8 are accepted: one running, seven queued.
     const deadline = Date.now() + 10_000;
@@ -124,7 +142,11 @@ test('serve answers inference, then on SIGTERM finishes in-flight work, refuses 
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 50));
-    const late = await request(`${url}/v2/models/digits/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const late = await request(`${url}/v2/models/digits/infer`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(late.statusCode, 503, 'new work is refused while draining');
     assert.equal(late.headers['x-slogate-error-code'], 'SLOGATE_ERR_SHUTTING_DOWN');
     await late.body.dump();

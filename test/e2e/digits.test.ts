@@ -25,7 +25,13 @@ after(async () => {
 
 interface V2Response {
   model_version: string;
-  outputs: { name: string; shape: number[]; datatype: string; data?: number[]; parameters?: { binary_data_size: number } }[];
+  outputs: {
+    name: string;
+    shape: number[];
+    datatype: string;
+    data?: number[];
+    parameters?: { binary_data_size: number };
+  }[];
 }
 
 async function inferJson(variant: string, start: number, rows: number): Promise<number[]> {
@@ -33,7 +39,10 @@ async function inferJson(variant: string, start: number, rows: number): Promise<
   const res = await request(`${url}/v2/models/digits/versions/${variant}/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ inputs: [{ name: 'pixels', shape: [rows, 784], datatype: 'FP32', data }], outputs: [{ name: 'label' }] }),
+    body: JSON.stringify({
+      inputs: [{ name: 'pixels', shape: [rows, 784], datatype: 'FP32', data }],
+      outputs: [{ name: 'label' }],
+    }),
   });
   assert.equal(res.statusCode, 200);
   const b = (await res.body.json()) as V2Response;
@@ -45,13 +54,18 @@ async function inferBinary(variant: string, start: number, rows: number): Promis
   const pixels = set.data.slice(start * set.features, (start + rows) * set.features);
   const header = Buffer.from(
     JSON.stringify({
-      inputs: [{ name: 'pixels', shape: [rows, 784], datatype: 'FP32', parameters: { binary_data_size: pixels.byteLength } }],
+      inputs: [
+        { name: 'pixels', shape: [rows, 784], datatype: 'FP32', parameters: { binary_data_size: pixels.byteLength } },
+      ],
       outputs: [{ name: 'label', parameters: { binary_data: true } }],
     }),
   );
   const res = await request(`${url}/v2/models/digits/versions/${variant}/infer`, {
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.byteLength),
+    },
     body: Buffer.concat([header, Buffer.from(pixels.buffer)]),
   });
   assert.equal(res.statusCode, 200);
@@ -65,7 +79,10 @@ async function inferBinary(variant: string, start: number, rows: number): Promis
   return Array.from(labels, Number);
 }
 
-async function accuracyOver(variant: string, send: (v: string, s: number, r: number) => Promise<number[]>): Promise<number> {
+async function accuracyOver(
+  variant: string,
+  send: (v: string, s: number, r: number) => Promise<number[]>,
+): Promise<number> {
   let correct = 0;
   const jobs: Promise<void>[] = [];
   for (let start = 0; start < set.count; start += ROWS) {
@@ -101,7 +118,9 @@ describe('digits end to end', () => {
         const res = await request(`${url}/v2/models/digits/infer`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: Array.from(evalRow(set, i)) }] }),
+          body: JSON.stringify({
+            inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: Array.from(evalRow(set, i)) }],
+          }),
         });
         assert.equal(res.statusCode, 200);
         const b = (await res.body.json()) as V2Response;

@@ -64,8 +64,16 @@ async function load(
           async (r) => {
             const raw = Buffer.from(await r.body.arrayBuffer());
             const hl = Number(r.headers['inference-header-content-length'] ?? raw.byteLength);
-            const variant = r.statusCode === 200 ? (JSON.parse(raw.subarray(0, hl).toString()) as { model_version: string }).model_version : undefined;
-            out.push({ atMs: startMs + (scheduled - t0), status: r.statusCode, variant, latencyMs: performance.now() - scheduled });
+            const variant =
+              r.statusCode === 200
+                ? (JSON.parse(raw.subarray(0, hl).toString()) as { model_version: string }).model_version
+                : undefined;
+            out.push({
+              atMs: startMs + (scheduled - t0),
+              status: r.statusCode,
+              variant,
+              latencyMs: performance.now() - scheduled,
+            });
           },
           () => {
             out.push({ atMs: startMs + (scheduled - t0), status: 0, variant: undefined, latencyMs: Number.NaN });
@@ -83,7 +91,9 @@ test('under a real load step the decision changes, model_version follows it, and
   const set = readEvalSet(EVAL_PATH);
   // The binary tensor extension: on a 2-core machine that also runs this load generator, JSON parsing at these rates
   // would make the gateway's event loop, not the model, the bottleneck (a case the engine handles by shedding).
-  const bodies = Array.from({ length: 64 }, (_, i) => evalBody(set, { name: 'pixels', shape: [-1, 784] }, i, 1, 'binary'));
+  const bodies = Array.from({ length: 64 }, (_, i) =>
+    evalBody(set, { name: 'pixels', shape: [-1, 784] }, i, 1, 'binary'),
+  );
   const pool = new Pool(url, { connections: 64, pipelining: 1 });
   const answers: Answer[] = [];
   try {

@@ -94,11 +94,26 @@ const INT_TYPES = ['INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32
 /** Element sizes other than 4 bytes, so a 784-float body is never the right size for them. */
 const NOT_4_BYTE_TYPES = ['FP64', 'INT64', 'UINT64', 'FP16', 'BF16', 'INT16', 'UINT16', 'INT8', 'UINT8'];
 
-const bad = (doc: unknown, code: ErrorCode, headers: Record<string, string> = JSON_CT): FuzzCase => ({ path: INFER_PATH, headers, body: JSON.stringify(doc), codes: [code] });
-const badText = (body: string | Buffer, code: ErrorCode, headers: Record<string, string> = JSON_CT): FuzzCase => ({ path: INFER_PATH, headers, body, codes: [code] });
+const bad = (doc: unknown, code: ErrorCode, headers: Record<string, string> = JSON_CT): FuzzCase => ({
+  path: INFER_PATH,
+  headers,
+  body: JSON.stringify(doc),
+  codes: [code],
+});
+const badText = (body: string | Buffer, code: ErrorCode, headers: Record<string, string> = JSON_CT): FuzzCase => ({
+  path: INFER_PATH,
+  headers,
+  body,
+  codes: [code],
+});
 
 /** A binary-extension body: the JSON header followed by blobs, with the header length it needs. */
-function binary(code: ErrorCode, doc: unknown, blobs: Buffer[], headerValue?: (jsonLength: number, total: number) => string): FuzzCase {
+function binary(
+  code: ErrorCode,
+  doc: unknown,
+  blobs: Buffer[],
+  headerValue?: (jsonLength: number, total: number) => string,
+): FuzzCase {
   const head = Buffer.from(JSON.stringify(doc));
   const body = Buffer.concat([head, ...blobs]);
   const value = headerValue === undefined ? String(head.byteLength) : headerValue(head.byteLength, body.byteLength);
@@ -111,7 +126,13 @@ function f32Bytes(values: readonly number[]): Buffer {
   return out;
 }
 
-const binaryInput = (size: unknown, extra: Input = {}): Input => ({ name: 'pixels', datatype: 'FP32', shape: [1, 784], parameters: { binary_data_size: size }, ...extra });
+const binaryInput = (size: unknown, extra: Input = {}): Input => ({
+  name: 'pixels',
+  datatype: 'FP32',
+  shape: [1, 784],
+  parameters: { binary_data_size: size },
+  ...extra,
+});
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -128,10 +149,12 @@ const MUTATORS: Record<string, Mutator> = {
     const text = JSON.stringify(validDoc());
     return badText(text.slice(0, g.int(1, text.length - 1)), INVALID_JSON);
   },
-  'trailing-garbage': (g) => badText(JSON.stringify(validDoc()) + g.pick(['x', '}', ',', '{}', '\u0000', '"']), INVALID_JSON),
+  'trailing-garbage': (g) =>
+    badText(JSON.stringify(validDoc()) + g.pick(['x', '}', ',', '{}', '\u0000', '"']), INVALID_JSON),
   'leading-garbage': (g) => badText(g.pick(['x', ',', ']', '\u0000']) + JSON.stringify(validDoc()), INVALID_JSON),
   'array-not-object-brackets': () => badText(`[${JSON.stringify(validDoc()).slice(1)}`, INVALID_JSON),
-  'not-an-object': (g) => badText(g.pick(['[]', '42', '"inputs"', 'null', 'true', `[${JSON.stringify(validDoc())}]`]), INVALID_JSON),
+  'not-an-object': (g) =>
+    badText(g.pick(['[]', '42', '"inputs"', 'null', 'true', `[${JSON.stringify(validDoc())}]`]), INVALID_JSON),
   'empty-body': (g) => badText('', INVALID_JSON, g.pick([JSON_CT, OCTET_CT])),
   'random-bytes': (g) => badText(g.bytes(g.int(1, 2048)), INVALID_JSON, g.pick([JSON_CT, OCTET_CT])),
   'random-json-tokens': (g) => {
@@ -144,15 +167,33 @@ const MUTATORS: Record<string, Mutator> = {
   // --- top-level fields of the wrong type ---
   'id-type': (g) => bad({ ...validDoc(), id: g.pick(NOT_STRING) }, BAD_REQUEST),
   'parameters-type': (g) => bad({ ...validDoc(), parameters: g.pick(NOT_OBJECT) }, BAD_PARAMETER),
-  'parameter-value-type': (g) => bad({ ...validDoc(), parameters: { [g.pick(['binary_data_output', 'timeout', 'priority', 'custom'])]: g.pick(NOT_SCALAR) } }, BAD_PARAMETER),
-  'binary-data-output-type': (g) => bad({ ...validDoc(), parameters: { binary_data_output: g.pick(['true', 1, 0, 'yes']) } }, BAD_PARAMETER),
-  'timeout-invalid': (g) => bad({ ...validDoc(), parameters: { timeout: g.pick([0, -1, 1.5, 'a', '100', true, -1e6]) } }, BAD_PARAMETER),
-  'priority-invalid': (g) => bad({ ...validDoc(), parameters: { priority: g.pick([1.5, 1e6 + 1, -1e7, 'high', true]) } }, BAD_PARAMETER),
+  'parameter-value-type': (g) =>
+    bad(
+      {
+        ...validDoc(),
+        parameters: { [g.pick(['binary_data_output', 'timeout', 'priority', 'custom'])]: g.pick(NOT_SCALAR) },
+      },
+      BAD_PARAMETER,
+    ),
+  'binary-data-output-type': (g) =>
+    bad({ ...validDoc(), parameters: { binary_data_output: g.pick(['true', 1, 0, 'yes']) } }, BAD_PARAMETER),
+  'timeout-invalid': (g) =>
+    bad({ ...validDoc(), parameters: { timeout: g.pick([0, -1, 1.5, 'a', '100', true, -1e6]) } }, BAD_PARAMETER),
+  'priority-invalid': (g) =>
+    bad({ ...validDoc(), parameters: { priority: g.pick([1.5, 1e6 + 1, -1e7, 'high', true]) } }, BAD_PARAMETER),
   'inputs-type': (g) => bad({ ...validDoc(), inputs: g.pick([undefined, [], ...NOT_ARRAY]) }, INPUT_MISMATCH),
-  'input-entry-type': (g) => bad({ ...validDoc(), inputs: [g.pick([null, 42, 'pixels', [], true, [validDoc().inputs[0]]])] }, BAD_REQUEST),
+  'input-entry-type': (g) =>
+    bad({ ...validDoc(), inputs: [g.pick([null, 42, 'pixels', [], true, [validDoc().inputs[0]]])] }, BAD_REQUEST),
   // --- one input field wrong ---
   'input-name-type': (g) => mutateInput((i) => ({ ...i, name: g.pick([...NOT_STRING, undefined]) }), BAD_REQUEST),
-  'input-name-unknown': (g) => mutateInput((i) => ({ ...i, name: g.pick(['pixel', 'Pixels', '', 'logits', 'label', '__proto__', 'constructor', 'pixels ']) }), INPUT_MISMATCH),
+  'input-name-unknown': (g) =>
+    mutateInput(
+      (i) => ({
+        ...i,
+        name: g.pick(['pixel', 'Pixels', '', 'logits', 'label', '__proto__', 'constructor', 'pixels ']),
+      }),
+      INPUT_MISMATCH,
+    ),
   'input-extra': () => {
     const doc = validDoc();
     doc.inputs.push({ ...(doc.inputs[0] as Input), name: 'extra' });
@@ -164,7 +205,29 @@ const MUTATORS: Record<string, Mutator> = {
     return bad(doc, INPUT_MISMATCH);
   },
   'datatype-invalid': (g) =>
-    mutateInput((i) => ({ ...i, datatype: g.pick(['BOOL', 'BYTES', 'fp32', 'FLOAT', 'float32', '', 'FP8', 'INT128', 'FP32 ', 42, null, true, {}, [], undefined]) }), DATATYPE),
+    mutateInput(
+      (i) => ({
+        ...i,
+        datatype: g.pick([
+          'BOOL',
+          'BYTES',
+          'fp32',
+          'FLOAT',
+          'float32',
+          '',
+          'FP8',
+          'INT128',
+          'FP32 ',
+          42,
+          null,
+          true,
+          {},
+          [],
+          undefined,
+        ]),
+      }),
+      DATATYPE,
+    ),
   'datatype-int-with-fraction': (g) =>
     mutateInput((i) => {
       const data = [...PIXELS];
@@ -184,9 +247,15 @@ const MUTATORS: Record<string, Mutator> = {
       return { ...i, datatype: 'INT8', data };
     }, INVALID_TENSOR),
   // --- shapes ---
-  'shape-type': (g) => mutateInput((i) => ({ ...i, shape: g.pick([undefined, 784, '1,784', true, ...NOT_ARRAY]) }), INVALID_TENSOR),
-  'shape-rank': (g) => mutateInput((i) => ({ ...i, shape: g.pick([[], [784], [1, 1, 784], [1, 784, 1], [1, 28, 28], [784, 1]]) }), INVALID_TENSOR),
-  'shape-fixed-dim': (g) => mutateInput((i) => ({ ...i, shape: [1, g.pick([783, 785, 0, 1, 1568, 392])] }), INVALID_TENSOR),
+  'shape-type': (g) =>
+    mutateInput((i) => ({ ...i, shape: g.pick([undefined, 784, '1,784', true, ...NOT_ARRAY]) }), INVALID_TENSOR),
+  'shape-rank': (g) =>
+    mutateInput(
+      (i) => ({ ...i, shape: g.pick([[], [784], [1, 1, 784], [1, 784, 1], [1, 28, 28], [784, 1]]) }),
+      INVALID_TENSOR,
+    ),
+  'shape-fixed-dim': (g) =>
+    mutateInput((i) => ({ ...i, shape: [1, g.pick([783, 785, 0, 1, 1568, 392])] }), INVALID_TENSOR),
   'shape-negative': (g) =>
     mutateInput(
       (i) => ({
@@ -217,9 +286,14 @@ const MUTATORS: Record<string, Mutator> = {
       }),
       INVALID_TENSOR,
     ),
-  'shape-huge': (g) => mutateInput((i) => ({ ...i, shape: [g.pick([1e9, 2 ** 31, 2 ** 53, 1e308, 342392, 342393, 65536]), 784] }), INVALID_TENSOR),
+  'shape-huge': (g) =>
+    mutateInput(
+      (i) => ({ ...i, shape: [g.pick([1e9, 2 ** 31, 2 ** 53, 1e308, 342392, 342393, 65536]), 784] }),
+      INVALID_TENSOR,
+    ),
   'shape-zero-batch': () => mutateInput((i) => ({ ...i, shape: [0, 784] }), INVALID_TENSOR),
-  'shape-batch-too-big-for-data': (g) => mutateInput((i) => ({ ...i, shape: [g.pick([2, 3, 64, 65]), 784] }), INVALID_TENSOR),
+  'shape-batch-too-big-for-data': (g) =>
+    mutateInput((i) => ({ ...i, shape: [g.pick([2, 3, 64, 65]), 784] }), INVALID_TENSOR),
   // --- data ---
   'data-off-by-one': (g) =>
     mutateInput((i) => {
@@ -229,7 +303,8 @@ const MUTATORS: Record<string, Mutator> = {
       return { ...i, data };
     }, INVALID_TENSOR),
   'data-missing': () => mutateInput(({ data: _data, ...rest }) => rest, BAD_REQUEST),
-  'data-type': (g) => mutateInput((i) => ({ ...i, data: g.pick([null, 'abc', 42, {}, true, { 0: 1 }]) }), INVALID_TENSOR),
+  'data-type': (g) =>
+    mutateInput((i) => ({ ...i, data: g.pick([null, 'abc', 42, {}, true, { 0: 1 }]) }), INVALID_TENSOR),
   'data-element-bad': (g) =>
     mutateInput((i) => {
       const data: unknown[] = [...PIXELS];
@@ -252,13 +327,29 @@ const MUTATORS: Record<string, Mutator> = {
       INVALID_TENSOR,
     ),
   // --- outputs ---
-  'outputs-type': (g) => bad({ ...validDoc(), outputs: g.pick([null, 42, 'label', {}, { name: 'label' }, true]) }, INPUT_MISMATCH),
-  'output-entry-bad': (g) => bad({ ...validDoc(), outputs: [g.pick([null, 42, 'label', [], {}, { name: 42 }, { name: null }])] }, INPUT_MISMATCH),
-  'output-unknown': (g) => bad({ ...validDoc(), outputs: [{ name: g.pick(['labels', 'pixels', '', 'LOGITS', 'probs']) }] }, INPUT_MISMATCH),
-  'output-duplicate': () => bad({ ...validDoc(), outputs: [{ name: 'label' }, { name: 'logits' }, { name: 'label' }] }, INPUT_MISMATCH),
-  'output-binary-flag-type': (g) => bad({ ...validDoc(), outputs: [{ name: 'label', parameters: { binary_data: g.pick(['true', 1, null, {}]) } }] }, BAD_PARAMETER),
-  'output-parameters-type': (g) => bad({ ...validDoc(), outputs: [{ name: 'label', parameters: g.pick(NOT_OBJECT) }] }, BAD_PARAMETER),
-  'input-parameters-bad': (g) => mutateInput((i) => ({ ...i, parameters: g.pick([42, 'x', [], null, { binary_data_size: {} }, { foo: [] }]) }), BAD_PARAMETER),
+  'outputs-type': (g) =>
+    bad({ ...validDoc(), outputs: g.pick([null, 42, 'label', {}, { name: 'label' }, true]) }, INPUT_MISMATCH),
+  'output-entry-bad': (g) =>
+    bad(
+      { ...validDoc(), outputs: [g.pick([null, 42, 'label', [], {}, { name: 42 }, { name: null }])] },
+      INPUT_MISMATCH,
+    ),
+  'output-unknown': (g) =>
+    bad({ ...validDoc(), outputs: [{ name: g.pick(['labels', 'pixels', '', 'LOGITS', 'probs']) }] }, INPUT_MISMATCH),
+  'output-duplicate': () =>
+    bad({ ...validDoc(), outputs: [{ name: 'label' }, { name: 'logits' }, { name: 'label' }] }, INPUT_MISMATCH),
+  'output-binary-flag-type': (g) =>
+    bad(
+      { ...validDoc(), outputs: [{ name: 'label', parameters: { binary_data: g.pick(['true', 1, null, {}]) } }] },
+      BAD_PARAMETER,
+    ),
+  'output-parameters-type': (g) =>
+    bad({ ...validDoc(), outputs: [{ name: 'label', parameters: g.pick(NOT_OBJECT) }] }, BAD_PARAMETER),
+  'input-parameters-bad': (g) =>
+    mutateInput(
+      (i) => ({ ...i, parameters: g.pick([42, 'x', [], null, { binary_data_size: {} }, { foo: [] }]) }),
+      BAD_PARAMETER,
+    ),
   // --- the binary tensor extension ---
   'header-non-numeric': (g) => {
     const value = g.pick(['abc', '-1', '1.5', '0x10', '1e3', '', '+5', '12345678901', 'NaN']);
@@ -266,42 +357,62 @@ const MUTATORS: Record<string, Mutator> = {
   },
   'header-past-body': (g) => {
     const body = JSON.stringify(validDoc());
-    return badText(body, BINARY_DATA, { ...JSON_CT, 'inference-header-content-length': String(body.length + g.int(1, 100_000)) });
+    return badText(body, BINARY_DATA, {
+      ...JSON_CT,
+      'inference-header-content-length': String(body.length + g.int(1, 100_000)),
+    });
   },
   'header-inside-json': (g) => {
     const body = JSON.stringify(validDoc());
     // A strict prefix of a JSON object is never JSON.
-    return badText(body, INVALID_JSON, { ...JSON_CT, 'inference-header-content-length': String(g.int(1, body.length - 1)) });
+    return badText(body, INVALID_JSON, {
+      ...JSON_CT,
+      'inference-header-content-length': String(g.int(1, body.length - 1)),
+    });
   },
   'binary-size-without-header': () => bad({ inputs: [binaryInput(ROW_BYTES)] }, BINARY_DATA),
   'binary-size-mismatch': (g) => {
     const delta = g.pick([-4, -1, 1, 4, -ROW_BYTES, 100]);
     return binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES + delta)] }, [f32Bytes(PIXELS)]);
   },
-  'binary-trailing-bytes': (g) => binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(PIXELS), g.bytes(g.int(1, 16))]),
+  'binary-trailing-bytes': (g) =>
+    binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(PIXELS), g.bytes(g.int(1, 16))]),
   'binary-size-type': (g) => {
     const size = g.pick([String(ROW_BYTES), -1, 1.5, null, true]);
     // null is not even a legal parameter value; the others are legal values but not a size.
     return binary(size === null ? BAD_PARAMETER : BINARY_DATA, { inputs: [binaryInput(size)] }, [f32Bytes(PIXELS)]);
   },
-  'binary-and-data': () => binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES, { data: PIXELS })] }, [f32Bytes(PIXELS)]),
+  'binary-and-data': () =>
+    binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES, { data: PIXELS })] }, [f32Bytes(PIXELS)]),
   'binary-datatype-wrong-size': (g) => {
     const datatype = g.pick([...NOT_4_BYTE_TYPES, 'BOOL', 'BYTES']);
     // BOOL and BYTES never convert to FP32; the numeric ones fail on the byte count.
-    return binary(datatype === 'BOOL' || datatype === 'BYTES' ? DATATYPE : BINARY_DATA, { inputs: [binaryInput(ROW_BYTES, { datatype })] }, [f32Bytes(PIXELS)]);
+    return binary(
+      datatype === 'BOOL' || datatype === 'BYTES' ? DATATYPE : BINARY_DATA,
+      { inputs: [binaryInput(ROW_BYTES, { datatype })] },
+      [f32Bytes(PIXELS)],
+    );
   },
   'binary-non-finite': (g) => {
     const values = [...PIXELS];
     values[g.int(0, 783)] = g.pick([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
     return binary(INVALID_TENSOR, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(values)]);
   },
-  'binary-header-past-body': (g) => binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(PIXELS)], (_j, total) => String(total + g.int(1, 5000))),
-  'binary-header-short': (g) => binary(INVALID_JSON, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(PIXELS)], (j) => String(j - g.int(1, Math.min(j - 1, 50)))),
+  'binary-header-past-body': (g) =>
+    binary(BINARY_DATA, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(PIXELS)], (_j, total) =>
+      String(total + g.int(1, 5000)),
+    ),
+  'binary-header-short': (g) =>
+    binary(INVALID_JSON, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(PIXELS)], (j) =>
+      String(j - g.int(1, Math.min(j - 1, 50))),
+    ),
   'binary-header-long': (g) => {
     // The header swallows the first binary bytes; a NUL there is never JSON whitespace.
     const values = [...PIXELS];
     values[0] = 0;
-    return binary(INVALID_JSON, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(values)], (j) => String(j + g.int(1, 50)));
+    return binary(INVALID_JSON, { inputs: [binaryInput(ROW_BYTES)] }, [f32Bytes(values)], (j) =>
+      String(j + g.int(1, 50)),
+    );
   },
   'raw-binary-bad-length': (g) => {
     let n = g.int(1, 3 * ROW_BYTES);
@@ -315,21 +426,42 @@ const MUTATORS: Record<string, Mutator> = {
   },
   // --- media types and size ---
   'content-type-invalid': (g) =>
-    badText(JSON.stringify(validDoc()), 'SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE', { 'content-type': g.pick(['foo', 'text', 'json', '', ' ', 'application/json, text/plain']) }),
+    badText(JSON.stringify(validDoc()), 'SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE', {
+      'content-type': g.pick(['foo', 'text', 'json', '', ' ', 'application/json, text/plain']),
+    }),
   'content-type-other-malformed-body': (g) => {
     const text = JSON.stringify(validDoc());
-    const ct = g.pick(['text/plain', 'image/png', 'multipart/form-data', 'application/x-www-form-urlencoded', 'application/xml']);
+    const ct = g.pick([
+      'text/plain',
+      'image/png',
+      'multipart/form-data',
+      'application/x-www-form-urlencoded',
+      'application/xml',
+    ]);
     // Neither JSON nor octet-stream: 415 would be exact; 400 (the body is malformed anyway) is tolerated.
-    return { ...badText(text.slice(0, g.int(1, text.length - 1)), INVALID_JSON, { 'content-type': ct }), codes: [INVALID_JSON, 'SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE'] };
+    return {
+      ...badText(text.slice(0, g.int(1, text.length - 1)), INVALID_JSON, { 'content-type': ct }),
+      codes: [INVALID_JSON, 'SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    };
   },
   'body-too-large': (g) => {
     const size = g.int(BODY_LIMIT_BYTES + 1, 3 * BODY_LIMIT_BYTES);
     const body = g.int(0, 1) === 0 ? Buffer.from(JSON.stringify(validDoc()).padEnd(size, ' ')) : g.bytes(size);
-    return badText(body, 'SLOGATE_ERR_BODY_TOO_LARGE', g.pick([JSON_CT, OCTET_CT, { ...OCTET_CT, 'inference-header-content-length': '0' }]));
+    return badText(
+      body,
+      'SLOGATE_ERR_BODY_TOO_LARGE',
+      g.pick([JSON_CT, OCTET_CT, { ...OCTET_CT, 'inference-header-content-length': '0' }]),
+    );
   },
   // --- routes ---
-  'unknown-route': (g) => ({ ...bad(validDoc(), 'SLOGATE_ERR_ROUTE_NOT_FOUND'), path: `/v2/models/${g.pick(['nope', 'digit', 'DIGITS', 'digits2', 'pixels'])}/infer` }),
-  'unknown-version': (g) => ({ ...bad(validDoc(), 'SLOGATE_ERR_VARIANT_NOT_FOUND'), path: `/v2/models/digits/versions/${g.pick(['nope', 'LARGE', 'v1', '0'])}/infer` }),
+  'unknown-route': (g) => ({
+    ...bad(validDoc(), 'SLOGATE_ERR_ROUTE_NOT_FOUND'),
+    path: `/v2/models/${g.pick(['nope', 'digit', 'DIGITS', 'digits2', 'pixels'])}/infer`,
+  }),
+  'unknown-version': (g) => ({
+    ...bad(validDoc(), 'SLOGATE_ERR_VARIANT_NOT_FOUND'),
+    path: `/v2/models/digits/versions/${g.pick(['nope', 'LARGE', 'v1', '0'])}/infer`,
+  }),
 };
 
 function mutateInput(fn: (input: Input) => Input, code: ErrorCode): FuzzCase {
@@ -350,7 +482,11 @@ function generate(g: Gen, n: number): { kind: string; c: FuzzCase }[] {
   return out;
 }
 
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -390,7 +526,12 @@ interface Reply {
 async function send(path: string, headers: Record<string, string>, body: string | Buffer): Promise<Reply> {
   const r = await request(`${url}${path}`, { method: 'POST', headers, body, dispatcher: agent });
   const text = await r.body.text();
-  return { status: r.statusCode, code: header(r.headers, 'x-slogate-error-code'), text, contentType: header(r.headers, 'content-type') };
+  return {
+    status: r.statusCode,
+    code: header(r.headers, 'x-slogate-error-code'),
+    text,
+    contentType: header(r.headers, 'content-type'),
+  };
 }
 
 /** Everything wrong with a reply to a malformed case (empty when it is exactly right). */
@@ -428,7 +569,8 @@ describe('fuzzing POST /v2/models/digits/infer with malformed requests', { timeo
       const r = await send(c.path, c.headers, c.body);
       seenStatus.add(r.status);
       const wrong = problems(c, r);
-      if (wrong.length > 0 && failures.length < 20) failures.push(`#${i} ${kind}: ${wrong.join('; ')} -- ${r.text.slice(0, 160)}`);
+      if (wrong.length > 0 && failures.length < 20)
+        failures.push(`#${i} ${kind}: ${wrong.join('; ')} -- ${r.text.slice(0, 160)}`);
     });
     assert.deepEqual(failures, []);
     for (const s of [400, 404, 413, 415]) assert.ok(seenStatus.has(s), `no case got ${s}`);
@@ -438,7 +580,10 @@ describe('fuzzing POST /v2/models/digits/infer with malformed requests', { timeo
     assert.ok(evalSet.count >= 20);
     let correct = 0;
     for (let i = 0; i < 20; i++) {
-      const doc = { inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: Array.from(evalRow(evalSet, i)) }], outputs: [{ name: 'label' }] };
+      const doc = {
+        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: Array.from(evalRow(evalSet, i)) }],
+        outputs: [{ name: 'label' }],
+      };
       const r = await send(INFER_PATH, JSON_CT, JSON.stringify(doc));
       assert.equal(r.status, 200, r.text);
       const out = (JSON.parse(r.text) as { outputs: { name: string; shape: number[]; data: number[] }[] }).outputs;
@@ -457,7 +602,13 @@ describe('fuzzing POST /v2/models/digits/infer with malformed requests', { timeo
 describe('malformed requests that once slipped through', () => {
   test('a shape of the wrong rank holding an object with a non-callable toString gets 400, not 500', async () => {
     const body = '{"inputs":[{"name":"pixels","datatype":"FP32","shape":[{"toString":1}],"data":[0]}]}';
-    assert.deepEqual(problems({ path: INFER_PATH, headers: JSON_CT, body, codes: [INVALID_TENSOR] }, await send(INFER_PATH, JSON_CT, body)), []);
+    assert.deepEqual(
+      problems(
+        { path: INFER_PATH, headers: JSON_CT, body, codes: [INVALID_TENSOR] },
+        await send(INFER_PATH, JSON_CT, body),
+      ),
+      [],
+    );
   });
 
   test('a malformed percent-escape in the route answers with a slogate error code', async () => {
@@ -470,7 +621,12 @@ describe('malformed requests that once slipped through', () => {
       const r = await send(INFER_PATH, { 'content-type': ct }, validBody());
       assert.equal(r.status, 200, `${ct}: ${r.text}`);
     }
-    const c: FuzzCase = { path: INFER_PATH, headers: { 'content-type': 'a, b' }, body: validBody(), codes: ['SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE'] };
+    const c: FuzzCase = {
+      path: INFER_PATH,
+      headers: { 'content-type': 'a, b' },
+      body: validBody(),
+      codes: ['SLOGATE_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    };
     assert.deepEqual(problems(c, await send(c.path, c.headers, c.body)), []);
   });
 });

@@ -46,7 +46,8 @@ export function parseExposition(text: string): Map<string, Family> {
     assert.ok(m !== null, `unparseable exposition line: ${line}`);
     const name = m[1] as string;
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1] as string] = l[2] as string;
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[l[1] as string] = l[2] as string;
     const base = families.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
     family(base).samples.push({ name, labels, value: Number(m[3]) });
   }
@@ -80,7 +81,10 @@ const CONTRACT: readonly [string, string, readonly string[]][] = [
 
 const PIXELS = new Array(784).fill(0.5);
 const inferBody = (parameters?: Record<string, unknown>) =>
-  JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: PIXELS }], ...(parameters === undefined ? {} : { parameters }) });
+  JSON.stringify({
+    inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: PIXELS }],
+    ...(parameters === undefined ? {} : { parameters }),
+  });
 
 describe('GET /metrics after real traffic', () => {
   let sg: Slogate;
@@ -116,13 +120,19 @@ describe('GET /metrics after real traffic', () => {
         // busy: the answer is delivered 25 ms late
       }
     });
-    for (let i = 0; i < sent.met; i += 3) await Promise.all([0, 1, 2].map(() => post('/v2/models/digits/infer', inferBody(), 200)));
+    for (let i = 0; i < sent.met; i += 3)
+      await Promise.all([0, 1, 2].map(() => post('/v2/models/digits/infer', inferBody(), 200)));
     for (let i = 0; i < sent.tight; i++) await post('/v2/models/tight/infer', inferBody(), 200);
-    for (let i = 0; i < 100 && sg.controller.current('hopeless') === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && sg.controller.current('hopeless') === undefined; i++)
+      await new Promise((r) => setTimeout(r, 20));
     // Shed (429), except a probe the engine lets through once it has seen arrivals (a tick can land between two of
     // these requests): admitted, then dropped by its queue (503), as nothing can meet 0.05 ms.
     for (let shed = 0, i = 0; shed < sent.shed && i < 50; i++) {
-      const r = await fetch(`${url}/v2/models/hopeless/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: inferBody() });
+      const r = await fetch(`${url}/v2/models/hopeless/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: inferBody(),
+      });
       await r.arrayBuffer();
       if (r.status === 429) shed++;
       else {
@@ -131,9 +141,14 @@ describe('GET /metrics after real traffic', () => {
       }
     }
     // A 1 us timeout (known only once the body is parsed, after admission): queued, then expired (dropped).
-    for (let i = 0; i < sent.dropped; i++) await post(`/v2/models/digits${i % 2 === 0 ? '/versions/large' : ''}/infer`, inferBody({ timeout: 1 }), 503);
+    for (let i = 0; i < sent.dropped; i++)
+      await post(`/v2/models/digits${i % 2 === 0 ? '/versions/large' : ''}/infer`, inferBody({ timeout: 1 }), 503);
     for (let i = 0; i < sent.invalid; i++)
-      await post('/v2/models/digits/infer', JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }), 400);
+      await post(
+        '/v2/models/digits/infer',
+        JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }),
+        400,
+      );
     await new Promise((r) => setTimeout(r, 2 * sg.config.engine.tickMs));
     const res = await fetch(`${url}/metrics`);
     assert.equal(res.status, 200);
@@ -173,10 +188,14 @@ describe('GET /metrics after real traffic', () => {
     for (const f of families.values()) {
       if (!f.name.startsWith('slogate_')) continue;
       for (const s of f.samples) {
-        if (s.labels.route !== undefined) assert.ok((ROUTES as readonly string[]).includes(s.labels.route), `${s.name} route=${s.labels.route}`);
-        if (s.labels.variant !== undefined) assert.ok(variants.has(s.labels.variant), `${s.name} variant=${s.labels.variant}`);
-        if (s.labels.code !== undefined && f.name === 'slogate_requests_total') assert.match(s.labels.code, /^[1-5]xx$/);
-        if (s.labels.code !== undefined && f.name === 'slogate_shed_total') assert.match(s.labels.code, /^SLOGATE_ERR_[A-Z_]+$/);
+        if (s.labels.route !== undefined)
+          assert.ok((ROUTES as readonly string[]).includes(s.labels.route), `${s.name} route=${s.labels.route}`);
+        if (s.labels.variant !== undefined)
+          assert.ok(variants.has(s.labels.variant), `${s.name} variant=${s.labels.variant}`);
+        if (s.labels.code !== undefined && f.name === 'slogate_requests_total')
+          assert.match(s.labels.code, /^[1-5]xx$/);
+        if (s.labels.code !== undefined && f.name === 'slogate_shed_total')
+          assert.match(s.labels.code, /^SLOGATE_ERR_[A-Z_]+$/);
         if (s.labels.outcome !== undefined) assert.ok(['met', 'missed', 'shed', 'dropped'].includes(s.labels.outcome));
         if (s.labels.state !== undefined) assert.ok(['pending', 'ready', 'down'].includes(s.labels.state));
       }
@@ -184,9 +203,14 @@ describe('GET /metrics after real traffic', () => {
   });
 
   test('per route, requests_total over variant and code equals met + missed + shed + dropped', () => {
-    const sum = (name: string, route: string) => (families.get(name)?.samples ?? []).filter((s) => s.labels.route === route).reduce((a, s) => a + s.value, 0);
-    for (const route of ROUTES) assert.equal(sum('slogate_requests_total', route), sum('slogate_slo_requests_total', route), route);
-    const outcome = (route: string, o: string) => families.get('slogate_slo_requests_total')?.samples.find((s) => s.labels.route === route && s.labels.outcome === o)?.value;
+    const sum = (name: string, route: string) =>
+      (families.get(name)?.samples ?? []).filter((s) => s.labels.route === route).reduce((a, s) => a + s.value, 0);
+    for (const route of ROUTES)
+      assert.equal(sum('slogate_requests_total', route), sum('slogate_slo_requests_total', route), route);
+    const outcome = (route: string, o: string) =>
+      families
+        .get('slogate_slo_requests_total')
+        ?.samples.find((s) => s.labels.route === route && s.labels.outcome === o)?.value;
     assert.equal(outcome('digits', 'met'), sent.met);
     assert.equal(outcome('digits', 'missed'), 0);
     assert.equal(outcome('digits', 'shed'), 0);
@@ -197,38 +221,60 @@ describe('GET /metrics after real traffic', () => {
     assert.equal(outcome('tight', 'met'), 0, 'outcomes start at zero, so ratios exist before the first miss');
     assert.equal(outcome('tight', 'shed'), 0);
     const req = (route: string, variant: string, code: string) =>
-      families.get('slogate_requests_total')?.samples.find((s) => s.labels.route === route && s.labels.variant === variant && s.labels.code === code)?.value;
+      families
+        .get('slogate_requests_total')
+        ?.samples.find((s) => s.labels.route === route && s.labels.variant === variant && s.labels.code === code)
+        ?.value;
     assert.equal(req('hopeless', 'none', '4xx'), sent.shed, 'shed: 429, no variant ran');
-    const failed = (families.get('slogate_requests_total')?.samples ?? []).filter((s) => s.labels.route === 'digits' && s.labels.code === '5xx');
+    const failed = (families.get('slogate_requests_total')?.samples ?? []).filter(
+      (s) => s.labels.route === 'digits' && s.labels.code === '5xx',
+    );
     assert.equal(
       failed.reduce((n, s) => n + s.value, 0),
       sent.dropped,
       'dropped: 503 (labelled with the variant whose queue dropped it)',
     );
     assert.equal(req('tight', 'digits/tiny', '2xx'), sent.tight, 'late answers are still 200');
-    const shedTotal = (route: string, code: string) => families.get('slogate_shed_total')?.samples.find((s) => s.labels.route === route && s.labels.code === code)?.value;
+    const shedTotal = (route: string, code: string) =>
+      families.get('slogate_shed_total')?.samples.find((s) => s.labels.route === route && s.labels.code === code)
+        ?.value;
     assert.equal(shedTotal('hopeless', 'SLOGATE_ERR_SHED'), sent.shed);
     assert.equal(shedTotal('digits', 'SLOGATE_ERR_DEADLINE_UNREACHABLE'), sent.dropped);
-    assert.equal(families.get('slogate_invalid_requests_total')?.samples.find((s) => s.labels.route === 'digits')?.value, sent.invalid, 'malformed requests are no SLO event');
+    assert.equal(
+      families.get('slogate_invalid_requests_total')?.samples.find((s) => s.labels.route === 'digits')?.value,
+      sent.invalid,
+      'malformed requests are no SLO event',
+    );
   });
 
   test('histograms have millisecond buckets, and count what ran', () => {
-    const buckets = (families.get('slogate_inference_duration_seconds')?.samples ?? []).filter((s) => s.name.endsWith('_bucket'));
+    const buckets = (families.get('slogate_inference_duration_seconds')?.samples ?? []).filter((s) =>
+      s.name.endsWith('_bucket'),
+    );
     const edges = [...new Set(buckets.map((s) => Number(s.labels.le)))].sort((a, b) => a - b);
     assert.ok(edges.filter((e) => e <= 0.01).length >= 8, `sub-10 ms buckets: ${edges.join(', ')}`);
     assert.ok(edges[0] !== undefined && edges[0] <= 0.0001);
-    const count = (name: string) => (families.get(name)?.samples ?? []).filter((s) => s.name === `${name}_count`).reduce((a, s) => a + s.value, 0);
-    const sumOf = (name: string) => (families.get(name)?.samples ?? []).filter((s) => s.name === `${name}_sum`).reduce((a, s) => a + s.value, 0);
+    const count = (name: string) =>
+      (families.get(name)?.samples ?? []).filter((s) => s.name === `${name}_count`).reduce((a, s) => a + s.value, 0);
+    const sumOf = (name: string) =>
+      (families.get(name)?.samples ?? []).filter((s) => s.name === `${name}_sum`).reduce((a, s) => a + s.value, 0);
     const served = sent.met + sent.tight;
     assert.equal(count('slogate_request_duration_seconds'), served, 'one observation per answered request');
     assert.equal(count('slogate_queue_duration_seconds'), served, 'one per dispatched request');
     assert.equal(sumOf('slogate_batch_size'), served, 'every answered row ran in one batch');
-    assert.equal(count('slogate_inference_duration_seconds'), count('slogate_batch_size'), 'one per batch, measured in the worker');
+    assert.equal(
+      count('slogate_inference_duration_seconds'),
+      count('slogate_batch_size'),
+      'one per batch, measured in the worker',
+    );
   });
 
   test('gauges reflect live state: decisions, rates, p99s, targets, replicas, queues, cost', () => {
-    const g = (name: string, labels: Record<string, string>) => families.get(name)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
-    const shares = (families.get('slogate_route_variant_share')?.samples ?? []).filter((s) => s.labels.route === 'digits');
+    const g = (name: string, labels: Record<string, string>) =>
+      families.get(name)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    const shares = (families.get('slogate_route_variant_share')?.samples ?? []).filter(
+      (s) => s.labels.route === 'digits',
+    );
     assert.ok(Math.abs(shares.reduce((a, s) => a + s.value, 0) - 1) < 1e-6, 'the shares of a decision sum to 1');
     assert.equal(g('slogate_route_variant_share', { route: 'tight', variant: 'digits/tiny' }), 1);
     assert.ok((g('slogate_route_arrival_rate', { route: 'digits' }) ?? 0) > 0);
@@ -257,7 +303,8 @@ describe('GET /metrics after real traffic', () => {
   });
 
   /** Metric names an expression refers to (recording-rule names contain ':' and are not metrics). */
-  const referenced = (expr: string) => [...expr.matchAll(/\b((?:slogate|nodejs|process)_[a-z0-9_]+)\b/g)].map((m) => m[1] as string);
+  const referenced = (expr: string) =>
+    [...expr.matchAll(/\b((?:slogate|nodejs|process)_[a-z0-9_]+)\b/g)].map((m) => m[1] as string);
   const exported = () => new Set([...families.values()].flatMap((f) => f.samples.map((s) => s.name)));
 
   test('the Grafana dashboard parses and every metric it charts exists', () => {
@@ -271,14 +318,29 @@ describe('GET /metrics after real traffic', () => {
     assert.ok(exprs.length >= 15);
     const used = new Set(exprs.flatMap(referenced));
     for (const name of used) assert.ok(names.has(name), `dashboard uses ${name}, which /metrics does not export`);
-    for (const want of ['slogate_slo_requests_total', 'slogate_route_p99_target_seconds', 'slogate_route_variant_share', 'slogate_batch_size_bucket', 'slogate_replicas']) {
+    for (const want of [
+      'slogate_slo_requests_total',
+      'slogate_route_p99_target_seconds',
+      'slogate_route_variant_share',
+      'slogate_batch_size_bucket',
+      'slogate_replicas',
+    ]) {
       assert.ok(used.has(want), `dashboard charts ${want}`);
     }
   });
 
   test('the Prometheus alerts parse, burn-rate alerts use slogate_slo_requests_total, and every metric exists', () => {
     const doc = parseYaml(readFileSync(join(ROOT, 'deploy', 'prometheus', 'alerts.yaml'), 'utf8')) as {
-      groups: { name: string; rules: { record?: string; alert?: string; expr: string; labels?: Record<string, string>; annotations?: Record<string, string> }[] }[];
+      groups: {
+        name: string;
+        rules: {
+          record?: string;
+          alert?: string;
+          expr: string;
+          labels?: Record<string, string>;
+          annotations?: Record<string, string>;
+        }[];
+      }[];
     };
     const rules = doc.groups.flatMap((g) => g.rules);
     const records = new Set(rules.flatMap((r) => (r.record === undefined ? [] : [r.record])));
@@ -286,7 +348,8 @@ describe('GET /metrics after real traffic', () => {
     for (const r of rules) {
       assert.equal(typeof r.expr, 'string');
       assert.ok((r.record === undefined) !== (r.alert === undefined), 'a rule records or alerts');
-      for (const name of referenced(r.expr)) assert.ok(names.has(name), `${r.record ?? r.alert} uses ${name}, which /metrics does not export`);
+      for (const name of referenced(r.expr))
+        assert.ok(names.has(name), `${r.record ?? r.alert} uses ${name}, which /metrics does not export`);
       for (const rec of r.expr.match(/slogate:[a-z0-9_:]+/g) ?? []) assert.ok(records.has(rec), `${rec} is recorded`);
       if (r.alert !== undefined) {
         assert.ok(['page', 'ticket'].includes(r.labels?.severity ?? ''), `${r.alert} severity`);
@@ -296,6 +359,7 @@ describe('GET /metrics after real traffic', () => {
     for (const r of rules.filter((x) => x.record !== undefined)) assert.match(r.expr, /slogate_slo_requests_total/);
     const burn = rules.filter((r) => r.alert?.includes('Burn'));
     assert.equal(burn.length, 2);
-    for (const b of burn) assert.equal((b.expr.match(/slogate:slo_errors:ratio_rate\w+/g) ?? []).length, 4, `${b.alert}: two window pairs`);
+    for (const b of burn)
+      assert.equal((b.expr.match(/slogate:slo_errors:ratio_rate\w+/g) ?? []).length, 4, `${b.alert}: two window pairs`);
   });
 });

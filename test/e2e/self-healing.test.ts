@@ -12,7 +12,10 @@ import { digitsConfig, digitsRawConfig, EVAL_PATH, startSlogate } from '../helpe
 
 const set = readEvalSet(EVAL_PATH);
 const BODIES = Array.from({ length: 50 }, (_, i) =>
-  JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: Array.from(evalRow(set, i)) }], outputs: [{ name: 'label' }] }),
+  JSON.stringify({
+    inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: Array.from(evalRow(set, i)) }],
+    outputs: [{ name: 'label' }],
+  }),
 );
 const ROUTE = { digits: { model: 'digits', slo: { p99Ms: 30_000 }, policy: { static: { variant: 'small' } } } };
 
@@ -23,7 +26,13 @@ interface Outcome {
 }
 
 /** Steady open-loop load (`rate` req/s for `ms`), calling `chaos` once at `atMs`. */
-async function steady(url: string, rate: number, ms: number, atMs: number, chaos: () => Promise<void>): Promise<Outcome[]> {
+async function steady(
+  url: string,
+  rate: number,
+  ms: number,
+  atMs: number,
+  chaos: () => Promise<void>,
+): Promise<Outcome[]> {
   const pool = new Pool(url, { connections: 32 });
   const out: Promise<Outcome>[] = [];
   const t0 = performance.now();
@@ -36,10 +45,17 @@ async function steady(url: string, rate: number, ms: number, atMs: number, chaos
     }
     const i = n % BODIES.length;
     out.push(
-      pool.request({ method: 'POST', path: '/v2/models/digits/infer', body: BODIES[i] as string, headers: { 'content-type': 'application/json' } }).then(async (r) => {
-        const b = (await r.body.json()) as { outputs?: { data: number[] }[] };
-        return { i, status: r.statusCode, label: b.outputs?.[0]?.data[0] };
-      }),
+      pool
+        .request({
+          method: 'POST',
+          path: '/v2/models/digits/infer',
+          body: BODIES[i] as string,
+          headers: { 'content-type': 'application/json' },
+        })
+        .then(async (r) => {
+          const b = (await r.body.json()) as { outputs?: { data: number[] }[] };
+          return { i, status: r.statusCode, label: b.outputs?.[0]?.data[0] };
+        }),
     );
     await new Promise((r) => setTimeout(r, 1000 / rate));
   }
@@ -54,7 +70,12 @@ async function reference(url: string): Promise<number[]> {
   const pool = new Pool(url);
   const labels: number[] = [];
   for (const body of BODIES) {
-    const r = await pool.request({ method: 'POST', path: '/v2/models/digits/infer', body, headers: { 'content-type': 'application/json' } });
+    const r = await pool.request({
+      method: 'POST',
+      path: '/v2/models/digits/infer',
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
     labels.push(((await r.body.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data[0] as number);
   }
   await pool.close();
@@ -63,7 +84,11 @@ async function reference(url: string): Promise<number[]> {
 
 function assertAllCorrect(results: Outcome[], ref: number[]): void {
   const bad = results.filter((r) => r.status !== 200 || r.label !== ref[r.i]);
-  assert.equal(bad.length, 0, `${bad.length} of ${results.length} requests failed or were wrong, e.g. ${JSON.stringify(bad.slice(0, 3))}`);
+  assert.equal(
+    bad.length,
+    0,
+    `${bad.length} of ${results.length} requests failed or were wrong, e.g. ${JSON.stringify(bad.slice(0, 3))}`,
+  );
 }
 
 async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -82,7 +107,9 @@ function metric(text: string, name: string): number {
 describe('local worker replicas', () => {
   for (const workers of [2, 1]) {
     test(`a worker killed mid-load (${workers} worker${workers > 1 ? 's' : ''}): every request answered correctly, the pool back to full size`, async () => {
-      const { sg, url } = await startSlogate(digitsConfig({ runtime: { workers, profile: { enabled: false } }, routes: ROUTE }));
+      const { sg, url } = await startSlogate(
+        digitsConfig({ runtime: { workers, profile: { enabled: false } }, routes: ROUTE }),
+      );
       try {
         const ref = await reference(url);
         const results = await steady(url, 100, 3000, 1000, async () => {
@@ -114,7 +141,10 @@ async function freePort(): Promise<number> {
 
 describe('remote runtime nodes', () => {
   test('a remote node killed mid-load: its batches are retried on the other node, it is probed and comes back', async () => {
-    const node = digitsRawConfig({ runtime: { workers: 1, profile: { enabled: false } }, server: { logLevel: 'warn' } });
+    const node = digitsRawConfig({
+      runtime: { workers: 1, profile: { enabled: false } },
+      server: { logLevel: 'warn' },
+    });
     const ports = [await freePort(), await freePort()];
     const start = (port: number): Promise<ServerProcess> => startSlogateProcess(node, { command: 'runtime', port });
     let a = await start(ports[0] as number);
@@ -123,7 +153,12 @@ describe('remote runtime nodes', () => {
     try {
       const started = await startSlogate(
         digitsConfig({
-          runtime: { workers: 0, healthCheckIntervalMs: 200, replicas: ports.map((p) => ({ url: `http://127.0.0.1:${p}`, concurrency: 2 })), profile: { enabled: false } },
+          runtime: {
+            workers: 0,
+            healthCheckIntervalMs: 200,
+            replicas: ports.map((p) => ({ url: `http://127.0.0.1:${p}`, concurrency: 2 })),
+            profile: { enabled: false },
+          },
           routes: ROUTE,
         }),
       );
@@ -137,7 +172,11 @@ describe('remote runtime nodes', () => {
       assertAllCorrect(results, ref);
       await until(() => gw.runtime.replicaStats().some((r) => r.state === 'down'), 5000, 'the killed node marked down');
       a = await start(ports[0] as number);
-      await until(() => gw.runtime.replicaStats().every((r) => r.state === 'ready'), 20_000, 'the node back in the pool');
+      await until(
+        () => gw.runtime.replicaStats().every((r) => r.state === 'ready'),
+        20_000,
+        'the node back in the pool',
+      );
       assert.ok((gw.runtime.replicaStats()[0]?.restarts ?? 0) >= 1, 'its return is counted');
       assertAllCorrect(await steady(url, 50, 1000, 10_000, async () => {}), ref);
     } finally {

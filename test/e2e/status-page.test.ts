@@ -21,8 +21,19 @@ interface DomElement {
 declare const document: DomElement & { readonly body: DomElement };
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium): skipping the browser test of the status page`;
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is not installed (apt-get install -y chromium): skipping the browser test of the status page`;
 if (skip !== false) console.log(`# ${skip}`);
 
 const PIXELS = new Array(784).fill(0.3);
@@ -38,7 +49,11 @@ async function load(url: string, route: string, ratePerS: number, durationMs: nu
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     pending.push(
-      fetch(`${url}/v2/models/${route}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY }).then(async (r) => {
+      fetch(`${url}/v2/models/${route}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: BODY,
+      }).then(async (r) => {
         await r.arrayBuffer();
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
       }),
@@ -66,7 +81,12 @@ describe('status page in headless Chromium', { skip }, () => {
     });
     ({ sg, url } = await startSlogate(config));
     const { chromium } = await import('playwright-core');
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1360, height: 900 } });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1360, height: 900 },
+    });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('request', (r) => requested.push(r.url()));
     page.on('console', (m) => {
@@ -102,7 +122,12 @@ describe('status page in headless Chromium', { skip }, () => {
       [...document.querySelectorAll('[data-route]')].map((card) => ({
         route: card.getAttribute('data-route'),
         title: card.querySelector('h2')?.textContent ?? '',
-        stats: Object.fromEntries([...card.querySelectorAll('[data-stat]')].map((s) => [s.getAttribute('data-stat'), s.querySelector('.value')?.textContent ?? ''])),
+        stats: Object.fromEntries(
+          [...card.querySelectorAll('[data-stat]')].map((s) => [
+            s.getAttribute('data-stat'),
+            s.querySelector('.value')?.textContent ?? '',
+          ]),
+        ),
         reason: card.querySelector('[data-reason]')?.textContent ?? '',
         mixParts: card.querySelectorAll('[data-mix] span').length,
         latencyPath: card.querySelector('svg[data-chart="latency"] path')?.getAttribute('d') ?? '',
@@ -123,7 +148,11 @@ describe('status page in headless Chromium', { skip }, () => {
       assert.match(s.stats.attainment ?? '', /^\d+(\.\d+)?%$/);
       assert.match(s.stats.shed ?? '', /^\d+(\.\d+)?\/s$/);
       assert.ok(r.decision !== null);
-      assert.equal(s.mixParts, r.decision.variants.filter((v) => v.share > 0).length, 'one bar segment per variant in the mix');
+      assert.equal(
+        s.mixParts,
+        r.decision.variants.filter((v) => v.share > 0).length,
+        'one bar segment per variant in the mix',
+      );
       assert.ok(s.reason.length > 0, 'the reason is shown');
       assert.ok(s.latencyPath.startsWith('M'), `${r.name}: the p99 line is drawn`);
       assert.ok(s.trafficBars > 0, `${r.name}: per-second traffic bars are drawn`);
@@ -131,7 +160,9 @@ describe('status page in headless Chromium', { skip }, () => {
     const replicas = await page.$$eval('#replicas [data-state]', (els) => els.map((e) => e.getAttribute('data-state')));
     assert.deepEqual(replicas, ['ready']);
     const before = await page.getAttribute('body', 'data-updated');
-    await page.waitForFunction((prev) => document.body.getAttribute('data-updated') !== prev, before, { timeout: 5000 });
+    await page.waitForFunction((prev) => document.body.getAttribute('data-updated') !== prev, before, {
+      timeout: 5000,
+    });
   });
 
   test('the page loads nothing but itself and its data, and breaks no CSP rule', () => {

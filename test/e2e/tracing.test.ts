@@ -65,11 +65,15 @@ class Receiver {
         }
         this.contentTypes.add(String(req.headers['content-type']));
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-          resourceSpans: { resource?: { attributes?: { key: string; value: OtlpValue }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[];
+          resourceSpans: {
+            resource?: { attributes?: { key: string; value: OtlpValue }[] };
+            scopeSpans: { spans: OtlpSpan[] }[];
+          }[];
         };
         for (const rs of body.resourceSpans) {
           const resource = attributes(rs.resource?.attributes);
-          for (const ss of rs.scopeSpans) for (const span of ss.spans) this.spans.push({ span, resource, attrs: attributes(span.attributes) });
+          for (const ss of rs.scopeSpans)
+            for (const span of ss.spans) this.spans.push({ span, resource, attrs: attributes(span.attributes) });
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
@@ -89,7 +93,10 @@ class Receiver {
 
 const PIXELS = new Array(784).fill(0.25);
 const body = (timeoutUs?: number) =>
-  JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: PIXELS }], ...(timeoutUs === undefined ? {} : { parameters: { timeout: timeoutUs } }) });
+  JSON.stringify({
+    inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: PIXELS }],
+    ...(timeoutUs === undefined ? {} : { parameters: { timeout: timeoutUs } }),
+  });
 
 describe('OpenTelemetry traces over OTLP/HTTP', () => {
   const receiver = new Receiver();
@@ -105,12 +112,19 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
       config: digitsConfig(),
       logger: pino({ level: 'silent' }),
       defaultMetrics: false,
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_SERVICE_NAME: 'slogate-under-test' },
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+        OTEL_SERVICE_NAME: 'slogate-under-test',
+      },
     });
     url = await sg.listen(0);
     // Concurrent requests share batches; one continues a caller's trace; scrapes and probes are not traced.
     const headers = { 'content-type': 'application/json' };
-    const plain = Array.from({ length: CONCURRENT - 1 }, () => fetch(`${url}/v2/models/digits/infer`, { method: 'POST', headers, body: body() }));
+    const plain = Array.from({ length: CONCURRENT - 1 }, () =>
+      fetch(`${url}/v2/models/digits/infer`, { method: 'POST', headers, body: body() }),
+    );
     const continued = fetch(`${url}/v2/models/digits/infer`, {
       method: 'POST',
       headers: { ...headers, traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01`, 'x-request-id': 'trace-me' },
@@ -121,7 +135,11 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
       await r.arrayBuffer();
     }
     // Pinned (no admission) with a 1 us timeout: queued, then dropped before it can run.
-    const dropped = await fetch(`${url}/v2/models/digits/versions/large/infer`, { method: 'POST', headers, body: body(1) });
+    const dropped = await fetch(`${url}/v2/models/digits/versions/large/infer`, {
+      method: 'POST',
+      headers,
+      body: body(1),
+    });
     assert.equal(dropped.status, 503);
     assert.equal(dropped.headers.get('x-slogate-error-code'), 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
     await (await fetch(`${url}/metrics`)).text();
@@ -165,7 +183,8 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     }
     const ok = http.filter((h) => h.attrs['http.response.status_code'] === 200);
     assert.equal(ok.length, CONCURRENT);
-    for (const h of ok) assert.equal(typeof h.attrs['slogate.variant'], 'string', 'the HTTP span names the variant that served it');
+    for (const h of ok)
+      assert.equal(typeof h.attrs['slogate.variant'], 'string', 'the HTTP span names the variant that served it');
   });
 
   test('queue spans link to their batch span, and each batch span links back to the requests it ran', () => {
@@ -216,7 +235,9 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
   });
 
   test('a dropped request ends its queue span with the error code, and its HTTP span says why', () => {
-    const http = receiver.spans.find((s) => s.span.kind === SPAN_KIND_SERVER && s.attrs['http.response.status_code'] === 503);
+    const http = receiver.spans.find(
+      (s) => s.span.kind === SPAN_KIND_SERVER && s.attrs['http.response.status_code'] === 503,
+    );
     assert.ok(http !== undefined);
     assert.equal(http.attrs['error.type'], 'SLOGATE_ERR_DEADLINE_UNREACHABLE');
     assert.equal(http.span.status?.code, STATUS_ERROR);
@@ -237,12 +258,22 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
 describe('tracing configuration from OTEL_* variables', () => {
   test('off by default, and with OTEL_SDK_DISABLED or exporter none', () => {
     assert.equal(tracingConfigFromEnv({}).enabled, false);
-    assert.equal(tracingConfigFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' }).enabled, false);
-    assert.equal(tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }).enabled, false);
+    assert.equal(
+      tracingConfigFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' }).enabled,
+      false,
+    );
+    assert.equal(
+      tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' })
+        .enabled,
+      false,
+    );
   });
 
   test('an endpoint or an exporter turns it on; endpoints and headers resolve as the spec says', () => {
-    const c = tracingConfigFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/', OTEL_EXPORTER_OTLP_HEADERS: 'api-key=a%20b,x=1' });
+    const c = tracingConfigFromEnv({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+      OTEL_EXPORTER_OTLP_HEADERS: 'api-key=a%20b,x=1',
+    });
     assert.equal(c.enabled, true);
     assert.deepEqual(c.exporters, ['otlp']);
     assert.equal(c.protocol, 'http/protobuf');
@@ -250,24 +281,49 @@ describe('tracing configuration from OTEL_* variables', () => {
     assert.deepEqual(c.headers, { 'api-key': 'a b', x: '1' });
     assert.equal(c.serviceName, 'slogate');
     assert.equal(c.sampler, 'parentbased_always_on');
-    const t = tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'otlp,console', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/custom', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    const t = tracingConfigFromEnv({
+      OTEL_TRACES_EXPORTER: 'otlp,console',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/custom',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+    });
     assert.deepEqual(t.exporters, ['otlp', 'console']);
     assert.equal(t.url, 'http://c:4318/custom', 'the signal-specific endpoint is used as is');
     assert.equal(tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'otlp' }).url, 'http://localhost:4318/v1/traces');
-    assert.equal(tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).url, 'http://localhost:4317');
-    const s = tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'console', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' });
+    assert.equal(
+      tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).url,
+      'http://localhost:4317',
+    );
+    const s = tracingConfigFromEnv({
+      OTEL_TRACES_EXPORTER: 'console',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+    });
     assert.equal(s.samplerRatio, 0.25);
   });
 
   test('bad values fail start-up with SLOGATE_ERR_CONFIG naming each one', () => {
     assert.throws(
-      () => tracingConfigFromEnv({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon', OTEL_TRACES_SAMPLER_ARG: '2' }),
-      (err: unknown) => err instanceof SlogateError && err.code === 'SLOGATE_ERR_CONFIG' && /protocol/.test(err.message) && /samplerRatio/.test(err.message),
+      () =>
+        tracingConfigFromEnv({
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon',
+          OTEL_TRACES_SAMPLER_ARG: '2',
+        }),
+      (err: unknown) =>
+        err instanceof SlogateError &&
+        err.code === 'SLOGATE_ERR_CONFIG' &&
+        /protocol/.test(err.message) &&
+        /samplerRatio/.test(err.message),
     );
   });
 
   test('untraced slogate installs no tracing hooks', async () => {
-    const sg = await createSlogate({ config: digitsConfig(), logger: pino({ level: 'silent' }), defaultMetrics: false, env: {} });
+    const sg = await createSlogate({
+      config: digitsConfig(),
+      logger: pino({ level: 'silent' }),
+      defaultMetrics: false,
+      env: {},
+    });
     try {
       assert.equal(sg.tracing.enabled, false);
       assert.equal(sg.tracing.hooks, undefined);

@@ -9,11 +9,16 @@ import { decide } from '../../policies/tradeoff-engine.js';
 import { digitsConfig } from '../helpers.js';
 
 const TOKEN = 'test-token-0123456789';
-const body = JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array(784).fill(0.1) }] });
+const body = JSON.stringify({
+  inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array(784).fill(0.1) }],
+});
 
 async function start(adminToken?: string): Promise<Slogate> {
   return createSlogate({
-    config: digitsConfig({ server: { logLevel: 'silent', ...(adminToken !== undefined ? { adminToken } : {}) }, routes: { digits: { model: 'digits', slo: { p99Ms: 200 } } } }),
+    config: digitsConfig({
+      server: { logLevel: 'silent', ...(adminToken !== undefined ? { adminToken } : {}) },
+      routes: { digits: { model: 'digits', slo: { p99Ms: 200 } } },
+    }),
     logger: pino({ level: 'silent' }),
     defaultMetrics: false,
   });
@@ -41,8 +46,20 @@ describe('admin auth', () => {
     const none = await locked.app.inject('/admin/routes');
     assert.equal(none.statusCode, 401);
     assert.equal(none.headers['x-slogate-error-code'], 'SLOGATE_ERR_UNAUTHORIZED');
-    assert.equal((await locked.app.inject({ url: '/admin/routes', headers: { authorization: 'Bearer nope' } })).statusCode, 403);
-    assert.equal((await locked.app.inject({ url: '/admin/routes', headers: { authorization: `Bearer ${TOKEN}` }, remoteAddress: '10.1.2.3' })).statusCode, 200);
+    assert.equal(
+      (await locked.app.inject({ url: '/admin/routes', headers: { authorization: 'Bearer nope' } })).statusCode,
+      403,
+    );
+    assert.equal(
+      (
+        await locked.app.inject({
+          url: '/admin/routes',
+          headers: { authorization: `Bearer ${TOKEN}` },
+          remoteAddress: '10.1.2.3',
+        })
+      ).statusCode,
+      200,
+    );
   });
 });
 
@@ -56,7 +73,12 @@ describe('admin routes and decisions', () => {
   });
 
   const infer = async (route: string) => {
-    const r = await sg.app.inject({ method: 'POST', url: `/v2/models/${route}/infer`, payload: body, headers: { 'content-type': 'application/json' } });
+    const r = await sg.app.inject({
+      method: 'POST',
+      url: `/v2/models/${route}/infer`,
+      payload: body,
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(r.statusCode, 200, r.body);
     return (r.json() as { model_version: string }).model_version;
   };
@@ -64,17 +86,28 @@ describe('admin routes and decisions', () => {
   test('GET /admin/routes/{route}/decision explains the current choice with its inputs', async () => {
     const r = await sg.app.inject('/admin/routes/digits/decision');
     assert.equal(r.statusCode, 200);
-    const d = r.json() as { route: string; variants: { variant: string; share: number }[]; reason: string; inputs: Record<string, unknown>; predictedP99Ms: number };
+    const d = r.json() as {
+      route: string;
+      variants: { variant: string; share: number }[];
+      reason: string;
+      inputs: Record<string, unknown>;
+      predictedP99Ms: number;
+    };
     assert.equal(d.route, 'digits');
     assert.ok(d.variants.length >= 1 && Math.abs(d.variants.reduce((a, v) => a + v.share, 0) - 1) < 1e-6);
     assert.ok(d.reason.length > 10);
-    for (const k of ['rateFast', 'rateSlow', 'burstiness', 'observedP99Ms', 'capacityRps', 'overheadMs']) assert.ok(k in d.inputs, `inputs.${k}`);
+    for (const k of ['rateFast', 'rateSlow', 'burstiness', 'observedP99Ms', 'capacityRps', 'overheadMs'])
+      assert.ok(k in d.inputs, `inputs.${k}`);
     assert.equal((await sg.app.inject('/admin/routes/nope/decision')).statusCode, 404);
   });
 
   test('an invalid PUT lists every problem (400) and changes nothing', async () => {
     const before = (await sg.app.inject('/admin/routes/digits')).json() as { config: unknown };
-    const r = await sg.app.inject({ method: 'PUT', url: '/admin/routes/digits', payload: { model: 'digits', slo: { p99Ms: -5 }, objective: 'fastest', bogus: 1 } });
+    const r = await sg.app.inject({
+      method: 'PUT',
+      url: '/admin/routes/digits',
+      payload: { model: 'digits', slo: { p99Ms: -5 }, objective: 'fastest', bogus: 1 },
+    });
     assert.equal(r.statusCode, 400);
     assert.equal(r.headers['x-slogate-error-code'], 'SLOGATE_ERR_INVALID_POLICY');
     const msg = (r.json() as { error: string }).error;
@@ -86,35 +119,56 @@ describe('admin routes and decisions', () => {
     });
     assert.equal(unknownVariant.statusCode, 400);
     assert.match((unknownVariant.json() as { error: string }).error, /huge/);
-    const notJson = await sg.app.inject({ method: 'PUT', url: '/admin/routes/digits', payload: '{oops', headers: { 'content-type': 'application/json' } });
+    const notJson = await sg.app.inject({
+      method: 'PUT',
+      url: '/admin/routes/digits',
+      payload: '{oops',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(notJson.statusCode, 400);
     assert.deepEqual((await sg.app.inject('/admin/routes/digits')).json(), before);
   });
 
   test('a valid PUT takes effect within one control tick, without a restart', async () => {
-    const r = await sg.app.inject({ method: 'PUT', url: '/admin/routes/digits', payload: { model: 'digits', slo: { p99Ms: 200 }, policy: { static: { variant: 'tiny' } } } });
+    const r = await sg.app.inject({
+      method: 'PUT',
+      url: '/admin/routes/digits',
+      payload: { model: 'digits', slo: { p99Ms: 200 }, policy: { static: { variant: 'tiny' } } },
+    });
     assert.equal(r.statusCode, 200, r.body);
     await new Promise((res) => setTimeout(res, sg.config.engine.tickMs + 100));
     assert.equal(await infer('digits'), 'tiny');
-    const back = await sg.app.inject({ method: 'PUT', url: '/admin/routes/digits', payload: { model: 'digits', slo: { p99Ms: 200 }, variants: ['cnn-small'] } });
+    const back = await sg.app.inject({
+      method: 'PUT',
+      url: '/admin/routes/digits',
+      payload: { model: 'digits', slo: { p99Ms: 200 }, variants: ['cnn-small'] },
+    });
     assert.equal(back.statusCode, 200);
     await new Promise((res) => setTimeout(res, sg.config.engine.tickMs + 100));
     assert.equal(await infer('digits'), 'cnn-small');
   });
 
   test('a PUT to a new name creates a route (201) that serves at once', async () => {
-    const r = await sg.app.inject({ method: 'PUT', url: '/admin/routes/fresh', payload: { model: 'digits', slo: { p99Ms: 100 }, policy: { static: { variant: 'small' } } } });
+    const r = await sg.app.inject({
+      method: 'PUT',
+      url: '/admin/routes/fresh',
+      payload: { model: 'digits', slo: { p99Ms: 100 }, policy: { static: { variant: 'small' } } },
+    });
     assert.equal(r.statusCode, 201);
     assert.equal(await infer('fresh'), 'small');
   });
 
   test('GET /admin/decisions lists changes with reasons, filtered by ?since', async () => {
-    const all = (await sg.app.inject('/admin/decisions')).json() as { decisions: { route: string; from: string; to: string; reason: string; at: string }[] };
+    const all = (await sg.app.inject('/admin/decisions')).json() as {
+      decisions: { route: string; from: string; to: string; reason: string; at: string }[];
+    };
     assert.ok(
       all.decisions.some((d) => d.route === 'digits' && d.to.includes('tiny')),
       'the hot change is in the history',
     );
-    const future = (await sg.app.inject(`/admin/decisions?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).json() as { decisions: unknown[] };
+    const future = (
+      await sg.app.inject(`/admin/decisions?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)
+    ).json() as { decisions: unknown[] };
     assert.equal(future.decisions.length, 0);
     const bad = await sg.app.inject('/admin/decisions?since=yesterday-ish');
     assert.equal(bad.statusCode, 400);
@@ -138,6 +192,7 @@ describe('admin routes and decisions', () => {
     sg.controller.tick();
     const raw = (await sg.app.inject('/admin/engine/snapshot')).json() as unknown;
     const replay = decide(deserializeSnapshot(raw));
-    for (const [route, d] of replay.decisions) assert.deepEqual(d.variants, sg.controller.current(route)?.variants, route);
+    for (const [route, d] of replay.decisions)
+      assert.deepEqual(d.variants, sg.controller.current(route)?.variants, route);
   });
 });

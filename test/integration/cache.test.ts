@@ -12,7 +12,12 @@ before(async () => {
     config: digitsConfig({
       server: { logLevel: 'silent' },
       routes: {
-        cached: { model: 'digits', slo: { p99Ms: 500 }, policy: { static: { variant: 'small' } }, cache: { maxEntries: 100, ttlMs: 60_000 } },
+        cached: {
+          model: 'digits',
+          slo: { p99Ms: 500 },
+          policy: { static: { variant: 'small' } },
+          cache: { maxEntries: 100, ttlMs: 60_000 },
+        },
         plain: { model: 'digits', slo: { p99Ms: 500 }, policy: { static: { variant: 'small' } } },
       },
     }),
@@ -29,7 +34,9 @@ const request = (route: string, value: number) =>
     method: 'POST',
     url: `/v2/models/${route}/infer`,
     headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array(784).fill(value) }] }),
+    payload: JSON.stringify({
+      inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array(784).fill(value) }],
+    }),
   });
 
 function batches(): number {

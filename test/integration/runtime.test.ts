@@ -16,7 +16,12 @@ function recordingLogger(lines: string[]): Logger {
 test('device cuda without a CUDA provider falls back to CPU with one clear warning, and still serves', async () => {
   const lines: string[] = [];
   const cfg = digitsConfig({ runtime: { workers: 1, device: 'cuda', profile: { enabled: false } } });
-  const rt = await Runtime.create({ config: cfg, clock: new SystemClock(), metrics: new Metrics({ defaultMetrics: false }), logger: recordingLogger(lines) });
+  const rt = await Runtime.create({
+    config: cfg,
+    clock: new SystemClock(),
+    metrics: new Metrics({ defaultMetrics: false }),
+    logger: recordingLogger(lines),
+  });
   await rt.start();
   try {
     assert.equal(rt.provider, 'cpu');

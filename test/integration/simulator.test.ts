@@ -6,7 +6,13 @@ import { describe, test } from 'node:test';
 import { buildSchedule, type LoadSpec } from '../../bench/schedule.js';
 import type { Config, RouteConfig } from '../../core/config.js';
 import { RouteSchema } from '../../core/config.js';
-import { type SimArrival, type SimOptions, type SimResult, type SimRouteResult, simulate } from '../../policies/simulator.js';
+import {
+  type SimArrival,
+  type SimOptions,
+  type SimResult,
+  type SimRouteResult,
+  simulate,
+} from '../../policies/simulator.js';
 import type { ProfilePoint } from '../../runtime/latency-profile.js';
 import { digitsConfig } from '../helpers.js';
 
@@ -41,7 +47,15 @@ const PROFILES = new Map<string, ProfilePoint[]>(
       [8, 9.6, 10.2],
       [64, 76, 80],
     ],
-  }).map(([v, pts]) => [`digits/${v}`, pts.map(([rows, p50Ms, p99Ms]) => ({ rows: rows as number, p50Ms: p50Ms as number, p99Ms: p99Ms as number, samples: 100 }))]),
+  }).map(([v, pts]) => [
+    `digits/${v}`,
+    pts.map(([rows, p50Ms, p99Ms]) => ({
+      rows: rows as number,
+      p50Ms: p50Ms as number,
+      p99Ms: p99Ms as number,
+      samples: 100,
+    })),
+  ]),
 );
 
 function route(raw: Record<string, unknown>): RouteConfig {
@@ -53,7 +67,13 @@ function config(routes: Record<string, Record<string, unknown>>): Readonly<Confi
 }
 
 function arrivals(load: LoadSpec, routeName: string, durationS: number, seed = 7): SimArrival[] {
-  const s = buildSchedule(load, { durationMs: durationS * 1000, maxRequests: 1_000_000, seed, route: routeName, deadlineMs: () => Number.NaN });
+  const s = buildSchedule(load, {
+    durationMs: durationS * 1000,
+    maxRequests: 1_000_000,
+    seed,
+    route: routeName,
+    deadlineMs: () => Number.NaN,
+  });
   return Array.from(s.atMs, (atMs) => ({ atMs, route: routeName }));
 }
 
@@ -66,7 +86,14 @@ function only(res: SimResult, name: string): SimRouteResult {
 const DIGITS = { model: 'digits', slo: { p99Ms: 25, minAccuracy: 0.9 }, priority: 10 };
 
 /** The `digits` route on one replica under a Poisson step from `low` to `high` req/s at `atS` for `forS` seconds. */
-function stepRun(low: number, high: number, atS: number, forS: number, durationS: number, seed: number): Promise<SimResult> {
+function stepRun(
+  low: number,
+  high: number,
+  atS: number,
+  forS: number,
+  durationS: number,
+  seed: number,
+): Promise<SimResult> {
   return simulate({
     config: config({ digits: DIGITS }),
     profiles: PROFILES,
@@ -81,7 +108,12 @@ function steadyRun(
   rate: number,
   durationS: number,
   seed: number,
-  o: { routeConfig?: Record<string, unknown>; arrivalSeed?: number; overheadMs?: SimOptions['overheadMs']; changes?: SimOptions['changes'] } = {},
+  o: {
+    routeConfig?: Record<string, unknown>;
+    arrivalSeed?: number;
+    overheadMs?: SimOptions['overheadMs'];
+    changes?: SimOptions['changes'];
+  } = {},
 ): Promise<SimResult> {
   return simulate({
     config: config({ digits: o.routeConfig ?? DIGITS }),
@@ -96,7 +128,12 @@ function steadyRun(
 
 /** The first decision for `digits` at or after `fromMs` that moves any traffic off `large`. */
 function firstMoveOffLarge(res: SimResult, fromMs: number): SimResult['decisions'][number] | undefined {
-  return res.decisions.find((d) => d.route === 'digits' && d.atMs >= fromMs && (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1);
+  return res.decisions.find(
+    (d) =>
+      d.route === 'digits' &&
+      d.atMs >= fromMs &&
+      (d.decision.variants.find((v) => v.variant === 'large')?.share ?? 0) < 1,
+  );
 }
 
 describe('simulated scenarios', () => {
@@ -140,7 +177,10 @@ describe('simulated scenarios', () => {
     assert.ok(firstDown.atMs <= 10_500, `first downgrade at ${firstDown.atMs} ms (step at 10000 ms)`);
     const last = mine[mine.length - 1];
     assert.deepEqual(last?.decision.variants, [{ variant: 'large', share: 1 }], 'ends on large again');
-    assert.ok((last?.atMs ?? Number.POSITIVE_INFINITY) <= 30_000, `recovered at ${last?.atMs} ms (step ended at 20000 ms)`);
+    assert.ok(
+      (last?.atMs ?? Number.POSITIVE_INFINITY) <= 30_000,
+      `recovered at ${last?.atMs} ms (step ended at 20000 ms)`,
+    );
     assert.ok(r.attainmentAdmitted >= 0.99, `attainment over admitted ${r.attainmentAdmitted}`);
   });
 
@@ -150,13 +190,22 @@ describe('simulated scenarios', () => {
     const res = await stepRun(50, 900, 5.02, 3, 10, 3);
     const firstDown = firstMoveOffLarge(res, 5000);
     assert.ok(firstDown !== undefined, 'the engine moves traffic off large during the step');
-    assert.ok(firstDown.atMs <= 5_100, `first downgrade at ${firstDown.atMs} ms (step at 5020 ms, next tick at 5250 ms)`);
-    assert.ok(only(res, 'digits').attainmentAdmitted >= 0.99, `attainment over admitted ${only(res, 'digits').attainmentAdmitted}`);
+    assert.ok(
+      firstDown.atMs <= 5_100,
+      `first downgrade at ${firstDown.atMs} ms (step at 5020 ms, next tick at 5250 ms)`,
+    );
+    assert.ok(
+      only(res, 'digits').attainmentAdmitted >= 0.99,
+      `attainment over admitted ${only(res, 'digits').attainmentAdmitted}`,
+    );
   });
 
   test('the same step on static large misses 5x more than adaptive, and adaptive is at least as accurate as static cnn-small on time', async () => {
     const load = arrivals({ kind: 'step', low: 300, high: 900, atS: 10, forS: 10, arrivals: 'poisson' }, 'digits', 30);
-    const adaptive = only(await simulate({ config: config({ digits: DIGITS }), profiles: PROFILES, replicas: 1, arrivals: load, seed: 3 }), 'digits');
+    const adaptive = only(
+      await simulate({ config: config({ digits: DIGITS }), profiles: PROFILES, replicas: 1, arrivals: load, seed: 3 }),
+      'digits',
+    );
     const large = only(
       await simulate({
         config: config({ digits: { ...DIGITS, policy: { static: { variant: 'large', maxBatch: 8 } } } }),
@@ -178,8 +227,14 @@ describe('simulated scenarios', () => {
       'digits',
     );
     const misses = (r: SimRouteResult) => r.offered - r.met;
-    assert.ok(misses(large) >= 5 * Math.max(1, misses(adaptive)), `misses: static large ${misses(large)}, adaptive ${misses(adaptive)}`);
-    assert.ok(adaptive.effectiveAccuracy >= cnn.effectiveAccuracy, `effective accuracy: adaptive ${adaptive.effectiveAccuracy}, static cnn-small ${cnn.effectiveAccuracy}`);
+    assert.ok(
+      misses(large) >= 5 * Math.max(1, misses(adaptive)),
+      `misses: static large ${misses(large)}, adaptive ${misses(adaptive)}`,
+    );
+    assert.ok(
+      adaptive.effectiveAccuracy >= cnn.effectiveAccuracy,
+      `effective accuracy: adaptive ${adaptive.effectiveAccuracy}, static cnn-small ${cnn.effectiveAccuracy}`,
+    );
     assert.ok(adaptive.effectiveAccuracy > large.effectiveAccuracy);
   });
 
@@ -213,8 +268,14 @@ describe('simulated scenarios', () => {
     });
     const hi = only(res, 'digits');
     const lo = only(res, 'batchy');
-    assert.ok(hi.attainmentAdmitted >= 0.99 && lo.attainmentAdmitted >= 0.99, `attainment ${hi.attainmentAdmitted} / ${lo.attainmentAdmitted}`);
-    assert.ok(hi.servedAccuracy > lo.servedAccuracy, `served accuracy: priority 10 ${hi.servedAccuracy}, sheddable ${lo.servedAccuracy}`);
+    assert.ok(
+      hi.attainmentAdmitted >= 0.99 && lo.attainmentAdmitted >= 0.99,
+      `attainment ${hi.attainmentAdmitted} / ${lo.attainmentAdmitted}`,
+    );
+    assert.ok(
+      hi.servedAccuracy > lo.servedAccuracy,
+      `served accuracy: priority 10 ${hi.servedAccuracy}, sheddable ${lo.servedAccuracy}`,
+    );
     // Together they exceed what large alone can carry, so at least one route left large.
     assert.ok((hi.variantMix.large ?? 0) + (lo.variantMix.large ?? 0) < 2);
   });
@@ -229,7 +290,9 @@ describe('simulated scenarios', () => {
   });
 
   test('a hot SLO change takes effect within half a second and is held', async () => {
-    const res = await steadyRun(250, 25, 7, { changes: [{ atMs: 10_000, route: 'digits', config: route({ ...DIGITS, slo: { p99Ms: 3, minAccuracy: 0.9 } }) }] });
+    const res = await steadyRun(250, 25, 7, {
+      changes: [{ atMs: 10_000, route: 'digits', config: route({ ...DIGITS, slo: { p99Ms: 3, minAccuracy: 0.9 } }) }],
+    });
     const mine = res.decisions.filter((d) => d.route === 'digits');
     const after = mine.find((d) => d.atMs >= 10_000);
     assert.ok(after !== undefined && after.atMs <= 10_500, `decision after the change at ${after?.atMs}`);

@@ -59,7 +59,13 @@ describe('health and metadata', () => {
   test('model metadata lists the route, its variants as versions, and the signature with -1 for the batch dimension', async () => {
     const r = await sg.app.inject('/v2/models/digits');
     assert.equal(r.statusCode, 200);
-    const b = r.json() as { name: string; versions: string[]; platform: string; inputs: unknown[]; outputs: { name: string }[] };
+    const b = r.json() as {
+      name: string;
+      versions: string[];
+      platform: string;
+      inputs: unknown[];
+      outputs: { name: string }[];
+    };
     assert.equal(b.name, 'digits');
     assert.equal(b.platform, 'onnx_onnxv1');
     assert.equal(b.versions.length, 6);
@@ -87,9 +93,18 @@ describe('health and metadata', () => {
 
 describe('inference', () => {
   test('JSON inference echoes the id, names the serving variant, and predicts the label', async () => {
-    const r = await infer('digits', { id: 'req-7', inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }] }, { 'x-request-id': 'abc-123' });
+    const r = await infer(
+      'digits',
+      { id: 'req-7', inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }] },
+      { 'x-request-id': 'abc-123' },
+    );
     assert.equal(r.statusCode, 200);
-    const b = r.json() as { model_name: string; model_version: string; id: string; outputs: { name: string; shape: number[]; data: number[] }[] };
+    const b = r.json() as {
+      model_name: string;
+      model_version: string;
+      id: string;
+      outputs: { name: string; shape: number[]; data: number[] }[];
+    };
     assert.equal(b.model_name, 'digits');
     assert.equal(b.id, 'req-7');
     assert.ok(sg.router.route('digits').allowed.includes(b.model_version));
@@ -101,17 +116,27 @@ describe('inference', () => {
   });
 
   test('a static route and a pinned version serve the variant they name', async () => {
-    const a = (await infer('digits-tiny', { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(1) }] })).json() as { model_version: string };
+    const a = (
+      await infer('digits-tiny', { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(1) }] })
+    ).json() as { model_version: string };
     assert.equal(a.model_version, 'tiny');
     const b = (
-      await infer('digits', { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(1) }] }, {}, '/v2/models/digits/versions/cnn-small/infer')
+      await infer(
+        'digits',
+        { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(1) }] },
+        {},
+        '/v2/models/digits/versions/cnn-small/infer',
+      )
     ).json() as { model_version: string };
     assert.equal(b.model_version, 'cnn-small');
   });
 
   test('nested data, a batch of several rows, and the outputs filter', async () => {
     const rows = [digit(2), digit(3), digit(4)];
-    const r = await infer('digits', { inputs: [{ name: 'pixels', shape: [3, 784], datatype: 'FP32', data: rows }], outputs: [{ name: 'label' }] });
+    const r = await infer('digits', {
+      inputs: [{ name: 'pixels', shape: [3, 784], datatype: 'FP32', data: rows }],
+      outputs: [{ name: 'label' }],
+    });
     assert.equal(r.statusCode, 200);
     const b = r.json() as { outputs: { name: string; shape: number[]; data: number[] }[] };
     assert.equal(b.outputs.length, 1);
@@ -123,17 +148,24 @@ describe('inference', () => {
     const pixels = new Float32Array(evalRow(evalSet, 5));
     const header = Buffer.from(
       JSON.stringify({
-        inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', parameters: { binary_data_size: pixels.byteLength } }],
+        inputs: [
+          { name: 'pixels', shape: [1, 784], datatype: 'FP32', parameters: { binary_data_size: pixels.byteLength } },
+        ],
         outputs: [{ name: 'logits' }, { name: 'label', parameters: { binary_data: false } }],
         parameters: { binary_data_output: true },
       }),
     );
     const body = Buffer.concat([header, Buffer.from(pixels.buffer)]);
-    const r = await infer('digits', body, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) });
+    const r = await infer('digits', body, {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.byteLength),
+    });
     assert.equal(r.statusCode, 200);
     const hl = Number(r.headers['inference-header-content-length']);
     const raw = r.rawPayload;
-    const json = JSON.parse(raw.subarray(0, hl).toString()) as { outputs: { name: string; data?: number[]; parameters?: { binary_data_size: number } }[] };
+    const json = JSON.parse(raw.subarray(0, hl).toString()) as {
+      outputs: { name: string; data?: number[]; parameters?: { binary_data_size: number } }[];
+    };
     const logits = json.outputs.find((o) => o.name === 'logits');
     assert.equal(logits?.parameters?.binary_data_size, 40);
     assert.equal(raw.byteLength, hl + 40);
@@ -146,10 +178,15 @@ describe('inference', () => {
 
   test('raw binary body (Inference-Header-Content-Length: 0) is one input at batch 1 with binary outputs', async () => {
     const pixels = new Float32Array(evalRow(evalSet, 6));
-    const r = await infer('digits', Buffer.from(pixels.buffer), { 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' });
+    const r = await infer('digits', Buffer.from(pixels.buffer), {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': '0',
+    });
     assert.equal(r.statusCode, 200);
     const hl = Number(r.headers['inference-header-content-length']);
-    const json = JSON.parse(r.rawPayload.subarray(0, hl).toString()) as { outputs: { name: string; shape: number[] }[] };
+    const json = JSON.parse(r.rawPayload.subarray(0, hl).toString()) as {
+      outputs: { name: string; shape: number[] }[];
+    };
     assert.deepEqual(
       json.outputs.map((o) => o.shape),
       [
@@ -163,14 +200,52 @@ describe('inference', () => {
     const cases: [unknown, number, string][] = [
       ['{not json', 400, 'SLOGATE_ERR_INVALID_JSON'],
       [{ inputs: [] }, 400, 'SLOGATE_ERR_INPUT_MISMATCH'],
-      [{ inputs: [{ name: 'pixels', shape: [1, 783], datatype: 'FP32', data: digit(0).slice(1) }] }, 400, 'SLOGATE_ERR_INVALID_TENSOR'],
-      [{ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0).slice(1) }] }, 400, 'SLOGATE_ERR_INVALID_TENSOR'],
-      [{ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'BOOL', data: digit(0) }] }, 400, 'SLOGATE_ERR_DATATYPE'],
-      [{ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: [null, ...digit(0).slice(1)] }] }, 400, 'SLOGATE_ERR_INVALID_TENSOR'],
-      [{ inputs: [{ name: 'image', shape: [1, 784], datatype: 'FP32', data: digit(0) }] }, 400, 'SLOGATE_ERR_INPUT_MISMATCH'],
-      [{ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }], outputs: [{ name: 'probs' }] }, 400, 'SLOGATE_ERR_INPUT_MISMATCH'],
-      [{ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }], parameters: { timeout: -5 } }, 400, 'SLOGATE_ERR_BAD_PARAMETER'],
-      [{ inputs: [{ name: 'pixels', shape: [65, 784], datatype: 'FP32', data: new Array(65 * 784).fill(0) }] }, 413, 'SLOGATE_ERR_BODY_TOO_LARGE'],
+      [
+        { inputs: [{ name: 'pixels', shape: [1, 783], datatype: 'FP32', data: digit(0).slice(1) }] },
+        400,
+        'SLOGATE_ERR_INVALID_TENSOR',
+      ],
+      [
+        { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0).slice(1) }] },
+        400,
+        'SLOGATE_ERR_INVALID_TENSOR',
+      ],
+      [
+        { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'BOOL', data: digit(0) }] },
+        400,
+        'SLOGATE_ERR_DATATYPE',
+      ],
+      [
+        { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: [null, ...digit(0).slice(1)] }] },
+        400,
+        'SLOGATE_ERR_INVALID_TENSOR',
+      ],
+      [
+        { inputs: [{ name: 'image', shape: [1, 784], datatype: 'FP32', data: digit(0) }] },
+        400,
+        'SLOGATE_ERR_INPUT_MISMATCH',
+      ],
+      [
+        {
+          inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }],
+          outputs: [{ name: 'probs' }],
+        },
+        400,
+        'SLOGATE_ERR_INPUT_MISMATCH',
+      ],
+      [
+        {
+          inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }],
+          parameters: { timeout: -5 },
+        },
+        400,
+        'SLOGATE_ERR_BAD_PARAMETER',
+      ],
+      [
+        { inputs: [{ name: 'pixels', shape: [65, 784], datatype: 'FP32', data: new Array(65 * 784).fill(0) }] },
+        413,
+        'SLOGATE_ERR_BODY_TOO_LARGE',
+      ],
     ];
     for (const [body, status, code] of cases) {
       const r = await infer('digits', body);
@@ -178,18 +253,29 @@ describe('inference', () => {
       assert.equal(r.headers['x-slogate-error-code'], code);
       assert.ok((r.json() as { error: string }).error.length > 0);
     }
-    const ok = await infer('digits', { inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }] });
+    const ok = await infer('digits', {
+      inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: digit(0) }],
+    });
     assert.equal(ok.statusCode, 200);
   });
 
   test('a batch larger than the model maxBatch is refused with 400', async () => {
     const big = new Float32Array(65 * 784);
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'pixels', shape: [65, 784], datatype: 'FP32', parameters: { binary_data_size: big.byteLength } }] }));
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          { name: 'pixels', shape: [65, 784], datatype: 'FP32', parameters: { binary_data_size: big.byteLength } },
+        ],
+      }),
+    );
     const r = await sg.app.inject({
       method: 'POST',
       url: '/v2/models/digits/infer',
       payload: Buffer.concat([header, Buffer.from(big.buffer)]),
-      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(header.byteLength),
+      },
     });
     // 65 x 784 x 4 bytes exceed the 64 KiB body limit of this server; either refusal is a clear 4xx.
     assert.ok(r.statusCode === 400 || r.statusCode === 413);

@@ -16,7 +16,12 @@ async function start(requests: number): Promise<{ sg: Slogate; logs: Record<stri
     server: { warmup: { requests, concurrency: 8 } },
     routes: {
       digits: { model: 'digits', slo: { p99Ms: 200 } },
-      cached: { model: 'digits', slo: { p99Ms: 200 }, cache: { maxEntries: 100 }, policy: { static: { variant: 'small', maxBatch: 8, maxQueueDelayMs: 0 } } },
+      cached: {
+        model: 'digits',
+        slo: { p99Ms: 200 },
+        cache: { maxEntries: 100 },
+        policy: { static: { variant: 'small', maxBatch: 8, maxQueueDelayMs: 0 } },
+      },
     },
   });
   const sg = await createSlogate({ config, logger, defaultMetrics: false, env: {} });
@@ -79,7 +84,16 @@ describe('start-up warm-up', () => {
     const res = await fetch(`${url}/v2/models/cached/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, set.features], data: Array.from(set.data.subarray(0, set.features)) }] }),
+      body: JSON.stringify({
+        inputs: [
+          {
+            name: 'pixels',
+            datatype: 'FP32',
+            shape: [1, set.features],
+            data: Array.from(set.data.subarray(0, set.features)),
+          },
+        ],
+      }),
     });
     assert.equal(res.status, 200);
     text = await sg.metrics.registry.metrics();

@@ -34,7 +34,9 @@ async function startReceiver(): Promise<{ url: string; spans: () => number; clos
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[] };
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[];
+        };
         for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) spans += ss.spans?.length ?? 0;
       } catch {
         // not JSON: ignored
@@ -75,7 +77,9 @@ async function load(url: string, route: string, connections: number, seconds: nu
 
 /** slogate.yaml's models (absolute paths), one worker, and one route with a fixed variant and batch limit. */
 function benchConfig(variant: string, maxBatch: number): Record<string, unknown> {
-  const base = parseYaml(readFileSync(join(ROOT, 'slogate.yaml'), 'utf8')) as { models: Record<string, { eval?: string; variants: Record<string, { path: string }> }> };
+  const base = parseYaml(readFileSync(join(ROOT, 'slogate.yaml'), 'utf8')) as {
+    models: Record<string, { eval?: string; variants: Record<string, { path: string }> }>;
+  };
   for (const m of Object.values(base.models)) {
     if (m.eval !== undefined) m.eval = join(ROOT, m.eval);
     for (const v of Object.values(m.variants)) v.path = join(ROOT, v.path);
@@ -84,7 +88,9 @@ function benchConfig(variant: string, maxBatch: number): Record<string, unknown>
     server: { host: '127.0.0.1', port: 0, logLevel: 'warn' },
     runtime: { workers: 1, profile: { enabled: false } },
     models: base.models,
-    routes: { digits: { model: 'digits', slo: { p99Ms: 1000 }, policy: { static: { variant, maxBatch, maxQueueDelayMs: 0 } } } },
+    routes: {
+      digits: { model: 'digits', slo: { p99Ms: 1000 }, policy: { static: { variant, maxBatch, maxQueueDelayMs: 0 } } },
+    },
   };
 }
 

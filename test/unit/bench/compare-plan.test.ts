@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bestBatching, defaultPolicyIds, derivePolicyConfig, type PolicyContext, parsePolicyId, policySlug } from '../../../bench/policies.js';
+import {
+  bestBatching,
+  defaultPolicyIds,
+  derivePolicyConfig,
+  type PolicyContext,
+  parsePolicyId,
+  policySlug,
+} from '../../../bench/policies.js';
 import { findCapacity, type Probe, scenarioPlan, scenarioRuns } from '../../../bench/scenarios.js';
 import { parseConfig } from '../../../core/config.js';
 
@@ -11,7 +18,12 @@ const digitsConfig = (routes: Record<string, unknown>) =>
   parseConfig(
     {
       server: { port: 0, logLevel: 'silent' },
-      models: { digits: { eval: 'models/digits/eval.bin', variants: Object.fromEntries(VARIANTS.map((v) => [v, { path: `models/digits/${v}.onnx` }])) } },
+      models: {
+        digits: {
+          eval: 'models/digits/eval.bin',
+          variants: Object.fromEntries(VARIANTS.map((v) => [v, { path: `models/digits/${v}.onnx` }])),
+        },
+      },
       routes,
     },
     ROOT,
@@ -45,14 +57,28 @@ test('bestBatching: no batching when batches are no cheaper per row', () => {
 });
 
 test('policy ids: quick compares the extremes, the full run every variant at batch 1 and best batching', () => {
-  assert.deepEqual(defaultPolicyIds(ctx, true), ['adaptive', 'static:large:b1', 'static:large:best', 'static:tiny:best', 'fixed', 'aimd', 'naive', 'raw']);
+  assert.deepEqual(defaultPolicyIds(ctx, true), [
+    'adaptive',
+    'static:large:b1',
+    'static:large:best',
+    'static:tiny:best',
+    'fixed',
+    'aimd',
+    'naive',
+    'raw',
+  ]);
   const full = defaultPolicyIds(ctx, false);
   assert.equal(full.filter((id) => id.startsWith('static:')).length, 6);
   assert.ok(full.includes('static:medium:best'));
 });
 
 test('parsePolicyId turns ids into route policies', () => {
-  assert.deepEqual(parsePolicyId('adaptive', ctx), { kind: 'slogate', id: 'adaptive', label: 'adaptive (slogate engine)', policy: 'adaptive' });
+  assert.deepEqual(parsePolicyId('adaptive', ctx), {
+    kind: 'slogate',
+    id: 'adaptive',
+    label: 'adaptive (slogate engine)',
+    policy: 'adaptive',
+  });
   assert.deepEqual(parsePolicyId('static:tiny:best', ctx), {
     kind: 'slogate',
     id: 'static:tiny:best',
@@ -60,18 +86,37 @@ test('parsePolicyId turns ids into route policies', () => {
     policy: { static: { variant: 'tiny', maxBatch: 64, maxQueueDelayMs: 5 } },
     variant: 'tiny',
   });
-  assert.deepEqual(parsePolicyId('static:medium:b16:2ms', ctx).kind === 'slogate' && parsePolicyId('static:medium:b16:2ms', ctx), {
-    kind: 'slogate',
-    id: 'static:medium:b16:2ms',
-    label: 'static medium b16 2ms',
-    policy: { static: { variant: 'medium', maxBatch: 16, maxQueueDelayMs: 2 } },
-    variant: 'medium',
-  });
+  assert.deepEqual(
+    parsePolicyId('static:medium:b16:2ms', ctx).kind === 'slogate' && parsePolicyId('static:medium:b16:2ms', ctx),
+    {
+      kind: 'slogate',
+      id: 'static:medium:b16:2ms',
+      label: 'static medium b16 2ms',
+      policy: { static: { variant: 'medium', maxBatch: 16, maxQueueDelayMs: 2 } },
+      variant: 'medium',
+    },
+  );
   const fixed = parsePolicyId('fixed', ctx);
-  assert.ok(fixed.kind === 'slogate' && typeof fixed.policy === 'object' && 'static' in fixed.policy && fixed.policy.static.maxBatch === 8);
+  assert.ok(
+    fixed.kind === 'slogate' &&
+      typeof fixed.policy === 'object' &&
+      'static' in fixed.policy &&
+      fixed.policy.static.maxBatch === 8,
+  );
   const aimd = parsePolicyId('aimd', ctx);
-  assert.ok(aimd.kind === 'slogate' && typeof aimd.policy === 'object' && 'aimd' in aimd.policy && aimd.policy.aimd.variant === 'large' && aimd.policy.aimd.maxBatch === 64);
-  assert.deepEqual(parsePolicyId('naive:tiny', ctx), { kind: 'naive', id: 'naive:tiny', label: 'naive Fastify + ORT tiny', variant: 'tiny' });
+  assert.ok(
+    aimd.kind === 'slogate' &&
+      typeof aimd.policy === 'object' &&
+      'aimd' in aimd.policy &&
+      aimd.policy.aimd.variant === 'large' &&
+      aimd.policy.aimd.maxBatch === 64,
+  );
+  assert.deepEqual(parsePolicyId('naive:tiny', ctx), {
+    kind: 'naive',
+    id: 'naive:tiny',
+    label: 'naive Fastify + ORT tiny',
+    variant: 'tiny',
+  });
   assert.equal(parsePolicyId('raw', ctx).kind, 'raw');
   assert.throws(() => parsePolicyId('static:huge:b1', ctx), /no variant 'huge'/);
   assert.throws(() => parsePolicyId('oracle', ctx), /unknown policy/);
@@ -80,7 +125,10 @@ test('parsePolicyId turns ids into route policies', () => {
 });
 
 test('derived configs are valid slogate configs: the route keeps its SLO, only its policy changes', () => {
-  const base = digitsConfig({ digits: { model: 'digits', slo: { p99Ms: 25, minAccuracy: 0.9 } }, other: { model: 'digits', slo: { p99Ms: 8 } } });
+  const base = digitsConfig({
+    digits: { model: 'digits', slo: { p99Ms: 25, minAccuracy: 0.9 } },
+    other: { model: 'digits', slo: { p99Ms: 8 } },
+  });
   const spec = parsePolicyId('static:tiny:best', ctx);
   assert.equal(spec.kind, 'slogate');
   if (spec.kind !== 'slogate') return;
@@ -91,7 +139,11 @@ test('derived configs are valid slogate configs: the route keeps its SLO, only i
   assert.deepEqual(parsed.routes.digits?.policy, { static: { variant: 'tiny', maxBatch: 64, maxQueueDelayMs: 5 } });
   assert.deepEqual(Object.keys(parsed.models.digits?.variants ?? {}), ['tiny']);
   assert.equal(parsed.server.logLevel, 'warn');
-  const adaptive = parseConfig(derivePolicyConfig(base, 'digits', { kind: 'slogate', id: 'adaptive', label: '', policy: 'adaptive' }), ROOT, 'derived');
+  const adaptive = parseConfig(
+    derivePolicyConfig(base, 'digits', { kind: 'slogate', id: 'adaptive', label: '', policy: 'adaptive' }),
+    ROOT,
+    'derived',
+  );
   assert.equal(Object.keys(adaptive.models.digits?.variants ?? {}).length, 6);
   assert.equal(adaptive.routes.digits?.policy, 'adaptive');
   assert.throws(() => derivePolicyConfig(base, 'nope', spec), /no route 'nope'/);
@@ -99,7 +151,9 @@ test('derived configs are valid slogate configs: the route keeps its SLO, only i
 
 test('scenario loads are multiples of the base rate', () => {
   const quick = scenarioPlan('steady', true);
-  assert.deepEqual(scenarioRuns('steady', 200, quick), [{ label: 'steady', load: { kind: 'constant', rate: 200, arrivals: 'poisson' }, durationS: 6, factor: 1 }]);
+  assert.deepEqual(scenarioRuns('steady', 200, quick), [
+    { label: 'steady', load: { kind: 'constant', rate: 200, arrivals: 'poisson' }, durationS: 6, factor: 1 },
+  ]);
   const step = scenarioRuns('step', 100, scenarioPlan('step', false))[0];
   assert.deepEqual(step?.load, { kind: 'step', low: 50, high: 300, atS: 10, forS: 10, arrivals: 'poisson' });
   const bursty = scenarioRuns('bursty', 100, scenarioPlan('bursty', false))[0];
@@ -132,19 +186,37 @@ test('capacity search: doubles up to the knee, then bisects within the probe bud
 });
 
 test('capacity search: halves down when the start rate fails; 0 when nothing passes; stops at the max rate', async () => {
-  const down = await findCapacity(async (rate) => ({ rate, ok: rate <= 30 }), { startRate: 100, maxProbes: 4, minRate: 1, maxRate: 1000, tolerance: 0.1 });
+  const down = await findCapacity(async (rate) => ({ rate, ok: rate <= 30 }), {
+    startRate: 100,
+    maxProbes: 4,
+    minRate: 1,
+    maxRate: 1000,
+    tolerance: 0.1,
+  });
   assert.deepEqual(
     down.probes.map((p) => p.rate),
     [100, 50, 25, 37.5],
   );
   assert.equal(down.capacity, 25);
-  const none = await findCapacity(async (rate) => ({ rate, ok: false }), { startRate: 8, maxProbes: 10, minRate: 2, maxRate: 1000, tolerance: 0.1 });
+  const none = await findCapacity(async (rate) => ({ rate, ok: false }), {
+    startRate: 8,
+    maxProbes: 10,
+    minRate: 2,
+    maxRate: 1000,
+    tolerance: 0.1,
+  });
   assert.equal(none.capacity, 0);
   assert.deepEqual(
     none.probes.map((p) => p.rate),
     [8, 4, 2],
   );
-  const capped = await findCapacity(async (rate) => ({ rate, ok: true }), { startRate: 300, maxProbes: 10, minRate: 1, maxRate: 1000, tolerance: 0.1 });
+  const capped = await findCapacity(async (rate) => ({ rate, ok: true }), {
+    startRate: 300,
+    maxProbes: 10,
+    minRate: 1,
+    maxRate: 1000,
+    tolerance: 0.1,
+  });
   assert.equal(capped.capacity, 1000);
   assert.deepEqual(
     capped.probes.map((p) => p.rate),

@@ -12,7 +12,15 @@ function exact(values: readonly number[], q: number): number {
 test('an empty histogram reports NaN quantiles and null summaries', () => {
   const h = new Histogram();
   assert.ok(Number.isNaN(h.quantileMs(0.5)));
-  assert.deepEqual(h.summary(), { count: 0, meanMs: null, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null, maxMs: null });
+  assert.deepEqual(h.summary(), {
+    count: 0,
+    meanMs: null,
+    p50Ms: null,
+    p90Ms: null,
+    p99Ms: null,
+    p999Ms: null,
+    maxMs: null,
+  });
 });
 
 test('values below 256 us are exact: 1..100 us gives p50 50 us, p90 90 us, p99 99 us', () => {

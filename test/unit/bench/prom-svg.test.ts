@@ -19,7 +19,9 @@ slogate_decision_changes_total{route="digits"} 5
 `;
 
 test('parsePrometheus reads names, labels (with escapes) and values; skips comments', () => {
-  const { samples: s, declared } = parsePrometheus('# c\n# TYPE m_total counter\nm_total{a="x\\"y",b="2"} 3.5\nplain 7 1712345678\nh_bucket{le="+Inf"} +Inf\n');
+  const { samples: s, declared } = parsePrometheus(
+    '# c\n# TYPE m_total counter\nm_total{a="x\\"y",b="2"} 3.5\nplain 7 1712345678\nh_bucket{le="+Inf"} +Inf\n',
+  );
   assert.deepEqual([...declared], ['m_total']);
   assert.deepEqual(s, [
     { name: 'm_total', labels: { a: 'x"y', b: '2' }, value: 3.5 },
@@ -32,10 +34,20 @@ test('parsePrometheus reads names, labels (with escapes) and values; skips comme
 
 test('counterDelta: cost, cost by variant, switches and SLO outcomes of one route between two scrapes', () => {
   const d = counterDelta(parsePrometheus(BEFORE), parsePrometheus(AFTER), 'digits');
-  assert.deepEqual(d, { cost: 1.25, costByVariant: { 'digits/large': 1, 'digits/tiny': 0.25 }, switches: 3, sloOutcomes: { met: 100, shed: 5 } });
+  assert.deepEqual(d, {
+    cost: 1.25,
+    costByVariant: { 'digits/large': 1, 'digits/tiny': 0.25 },
+    switches: 3,
+    sloOutcomes: { met: 100, shed: 5 },
+  });
   assert.equal(counterDelta(undefined, parsePrometheus(AFTER), 'digits'), undefined);
   const empty = parsePrometheus('');
-  assert.deepEqual(counterDelta(empty, empty, 'digits'), { cost: null, costByVariant: {}, switches: null, sloOutcomes: {} });
+  assert.deepEqual(counterDelta(empty, empty, 'digits'), {
+    cost: null,
+    costByVariant: {},
+    switches: null,
+    sloOutcomes: {},
+  });
   // A labelled counter that was never incremented has no sample but is declared: zero, not unknown.
   const declared = parsePrometheus('# TYPE slogate_decision_changes_total counter\n');
   assert.equal(counterDelta(empty, declared, 'digits')?.switches, 0);

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { exponential, mulberry32 } from '../../../bench/prng.js';
-import { arrivalTimes, buildSchedule, type LoadSpec, mmppMeanRate, mmppSegments, parsePattern, parseTrace, type ScheduleOptions, stepSegments } from '../../../bench/schedule.js';
+import {
+  arrivalTimes,
+  buildSchedule,
+  type LoadSpec,
+  mmppMeanRate,
+  mmppSegments,
+  parsePattern,
+  parseTrace,
+  type ScheduleOptions,
+  stepSegments,
+} from '../../../bench/schedule.js';
 
 const opts = (o: Partial<ScheduleOptions> = {}): ScheduleOptions => ({
   durationMs: 10_000,

@@ -4,7 +4,8 @@ import { CLIENT_CODES, RunRecords } from '../../../bench/records.js';
 import { classify, type Outcome, summarize } from '../../../bench/summary.js';
 
 /** The histogram reports a bucket midpoint: within 0.4% of the recorded value. */
-const near = (got: number | null | undefined, want: number) => assert.ok(got !== null && got !== undefined && Math.abs(got - want) <= want * 0.004, `${got} vs ${want}`);
+const near = (got: number | null | undefined, want: number) =>
+  assert.ok(got !== null && got !== undefined && Math.abs(got - want) <= want * 0.004, `${got} vs ${want}`);
 
 interface Req {
   at: number;
@@ -154,7 +155,10 @@ test('the timeline buckets requests by their scheduled second', () => {
   const s = summarize(records(TEN), { durationMs: 2000 });
   assert.equal(s.timeline.length, 2);
   const [t0, t1] = s.timeline;
-  assert.deepEqual([t0?.offered, t0?.completed, t0?.onTime, t0?.shed, t0?.failed, t0?.correctOnTime], [5, 5, 4, 0, 0, 3]);
+  assert.deepEqual(
+    [t0?.offered, t0?.completed, t0?.onTime, t0?.shed, t0?.failed, t0?.correctOnTime],
+    [5, 5, 4, 0, 0, 3],
+  );
   assert.deepEqual([t1?.offered, t1?.completed, t1?.shed, t1?.failed], [5, 0, 3, 2]);
   assert.deepEqual(t0?.variants, { large: 4, tiny: 1 });
   near(t0?.p50Ms, 30);
@@ -162,7 +166,8 @@ test('the timeline buckets requests by their scheduled second', () => {
 });
 
 test('send lag: within the bound the run is valid, beyond it not', () => {
-  const reqs = (lag: number): Req[] => Array.from({ length: 100 }, (_, i) => ({ at: i, status: 200, latency: 1, lag: i < 98 ? 0.5 : lag }));
+  const reqs = (lag: number): Req[] =>
+    Array.from({ length: 100 }, (_, i) => ({ at: i, status: 200, latency: 1, lag: i < 98 ? 0.5 : lag }));
   const ok = summarize(records(reqs(4)), { durationMs: 1000, lagBoundMs: 5 }).lag;
   assert.equal(ok?.ok, true);
   assert.equal(ok?.p99Ms, 4);

@@ -23,7 +23,8 @@ function keyPaths(schema: AnySchema, prefix = ''): string[] {
   switch (def.type) {
     case 'object': {
       const out: string[] = [];
-      for (const [k, v] of Object.entries(def.shape as Record<string, AnySchema>)) out.push(join(k), ...keyPaths(v, join(k)));
+      for (const [k, v] of Object.entries(def.shape as Record<string, AnySchema>))
+        out.push(join(k), ...keyPaths(v, join(k)));
       return out;
     }
     case 'record':
@@ -54,17 +55,27 @@ const DOC = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
 describe('docs/configuration.md', () => {
   test('the schema walk finds nested, mapped, listed and union keys (a new key cannot hide)', () => {
     const s = z.strictObject({
-      a: z.strictObject({ b: z.number().default(1), c: z.array(z.strictObject({ url: z.string() })).default([]) }).prefault({}),
+      a: z
+        .strictObject({ b: z.number().default(1), c: z.array(z.strictObject({ url: z.string() })).default([]) })
+        .prefault({}),
       m: z.record(z.string(), z.strictObject({ p: z.string().optional() })),
       u: z.union([z.literal('x'), z.strictObject({ s: z.strictObject({ v: z.string() }) })]).default('x'),
     });
-    assert.deepEqual(keyPaths(s).sort(), ['a', 'a.b', 'a.c', 'a.c[].url', 'm', 'm.<name>', 'm.<name>.p', 'u', 'u.s', 'u.s.v'].sort());
+    assert.deepEqual(
+      keyPaths(s).sort(),
+      ['a', 'a.b', 'a.c', 'a.c[].url', 'm', 'm.<name>', 'm.<name>.p', 'u', 'u.s', 'u.s.v'].sort(),
+    );
   });
 
   test('every key path of ConfigSchema is documented (in backticks)', () => {
     const paths = keyPaths(ConfigSchema);
     assert.ok(paths.length >= 60, `the walk found only ${paths.length} keys: it no longer understands the schema`);
-    for (const p of ['runtime.replicas[].url', 'models.<name>.variants.<name>.path', 'routes.<name>.policy.static.variant', 'routes.<name>.cache.ttlMs'])
+    for (const p of [
+      'runtime.replicas[].url',
+      'models.<name>.variants.<name>.path',
+      'routes.<name>.policy.static.variant',
+      'routes.<name>.cache.ttlMs',
+    ])
       assert.ok(paths.includes(p), `the walk finds ${p}`);
     const missing = paths.filter((p) => !DOC.includes(`\`${p}\``));
     assert.deepEqual(missing, [], `keys missing from docs/configuration.md:\n  ${missing.join('\n  ')}`);
@@ -78,7 +89,8 @@ describe('docs/configuration.md', () => {
     const file = join(tempDir(), 'example.yaml');
     writeFileSync(file, block[1]);
     const c = loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'change-me-please' });
-    for (const section of ['server', 'runtime', 'pricing', 'engine', 'models', 'routes'] as const) assert.ok(c[section] !== undefined);
+    for (const section of ['server', 'runtime', 'pricing', 'engine', 'models', 'routes'] as const)
+      assert.ok(c[section] !== undefined);
     assert.equal(c.server.adminToken, 'change-me-please');
   });
 });
@@ -116,8 +128,15 @@ describe('deploy/k8s', () => {
   test('every manifest parses, names its kind and stays namespace-agnostic', () => {
     assert.ok(all.length >= 6, `found ${all.length} manifests`);
     for (const { file, doc } of all) {
-      assert.ok(typeof doc.apiVersion === 'string' && typeof doc.kind === 'string' && typeof doc.metadata?.name === 'string', `${file}: apiVersion, kind, metadata.name`);
-      assert.equal((doc.metadata as Record<string, unknown>).namespace, undefined, `${file}: ${doc.kind} ${doc.metadata?.name} sets no namespace`);
+      assert.ok(
+        typeof doc.apiVersion === 'string' && typeof doc.kind === 'string' && typeof doc.metadata?.name === 'string',
+        `${file}: apiVersion, kind, metadata.name`,
+      );
+      assert.equal(
+        (doc.metadata as Record<string, unknown>).namespace,
+        undefined,
+        `${file}: ${doc.kind} ${doc.metadata?.name} sets no namespace`,
+      );
     }
   });
 
@@ -131,7 +150,10 @@ describe('deploy/k8s', () => {
       for (const model of Object.values(c.models)) {
         for (const v of Object.values(model.variants)) {
           assert.match(v.path, /^\/app\//, `${m.metadata?.name}: ${v.path} is an absolute path in the image`);
-          assert.ok(existsSync(join(ROOT, v.path.slice('/app/'.length))), `${v.path} is a file the image copies from the repository`);
+          assert.ok(
+            existsSync(join(ROOT, v.path.slice('/app/'.length))),
+            `${v.path} is a file the image copies from the repository`,
+          );
         }
       }
     }
@@ -141,29 +163,53 @@ describe('deploy/k8s', () => {
   const workload = (kind: string) => {
     const w = find(kind)[0];
     assert.ok(w !== undefined, `a ${kind}`);
-    type Container = { command: string[]; readinessProbe?: { httpGet?: { path: string } }; livenessProbe?: { httpGet?: { path: string } } };
-    const pod = (w.spec?.template as { spec: { containers: Container[]; volumes: { configMap?: { name: string } }[] } } | undefined)?.spec;
+    type Container = {
+      command: string[];
+      readinessProbe?: { httpGet?: { path: string } };
+      livenessProbe?: { httpGet?: { path: string } };
+    };
+    const pod = (
+      w.spec?.template as { spec: { containers: Container[]; volumes: { configMap?: { name: string } }[] } } | undefined
+    )?.spec;
     assert.ok(pod !== undefined, `${kind} has a pod template`);
     const mapName = pod.volumes.find((v) => v.configMap !== undefined)?.configMap?.name;
     const text = find('ConfigMap').find((m) => m.metadata?.name === mapName)?.data?.['slogate.yaml'];
     assert.ok(text !== undefined, `${kind} mounts a ConfigMap with a slogate.yaml`);
     const file = join(tempDir(), 'slogate.yaml');
     writeFileSync(file, text);
-    return { w, container: pod.containers[0], config: loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars' }) };
+    return {
+      w,
+      container: pod.containers[0],
+      config: loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars' }),
+    };
   };
 
   test('the gateway serves its config; the runtime nodes run `slogate runtime`; both report V2 health', () => {
     const gw = workload('Deployment');
     const rt = workload('StatefulSet');
     assert.deepEqual(gw.container?.command, ['node', 'dist/cli.js', 'serve', '--config', '/etc/slogate/slogate.yaml']);
-    assert.deepEqual(rt.container?.command, ['node', 'dist/cli.js', 'runtime', '--config', '/etc/slogate/slogate.yaml']);
+    assert.deepEqual(rt.container?.command, [
+      'node',
+      'dist/cli.js',
+      'runtime',
+      '--config',
+      '/etc/slogate/slogate.yaml',
+    ]);
     for (const c of [gw.container, rt.container]) {
       assert.equal(c?.readinessProbe?.httpGet?.path, '/v2/health/ready');
       assert.equal(c?.livenessProbe?.httpGet?.path, '/v2/health/live');
     }
-    assert.deepEqual(Object.keys(gw.config.models), Object.keys(rt.config.models), 'the gateway and the nodes serve the same models');
+    assert.deepEqual(
+      Object.keys(gw.config.models),
+      Object.keys(rt.config.models),
+      'the gateway and the nodes serve the same models',
+    );
     for (const [name, m] of Object.entries(gw.config.models))
-      assert.deepEqual(Object.keys(m.variants), Object.keys(rt.config.models[name]?.variants ?? {}), `the same variants of ${name}`);
+      assert.deepEqual(
+        Object.keys(m.variants),
+        Object.keys(rt.config.models[name]?.variants ?? {}),
+        `the same variants of ${name}`,
+      );
   });
 
   test("the gateway lists every runtime pod by its StatefulSet DNS name, and the HPA scales the gateway's Deployment", () => {
@@ -173,7 +219,10 @@ describe('deploy/k8s', () => {
     const headless = find('Service').find((s) => s.metadata?.name === serviceName);
     assert.equal(headless?.spec?.clusterIP, 'None', `the StatefulSet's service ${serviceName} is headless`);
     const hosts = gw.config.runtime.replicas.map((r) => new URL(r.url).hostname);
-    const want = Array.from({ length: rt.w.spec?.replicas as number }, (_, i) => `${rt.w.metadata?.name}-${i}.${serviceName}`);
+    const want = Array.from(
+      { length: rt.w.spec?.replicas as number },
+      (_, i) => `${rt.w.metadata?.name}-${i}.${serviceName}`,
+    );
     assert.deepEqual(hosts, want, 'one URL per StatefulSet pod');
     const hpa = find('HorizontalPodAutoscaler')[0];
     const target = hpa?.spec?.scaleTargetRef as { kind: string; name: string } | undefined;

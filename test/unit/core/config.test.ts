@@ -40,18 +40,27 @@ test('an invalid config lists every problem as path: message', () => {
   });
   const lines = configError(() => parseConfig(raw, ROOT));
   const paths = lines.map((l) => l.split(':')[0]);
-  for (const p of ['server.port', 'runtime.device', 'routes.a.slo.p99Ms', 'routes.b']) assert.ok(paths.includes(p), `missing ${p} in ${lines.join(' | ')}`);
+  for (const p of ['server.port', 'runtime.device', 'routes.a.slo.p99Ms', 'routes.b'])
+    assert.ok(paths.includes(p), `missing ${p} in ${lines.join(' | ')}`);
 });
 
 test('cross-references are checked: unknown model, unknown static variant', () => {
-  const raw = digitsRawConfig({ routes: { a: { model: 'nope', slo: { p99Ms: 5 } }, b: { model: 'digits', slo: { p99Ms: 5 }, policy: { static: { variant: 'huge' } } } } });
+  const raw = digitsRawConfig({
+    routes: {
+      a: { model: 'nope', slo: { p99Ms: 5 } },
+      b: { model: 'digits', slo: { p99Ms: 5 }, policy: { static: { variant: 'huge' } } },
+    },
+  });
   const lines = configError(() => parseConfig(raw, ROOT));
   assert.ok(lines.some((l) => l.startsWith('routes.a.model:')));
   assert.ok(lines.some((l) => l.startsWith('routes.b.policy.static.variant:')));
 });
 
 test('${VAR} and ${VAR:-default} are replaced in values (typed when a whole value), never in comments; unset without default fails', () => {
-  const out = interpolateEnv({ port: '${PORT:-8000}', host: 'h-${HOST}', flag: '${ON}' }, { HOST: 'x', ON: 'true' }) as Record<string, unknown>;
+  const out = interpolateEnv(
+    { port: '${PORT:-8000}', host: 'h-${HOST}', flag: '${ON}' },
+    { HOST: 'x', ON: 'true' },
+  ) as Record<string, unknown>;
   assert.deepEqual(out, { port: 8000, host: 'h-x', flag: true });
   const lines = configError(() => interpolateEnv({ a: { b: '${MISSING}' } }, {}));
   assert.ok(lines[0]?.startsWith('a.b:'));
@@ -66,7 +75,10 @@ test('${VAR} and ${VAR:-default} are replaced in values (typed when a whole valu
 });
 
 test('relative model paths resolve against the config file directory', () => {
-  const c = parseConfig({ models: { m: { variants: { a: { path: 'x/a.onnx' } } } }, routes: { r: { model: 'm', slo: { p99Ms: 1 } } } }, '/base/dir');
+  const c = parseConfig(
+    { models: { m: { variants: { a: { path: 'x/a.onnx' } } } }, routes: { r: { model: 'm', slo: { p99Ms: 1 } } } },
+    '/base/dir',
+  );
   assert.equal(c.models.m?.variants.a?.path, '/base/dir/x/a.onnx');
   assert.equal(c.models.m?.metadata, '/base/dir/x/model.yaml');
 });

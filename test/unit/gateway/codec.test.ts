@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ErrorCode, SlogateError } from '../../../core/errors.js';
 import type { ModelSignature, Tensor } from '../../../core/types.js';
-import { encodeInferResponse, headerLength, type ParsedInferRequest, parseInferRequest } from '../../../gateway/v2/codec.js';
+import {
+  encodeInferResponse,
+  headerLength,
+  type ParsedInferRequest,
+  parseInferRequest,
+} from '../../../gateway/v2/codec.js';
 
 /** Two inputs, two outputs, batchable. */
 const SIG: ModelSignature = {
@@ -20,12 +25,21 @@ const SIG: ModelSignature = {
 };
 
 /** One input: the only kind of model a raw binary body can address. */
-const SIG1: ModelSignature = { inputs: [{ name: 'pixels', datatype: 'FP32', shape: [-1, 4] }], outputs: SIG.outputs, batchable: true };
+const SIG1: ModelSignature = {
+  inputs: [{ name: 'pixels', datatype: 'FP32', shape: [-1, 4] }],
+  outputs: SIG.outputs,
+  batchable: true,
+};
 
 const PIXELS = [0.5, 1, 1.5, 2, -0.5, -1, -1.5, -2];
 const MASK = [true, false, true, false, false, true, false, true];
 
-const pixelsJson = (rows = 2) => ({ name: 'pixels', datatype: 'FP32', shape: [rows, 4], data: PIXELS.slice(0, rows * 4) });
+const pixelsJson = (rows = 2) => ({
+  name: 'pixels',
+  datatype: 'FP32',
+  shape: [rows, 4],
+  data: PIXELS.slice(0, rows * 4),
+});
 const maskJson = (rows = 2) => ({ name: 'mask', datatype: 'BOOL', shape: [rows, 4], data: MASK.slice(0, rows * 4) });
 
 function jsonBody(doc: unknown): Buffer {
@@ -58,7 +72,10 @@ function throwsCode(fn: () => unknown, code: ErrorCode): SlogateError {
   } catch (err) {
     caught = err;
   }
-  assert.ok(caught instanceof SlogateError, `expected a SlogateError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`);
+  assert.ok(
+    caught instanceof SlogateError,
+    `expected a SlogateError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`,
+  );
   assert.equal(caught.code, code, caught.message);
   return caught;
 }
@@ -87,18 +104,26 @@ describe('parseInferRequest: JSON bodies', () => {
   });
 
   test('a model without a batch dimension counts as one row', () => {
-    const fixed: ModelSignature = { inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 2] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [3] }], batchable: false };
+    const fixed: ModelSignature = {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 2] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [3] }],
+      batchable: false,
+    };
     const p = parse({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 2], data: [1, 2, 3, 4, 5, 6] }] }, fixed);
     assert.equal(p.rows, 1);
   });
 
   test('a body that is not JSON, or JSON that is not an object, is SLOGATE_ERR_INVALID_JSON', () => {
     throwsCode(() => parseInferRequest(Buffer.from('{"inputs": ['), undefined, SIG, false), 'SLOGATE_ERR_INVALID_JSON');
-    for (const text of ['[]', '42', '"x"', 'null']) throwsCode(() => parseInferRequest(Buffer.from(text), undefined, SIG, false), 'SLOGATE_ERR_INVALID_JSON');
+    for (const text of ['[]', '42', '"x"', 'null'])
+      throwsCode(() => parseInferRequest(Buffer.from(text), undefined, SIG, false), 'SLOGATE_ERR_INVALID_JSON');
   });
 
   test('an unknown input is SLOGATE_ERR_INPUT_MISMATCH and the message lists the model inputs', () => {
-    const e = throwsCode(() => parse({ inputs: [pixelsJson(), maskJson(), { ...pixelsJson(), name: 'extra' }] }), 'SLOGATE_ERR_INPUT_MISMATCH');
+    const e = throwsCode(
+      () => parse({ inputs: [pixelsJson(), maskJson(), { ...pixelsJson(), name: 'extra' }] }),
+      'SLOGATE_ERR_INPUT_MISMATCH',
+    );
     assert.ok(e.message.includes("'extra'"));
   });
 
@@ -112,7 +137,8 @@ describe('parseInferRequest: JSON bodies', () => {
   });
 
   test('inputs missing, empty or not an array is SLOGATE_ERR_INPUT_MISMATCH', () => {
-    for (const inputs of [undefined, [], {}, 'pixels', null]) throwsCode(() => parse({ inputs }), 'SLOGATE_ERR_INPUT_MISMATCH');
+    for (const inputs of [undefined, [], {}, 'pixels', null])
+      throwsCode(() => parse({ inputs }), 'SLOGATE_ERR_INPUT_MISMATCH');
   });
 
   test('a malformed input entry (not an object, name not a string, no data) is SLOGATE_ERR_BAD_REQUEST', () => {
@@ -123,7 +149,8 @@ describe('parseInferRequest: JSON bodies', () => {
   });
 
   test('an unknown datatype is SLOGATE_ERR_DATATYPE', () => {
-    for (const datatype of ['FLOAT32', 'fp32', 7, undefined]) throwsCode(() => parse({ inputs: [{ ...pixelsJson(), datatype }, maskJson()] }), 'SLOGATE_ERR_DATATYPE');
+    for (const datatype of ['FLOAT32', 'fp32', 7, undefined])
+      throwsCode(() => parse({ inputs: [{ ...pixelsJson(), datatype }, maskJson()] }), 'SLOGATE_ERR_DATATYPE');
   });
 
   test('inputs with different batch sizes are SLOGATE_ERR_INVALID_TENSOR', () => {
@@ -132,24 +159,43 @@ describe('parseInferRequest: JSON bodies', () => {
 
   test('id is echoed; a non-string id is SLOGATE_ERR_BAD_REQUEST', () => {
     assert.equal(parse({ id: 'req-7', inputs: [pixelsJson(), maskJson()] }).id, 'req-7');
-    for (const id of [42, null, { a: 1 }, ['x']]) throwsCode(() => parse({ id, inputs: [pixelsJson(), maskJson()] }), 'SLOGATE_ERR_BAD_REQUEST');
+    for (const id of [42, null, { a: 1 }, ['x']])
+      throwsCode(() => parse({ id, inputs: [pixelsJson(), maskJson()] }), 'SLOGATE_ERR_BAD_REQUEST');
   });
 
   test('scalar request parameters pass through; object, array or null values are SLOGATE_ERR_BAD_PARAMETER', () => {
     const p = parse({ parameters: { priority: 3, tag: 'a', flag: false }, inputs: [pixelsJson(), maskJson()] });
     assert.deepEqual(p.parameters, { priority: 3, tag: 'a', flag: false });
-    for (const bad of [{ a: 1 }, [1], null]) throwsCode(() => parse({ parameters: { x: bad }, inputs: [pixelsJson(), maskJson()] }), 'SLOGATE_ERR_BAD_PARAMETER');
-    for (const params of [[], 'x', 3, null]) throwsCode(() => parse({ parameters: params, inputs: [pixelsJson(), maskJson()] }), 'SLOGATE_ERR_BAD_PARAMETER');
+    for (const bad of [{ a: 1 }, [1], null])
+      throwsCode(
+        () => parse({ parameters: { x: bad }, inputs: [pixelsJson(), maskJson()] }),
+        'SLOGATE_ERR_BAD_PARAMETER',
+      );
+    for (const params of [[], 'x', 3, null])
+      throwsCode(() => parse({ parameters: params, inputs: [pixelsJson(), maskJson()] }), 'SLOGATE_ERR_BAD_PARAMETER');
   });
 
   test('object-valued parameters on an input or an output are SLOGATE_ERR_BAD_PARAMETER too', () => {
-    throwsCode(() => parse({ inputs: [{ ...pixelsJson(), parameters: { x: {} } }, maskJson()] }), 'SLOGATE_ERR_BAD_PARAMETER');
-    throwsCode(() => parse({ inputs: [pixelsJson(), maskJson()], outputs: [{ name: 'label', parameters: { x: [] } }] }), 'SLOGATE_ERR_BAD_PARAMETER');
+    throwsCode(
+      () => parse({ inputs: [{ ...pixelsJson(), parameters: { x: {} } }, maskJson()] }),
+      'SLOGATE_ERR_BAD_PARAMETER',
+    );
+    throwsCode(
+      () => parse({ inputs: [pixelsJson(), maskJson()], outputs: [{ name: 'label', parameters: { x: [] } }] }),
+      'SLOGATE_ERR_BAD_PARAMETER',
+    );
   });
 
   test('binary_data_output must be a boolean', () => {
-    assert.equal(parse({ parameters: { binary_data_output: true }, inputs: [pixelsJson(), maskJson()] }).binaryOutput, true);
-    for (const v of ['true', 1]) throwsCode(() => parse({ parameters: { binary_data_output: v }, inputs: [pixelsJson(), maskJson()] }), 'SLOGATE_ERR_BAD_PARAMETER');
+    assert.equal(
+      parse({ parameters: { binary_data_output: true }, inputs: [pixelsJson(), maskJson()] }).binaryOutput,
+      true,
+    );
+    for (const v of ['true', 1])
+      throwsCode(
+        () => parse({ parameters: { binary_data_output: v }, inputs: [pixelsJson(), maskJson()] }),
+        'SLOGATE_ERR_BAD_PARAMETER',
+      );
   });
 });
 
@@ -164,7 +210,10 @@ describe('parseInferRequest: outputs', () => {
       { name: 'label', binary: true },
       { name: 'logits', binary: false },
     ]);
-    const off = parse({ inputs: [pixelsJson(), maskJson()], outputs: [{ name: 'logits', parameters: { binary_data: true } }, { name: 'label' }] });
+    const off = parse({
+      inputs: [pixelsJson(), maskJson()],
+      outputs: [{ name: 'logits', parameters: { binary_data: true } }, { name: 'label' }],
+    });
     assert.deepEqual(off.outputs, [
       { name: 'logits', binary: true },
       { name: 'label', binary: false },
@@ -181,7 +230,11 @@ describe('parseInferRequest: outputs', () => {
   });
 
   test('a non-boolean binary_data on an output is SLOGATE_ERR_BAD_PARAMETER', () => {
-    throwsCode(() => parse({ inputs: [pixelsJson(), maskJson()], outputs: [{ name: 'label', parameters: { binary_data: 'yes' } }] }), 'SLOGATE_ERR_BAD_PARAMETER');
+    throwsCode(
+      () =>
+        parse({ inputs: [pixelsJson(), maskJson()], outputs: [{ name: 'label', parameters: { binary_data: 'yes' } }] }),
+      'SLOGATE_ERR_BAD_PARAMETER',
+    );
   });
 });
 
@@ -205,7 +258,12 @@ describe('parseInferRequest: binary tensor extension', () => {
   });
 
   test('binary and JSON inputs mix in one request', () => {
-    const { body, jsonLength } = binaryBody({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()] }, f32le(PIXELS));
+    const { body, jsonLength } = binaryBody(
+      {
+        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()],
+      },
+      f32le(PIXELS),
+    );
     const p = parseInferRequest(body, jsonLength, SIG, false);
     assert.deepEqual(Array.from(input(p, 0).data as Float32Array), PIXELS);
     assert.deepEqual(Array.from(input(p, 1).data as Uint8Array), [1, 0, 1, 0, 0, 1, 0, 1]);
@@ -213,7 +271,9 @@ describe('parseInferRequest: binary tensor extension', () => {
 
   test('binary bytes that no input claims are SLOGATE_ERR_BINARY_DATA', () => {
     const { body, jsonLength } = binaryBody(
-      { inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()] },
+      {
+        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()],
+      },
       f32le(PIXELS),
       Uint8Array.of(0),
     );
@@ -224,7 +284,9 @@ describe('parseInferRequest: binary tensor extension', () => {
   });
 
   test('binary_data_size without Inference-Header-Content-Length is SLOGATE_ERR_BINARY_DATA', () => {
-    const doc = { inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()] };
+    const doc = {
+      inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()],
+    };
     throwsCode(() => parseInferRequest(jsonBody(doc), undefined, SIG, false), 'SLOGATE_ERR_BINARY_DATA');
   });
 
@@ -244,7 +306,15 @@ describe('parseInferRequest: binary tensor extension', () => {
 
   test('a binary_data_size that disagrees with the shape, is not a non-negative integer, or comes with data is SLOGATE_ERR_BINARY_DATA', () => {
     const withSize = (size: unknown, extra: Record<string, unknown> = {}) =>
-      binaryBody({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: size }, ...extra }, maskJson()] }, f32le(PIXELS));
+      binaryBody(
+        {
+          inputs: [
+            { name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: size }, ...extra },
+            maskJson(),
+          ],
+        },
+        f32le(PIXELS),
+      );
     for (const size of [28, -1, 1.5, '32']) {
       const { body, jsonLength } = withSize(size);
       throwsCode(() => parseInferRequest(body, jsonLength, SIG, false), 'SLOGATE_ERR_BINARY_DATA');
@@ -273,9 +343,15 @@ describe('parseInferRequest: binary tensor extension', () => {
   });
 
   test('a raw binary body is refused for a two-input model, and when its size is not exactly one row', () => {
-    throwsCode(() => parseInferRequest(Buffer.from(f32le(PIXELS.slice(0, 4))), 0, SIG, false), 'SLOGATE_ERR_BINARY_DATA');
+    throwsCode(
+      () => parseInferRequest(Buffer.from(f32le(PIXELS.slice(0, 4))), 0, SIG, false),
+      'SLOGATE_ERR_BINARY_DATA',
+    );
     throwsCode(() => parseInferRequest(Buffer.from(f32le(PIXELS)), 0, SIG1, false), 'SLOGATE_ERR_BINARY_DATA');
-    throwsCode(() => parseInferRequest(Buffer.from(f32le(PIXELS.slice(0, 5))), 0, SIG1, false), 'SLOGATE_ERR_BINARY_DATA');
+    throwsCode(
+      () => parseInferRequest(Buffer.from(f32le(PIXELS.slice(0, 5))), 0, SIG1, false),
+      'SLOGATE_ERR_BINARY_DATA',
+    );
     throwsCode(() => parseInferRequest(Buffer.alloc(6), 0, SIG1, false), 'SLOGATE_ERR_BINARY_DATA');
   });
 
@@ -296,13 +372,19 @@ describe('headerLength', () => {
   });
 
   test('a non-numeric header or one longer than the body is SLOGATE_ERR_BINARY_DATA', () => {
-    for (const v of ['abc', '-1', '1.5', '', '0x10', '1e3', '12345678901']) throwsCode(() => headerLength(v, 100), 'SLOGATE_ERR_BINARY_DATA');
+    for (const v of ['abc', '-1', '1.5', '', '0x10', '1e3', '12345678901'])
+      throwsCode(() => headerLength(v, 100), 'SLOGATE_ERR_BINARY_DATA');
     throwsCode(() => headerLength('11', 10), 'SLOGATE_ERR_BINARY_DATA');
   });
 });
 
 describe('encodeInferResponse', () => {
-  const logits: Tensor = { name: 'logits', datatype: 'FP32', shape: [2, 2], data: Float32Array.of(0.25, -1.5, 3, 1e-3) };
+  const logits: Tensor = {
+    name: 'logits',
+    datatype: 'FP32',
+    shape: [2, 2],
+    data: Float32Array.of(0.25, -1.5, 3, 1e-3),
+  };
   // 2^53 + 1 cannot survive a trip through a JS number; the binary path must carry it intact.
   const label: Tensor = { name: 'label', datatype: 'INT64', shape: [2, 1], data: BigInt64Array.of(7n, 2n ** 53n + 1n) };
 
@@ -310,7 +392,13 @@ describe('encodeInferResponse', () => {
     model_name: string;
     model_version: string;
     id?: string;
-    outputs: { name: string; datatype: string; shape: number[]; data?: unknown[]; parameters?: { binary_data_size?: number } }[];
+    outputs: {
+      name: string;
+      datatype: string;
+      shape: number[];
+      data?: unknown[];
+      parameters?: { binary_data_size?: number };
+    }[];
   }
 
   test('all-JSON responses are a string without a header length, echoing id and writing INT64 exactly', () => {
@@ -369,7 +457,10 @@ describe('encodeInferResponse', () => {
 
   test('a binary request round-trips through parse and encode with the same values', () => {
     const { body, jsonLength } = binaryBody(
-      { id: 'rt', inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()] },
+      {
+        id: 'rt',
+        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 4], parameters: { binary_data_size: 32 } }, maskJson()],
+      },
       f32le(PIXELS),
     );
     const p = parseInferRequest(body, jsonLength, SIG, false);

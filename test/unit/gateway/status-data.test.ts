@@ -46,7 +46,12 @@ function decision(patch: Partial<Decision> = {}): Decision {
 }
 
 function route(name: string, stats: RouteStats): StatusRoute {
-  return { name, config: { model: 'digits', slo: { p99Ms: 20, minAccuracy: 0.9 }, priority: 3, objective: 'max-accuracy' }, policy: 'adaptive', stats };
+  return {
+    name,
+    config: { model: 'digits', slo: { p99Ms: 20, minAccuracy: 0.9 }, priority: 3, objective: 'max-accuracy' },
+    policy: 'adaptive',
+    stats,
+  };
 }
 
 function inputs(routes: StatusRoute[], nowMs: number, patch: Partial<StatusInputs> = {}): StatusInputs {
@@ -82,7 +87,10 @@ describe('buildStatusData', () => {
     assert.deepEqual(h?.met, [10, 0, 10]);
     assert.deepEqual(h?.shed, [0, 10, 0]);
     assert.equal(h?.p99Ms[1], null);
-    assert.ok((h?.p99Ms[0] ?? 0) >= 5 && (h?.p99Ms[0] ?? 0) < 5.3, 'p99 is the histogram bucket edge at or just above 5 ms');
+    assert.ok(
+      (h?.p99Ms[0] ?? 0) >= 5 && (h?.p99Ms[0] ?? 0) < 5.3,
+      'p99 is the histogram bucket edge at or just above 5 ms',
+    );
   });
 
   test('attainment and shed rate cover the window: met / all outcomes; shed + dropped per second', () => {
@@ -105,7 +113,9 @@ describe('buildStatusData', () => {
 
   test('decisions: rounded, unlimited admission and unknown numbers as null, the SLO as configured', () => {
     const r = route('digits', new RouteStats());
-    const data = buildStatusData(inputs([r], 1000, { decision: (name) => (name === 'digits' ? decision({ accuracy: Number.NaN }) : undefined) }));
+    const data = buildStatusData(
+      inputs([r], 1000, { decision: (name) => (name === 'digits' ? decision({ accuracy: Number.NaN }) : undefined) }),
+    );
     const d = data.routes[0]?.decision;
     assert.deepEqual(d?.variants, [
       { variant: 'large', share: 0.7 },
@@ -116,7 +126,11 @@ describe('buildStatusData', () => {
     assert.equal(d?.accuracy, null);
     assert.equal(d?.reason, 'steady');
     assert.deepEqual(data.routes[0]?.slo, { p99Ms: 20, minAccuracy: 0.9, maxCostPerMillion: null });
-    assert.equal(buildStatusData(inputs([r], 1000, { decision: () => decision({ admissionRps: 42.04 }) })).routes[0]?.decision?.admissionRps, 42);
+    assert.equal(
+      buildStatusData(inputs([r], 1000, { decision: () => decision({ admissionRps: 42.04 }) })).routes[0]?.decision
+        ?.admissionRps,
+      42,
+    );
     assert.equal(buildStatusData(inputs([r], 1000)).routes[0]?.decision, null);
   });
 
@@ -133,7 +147,19 @@ describe('buildStatusData', () => {
     const data = buildStatusData(
       inputs([], 61_000, {
         changes,
-        queues: [{ model: 'digits', variant: 'large', knobs: { maxBatch: 16, maxQueueDelayMs: 0 }, queued: 3, queuedRows: 5, batches: 7, rowsServed: 9, dropped: 0, rejected: 0 }],
+        queues: [
+          {
+            model: 'digits',
+            variant: 'large',
+            knobs: { maxBatch: 16, maxQueueDelayMs: 0 },
+            queued: 3,
+            queuedRows: 5,
+            batches: 7,
+            rowsServed: 9,
+            dropped: 0,
+            rejected: 0,
+          },
+        ],
       }),
       { changes: 5 },
     );

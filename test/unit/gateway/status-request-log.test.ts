@@ -16,11 +16,22 @@ test('one info line per request with reqId, status, time, route and error code',
       done();
     },
   });
-  const app = Fastify({ loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger, disableRequestLogging: true, requestIdHeader: 'x-request-id' });
+  const app = Fastify({
+    loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    requestIdHeader: 'x-request-id',
+  });
   installRequestLog(app);
-  app.post('/v2/models/:route/infer', async (_req, reply) => reply.code(429).header(ERROR_CODE_HEADER, 'SLOGATE_ERR_SHED').send('{"error":"shed"}'));
+  app.post('/v2/models/:route/infer', async (_req, reply) =>
+    reply.code(429).header(ERROR_CODE_HEADER, 'SLOGATE_ERR_SHED').send('{"error":"shed"}'),
+  );
   app.get('/v2/health/ready', async () => '');
-  await app.inject({ method: 'POST', url: '/v2/models/digits/infer', headers: { 'x-request-id': 'abc-123', 'content-type': 'application/json' }, payload: '{}' });
+  await app.inject({
+    method: 'POST',
+    url: '/v2/models/digits/infer',
+    headers: { 'x-request-id': 'abc-123', 'content-type': 'application/json' },
+    payload: '{}',
+  });
   await app.inject({ method: 'GET', url: '/v2/health/ready' });
   await app.close();
   const requests = lines.filter((l) => l.msg === 'request');

@@ -15,7 +15,11 @@ interface Line {
 function recorder(): { logger: Logger; lines: Line[] } {
   const lines: Line[] = [];
   const at = (level: Line['level']) => (obj: object | string, msg?: string) => {
-    lines.push(typeof obj === 'string' ? { level, obj: {}, msg: obj } : { level, obj: obj as Record<string, unknown>, msg: msg ?? '' });
+    lines.push(
+      typeof obj === 'string'
+        ? { level, obj: {}, msg: obj }
+        : { level, obj: obj as Record<string, unknown>, msg: msg ?? '' },
+    );
   };
   const logger: Logger = { error: () => {}, warn: at('warn'), info: at('info'), debug: () => {}, child: () => logger };
   return { logger, lines };
@@ -26,7 +30,8 @@ describe('ShedBurstLog', () => {
     const clock = new ManualClock();
     const { logger, lines } = recorder();
     const counter = new Map<string, number>();
-    const shed = (route: string, code: string, n: number) => counter.set(`${route} ${code}`, (counter.get(`${route} ${code}`) ?? 0) + n);
+    const shed = (route: string, code: string, n: number) =>
+      counter.set(`${route} ${code}`, (counter.get(`${route} ${code}`) ?? 0) + n);
     const read = (): ShedSample[] =>
       [...counter].map(([k, value]) => {
         const [route, code] = k.split(' ') as [string, string];
@@ -48,7 +53,10 @@ describe('ShedBurstLog', () => {
     assert.equal(lines.length, 1);
     assert.equal(lines[0]?.level, 'warn');
     assert.equal(lines[0]?.obj.shed, 49);
-    assert.deepEqual(lines[0]?.obj.counts, { digits: { SLOGATE_ERR_SHED: 40, SLOGATE_ERR_QUEUE_FULL: 2 }, fast: { SLOGATE_ERR_SHED: 7 } });
+    assert.deepEqual(lines[0]?.obj.counts, {
+      digits: { SLOGATE_ERR_SHED: 40, SLOGATE_ERR_QUEUE_FULL: 2 },
+      fast: { SLOGATE_ERR_SHED: 7 },
+    });
     assert.match(lines[0]?.msg ?? '', /49 requests refused or dropped \(digits SLOGATE_ERR_SHED: 40/);
     assert.ok(log.inBurst);
 

@@ -38,7 +38,10 @@ describe('warm-up requests', () => {
         form,
       );
       for (const t of parsed.inputs) {
-        const values = t.datatype === 'BYTES' ? (t.data as Uint8Array[]).map((b) => b.byteLength) : Array.from(t.data as ArrayLike<number | bigint>, Number);
+        const values =
+          t.datatype === 'BYTES'
+            ? (t.data as Uint8Array[]).map((b) => b.byteLength)
+            : Array.from(t.data as ArrayLike<number | bigint>, Number);
         assert.ok(
           values.every((v) => v === 0),
           `${form} ${t.name}: zeros`,
@@ -64,7 +67,12 @@ describe('warm-up requests', () => {
     ]);
     for (const url of urls) {
       const kinds = targets.filter((t) => t.url === url).map((t) => t.body.headers['content-type']);
-      assert.deepEqual(kinds.sort(), ['application/json', 'application/octet-stream', 'application/octet-stream', 'application/octet-stream']);
+      assert.deepEqual(kinds.sort(), [
+        'application/json',
+        'application/octet-stream',
+        'application/octet-stream',
+        'application/octet-stream',
+      ]);
     }
   });
 });

@@ -34,7 +34,12 @@ function variant(name: string, accuracy: number, baseMs: number, perRowMs: numbe
   return { name, accuracy, table: { p50, p99 }, maxBatch, pricePerSlotMs: 1e-8 };
 }
 
-const FAMILY = [variant('tiny', 0.91, 0.1, 0.005), variant('small', 0.94, 0.12, 0.01), variant('cnn', 0.985, 0.15, 0.03), variant('large', 0.992, 0.3, 1.2)];
+const FAMILY = [
+  variant('tiny', 0.91, 0.1, 0.005),
+  variant('small', 0.94, 0.12, 0.01),
+  variant('cnn', 0.985, 0.15, 0.03),
+  variant('large', 0.992, 0.3, 1.2),
+];
 
 function rate(rps: number, extra: Partial<RateSnapshot> = {}): RateSnapshot {
   return { instant: rps, fast: rps, slow: rps, peak: rps, burstiness: 1, ...extra };
@@ -115,7 +120,15 @@ describe('latency model', () => {
   });
 
   test('plan refuses over the utilisation cap and over the latency budget, with a reason', () => {
-    const ctx = { slots: 1, otherUtilisation: 0, burstiness: 1, overheadMs: 0.5, correction: 1, maxUtilisation: 0.8, budgetMs: 22.5 };
+    const ctx = {
+      slots: 1,
+      otherUtilisation: 0,
+      burstiness: 1,
+      overheadMs: 0.5,
+      correction: 1,
+      maxUtilisation: 0.8,
+      budgetMs: 22.5,
+    };
     const large = FAMILY[3] as VariantModel;
     assert.equal(plan(large, 100, ctx).ok, true);
     const over = plan(large, 2000, ctx);
@@ -141,16 +154,36 @@ describe('latency model', () => {
 
 describe('decide', () => {
   const cases: { name: string; snap: EngineSnapshot; want: Record<string, number> }[] = [
-    { name: 'low load: the most accurate variant', snap: snapshot([routeInput({ rate: rate(100) })]), want: { large: 1 } },
-    { name: 'load beyond large: a mix of the two best rungs', snap: snapshot([routeInput({ rate: rate(800) })]), want: { cnn: -1, large: -1 } },
-    { name: 'far beyond: the cheaper rung alone', snap: snapshot([routeInput({ rate: rate(5000) })]), want: { cnn: 1 } },
+    {
+      name: 'low load: the most accurate variant',
+      snap: snapshot([routeInput({ rate: rate(100) })]),
+      want: { large: 1 },
+    },
+    {
+      name: 'load beyond large: a mix of the two best rungs',
+      snap: snapshot([routeInput({ rate: rate(800) })]),
+      want: { cnn: -1, large: -1 },
+    },
+    {
+      name: 'far beyond: the cheaper rung alone',
+      snap: snapshot([routeInput({ rate: rate(5000) })]),
+      want: { cnn: 1 },
+    },
     {
       name: 'minAccuracy excludes variants below it',
       snap: snapshot([routeInput({ rate: rate(100), slo: { p99Ms: 25, minAccuracy: 0.95 }, objective: 'min-cost' })]),
       want: { cnn: 1 },
     },
-    { name: 'min-cost: the cheapest variant that holds the SLO', snap: snapshot([routeInput({ rate: rate(100), objective: 'min-cost' })]), want: { tiny: 1 } },
-    { name: 'a tight SLO rules out a slow variant even at low load', snap: snapshot([routeInput({ rate: rate(10), slo: { p99Ms: 3 } })]), want: { cnn: 1 } },
+    {
+      name: 'min-cost: the cheapest variant that holds the SLO',
+      snap: snapshot([routeInput({ rate: rate(100), objective: 'min-cost' })]),
+      want: { tiny: 1 },
+    },
+    {
+      name: 'a tight SLO rules out a slow variant even at low load',
+      snap: snapshot([routeInput({ rate: rate(10), slo: { p99Ms: 3 } })]),
+      want: { cnn: 1 },
+    },
   ];
   for (const c of cases) {
     test(`first decision: ${c.name}`, () => {
@@ -163,7 +196,9 @@ describe('decide', () => {
   }
 
   test('maxCostPerMillion caps the average cost: the expensive variant only in a share the budget affords', () => {
-    const d = decide(snapshot([routeInput({ rate: rate(50), slo: { p99Ms: 25, maxCostPerMillion: 0.005 } })])).decisions.get('r');
+    const d = decide(
+      snapshot([routeInput({ rate: rate(50), slo: { p99Ms: 25, maxCostPerMillion: 0.005 } })]),
+    ).decisions.get('r');
     assert.ok((d?.costPerMillion ?? 1) <= 0.005, `cost ${d?.costPerMillion}`);
     const large = d?.variants.find((v) => v.variant === 'large')?.share ?? 0;
     assert.ok(large < 0.35, `large share ${large}`);
@@ -201,7 +236,9 @@ describe('decide', () => {
   });
 
   test('no upgrade before upgradeHoldMs since the last switch', () => {
-    const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(2, { upStreak: 5, lastSwitchMs: 99_000 }) })]));
+    const r = decide(
+      snapshot([routeInput({ rate: rate(100), state: settled(2, { upStreak: 5, lastSwitchMs: 99_000 }) })]),
+    );
     assert.equal(r.states.get('r')?.position, 2);
   });
 
@@ -209,7 +246,9 @@ describe('decide', () => {
     const busy = { replicaUtilisation: 0.7 };
     // Breach at the top: down a rung, ceiling 3 for BACKOFF_BASE_MS.
     const t0 = 100_000;
-    const down = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { ...busy, nowMs: t0 }));
+    const down = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { ...busy, nowMs: t0 }),
+    );
     let st = down.states.get('r') as RouteEngineState;
     assert.equal(st.position, 2);
     assert.equal(st.ceiling, 3);
@@ -217,36 +256,70 @@ describe('decide', () => {
     // Headroom for long enough to upgrade: it climbs, but stops one grid step short of the ceiling.
     const climb = (from: RouteEngineState, at: number) => {
       let x = from;
-      for (let i = 0; i < 4; i++) x = decide(snapshot([routeInput({ rate: rate(100), state: { ...x, upStreak: 3 } })], { nowMs: at + i })).states.get('r') as RouteEngineState;
+      for (let i = 0; i < 4; i++)
+        x = decide(
+          snapshot([routeInput({ rate: rate(100), state: { ...x, upStreak: 3 } })], { nowMs: at + i }),
+        ).states.get('r') as RouteEngineState;
       return x;
     };
     st = climb({ ...st, lastSwitchMs: 0 }, t0 + 1000);
     assert.equal(st.position, 2.5, 'half a rung is below the ceiling');
     st = climb({ ...st, lastSwitchMs: 0 }, t0 + 2000);
     assert.equal(st.position, 2.95, 'one grid step below the ceiling');
-    const held = decide(snapshot([routeInput({ rate: rate(100), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + 3000 }));
+    const held = decide(
+      snapshot([routeInput({ rate: rate(100), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + 3000 }),
+    );
     assert.match(held.decisions.get('r')?.reason ?? '', /backing off/);
     // A much lower rate is a different situation: the ceiling does not apply.
-    const lower = decide(snapshot([routeInput({ rate: rate(50), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + 3000 }));
+    const lower = decide(
+      snapshot([routeInput({ rate: rate(50), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + 3000 }),
+    );
     assert.equal(lower.states.get('r')?.position, 3);
     // After the backoff, back to the top; breaching there again soon doubles the backoff.
-    const top = decide(snapshot([routeInput({ rate: rate(100), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], { nowMs: t0 + BACKOFF_BASE_MS + 1 }));
+    const top = decide(
+      snapshot([routeInput({ rate: rate(100), state: { ...st, lastSwitchMs: 0, upStreak: 3 } })], {
+        nowMs: t0 + BACKOFF_BASE_MS + 1,
+      }),
+    );
     st = top.states.get('r') as RouteEngineState;
     assert.equal(st.position, 3);
-    const again = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], { ...busy, nowMs: t0 + BACKOFF_BASE_MS + 3000 }));
+    const again = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], {
+        ...busy,
+        nowMs: t0 + BACKOFF_BASE_MS + 3000,
+      }),
+    );
     st = again.states.get('r') as RouteEngineState;
     assert.equal(st.backoffMs, 2 * BACKOFF_BASE_MS);
     // Many repeats: capped.
     const capped = decide(
-      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: { ...settled(3), ceilingUntilMs: 0, backoffMs: BACKOFF_MAX_MS } })], { ...busy, nowMs: 1 }),
+      snapshot(
+        [
+          routeInput({
+            rate: rate(100),
+            observedP99Ms: 40,
+            state: { ...settled(3), ceilingUntilMs: 0, backoffMs: BACKOFF_MAX_MS },
+          }),
+        ],
+        { ...busy, nowMs: 1 },
+      ),
     );
     assert.equal(capped.states.get('r')?.backoffMs, BACKOFF_MAX_MS);
     // Long after: a fresh breach starts from the base again.
     const fresh = decide(
-      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: { ...settled(3), ceilingUntilMs: 0, backoffMs: BACKOFF_MAX_MS } })], {
-        ...busy,
-        nowMs: 10 * BACKOFF_MAX_MS,
-      }),
+      snapshot(
+        [
+          routeInput({
+            rate: rate(100),
+            observedP99Ms: 40,
+            state: { ...settled(3), ceilingUntilMs: 0, backoffMs: BACKOFF_MAX_MS },
+          }),
+        ],
+        {
+          ...busy,
+          nowMs: 10 * BACKOFF_MAX_MS,
+        },
+      ),
     );
     assert.equal(fresh.states.get('r')?.backoffMs, BACKOFF_BASE_MS);
   });
@@ -254,22 +327,30 @@ describe('decide', () => {
   test('an upgrade is vetoed when the observed p99 plus its predicted slowdown leaves the budget', () => {
     // From cnn (position 2) to the cnn/large mix the model predicts a slower tail; an observed p99 of 21 ms (within
     // the 25 ms target, so no breach) cannot absorb that within the 22.5 ms budget.
-    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 21, state: settled(2, { upStreak: 3 }) })]));
+    const r = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 21, state: settled(2, { upStreak: 3 }) })]),
+    );
     assert.equal(r.states.get('r')?.position, 2);
     assert.match(r.decisions.get('r')?.reason ?? '', /upgrade vetoed/);
     // The same with a low observed p99: the upgrade goes ahead.
-    const ok = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 1, state: settled(2, { upStreak: 3 }) })]));
+    const ok = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 1, state: settled(2, { upStreak: 3 }) })]),
+    );
     assert.equal(ok.states.get('r')?.position, 2.5);
     // Stalls add to latency, they do not scale with service time: a p99 four times the prediction but far from the
     // budget does not block the upgrade (scaled, it did, and a cheap variant's stall-dominated p99 blocked them all).
-    const stalls = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 8, state: settled(2, { upStreak: 3 }) })]));
+    const stalls = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 8, state: settled(2, { upStreak: 3 }) })]),
+    );
     assert.equal(stalls.states.get('r')?.position, 2.5, stalls.decisions.get('r')?.reason);
   });
 
   test('a ladder change keeps a mix whose rungs are still neighbours, and says what changed', () => {
     // `small` became too slow to be eligible: the cnn/large mix at 2.5 is position 1.5 on the new ladder.
     const slowSmall = FAMILY.map((v) => (v.name === 'small' ? variant('small', 0.94, 30, 0.01) : v));
-    const s = snapshot([routeInput({ rate: rate(100), state: settled(2.5) })], { variants: new Map([['m', new Map(slowSmall.map((v) => [v.name, v]))]]) });
+    const s = snapshot([routeInput({ rate: rate(100), state: settled(2.5) })], {
+      variants: new Map([['m', new Map(slowSmall.map((v) => [v.name, v]))]]),
+    });
     const r = decide(s);
     assert.deepEqual(r.states.get('r')?.ladder, ['tiny', 'cnn', 'large']);
     assert.equal(r.states.get('r')?.position, 1.5);
@@ -286,7 +367,9 @@ describe('decide', () => {
     assert.equal(st.position, 2);
     assert.match(r.decisions.get('r')?.reason ?? '', /^no longer eligible: large; /);
     // large recovers: it is eligible again, but the position does not jump to it (upgrades wait for hysteresis).
-    const back = decide(snapshot([routeInput({ rate: rate(100), state: st })], { variants: models(FAMILY), nowMs: 100_250 }));
+    const back = decide(
+      snapshot([routeInput({ rate: rate(100), state: st })], { variants: models(FAMILY), nowMs: 100_250 }),
+    );
     assert.deepEqual(back.states.get('r')?.ladder, ['tiny', 'small', 'cnn', 'large']);
     assert.equal(back.states.get('r')?.position, 2);
     assert.match(back.decisions.get('r')?.reason ?? '', /^eligible again: large; /);
@@ -305,7 +388,12 @@ describe('decide', () => {
     const st = first.states.get('r') as RouteEngineState;
     assert.equal(st.position, 2);
     assert.match(first.decisions.get('r')?.reason ?? '', /downgrade: observed p99/);
-    const again = decide(snapshot([routeInput({ rate: rate(450), observedP99Ms: 40, state: st })], { ...busy, nowMs: 100_000 + BREACH_COOLDOWN_MS / 2 }));
+    const again = decide(
+      snapshot([routeInput({ rate: rate(450), observedP99Ms: 40, state: st })], {
+        ...busy,
+        nowMs: 100_000 + BREACH_COOLDOWN_MS / 2,
+      }),
+    );
     assert.equal(again.states.get('r')?.position, 2, 'waits for the latency window to show the last change');
   });
 
@@ -314,24 +402,45 @@ describe('decide', () => {
     // Downgraded on a breach 1.5 s ago (cooldown passed): the 5 s window still says 40 ms.
     const st = settled(2, { lastSwitchMs: 98_500, lastBreachMs: 98_500, upStreak: 0 });
     const stale = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: st })], busy));
-    assert.ok((stale.states.get('r')?.position ?? 9) < 2, `without answers since the switch, the window's breach acts: ${stale.decisions.get('r')?.reason}`);
+    assert.ok(
+      (stale.states.get('r')?.position ?? 9) < 2,
+      `without answers since the switch, the window's breach acts: ${stale.decisions.get('r')?.reason}`,
+    );
     // The same with the answers since the switch at 6 ms: no breach, the route holds and headroom starts building.
-    const cleared = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, observedSinceSwitchP99Ms: 6, state: st })], busy));
+    const cleared = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, observedSinceSwitchP99Ms: 6, state: st })], busy),
+    );
     assert.equal(cleared.states.get('r')?.position, 2);
     assert.equal(cleared.states.get('r')?.upStreak, 1, cleared.decisions.get('r')?.reason);
     assert.equal(cleared.decisions.get('r')?.inputs.observedSinceSwitchP99Ms, 6);
     // Answers since the switch over target do not make a breach of a window within it (they are fewer)...
-    const fewer = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 20, observedSinceSwitchP99Ms: 40, state: st })], busy));
+    const fewer = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 20, observedSinceSwitchP99Ms: 40, state: st })], busy),
+    );
     assert.equal(fewer.states.get('r')?.position, 2);
     assert.doesNotMatch(fewer.decisions.get('r')?.reason ?? '', /downgrade/);
     // ...but they are the current choice's latency for the upgrade's reality check (the window's 1 ms would pass it).
-    const veto = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 1, observedSinceSwitchP99Ms: 21, state: settled(2, { upStreak: 3 }) })]));
+    const veto = decide(
+      snapshot([
+        routeInput({
+          rate: rate(100),
+          observedP99Ms: 1,
+          observedSinceSwitchP99Ms: 21,
+          state: settled(2, { upStreak: 3 }),
+        }),
+      ]),
+    );
     assert.equal(veto.states.get('r')?.position, 2);
     assert.match(veto.decisions.get('r')?.reason ?? '', /upgrade vetoed, observed p99 21/);
   });
 
   test('an observed breach while the gateway is saturated and replicas idle: keep the variant, admit less', () => {
-    const r = decide(snapshot([routeInput({ rate: rate(1000), observedP99Ms: 40, state: settled(2) })], { gatewayUtilisation: 0.95, replicaUtilisation: 0.2 }));
+    const r = decide(
+      snapshot([routeInput({ rate: rate(1000), observedP99Ms: 40, state: settled(2) })], {
+        gatewayUtilisation: 0.95,
+        replicaUtilisation: 0.2,
+      }),
+    );
     const d = r.decisions.get('r');
     assert.equal(r.states.get('r')?.position, 2);
     assert.ok((r.states.get('r')?.admitFactor ?? 1) < 1);
@@ -350,9 +459,15 @@ describe('decide', () => {
     ];
     for (const [observed, loop, lastBreachMs, factor] of cases) {
       const r = decide(
-        snapshot([routeInput({ rate: rate(1000), observedP99Ms: observed, state: { ...st, lastBreachMs } })], { gatewayUtilisation: loop, replicaUtilisation: 0.2 }),
+        snapshot([routeInput({ rate: rate(1000), observedP99Ms: observed, state: { ...st, lastBreachMs } })], {
+          gatewayUtilisation: loop,
+          replicaUtilisation: 0.2,
+        }),
       );
-      assert.ok(Math.abs((r.states.get('r')?.admitFactor ?? 0) - factor) < 1e-9, `p99 ${observed}, loop ${loop}, last cut ${lastBreachMs}: ${r.states.get('r')?.admitFactor}`);
+      assert.ok(
+        Math.abs((r.states.get('r')?.admitFactor ?? 0) - factor) < 1e-9,
+        `p99 ${observed}, loop ${loop}, last cut ${lastBreachMs}: ${r.states.get('r')?.admitFactor}`,
+      );
     }
   });
 
@@ -364,7 +479,12 @@ describe('decide', () => {
   });
 
   test('an observed breach while nothing is busy: a transient, held', () => {
-    const r = decide(snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], { gatewayUtilisation: 0.2, replicaUtilisation: 0.1 }));
+    const r = decide(
+      snapshot([routeInput({ rate: rate(100), observedP99Ms: 40, state: settled(3) })], {
+        gatewayUtilisation: 0.2,
+        replicaUtilisation: 0.1,
+      }),
+    );
     assert.equal(r.states.get('r')?.position, 3);
     assert.match(r.decisions.get('r')?.reason ?? '', /transient/);
   });
@@ -378,13 +498,28 @@ describe('decide', () => {
   test('overload at the cheapest choice: admission by priority, sheddable routes shed first', () => {
     const r = decide(
       snapshot([
-        routeInput({ name: 'gold', priority: 10, rate: rate(6000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) }),
-        routeInput({ name: 'bulk', priority: -1, rate: rate(6000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) }),
+        routeInput({
+          name: 'gold',
+          priority: 10,
+          rate: rate(6000),
+          allowed: ['cnn'],
+          state: settled(0, { ladder: ['cnn'] }),
+        }),
+        routeInput({
+          name: 'bulk',
+          priority: -1,
+          rate: rate(6000),
+          allowed: ['cnn'],
+          state: settled(0, { ladder: ['cnn'] }),
+        }),
       ]),
     );
     const gold = r.decisions.get('gold');
     const bulk = r.decisions.get('bulk');
-    assert.ok((bulk?.admissionRps ?? Number.POSITIVE_INFINITY) < (gold?.admissionRps ?? 0), `gold ${gold?.admissionRps}, bulk ${bulk?.admissionRps}`);
+    assert.ok(
+      (bulk?.admissionRps ?? Number.POSITIVE_INFINITY) < (gold?.admissionRps ?? 0),
+      `gold ${gold?.admissionRps}, bulk ${bulk?.admissionRps}`,
+    );
   });
 
   test('two routes over shared replicas: the less important one steps down first', () => {
@@ -400,7 +535,11 @@ describe('decide', () => {
   });
 
   test('a fixed policy is reported as is, with a prediction, and never moved', () => {
-    const r = decide(snapshot([routeInput({ policy: { kind: 'fixed', variant: 'large', maxBatch: 4, maxQueueDelayMs: 2 }, rate: rate(5000) })]));
+    const r = decide(
+      snapshot([
+        routeInput({ policy: { kind: 'fixed', variant: 'large', maxBatch: 4, maxQueueDelayMs: 2 }, rate: rate(5000) }),
+      ]),
+    );
     const d = r.decisions.get('r');
     assert.deepEqual(d?.variants, [{ variant: 'large', share: 1 }]);
     assert.equal(d?.maxBatch, 4);
@@ -409,10 +548,19 @@ describe('decide', () => {
   });
 
   test('a route nothing can serve is probed on its fastest variant and puts no one else under pressure', () => {
-    const r = decide(snapshot([routeInput({ name: 'impossible', rate: rate(500), slo: { p99Ms: 0.1 } }), routeInput({ name: 'ok', rate: rate(50), state: settled(3) })]));
+    const r = decide(
+      snapshot([
+        routeInput({ name: 'impossible', rate: rate(500), slo: { p99Ms: 0.1 } }),
+        routeInput({ name: 'ok', rate: rate(50), state: settled(3) }),
+      ]),
+    );
     assert.deepEqual(r.decisions.get('impossible')?.variants, [{ variant: 'tiny', share: 1 }]);
     assert.equal(r.underPressure, false);
-    const loaded = decide(snapshot([routeInput({ name: 'gold', rate: rate(60_000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) })]));
+    const loaded = decide(
+      snapshot([
+        routeInput({ name: 'gold', rate: rate(60_000), allowed: ['cnn'], state: settled(0, { ladder: ['cnn'] }) }),
+      ]),
+    );
     assert.equal(loaded.underPressure, true, 'capacity shedding is pressure');
   });
 
@@ -420,31 +568,58 @@ describe('decide', () => {
     const r = decide(
       snapshot([
         routeInput({ rate: rate(10), state: settled(3) }),
-        routeInput({ name: 'pinned', policy: { kind: 'fixed', variant: 'large', maxBatch: 2, maxQueueDelayMs: 0 }, rate: rate(10) }),
+        routeInput({
+          name: 'pinned',
+          policy: { kind: 'fixed', variant: 'large', maxBatch: 2, maxQueueDelayMs: 0 },
+          rate: rate(10),
+        }),
       ]),
     );
     assert.equal(r.knobs.get('m/large')?.maxBatch, 2);
   });
 
   test('knobs: each variant gets the smallest batch limit the routes using it need', () => {
-    const r = decide(snapshot([routeInput({ rate: rate(100), state: settled(3) }), routeInput({ name: 'r2', rate: rate(100), slo: { p99Ms: 8 }, state: settled(3) })]));
+    const r = decide(
+      snapshot([
+        routeInput({ rate: rate(100), state: settled(3) }),
+        routeInput({ name: 'r2', rate: rate(100), slo: { p99Ms: 8 }, state: settled(3) }),
+      ]),
+    );
     const k = r.knobs.get('m/large');
     assert.ok(k !== undefined);
-    assert.ok(k.maxBatch <= (r.decisions.get('r2')?.maxBatch ?? 0) || !r.decisions.get('r2')?.variants.some((v) => v.variant === 'large'));
+    assert.ok(
+      k.maxBatch <= (r.decisions.get('r2')?.maxBatch ?? 0) ||
+        !r.decisions.get('r2')?.variants.some((v) => v.variant === 'large'),
+    );
   });
 
   test('a breach while the gateway overhead takes over a third of the budget and the replicas idle does not downgrade', () => {
     // A cold start's first seconds: 16 ms of gateway overhead against a 22.5 ms budget, replicas 10% busy, and large
     // predicted over budget with it. A cheaper variant saves little of what is late: hold.
-    const cold = decide(snapshot([routeInput({ rate: rate(300), overheadMs: 16, observedP99Ms: 44, state: settled(3) })], { replicaUtilisation: 0.1 }));
+    const cold = decide(
+      snapshot([routeInput({ rate: rate(300), overheadMs: 16, observedP99Ms: 44, state: settled(3) })], {
+        replicaUtilisation: 0.1,
+      }),
+    );
     assert.equal(cold.states.get('r')?.position, 3);
-    assert.match(cold.decisions.get('r')?.reason ?? '', /gateway overhead 16.0 ms of the 22.5 ms budget and replicas 10% busy: a cheaper variant would not help, holding/);
+    assert.match(
+      cold.decisions.get('r')?.reason ?? '',
+      /gateway overhead 16.0 ms of the 22.5 ms budget and replicas 10% busy: a cheaper variant would not help, holding/,
+    );
     // The same breach with the replicas busy at a load large cannot hold strictly: they are the bottleneck, and a
     // cheaper variant relieves them.
-    const busy = decide(snapshot([routeInput({ rate: rate(450), overheadMs: 16, observedP99Ms: 44, state: settled(3) })], { replicaUtilisation: 0.7 }));
+    const busy = decide(
+      snapshot([routeInput({ rate: rate(450), overheadMs: 16, observedP99Ms: 44, state: settled(3) })], {
+        replicaUtilisation: 0.7,
+      }),
+    );
     assert.ok((busy.states.get('r')?.position ?? 3) < 3, busy.decisions.get('r')?.reason);
     // And with a small overhead, a breach the model agrees with (large no longer fits) steps down.
-    const model = decide(snapshot([routeInput({ rate: rate(800), overheadMs: 1, observedP99Ms: 44, state: settled(3) })], { replicaUtilisation: 0.1 }));
+    const model = decide(
+      snapshot([routeInput({ rate: rate(800), overheadMs: 1, observedP99Ms: 44, state: settled(3) })], {
+        replicaUtilisation: 0.1,
+      }),
+    );
     assert.ok((model.states.get('r')?.position ?? 3) < 3, model.decisions.get('r')?.reason);
   });
 
@@ -452,14 +627,29 @@ describe('decide', () => {
     // A cold start into 300 req/s (a surge: the 5 s average is still low): with 16 ms of overhead `large` is predicted
     // over the 22.5 ms budget though it would use a third of the replica. Hold.
     const surge = { slow: 60, fast: 150, peak: 300 };
-    const cold = decide(snapshot([routeInput({ rate: rate(300, surge), overheadMs: 16, state: settled(3) })], { replicaUtilisation: 0.2 }));
+    const cold = decide(
+      snapshot([routeInput({ rate: rate(300, surge), overheadMs: 16, state: settled(3) })], {
+        replicaUtilisation: 0.2,
+      }),
+    );
     assert.equal(cold.states.get('r')?.position, 3, cold.decisions.get('r')?.reason);
-    assert.match(cold.decisions.get('r')?.reason ?? '', /predicted over budget at 300 req\/s with gateway overhead 16\.0 ms .* a cheaper variant would not help, holding/);
+    assert.match(
+      cold.decisions.get('r')?.reason ?? '',
+      /predicted over budget at 300 req\/s with gateway overhead 16\.0 ms .* a cheaper variant would not help, holding/,
+    );
     // The same overhead at a load `large` cannot carry (the plan fails on utilisation): step down.
-    const over = decide(snapshot([routeInput({ rate: rate(900, surge), overheadMs: 16, state: settled(3) })], { replicaUtilisation: 0.2 }));
+    const over = decide(
+      snapshot([routeInput({ rate: rate(900, surge), overheadMs: 16, state: settled(3) })], {
+        replicaUtilisation: 0.2,
+      }),
+    );
     assert.ok((over.states.get('r')?.position ?? 3) < 3, over.decisions.get('r')?.reason);
     // And with a normal overhead the prediction is about the load: it is acted on as before.
-    const warm = decide(snapshot([routeInput({ rate: rate(900, surge), overheadMs: 0.5, state: settled(3) })], { replicaUtilisation: 0.2 }));
+    const warm = decide(
+      snapshot([routeInput({ rate: rate(900, surge), overheadMs: 0.5, state: settled(3) })], {
+        replicaUtilisation: 0.2,
+      }),
+    );
     assert.ok((warm.states.get('r')?.position ?? 3) < 3);
   });
 
@@ -481,18 +671,25 @@ describe('decide', () => {
     // on time. At 300 req/s the same mix is cheap to hold: it stays.
     const busy = decide(snapshot([routeInput({ rate: rate(800), state: settled(2.5) })], STALLY));
     assert.equal(busy.states.get('r')?.position, 2.25);
-    assert.match(busy.decisions.get('r')?.reason ?? '', /expected effective accuracy: .*adds \+0\.\d\d pts of accuracy and \+0\.\d\d pts of expected misses/);
+    assert.match(
+      busy.decisions.get('r')?.reason ?? '',
+      /expected effective accuracy: .*adds \+0\.\d\d pts of accuracy and \+0\.\d\d pts of expected misses/,
+    );
     const calm = decide(snapshot([routeInput({ rate: rate(300), state: settled(2.5) })], STALLY));
     assert.equal(calm.states.get('r')?.position, 2.5);
     // Not before the hold time after the last switch.
-    const recent = decide(snapshot([routeInput({ rate: rate(800), state: settled(2.5, { lastSwitchMs: 99_000 }) })], STALLY));
+    const recent = decide(
+      snapshot([routeInput({ rate: rate(800), state: settled(2.5, { lastSwitchMs: 99_000 }) })], STALLY),
+    );
     assert.equal(recent.states.get('r')?.position, 2.5);
   });
 
   test('a surge lands where the strict plan holds, but not below a whole rung the plan holds', () => {
     // At 4,500 req/s (a surge: the 5 s average is 1,000) `cnn` alone holds the plan but not the stricter upgrade plan
     // (which would land on 95% `small` + 5% `cnn`): the landing is `cnn`, not a mix below it.
-    const r = decide(snapshot([routeInput({ rate: rate(4500, { slow: 1000, fast: 1500, peak: 4500 }), state: settled(3) })]));
+    const r = decide(
+      snapshot([routeInput({ rate: rate(4500, { slow: 1000, fast: 1500, peak: 4500 }), state: settled(3) })]),
+    );
     assert.equal(r.states.get('r')?.position, 2, r.decisions.get('r')?.reason);
     assert.match(r.decisions.get('r')?.reason ?? '', /surge/);
   });
@@ -533,7 +730,12 @@ describe('decide', () => {
     assert.equal(RISK_SCALE_MIN, 1);
     assert.equal(better.scale, RISK_SCALE_MIN);
     // Nothing learnt (a surge in the window): the sums only decay, by e after RISK_TAU_MS.
-    const later = calibrateRisk({ ...worse, riskAtMs: 0, riskPerRequest: 0.002 }, { answered: 10_000, missed: 500 }, RISK_TAU_MS, false);
+    const later = calibrateRisk(
+      { ...worse, riskAtMs: 0, riskPerRequest: 0.002 },
+      { answered: 10_000, missed: 500 },
+      RISK_TAU_MS,
+      false,
+    );
     assert.ok(Math.abs(later.missesSeen - 80 / Math.E) < 1e-9 && Math.abs(later.missesExpected - 20 / Math.E) < 1e-9);
     // Bounded.
     assert.equal(calibrateRisk(fresh, { answered: 100, missed: 10_000 }, 0, true).scale, RISK_SCALE_MAX);
@@ -542,7 +744,12 @@ describe('decide', () => {
   test('the engine weighs upgrades with the stall model its own misses calibrated', () => {
     // With the default stall model, 75% large at 500 req/s from 2.5 is worth its risk (see above); on a route that
     // saw four times the misses the model expected, it is not, and the decision says by how much the model was scaled.
-    const missy = settled(2.5, { upStreak: 3, missesSeen: 4 * 100 + 3 * RISK_PRIOR, missesExpected: 100, riskAtMs: 100_000 });
+    const missy = settled(2.5, {
+      upStreak: 3,
+      missesSeen: 4 * 100 + 3 * RISK_PRIOR,
+      missesExpected: 100,
+      riskAtMs: 100_000,
+    });
     const r = decide(snapshot([routeInput({ rate: rate(500), state: missy })]));
     assert.equal(r.states.get('r')?.position, 2.5, r.decisions.get('r')?.reason);
     assert.match(r.decisions.get('r')?.reason ?? '', /not worth its risk/);
@@ -553,11 +760,25 @@ describe('decide', () => {
     // Misses since the last tick count against the model; not the misses of a route nothing could serve (its
     // probes: an empty ladder in the state), nor those of a surge.
     const missed = { answered: 1000, missed: 100 };
-    const learnt = decide(snapshot([routeInput({ rate: rate(300), state: settled(3, { riskAtMs: 100_000 }), outcomes: missed })]));
+    const learnt = decide(
+      snapshot([routeInput({ rate: rate(300), state: settled(3, { riskAtMs: 100_000 }), outcomes: missed })]),
+    );
     assert.ok((learnt.decisions.get('r')?.inputs.missRiskScale ?? 1) > 10);
-    const probes = decide(snapshot([routeInput({ rate: rate(300), state: { ...INITIAL_STATE, ladder: [], riskAtMs: 100_000 }, outcomes: missed })]));
+    const probes = decide(
+      snapshot([
+        routeInput({ rate: rate(300), state: { ...INITIAL_STATE, ladder: [], riskAtMs: 100_000 }, outcomes: missed }),
+      ]),
+    );
     assert.equal(probes.decisions.get('r')?.inputs.missRiskScale, 1);
-    const surge = decide(snapshot([routeInput({ rate: rate(900, { slow: 300, peak: 900 }), state: settled(3, { riskAtMs: 100_000 }), outcomes: missed })]));
+    const surge = decide(
+      snapshot([
+        routeInput({
+          rate: rate(900, { slow: 300, peak: 900 }),
+          state: settled(3, { riskAtMs: 100_000 }),
+          outcomes: missed,
+        }),
+      ]),
+    );
     assert.equal(surge.decisions.get('r')?.inputs.missRiskScale, 1);
   });
 });

@@ -8,7 +8,8 @@ describe('windowPrediction', () => {
   test('the highest prediction in force over the window, with the correction it was made with', () => {
     // Ticks every 250 ms: `large` predicted 20 ms until 9.0 s, then `cnn-small` 3 ms with a larger correction.
     const h: Prediction[] = [];
-    for (let t = 0; t <= 12_000; t += 250) h.push({ atMs: t, p99Ms: t < 9000 ? 20 : 3, correction: t < 9000 ? 1 : 1.2 });
+    for (let t = 0; t <= 12_000; t += 250)
+      h.push({ atMs: t, p99Ms: t < 9000 ? 20 : 3, correction: t < 9000 ? 1 : 1.2 });
     // At 12 s the 5 s window starts at 7 s: `large`'s prediction is still in it.
     assert.deepEqual(windowPrediction(h, 12_000, 5000), { p99Ms: 20, correction: 1 });
     // At 15.1 s it starts at 10 s: only `cnn-small`'s.

@@ -14,31 +14,86 @@ interface Case {
   want: BatchPlan;
 }
 
-const q = (rows: number, headDeadlineMs = 1000, headArrivalMs = NOW, headRows = 1): QueueState => ({ rows, headRows, headArrivalMs, headDeadlineMs });
+const q = (rows: number, headDeadlineMs = 1000, headArrivalMs = NOW, headRows = 1): QueueState => ({
+  rows,
+  headRows,
+  headArrivalMs,
+  headDeadlineMs,
+});
 
 const cases: Case[] = [
-  { name: 'work-conserving: no delay sends what is queued', q: q(3), knobs: { maxBatch: 8, maxQueueDelayMs: 0 }, want: { action: 'send', rows: 3 } },
-  { name: 'full queue sends maxBatch', q: q(20), knobs: { maxBatch: 8, maxQueueDelayMs: 5 }, want: { action: 'send', rows: 8 } },
-  { name: 'under maxBatch with a delay: wait until arrival + delay', q: q(3), knobs: { maxBatch: 8, maxQueueDelayMs: 5 }, want: { action: 'wait', untilMs: NOW + 5 } },
-  { name: 'delay already spent: send', q: q(3, 1000, NOW - 6), knobs: { maxBatch: 8, maxQueueDelayMs: 5 }, want: { action: 'send', rows: 3 } },
+  {
+    name: 'work-conserving: no delay sends what is queued',
+    q: q(3),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 0 },
+    want: { action: 'send', rows: 3 },
+  },
+  {
+    name: 'full queue sends maxBatch',
+    q: q(20),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5 },
+    want: { action: 'send', rows: 8 },
+  },
+  {
+    name: 'under maxBatch with a delay: wait until arrival + delay',
+    q: q(3),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5 },
+    want: { action: 'wait', untilMs: NOW + 5 },
+  },
+  {
+    name: 'delay already spent: send',
+    q: q(3, 1000, NOW - 6),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5 },
+    want: { action: 'send', rows: 3 },
+  },
   {
     name: 'head deadline bounds the wait: latest start = deadline - S(rows + 1)',
     q: q(3, NOW + 4),
     knobs: { maxBatch: 8, maxQueueDelayMs: 50 },
     want: { action: 'wait', untilMs: NOW + 4 - svc(4) },
   },
-  { name: 'past the latest start: send now', q: q(3, NOW + 2.4), knobs: { maxBatch: 8, maxQueueDelayMs: 50 }, want: { action: 'send', rows: 3 } },
-  { name: 'preferred size reached: send it', q: q(4), knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [4] }, want: { action: 'send', rows: 4 } },
-  { name: 'beyond the largest preferred size: send', q: q(6), knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [2, 4] }, want: { action: 'send', rows: 6 } },
-  { name: 'between preferred sizes: wait', q: q(3), knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [2, 4] }, want: { action: 'wait', untilMs: NOW + 50 } },
+  {
+    name: 'past the latest start: send now',
+    q: q(3, NOW + 2.4),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 50 },
+    want: { action: 'send', rows: 3 },
+  },
+  {
+    name: 'preferred size reached: send it',
+    q: q(4),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [4] },
+    want: { action: 'send', rows: 4 },
+  },
+  {
+    name: 'beyond the largest preferred size: send',
+    q: q(6),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [2, 4] },
+    want: { action: 'send', rows: 6 },
+  },
+  {
+    name: 'between preferred sizes: wait',
+    q: q(3),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 50, preferredBatchSizes: [2, 4] },
+    want: { action: 'wait', untilMs: NOW + 50 },
+  },
   {
     name: 'batch shrinks to fit the head deadline (8 rows = 4.5 ms, only 3 ms left -> 5 rows)',
     q: q(8, NOW + 3),
     knobs: { maxBatch: 8, maxQueueDelayMs: 0 },
     want: { action: 'send', rows: 5 },
   },
-  { name: 'a head larger than maxBatch still goes, alone', q: q(12, 1000, NOW, 12), knobs: { maxBatch: 8, maxQueueDelayMs: 0 }, want: { action: 'send', rows: 12 } },
-  { name: 'never shrinks below the head, even when it cannot make it', q: q(4, NOW + 0.1, NOW, 2), knobs: { maxBatch: 8, maxQueueDelayMs: 0 }, want: { action: 'send', rows: 2 } },
+  {
+    name: 'a head larger than maxBatch still goes, alone',
+    q: q(12, 1000, NOW, 12),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 0 },
+    want: { action: 'send', rows: 12 },
+  },
+  {
+    name: 'never shrinks below the head, even when it cannot make it',
+    q: q(4, NOW + 0.1, NOW, 2),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 0 },
+    want: { action: 'send', rows: 2 },
+  },
 ];
 
 for (const c of cases) {

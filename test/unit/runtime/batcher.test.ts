@@ -29,14 +29,22 @@ function setup(opts: { knobs?: BatchKnobs; replicas?: number; maxQueueRows?: num
   const pool = new ReplicaPool(replicas, { clock, retryWaitMs: 1000 });
   const profiles = new LatencyProfiles();
   const drops: string[] = [];
-  const scheduler = new Scheduler({ clock, pool, profiles, maxQueueRows: opts.maxQueueRows ?? 1000, events: { onDrop: (_m, _v, code) => drops.push(code) } });
+  const scheduler = new Scheduler({
+    clock,
+    pool,
+    profiles,
+    maxQueueRows: opts.maxQueueRows ?? 1000,
+    events: { onDrop: (_m, _v, code) => drops.push(code) },
+  });
   for (const v of opts.variants ?? ['v']) {
     profiles.setPoints('m', v, POINTS);
     scheduler.addVariant('m', v, opts.knobs ?? { maxBatch: 8, maxQueueDelayMs: 0 }, true);
   }
   let n = 0;
   /** Submits a one-row request whose payload is its sequence number; deadline relative to now. */
-  const submit = (o: { deadlineMs?: number; priority?: number; rows?: number; signal?: CancelSignal; variant?: string } = {}): Tracked & { id: number } => {
+  const submit = (
+    o: { deadlineMs?: number; priority?: number; rows?: number; signal?: CancelSignal; variant?: string } = {},
+  ): Tracked & { id: number } => {
     const id = n++;
     const rows = o.rows ?? 1;
     const now = clock.now();
@@ -63,7 +71,8 @@ function setup(opts: { knobs?: BatchKnobs; replicas?: number; maxQueueRows?: num
     return t;
   };
   /** Payload ids of the rows in a batch, in batch order. */
-  const ids = (batchIndex: number, replica = 0) => Array.from((replicas[replica]?.history[batchIndex]?.inputs[0]?.data ?? []) as Float32Array);
+  const ids = (batchIndex: number, replica = 0) =>
+    Array.from((replicas[replica]?.history[batchIndex]?.inputs[0]?.data ?? []) as Float32Array);
   return { clock, replicas, pool, profiles, scheduler, drops, submit, ids };
 }
 
@@ -192,7 +201,8 @@ describe('Scheduler order, drops and rejects', () => {
       s.replicas[0]?.running[0]?.finish();
       await flush();
     }
-    for (const b of s.replicas[0]?.history.slice(1) ?? []) order.push((b.inputs[0]?.data as Float32Array | undefined)?.[0] ?? -1);
+    for (const b of s.replicas[0]?.history.slice(1) ?? [])
+      order.push((b.inputs[0]?.data as Float32Array | undefined)?.[0] ?? -1);
     assert.deepEqual(order, [2, 4, 3, 1]);
   });
 

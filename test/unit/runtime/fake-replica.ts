@@ -62,7 +62,12 @@ export class FakeReplica implements Replica {
           const src = (input?.data ?? new Float32Array(task.rows)) as Float32Array;
           const out = new Float32Array(task.rows);
           for (let r = 0; r < task.rows; r++) out[r] = src[r * rowElems] as number;
-          resolve({ outputs: [{ name: 'out', datatype: 'FP32', shape: [task.rows, 1], data: out }], inferMs, workerMs: inferMs, replicaId: this.id });
+          resolve({
+            outputs: [{ name: 'out', datatype: 'FP32', shape: [task.rows, 1], data: out }],
+            inferMs,
+            workerMs: inferMs,
+            replicaId: this.id,
+          });
         },
         fault: (message = 'worker crashed') => {
           done();

@@ -28,8 +28,14 @@ function stubPool(slots: number): { pool: ReplicaPool; tasks: BatchTask[] } {
 const MODEL: ModelInfo = {
   name: 'm',
   config: { maxBatch: 8 } as ModelConfig,
-  variants: new Map([['v', { model: 'm', name: 'v', path: '/dev/null', sha256: 'abc', sizeBytes: 1, accuracy: undefined }]]),
-  signature: { inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 1] }], batchable: true },
+  variants: new Map([
+    ['v', { model: 'm', name: 'v', path: '/dev/null', sha256: 'abc', sizeBytes: 1, accuracy: undefined }],
+  ]),
+  signature: {
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 1] }],
+    batchable: true,
+  },
 };
 
 test('a variant read from the cache is still warmed: every batch size, twice, on every slot, before the sweep returns', async () => {

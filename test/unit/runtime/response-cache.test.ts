@@ -4,7 +4,12 @@ import { ManualClock } from '../../../core/clock.js';
 import type { Tensor } from '../../../core/types.js';
 import { cacheKey, ResponseCache } from '../../../runtime/response-cache.js';
 
-const t = (values: number[], name = 'x'): Tensor => ({ name, datatype: 'FP32', shape: [1, values.length], data: Float32Array.from(values) });
+const t = (values: number[], name = 'x'): Tensor => ({
+  name,
+  datatype: 'FP32',
+  shape: [1, values.length],
+  data: Float32Array.from(values),
+});
 
 test('cacheKey changes with any input byte, the variant revision, or the requested outputs', () => {
   const base = cacheKey('sha-a', [t([1, 2, 3])], undefined);
@@ -23,7 +28,11 @@ test('ResponseCache: a hit returns a private copy; least recently used entries a
   const hit = c.get('a');
   assert.deepEqual(Array.from(hit?.[0]?.data as Float32Array), [1]);
   (hit?.[0]?.data as Float32Array)[0] = 99;
-  assert.deepEqual(Array.from(c.get('a')?.[0]?.data as Float32Array), [1], 'the cached value is not shared with callers');
+  assert.deepEqual(
+    Array.from(c.get('a')?.[0]?.data as Float32Array),
+    [1],
+    'the cached value is not shared with callers',
+  );
   c.set('c', [t([3])]); // evicts b (a was used more recently)
   assert.equal(c.get('b'), undefined);
   assert.ok(c.get('a') !== undefined && c.get('c') !== undefined);

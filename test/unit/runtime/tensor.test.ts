@@ -21,7 +21,11 @@ import {
   toHalfBits,
 } from '../../../runtime/tensor.js';
 
-const spec = (datatype: V2Datatype, shape: readonly number[], name = 'pixels'): TensorSpec => ({ name, datatype, shape });
+const spec = (datatype: V2Datatype, shape: readonly number[], name = 'pixels'): TensorSpec => ({
+  name,
+  datatype,
+  shape,
+});
 const FP32_ROWS = spec('FP32', [-1, 3]);
 
 /** Runs fn, asserts it throws a SlogateError with `code` whose message names the input; returns the error. */
@@ -32,7 +36,10 @@ function throwsCode(fn: () => unknown, code: ErrorCode, inputName = 'pixels'): S
   } catch (err) {
     caught = err;
   }
-  assert.ok(caught instanceof SlogateError, `expected a SlogateError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`);
+  assert.ok(
+    caught instanceof SlogateError,
+    `expected a SlogateError ${code}, got ${caught === undefined ? 'no error' : String(caught)}`,
+  );
   assert.equal(caught.code, code, caught.message);
   assert.ok(caught.message.includes(`'${inputName}'`), `message should name input '${inputName}': ${caught.message}`);
   return caught;
@@ -110,41 +117,76 @@ describe('decodeJsonTensor', () => {
       ], // deeper than the shape
       [[1, 2, 3], 4], // a row that is not an array
     ];
-    for (const data of cases) throwsCode(() => decodeJsonTensor('pixels', 'FP32', [2, 3], data, FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    for (const data of cases)
+      throwsCode(
+        () => decodeJsonTensor('pixels', 'FP32', [2, 3], data, FP32_ROWS, false),
+        'SLOGATE_ERR_INVALID_TENSOR',
+      );
   });
 
   test('flat data one element short or long of the shape product is an invalid tensor', () => {
-    throwsCode(() => decodeJsonTensor('pixels', 'FP32', [2, 3], [1, 2, 3, 4, 5], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
-    throwsCode(() => decodeJsonTensor('pixels', 'FP32', [2, 3], [1, 2, 3, 4, 5, 6, 7], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP32', [2, 3], [1, 2, 3, 4, 5], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP32', [2, 3], [1, 2, 3, 4, 5, 6, 7], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
   });
 
   test('data that is not an array is an invalid tensor', () => {
-    for (const data of ['123456', 6, { 0: 1 }, null]) throwsCode(() => decodeJsonTensor('pixels', 'FP32', [2, 3], data, FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    for (const data of ['123456', 6, { 0: 1 }, null])
+      throwsCode(
+        () => decodeJsonTensor('pixels', 'FP32', [2, 3], data, FP32_ROWS, false),
+        'SLOGATE_ERR_INVALID_TENSOR',
+      );
   });
 
   test('a shape of the wrong rank is an invalid tensor even when the element count matches', () => {
-    throwsCode(() => decodeJsonTensor('pixels', 'FP32', [6], [1, 2, 3, 4, 5, 6], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
-    throwsCode(() => decodeJsonTensor('pixels', 'FP32', [1, 2, 3], [1, 2, 3, 4, 5, 6], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP32', [6], [1, 2, 3, 4, 5, 6], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP32', [1, 2, 3], [1, 2, 3, 4, 5, 6], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
   });
 
   test('a fixed dimension that differs from the model is an invalid tensor even when the element count matches', () => {
-    throwsCode(() => decodeJsonTensor('pixels', 'FP32', [3, 2], [1, 2, 3, 4, 5, 6], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP32', [3, 2], [1, 2, 3, 4, 5, 6], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
   });
 
   test('null (how JSON spells NaN/Infinity) is refused as an invalid tensor', () => {
-    throwsCode(() => decodeJsonTensor('pixels', 'FP32', [1, 3], [1, null, 3], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP32', [1, 3], [1, null, 3], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
     // Also on the converting path (INT32 declared into FP32).
-    throwsCode(() => decodeJsonTensor('pixels', 'INT32', [1, 3], [1, null, 3], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'INT32', [1, 3], [1, null, 3], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
   });
 
   test('strings, booleans and objects where numbers are expected are refused as invalid tensors', () => {
     for (const bad of ['1', true, {}, [1]]) {
-      throwsCode(() => decodeJsonTensor('pixels', 'FP32', [1, 3], [1, bad, 3], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+      throwsCode(
+        () => decodeJsonTensor('pixels', 'FP32', [1, 3], [1, bad, 3], FP32_ROWS, false),
+        'SLOGATE_ERR_INVALID_TENSOR',
+      );
     }
   });
 
   test('a float beyond FP32 range overflows to Infinity and is refused unless the model allows non-finite values', () => {
-    throwsCode(() => decodeJsonTensor('pixels', 'FP64', [1, 3], [1, 1e39, 3], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'FP64', [1, 3], [1, 1e39, 3], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
     const t = decodeJsonTensor('pixels', 'FP64', [1, 3], [1, 1e39, -1e39], FP32_ROWS, true);
     assert.deepEqual(Array.from(t.data as Float32Array), [1, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
   });
@@ -162,7 +204,10 @@ describe('decodeJsonTensor', () => {
   });
 
   test('a fraction declared as INT32 is refused as an invalid tensor (not valid for its own datatype)', () => {
-    throwsCode(() => decodeJsonTensor('pixels', 'INT32', [1, 3], [1, 2.5, 3], FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'INT32', [1, 3], [1, 2.5, 3], FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
   });
 
   test('FP32 data 2.5 into an INT32 input is refused with SLOGATE_ERR_DATATYPE; whole numbers convert', () => {
@@ -184,7 +229,10 @@ describe('decodeJsonTensor', () => {
 
   test('BOOL and numeric datatypes do not convert into each other', () => {
     const mask = spec('BOOL', [-1, 2], 'mask');
-    throwsCode(() => decodeJsonTensor('pixels', 'BOOL', [1, 3], [true, false, true], FP32_ROWS, false), 'SLOGATE_ERR_DATATYPE');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'BOOL', [1, 3], [true, false, true], FP32_ROWS, false),
+      'SLOGATE_ERR_DATATYPE',
+    );
     throwsCode(() => decodeJsonTensor('mask', 'FP32', [1, 2], [1, 0], mask, false), 'SLOGATE_ERR_DATATYPE', 'mask');
   });
 
@@ -192,7 +240,11 @@ describe('decodeJsonTensor', () => {
     const mask = spec('BOOL', [-1, 2], 'mask');
     const t = decodeJsonTensor('mask', 'BOOL', [2, 2], [true, false, false, true], mask, false);
     assert.deepEqual(Array.from(t.data as Uint8Array), [1, 0, 0, 1]);
-    throwsCode(() => decodeJsonTensor('mask', 'BOOL', [1, 2], [1, 0], mask, false), 'SLOGATE_ERR_INVALID_TENSOR', 'mask');
+    throwsCode(
+      () => decodeJsonTensor('mask', 'BOOL', [1, 2], [1, 0], mask, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+      'mask',
+    );
   });
 
   test('BYTES strings are stored UTF-8 encoded; non-strings and numeric conversion are refused', () => {
@@ -203,17 +255,30 @@ describe('decodeJsonTensor', () => {
     assert.deepEqual(Array.from(items[0] as Uint8Array), [0x61, 0x62, 0x63]);
     assert.equal(items[1]?.byteLength, 0);
     assert.deepEqual(Array.from(items[2] as Uint8Array), [0xc3, 0xa9]); // U+00E9 in UTF-8
-    throwsCode(() => decodeJsonTensor('text', 'BYTES', [2], ['a', 1], text, false), 'SLOGATE_ERR_INVALID_TENSOR', 'text');
+    throwsCode(
+      () => decodeJsonTensor('text', 'BYTES', [2], ['a', 1], text, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+      'text',
+    );
     throwsCode(() => decodeJsonTensor('text', 'FP32', [1], [1], text, false), 'SLOGATE_ERR_DATATYPE', 'text');
-    throwsCode(() => decodeJsonTensor('pixels', 'BYTES', [1, 3], ['a', 'b', 'c'], FP32_ROWS, false), 'SLOGATE_ERR_DATATYPE');
+    throwsCode(
+      () => decodeJsonTensor('pixels', 'BYTES', [1, 3], ['a', 'b', 'c'], FP32_ROWS, false),
+      'SLOGATE_ERR_DATATYPE',
+    );
   });
 });
 
 describe('decodeBinaryTensor', () => {
   test('the byte count must equal the shape product times the element size, exactly', () => {
     const good = f32le([1, 2, 3]);
-    throwsCode(() => decodeBinaryTensor('pixels', 'FP32', [1, 3], good.subarray(0, 11), FP32_ROWS, false), 'SLOGATE_ERR_BINARY_DATA');
-    throwsCode(() => decodeBinaryTensor('pixels', 'FP32', [1, 3], new Uint8Array(13), FP32_ROWS, false), 'SLOGATE_ERR_BINARY_DATA');
+    throwsCode(
+      () => decodeBinaryTensor('pixels', 'FP32', [1, 3], good.subarray(0, 11), FP32_ROWS, false),
+      'SLOGATE_ERR_BINARY_DATA',
+    );
+    throwsCode(
+      () => decodeBinaryTensor('pixels', 'FP32', [1, 3], new Uint8Array(13), FP32_ROWS, false),
+      'SLOGATE_ERR_BINARY_DATA',
+    );
     throwsCode(() => decodeBinaryTensor('pixels', 'FP32', [2, 3], good, FP32_ROWS, false), 'SLOGATE_ERR_BINARY_DATA');
   });
 
@@ -237,9 +302,19 @@ describe('decodeBinaryTensor', () => {
 
   test('NaN and infinities are refused unless the model allows non-finite values', () => {
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-      throwsCode(() => decodeBinaryTensor('pixels', 'FP32', [1, 3], f32le([1, bad, 3]), FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+      throwsCode(
+        () => decodeBinaryTensor('pixels', 'FP32', [1, 3], f32le([1, bad, 3]), FP32_ROWS, false),
+        'SLOGATE_ERR_INVALID_TENSOR',
+      );
     }
-    const t = decodeBinaryTensor('pixels', 'FP32', [1, 3], f32le([Number.NaN, Number.POSITIVE_INFINITY, 1]), FP32_ROWS, true);
+    const t = decodeBinaryTensor(
+      'pixels',
+      'FP32',
+      [1, 3],
+      f32le([Number.NaN, Number.POSITIVE_INFINITY, 1]),
+      FP32_ROWS,
+      true,
+    );
     const d = t.data as Float32Array;
     assert.ok(Number.isNaN(d[0]));
     assert.equal(d[1], Number.POSITIVE_INFINITY);
@@ -247,8 +322,15 @@ describe('decodeBinaryTensor', () => {
 
   test('non-finite FP16 is refused both as FP16 and when converted to FP32', () => {
     const half = spec('FP16', [-1, 2], 'h');
-    throwsCode(() => decodeBinaryTensor('h', 'FP16', [1, 2], u16le([0x3c00, 0x7c00]), half, false), 'SLOGATE_ERR_INVALID_TENSOR', 'h');
-    throwsCode(() => decodeBinaryTensor('pixels', 'FP16', [1, 3], u16le([0x3c00, 0x7e00, 0]), FP32_ROWS, false), 'SLOGATE_ERR_INVALID_TENSOR');
+    throwsCode(
+      () => decodeBinaryTensor('h', 'FP16', [1, 2], u16le([0x3c00, 0x7c00]), half, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+      'h',
+    );
+    throwsCode(
+      () => decodeBinaryTensor('pixels', 'FP16', [1, 3], u16le([0x3c00, 0x7e00, 0]), FP32_ROWS, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+    );
   });
 
   test('FP16 bytes convert into an FP32 input by value', () => {
@@ -261,7 +343,11 @@ describe('decodeBinaryTensor', () => {
     const mask = spec('BOOL', [-1, 3], 'mask');
     const t = decodeBinaryTensor('mask', 'BOOL', [1, 3], Uint8Array.of(1, 0, 1), mask, false);
     assert.deepEqual(Array.from(t.data as Uint8Array), [1, 0, 1]);
-    throwsCode(() => decodeBinaryTensor('mask', 'BOOL', [1, 3], Uint8Array.of(1, 2, 0), mask, false), 'SLOGATE_ERR_INVALID_TENSOR', 'mask');
+    throwsCode(
+      () => decodeBinaryTensor('mask', 'BOOL', [1, 3], Uint8Array.of(1, 2, 0), mask, false),
+      'SLOGATE_ERR_INVALID_TENSOR',
+      'mask',
+    );
   });
 
   test('BYTES are parsed as u32 little-endian length prefixes followed by the bytes', () => {
@@ -278,9 +364,17 @@ describe('decodeBinaryTensor', () => {
     const text = spec('BYTES', [-1], 'text');
     const two = bytesLayout(['ab', 'cd']);
     // A whole first element, then 3 bytes of the next prefix.
-    throwsCode(() => decodeBinaryTensor('text', 'BYTES', [2], two.subarray(0, 6 + 3), text, false), 'SLOGATE_ERR_BINARY_DATA', 'text');
+    throwsCode(
+      () => decodeBinaryTensor('text', 'BYTES', [2], two.subarray(0, 6 + 3), text, false),
+      'SLOGATE_ERR_BINARY_DATA',
+      'text',
+    );
     // The second prefix says 2 bytes, only 1 follows.
-    throwsCode(() => decodeBinaryTensor('text', 'BYTES', [2], two.subarray(0, two.byteLength - 1), text, false), 'SLOGATE_ERR_BINARY_DATA', 'text');
+    throwsCode(
+      () => decodeBinaryTensor('text', 'BYTES', [2], two.subarray(0, two.byteLength - 1), text, false),
+      'SLOGATE_ERR_BINARY_DATA',
+      'text',
+    );
     throwsCode(() => decodeBinaryTensor('text', 'BYTES', [3], two, text, false), 'SLOGATE_ERR_BINARY_DATA', 'text');
     throwsCode(() => parseBytesElements('text', Uint8Array.of(1, 0, 0), 1), 'SLOGATE_ERR_BINARY_DATA', 'text');
   });
@@ -477,7 +571,16 @@ describe('batching: stackRows / splitRows / checkShape', () => {
   });
 
   test('checkShape refuses negative, fractional and non-numeric dimensions and non-array shapes', () => {
-    for (const shape of [[-1, 3], [1.5, 3], ['1', 3], [null, 3], [1, -3], '1,3', undefined, { 0: 1, 1: 3, length: 2 }]) {
+    for (const shape of [
+      [-1, 3],
+      [1.5, 3],
+      ['1', 3],
+      [null, 3],
+      [1, -3],
+      '1,3',
+      undefined,
+      { 0: 1, 1: 3, length: 2 },
+    ]) {
       throwsCode(() => checkShape('pixels', shape, FP32_ROWS), 'SLOGATE_ERR_INVALID_TENSOR');
     }
   });
