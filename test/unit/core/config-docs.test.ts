@@ -229,4 +229,33 @@ describe('deploy/k8s', () => {
     assert.equal(target?.kind, 'Deployment');
     assert.equal(target?.name, gw.w.metadata?.name, 'the HPA scales the gateway');
   });
+  test('a NetworkPolicy admits only gateway pods (and a labelled scrape namespace) to the runtime nodes', () => {
+    const gw = workload('Deployment');
+    const rt = workload('StatefulSet');
+    type Peer = { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: unknown };
+    type Rule = { from: Peer[]; ports: { port: string | number }[] };
+    const policy = find('NetworkPolicy')[0];
+    const spec = policy?.spec as
+      | { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Rule[] }
+      | undefined;
+    assert.ok(spec !== undefined, 'a NetworkPolicy');
+    const podLabels = (w: K8sDoc) =>
+      (w.spec?.template as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels;
+    assert.deepEqual(spec.podSelector.matchLabels, podLabels(rt.w), 'it selects the runtime pods');
+    assert.deepEqual(spec.policyTypes, ['Ingress']);
+    const podPeers = spec.ingress.flatMap((r) => r.from).filter((p) => p.podSelector !== undefined);
+    assert.deepEqual(
+      podPeers.map((p) => p.podSelector?.matchLabels),
+      [podLabels(gw.w)],
+      'the only pods admitted are the gateways',
+    );
+    for (const r of spec.ingress) {
+      assert.ok(r.from.length > 0, 'no rule admits everyone');
+      assert.deepEqual(
+        r.ports.map((p) => p.port),
+        ['http'],
+        "only the runtime's V2 port",
+      );
+    }
+  });
 });
