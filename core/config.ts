@@ -86,7 +86,7 @@ export const ServerSchema = z.strictObject({
   requestLog: z.boolean().default(false),
   /** How long SIGTERM waits for queued and running work before forcing exit. */
   drainTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
-  /** Bearer token for /admin; without one, admin answers only on loopback. */
+  /** Bearer token for /admin; without one, admin answers loopback callers only (gateway/admin/admin-token.ts). */
   adminToken: z.string().min(8).optional(),
   /**
    * Synthetic requests through the real request path before the server listens, so that the first clients do not

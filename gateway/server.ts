@@ -11,6 +11,7 @@ import type { Controller } from '../policies/controller.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
+import { resolveAdminToken } from './admin/admin-token.js';
 import { fromFastifyError, sendError } from './errors.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
@@ -91,7 +92,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     debug: () => {},
     child: () => log,
   };
-  if (config.server.adminToken === undefined)
+  const admin = resolveAdminToken(config.server.adminToken, config.server.host, config.runtime.profile.cacheDir);
+  if (admin.generatedFile !== undefined)
+    log.warn(
+      { file: admin.generatedFile },
+      `admin API: server.host ${config.server.host} is not loopback and no server.adminToken is set: ` +
+        'generated a token, readable only by this user, in the file logged here',
+    );
+  else if (admin.token === undefined)
     log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');
   await app.register(adminPlugin, {
     router: deps.router,
@@ -99,7 +107,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     runtime: deps.runtime,
     clock: deps.clock,
     logger: log,
-    adminToken: config.server.adminToken,
+    adminToken: admin.token,
     wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
   });
 

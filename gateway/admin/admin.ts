@@ -1,6 +1,6 @@
 // The admin API for SREs: read routes, decisions (with their inputs and reasons), history, profiles, replicas and
-// queues; change a route's policy without a restart. Bearer-token protected; without a configured token it answers
-// on loopback only.
+// queues; change a route's policy without a restart. Bearer-token protected; without a token it answers loopback
+// callers that name a loopback Host only (admin-token.ts).
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../core/clock.js';
@@ -13,6 +13,7 @@ import { policyKind } from '../../policies/router.js';
 import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
+import { isLoopbackHostHeader } from './admin-token.js';
 
 export interface AdminPluginOptions {
   readonly router: Router;
@@ -27,15 +28,23 @@ export interface AdminPluginOptions {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
-/** Checks the bearer token (constant time); without a configured token only loopback callers pass. */
-export function authorize(req: FastifyRequest, token: string | undefined): SlogateError | undefined {
+/** Checks the bearer token (constant time); without a token only loopback callers naming a loopback Host pass. */
+export function authorize(
+  req: Pick<FastifyRequest, 'headers' | 'socket'>,
+  token: string | undefined,
+): SlogateError | undefined {
   if (token === undefined) {
-    return LOOPBACK.has(req.socket.remoteAddress ?? '')
-      ? undefined
-      : new SlogateError(
-          'SLOGATE_ERR_FORBIDDEN',
-          'admin endpoints answer on loopback only when no server.adminToken is configured',
-        );
+    if (!LOOPBACK.has(req.socket.remoteAddress ?? ''))
+      return new SlogateError(
+        'SLOGATE_ERR_FORBIDDEN',
+        'admin endpoints answer on loopback only when no server.adminToken is configured',
+      );
+    if (!isLoopbackHostHeader(req.headers.host))
+      return new SlogateError(
+        'SLOGATE_ERR_FORBIDDEN',
+        'without server.adminToken, admin endpoints answer only to Host localhost, 127.0.0.1 or [::1]',
+      );
+    return undefined;
   }
   const h = req.headers.authorization;
   if (h === undefined || !h.startsWith('Bearer '))
