@@ -99,6 +99,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       `admin API: server.host ${config.server.host} is not loopback and no server.adminToken is set: ` +
         'generated a token, readable only by this user, in the file logged here',
     );
+  else if (admin.unwritable !== undefined)
+    log.warn(
+      `admin API closed: server.host ${config.server.host} is not loopback, no server.adminToken is set, ` +
+        `and no token file could be written (${admin.unwritable})`,
+    );
   else if (admin.token === undefined)
     log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');
   await app.register(adminPlugin, {

@@ -30,17 +30,26 @@ export interface AdminToken {
   readonly token: string | undefined;
   /** Where a generated token was written. */
   readonly generatedFile?: string;
+  /** Why a generated token could not be written: nobody knows it, so the admin API is closed. */
+  readonly unwritable?: string;
 }
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
-/** The configured token; else none on a loopback listener; else a new one written to `dir`/admin-token (0600). */
+/**
+ * The configured token; else none on a loopback listener; else a new one written to `dir`/admin-token (0600). A
+ * directory that cannot be written (a read-only file system) leaves the token unknown: admin closed, serving goes on.
+ */
 export function resolveAdminToken(configured: string | undefined, listenHost: string, dir: string): AdminToken {
   if (configured !== undefined || isLoopbackHost(listenHost)) return { token: configured };
   const token = randomBytes(24).toString('hex');
-  mkdirSync(dir, { recursive: true });
   const file = join(dir, ADMIN_TOKEN_FILE);
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  } catch (err) {
+    return { token, unwritable: `${file}: ${(err as Error).message}` };
+  }
   return { token, generatedFile: file };
 }

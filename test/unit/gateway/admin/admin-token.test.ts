@@ -1,7 +1,7 @@
 // Who may call the admin API without a configured token: loopback listeners and Host headers, and the token a
 // server reachable from other hosts generates for itself.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { authorize } from '../../../../gateway/admin/admin.js';
@@ -54,6 +54,15 @@ describe('admin token', () => {
     assert.equal(readFileSync(made.generatedFile ?? '', 'utf8').trim(), made.token);
     assert.equal(statSync(made.generatedFile ?? '').mode & 0o777, 0o600, 'readable by its user only');
     assert.notEqual(resolveAdminToken(undefined, '0.0.0.0', dir).token, made.token, 'a new one per start');
+  });
+
+  test('a directory that cannot be written closes the admin API instead of failing the start', () => {
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, '');
+    const r = resolveAdminToken(undefined, '0.0.0.0', join(file, 'under-a-file'));
+    assert.equal(r.generatedFile, undefined);
+    assert.match(r.unwritable ?? '', /under-a-file/);
+    assert.match(r.token ?? '', /^[0-9a-f]{48}$/, 'a token nobody knows: every admin request is refused');
   });
 
   test('without a token: loopback peers naming a loopback Host pass; other peers or Hosts get 403', () => {
