@@ -54,7 +54,7 @@ export const ERROR_CATALOG = {
   SLOGATE_ERR_FORBIDDEN: {
     status: 403,
     retryable: false,
-    doc: 'An admin endpoint was called with a wrong token, or from a non-loopback address while no token is configured.',
+    doc: 'An admin endpoint was called with a wrong token, or from a non-loopback address or Host while no token is set.',
   },
   SLOGATE_ERR_INVALID_POLICY: {
     status: 400,
