@@ -103,6 +103,36 @@ export const ERROR_CATALOG = {
     retryable: false,
     doc: 'The configuration is invalid (start-up only; listed as path: message).',
   },
+  SLOGATE_ERR_STORE: {
+    status: 500,
+    retryable: false,
+    doc: "The model store's state file cannot be read or is not a store state, or an active revision's file is missing (start-up only).",
+  },
+  SLOGATE_ERR_INVALID_NAME: {
+    status: 400,
+    retryable: false,
+    doc: "A model or variant name given to the model store is not 1-128 letters, digits, '.', '_' or '-' (or starts with '.').",
+  },
+  SLOGATE_ERR_REVISION_TOO_LARGE: {
+    status: 413,
+    retryable: false,
+    doc: 'A model file offered as a revision is larger than store.maxFileBytes.',
+  },
+  SLOGATE_ERR_REVISION_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    doc: 'The variant has no revision of that name, or no earlier revision to roll back to.',
+  },
+  SLOGATE_ERR_REVISION_REJECTED: {
+    status: 409,
+    retryable: false,
+    doc: 'The revision failed its gates (or is active, or still gating) and cannot take the requested state.',
+  },
+  SLOGATE_ERR_DEPLOY_IN_PROGRESS: {
+    status: 409,
+    retryable: true,
+    doc: 'Another revision of the variant is being gated; the message names it.',
+  },
   SLOGATE_ERR_MODEL_LOAD: {
     status: 500,
     retryable: false,
