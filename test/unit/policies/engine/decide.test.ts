@@ -1,9 +1,6 @@
 // decide(snapshot) as a pure function: hand-built snapshots in, decisions and next state out.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { VariantModel } from '../../../policies/latency-model.js';
-import { batchLimit, formedBatch, plan, waitP99Ms } from '../../../policies/latency-model.js';
-import type { RateSnapshot } from '../../../policies/rate-estimator.js';
 import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
@@ -21,7 +18,10 @@ import {
   RISK_TAU_MS,
   type RouteEngineState,
   type RouteInput,
-} from '../../../policies/tradeoff-engine.js';
+} from '../../../../policies/engine/index.js';
+import type { VariantModel } from '../../../../policies/latency-model.js';
+import { batchLimit, formedBatch, plan, waitP99Ms } from '../../../../policies/latency-model.js';
+import type { RateSnapshot } from '../../../../policies/rate-estimator.js';
 
 /** A variant whose batch of b rows takes base + perRow x b ms (p50), p99 = 1.2 x p50. */
 function variant(name: string, accuracy: number, baseMs: number, perRowMs: number, maxBatch = 64): VariantModel {
