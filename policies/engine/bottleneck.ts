@@ -28,17 +28,17 @@ export function diagnose(snapshot: EngineSnapshot): Bottleneck {
  * An observed breach: the window's p99 over target, unless the answers since the last switch meet it (the breach was
  * the last choice's). The answers since the switch only ever clear a breach, never raise one: they are fewer.
  */
-export function observedBreachOf(r: RouteInput): boolean {
-  if (!(Number.isFinite(r.observedP99Ms) && r.observedP99Ms > r.slo.p99Ms)) return false;
-  return !(Number.isFinite(r.observedSinceSwitchP99Ms) && r.observedSinceSwitchP99Ms <= r.slo.p99Ms);
+export function observedBreachOf(input: RouteInput): boolean {
+  if (!(Number.isFinite(input.observedP99Ms) && input.observedP99Ms > input.slo.p99Ms)) return false;
+  return !(Number.isFinite(input.observedSinceSwitchP99Ms) && input.observedSinceSwitchP99Ms <= input.slo.p99Ms);
 }
 
 /**
  * The current choice's observed p99: its own answers since the last switch when there are enough of them, else the
  * window's (which, for a few seconds after a switch, still holds the last choice's answers).
  */
-export function ownP99(r: RouteInput): number {
-  return Number.isFinite(r.observedSinceSwitchP99Ms) ? r.observedSinceSwitchP99Ms : r.observedP99Ms;
+export function ownP99(input: RouteInput): number {
+  return Number.isFinite(input.observedSinceSwitchP99Ms) ? input.observedSinceSwitchP99Ms : input.observedP99Ms;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The learned latency correction: a multiplier (1-3) on predicted latency, from observed vs predicted p99
 // (docs/engine.md, "Calibration").
 import { GATEWAY_SATURATED, REPLICA_BUSY } from './params.js';
+import type { EngineSnapshot, RouteInput } from './types.js';
 
 /**
  * Updates the learned correction from observed vs predicted p99 (only when observations exist). `predictedWith` is
@@ -22,10 +23,14 @@ export function nextCorrection(
 }
 
 /**
- * The correction is learnt only while the replicas carry real load, the event loop is not saturated and no surge is
- * in the latency window: a stall elsewhere on the machine, or the queue a surge builds before the engine reacts, says
- * nothing about the queueing model. Otherwise it decays.
+ * This tick's correction. It is learnt only while the replicas carry real load, the event loop is not saturated and no
+ * surge is in the latency window: a stall elsewhere on the machine, or the queue a surge builds before the engine
+ * reacts, says nothing about the queueing model. Otherwise it decays.
  */
-export function learnsCorrection(replicaUtilisation: number, gatewayUtilisation: number, surgeInWindow: boolean) {
-  return replicaUtilisation >= REPLICA_BUSY && gatewayUtilisation < GATEWAY_SATURATED && !surgeInWindow;
+export function learnCorrection(input: RouteInput, snapshot: EngineSnapshot, surgeInWindow: boolean): number {
+  const { state, windowPrediction } = input;
+  const learns =
+    snapshot.replicaUtilisation >= REPLICA_BUSY && snapshot.gatewayUtilisation < GATEWAY_SATURATED && !surgeInWindow;
+  if (!learns) return Math.max(1, state.correction * 0.98);
+  return nextCorrection(state.correction, input.observedP99Ms, windowPrediction.p99Ms, windowPrediction.correction);
 }

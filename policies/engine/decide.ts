@@ -29,13 +29,13 @@ export function decide(snapshot: EngineSnapshot): EngineResult {
   // 1. Prepare each route.
   const adaptive: AdaptiveRoute[] = [];
   const fixed: FixedRoute[] = [];
-  for (const r of snapshot.routes) {
-    const models = snapshot.variants.get(r.model) ?? NO_VARIANTS;
-    if (r.policy.kind === 'fixed') fixed.push(prepareFixedRoute(r, r.policy, models, snapshot.slots));
-    else adaptive.push(prepareRoute(r, snapshot, models));
+  for (const input of snapshot.routes) {
+    const models = snapshot.variants.get(input.model) ?? NO_VARIANTS;
+    if (input.policy.kind === 'fixed') fixed.push(prepareFixedRoute(input, input.policy, models, snapshot.slots));
+    else adaptive.push(prepareRoute(input, snapshot, models));
   }
   const servable = adaptive.filter((route) => route.servable);
-  const fixedUtilisation = fixed.reduce((total, f) => total + f.utilisation, 0);
+  const fixedUtilisation = fixed.reduce((total, route) => total + route.utilisation, 0);
   const load = measureLoad(servable, fixedUtilisation);
 
   // 2. Step each route by priority, against everyone else's current load.

@@ -17,10 +17,10 @@ export interface DecisionBody {
   readonly fallbackVariant: string | undefined;
 }
 
-export function makeDecision(r: RouteInput, snapshot: EngineSnapshot, body: DecisionBody): Decision {
+export function makeDecision(input: RouteInput, snapshot: EngineSnapshot, body: DecisionBody): Decision {
   return {
-    route: r.name,
-    model: r.model,
+    route: input.name,
+    model: input.model,
     variants: body.variants,
     maxBatch: body.maxBatch,
     maxQueueDelayMs: body.maxQueueDelayMs,
@@ -38,22 +38,22 @@ export function makeDecision(r: RouteInput, snapshot: EngineSnapshot, body: Deci
 
 /** The inputs a decision was made from (shown by the admin API). */
 export function decisionInputs(
-  r: RouteInput,
+  input: RouteInput,
   snapshot: EngineSnapshot,
   correction: number,
   missRiskScale: number,
   capacityRps: number,
 ): Decision['inputs'] {
   return {
-    rateFast: r.rate.fast,
-    rateSlow: r.rate.slow,
-    burstiness: r.rate.burstiness,
-    queuedRows: r.queuedRows,
-    observedP99Ms: r.observedP99Ms,
-    observedSinceSwitchP99Ms: r.observedSinceSwitchP99Ms,
+    rateFast: input.rate.fast,
+    rateSlow: input.rate.slow,
+    burstiness: input.rate.burstiness,
+    queuedRows: input.queuedRows,
+    observedP99Ms: input.observedP99Ms,
+    observedSinceSwitchP99Ms: input.observedSinceSwitchP99Ms,
     capacityRps,
     replicas: snapshot.slots,
-    overheadMs: r.overheadMs,
+    overheadMs: input.overheadMs,
     correction,
     missRiskScale,
     gatewayUtilisation: snapshot.gatewayUtilisation,

@@ -130,16 +130,16 @@ function evaluateUncached(
   const maxCost = planner.maxCostPerMillion;
   if (upperShare < 1e-6 || rung + 1 >= planner.ladder.length) {
     load.otherUtilisation = otherUtilisation;
-    const p = plan(lower, rateRps, load, limitOf(lower));
+    const single = plan(lower, rateRps, load, limitOf(lower));
     return {
-      ok: p.ok && (maxCost === undefined || p.costPerMillion <= maxCost),
+      ok: single.ok && (maxCost === undefined || single.costPerMillion <= maxCost),
       shares: [{ variant: lower.name, share: 1 }],
-      utilisation: p.utilisation,
-      predictedP99Ms: p.predictedP99Ms,
+      utilisation: single.utilisation,
+      predictedP99Ms: single.predictedP99Ms,
       accuracy: lower.accuracy,
-      costPerMillion: p.costPerMillion,
-      maxBatch: p.maxBatch,
-      lowerBatchLimit: p.maxBatch,
+      costPerMillion: single.costPerMillion,
+      maxBatch: single.maxBatch,
+      lowerBatchLimit: single.maxBatch,
       upperBatchLimit: 0,
       otherUtilisation,
     };

@@ -34,11 +34,11 @@ export const explain = {
     const joined = added.length > 0 ? `eligible again: ${added.join(', ')}` : '';
     return `${left}${left !== '' && joined !== '' ? '; ' : ''}${joined}`;
   },
-  unservable(r: RouteInput, probeRps: number): string {
-    const accuracy = r.slo.minAccuracy !== undefined ? ` with accuracy >= ${r.slo.minAccuracy}` : '';
+  unservable(input: RouteInput, probeRps: number): string {
+    const accuracy = input.slo.minAccuracy !== undefined ? ` with accuracy >= ${input.slo.minAccuracy}` : '';
     return (
-      `no variant${accuracy} can hold p99 ${r.slo.p99Ms} ms even alone (gateway overhead ${fmt(r.overheadMs)}): ` +
-      `shedding all but a probe of ${probeRps.toFixed(1)} req/s`
+      `no variant${accuracy} can hold p99 ${input.slo.p99Ms} ms even alone ` +
+      `(gateway overhead ${fmt(input.overheadMs)}): shedding all but a probe of ${probeRps.toFixed(1)} req/s`
     );
   },
   start(feasible: boolean): string {
@@ -132,9 +132,15 @@ export const explain = {
     );
   },
   /** The decision's reason: what changed in the ladder, the rule's reason, and the resulting mix and prediction. */
-  decision(ladderNote: string, reason: string, shares: readonly VariantShare[], predictedP99Ms: number, r: RouteInput) {
+  decision(
+    ladderNote: string,
+    reason: string,
+    shares: readonly VariantShare[],
+    predictedP99Ms: number,
+    input: RouteInput,
+  ) {
     const note = ladderNote === '' ? '' : `${ladderNote}; `;
-    return `${note}${reason} [${mixName(shares)}, predicted p99 ${fmt(predictedP99Ms)} of ${r.slo.p99Ms} ms]`;
+    return `${note}${reason} [${mixName(shares)}, predicted p99 ${fmt(predictedP99Ms)} of ${input.slo.p99Ms} ms]`;
   },
   fixed(): string {
     return 'fixed by the route policy';

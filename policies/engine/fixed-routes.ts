@@ -15,15 +15,15 @@ export interface FixedRoute {
 }
 
 export function prepareFixedRoute(
-  r: RouteInput,
+  input: RouteInput,
   policy: FixedPolicy,
   models: ReadonlyMap<string, VariantModel>,
   slots: number,
 ): FixedRoute {
   const variant = models.get(policy.variant);
-  const rateNowRps = Math.max(r.rate.instant, r.rate.fast);
+  const rateNowRps = Math.max(input.rate.instant, input.rate.fast);
   const utilisation = variant === undefined ? 0 : utilisationAt(variant, rateNowRps, slots, policy.maxBatch);
-  return { input: r, policy, variant, utilisation };
+  return { input: input, policy, variant, utilisation };
 }
 
 /** Utilisation of a variant at a rate, at the batch that forms (within the policy's limit). */
@@ -39,30 +39,30 @@ function utilisationAt(v: VariantModel, rateRps: number, slots: number, maxBatch
 }
 
 /** The fixed route's decision, with the model's prediction against everything else's load. */
-export function fixedRouteDecision(f: FixedRoute, snapshot: EngineSnapshot, totalUtilisation: number): Decision {
-  const r = f.input;
-  const { policy, variant } = f;
+export function fixedRouteDecision(route: FixedRoute, snapshot: EngineSnapshot, totalUtilisation: number): Decision {
+  const input = route.input;
+  const { policy, variant } = route;
   let predictedP99Ms = Number.NaN;
   let cost = Number.NaN;
   let capacity = 0;
   if (variant !== undefined) {
-    const otherUtilisation = totalUtilisation - f.utilisation;
+    const otherUtilisation = totalUtilisation - route.utilisation;
     const load: LoadContext = {
       slots: snapshot.slots,
       otherUtilisation,
-      burstiness: r.rate.burstiness,
-      overheadMs: r.overheadMs,
+      burstiness: input.rate.burstiness,
+      overheadMs: input.overheadMs,
       correction: 1,
       maxUtilisation: 1,
       budgetMs: Number.POSITIVE_INFINITY,
     };
     const maxBatch = Math.min(variant.maxBatch, policy.maxBatch);
-    const p = plan({ ...variant, maxBatch }, Math.max(r.rate.instant, r.rate.fast), load);
-    predictedP99Ms = p.predictedP99Ms;
-    cost = costPerMillion(variant, p.batch);
+    const fixedPlan = plan({ ...variant, maxBatch }, Math.max(input.rate.instant, input.rate.fast), load);
+    predictedP99Ms = fixedPlan.predictedP99Ms;
+    cost = costPerMillion(variant, fixedPlan.batch);
     capacity = capacityRps(variant, maxBatch, { slots: snapshot.slots, otherUtilisation, maxUtilisation: 1 });
   }
-  return makeDecision(r, snapshot, {
+  return makeDecision(input, snapshot, {
     variants: [{ variant: policy.variant, share: 1 }],
     maxBatch: policy.maxBatch,
     maxQueueDelayMs: policy.maxQueueDelayMs,
@@ -71,7 +71,7 @@ export function fixedRouteDecision(f: FixedRoute, snapshot: EngineSnapshot, tota
     accuracy: variant?.accuracy ?? Number.NaN,
     costPerMillion: cost,
     reason: explain.fixed(),
-    inputs: decisionInputs(r, snapshot, 1, 1, capacity),
+    inputs: decisionInputs(input, snapshot, 1, 1, capacity),
     fallbackVariant: undefined,
   });
 }

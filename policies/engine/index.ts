@@ -1,5 +1,5 @@
 // The tradeoff engine's public surface: decide() and the types and constants its callers and tests use.
-export { learnsCorrection, nextCorrection } from './correction.js';
+export { nextCorrection } from './correction.js';
 export { decide } from './decide.js';
 export { buildLadder, GRID } from './ladder.js';
 export {

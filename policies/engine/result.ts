@@ -49,14 +49,14 @@ export function buildResult(
     decisions.set(route.input.name, decision);
     states.set(route.input.name, route.state);
   }
-  for (const f of fixed) {
+  for (const fixedRoute of fixed) {
     // A fixed policy's knobs join the others for its variant, so an adaptive route sharing it cannot undo them.
-    if (f.variant !== undefined) {
-      const maxBatch = Math.max(1, Math.min(f.variant.maxBatch, f.policy.maxBatch));
-      knobs.set(f.input.model, f.policy.variant, maxBatch, f.policy.maxQueueDelayMs);
+    if (fixedRoute.variant !== undefined) {
+      const maxBatch = Math.max(1, Math.min(fixedRoute.variant.maxBatch, fixedRoute.policy.maxBatch));
+      knobs.set(fixedRoute.input.model, fixedRoute.policy.variant, maxBatch, fixedRoute.policy.maxQueueDelayMs);
     }
-    decisions.set(f.input.name, fixedRouteDecision(f, snapshot, total));
-    states.set(f.input.name, f.input.state);
+    decisions.set(fixedRoute.input.name, fixedRouteDecision(fixedRoute, snapshot, total));
+    states.set(fixedRoute.input.name, fixedRoute.input.state);
   }
   const underPressure = overCapacity || adaptive.some((route) => route.servable && route.state.admitFactor < 1);
   return { decisions, states, knobs: knobs.byVariant, underPressure };
@@ -67,47 +67,52 @@ export function buildResult(
  * never wait for fuller batches (max-accuracy) get no queue delay; the others wait up to half their slack (<= 5 ms).
  */
 function adaptiveDecision(route: AdaptiveRoute, snapshot: EngineSnapshot, total: number, knobs: KnobTable): Decision {
-  const r = route.input;
+  const input = route.input;
   const { state, planner } = route;
   const params = snapshot.params;
   const otherUtilisation = total - route.utilisation;
   const admittedRps = Math.min(route.rateNowRps, route.admissionRps);
-  const e = evaluate(planner, state.position, admittedRps, otherUtilisation);
+  const final = evaluate(planner, state.position, admittedRps, otherUtilisation);
   const budget = budgetMs(planner);
   const lowest = planner.ladder[Math.floor(state.position)] as VariantModel;
-  const capacity = capacityRps(lowest, batchLimit(lowest, r.overheadMs, budget, state.correction), {
+  const capacity = capacityRps(lowest, batchLimit(lowest, input.overheadMs, budget, state.correction), {
     slots: snapshot.slots,
     otherUtilisation,
     maxUtilisation: params.maxUtilisation,
   });
-  const delay = r.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (budget - e.predictedP99Ms) / 2));
-  e.shares.forEach((share, i) => {
-    const limit = (i === 0 ? e.lowerBatchLimit : e.upperBatchLimit) || e.maxBatch;
-    knobs.set(r.model, share.variant, Math.max(1, limit), delay);
+  const delay = input.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (budget - final.predictedP99Ms) / 2));
+  final.shares.forEach((share, i) => {
+    const limit = (i === 0 ? final.lowerBatchLimit : final.upperBatchLimit) || final.maxBatch;
+    knobs.set(input.model, share.variant, Math.max(1, limit), delay);
   });
   // The unscaled model's expectation: the next tick's calibration compares what happens with it.
-  state.riskPerRequest = missRisk(e.predictedP99Ms, e.utilisation + e.otherUtilisation, r.slo.p99Ms, params);
-  return makeDecision(r, snapshot, {
-    variants: e.shares,
-    maxBatch: e.maxBatch,
+  state.riskPerRequest = missRisk(
+    final.predictedP99Ms,
+    final.utilisation + final.otherUtilisation,
+    input.slo.p99Ms,
+    params,
+  );
+  return makeDecision(input, snapshot, {
+    variants: final.shares,
+    maxBatch: final.maxBatch,
     maxQueueDelayMs: delay,
     admissionRps: route.admissionRps,
-    predictedP99Ms: e.predictedP99Ms,
-    accuracy: e.accuracy,
-    costPerMillion: e.costPerMillion,
-    reason: explain.decision(route.ladderNote, route.reason, e.shares, e.predictedP99Ms, r),
-    inputs: decisionInputs(r, snapshot, state.correction, route.calibration.scale, capacity),
+    predictedP99Ms: final.predictedP99Ms,
+    accuracy: final.accuracy,
+    costPerMillion: final.costPerMillion,
+    reason: explain.decision(route.ladderNote, route.reason, final.shares, final.predictedP99Ms, input),
+    inputs: decisionInputs(input, snapshot, state.correction, route.calibration.scale, capacity),
     fallbackVariant: (planner.ladder[0] as VariantModel).name,
   });
 }
 
 /** A route nothing can serve: probed on its fastest allowed variant (the most likely to answer in time). */
 function unservableDecision(route: AdaptiveRoute, snapshot: EngineSnapshot): Decision {
-  const r = route.input;
-  const models = snapshot.variants.get(r.model);
-  let probe = r.allowed[0] ?? '';
+  const input = route.input;
+  const models = snapshot.variants.get(input.model);
+  let probe = input.allowed[0] ?? '';
   let fastestMs = Number.POSITIVE_INFINITY;
-  for (const name of r.allowed) {
+  for (const name of input.allowed) {
     const v = models?.get(name);
     const ms = v === undefined ? Number.POSITIVE_INFINITY : (v.table.p99[1] as number);
     if (ms < fastestMs) {
@@ -116,7 +121,7 @@ function unservableDecision(route: AdaptiveRoute, snapshot: EngineSnapshot): Dec
     }
   }
   resetUnservable(route);
-  return makeDecision(r, snapshot, {
+  return makeDecision(input, snapshot, {
     variants: [{ variant: probe, share: 1 }],
     maxBatch: 1,
     maxQueueDelayMs: 0,
@@ -125,7 +130,7 @@ function unservableDecision(route: AdaptiveRoute, snapshot: EngineSnapshot): Dec
     accuracy: Number.NaN,
     costPerMillion: Number.NaN,
     reason: route.reason,
-    inputs: decisionInputs(r, snapshot, route.state.correction, route.calibration.scale, 0),
+    inputs: decisionInputs(input, snapshot, route.state.correction, route.calibration.scale, 0),
     fallbackVariant: undefined,
   });
 }

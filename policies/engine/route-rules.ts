@@ -1,5 +1,5 @@
 // The per-route rules, tried in order: the first with an opinion moves (or holds) the route. Down at once, up
-// slowly; each rule's reason says it fired (docs/engine.md, "Hysteresis: down at once, up slowly").
+// slowly; each rule's reason says which one fired (docs/engine.md, "Hysteresis: down at once, up slowly").
 
 import { ownP99 } from './bottleneck.js';
 import { budgetMs, evaluate, highestFeasible } from './evaluation.js';
@@ -9,31 +9,31 @@ import { preferred, riskGain, riskStepDown } from './objective.js';
 import { CEILING_RATE_SHARE, SURGE_OVER_SLOW_RATE } from './params.js';
 import type { Move, Rule, StepContext } from './route-step.js';
 
-function hold(c: StepContext, reason: string, upStreak = 0): Move {
-  return { position: c.position, switched: false, reason, upStreak };
+function hold(ctx: StepContext, reason: string, upStreak = 0): Move {
+  return { position: ctx.position, switched: false, reason, upStreak };
 }
 
 /** First decision: the objective's preference at the current load, no hysteresis. */
-export const firstDecision: Rule = (c) => {
-  if (!Number.isNaN(c.position)) return undefined;
-  const highest = c.highestNow();
+export const firstDecision: Rule = (ctx) => {
+  if (!Number.isNaN(ctx.position)) return undefined;
+  const highest = ctx.highestNow();
   const feasible = !Number.isNaN(highest);
-  const position = feasible ? preferred(c.route, highest, c.route.rateNowRps, c.otherUtilisation, c.params) : 0;
-  return { position, switched: true, reason: explain.start(feasible), upStreak: c.state.upStreak };
+  const position = feasible ? preferred(ctx.route, highest, ctx.route.rateNowRps, ctx.otherUtilisation, ctx.params) : 0;
+  return { position, switched: true, reason: explain.start(feasible), upStreak: ctx.state.upStreak };
 };
 
 /** A breach while the gateway is the bottleneck: a cheaper variant would not help (admission answers it). */
-export const gatewayBoundHold: Rule = (c) => {
-  if (!(c.bottleneck.gatewayBound && c.observedBreach)) return undefined;
-  const { gatewayUtilisation, replicaUtilisation } = c.snapshot;
-  return hold(c, explain.gatewaySaturated(gatewayUtilisation, replicaUtilisation, c.state.admitFactor));
+export const gatewayBoundHold: Rule = (ctx) => {
+  if (!(ctx.bottleneck.gatewayBound && ctx.observedBreach)) return undefined;
+  const { gatewayUtilisation, replicaUtilisation } = ctx.snapshot;
+  return hold(ctx, explain.gatewaySaturated(gatewayUtilisation, replicaUtilisation, ctx.state.admitFactor));
 };
 
 /** A breach with neither replicas nor gateway busy while the model says the choice fits: a transient, held. */
-export const transientHold: Rule = (c) => {
-  if (!(c.observedBreach && !c.bottleneck.replicaBound && c.current().ok)) return undefined;
-  const { gatewayUtilisation, replicaUtilisation } = c.snapshot;
-  return hold(c, explain.transient(c.route.input.observedP99Ms, replicaUtilisation, gatewayUtilisation));
+export const transientHold: Rule = (ctx) => {
+  if (!(ctx.observedBreach && !ctx.bottleneck.replicaBound && ctx.current().ok)) return undefined;
+  const { gatewayUtilisation, replicaUtilisation } = ctx.snapshot;
+  return hold(ctx, explain.transient(ctx.route.input.observedP99Ms, replicaUtilisation, gatewayUtilisation));
 };
 
 /**
@@ -41,16 +41,16 @@ export const transientHold: Rule = (c) => {
  * predicted on latency rather than on utilisation: the time goes outside the model, so a cheaper variant would save
  * little and cost accuracy for the whole climb back. Hold.
  */
-export const overheadBoundHold: Rule = (c) => {
-  const r = c.route.input;
-  const budget = budgetMs(c.route.planner);
-  if (c.bottleneck.replicaBound || !(r.overheadMs > budget / 3)) return undefined;
-  const current = c.current();
-  const latencyBound = !current.ok && current.utilisation + current.otherUtilisation < c.params.maxUtilisation;
-  if (!(c.actOnBreach || latencyBound)) return undefined;
-  const observed = c.actOnBreach ? r.observedP99Ms : undefined;
-  const { replicaUtilisation } = c.snapshot;
-  return hold(c, explain.overheadBound(observed, c.route.rateNowRps, r.overheadMs, budget, replicaUtilisation));
+export const overheadBoundHold: Rule = (ctx) => {
+  const input = ctx.route.input;
+  const budget = budgetMs(ctx.route.planner);
+  if (ctx.bottleneck.replicaBound || !(input.overheadMs > budget / 3)) return undefined;
+  const current = ctx.current();
+  const latencyBound = !current.ok && current.utilisation + current.otherUtilisation < ctx.params.maxUtilisation;
+  if (!(ctx.actOnBreach || latencyBound)) return undefined;
+  const observed = ctx.actOnBreach ? input.observedP99Ms : undefined;
+  const { replicaUtilisation } = ctx.snapshot;
+  return hold(ctx, explain.overheadBound(observed, ctx.route.rateNowRps, input.overheadMs, budget, replicaUtilisation));
 };
 
 /**
@@ -67,75 +67,77 @@ function landingLimit(highest: number, strictHighest: number): number {
  * Down at once: to the highest position predicted to hold p99 when the current one does not (max-accuracy: the
  * objective's choice at or below it), or at least a rung down on an observed breach the cooldown lets it act on.
  */
-export const downgrade: Rule = (c) => {
-  if (!c.actOnBreach && c.current().ok) return undefined;
-  const { route, params, otherUtilisation } = c;
-  const r = route.input;
-  const highest = c.highestNow();
-  const surge = !c.actOnBreach && route.rateNowRps > SURGE_OVER_SLOW_RATE * r.rate.slow;
+export const downgrade: Rule = (ctx) => {
+  if (!ctx.actOnBreach && ctx.current().ok) return undefined;
+  const { route, params, otherUtilisation } = ctx;
+  const input = route.input;
+  const highest = ctx.highestNow();
+  const surge = !ctx.actOnBreach && route.rateNowRps > SURGE_OVER_SLOW_RATE * input.rate.slow;
   const strictHighest =
     surge && !Number.isNaN(highest)
       ? highestFeasible(route.planner, route.rateNowRps, otherUtilisation, 'strict')
       : Number.NaN;
   const limit = landingLimit(highest, strictHighest);
   const landing =
-    Number.isNaN(highest) || r.objective !== 'max-accuracy'
+    Number.isNaN(highest) || input.objective !== 'max-accuracy'
       ? limit
       : preferred(route, limit, route.rateNowRps, otherUtilisation, params);
-  const target = c.actOnBreach ? Math.min(landing, Math.max(0, Math.ceil(c.position) - 1)) : landing;
-  if (target < c.position) {
-    const reason = c.actOnBreach
-      ? explain.downgradeOnBreach(r.observedP99Ms, r.slo.p99Ms)
+  const target = ctx.actOnBreach ? Math.min(landing, Math.max(0, Math.ceil(ctx.position) - 1)) : landing;
+  if (target < ctx.position) {
+    const reason = ctx.actOnBreach
+      ? explain.downgradeOnBreach(input.observedP99Ms, input.slo.p99Ms)
       : explain.downgradeOnPrediction(route.rateNowRps, !Number.isNaN(strictHighest));
-    return { position: target, switched: true, reason, onBreach: c.actOnBreach };
+    return { position: target, switched: true, reason, onBreach: ctx.actOnBreach };
   }
-  const reason = c.actOnBreach ? explain.breachAtCheapest(r.observedP99Ms) : explain.overBudgetAtCheapest();
-  return { position: c.position, switched: false, reason, onBreach: c.actOnBreach };
+  const reason = ctx.actOnBreach ? explain.breachAtCheapest(input.observedP99Ms) : explain.overBudgetAtCheapest();
+  return { position: ctx.position, switched: false, reason, onBreach: ctx.actOnBreach };
 };
 
 /** A breach acted on recently: wait for the latency window to show the effect. */
-export const waitForWindow: Rule = (c) =>
-  c.observedBreach ? hold(c, explain.waitingForWindow(c.route.input.observedP99Ms)) : undefined;
+export const waitForWindow: Rule = (ctx) =>
+  ctx.observedBreach ? hold(ctx, explain.waitingForWindow(ctx.route.input.observedP99Ms)) : undefined;
 
 /**
  * max-accuracy, once the last switch has settled: a step down that delivers more expected on-time correct answers.
  * Weighed at the slow rate: risk is a long-run average, and the tick's rate is noisy.
  */
-export const riskStepDownRule: Rule = (c) => {
-  const r = c.route.input;
-  if (r.objective !== 'max-accuracy' || !(c.position > 0)) return undefined;
-  if (!(c.nowMs - c.state.lastSwitchMs >= c.params.upgradeHoldMs)) return undefined;
-  const slowRps = r.rate.slow;
-  const atLeast = c.route.rateNowRps >= slowRps ? c.current() : undefined;
-  const step = riskStepDown(c.route, c.position, slowRps, c.otherUtilisation, c.params, atLeast);
+export const riskStepDownRule: Rule = (ctx) => {
+  const input = ctx.route.input;
+  if (input.objective !== 'max-accuracy' || !(ctx.position > 0)) return undefined;
+  if (!(ctx.nowMs - ctx.state.lastSwitchMs >= ctx.params.upgradeHoldMs)) return undefined;
+  const slowRps = input.rate.slow;
+  const atLeast = ctx.route.rateNowRps >= slowRps ? ctx.current() : undefined;
+  const step = riskStepDown(ctx.route, ctx.position, slowRps, ctx.otherUtilisation, ctx.params, atLeast);
   if (step === undefined) return undefined;
   return { position: step.position, switched: true, reason: explain.riskStepDown(slowRps, step.trade) };
 };
 
 /** min-cost and utility: a cheaper position the objective prefers is taken at once. */
-export const cheaperForObjective: Rule = (c) => {
-  const r = c.route.input;
-  if (r.objective === 'max-accuracy') return undefined;
-  const highest = c.highestNow();
+export const cheaperForObjective: Rule = (ctx) => {
+  const input = ctx.route.input;
+  if (input.objective === 'max-accuracy') return undefined;
+  const highest = ctx.highestNow();
   const want = Number.isNaN(highest)
     ? 0
-    : preferred(c.route, highest, c.route.rateNowRps, c.otherUtilisation, c.params);
-  return want < c.position ? { position: want, switched: true, reason: explain.cheaperHolds(r.objective) } : undefined;
+    : preferred(ctx.route, highest, ctx.route.rateNowRps, ctx.otherUtilisation, ctx.params);
+  return want < ctx.position
+    ? { position: want, switched: true, reason: explain.cheaperHolds(input.objective) }
+    : undefined;
 };
 
 /**
  * Where upgrades may head: the highest position the stricter plan holds at the upgrade rate (the objective's choice
  * there for min-cost and utility). Only looks above the current position: usually one evaluation says there is none.
  */
-function upgradeTarget(c: StepContext, upgradeRateRps: number): number {
-  const { route, otherUtilisation, position } = c;
-  const stepUp = Math.min(c.top, snap(position + 1 / GRID));
+function upgradeTarget(ctx: StepContext, upgradeRateRps: number): number {
+  const { route, otherUtilisation, position } = ctx;
+  const stepUp = Math.min(ctx.top, snap(position + 1 / GRID));
   const highest =
-    position >= c.top || !evaluate(route.planner, stepUp, upgradeRateRps, otherUtilisation, 'strict').ok
+    position >= ctx.top || !evaluate(route.planner, stepUp, upgradeRateRps, otherUtilisation, 'strict').ok
       ? position
       : highestFeasible(route.planner, upgradeRateRps, otherUtilisation, 'strict');
   if (route.input.objective === 'max-accuracy') return highest;
-  return Number.isNaN(highest) ? 0 : preferred(route, highest, upgradeRateRps, otherUtilisation, c.params);
+  return Number.isNaN(highest) ? 0 : preferred(route, highest, upgradeRateRps, otherUtilisation, ctx.params);
 }
 
 /**
@@ -143,43 +145,43 @@ function upgradeTarget(c: StepContext, upgradeRateRps: number): number {
  * the last switch, half a rung (a full one when far below the target), unless the backoff, the observed latency or
  * (max-accuracy) the misses it risks say no.
  */
-export const upgrade: Rule = (c) => {
-  const upgradeRateRps = Math.max(c.route.rateNowRps, c.route.input.rate.peak);
-  const target = upgradeTarget(c, upgradeRateRps);
-  if (!(target > c.position + 1e-9)) return undefined;
-  const upStreak = c.state.upStreak + 1;
-  if (upStreak < c.params.upgradeTicks || c.nowMs - c.state.lastSwitchMs < c.params.upgradeHoldMs)
-    return hold(c, explain.headroomBuilding(upStreak, c.params.upgradeTicks), upStreak);
-  return upgradeStep(c, target, upgradeRateRps, upStreak);
+export const upgrade: Rule = (ctx) => {
+  const upgradeRateRps = Math.max(ctx.route.rateNowRps, ctx.route.input.rate.peak);
+  const target = upgradeTarget(ctx, upgradeRateRps);
+  if (!(target > ctx.position + 1e-9)) return undefined;
+  const upStreak = ctx.state.upStreak + 1;
+  if (upStreak < ctx.params.upgradeTicks || ctx.nowMs - ctx.state.lastSwitchMs < ctx.params.upgradeHoldMs)
+    return hold(ctx, explain.headroomBuilding(upStreak, ctx.params.upgradeTicks), upStreak);
+  return upgradeStep(ctx, target, upgradeRateRps, upStreak);
 };
 
-function upgradeStep(c: StepContext, target: number, upgradeRateRps: number, upStreak: number): Move {
-  const { route, state, params, position, otherUtilisation } = c;
-  const r = route.input;
+function upgradeStep(ctx: StepContext, target: number, upgradeRateRps: number, upStreak: number): Move {
+  const { route, state, params, position, otherUtilisation } = ctx;
+  const input = route.input;
   const stepSize = target - position >= 1.5 ? Math.max(1, params.upgradeStep) : params.upgradeStep;
   let next = Math.min(target, snap(position + stepSize));
   // Backoff: not back to where this load broke the target until the backoff has passed.
-  const backingOff = c.nowMs < state.ceilingUntilMs && upgradeRateRps >= CEILING_RATE_SHARE * state.ceilingRps;
+  const backingOff = ctx.nowMs < state.ceilingUntilMs && upgradeRateRps >= CEILING_RATE_SHARE * state.ceilingRps;
   if (backingOff) next = Math.min(next, snap(state.ceiling - 1 / GRID));
   if (!(next > position + 1e-9))
-    return hold(c, explain.backingOff(c.nowMs, state.ceilingUntilMs, state.ceilingRps, state.backoffMs), upStreak);
+    return hold(ctx, explain.backingOff(ctx.nowMs, state.ceilingUntilMs, state.ceilingRps, state.backoffMs), upStreak);
   // Veto: latency the model does not see (stalls, the client's side) adds to the predicted slowdown, not scales it.
   const slowdownMs =
-    evaluate(route.planner, next, upgradeRateRps, otherUtilisation).predictedP99Ms - c.current().predictedP99Ms;
-  const ownMs = ownP99(r);
+    evaluate(route.planner, next, upgradeRateRps, otherUtilisation).predictedP99Ms - ctx.current().predictedP99Ms;
+  const ownMs = ownP99(input);
   const withSlowdownMs = Number.isFinite(ownMs) ? ownMs + Math.max(0, slowdownMs) : 0;
   const budget = budgetMs(route.planner);
-  if (withSlowdownMs > budget) return hold(c, explain.upgradeVetoed(ownMs, withSlowdownMs, budget), upStreak);
+  if (withSlowdownMs > budget) return hold(ctx, explain.upgradeVetoed(ownMs, withSlowdownMs, budget), upStreak);
   // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
-  if (r.objective === 'max-accuracy') {
-    const gain = riskGain(route, position, next, r.rate.slow, otherUtilisation);
-    if (!gain.worth) return hold(c, explain.upgradeNotWorthRisk(gain.why), upStreak);
+  if (input.objective === 'max-accuracy') {
+    const gain = riskGain(route, position, next, input.rate.slow, otherUtilisation);
+    if (!gain.worth) return hold(ctx, explain.upgradeNotWorthRisk(gain.why), upStreak);
   }
   return { position: next, switched: true, reason: explain.upgrade(params.upgradeTicks, upgradeRateRps) };
 }
 
 /** Nothing to do: the current choice holds p99 and there is no headroom above it. */
-export const steady: Rule = (c) => hold(c, explain.steady());
+export const steady: Rule = (ctx) => hold(ctx, explain.steady());
 
 /** The rules in the order they are asked. */
 export const ROUTE_RULES: readonly Rule[] = [

@@ -51,7 +51,7 @@ export interface Move {
 }
 
 /** A rule has an opinion (a move) or none (the next rule is asked). */
-export type Rule = (c: StepContext) => Move | undefined;
+export type Rule = (ctx: StepContext) => Move | undefined;
 
 export function stepContext(
   route: AdaptiveRoute,
@@ -97,12 +97,12 @@ export function stepRoute(
   otherUtilisation: number,
   rules: readonly Rule[],
 ): void {
-  const c = stepContext(route, snapshot, bottleneck, otherUtilisation);
-  updateAdmitFactor(route, snapshot, bottleneck, shedClass, c.observedBreach);
+  const ctx = stepContext(route, snapshot, bottleneck, otherUtilisation);
+  updateAdmitFactor(route, snapshot, bottleneck, shedClass, ctx.observedBreach);
   for (const rule of rules) {
-    const move = rule(c);
+    const move = rule(ctx);
     if (move === undefined) continue;
-    applyMove(c, move);
+    applyMove(ctx, move);
     break;
   }
   const { state } = route;
@@ -118,16 +118,16 @@ export function stepUnservable(route: AdaptiveRoute): void {
   route.reason = explain.unservable(route.input, route.admissionRps);
 }
 
-function applyMove(c: StepContext, move: Move): void {
-  const { state } = c;
+function applyMove(ctx: StepContext, move: Move): void {
+  const { state } = ctx;
   if (move.onBreach === true) {
-    state.lastBreachMs = c.nowMs;
-    if (move.switched) startBackoff(state, c.nowMs, c.position, c.route.rateNowRps);
+    state.lastBreachMs = ctx.nowMs;
+    if (move.switched) startBackoff(state, ctx.nowMs, ctx.position, ctx.route.rateNowRps);
   }
   state.position = move.position;
-  if (move.switched) state.lastSwitchMs = c.nowMs;
+  if (move.switched) state.lastSwitchMs = ctx.nowMs;
   state.upStreak = move.upStreak ?? 0;
-  c.route.reason = move.reason;
+  ctx.route.reason = move.reason;
 }
 
 /**

@@ -1,7 +1,7 @@
 // An adaptive route while a decision is made, and its preparation (decide() step 1): the latency correction, the
 // risk calibration, the ladder, and the position carried over to it.
 import type { VariantModel } from '../latency-model.js';
-import { learnsCorrection, nextCorrection } from './correction.js';
+import { learnCorrection } from './correction.js';
 import { createPlanner, type RoutePlanner } from './evaluation.js';
 import { explain } from './explanations.js';
 import { buildLadder, carryPosition, sameLadder } from './ladder.js';
@@ -33,54 +33,44 @@ export interface AdaptiveRoute {
 }
 
 /** A surge in the latency window: the peak tick rate over SURGE_OVER_SLOW_RATE x the 5 s average. */
-function surgeInWindow(r: RouteInput): boolean {
-  return r.rate.peak > SURGE_OVER_SLOW_RATE * Math.max(r.rate.slow, 1);
+function surgeInWindow(input: RouteInput): boolean {
+  return input.rate.peak > SURGE_OVER_SLOW_RATE * Math.max(input.rate.slow, 1);
 }
 
 export function prepareRoute(
-  r: RouteInput,
+  input: RouteInput,
   snapshot: EngineSnapshot,
   models: ReadonlyMap<string, VariantModel>,
 ): AdaptiveRoute {
   const params = snapshot.params;
-  const surge = surgeInWindow(r);
-  const correction = learnsCorrection(snapshot.replicaUtilisation, snapshot.gatewayUtilisation, surge)
-    ? nextCorrection(r.state.correction, r.observedP99Ms, r.windowPrediction.p99Ms, r.windowPrediction.correction)
-    : Math.max(1, r.state.correction * 0.98);
+  const surge = surgeInWindow(input);
+  const correction = learnCorrection(input, snapshot, surge);
   // Nor is the risk learnt from a route nothing could serve (its probes were expected to miss; an empty ladder).
-  const calibration = calibrateRisk(r.state, r.outcomes, snapshot.nowMs, !surge && r.state.ladder.length > 0);
-  const budgetMs = (1 - params.margin) * r.slo.p99Ms;
-  const variants = r.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
+  const learnRisk = !surge && input.state.ladder.length > 0;
+  const calibration = calibrateRisk(input.state, input.outcomes, snapshot.nowMs, learnRisk);
+  const budgetMs = (1 - params.margin) * input.slo.p99Ms;
+  const variants = input.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
   // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
   // variants (observed breaches and admission handle it), only a model too slow for the SLO is.
-  const ladder = buildLadder(variants, r.slo.minAccuracy, Math.min(r.overheadMs, budgetMs / 2), budgetMs, correction);
-  const state: EngineState = { ...r.state, correction };
-  let ladderNote = '';
-  if (!sameLadder(ladder, r.state.ladder) && Number.isFinite(state.position) && ladder.length > 0) {
-    const carried = carryPosition(state.position, r.state.ladder, ladder, models);
-    state.position = carried.position;
-    ladderNote = explain.ladderChange(carried.gone, carried.added);
-    // A changed ladder renumbers positions: the backoff ceiling no longer points at the same mix.
-    if (ladderNote !== '') {
-      state.ceiling = Number.POSITIVE_INFINITY;
-      state.ceilingUntilMs = Number.NEGATIVE_INFINITY;
-    }
-  }
+  const overheadMs = Math.min(input.overheadMs, budgetMs / 2);
+  const ladder = buildLadder(variants, input.slo.minAccuracy, overheadMs, budgetMs, correction);
+  const state: EngineState = { ...input.state, correction };
+  const ladderNote = carryOver(state, input.state.ladder, ladder, models);
   state.ladder = ladder.map((v) => v.name);
   state.missesSeen = calibration.missesSeen;
   state.missesExpected = calibration.missesExpected;
   state.riskAtMs = snapshot.nowMs;
-  const rateNowRps = Math.max(r.rate.instant, r.rate.fast);
+  const rateNowRps = Math.max(input.rate.instant, input.rate.fast);
   const plannerInput = {
     slots: snapshot.slots,
-    burstiness: r.rate.burstiness,
-    overheadMs: r.overheadMs,
+    burstiness: input.rate.burstiness,
+    overheadMs: input.overheadMs,
     correction,
-    p99Ms: r.slo.p99Ms,
-    maxCostPerMillion: r.slo.maxCostPerMillion,
+    p99Ms: input.slo.p99Ms,
+    maxCostPerMillion: input.slo.maxCostPerMillion,
   };
   return {
-    input: r,
+    input,
     state,
     planner: createPlanner(ladder, plannerInput, params, rateNowRps),
     servable: ladder.length > 0,
@@ -93,4 +83,23 @@ export function prepareRoute(
     admissionRps: Number.POSITIVE_INFINITY,
     reason: '',
   };
+}
+
+/** Carries the position over to a changed ladder (see carryPosition); returns what changed, for the reason, or ''. */
+function carryOver(
+  state: EngineState,
+  previous: readonly string[],
+  ladder: readonly VariantModel[],
+  models: ReadonlyMap<string, VariantModel>,
+): string {
+  if (sameLadder(ladder, previous) || !Number.isFinite(state.position) || ladder.length === 0) return '';
+  const carried = carryPosition(state.position, previous, ladder, models);
+  state.position = carried.position;
+  const ladderNote = explain.ladderChange(carried.gone, carried.added);
+  // A changed ladder renumbers positions: the backoff ceiling no longer points at the same mix.
+  if (ladderNote !== '') {
+    state.ceiling = Number.POSITIVE_INFINITY;
+    state.ceilingUntilMs = Number.NEGATIVE_INFINITY;
+  }
+  return ladderNote;
 }
