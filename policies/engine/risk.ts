@@ -7,10 +7,8 @@ import type { RouteEngineState } from './types.js';
 export type StallModel = Pick<EngineParams, 'stallShare' | 'stallMeanMs'>;
 
 /**
- * Miss-risk calibration: seen and expected misses decay with this time constant; the scale on the stall model is
- * (seen + prior) / (expected + prior), within these bounds. The prior keeps a few misses from moving it much. The
- * scale never goes under 1: the gateway sees only its own share of a request's latency, so it counts fewer misses
- * than clients do, against whose counts the stall model was calibrated.
+ * Calibration: misses decay with RISK_TAU_MS; the scale (seen + prior) / (expected + prior) stays within its bounds,
+ * never under 1: the gateway counts fewer misses than clients, whose counts the model was calibrated on.
  */
 export const RISK_TAU_MS = 30_000;
 export const RISK_PRIOR = 3;
@@ -36,10 +34,8 @@ export interface RiskCalibration {
 }
 
 /**
- * Checks the stall model against what happened: the misses seen since the last decision against the ones the
- * decision in force expected (its miss share x the requests answered), both decayed over RISK_TAU_MS. Their ratio
- * scales the stall model for this route, never below RISK_SCALE_MIN. `learn` is false while a surge is in the window
- * (those misses come from the reaction to the surge, which the stall model does not describe).
+ * Scales the stall model by the misses seen against those the decisions in force expected, both decayed. `learn` is
+ * false while a surge is in the window: those misses come from the reaction to it, not from stalls.
  */
 export function calibrateRisk(
   state: Pick<RouteEngineState, 'missesSeen' | 'missesExpected' | 'riskAtMs' | 'riskPerRequest'>,
