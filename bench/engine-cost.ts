@@ -3,8 +3,6 @@
 // The engine runs every 250 ms beside the request path, so this is its whole CPU budget.
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { VariantModel } from '../policies/latency-model.js';
-import type { RateSnapshot } from '../policies/rate-estimator.js';
 import {
   DEFAULT_ENGINE_PARAMS,
   decide,
@@ -12,7 +10,9 @@ import {
   INITIAL_STATE,
   type RouteEngineState,
   type RouteInput,
-} from '../policies/tradeoff-engine.js';
+} from '../policies/engine/index.js';
+import type { VariantModel } from '../policies/latency-model.js';
+import type { RateSnapshot } from '../policies/rate-estimator.js';
 
 const { values } = parseArgs({
   options: {

@@ -10,10 +10,6 @@ import type { Metrics } from '../core/metrics.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { admit, TokenBucket } from './admission.js';
 import { aimdStep } from './aimd.js';
-import type { VariantModel } from './latency-model.js';
-import type { RouteStats, RouteTotals } from './route-stats.js';
-import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
-import { policyKind } from './router.js';
 import {
   DEFAULT_ENGINE_PARAMS,
   decide,
@@ -23,7 +19,11 @@ import {
   INITIAL_STATE,
   type RouteEngineState,
   type RouteInput,
-} from './tradeoff-engine.js';
+} from './engine/index.js';
+import type { VariantModel } from './latency-model.js';
+import type { RouteStats, RouteTotals } from './route-stats.js';
+import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
+import { policyKind } from './router.js';
 
 export interface DecisionChange {
   readonly at: string;

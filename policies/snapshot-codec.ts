@@ -1,7 +1,7 @@
 // Engine snapshots as plain JSON (Maps as objects, typed arrays as arrays, non-finite numbers as strings), so a
 // decision can be recorded from a live server (GET /admin/engine/snapshot) and replayed offline with decide().
+import type { EngineSnapshot } from './engine/index.js';
 import type { VariantModel } from './latency-model.js';
-import type { EngineSnapshot } from './tradeoff-engine.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { createSlogate, type Slogate } from '../../main.js';
+import { decide } from '../../policies/engine/index.js';
 import { deserializeSnapshot } from '../../policies/snapshot-codec.js';
-import { decide } from '../../policies/tradeoff-engine.js';
 import { digitsConfig } from '../helpers.js';
 
 const TOKEN = 'test-token-0123456789';

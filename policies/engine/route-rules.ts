@@ -1,0 +1,198 @@
+// The per-route rules, tried in order: the first with an opinion moves (or holds) the route. Down at once, up
+// slowly; each rule's reason says which one fired (docs/engine.md, "Hysteresis: down at once, up slowly").
+
+import { ownP99 } from './bottleneck.js';
+import { budgetMs, evaluate, highestFeasible } from './evaluation.js';
+import { explain } from './explanations.js';
+import { GRID, snap } from './ladder.js';
+import { preferred, riskGain, riskStepDown } from './objective.js';
+import { CEILING_RATE_SHARE, SURGE_OVER_SLOW_RATE } from './params.js';
+import type { Move, Rule, StepContext } from './route-step.js';
+
+function hold(ctx: StepContext, reason: string, upStreak = 0): Move {
+  return { position: ctx.position, switched: false, reason, upStreak };
+}
+
+/** First decision: the objective's preference at the current load, no hysteresis. */
+export const firstDecision: Rule = (ctx) => {
+  if (!Number.isNaN(ctx.position)) return undefined;
+  const highest = ctx.highestNow();
+  const feasible = !Number.isNaN(highest);
+  const position = feasible ? preferred(ctx.route, highest, ctx.route.rateNowRps, ctx.otherUtilisation, ctx.params) : 0;
+  return { position, switched: true, reason: explain.start(feasible), upStreak: ctx.state.upStreak };
+};
+
+/** A breach while the gateway is the bottleneck: a cheaper variant would not help (admission answers it). */
+export const gatewayBoundHold: Rule = (ctx) => {
+  if (!(ctx.bottleneck.gatewayBound && ctx.observedBreach)) return undefined;
+  const { gatewayUtilisation, replicaUtilisation } = ctx.snapshot;
+  return hold(ctx, explain.gatewaySaturated(gatewayUtilisation, replicaUtilisation, ctx.state.admitFactor));
+};
+
+/** A breach with neither replicas nor gateway busy while the model says the choice fits: a transient, held. */
+export const transientHold: Rule = (ctx) => {
+  if (!(ctx.observedBreach && !ctx.bottleneck.replicaBound && ctx.current().ok)) return undefined;
+  const { gatewayUtilisation, replicaUtilisation } = ctx.snapshot;
+  return hold(ctx, explain.transient(ctx.route.input.observedP99Ms, replicaUtilisation, gatewayUtilisation));
+};
+
+/**
+ * The gateway's own overhead takes over a third of the budget while the replicas idle, and a breach is observed or
+ * predicted on latency rather than on utilisation: the time goes outside the model, so a cheaper variant would save
+ * little and cost accuracy for the whole climb back. Hold.
+ */
+export const overheadBoundHold: Rule = (ctx) => {
+  const input = ctx.route.input;
+  const budget = budgetMs(ctx.route.planner);
+  if (ctx.bottleneck.replicaBound || !(input.overheadMs > budget / 3)) return undefined;
+  const current = ctx.current();
+  const latencyBound = !current.ok && current.utilisation + current.otherUtilisation < ctx.params.maxUtilisation;
+  if (!(ctx.actOnBreach || latencyBound)) return undefined;
+  const observed = ctx.actOnBreach ? input.observedP99Ms : undefined;
+  const { replicaUtilisation } = ctx.snapshot;
+  return hold(ctx, explain.overheadBound(observed, ctx.route.rateNowRps, input.overheadMs, budget, replicaUtilisation));
+};
+
+/**
+ * The highest position a downgrade may land on. In a surge the stricter upgrade plan trims a mix (profiles are least
+ * trustworthy when load jumps), but never below a whole rung the normal plan holds (a surge's first tick reads high).
+ */
+function landingLimit(highest: number, strictHighest: number): number {
+  if (Number.isNaN(highest)) return 0;
+  if (Number.isNaN(strictHighest)) return highest;
+  return Math.max(Math.min(highest, strictHighest), Math.floor(highest + 1e-9));
+}
+
+/**
+ * Down at once: to the highest position predicted to hold p99 when the current one does not (max-accuracy: the
+ * objective's choice at or below it), or at least a rung down on an observed breach the cooldown lets it act on.
+ */
+export const downgrade: Rule = (ctx) => {
+  if (!ctx.actOnBreach && ctx.current().ok) return undefined;
+  const { route, params, otherUtilisation } = ctx;
+  const input = route.input;
+  const highest = ctx.highestNow();
+  const surge = !ctx.actOnBreach && route.rateNowRps > SURGE_OVER_SLOW_RATE * input.rate.slow;
+  const strictHighest =
+    surge && !Number.isNaN(highest)
+      ? highestFeasible(route.planner, route.rateNowRps, otherUtilisation, 'strict')
+      : Number.NaN;
+  const limit = landingLimit(highest, strictHighest);
+  const landing =
+    Number.isNaN(highest) || input.objective !== 'max-accuracy'
+      ? limit
+      : preferred(route, limit, route.rateNowRps, otherUtilisation, params);
+  const target = ctx.actOnBreach ? Math.min(landing, Math.max(0, Math.ceil(ctx.position) - 1)) : landing;
+  if (target < ctx.position) {
+    const reason = ctx.actOnBreach
+      ? explain.downgradeOnBreach(input.observedP99Ms, input.slo.p99Ms)
+      : explain.downgradeOnPrediction(route.rateNowRps, !Number.isNaN(strictHighest));
+    return { position: target, switched: true, reason, onBreach: ctx.actOnBreach };
+  }
+  const reason = ctx.actOnBreach ? explain.breachAtCheapest(input.observedP99Ms) : explain.overBudgetAtCheapest();
+  return { position: ctx.position, switched: false, reason, onBreach: ctx.actOnBreach };
+};
+
+/** A breach acted on recently: wait for the latency window to show the effect. */
+export const waitForWindow: Rule = (ctx) =>
+  ctx.observedBreach ? hold(ctx, explain.waitingForWindow(ctx.route.input.observedP99Ms)) : undefined;
+
+/**
+ * max-accuracy, once the last switch has settled: a step down that delivers more expected on-time correct answers.
+ * Weighed at the slow rate: risk is a long-run average, and the tick's rate is noisy.
+ */
+export const riskStepDownRule: Rule = (ctx) => {
+  const input = ctx.route.input;
+  if (input.objective !== 'max-accuracy' || !(ctx.position > 0)) return undefined;
+  if (!(ctx.nowMs - ctx.state.lastSwitchMs >= ctx.params.upgradeHoldMs)) return undefined;
+  const slowRps = input.rate.slow;
+  const atLeast = ctx.route.rateNowRps >= slowRps ? ctx.current() : undefined;
+  const step = riskStepDown(ctx.route, ctx.position, slowRps, ctx.otherUtilisation, ctx.params, atLeast);
+  if (step === undefined) return undefined;
+  return { position: step.position, switched: true, reason: explain.riskStepDown(slowRps, step.trade) };
+};
+
+/** min-cost and utility: a cheaper position the objective prefers is taken at once. */
+export const cheaperForObjective: Rule = (ctx) => {
+  const input = ctx.route.input;
+  if (input.objective === 'max-accuracy') return undefined;
+  const highest = ctx.highestNow();
+  const want = Number.isNaN(highest)
+    ? 0
+    : preferred(ctx.route, highest, ctx.route.rateNowRps, ctx.otherUtilisation, ctx.params);
+  return want < ctx.position
+    ? { position: want, switched: true, reason: explain.cheaperHolds(input.objective) }
+    : undefined;
+};
+
+/**
+ * Where upgrades may head: the highest position the stricter plan holds at the upgrade rate (the objective's choice
+ * there for min-cost and utility). Only looks above the current position: usually one evaluation says there is none.
+ */
+function upgradeTarget(ctx: StepContext, upgradeRateRps: number): number {
+  const { route, otherUtilisation, position } = ctx;
+  const stepUp = Math.min(ctx.top, snap(position + 1 / GRID));
+  const highest =
+    position >= ctx.top || !evaluate(route.planner, stepUp, upgradeRateRps, otherUtilisation, 'strict').ok
+      ? position
+      : highestFeasible(route.planner, upgradeRateRps, otherUtilisation, 'strict');
+  if (route.input.objective === 'max-accuracy') return highest;
+  return Number.isNaN(highest) ? 0 : preferred(route, highest, upgradeRateRps, otherUtilisation, ctx.params);
+}
+
+/**
+ * Up slowly: after upgradeTicks ticks of strict headroom at the upgrade rate (max(now, peak)) and upgradeHoldMs since
+ * the last switch, half a rung (a full one when far below the target), unless the backoff, the observed latency or
+ * (max-accuracy) the misses it risks say no.
+ */
+export const upgrade: Rule = (ctx) => {
+  const upgradeRateRps = Math.max(ctx.route.rateNowRps, ctx.route.input.rate.peak);
+  const target = upgradeTarget(ctx, upgradeRateRps);
+  if (!(target > ctx.position + 1e-9)) return undefined;
+  const upStreak = ctx.state.upStreak + 1;
+  if (upStreak < ctx.params.upgradeTicks || ctx.nowMs - ctx.state.lastSwitchMs < ctx.params.upgradeHoldMs)
+    return hold(ctx, explain.headroomBuilding(upStreak, ctx.params.upgradeTicks), upStreak);
+  return upgradeStep(ctx, target, upgradeRateRps, upStreak);
+};
+
+function upgradeStep(ctx: StepContext, target: number, upgradeRateRps: number, upStreak: number): Move {
+  const { route, state, params, position, otherUtilisation } = ctx;
+  const input = route.input;
+  const stepSize = target - position >= 1.5 ? Math.max(1, params.upgradeStep) : params.upgradeStep;
+  let next = Math.min(target, snap(position + stepSize));
+  // Backoff: not back to where this load broke the target until the backoff has passed.
+  const backingOff = ctx.nowMs < state.ceilingUntilMs && upgradeRateRps >= CEILING_RATE_SHARE * state.ceilingRps;
+  if (backingOff) next = Math.min(next, snap(state.ceiling - 1 / GRID));
+  if (!(next > position + 1e-9))
+    return hold(ctx, explain.backingOff(ctx.nowMs, state.ceilingUntilMs, state.ceilingRps, state.backoffMs), upStreak);
+  // Veto: latency the model does not see (stalls, the client's side) adds to the predicted slowdown, not scales it.
+  const slowdownMs =
+    evaluate(route.planner, next, upgradeRateRps, otherUtilisation).predictedP99Ms - ctx.current().predictedP99Ms;
+  const ownMs = ownP99(input);
+  const withSlowdownMs = Number.isFinite(ownMs) ? ownMs + Math.max(0, slowdownMs) : 0;
+  const budget = budgetMs(route.planner);
+  if (withSlowdownMs > budget) return hold(ctx, explain.upgradeVetoed(ownMs, withSlowdownMs, budget), upStreak);
+  // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
+  if (input.objective === 'max-accuracy') {
+    const gain = riskGain(route, position, next, input.rate.slow, otherUtilisation);
+    if (!gain.worth) return hold(ctx, explain.upgradeNotWorthRisk(gain.why), upStreak);
+  }
+  return { position: next, switched: true, reason: explain.upgrade(params.upgradeTicks, upgradeRateRps) };
+}
+
+/** Nothing to do: the current choice holds p99 and there is no headroom above it. */
+export const steady: Rule = (ctx) => hold(ctx, explain.steady());
+
+/** The rules in the order they are asked. */
+export const ROUTE_RULES: readonly Rule[] = [
+  firstDecision,
+  gatewayBoundHold,
+  transientHold,
+  overheadBoundHold,
+  downgrade,
+  waitForWindow,
+  riskStepDownRule,
+  cheaperForObjective,
+  upgrade,
+  steady,
+];
