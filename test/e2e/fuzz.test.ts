@@ -553,6 +553,23 @@ function problems(c: FuzzCase, r: Reply): string[] {
   return out;
 }
 
+/** The digits route's invalid requests and SLO misses so far, read from /metrics. */
+async function outcomeCounts(): Promise<{ invalid: number; missed: number }> {
+  const r = await request(`${url}/metrics`, { dispatcher: agent });
+  const text = await r.body.text();
+  const value = (line: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(`${line} `))
+        ?.split(' ')[1] ?? 0,
+    );
+  return {
+    invalid: value('slogate_invalid_requests_total{route="digits"}'),
+    missed: value('slogate_slo_requests_total{route="digits",outcome="missed"}'),
+  };
+}
+
 const validBody = () => JSON.stringify(validDoc());
 
 describe('fuzzing POST /v2/models/digits/infer with malformed requests', { timeout: 120_000 }, () => {
@@ -609,6 +626,48 @@ describe('malformed requests that once slipped through', () => {
       ),
       [],
     );
+  });
+
+  test('deeply nested or huge client values get their 4xx with a short message, counted invalid and never missed', async () => {
+    const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const doc = (fields: string) => `{"inputs":[{"name":"pixels",${fields}}]}`;
+    const cases: FuzzCase[] = [
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: doc(`"datatype":${deep(20_000)},"shape":[1,784],"data":[0]`),
+        codes: [DATATYPE],
+      },
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: doc(`"datatype":"FP32","shape":[1,784],"data":[${deep(20_000)}${',0'.repeat(783)}]`),
+        codes: [INVALID_TENSOR],
+      },
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: doc(`"datatype":"FP32","shape":${deep(20_000)},"data":[0]`),
+        codes: [INVALID_TENSOR],
+      },
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: `{"inputs":[{"name":"${'x'.repeat(60_000)}","datatype":"FP32","shape":[1,784],"data":[0]}]}`,
+        codes: [INPUT_MISMATCH],
+      },
+    ];
+    const before = await outcomeCounts();
+    const REPEAT = 5;
+    for (let i = 0; i < REPEAT; i++)
+      for (const c of cases) {
+        const r = await send(c.path, c.headers, c.body);
+        assert.deepEqual(problems(c, r), [], r.text.slice(0, 200));
+        assert.ok(r.text.length < 400, `a ${r.text.length}-byte error body echoes the client's value`);
+      }
+    const after = await outcomeCounts();
+    assert.equal(after.invalid - before.invalid, REPEAT * cases.length, 'each counted invalid');
+    assert.equal(after.missed, before.missed, 'none counted as an SLO miss');
   });
 
   test('a malformed percent-escape in the route answers with a slogate error code', async () => {
