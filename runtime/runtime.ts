@@ -175,7 +175,7 @@ export class Runtime {
     }
     const prof = config.runtime.profile;
     if (prof.enabled) {
-      const profiler = new Profiler(this.pool, clock);
+      const profiler = new Profiler(this.pool, clock, logger);
       const key = hostKey({
         provider: this.#provider,
         intraOpThreads: resolveIntraOpThreads(config),
