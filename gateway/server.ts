@@ -12,6 +12,7 @@ import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { fromFastifyError, sendError } from './errors.js';
+import { requestIdOptions } from './request-id.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
@@ -44,7 +45,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Fastify's own request logging writes two lines per request; installRequestLog writes one (server.requestLog).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
-    requestIdHeader: 'x-request-id',
+    ...requestIdOptions(),
     // While closing, requests still reach the handlers, which answer 503 SLOGATE_ERR_SHUTTING_DOWN with Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
