@@ -105,6 +105,7 @@ export class Runtime {
       profiles: this.profiles,
       maxQueueRows: config.runtime.maxQueueRows,
       tracing: deps.tracing,
+      logger: deps.logger,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>
