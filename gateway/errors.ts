@@ -54,8 +54,17 @@ export function fromFastifyError(err: unknown): SlogateError {
 
 export function sendError(reply: FastifyReply, err: SlogateError): FastifyReply {
   const requestId = String(reply.request.id);
-  if (WITHHELD.has(err.code))
+  if (WITHHELD.has(err.code)) {
     reply.log.error({ code: err.code, detail: err.message }, `${err.code} answered without its detail: ${err.message}`);
+    const req = reply.request;
+    reply.server.withheldErrors?.record({
+      requestId,
+      code: err.code,
+      method: req.method,
+      url: req.url,
+      detail: err.message,
+    });
+  }
   reply
     .code(err.statusCode)
     .header(ERROR_CODE_HEADER, err.code)

@@ -18,6 +18,7 @@ import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
 import { inferPlugin } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
+import { WithheldErrors } from './withheld-errors.js';
 
 export interface ServerDeps {
   readonly config: Readonly<Config>;
@@ -56,6 +57,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       sendError(reply, fromFastifyError(err));
     },
   });
+  const wallOffsetMs = deps.wallOffsetMs ?? Date.now() - deps.clock.now();
+  app.decorate('withheldErrors', new WithheldErrors(() => deps.clock.now() + wallOffsetMs));
   const admitting = deps.admitting ?? (() => true);
   const warming = deps.warming ?? (() => false);
   // First: the HTTP span wraps every route registered after it.

@@ -8,6 +8,9 @@ import { pino } from 'pino';
 import { type ErrorCode, SlogateError } from '../../../core/errors.js';
 import { ERROR_CODE_HEADER, MAX_ERROR_MESSAGE_CHARS, sendError } from '../../../gateway/errors.js';
 import { MAX_REQUEST_ID_CHARS, requestIdOptions } from '../../../gateway/request-id.js';
+import { WITHHELD_ERRORS_KEPT, WithheldErrors } from '../../../gateway/withheld-errors.js';
+
+const WALL_MS = Date.UTC(2030, 0, 1);
 
 const DETAIL =
   'batch failed on two replicas: remote replica remote-0 failed: connect ECONNREFUSED 10.1.2.3:8001; worker: Error: x\n    at run (/srv/slogate/dist/runtime/worker/ort-worker.js:120:9)';
@@ -25,6 +28,7 @@ function app(code: ErrorCode, message: string): { app: FastifyInstance; lines: R
     disableRequestLogging: true,
     ...requestIdOptions(),
   });
+  a.decorate('withheldErrors', new WithheldErrors(() => WALL_MS));
   a.get('/fail', async (_req, reply) => sendError(reply, new SlogateError(code, message)));
   a.get('/id', async (req) => ({ id: req.id }));
   return { app: a, lines };
@@ -47,6 +51,9 @@ test('internal, inference and replica failures reach the client as the catalog t
     const logged = lines.find((l) => l.code === code);
     assert.equal(logged?.detail, DETAIL, 'the detail goes to the log');
     assert.equal(logged?.reqId, 'abc-123', 'under the same request id');
+    assert.deepEqual(a.withheldErrors?.list(), [
+      { at: new Date(WALL_MS).toISOString(), requestId: 'abc-123', code, method: 'GET', url: '/fail', detail: DETAIL },
+    ]);
   }
 });
 
@@ -81,4 +88,25 @@ test('x-request-id is used when it is 1-128 visible ASCII characters, otherwise 
     assert.match(await id(bad), /^req-[0-9a-z]+$/, JSON.stringify(bad.slice(0, 20)));
   assert.match(await id(), /^req-[0-9a-z]+$/);
   await a.close();
+});
+
+test('client mistakes are not kept; the withheld errors kept are the latest, newest first, bounded', async () => {
+  const { app: a } = app('SLOGATE_ERR_NOT_FOUND', 'no endpoint');
+  await a.inject({ url: '/fail' });
+  assert.deepEqual(a.withheldErrors?.list(), []);
+  await a.close();
+  const kept = new WithheldErrors(() => WALL_MS);
+  for (let i = 0; i < WITHHELD_ERRORS_KEPT + 5; i++)
+    kept.record({
+      requestId: `r${i}`,
+      code: 'SLOGATE_ERR_INTERNAL',
+      method: 'POST',
+      url: '/x',
+      detail: 'y'.repeat(1e5),
+    });
+  const list = kept.list();
+  assert.equal(list.length, WITHHELD_ERRORS_KEPT);
+  assert.equal(list[0]?.requestId, `r${WITHHELD_ERRORS_KEPT + 4}`);
+  assert.equal(kept.forgotten, 5);
+  assert.ok((list[0]?.detail.length ?? 0) < 5000);
 });
