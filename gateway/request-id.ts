@@ -1,5 +1,6 @@
 // Request ids: a client's `x-request-id` when it is a plausible id (1-128 visible ASCII characters), else one made
-// here, so a hostile header can neither flood the logs (Node accepts headers up to 16 KiB) nor forge log lines.
+// here, so a hostile header can neither bloat every log line of its request (Node accepts headers up to 16 KiB) nor
+// carry control characters into logs, terminals and trace backends.
 import type { IncomingHttpHeaders } from 'node:http';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
