@@ -9,6 +9,7 @@ import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
 import { isSlogateError } from './core/errors.js';
+import { installLastResort } from './core/last-resort.js';
 import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { createSlogate, VERSION } from './main.js';
@@ -60,6 +61,7 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
     config = c;
   }
   const sg = await createSlogate({ config });
+  installLastResort({ logger: sg.logger });
   const address = await sg.listen();
   sg.logger.info({ address, routes: [...sg.router.routes.keys()] }, `slogate ${VERSION} serving on ${address}`);
   process.stdout.write(

@@ -36,6 +36,13 @@ export const PolicySchema = z.union([
 
 export const CacheSchema = z.strictObject({
   maxEntries: z.number().int().min(1).max(10_000_000),
+  /** Estimated heap bytes of the stored answers; bounds memory whatever maxEntries says (docs/operations.md). */
+  maxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(1024 * 1024 * 1024)
+    .default(64 * 1024 * 1024),
   ttlMs: z.number().positive().max(86_400_000).default(60_000),
 });
 

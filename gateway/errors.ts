@@ -1,10 +1,32 @@
 // Every error leaves the gateway the same way: V2 error JSON {"error": "..."}, the catalog's status code, the
 // stable code in the `x-slogate-error-code` header (the V2 schema stays unchanged), and Retry-After when it helps.
 import type { FastifyError, FastifyReply } from 'fastify';
+import { clipText } from '../core/describe-value.js';
 import type { ErrorCode } from '../core/errors.js';
-import { SlogateError, toSlogateError } from '../core/errors.js';
+import { ERROR_CATALOG, SlogateError, toSlogateError } from '../core/errors.js';
 
 export const ERROR_CODE_HEADER = 'x-slogate-error-code';
+
+/** Longest message a client gets; longer ones (an echoed URL, say) are cut. */
+export const MAX_ERROR_MESSAGE_CHARS = 1024;
+
+/**
+ * Codes whose message can carry worker stack traces, runtime-node addresses or file paths: the client gets the
+ * catalog's text and its request id, the log gets the message.
+ */
+const WITHHELD: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SLOGATE_ERR_INTERNAL',
+  'SLOGATE_ERR_INFERENCE_FAILED',
+  'SLOGATE_ERR_REPLICA_UNAVAILABLE',
+  'SLOGATE_ERR_CONFIG',
+  'SLOGATE_ERR_MODEL_LOAD',
+]);
+
+/** What the client reads in `{"error": ...}`. */
+export function publicMessage(err: SlogateError, requestId: string): string {
+  if (!WITHHELD.has(err.code)) return clipText(err.message, MAX_ERROR_MESSAGE_CHARS);
+  return `${ERROR_CATALOG[err.code].doc} Request id ${requestId}; the details are in the server log.`;
+}
 
 /** Maps Fastify's own errors (body limit, media type, JSON syntax) onto slogate codes. */
 export function fromFastifyError(err: unknown): SlogateError {
@@ -31,11 +53,23 @@ export function fromFastifyError(err: unknown): SlogateError {
 }
 
 export function sendError(reply: FastifyReply, err: SlogateError): FastifyReply {
+  const requestId = String(reply.request.id);
+  if (WITHHELD.has(err.code)) {
+    reply.log.error({ code: err.code, detail: err.message }, `${err.code} answered without its detail: ${err.message}`);
+    const req = reply.request;
+    reply.server.withheldErrors?.record({
+      requestId,
+      code: err.code,
+      method: req.method,
+      url: req.url,
+      detail: err.message,
+    });
+  }
   reply
     .code(err.statusCode)
     .header(ERROR_CODE_HEADER, err.code)
     .header('content-type', 'application/json; charset=utf-8');
   if (err.retryAfterMs !== undefined)
     reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
-  return reply.send(JSON.stringify({ error: err.message }));
+  return reply.send(JSON.stringify({ error: publicMessage(err, requestId) }));
 }

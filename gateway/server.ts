@@ -13,11 +13,13 @@ import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { resolveAdminToken } from './admin/admin-token.js';
 import { fromFastifyError, sendError } from './errors.js';
+import { requestIdOptions } from './request-id.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
 import { inferPlugin } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
+import { WithheldErrors } from './withheld-errors.js';
 
 export interface ServerDeps {
   readonly config: Readonly<Config>;
@@ -45,7 +47,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Fastify's own request logging writes two lines per request; installRequestLog writes one (server.requestLog).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
-    requestIdHeader: 'x-request-id',
+    ...requestIdOptions(),
     // While closing, requests still reach the handlers, which answer 503 SLOGATE_ERR_SHUTTING_DOWN with Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -56,6 +58,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       sendError(reply, fromFastifyError(err));
     },
   });
+  const wallOffsetMs = deps.wallOffsetMs ?? Date.now() - deps.clock.now();
+  app.decorate('withheldErrors', new WithheldErrors(() => deps.clock.now() + wallOffsetMs));
   const admitting = deps.admitting ?? (() => true);
   const warming = deps.warming ?? (() => false);
   // First: the HTTP span wraps every route registered after it.

@@ -107,9 +107,7 @@ export class Router {
   }
 
   #makeCache(rc: Readonly<RouteConfig>): ResponseCache | undefined {
-    return rc.cache === undefined
-      ? undefined
-      : new ResponseCache(rc.cache.maxEntries, rc.cache.ttlMs, this.#deps.clock);
+    return rc.cache === undefined ? undefined : new ResponseCache(rc.cache, this.#deps.clock);
   }
 
   setDecisionSource(source: DecisionSource): void {

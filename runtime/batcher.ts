@@ -4,12 +4,13 @@
 import type { CancelSignal } from '../core/cancel.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SlogateError, toSlogateError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 import type { TraceContext, TraceSpan, TracingHooks } from '../core/tracing.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import type { BatchKnobs, QueueState } from './batch-policy.js';
 import { planBatch } from './batch-policy.js';
 import type { LatencyProfiles } from './latency-profile.js';
-import type { BatchTask } from './replica.js';
+import type { BatchOutcome, BatchTask } from './replica.js';
 import type { ReplicaPool } from './replica-pool.js';
 import type { QueueItem } from './request-queue.js';
 import { EdfQueue } from './request-queue.js';
@@ -131,6 +132,8 @@ export interface SchedulerOptions {
   readonly events?: SchedulerEvents;
   /** Tracing hooks; absent = untraced (nothing is called). */
   readonly tracing?: TracingHooks | undefined;
+  /** Where a failing observer (event, profile, tracing) is reported; it never stops a batch from being answered. */
+  readonly logger?: Logger | undefined;
 }
 
 /** Longest queue (requests, all variants) that backlogMs(beforeMs) scans exactly. */
@@ -146,6 +149,7 @@ export class Scheduler {
   readonly #maxQueueRows: number;
   readonly #events: SchedulerEvents;
   readonly #tracing: TracingHooks | undefined;
+  readonly #logger: Logger;
   readonly #queues = new Map<string, VariantQueue>();
   #seq = 0;
   #timer: TimerHandle | undefined;
@@ -161,7 +165,8 @@ export class Scheduler {
     this.#pool = options.pool;
     this.#profiles = options.profiles;
     this.#maxQueueRows = options.maxQueueRows;
-    this.#events = options.events ?? {};
+    this.#logger = options.logger ?? silentLogger;
+    this.#events = guardEvents(options.events ?? {}, (what, err) => this.#observerFailed(what, err));
     this.#tracing = options.tracing;
     this.#pool.on('slot-free', () => this.pump());
   }
@@ -498,51 +503,95 @@ export class Scheduler {
       };
     };
     const tr = this.#tracing;
-    const span = tr?.dispatched(
-      { model: vq.model, variant: vq.variant, rows: batchRows, requests: batch.length },
-      batch.map((p) => p.wait),
-    );
+    let span: TraceSpan | undefined;
+    if (tr !== undefined)
+      this.#guard('tracing', () => {
+        span = tr.dispatched(
+          { model: vq.model, variant: vq.variant, rows: batchRows, requests: batch.length },
+          batch.map((p) => p.wait),
+        );
+      });
     const t0 = this.#clock.now();
     this.#pool.run(build).then(
-      (outcome) => {
-        const serviceMs = this.#clock.now() - t0;
-        // Profiles learn from the replica's own busy time (plus the usual hop), not from how long the main thread took
-        // to read the result: event-loop delay is the gateway's overhead, not the variant's service time.
-        const computeMs = Math.min(serviceMs, outcome.workerMs + this.#profiles.hopMs);
-        this.#profiles.observe(vq.model, vq.variant, batchRows, computeMs);
-        this.#events.onBatch?.({
-          model: vq.model,
-          variant: vq.variant,
-          rows: batchRows,
-          requests: batch.length,
-          serviceMs,
-          computeMs,
-          inferMs: outcome.inferMs,
-          replicaId: outcome.replicaId,
-        });
-        if (span !== undefined) {
-          const provider = this.#pool.replicas.find((r) => r.id === outcome.replicaId)?.provider;
-          tr?.ran(span, { replicaId: outcome.replicaId, provider, inferMs: outcome.inferMs, computeMs });
-        }
-        this.#deliver(vq, batch, outcome.outputs, {
-          serviceMs,
-          computeMs,
-          inferMs: outcome.inferMs,
-          batchRows,
-          replicaId: outcome.replicaId,
-          t0,
-        });
-        this.#inflight--;
-        this.#notifyIdle();
-      },
-      (err: unknown) => {
-        const e = withVariant(vq.variant, toSlogateError(err));
-        if (span !== undefined) tr?.ran(span, { error: { code: e.code, message: e.message } });
-        for (const p of batch) p.reject(e);
-        this.#inflight--;
-        this.#notifyIdle();
-      },
+      (outcome) => this.#completed(vq, batch, outcome, batchRows, t0, span),
+      (err: unknown) => this.#failed(vq, batch, err, span),
     );
+  }
+
+  /**
+   * A batch came back: observers learn from it, then every request is answered. Whatever throws on the way is
+   * contained: observers are skipped with a log line, and requests the delivery did not reach get INTERNAL.
+   */
+  #completed(
+    vq: VariantQueue,
+    batch: Pending[],
+    outcome: BatchOutcome,
+    batchRows: number,
+    t0: number,
+    span: TraceSpan | undefined,
+  ): void {
+    try {
+      const serviceMs = this.#clock.now() - t0;
+      // Profiles learn from the replica's own busy time (plus the usual hop), not from how long the main thread took
+      // to read the result: event-loop delay is the gateway's overhead, not the variant's service time.
+      const computeMs = Math.min(serviceMs, outcome.workerMs + this.#profiles.hopMs);
+      this.#guard('latency profile', () => this.#profiles.observe(vq.model, vq.variant, batchRows, computeMs));
+      this.#events.onBatch?.({
+        model: vq.model,
+        variant: vq.variant,
+        rows: batchRows,
+        requests: batch.length,
+        serviceMs,
+        computeMs,
+        inferMs: outcome.inferMs,
+        replicaId: outcome.replicaId,
+      });
+      const tr = this.#tracing;
+      if (span !== undefined && tr !== undefined)
+        this.#guard('tracing', () => {
+          const provider = this.#pool.replicas.find((r) => r.id === outcome.replicaId)?.provider;
+          tr.ran(span, { replicaId: outcome.replicaId, provider, inferMs: outcome.inferMs, computeMs });
+        });
+      this.#deliver(vq, batch, outcome.outputs, {
+        serviceMs,
+        computeMs,
+        inferMs: outcome.inferMs,
+        batchRows,
+        replicaId: outcome.replicaId,
+        t0,
+      });
+    } catch (err) {
+      this.#logger.error({ err, variant: `${vq.model}/${vq.variant}` }, 'scheduler: a batch could not be delivered');
+      // Requests already answered ignore this (a promise settles once).
+      const e = withVariant(vq.variant, new SlogateError('SLOGATE_ERR_INTERNAL', 'the batch could not be delivered'));
+      for (const p of batch) p.reject(e);
+    } finally {
+      this.#inflight--;
+      this.#notifyIdle();
+    }
+  }
+
+  #failed(vq: VariantQueue, batch: Pending[], err: unknown, span: TraceSpan | undefined): void {
+    const e = withVariant(vq.variant, toSlogateError(err));
+    const tr = this.#tracing;
+    if (span !== undefined && tr !== undefined)
+      this.#guard('tracing', () => tr.ran(span, { error: { code: e.code, message: e.message } }));
+    for (const p of batch) p.reject(e);
+    this.#inflight--;
+    this.#notifyIdle();
+  }
+
+  /** Runs an observer; its failure is logged and skipped. */
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#observerFailed(what, err);
+    }
+  }
+
+  #observerFailed(what: string, err: unknown): void {
+    this.#logger.error({ err, observer: what }, `scheduler: ${what} failed; skipped`);
   }
 
   #deliver(
@@ -682,4 +731,20 @@ function unionOutputs(batch: readonly Pending[]): string[] | undefined {
 function withVariant(variant: string, e: SlogateError): SlogateError {
   e.variant = variant;
   return e;
+}
+
+/** The events with every callback guarded: an observer that throws (a metric given NaN) is reported and skipped. */
+function guardEvents(events: SchedulerEvents, failed: (what: string, err: unknown) => void): SchedulerEvents {
+  const guarded: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(events) as [string, ((...args: unknown[]) => void) | undefined][]) {
+    if (typeof fn !== 'function') continue;
+    guarded[name] = (...args: unknown[]) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        failed(name, err);
+      }
+    };
+  }
+  return guarded as SchedulerEvents;
 }

@@ -5,7 +5,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 import type { TensorSpec, TensorStorage } from '../core/types.js';
 import type { ProfilePoint } from './latency-profile.js';
 import type { ModelInfo, VariantInfo } from './model-repository.js';
@@ -58,6 +60,27 @@ function cacheFile(dir: string, v: VariantInfo, host: string, sizes: readonly nu
   return join(dir, `profile-${v.model}-${v.name}-${h}.json`);
 }
 
+const CachedPointSchema = z.object({
+  rows: z.number().int().min(1),
+  p50Ms: z.number().positive(),
+  p99Ms: z.number().positive(),
+  samples: z.number().int().min(1),
+});
+
+/**
+ * A cached profile as written by this code: one point per batch size of its key, in order, with positive finite
+ * times (a zero, negative or string time would make the engine plan with nonsense and drop every request).
+ */
+export function cachedProfileSchema(sizes: readonly number[]) {
+  return z
+    .object({ hopMs: z.number().min(0), points: z.array(CachedPointSchema) })
+    .refine((f) => f.points.length === sizes.length && f.points.every((p, i) => p.rows === sizes[i]), {
+      message: `points must be the batch sizes ${sizes.join(', ')}, in order`,
+      path: ['points'],
+    })
+    .refine((f) => f.points.every((p) => p.p99Ms >= p.p50Ms), { message: 'p99Ms below p50Ms', path: ['points'] });
+}
+
 /** Random inputs of `rows` rows for a signature (variable non-batch dimensions become 1). */
 export function syntheticInputs(
   inputs: readonly TensorSpec[],
@@ -77,10 +100,12 @@ export function syntheticInputs(
 export class Profiler {
   readonly #pool: ReplicaPool;
   readonly #clock: Clock;
+  readonly #logger: Logger;
 
-  constructor(pool: ReplicaPool, clock: Clock) {
+  constructor(pool: ReplicaPool, clock: Clock, logger: Logger = silentLogger) {
     this.#pool = pool;
     this.#clock = clock;
+    this.#logger = logger;
   }
 
   /** Sweeps every variant of the given models (using cached results where the key matches). */
@@ -94,7 +119,7 @@ export class Profiler {
         const cached =
           options.cacheDir === undefined
             ? undefined
-            : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples));
+            : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples), sizes);
         if (cached !== undefined) {
           out.push({ model: m.name, variant: v.name, points: cached.points, cached: true, hopMs: cached.hopMs });
           fromCache.push({ m, v, sizes });
@@ -185,14 +210,24 @@ export class Profiler {
     return { rows, p50Ms: round(quantile(times, 0.5)), p99Ms: round(quantile(times, 0.99)), samples: times.length };
   }
 
-  #readCache(file: string): { points: ProfilePoint[]; hopMs: number } | undefined {
+  /** The cached profile, or undefined to measure: no file, or one that is unreadable or invalid (logged). */
+  #readCache(file: string, sizes: readonly number[]): { points: ProfilePoint[]; hopMs: number } | undefined {
+    let text: string;
     try {
-      const raw = JSON.parse(readFileSync(file, 'utf8')) as { points?: ProfilePoint[]; hopMs?: number };
-      if (!Array.isArray(raw.points) || raw.points.length === 0 || typeof raw.hopMs !== 'number') return undefined;
-      return { points: raw.points, hopMs: raw.hopMs };
+      text = readFileSync(file, 'utf8');
     } catch {
       return undefined;
     }
+    let problem: string;
+    try {
+      const parsed = cachedProfileSchema(sizes).safeParse(JSON.parse(text));
+      if (parsed.success) return { points: parsed.data.points, hopMs: parsed.data.hopMs };
+      problem = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    } catch (err) {
+      problem = `not JSON (${(err as Error).message})`;
+    }
+    this.#logger.warn({ file, problem }, `profile cache ${file} is invalid (${problem}); measuring again`);
+    return undefined;
   }
 
   #writeCache(dir: string, file: string, points: ProfilePoint[], hopMs: number): void {

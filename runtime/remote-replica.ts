@@ -9,7 +9,7 @@ import { isErrorCode, SlogateError } from '../core/errors.js';
 import type { TensorSpec, V2Datatype } from '../core/types.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from './replica.js';
 import { ReplicaFault } from './replica.js';
-import { allocate, binaryData, isV2Datatype, parseBytesElements } from './tensor.js';
+import { allocate, binaryData, ELEMENT_BYTES, MAX_ELEMENTS, parseBytesElements } from './tensor.js';
 import type { DescribeResult, SessionDescription, WireTensor } from './worker/messages.js';
 
 export interface RemoteReplicaOptions {
@@ -24,7 +24,16 @@ export interface RemoteReplicaOptions {
   /** How long start() waits for the node to be ready. */
   readonly startTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
+  /** Most bytes an answer may take when the signature does not fix its size (BYTES or free dimensions). */
+  readonly maxVariableAnswerBytes?: number;
 }
+
+/** Room for an answer's JSON header (names, datatypes, shapes, sizes) besides its tensor bytes. */
+export const ANSWER_HEADER_BYTES = 64 * 1024;
+/** Default bound on an answer whose size the signature leaves open. */
+export const MAX_VARIABLE_ANSWER_BYTES = 64 * 1024 * 1024;
+/** Characters of a node's error text kept in a message. */
+const NODE_ERROR_CHARS = 200;
 
 interface MetadataResponse {
   name: string;
@@ -51,6 +60,8 @@ export class RemoteReplica implements Replica {
   #timer: TimerHandle | undefined;
   #probing = false;
   #closed = false;
+  /** Each model's outputs as the node described them at start. */
+  readonly #outputs = new Map<string, readonly TensorSpec[]>();
 
   constructor(o: RemoteReplicaOptions) {
     this.#o = o;
@@ -98,6 +109,7 @@ export class RemoteReplica implements Replica {
         }
         sessions.push({ model, variant: v, inputs: meta.inputs, outputs: meta.outputs });
       }
+      this.#outputs.set(model, meta.outputs);
     }
     this.#setState('ready', 'remote node ready');
     this.#schedule();
@@ -158,12 +170,14 @@ export class RemoteReplica implements Replica {
 
   async run(task: BatchTask): Promise<BatchOutcome> {
     if (this.#state !== 'ready') throw new ReplicaFault(this.id, `remote replica ${this.id} is ${this.#state}`);
+    const expected = this.#expected(task);
+    const limit = answerLimitBytes(expected, this.#o.maxVariableAnswerBytes ?? MAX_VARIABLE_ANSWER_BYTES);
     const { body, jsonLength } = encodeRequest(task);
     this.#outstanding++;
     const t0 = this.#o.clock.now();
     let status: number;
     let headers: Record<string, string | string[] | undefined>;
-    let raw: Buffer;
+    let raw: Buffer | undefined;
     try {
       const r = await this.#pool.request({
         method: 'POST',
@@ -173,7 +187,7 @@ export class RemoteReplica implements Replica {
       });
       status = r.statusCode;
       headers = r.headers;
-      raw = Buffer.from(await r.body.arrayBuffer());
+      raw = await readBounded(r.body, limit);
     } catch (err) {
       // The node stopped answering: take it out now (the health check brings it back) and let the pool retry.
       this.#setState('down', `request failed: ${(err as Error).message}`);
@@ -182,6 +196,8 @@ export class RemoteReplica implements Replica {
       this.#outstanding--;
     }
     const tripMs = this.#o.clock.now() - t0;
+    if (raw === undefined)
+      throw new ReplicaFault(this.id, `remote replica ${this.id} answered more than ${limit} bytes (HTTP ${status})`);
     if (status !== 200) {
       const code = headers['x-slogate-error-code'];
       const message = safeError(raw);
@@ -195,10 +211,23 @@ export class RemoteReplica implements Replica {
         `remote replica ${this.id}: ${message}`,
       );
     }
-    const outputs = decodeResponse(raw, headers['inference-header-content-length']);
+    let outputs: WireTensor[];
+    try {
+      outputs = decodeResponse(raw, headers['inference-header-content-length'], expected);
+    } catch (err) {
+      // A malformed answer is the node's fault, not the request's: another replica may answer it right.
+      throw new ReplicaFault(this.id, `remote replica ${this.id} answered malformed: ${(err as Error).message}`);
+    }
     const total = serverTotalMs(headers['server-timing']);
     const busy = Number.isFinite(total) ? Math.min(total, tripMs) : tripMs;
     return { outputs, inferMs: busy, workerMs: busy, replicaId: this.id };
+  }
+
+  /** What a right answer to this task holds: the requested outputs (all, when none are named) and the rows. */
+  #expected(task: BatchTask): ExpectedAnswer {
+    const all = this.#outputs.get(task.model) ?? [];
+    const outputs = task.outputs === undefined ? all : all.filter((o) => task.outputs?.includes(o.name));
+    return { rows: task.rows, outputs };
   }
 
   async close(): Promise<void> {
@@ -211,11 +240,48 @@ export class RemoteReplica implements Replica {
 }
 
 function safeError(raw: Buffer): string {
+  let text: string;
   try {
-    return String((JSON.parse(raw.toString()) as { error?: unknown }).error ?? '');
+    text = String((JSON.parse(raw.toString()) as { error?: unknown }).error ?? '');
   } catch {
-    return raw.subarray(0, 200).toString();
+    text = raw.subarray(0, NODE_ERROR_CHARS).toString();
   }
+  return text.length <= NODE_ERROR_CHARS ? text : `${text.slice(0, NODE_ERROR_CHARS)}...`;
+}
+
+/** The body, or undefined once it passes `limit` bytes (the rest is not read). */
+async function readBounded(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  limit: number,
+): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    if (total > limit) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+export interface ExpectedAnswer {
+  readonly rows: number;
+  /** The outputs the answer must hold, each once, in any order. */
+  readonly outputs: readonly TensorSpec[];
+}
+
+/** Most bytes a right answer can take: its header, plus each output's rows of fixed-size elements. */
+export function answerLimitBytes(expected: ExpectedAnswer, maxVariableBytes: number): number {
+  let bytes = ANSWER_HEADER_BYTES;
+  for (const o of expected.outputs) {
+    const dims = o.shape.map((d, i) => (i === 0 && d === -1 ? expected.rows : d));
+    if (o.datatype === 'BYTES' || dims.some((d) => d < 0)) return maxVariableBytes;
+    bytes += dims.reduce((a, d) => a * d, 1) * ELEMENT_BYTES[o.datatype];
+  }
+  return bytes;
 }
 
 /** A V2 request with every input as binary data and every requested output asked for in binary. */
@@ -237,41 +303,101 @@ export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: numb
   return { body: Buffer.concat([head, ...blobs]), jsonLength: head.byteLength };
 }
 
-/** Decodes a V2 response whose outputs are binary (or JSON) into wire tensors. */
-export function decodeResponse(raw: Buffer, headerLength: string | string[] | undefined): WireTensor[] {
-  const hl = Number(Array.isArray(headerLength) ? headerLength[0] : headerLength);
-  const jsonBytes = Number.isFinite(hl) ? raw.subarray(0, hl) : raw;
-  const doc = JSON.parse(jsonBytes.toString()) as {
-    outputs: {
-      name: string;
-      datatype: string;
-      shape: number[];
-      data?: unknown[];
-      parameters?: { binary_data_size?: number };
-    }[];
-  };
-  let off = Number.isFinite(hl) ? hl : raw.byteLength;
-  return doc.outputs.map((o) => {
-    if (!isV2Datatype(o.datatype))
-      throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', `remote output '${o.name}' has datatype ${o.datatype}`);
-    const dt: V2Datatype = o.datatype;
-    const n = o.shape.reduce((a, b) => a * b, 1);
-    const size = o.parameters?.binary_data_size;
-    if (size !== undefined) {
-      const bytes = raw.subarray(off, off + size);
-      off += size;
-      if (dt === 'BYTES')
-        return { name: o.name, datatype: dt, shape: o.shape, data: parseBytesElements(o.name, bytes, n) };
-      const copy = new Uint8Array(bytes.byteLength);
-      copy.set(bytes);
-      const data = allocate(dt, 0);
-      const Ctor = (data as Float32Array).constructor as unknown as new (b: ArrayBuffer) => Float32Array;
-      return { name: o.name, datatype: dt, shape: o.shape, data: new Ctor(copy.buffer) };
-    }
-    const out = allocate(dt, n) as Float32Array;
-    const src = o.data ?? [];
-    for (let i = 0; i < n; i++)
-      out[i] = (dt === 'INT64' || dt === 'UINT64' ? BigInt(src[i] as number) : (src[i] as number)) as number;
-    return { name: o.name, datatype: dt, shape: o.shape, data: out };
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Decodes a node's V2 answer (outputs binary, or JSON) into wire tensors, checking it against what was asked: every
+ * requested output once, in the signature's datatype, with the batch's rows and the signature's fixed dimensions,
+ * and sizes that add up to the body. Throws a plain Error on anything else.
+ */
+export function decodeResponse(
+  raw: Buffer,
+  headerLength: string | string[] | undefined,
+  expected: ExpectedAnswer,
+): WireTensor[] {
+  const hv = Array.isArray(headerLength) ? headerLength[0] : headerLength;
+  let hl: number | undefined;
+  if (hv !== undefined) {
+    if (!/^\d{1,10}$/.test(hv) || Number(hv) > raw.byteLength)
+      throw new Error(
+        `Inference-Header-Content-Length '${hv.slice(0, 20)}' does not fit a ${raw.byteLength}-byte body`,
+      );
+    hl = Number(hv);
+  }
+  const doc = JSON.parse((hl === undefined ? raw : raw.subarray(0, hl)).toString()) as unknown;
+  if (!isObject(doc) || !Array.isArray(doc.outputs)) throw new Error('the answer has no outputs array');
+  if (doc.outputs.length !== expected.outputs.length)
+    throw new Error(`${doc.outputs.length} outputs for the ${expected.outputs.length} asked for`);
+  const seen = new Set<string>();
+  const cursor = { off: hl ?? raw.byteLength };
+  const out = doc.outputs.map((o: unknown) => {
+    const spec = isObject(o) ? expected.outputs.find((s) => s.name === o.name) : undefined;
+    if (!isObject(o) || spec === undefined || seen.has(spec.name))
+      throw new Error('an output that was not asked for, or one given twice');
+    seen.add(spec.name);
+    return decodeOutput(o, spec, expected.rows, raw, cursor);
   });
+  if (hl !== undefined && cursor.off !== raw.byteLength)
+    throw new Error(`${raw.byteLength - cursor.off} bytes of binary data that no output claims`);
+  return out;
+}
+
+function decodeOutput(
+  o: Record<string, unknown>,
+  spec: TensorSpec,
+  rows: number,
+  raw: Buffer,
+  cursor: { off: number },
+): WireTensor {
+  const name = spec.name;
+  if (o.datatype !== spec.datatype) throw new Error(`output '${name}' is not ${spec.datatype}`);
+  const dt: V2Datatype = spec.datatype;
+  const shape = answerShape(o.shape, spec, rows);
+  const n = shape.reduce((a, d) => a * d, 1);
+  const size = isObject(o.parameters) ? o.parameters.binary_data_size : undefined;
+  if (size !== undefined) {
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || cursor.off + size > raw.byteLength)
+      throw new Error(`output '${name}': binary_data_size does not fit the body`);
+    if (dt !== 'BYTES' && size !== n * ELEMENT_BYTES[dt])
+      throw new Error(`output '${name}': ${size} bytes for shape [${shape.join(',')}] of ${dt}`);
+    const bytes = raw.subarray(cursor.off, cursor.off + size);
+    cursor.off += size;
+    if (dt === 'BYTES') return { name, datatype: dt, shape, data: parseBytesElements(name, bytes, n) };
+    const copy = new Uint8Array(bytes.byteLength);
+    copy.set(bytes);
+    const Ctor = (allocate(dt, 0) as Float32Array).constructor as unknown as new (b: ArrayBuffer) => Float32Array;
+    return { name, datatype: dt, shape, data: new Ctor(copy.buffer) };
+  }
+  return { name, datatype: dt, shape, data: jsonOutputData(name, dt, o.data, n) };
+}
+
+/** The answer's shape, when it is the spec's with the batch's rows; throws otherwise. */
+function answerShape(shape: unknown, spec: TensorSpec, rows: number): number[] {
+  const ok =
+    Array.isArray(shape) &&
+    shape.length === spec.shape.length &&
+    shape.every((d: unknown, i) => {
+      const want = i === 0 && spec.shape[0] === -1 ? rows : (spec.shape[i] as number);
+      return typeof d === 'number' && Number.isInteger(d) && d >= 0 && (want < 0 || d === want);
+    });
+  if (!ok || (shape as number[]).reduce((a, d) => a * d, 1) > MAX_ELEMENTS)
+    throw new Error(`output '${spec.name}' does not have the shape [${spec.shape.join(',')}] for ${rows} rows`);
+  return shape as number[];
+}
+
+function jsonOutputData(name: string, dt: V2Datatype, data: unknown, n: number): Float32Array {
+  if (dt === 'BYTES' || dt === 'BOOL' || dt === 'FP16' || dt === 'BF16')
+    throw new Error(`output '${name}': ${dt} data must be binary`);
+  if (!Array.isArray(data) || data.length !== n) throw new Error(`output '${name}': data is not ${n} elements`);
+  const out = allocate(dt, n) as Float32Array;
+  const float = dt === 'FP32' || dt === 'FP64';
+  for (let i = 0; i < n; i++) {
+    const v = data[i] as unknown;
+    // JSON writes non-finite floats as null.
+    if (float && v === null) out[i] = Number.NaN;
+    else if (typeof v !== 'number' || (!float && !Number.isInteger(v)))
+      throw new Error(`output '${name}': element ${i} is not a ${dt}`);
+    else out[i] = (dt === 'INT64' || dt === 'UINT64' ? BigInt(v) : v) as number;
+  }
+  return out;
 }

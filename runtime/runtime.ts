@@ -105,6 +105,7 @@ export class Runtime {
       profiles: this.profiles,
       maxQueueRows: config.runtime.maxQueueRows,
       tracing: deps.tracing,
+      logger: deps.logger,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>
@@ -175,7 +176,7 @@ export class Runtime {
     }
     const prof = config.runtime.profile;
     if (prof.enabled) {
-      const profiler = new Profiler(this.pool, clock);
+      const profiler = new Profiler(this.pool, clock, logger);
       const key = hostKey({
         provider: this.#provider,
         intraOpThreads: resolveIntraOpThreads(config),

@@ -1,5 +1,6 @@
 // V2 datatypes <-> typed arrays: decoding JSON and binary tensor data into the model's input types (with the
 // coercion rules documented in docs/api.md), encoding outputs, and stacking/splitting rows for batching.
+import { describeValue } from '../core/describe-value.js';
 import { SlogateError } from '../core/errors.js';
 import type { NumericArray, Tensor, TensorSpec, TensorStorage, V2Datatype } from '../core/types.js';
 import { V2_DATATYPES } from '../core/types.js';
@@ -111,7 +112,7 @@ export function checkShape(name: string, shape: unknown, spec: TensorSpec): numb
     throw tensorError(
       'SLOGATE_ERR_INVALID_TENSOR',
       name,
-      `shape [${dims.join(',')}] has rank ${dims.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`,
+      `shape ${shapeText(dims)} has rank ${dims.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`,
     );
   }
   let n = 1;
@@ -122,14 +123,14 @@ export function checkShape(name: string, shape: unknown, spec: TensorSpec): numb
       throw tensorError(
         'SLOGATE_ERR_INVALID_TENSOR',
         name,
-        `shape [${dims.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${i}`,
+        `shape ${shapeText(dims)} does not match the model's [${spec.shape.join(',')}] at dimension ${i}`,
       );
     n *= d;
     if (n > MAX_ELEMENTS)
       throw tensorError(
         'SLOGATE_ERR_INVALID_TENSOR',
         name,
-        `shape [${dims.join(',')}] holds more than ${MAX_ELEMENTS} elements`,
+        `shape ${shapeText(dims)} holds more than ${MAX_ELEMENTS} elements`,
       );
   }
   if (spec.shape.length > 0 && spec.shape[0] === -1 && dims[0] === 0)
@@ -137,13 +138,13 @@ export function checkShape(name: string, shape: unknown, spec: TensorSpec): numb
   return n;
 }
 
-/** A short, always-printable description of an arbitrary JSON value for error messages. */
-export function describeValue(v: unknown): string {
-  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (typeof v === 'string') return JSON.stringify(v.slice(0, 20));
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : typeof v;
+/** A client's shape for a message: its first dimensions only (a shape can be as long as the body allows). */
+function shapeText(dims: readonly number[]): string {
+  const shown = dims.length <= SHAPE_DIMS_SHOWN ? dims : [...dims.slice(0, SHAPE_DIMS_SHOWN), '...'];
+  return `[${shown.join(',')}]`;
 }
+
+const SHAPE_DIMS_SHOWN = 8;
 
 /** Conversion of request datatype `from` into model datatype `to`: same type, or numeric to numeric. */
 export function checkConvertible(name: string, from: V2Datatype, to: V2Datatype): void {
@@ -365,7 +366,7 @@ function notANumber(name: string, i: number, v: unknown): SlogateError {
   const why =
     v === null
       ? 'null (JSON cannot carry NaN or infinities; use the binary extension if the model allows them)'
-      : JSON.stringify(v)?.slice(0, 40);
+      : describeValue(v);
   return tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} must be a number, got ${why}`);
 }
 

@@ -156,6 +156,7 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
     profiles: runtime.profiles.snapshot(),
   }));
   app.get('/admin/replicas', async () => ({ replicas: runtime.replicaStats() }));
+  app.get('/admin/errors', async () => ({ errors: app.withheldErrors?.list() ?? [] }));
   app.get('/admin/queues', async () => ({ queues: runtime.queueStats(), backlogMs: runtime.scheduler.backlogMs() }));
 }
 

@@ -118,6 +118,18 @@ export interface StatusData {
   }[];
 }
 
+/**
+ * The public page shows what kind of change a replica went through, not its detail: what follows the first colon
+ * (a node's address, a worker's stack trace) stays in the logs and GET /admin/replicas.
+ */
+export function publicReason(reason: string): string {
+  const cut = reason.search(/[:\n]/);
+  const head = (cut < 0 ? reason : reason.slice(0, cut)).trim();
+  return head.length <= PUBLIC_REASON_CHARS ? head : `${head.slice(0, PUBLIC_REASON_CHARS)}...`;
+}
+
+const PUBLIC_REASON_CHARS = 80;
+
 function finite(x: number | undefined, digits = 3): number | null {
   if (x === undefined || !Number.isFinite(x)) return null;
   const f = 10 ** digits;
@@ -135,7 +147,7 @@ export function buildStatusData(inp: StatusInputs, options: StatusOptions = {}):
     windowS: windowMs / 1000,
     utilisation: { gateway: finite(inp.utilisation.gateway) ?? 0, replicas: finite(inp.utilisation.replicas) ?? 0 },
     routes: inp.routes.map((r) => routeView(r, inp.decision(r.name), inp.nowMs, historySeconds, windowMs)),
-    replicas: inp.replicas,
+    replicas: inp.replicas.map((r) => ({ ...r, lastChange: publicReason(r.lastChange) })),
     queues: inp.queues.map((q) => ({
       variant: `${q.model}/${q.variant}`,
       queued: q.queued,

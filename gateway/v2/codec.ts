@@ -1,5 +1,6 @@
 // KServe V2 inference request/response bodies: JSON, and the binary tensor data extension both ways
 // (Inference-Header-Content-Length, binary_data_size, binary_data_output, per-output binary_data).
+import { clipText, describeValue } from '../../core/describe-value.js';
 import { SlogateError } from '../../core/errors.js';
 import type { ModelSignature, OutputRequest, Tensor, TensorSpec } from '../../core/types.js';
 import {
@@ -51,16 +52,34 @@ function parseParameters(v: unknown, where: string): Record<string, unknown> {
   if (!isObject(v)) throw badParam(`${where} parameters must be an object`);
   for (const [k, x] of Object.entries(v)) {
     if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean')
-      throw badParam(`${where} parameter '${k}' must be a string, number or boolean`);
+      throw badParam(`${where} parameter '${clipText(k)}' must be a string, number or boolean`);
   }
   return v;
 }
 
 /**
  * Parses a V2 infer request body against a model signature. `jsonLength` is the Inference-Header-Content-Length
- * (undefined for a pure JSON body; 0 for a raw binary body holding the single input's bytes).
+ * (undefined for a pure JSON body; 0 for a raw binary body holding the single input's bytes). Throws only
+ * SlogateErrors with 4xx codes: whatever a body makes the decoder throw is the client's malformed request.
  */
 export function parseInferRequest(
+  body: Buffer,
+  jsonLength: number | undefined,
+  signature: ModelSignature,
+  allowNonFinite: boolean,
+): ParsedInferRequest {
+  try {
+    return parseBody(body, jsonLength, signature, allowNonFinite);
+  } catch (err) {
+    if (err instanceof SlogateError) throw err;
+    // A check a hostile body slipped past (a value nested too deep, say) must still answer 400, never 500: a 500
+    // would count as an SLO miss and feed the burn-rate alerts.
+    const kind = err instanceof Error ? err.name : typeof err;
+    throw new SlogateError('SLOGATE_ERR_BAD_REQUEST', `request body could not be decoded (${kind})`, { cause: err });
+  }
+}
+
+function parseBody(
   body: Buffer,
   jsonLength: number | undefined,
   signature: ModelSignature,
@@ -96,13 +115,13 @@ export function parseInferRequest(
     const spec = signature.inputs.find((s) => s.name === name);
     if (spec === undefined)
       throw mismatch(
-        `unknown input '${name}'; the model's inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(', ')}`,
+        `unknown input '${clipText(name)}'; the model's inputs are ${signature.inputs.map((s) => `'${s.name}'`).join(', ')}`,
       );
     if (byName.has(name)) throw mismatch(`input '${name}' is given twice`);
     if (!isV2Datatype(inp.datatype))
       throw new SlogateError(
         'SLOGATE_ERR_DATATYPE',
-        `input '${name}': unknown datatype ${JSON.stringify(inp.datatype)?.slice(0, 20)}`,
+        `input '${name}': unknown datatype ${describeValue(inp.datatype)}`,
       );
     const params = parseParameters(inp.parameters, `input '${name}'`);
     const size = params.binary_data_size;
@@ -170,7 +189,7 @@ function parseOutputs(v: unknown, signature: ModelSignature, binaryDefault: bool
       throw mismatch(`outputs[${i}] must be an object with a string name`);
     if (!signature.outputs.some((s) => s.name === o.name))
       throw mismatch(
-        `unknown output '${o.name}'; the model's outputs are ${signature.outputs.map((s) => `'${s.name}'`).join(', ')}`,
+        `unknown output '${clipText(o.name)}'; the model's outputs are ${signature.outputs.map((s) => `'${s.name}'`).join(', ')}`,
       );
     if (seen.has(o.name)) throw mismatch(`output '${o.name}' is requested twice`);
     seen.add(o.name);

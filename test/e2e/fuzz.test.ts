@@ -97,7 +97,7 @@ const NOT_4_BYTE_TYPES = ['FP64', 'INT64', 'UINT64', 'FP16', 'BF16', 'INT16', 'U
 const bad = (doc: unknown, code: ErrorCode, headers: Record<string, string> = JSON_CT): FuzzCase => ({
   path: INFER_PATH,
   headers,
-  body: JSON.stringify(doc),
+  body: toJson(doc),
   codes: [code],
 });
 const badText = (body: string | Buffer, code: ErrorCode, headers: Record<string, string> = JSON_CT): FuzzCase => ({
@@ -326,6 +326,30 @@ const MUTATORS: Record<string, Mutator> = {
       }),
       INVALID_TENSOR,
     ),
+  // --- hostile values: nested deeper than any recursion survives, strings longer than any message should echo ---
+  'datatype-nested': (g) => mutateInput((i) => ({ ...i, datatype: nestedArrays(g.int(2_000, 20_000)) }), DATATYPE),
+  'data-element-nested': (g) =>
+    mutateInput((i) => {
+      const data: unknown[] = [...PIXELS];
+      data[g.int(0, 783)] = g.int(0, 1) === 0 ? nestedArrays(g.int(2_000, 20_000)) : nestedObjects(g.int(2_000, 8_000));
+      return { ...i, data };
+    }, INVALID_TENSOR),
+  'shape-nested': (g) =>
+    mutateInput(
+      (i) => ({ ...i, shape: g.int(0, 1) === 0 ? nestedArrays(g.int(2_000, 20_000)) : [1, nestedArrays(5_000)] }),
+      INVALID_TENSOR,
+    ),
+  'name-huge': (g) => mutateInput((i) => ({ ...i, name: 'p'.repeat(g.int(1_000, 50_000)) }), INPUT_MISMATCH),
+  'prototype-keys': (g) =>
+    g.pick([
+      badText('{"__proto__":{"inputs":[]},"inputs":42}', INPUT_MISMATCH),
+      badText('{"inputs":[{"name":"pixels","__proto__":{"datatype":"FP32","shape":[1,784]},"data":[0]}]}', DATATYPE),
+      badText('{"parameters":{"__proto__":{"timeout":1}},"inputs":[]}', BAD_PARAMETER),
+      bad(
+        { ...validDoc(), inputs: [{ ...validDoc().inputs[0], name: g.pick(['toString', 'hasOwnProperty']) }] },
+        INPUT_MISMATCH,
+      ),
+    ]),
   // --- outputs ---
   'outputs-type': (g) =>
     bad({ ...validDoc(), outputs: g.pick([null, 42, 'label', {}, { name: 'label' }, true]) }, INPUT_MISMATCH),
@@ -464,6 +488,23 @@ const MUTATORS: Record<string, Mutator> = {
   }),
 };
 
+/** JSON text to splice into a case as is: values nested deeper than JSON.stringify can write. */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
+const nestedArrays = (depth: number) => new RawJson(`${'['.repeat(depth)}${']'.repeat(depth)}`);
+const nestedObjects = (depth: number) => new RawJson(`${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`);
+
+/** JSON.stringify, with each RawJson spliced in as its text. */
+function toJson(doc: unknown): string {
+  const raws: string[] = [];
+  const text = JSON.stringify(doc, (_k, v: unknown) =>
+    v instanceof RawJson ? `\u0000raw${raws.push(v.text) - 1}\u0000` : v,
+  );
+  return text.replace(/"\\u0000raw(\d+)\\u0000"/g, (_m, i: string) => raws[Number(i)] as string);
+}
+
 function mutateInput(fn: (input: Input) => Input, code: ErrorCode): FuzzCase {
   const doc = validDoc();
   doc.inputs[0] = fn(doc.inputs[0] as Input);
@@ -553,6 +594,23 @@ function problems(c: FuzzCase, r: Reply): string[] {
   return out;
 }
 
+/** The digits route's invalid requests and SLO misses so far, read from /metrics. */
+async function outcomeCounts(): Promise<{ invalid: number; missed: number }> {
+  const r = await request(`${url}/metrics`, { dispatcher: agent });
+  const text = await r.body.text();
+  const value = (line: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(`${line} `))
+        ?.split(' ')[1] ?? 0,
+    );
+  return {
+    invalid: value('slogate_invalid_requests_total{route="digits"}'),
+    missed: value('slogate_slo_requests_total{route="digits",outcome="missed"}'),
+  };
+}
+
 const validBody = () => JSON.stringify(validDoc());
 
 describe('fuzzing POST /v2/models/digits/infer with malformed requests', { timeout: 120_000 }, () => {
@@ -609,6 +667,48 @@ describe('malformed requests that once slipped through', () => {
       ),
       [],
     );
+  });
+
+  test('deeply nested or huge client values get their 4xx with a short message, counted invalid and never missed', async () => {
+    const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const doc = (fields: string) => `{"inputs":[{"name":"pixels",${fields}}]}`;
+    const cases: FuzzCase[] = [
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: doc(`"datatype":${deep(20_000)},"shape":[1,784],"data":[0]`),
+        codes: [DATATYPE],
+      },
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: doc(`"datatype":"FP32","shape":[1,784],"data":[${deep(20_000)}${',0'.repeat(783)}]`),
+        codes: [INVALID_TENSOR],
+      },
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: doc(`"datatype":"FP32","shape":${deep(20_000)},"data":[0]`),
+        codes: [INVALID_TENSOR],
+      },
+      {
+        path: INFER_PATH,
+        headers: JSON_CT,
+        body: `{"inputs":[{"name":"${'x'.repeat(60_000)}","datatype":"FP32","shape":[1,784],"data":[0]}]}`,
+        codes: [INPUT_MISMATCH],
+      },
+    ];
+    const before = await outcomeCounts();
+    const REPEAT = 5;
+    for (let i = 0; i < REPEAT; i++)
+      for (const c of cases) {
+        const r = await send(c.path, c.headers, c.body);
+        assert.deepEqual(problems(c, r), [], r.text.slice(0, 200));
+        assert.ok(r.text.length < 400, `a ${r.text.length}-byte error body echoes the client's value`);
+      }
+    const after = await outcomeCounts();
+    assert.equal(after.invalid - before.invalid, REPEAT * cases.length, 'each counted invalid');
+    assert.equal(after.missed, before.missed, 'none counted as an SLO miss');
   });
 
   test('a malformed percent-escape in the route answers with a slogate error code', async () => {

@@ -61,6 +61,14 @@ describe('admin auth', () => {
       200,
     );
   });
+
+  test('GET /admin/errors (the detail clients do not get) is behind the same auth and starts empty', async () => {
+    assert.equal((await locked.app.inject('/admin/errors')).statusCode, 401);
+    assert.equal((await open.app.inject({ url: '/admin/errors', remoteAddress: '10.1.2.3' })).statusCode, 403);
+    const r = await locked.app.inject({ url: '/admin/errors', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(r.json(), { errors: [] });
+  });
 });
 
 describe('admin routes and decisions', () => {

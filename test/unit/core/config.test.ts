@@ -108,3 +108,23 @@ test('in a config file, a quoted reference stays a string, a plain one is typed,
     lines.join('|'),
   );
 });
+
+test('a route cache is bounded in bytes: 64 MiB by default, at most 1 GiB, whatever maxEntries says', () => {
+  const withCache = (cache: Record<string, unknown>) =>
+    digitsRawConfig({ routes: { digits: { model: 'digits', slo: { p99Ms: 10 }, cache } } });
+  assert.equal(
+    parseConfig(withCache({ maxEntries: 10_000_000 }), ROOT).routes.digits?.cache?.maxBytes,
+    64 * 1024 * 1024,
+  );
+  assert.equal(
+    parseConfig(withCache({ maxEntries: 10, maxBytes: 1 << 20 }), ROOT).routes.digits?.cache?.maxBytes,
+    1 << 20,
+  );
+  for (const maxBytes of [2 ** 30 + 1, 1024, 1_500_000.5, '64MiB'])
+    assert.ok(
+      configError(() => parseConfig(withCache({ maxEntries: 10, maxBytes }), ROOT)).some((l) =>
+        l.startsWith('routes.digits.cache.maxBytes'),
+      ),
+      String(maxBytes),
+    );
+});

@@ -10,6 +10,7 @@ import {
   type ParsedInferRequest,
   parseInferRequest,
 } from '../../../gateway/v2/codec.js';
+import { isClientMistake } from '../../../policies/router.js';
 
 /** Two inputs, two outputs, batchable. */
 const SIG: ModelSignature = {
@@ -359,6 +360,121 @@ describe('parseInferRequest: binary tensor extension', () => {
     const raw = Buffer.from(f32le([1, Number.NaN, 3, 4]));
     throwsCode(() => parseInferRequest(raw, 0, SIG1, false), 'SLOGATE_ERR_INVALID_TENSOR');
     assert.ok(Number.isNaN((input(parseInferRequest(raw, 0, SIG1, true), 0).data as Float32Array)[1]));
+  });
+});
+
+describe('parseInferRequest: hostile bodies', () => {
+  /** JSON.parse reads arrays nested this deep; JSON.stringify (and any recursion over them) overflows the stack. */
+  const DEEP = 200_000;
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  const raw = (text: string) => () => parseInferRequest(Buffer.from(text), undefined, SIG1, false);
+  /** A message echoing client values stays short whatever the client sent. */
+  const MAX_MESSAGE_CHARS = 300;
+
+  const cases: { name: string; body: string; code: ErrorCode }[] = [
+    {
+      name: 'a deeply nested datatype',
+      body: `{"inputs":[{"name":"pixels","datatype":${nested(DEEP)},"shape":[1,4],"data":[1,2,3,4]}]}`,
+      code: 'SLOGATE_ERR_DATATYPE',
+    },
+    {
+      name: 'a deeply nested data element',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,${nested(DEEP)},3,4]}]}`,
+      code: 'SLOGATE_ERR_INVALID_TENSOR',
+    },
+    {
+      name: 'a deeply nested object as a data element',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,${'{"a":'.repeat(DEEP)}1${'}'.repeat(DEEP)},3,4]}]}`,
+      code: 'SLOGATE_ERR_INVALID_TENSOR',
+    },
+    {
+      name: 'a deeply nested shape',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":${nested(DEEP)},"data":[1,2,3,4]}]}`,
+      code: 'SLOGATE_ERR_INVALID_TENSOR',
+    },
+    {
+      name: 'a deeply nested shape dimension',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,${nested(DEEP)}],"data":[1,2,3,4]}]}`,
+      code: 'SLOGATE_ERR_INVALID_TENSOR',
+    },
+    {
+      name: 'a shape of a hundred thousand dimensions',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":[${new Array(100_000).fill(1).join(',')}],"data":[1]}]}`,
+      code: 'SLOGATE_ERR_INVALID_TENSOR',
+    },
+    {
+      name: 'a huge unknown input name',
+      body: `{"inputs":[{"name":"${'x'.repeat(100_000)}","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`,
+      code: 'SLOGATE_ERR_INPUT_MISMATCH',
+    },
+    {
+      name: 'a huge unknown datatype string',
+      body: `{"inputs":[{"name":"pixels","datatype":"${'F'.repeat(100_000)}","shape":[1,4],"data":[1,2,3,4]}]}`,
+      code: 'SLOGATE_ERR_DATATYPE',
+    },
+    {
+      name: 'a huge parameter name',
+      body: `{"parameters":{"${'k'.repeat(100_000)}":{}},"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`,
+      code: 'SLOGATE_ERR_BAD_PARAMETER',
+    },
+    {
+      name: 'a huge unknown output name',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}],"outputs":[{"name":"${'o'.repeat(100_000)}"}]}`,
+      code: 'SLOGATE_ERR_INPUT_MISMATCH',
+    },
+    {
+      name: 'a huge string as a data element',
+      body: `{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,"${'9'.repeat(100_000)}",3,4]}]}`,
+      code: 'SLOGATE_ERR_INVALID_TENSOR',
+    },
+    {
+      name: 'the fields of an input hidden behind a __proto__ key',
+      body: '{"inputs":[{"name":"pixels","__proto__":{"datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}}]}',
+      code: 'SLOGATE_ERR_DATATYPE',
+    },
+    {
+      name: 'inputs hidden behind a __proto__ key',
+      body: '{"__proto__":{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}}',
+      code: 'SLOGATE_ERR_INPUT_MISMATCH',
+    },
+    {
+      name: 'an input named after an Object.prototype member',
+      body: '{"inputs":[{"name":"constructor","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}',
+      code: 'SLOGATE_ERR_INPUT_MISMATCH',
+    },
+    {
+      name: 'a prototype-named parameter holding an object',
+      body: '{"parameters":{"__proto__":{"timeout":1}},"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}',
+      code: 'SLOGATE_ERR_BAD_PARAMETER',
+    },
+  ];
+  for (const c of cases) {
+    test(`${c.name} is ${c.code} (a client mistake, never a 500) with a short message`, () => {
+      const e = throwsCode(raw(c.body), c.code);
+      assert.ok(isClientMistake(e.code), `${e.code} must count as invalid, not as an SLO outcome`);
+      assert.ok(
+        e.message.length <= MAX_MESSAGE_CHARS,
+        `message of ${e.message.length} chars: ${e.message.slice(0, 80)}`,
+      );
+    });
+  }
+
+  test('a prototype key in a parameters object is a parameter like any other, not an inherited one', () => {
+    const p = parse({ parameters: JSON.parse('{"__proto__":"x"}'), inputs: [pixelsJson(), maskJson()] });
+    assert.equal(Object.getOwnPropertyDescriptor(p.parameters, '__proto__')?.value, 'x');
+    assert.equal(Object.getPrototypeOf(p.parameters), Object.prototype, 'the prototype is untouched');
+  });
+
+  test('whatever else the decoder throws on a body is SLOGATE_ERR_BAD_REQUEST, never INTERNAL', () => {
+    const hostile: ModelSignature = {
+      ...SIG1,
+      get inputs(): ModelSignature['inputs'] {
+        throw new RangeError('Maximum call stack size exceeded');
+      },
+    };
+    const body = jsonBody({ inputs: [pixelsJson(1)] });
+    const e = throwsCode(() => parseInferRequest(body, undefined, hostile, false), 'SLOGATE_ERR_BAD_REQUEST');
+    assert.equal(e.message, 'request body could not be decoded (RangeError)');
   });
 });
 

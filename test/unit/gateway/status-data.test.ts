@@ -6,6 +6,7 @@ import type { Decision } from '../../../core/decision.js';
 import { buildStatusData, type StatusInputs, type StatusRoute } from '../../../gateway/status/status-data.js';
 import type { DecisionChange } from '../../../policies/controller.js';
 import { RouteStats } from '../../../policies/route-stats.js';
+import type { ReplicaStats } from '../../../runtime/replica-pool.js';
 
 const WALL = 1_800_000_000_000;
 
@@ -173,5 +174,38 @@ describe('buildStatusData', () => {
       ['v16', 'v17', 'v18', 'v19', 'v20'],
     );
     assert.equal(JSON.parse(JSON.stringify(data)).utilisation.replicas, 0, 'the document is plain JSON');
+  });
+
+  test("replicas' last changes show their kind only: no node address, no stack trace on the public page", () => {
+    const replica = (id: string, lastChange: string): ReplicaStats => ({
+      id,
+      kind: 'remote',
+      state: 'down',
+      provider: 'remote',
+      slots: 2,
+      outstanding: 0,
+      errorScore: 0,
+      restarts: 0,
+      batches: 0,
+      lastChange,
+    });
+    const data = buildStatusData(
+      inputs([], 0, {
+        replicas: [
+          replica('remote-0', 'request failed: connect ECONNREFUSED 10.1.2.3:8001'),
+          replica(
+            'local-0',
+            'replacement worker failed: Error: boom\n    at load (/srv/slogate/runtime/worker.js:1:1)',
+          ),
+          replica('local-1', 'models loaded'),
+        ],
+      }),
+    );
+    assert.deepEqual(
+      data.replicas.map((r) => r.lastChange),
+      ['request failed', 'replacement worker failed', 'models loaded'],
+    );
+    const text = JSON.stringify(data);
+    for (const secret of ['10.1.2.3', '/srv/slogate', 'ECONNREFUSED']) assert.ok(!text.includes(secret), secret);
   });
 });

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Histogram } from 'prom-client';
 import { type CancelSignal, ClientGone } from '../../../core/cancel.js';
 import { ManualClock } from '../../../core/clock.js';
 import type { SlogateError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/logger.js';
 import type { BatchKnobs } from '../../../runtime/batch-policy.js';
 import type { SubmitResult } from '../../../runtime/batcher.js';
 import { Scheduler } from '../../../runtime/batcher.js';
 import type { ProfilePoint } from '../../../runtime/latency-profile.js';
 import { LatencyProfiles } from '../../../runtime/latency-profile.js';
+import type { BatchOutcome, BatchTask } from '../../../runtime/replica.js';
 import { ReplicaPool } from '../../../runtime/replica-pool.js';
 import { FakeReplica, flush } from './fake-replica.js';
 
@@ -377,5 +380,105 @@ describe('Scheduler drain', () => {
     assert.equal(await d, false);
     await queued.done;
     assert.equal(queued.error?.code, 'SLOGATE_ERR_SHUTTING_DOWN');
+  });
+});
+
+/** A replica whose answers carry output storage that cannot be split into the batch's rows. */
+class MalformedReplica extends FakeReplica {
+  override run(task: BatchTask): Promise<BatchOutcome> {
+    const data = null as unknown as Float32Array;
+    return Promise.resolve({
+      outputs: [{ name: 'out', datatype: 'FP32', shape: [task.rows, 1], data }],
+      inferMs: 1,
+      workerMs: 1,
+      replicaId: this.id,
+    });
+  }
+}
+
+describe('Scheduler containment: a batch always settles', () => {
+  type Options = ConstructorParameters<typeof Scheduler>[0];
+  /** A scheduler whose observers are the test's, with one two-row batch submitted and dispatched. */
+  async function running(events: Options['events'], tracing?: Options['tracing'], replica = new FakeReplica('r0')) {
+    const clock = new ManualClock(1000);
+    const pool = new ReplicaPool([replica], { clock, retryWaitMs: 1000 });
+    const profiles = new LatencyProfiles();
+    profiles.setPoints('m', 'v', POINTS);
+    const logged: string[] = [];
+    const logger = { ...silentLogger, error: (_o: unknown, msg?: string) => logged.push(String(msg)) };
+    const scheduler = new Scheduler({ clock, pool, profiles, maxQueueRows: 100, events, tracing, logger });
+    scheduler.addVariant('m', 'v', { maxBatch: 8, maxQueueDelayMs: 5 }, true);
+    const answers: { value?: SubmitResult; error?: SlogateError }[] = [];
+    const done = [0, 1].map((id) => {
+      const a: { value?: SubmitResult; error?: SlogateError } = {};
+      answers.push(a);
+      return scheduler
+        .submit({
+          model: 'm',
+          variant: 'v',
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 1], data: Float32Array.of(id) }],
+          rows: 1,
+          arrivalMs: 1000,
+          deadlineAtMs: 1100,
+          priority: 0,
+        })
+        .then(
+          (v) => {
+            a.value = v;
+          },
+          (e: SlogateError) => {
+            a.error = e;
+          },
+        );
+    });
+    clock.advance(6); // the bounded wait is over: both rows go as one batch
+    await flush();
+    return { replica, scheduler, answers, done, logged };
+  }
+
+  test('a batch metric that throws on a non-finite value is logged and skipped; both requests are answered', async () => {
+    const histogram = new Histogram({ name: 'test_infer_seconds', help: 'x', registers: [] });
+    const s = await running({ onBatch: (o) => histogram.observe(o.inferMs / 1000) });
+    assert.equal(s.replica.running.length, 1);
+    assert.equal(s.replica.running[0]?.task.rows, 2);
+    s.replica.running[0]?.finish(Number.NaN);
+    await Promise.all(s.done);
+    assert.deepEqual(
+      s.answers.map((a) => Array.from(a.value?.outputs[0]?.data as Float32Array)),
+      [[0], [1]],
+    );
+    assert.equal(s.scheduler.inflightBatches, 0);
+    assert.ok(
+      s.logged.some((m) => m.includes('onBatch failed')),
+      s.logged.join('|'),
+    );
+  });
+
+  test('tracing that throws when a batch ends does not keep its requests from their answers', async () => {
+    const tracing = {
+      current: () => undefined,
+      queued: () => undefined,
+      dropped: () => {},
+      dispatched: () => ({}),
+      ran: () => {
+        throw new Error('exporter exploded');
+      },
+    } as unknown as Options['tracing'];
+    const s = await running({}, tracing);
+    s.replica.running[0]?.finish();
+    await Promise.all(s.done);
+    assert.ok(s.answers.every((a) => a.value !== undefined));
+    assert.ok(s.logged.some((m) => m.includes('tracing failed')));
+  });
+
+  test('a delivery that throws answers every request with INTERNAL and frees the batch', async () => {
+    const s = await running({}, undefined, new MalformedReplica('bad'));
+    await Promise.all(s.done);
+    assert.deepEqual(
+      s.answers.map((a) => a.error?.code),
+      ['SLOGATE_ERR_INTERNAL', 'SLOGATE_ERR_INTERNAL'],
+    );
+    assert.equal(s.scheduler.inflightBatches, 0);
+    assert.ok(s.logged.some((m) => m.includes('could not be delivered')));
   });
 });

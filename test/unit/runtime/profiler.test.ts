@@ -1,12 +1,13 @@
 // Profiler.sweep: what it runs on the replicas. A stub pool records each task and answers at once (the real
 // profiler against real workers runs in the runtime integration tests).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SystemClock } from '../../../core/clock.js';
 import type { ModelConfig } from '../../../core/config.js';
+import { type Logger, silentLogger } from '../../../core/logger.js';
 import type { ModelInfo } from '../../../runtime/model-repository.js';
 import { batchSizes, Profiler } from '../../../runtime/profiler.js';
 import type { BatchOutcome, BatchTask } from '../../../runtime/replica.js';
@@ -57,6 +58,66 @@ test('a variant read from the cache is still warmed: every batch size, twice, on
       .sort((a, b) => a - b);
     assert.deepEqual(rows, expected);
     assert.ok(second.tasks.every((t) => t.model === 'm' && t.variant === 'v' && t.inputs[0]?.shape[0] === t.rows));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A logger that keeps its warnings. */
+function recordingLogger(): { logger: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const logger: Logger = {
+    ...silentLogger,
+    warn: (a: unknown, b?: string) => warnings.push(typeof a === 'string' ? a : (b ?? '')),
+    child: () => logger,
+  };
+  return { logger, warnings };
+}
+
+test('a cached profile that is parseable but wrong is measured again, with a log line, and the file rewritten', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slogate-profiler-'));
+  try {
+    const clock = new SystemClock();
+    const options = { samples: 5, budgetMs: 0, cacheDir: dir, hostKey: 'test' };
+    await new Profiler(stubPool(1).pool, clock).sweep([MODEL], options);
+    const [name] = readdirSync(dir);
+    assert.ok(name !== undefined);
+    const file = join(dir, name);
+    const good = JSON.parse(readFileSync(file, 'utf8')) as { hopMs: number; points: Record<string, unknown>[] };
+    assert.deepEqual(
+      good.points.map((p) => p.rows),
+      [1, 2, 4, 8],
+    );
+    const withPoint = (i: number, patch: Record<string, unknown>) => ({
+      ...good,
+      points: good.points.map((p, j) => (j === i ? { ...p, ...patch } : p)),
+    });
+    const corrupt: Record<string, string> = {
+      'a string time': JSON.stringify(withPoint(0, { p50Ms: '0.1' })),
+      'a zero time': JSON.stringify(withPoint(1, { p50Ms: 0, p99Ms: 0 })),
+      'a negative time': JSON.stringify(withPoint(2, { p99Ms: -5 })),
+      'p99 below p50': JSON.stringify(withPoint(3, { p50Ms: 9, p99Ms: 1 })),
+      'a negative hop': JSON.stringify({ ...good, hopMs: -1 }),
+      'a missing batch size': JSON.stringify({ ...good, points: good.points.slice(0, 3) }),
+      'batch sizes out of order': JSON.stringify({ ...good, points: [...good.points].reverse() }),
+      'rows as a string': JSON.stringify(withPoint(0, { rows: '1' })),
+      'not JSON': '{"hopMs": 0.1, "points": [',
+    };
+    for (const [what, text] of Object.entries(corrupt)) {
+      writeFileSync(file, text);
+      const { logger, warnings } = recordingLogger();
+      const run = stubPool(1);
+      const [sweep] = await new Profiler(run.pool, clock, logger).sweep([MODEL], options);
+      assert.equal(sweep?.cached, false, `${what}: measured again`);
+      assert.ok(
+        sweep?.points.every((p) => typeof p.p50Ms === 'number' && p.p50Ms > 0 && p.p99Ms >= p.p50Ms),
+        `${what}: measured points are sane`,
+      );
+      assert.equal(warnings.length, 1, `${what}: one log line`);
+      assert.match(warnings[0] ?? '', /profile cache .* is invalid .*measuring again/, what);
+      const [again] = await new Profiler(stubPool(1).pool, clock).sweep([MODEL], options);
+      assert.equal(again?.cached, true, `${what}: the rewritten file is read back`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
