@@ -115,10 +115,9 @@ describe('GET /metrics after real traffic', () => {
     const config = digitsConfig({
       routes: {
         digits: { model: 'digits', slo: { p99Ms: 200 } },
-        // Answered late: the test's clock jumps 25 ms as each of its batches completes (below), as if the gateway
-        // stalled. 15 ms rather than less: a request that waits out its whole target before dispatch (a GC pause, the
-        // engine's tick) is dropped instead of answered late.
-        tight: { model: 'digits', slo: { p99Ms: 15 }, policy: { static: { variant: 'tiny', maxBatch: 1 } } },
+        // Answered late: the test's clock skips 150 ms as each of its batches completes (below), as if the gateway
+        // stalled. A target this loose keeps a loaded host's pauses from dropping a request before dispatch.
+        tight: { model: 'digits', slo: { p99Ms: 100 }, policy: { static: { variant: 'tiny', maxBatch: 1 } } },
         // Adaptive with a target no variant can meet: once decided, admission refuses every request (shed).
         hopeless: { model: 'digits', slo: { p99Ms: 0.05 } },
       },
@@ -126,10 +125,10 @@ describe('GET /metrics after real traffic', () => {
     const clock = new SteppedClock();
     sg = await createSlogate({ config, clock, logger: pino({ level: 'silent' }), defaultMetrics: true, env: {} });
     url = await sg.listen(0);
-    // The `tight` route's answers arrive 25 ms after its batches finish, by the gateway's clock: deterministic, and
-    // no CPU burnt in a busy-wait.
+    // The `tight` route's answers arrive 150 ms after its batches finish, by the gateway's clock: past its target
+    // every time, with no CPU burnt in a busy-wait. (Profiles learn before this listener runs: they are unaffected.)
     sg.runtime.onBatch((o) => {
-      if (o.variant === 'tiny') clock.skip(25);
+      if (o.variant === 'tiny') clock.skip(150);
     });
     for (let i = 0; i < sent.met; i += 3)
       await Promise.all([0, 1, 2].map(() => post('/v2/models/digits/infer', inferBody(), 200)));
@@ -292,7 +291,7 @@ describe('GET /metrics after real traffic', () => {
     assert.ok((g('slogate_route_p99_predicted_seconds', { route: 'digits' }) ?? 0) > 0);
     assert.ok((g('slogate_route_p99_observed_seconds', { route: 'digits' }) ?? 0) > 0);
     assert.equal(g('slogate_route_p99_target_seconds', { route: 'digits' }), 0.2);
-    assert.equal(g('slogate_route_p99_target_seconds', { route: 'tight' }), 0.015);
+    assert.equal(g('slogate_route_p99_target_seconds', { route: 'tight' }), 0.1);
     assert.equal(g('slogate_replicas', { state: 'ready' }), 1);
     assert.equal(g('slogate_queue_depth', { variant: 'digits/large' }), 0);
     assert.equal(families.get('slogate_replica_restarts_total')?.samples[0]?.value, 0);
