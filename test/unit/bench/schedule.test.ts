@@ -165,3 +165,20 @@ test('trace schedule: routes indexed in order of appearance, default deadlines p
   const capped = buildSchedule({ kind: 'trace', rows }, opts({ maxRequests: 2 }));
   assert.equal(capped.atMs.length, 2);
 });
+
+test('seeded schedules keep their arrivals: pinned counts and times for seed 7 (compares replay across versions)', () => {
+  const poisson = buildSchedule({ kind: 'constant', rate: 200, arrivals: 'poisson' }, opts({ seed: 7 }));
+  assert.equal(poisson.atMs.length, 2010);
+  assert.deepEqual(
+    Array.from(poisson.atMs.slice(0, 4)),
+    [0.0588689651742131, 0.3786731124064466, 19.219938809425603, 25.223640742407447],
+  );
+  assert.equal(poisson.atMs.at(-1), 9994.029584177157);
+  const bursty = buildSchedule({ kind: 'bursty', low: 100, high: 900, meanLowS: 2, meanHighS: 1 }, opts({ seed: 7 }));
+  assert.equal(bursty.atMs.length, 2025);
+  assert.deepEqual(
+    Array.from(bursty.atMs.slice(0, 4)),
+    [5.200710446799532, 11.478662210438047, 14.222046320074563, 22.281300022704674],
+  );
+  assert.equal(bursty.atMs.at(-1), 9994.214048527156);
+});
