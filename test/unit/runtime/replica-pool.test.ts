@@ -47,6 +47,9 @@ function setup(specs: readonly FakeSpec[], retryWaitMs = 1000): Setup {
   return { clock, pool, fakes, retries, slotFree };
 }
 
+/** Batches started outside the pool to load a replica; never finished by play(). */
+const held = new Set<FakeReplica['running'][number]>();
+
 /** Plays one pool.run() whose attempts follow `script`, each on whichever fake got it; returns its outcome. */
 async function play(s: Setup, script: Script): Promise<BatchOutcome | SlogateError> {
   const result = s.pool.run(task).then(
@@ -64,9 +67,6 @@ async function play(s: Setup, script: Script): Promise<BatchOutcome | SlogateErr
   }
   return result;
 }
-
-/** Batches started outside the pool to load a replica; never finished by play(). */
-const held = new Set<FakeReplica['running'][number]>();
 
 async function build(specs: readonly FakeSpec[]): Promise<Setup> {
   const s = setup(specs);
