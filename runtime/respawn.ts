@@ -23,19 +23,23 @@ export interface RespawnerOptions extends BackoffOptions {
   readonly onFailure: (err: unknown, attempt: number, nextInMs: number) => void;
 }
 
-/** Runs replacement attempts until one succeeds or stop() is called; at most one attempt runs at a time. */
+/**
+ * Runs replacement attempts until one succeeds or stop() is called; at most one attempt runs at a time. A replacement
+ * that fails again within maxMs of its success (it loads, then crashes) continues the backoff instead of restarting it.
+ */
 export class Respawner {
   readonly #o: RespawnerOptions;
   #attempt = 0;
   #timer: TimerHandle | undefined;
   #running = false;
   #stopped = false;
+  #succeededAtMs: number | undefined;
 
   constructor(o: RespawnerOptions) {
     this.#o = o;
   }
 
-  /** Attempts made since the last success (or since start). */
+  /** Attempts in the current series (since the last start after a stable run). */
   get attempts(): number {
     return this.#attempt;
   }
@@ -45,11 +49,15 @@ export class Respawner {
     return this.#running || this.#timer !== undefined;
   }
 
-  /** Starts replacing (no-op while already at it); the first attempt starts now. */
+  /** Starts replacing (no-op while already at it): at once, unless the last replacement did not stay up for maxMs. */
   start(): void {
     if (this.#stopped || this.active) return;
-    this.#attempt = 0;
-    void this.#next();
+    const since =
+      this.#succeededAtMs === undefined ? Number.POSITIVE_INFINITY : this.#o.clock.now() - this.#succeededAtMs;
+    if (since >= this.#o.maxMs) this.#attempt = 0;
+    const waitMs = backoffMs(this.#attempt + 1, this.#o);
+    if (waitMs === 0) void this.#next();
+    else this.#timer = this.#o.clock.setTimer(() => void this.#next(), waitMs);
   }
 
   stop(): void {
@@ -66,6 +74,7 @@ export class Respawner {
     try {
       await this.#o.attempt();
       this.#running = false;
+      this.#succeededAtMs = this.#o.clock.now();
     } catch (err) {
       this.#running = false;
       if (this.#stopped) return;

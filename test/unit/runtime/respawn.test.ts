@@ -76,17 +76,32 @@ describe('Respawner on the manual clock', () => {
     assert.match(s.failures[4] ?? '', /^5: load failed 5, next in 1000$/);
   });
 
-  test('a success after failures ends the attempts; the next start begins again at once and from the start', async () => {
+  test('a success after failures ends the attempts; after maxMs up, the next start is at once and from the start', async () => {
     const s = setup(3);
     s.r.start();
     await flush();
     await s.run(1000);
     assert.deepEqual(s.startedAt, [0, 100, 300]);
     assert.equal(s.r.active, false);
+    await s.run(1000);
     s.r.start();
     await flush();
     assert.equal(s.startedAt.at(-1), s.clock.now(), 'immediate');
     assert.equal(s.r.attempts, 1, 'counted from 1 again');
+  });
+
+  test('a replacement that fails again within maxMs of its success (a crash loop) continues the backoff', async () => {
+    const s = setup(3);
+    s.r.start();
+    await flush();
+    await s.run(400);
+    assert.deepEqual(s.startedAt, [0, 100, 300]);
+    await s.run(100);
+    s.r.start();
+    await flush();
+    assert.equal(s.startedAt.length, 3, 'not at once');
+    await s.run(400);
+    assert.deepEqual(s.startedAt.slice(3), [900], 'the next backoff step (400 ms) after the start at 500 ms');
   });
 
   test('start() while attempts are under way does not start a second series', async () => {
