@@ -2,19 +2,80 @@
 // side). Parses argv, runs, writes bench/results/<name>.{json,md} and SVG plots. Exit codes: 0 done, 1 failure,
 // 2 usage, 3 the sender fell behind its schedule (no result reported; --allow-lag overrides).
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getGlobalDispatcher } from 'undici';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
+import {
+  choiceFlag,
+  DEFAULT_EVAL,
+  HELP_COLUMN,
+  numberFlag,
+  type OptionSpec,
+  parserOptions,
+  RESULTS_DIR,
+  SHARED_OPTIONS,
+  UsageError,
+  usageLines,
+} from './cli-options.js';
 import { progressPrinter } from './progress.js';
 import { renderRunMarkdown, runPlots, writeOutputs } from './report.js';
 import { type LoadMode, runBench } from './run.js';
 import { type Arrivals, type LoadSpec, parsePattern, parseTrace } from './schedule.js';
 
-export const ROOT = resolve(new URL('../../', import.meta.url).pathname);
-export const DEFAULT_EVAL = join(ROOT, 'models', 'digits', 'eval.bin');
-export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+/** How load is offered (one of; default the closed loop). */
+export const LOAD_OPTIONS = {
+  connections: {
+    type: 'string',
+    arg: 'N',
+    help: 'closed loop through autocannon: N connections, peak throughput (default 8)',
+  },
+  rate: { type: 'string', arg: 'R', help: 'open loop at R requests/s, arrivals --arrivals (default poisson)' },
+  arrivals: { type: 'string', arg: 'poisson|uniform', help: 'gaps of --rate and --pattern step arrivals' },
+  pattern: {
+    type: 'string',
+    arg: 'step:...|bursty:...',
+    help:
+      'step:LOW,HIGH,AT,FOR: LOW req/s, HIGH from AT s for FOR s, then LOW again;\n' +
+      `${' '.repeat(HELP_COLUMN)}bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S: two-state MMPP (exponential dwell times)`,
+  },
+  trace: { type: 'string', arg: 'FILE', help: 'CSV arrival_ms,route[,deadline_ms] (an optional header line)' },
+} as const satisfies Record<string, OptionSpec>;
+
+export const RUN_OPTIONS = {
+  url: { type: 'string', arg: 'URL', help: 'the V2 endpoint (required)' },
+  route: { ...SHARED_OPTIONS.route, help: 'route under test (required, unless a --trace names routes)' },
+  protocol: SHARED_OPTIONS.protocol,
+  duration: { ...SHARED_OPTIONS.duration, default: '10', help: 'length of the measured run (default 10)' },
+  'max-requests': {
+    type: 'string',
+    default: '200000',
+    arg: 'N',
+    help: 'request cap (default 200000); every run stops at its duration or its cap',
+  },
+  warmup: { type: 'string', default: '1', arg: 'S', help: 'unmeasured warm-up before the run (default 1)' },
+  'slo-ms': {
+    type: 'string',
+    arg: 'MS',
+    help: "deadline of every request (default: the route's slo.p99Ms from --config, else 100)",
+  },
+  config: { ...SHARED_OPTIONS.config, help: 'a slogate config, read for route SLOs' },
+  eval: SHARED_OPTIONS.eval,
+  inputs: SHARED_OPTIONS.inputs,
+  seed: SHARED_OPTIONS.seed,
+  'max-connections': SHARED_OPTIONS['max-connections'],
+  'timeout-ms': { type: 'string', arg: 'MS', help: 'client timeout per request (default max(5000, 10 x deadline))' },
+  'max-lag-ms': {
+    type: 'string',
+    arg: 'MS',
+    help: 'largest p99 send lag accepted (default max(5, 10% of the deadline))',
+  },
+  'allow-lag': SHARED_OPTIONS['allow-lag'],
+  name: { ...SHARED_OPTIONS.name, help: `${SHARED_OPTIONS.name.help} (default ROUTE-LOAD)` },
+  out: SHARED_OPTIONS.out,
+  json: SHARED_OPTIONS.json,
+  help: SHARED_OPTIONS.help,
+} as const satisfies Record<string, OptionSpec>;
 
 export const BENCH_USAGE = `slogate bench: load-test a V2 endpoint (slogate, Triton, KServe, ...)
 
@@ -22,41 +83,13 @@ Usage:
   slogate bench --url URL --route R [load] [options]
   slogate bench compare --config FILE --scenario steady|step|bursty|sweep [options]   (slogate bench compare --help)
 
-Load (one of; default: closed loop):
-  --connections N          closed loop through autocannon: N connections, peak throughput (default 8)
-  --rate R                 open loop at R requests/s, arrivals --arrivals poisson|uniform (default poisson)
-  --pattern step:LOW,HIGH,AT,FOR            LOW req/s, HIGH from AT s for FOR s, then LOW again
-  --pattern bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S   two-state MMPP (exponential dwell times)
-  --trace FILE             CSV arrival_ms,route[,deadline_ms] (an optional header line)
-
+Load (one of --connections, --rate, --pattern, --trace; default: closed loop):
+${usageLines(LOAD_OPTIONS)}
 Options:
-  --protocol json|binary   request encoding (binary = the binary tensor data extension; default json)
-  --duration S             length of the measured run (default 10)
-  --max-requests N         request cap (default 200000); every run stops at its duration or its cap
-  --warmup S               unmeasured warm-up before the run (default 1)
-  --slo-ms MS              deadline of every request (default: the route's slo.p99Ms from --config, else 100)
-  --config FILE            a slogate config, read for route SLOs
-  --eval FILE              eval set for inputs and scoring (default models/digits/eval.bin)
-  --inputs eval|random     eval samples (scored) or random tensors shaped from the metadata (default eval)
-  --seed N                 schedule seed (default 1)
-  --max-connections N      open-loop connection pool (default 256)
-  --timeout-ms MS          client timeout per request (default max(5000, 10 x deadline))
-  --max-lag-ms MS          largest p99 send lag accepted (default max(5, 10% of the deadline))
-  --allow-lag              report a result even when the sender fell behind (marked invalid)
-  --name NAME              output name: bench/results/NAME.{json,md}, NAME-*.svg (default ROUTE-LOAD)
-  --out DIR                output folder (default bench/results)
-  --json                   print the JSON result on stdout; no progress line
-`;
+${usageLines(RUN_OPTIONS)}`;
 
-export class UsageError extends Error {}
-
-const num = (name: string, v: string | undefined, min = 0, integer = false): number | undefined => {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x)))
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
-  return x;
-};
+const num = (name: string, v: string | undefined, min = 0, integer = false): number | undefined =>
+  numberFlag(name, v, { min, integer });
 
 function loadMode(v: {
   rate?: string | undefined;
@@ -67,9 +100,7 @@ function loadMode(v: {
 }): LoadMode {
   const given = [v.rate, v.pattern, v.trace].filter((x) => x !== undefined).length;
   if (given > 1) throw new UsageError('give one of --rate, --pattern, --trace');
-  const arrivals = (v.arrivals ?? 'poisson') as Arrivals;
-  if (arrivals !== 'poisson' && arrivals !== 'uniform')
-    throw new UsageError(`--arrivals must be poisson or uniform, got '${v.arrivals}'`);
+  const arrivals: Arrivals = choiceFlag('arrivals', v.arrivals ?? 'poisson', ['poisson', 'uniform']);
   if (v.rate !== undefined)
     return { kind: 'open', load: { kind: 'constant', rate: num('rate', v.rate, 0.001) as number, arrivals } };
   if (v.pattern !== undefined) {
@@ -91,35 +122,7 @@ function loadName(mode: LoadMode): string {
 }
 
 async function single(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string' },
-      route: { type: 'string' },
-      protocol: { type: 'string', default: 'json' },
-      connections: { type: 'string' },
-      duration: { type: 'string', default: '10' },
-      'max-requests': { type: 'string', default: '200000' },
-      rate: { type: 'string' },
-      arrivals: { type: 'string' },
-      pattern: { type: 'string' },
-      trace: { type: 'string' },
-      warmup: { type: 'string', default: '1' },
-      'slo-ms': { type: 'string' },
-      config: { type: 'string' },
-      eval: { type: 'string' },
-      inputs: { type: 'string', default: 'eval' },
-      seed: { type: 'string', default: '1' },
-      'max-connections': { type: 'string', default: '256' },
-      'timeout-ms': { type: 'string' },
-      'max-lag-ms': { type: 'string' },
-      'allow-lag': { type: 'boolean', default: false },
-      name: { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: parserOptions({ ...LOAD_OPTIONS, ...RUN_OPTIONS }) });
   if (values.help === true) {
     process.stdout.write(BENCH_USAGE);
     return 0;
@@ -130,15 +133,13 @@ async function single(argv: string[]): Promise<number> {
   const route =
     values.route ?? (mode.kind === 'open' && mode.load.kind === 'trace' ? (mode.load.rows[0]?.route ?? '') : undefined);
   if (route === undefined || route === '') throw new UsageError('--route is required (or a --trace naming routes)');
-  if (values.protocol !== 'json' && values.protocol !== 'binary')
-    throw new UsageError(`--protocol must be json or binary, got '${values.protocol}'`);
-  if (values.inputs !== 'eval' && values.inputs !== 'random')
-    throw new UsageError(`--inputs must be eval or random, got '${values.inputs}'`);
+  const protocol = choiceFlag('protocol', values.protocol, ['json', 'binary']);
+  const inputs = choiceFlag('inputs', values.inputs, ['eval', 'random']);
   const config = values.config === undefined ? undefined : loadConfigFile(values.config, process.env);
   const sloFlag = num('slo-ms', values['slo-ms'], 0.001);
   const sloMs = (r: string) => sloFlag ?? config?.routes[r]?.slo.p99Ms ?? 100;
   const evalPath = values.eval ?? DEFAULT_EVAL;
-  if (values.inputs === 'eval' && !existsSync(evalPath))
+  if (inputs === 'eval' && !existsSync(evalPath))
     throw new UsageError(`eval set ${evalPath} not found: give --eval FILE or --inputs random`);
   const name = values.name ?? `${route}-${loadName(mode)}`;
   const progress = progressPrinter(`bench ${name}`, values.json);
@@ -146,9 +147,9 @@ async function single(argv: string[]): Promise<number> {
     url,
     route,
     mode,
-    protocol: values.protocol,
-    inputs: values.inputs,
-    evalSet: values.inputs === 'eval' ? readEvalSet(evalPath) : undefined,
+    protocol,
+    inputs,
+    evalSet: inputs === 'eval' ? readEvalSet(evalPath) : undefined,
     durationS: num('duration', values.duration, 0.1) as number,
     maxRequests: num('max-requests', values['max-requests'], 1, true) as number,
     seed: num('seed', values.seed, 0, true) as number,

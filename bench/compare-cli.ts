@@ -4,12 +4,55 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
-import { DEFAULT_EVAL, RESULTS_DIR, UsageError } from './cli.js';
+import {
+  choiceFlag,
+  DEFAULT_EVAL,
+  HELP_COLUMN,
+  numberFlag,
+  type OptionSpec,
+  parserOptions,
+  RESULTS_DIR,
+  SHARED_OPTIONS,
+  UsageError,
+  usageLines,
+} from './cli-options.js';
 import { runCompare } from './compare.js';
 import { comparePlots, renderCompareMarkdown } from './compare-report.js';
 import { progressPrinter } from './progress.js';
 import { writeOutputs } from './report.js';
 import { SCENARIOS, type ScenarioName } from './scenarios.js';
+
+export const COMPARE_OPTIONS = {
+  config: { ...SHARED_OPTIONS.config, help: 'the slogate config whose route is compared (required)' },
+  scenario: { type: 'string', arg: 'NAME', help: 'steady, step, bursty or sweep (required)' },
+  route: { ...SHARED_OPTIONS.route, help: "route under test (default: the config's first route)" },
+  quick: { type: 'boolean', default: false, help: 'short version of the scenario (CI smoke test, under two minutes)' },
+  rate: { type: 'string', arg: 'R', help: 'base rate C in requests/s (default: calibrate C_L)' },
+  policies: {
+    type: 'string',
+    arg: 'LIST',
+    help:
+      'comma-separated: adaptive, static:VARIANT:b1|best|bN[:Dms], fixed, aimd[:VARIANT],\n' +
+      `${' '.repeat(HELP_COLUMN)}naive[:VARIANT], raw[:VARIANT] (default: all static variants, or the extremes with --quick)`,
+  },
+  duration: { ...SHARED_OPTIONS.duration, help: 'override the length of each measured run' },
+  'sweep-base': {
+    type: 'string',
+    default: 'common',
+    arg: 'common|own',
+    help: "sweep loads as multiples of C for every policy (default), or of each policy's own capacity",
+  },
+  protocol: SHARED_OPTIONS.protocol,
+  eval: SHARED_OPTIONS.eval,
+  inputs: SHARED_OPTIONS.inputs,
+  seed: SHARED_OPTIONS.seed,
+  'max-connections': SHARED_OPTIONS['max-connections'],
+  'allow-lag': SHARED_OPTIONS['allow-lag'],
+  name: { ...SHARED_OPTIONS.name, help: `${SHARED_OPTIONS.name.help} (default compare-SCENARIO[-quick])` },
+  out: SHARED_OPTIONS.out,
+  json: SHARED_OPTIONS.json,
+  help: SHARED_OPTIONS.help,
+} as const satisfies Record<string, OptionSpec>;
 
 export const COMPARE_USAGE = `slogate bench compare: policies side by side, the same schedule against each, in one run
 
@@ -27,48 +70,10 @@ Scenarios (C = --rate, or C_L: the capacity at SLO of the most accurate variant 
   sweep    per policy: capacity at SLO (doubling, then bisection), then Poisson at 0.3..2 x C (30 s each; --quick 0.5, 1, 2 x C, 2 s each)
 
 Options:
-  --route R                route under test (default: the config's first route)
-  --quick                  short version of the scenario (CI smoke test, under two minutes)
-  --rate R                 base rate C in requests/s (default: calibrate C_L)
-  --policies LIST          comma-separated: adaptive, static:VARIANT:b1|best|bN[:Dms], fixed, aimd[:VARIANT],
-                           naive[:VARIANT], raw[:VARIANT] (default: all static variants, or the extremes with --quick)
-  --duration S             override the length of each measured run
-  --sweep-base common|own  sweep loads as multiples of C for every policy (default), or of each policy's own capacity
-  --protocol json|binary   (default json)
-  --eval FILE              eval set (default models/digits/eval.bin); --inputs random to send random tensors
-  --inputs eval|random
-  --seed N                 (default 1)
-  --max-connections N      open-loop connection pool (default 256)
-  --allow-lag              show runs whose sender fell behind (marked) instead of refusing them
-  --name NAME              output name (default compare-SCENARIO[-quick])
-  --out DIR                output folder (default bench/results)
-  --json                   print the JSON result on stdout; no progress
-`;
+${usageLines(COMPARE_OPTIONS)}`;
 
 export async function compareMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string', short: 'c' },
-      scenario: { type: 'string' },
-      route: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      rate: { type: 'string' },
-      policies: { type: 'string' },
-      duration: { type: 'string' },
-      'sweep-base': { type: 'string', default: 'common' },
-      protocol: { type: 'string', default: 'json' },
-      eval: { type: 'string' },
-      inputs: { type: 'string', default: 'eval' },
-      seed: { type: 'string', default: '1' },
-      'max-connections': { type: 'string', default: '256' },
-      'allow-lag': { type: 'boolean', default: false },
-      name: { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: parserOptions(COMPARE_OPTIONS) });
   if (values.help === true) {
     process.stdout.write(COMPARE_USAGE);
     return 0;
@@ -76,25 +81,17 @@ export async function compareMain(argv: string[]): Promise<number> {
   if (values.config === undefined) throw new UsageError('compare: --config FILE is required');
   const scenario = values.scenario as ScenarioName;
   if (!SCENARIOS.includes(scenario)) throw new UsageError(`compare: --scenario must be one of ${SCENARIOS.join(', ')}`);
-  if (values.protocol !== 'json' && values.protocol !== 'binary')
-    throw new UsageError('compare: --protocol must be json or binary');
-  if (values['sweep-base'] !== 'common' && values['sweep-base'] !== 'own')
-    throw new UsageError('compare: --sweep-base must be common or own');
-  if (values.inputs !== 'eval' && values.inputs !== 'random')
-    throw new UsageError('compare: --inputs must be eval or random');
-  const positive = (name: string, v: string | undefined, integer = false) => {
-    if (v === undefined) return undefined;
-    const x = Number(v);
-    if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x)))
-      throw new UsageError(`compare: --${name} must be a positive ${integer ? 'integer' : 'number'}, got '${v}'`);
-    return x;
-  };
+  const protocol = choiceFlag('protocol', values.protocol, ['json', 'binary']);
+  const sweepBase = choiceFlag('sweep-base', values['sweep-base'], ['common', 'own']);
+  const inputs = choiceFlag('inputs', values.inputs, ['eval', 'random']);
+  const positive = (name: string, v: string | undefined, integer = false) =>
+    numberFlag(name, v, { min: 0, exclusive: true, integer });
   const config = loadConfigFile(values.config, process.env);
   const route = values.route ?? Object.keys(config.routes)[0];
   if (route === undefined || config.routes[route] === undefined)
     throw new UsageError(`compare: the config has no route '${route}'`);
   const evalPath = values.eval ?? config.models[config.routes[route]?.model ?? '']?.eval ?? DEFAULT_EVAL;
-  if (values.inputs === 'eval' && !existsSync(evalPath))
+  if (inputs === 'eval' && !existsSync(evalPath))
     throw new UsageError(`compare: eval set ${evalPath} not found: give --eval FILE or --inputs random`);
   const quiet = values.json;
   const name = values.name ?? `compare-${scenario}${values.quick ? '-quick' : ''}`;
@@ -106,11 +103,11 @@ export async function compareMain(argv: string[]): Promise<number> {
     quick: values.quick,
     rate: positive('rate', values.rate),
     policies: values.policies?.split(',').map((p) => p.trim()),
-    protocol: values.protocol,
-    seed: Number(values.seed),
+    protocol,
+    seed: numberFlag('seed', values.seed, { integer: true }) as number,
     durationS: positive('duration', values.duration),
-    evalSet: values.inputs === 'eval' ? readEvalSet(evalPath) : undefined,
-    sweepBase: values['sweep-base'],
+    evalSet: inputs === 'eval' ? readEvalSet(evalPath) : undefined,
+    sweepBase,
     maxConnections: positive('max-connections', values['max-connections'], true) as number,
     log: quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
     progress: (label) => progressPrinter(`  ${label}`, quiet),

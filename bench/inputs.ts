@@ -1,8 +1,8 @@
 // Request bodies per route, encoded once before the run (the sender only picks one): real eval samples, so every
 // answer can be scored against its label, or random tensors shaped from the model's metadata (GET /v2/models/{m}).
 import { request } from 'undici';
+import { mulberry32 } from '../core/prng.js';
 import type { EvalSet } from '../runtime/eval-set.js';
-import { mulberry32 } from './prng.js';
 import { evalBody, type Protocol, randomBody, type V2Body } from './v2-requests.js';
 import type { Scoring } from './v2-response.js';
 

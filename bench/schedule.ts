@@ -2,7 +2,7 @@
 // per request. Rates are piecewise constant (constant, step, two-state MMPP) and arrivals are placed by inverting the
 // cumulative rate: Poisson arrivals are unit-mean exponential steps of it, uniform ones unit steps, so counts and
 // rates are exact and a seed reproduces every arrival.
-import { exponential, mulberry32 } from './prng.js';
+import { exponential, mulberry32 } from '../core/prng.js';
 
 export type Arrivals = 'poisson' | 'uniform';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { loadConfigFile } from '../core/config.js';
-import { exponential, mulberry32 } from './prng.js';
+import { exponential, mulberry32 } from '../core/prng.js';
 import { startSlogateProcess } from './server-process.js';
 import { randomBody, type V2Body } from './v2-requests.js';
 

@@ -124,6 +124,22 @@ export const ProfileSchema = z.strictObject({
   budgetMs: z.number().int().min(100).max(600_000).default(20_000),
 });
 
+export const HealthSchema = z
+  .strictObject({
+    /** Ready slots every served model needs for /v2/health/ready to answer 200. */
+    minReadySlots: z.number().int().min(1).max(4096).default(1),
+    /** /v2/health/live fails once the server has had no ready slot for this long (0: never), so the pod is restarted. */
+    livenessTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
+    /** Wait before the second attempt to replace a worker that exited; doubled per failed attempt. */
+    respawnInitialMs: z.number().int().min(10).max(600_000).default(500),
+    /** Longest wait between two replacement attempts (they go on for ever). */
+    respawnMaxMs: z.number().int().min(10).max(600_000).default(30_000),
+  })
+  .refine((h) => h.respawnMaxMs >= h.respawnInitialMs, {
+    path: ['respawnMaxMs'],
+    message: 'must be at least respawnInitialMs',
+  });
+
 export const RuntimeSchema = z.strictObject({
   /** Local worker replicas; auto = max(1, cores - 1). */
   workers: z.union([z.literal('auto'), z.number().int().min(0).max(256)]).default('auto'),
@@ -139,6 +155,7 @@ export const RuntimeSchema = z.strictObject({
   replicas: z.array(RemoteReplicaSchema).default([]),
   healthCheckIntervalMs: z.number().int().min(50).max(60_000).default(1000),
   profile: ProfileSchema.prefault({}),
+  health: HealthSchema.prefault({}),
 });
 
 export const PricingSchema = z.strictObject({
@@ -191,6 +208,16 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['runtime', 'workers'],
         message: 'no replicas: set workers >= 1 or list runtime.replicas',
+      });
+    const slots =
+      cfg.runtime.workers === 'auto'
+        ? undefined
+        : cfg.runtime.workers + cfg.runtime.replicas.reduce((n, r) => n + r.concurrency, 0);
+    if (slots !== undefined && cfg.runtime.health.minReadySlots > slots)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['runtime', 'health', 'minReadySlots'],
+        message: `${cfg.runtime.health.minReadySlots} ready slots can never be met: the replicas have ${slots}`,
       });
   });
 

@@ -7,6 +7,7 @@ import type { Config, RouteConfig } from '../core/config.js';
 import { type SlogateError, toSlogateError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
+import { mulberry32, standardNormal } from '../core/prng.js';
 import type { ProfilePoint } from '../runtime/latency-profile.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from '../runtime/replica.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -68,23 +69,6 @@ export interface SimResult {
   readonly routes: SimRouteResult[];
   readonly decisions: DecisionChange[];
   readonly simulatedMs: number;
-}
-
-/** Seeded uniform PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal by Box-Muller. */
-function normal(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 
 /** A replica whose batches take a lognormal time fitted to the profile's p50 and p99 at that batch size. */
@@ -158,7 +142,7 @@ async function settle(): Promise<void> {
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
   const clock = new ManualClock(0);
-  const rand = prng(o.seed ?? 1);
+  const rand = mulberry32(o.seed ?? 1);
   const hopMs = o.hopMs ?? 0.1;
   const overheadOf =
     typeof o.overheadMs === 'function' ? o.overheadMs : () => (o.overheadMs as number | undefined) ?? 0.3;
@@ -180,7 +164,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const p50 = interpolateProfile(pts, rows, 'p50Ms');
     const p99 = Math.max(p50, interpolateProfile(pts, rows, 'p99Ms'));
     const sigma = p50 > 0 ? Math.log(p99 / p50) / 2.326 : 0;
-    return p50 * Math.exp(sigma * normal(rand));
+    return p50 * Math.exp(sigma * standardNormal(rand));
   };
   const replicas = Array.from(
     { length: Math.max(1, o.replicas) },

@@ -157,8 +157,15 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     }
   }
 
+  /** A replica for a retry: another one, or the failed one itself when every other is closed or down. */
+  #pickForRetry(exclude: Replica | undefined): Replica | undefined {
+    const other = this.pick(exclude);
+    if (other !== undefined || exclude === undefined) return other;
+    return exclude.state === 'ready' && this.#onlyLive(exclude) ? this.pick() : undefined;
+  }
+
   #waitForReplica(exclude: Replica | undefined): Promise<Replica | undefined> {
-    const now = this.pick(exclude);
+    const now = this.#pickForRetry(exclude);
     if (now !== undefined) return Promise.resolve(now);
     return new Promise((resolve) => {
       const waiter: Waiter = {
@@ -176,9 +183,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   #onSlotFree(): void {
     while (this.#waiters.length > 0) {
       const w = this.#waiters[0] as Waiter;
-      const r =
-        this.pick(w.exclude) ??
-        (w.exclude !== undefined && w.exclude.state === 'ready' && this.#onlyLive(w.exclude) ? this.pick() : undefined);
+      const r = this.#pickForRetry(w.exclude);
       if (r === undefined) break;
       this.#waiters.shift();
       this.#clock.clearTimer(w.timer);

@@ -3,7 +3,9 @@
 // so the pool retries only what another replica could answer.
 import { EventEmitter } from 'node:events';
 import { Piscina } from 'piscina';
+import type { Clock } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
+import { type BackoffOptions, Respawner } from './respawn.js';
 import type { DescribeResult, RunTask, WireTensor, WorkerInit, WorkerResult } from './worker/messages.js';
 
 export type ReplicaState = 'pending' | 'ready' | 'down' | 'closed';
@@ -63,19 +65,36 @@ export interface Replica {
 
 const WORKER_URL = new URL('./worker/ort-worker.js', import.meta.url);
 
+export interface LocalReplicaOptions {
+  readonly clock: Clock;
+  /** Spacing of the attempts to replace a worker that exited (the first is immediate). */
+  readonly respawn: BackoffOptions;
+}
+
 export class LocalReplica implements Replica {
   readonly kind = 'local' as const;
   readonly slots = 1;
   readonly events = new EventEmitter<ReplicaEvents>();
   readonly #init: WorkerInit;
+  readonly #respawner: Respawner;
   #pool: Piscina | undefined;
   #state: ReplicaState = 'pending';
   #outstanding = 0;
   #provider = 'cpu';
   #closing = false;
 
-  constructor(init: WorkerInit) {
+  constructor(init: WorkerInit, options: LocalReplicaOptions) {
     this.#init = init;
+    this.#respawner = new Respawner({
+      ...options.respawn,
+      clock: options.clock,
+      attempt: () => this.#replace(),
+      onFailure: (err, attempt, nextInMs) =>
+        this.#setState(
+          'down',
+          `replacement worker failed to load (attempt ${attempt}): ${(err as Error).message}; next attempt in ${nextInMs} ms`,
+        ),
+    });
   }
 
   get id(): string {
@@ -97,6 +116,16 @@ export class LocalReplica implements Replica {
   }
 
   async start(): Promise<DescribeResult> {
+    const desc = await this.#spawn();
+    this.#setState('ready', 'models loaded');
+    return desc;
+  }
+
+  /**
+   * A fresh one-thread pool whose worker has loaded every variant. A worker that fails to load rejects here (piscina
+   * would otherwise restart it at once, for ever, and may leave the task waiting), and its pool is destroyed.
+   */
+  async #spawn(): Promise<DescribeResult> {
     const pool = new Piscina({
       filename: WORKER_URL.href,
       minThreads: 1,
@@ -107,23 +136,28 @@ export class LocalReplica implements Replica {
       name: 'default',
     });
     this.#pool = pool;
-    pool.on('error', () => {
-      // Errors are delivered to the task that was running; an idle crash shows up as workerDestroy.
+    let loadFailed: (err: Error) => void = () => {};
+    const failure = new Promise<never>((_, reject) => {
+      loadFailed = reject;
     });
+    failure.catch(() => {});
+    // Once loaded, errors reach the task that was running, and an exit shows up as workerDestroy.
+    pool.on('error', (err: Error) => loadFailed(err));
     pool.on('workerDestroy', () => {
-      if (this.#closing) return;
-      this.#setState('pending', 'worker exited; piscina is starting a replacement');
-      this.events.emit('restart', 'worker exited');
-      // Not from inside piscina's own teardown (it is still removing the dead worker): on the next turn.
-      setImmediate(() => void this.#confirmReady());
+      if (this.#closing || this.#pool !== pool) return;
+      if (this.#state === 'ready') this.#onWorkerExit(pool);
+      else loadFailed(new Error('the worker exited while loading'));
     });
-    const desc = await this.#describe();
-    this.#setState('ready', 'models loaded');
-    return desc;
+    try {
+      return await Promise.race([this.#describe(pool), failure]);
+    } catch (err) {
+      if (this.#pool === pool) this.#pool = undefined;
+      await pool.destroy().catch(() => {});
+      throw err;
+    }
   }
 
-  async #describe(): Promise<DescribeResult> {
-    const pool = this.#pool as Piscina;
+  async #describe(pool: Piscina): Promise<DescribeResult> {
     const r = (await pool.run({ kind: 'describe' })) as WorkerResult;
     if (!r.ok) throw SlogateError.fromData(r.error);
     if (r.kind !== 'describe') throw new Error('unexpected worker reply to describe');
@@ -131,24 +165,28 @@ export class LocalReplica implements Replica {
     return r;
   }
 
-  /** Waits for the replacement worker to load the models (retrying a few times), then rejoins the pool. */
-  async #confirmReady(attempt = 1): Promise<void> {
+  /** The worker died while serving: its running batch already failed over; replace it in a fresh pool. */
+  #onWorkerExit(pool: Piscina): void {
+    this.#pool = undefined;
+    this.#setState('pending', 'worker exited; starting a replacement');
+    this.events.emit('restart', 'worker exited');
+    // Not from inside piscina's own teardown (it is still removing the dead worker): on the next turn.
+    setImmediate(() => {
+      void pool.destroy().catch(() => {});
+      this.#respawner.start();
+    });
+  }
+
+  /** One replacement attempt (the respawner spaces them out). */
+  async #replace(): Promise<void> {
     if (this.#closing) return;
-    try {
-      await this.#describe();
-      if (!this.#closing) this.#setState('ready', 'replacement worker loaded');
-    } catch (err) {
-      if (this.#closing) return;
-      if (attempt >= 5) {
-        this.#setState('down', `replacement worker failed: ${(err as Error).message}`);
-        return;
-      }
-      setTimeout(() => void this.#confirmReady(attempt + 1), 200 * attempt).unref();
-    }
+    await this.#spawn();
+    if (!this.#closing) this.#setState('ready', 'replacement worker loaded');
   }
 
   #setState(state: ReplicaState, reason: string): void {
-    if (this.#state === state || this.#state === 'closed') return;
+    // A repeated failure is news too (its attempt and error): 'down' is announced again.
+    if ((this.#state === state && state !== 'down') || this.#state === 'closed') return;
     this.#state = state;
     this.events.emit('state', state, reason);
   }
@@ -189,6 +227,7 @@ export class LocalReplica implements Replica {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#respawner.stop();
     this.#state = 'closed';
     await this.#pool?.close({ force: false });
   }

@@ -10,6 +10,7 @@ import type { TracingHooks } from '../core/tracing.js';
 import type { BatchKnobs } from './batch-policy.js';
 import type { BatchObservation, SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
+import { RuntimeHealth } from './health.js';
 import { LatencyProfiles } from './latency-profile.js';
 import { ModelRepository } from './model-repository.js';
 import { hostKey, Profiler } from './profiler.js';
@@ -49,6 +50,8 @@ export class Runtime {
   readonly repository: ModelRepository;
   readonly profiles: LatencyProfiles;
   readonly pool: ReplicaPool;
+  /** Readiness and liveness from the replicas' state. */
+  readonly health: RuntimeHealth;
   readonly scheduler: Scheduler;
   readonly #deps: RuntimeDeps;
   #state: RuntimeState = 'created';
@@ -68,7 +71,13 @@ export class Runtime {
     const intraOpThreads = resolveIntraOpThreads(config);
     for (let i = 0; i < resolveWorkers(config); i++) {
       replicas.push(
-        new LocalReplica({ replicaId: `local-${i}`, variants, device: config.runtime.device, intraOpThreads }),
+        new LocalReplica(
+          { replicaId: `local-${i}`, variants, device: config.runtime.device, intraOpThreads },
+          {
+            clock,
+            respawn: { initialMs: config.runtime.health.respawnInitialMs, maxMs: config.runtime.health.respawnMaxMs },
+          },
+        ),
       );
     }
     const models = new Map([...repository.models.values()].map((m) => [m.name, [...m.variants.keys()]]));
@@ -88,6 +97,12 @@ export class Runtime {
     if (replicas.length === 0)
       throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
     this.pool = new ReplicaPool(replicas, { clock });
+    this.health = new RuntimeHealth({
+      clock,
+      pool: this.pool,
+      models: [...repository.models.keys()],
+      ...config.runtime.health,
+    });
     this.pool.on('state', (id, state, reason) =>
       deps.logger.info({ replica: id, state, reason }, `replica ${id} is ${state}: ${reason}`),
     );

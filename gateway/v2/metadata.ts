@@ -22,11 +22,24 @@ interface ModelParams {
 
 export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginOptions): Promise<void> {
   const { router, runtime } = opts;
-  const ready = () => runtime.ready && opts.admitting();
+  const serving = () => runtime.ready && opts.admitting();
+  // Ready: started, admitting, and enough ready slots for every model; what inference would answer right now.
+  const readiness = (): { ready: boolean; reason?: string } => {
+    if (!runtime.ready) return { ready: false, reason: `the runtime is ${runtime.state}` };
+    if (!opts.admitting()) return { ready: false, reason: 'draining' };
+    const r = runtime.health.readiness();
+    return r.ready ? { ready: true } : { ready: false, reason: r.reason as string };
+  };
 
   app.get('/v2', async () => ({ name: 'slogate', version: opts.version, extensions: SERVER_EXTENSIONS }));
-  app.get('/v2/health/live', async () => ({ live: true }));
-  app.get('/v2/health/ready', async (_req, reply) => reply.code(ready() ? 200 : 503).send({ ready: ready() }));
+  app.get('/v2/health/live', async (_req, reply) => {
+    const l = runtime.health.liveness();
+    return reply.code(l.live ? 200 : 503).send(l.live ? { live: true } : { live: false, reason: l.reason });
+  });
+  app.get('/v2/health/ready', async (_req, reply) => {
+    const r = readiness();
+    return reply.code(r.ready ? 200 : 503).send(r);
+  });
 
   const lookup = (p: ModelParams): RouteState => {
     const r = router.route(p.route);
@@ -40,7 +53,7 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
     reply: { code(n: number): { send(b: unknown): unknown } },
   ) => {
     const r = lookup(req.params);
-    const ok = ready() && r.model.signature !== undefined;
+    const ok = serving() && r.model.signature !== undefined && runtime.health.modelReady(r.model.name);
     return reply.code(ok ? 200 : 503).send({ name: r.name, ready: ok });
   };
   app.get<{ Params: ModelParams }>('/v2/models/:route/ready', modelReady);

@@ -162,7 +162,13 @@ async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {
     try {
       sessions.set(key(v.model, v.variant), await createSession(v.path));
     } catch (err) {
-      throw new Error(`cannot load ${v.model}/${v.variant} from ${v.path}: ${(err as Error).message}`);
+      // Answered, not thrown: a worker whose module fails makes piscina restart it at once and may leave the task
+      // waiting; the replica reads this answer, destroys the worker and retries later.
+      const error = {
+        code: 'SLOGATE_ERR_MODEL_LOAD' as const,
+        message: `cannot load ${v.model}/${v.variant} from ${v.path}: ${(err as Error).message}`,
+      };
+      return async () => ({ ok: false, error }) satisfies WorkerResult;
     }
   }
   return async (task: WorkerTask) => {

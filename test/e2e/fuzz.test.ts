@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { ERROR_CATALOG, type ErrorCode, isErrorCode } from '../../core/errors.js';
+import { mulberry32 } from '../../core/prng.js';
 import type { Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
 import { digitsConfig, EVAL_PATH, startSlogate } from '../helpers.js';
@@ -17,18 +18,6 @@ const ROW_BYTES = 784 * 4;
 
 const evalSet = readEvalSet(EVAL_PATH);
 const PIXELS = Array.from(evalRow(evalSet, 0));
-
-/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed from SEED and its index. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly #next: () => number;

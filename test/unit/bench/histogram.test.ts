@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bucketOf, bucketRange, Histogram } from '../../../bench/histogram.js';
-import { mulberry32 } from '../../../bench/prng.js';
+import { mulberry32 } from '../../../core/prng.js';
 
 /** The exact nearest-rank quantile of a list. */
 function exact(values: readonly number[], q: number): number {

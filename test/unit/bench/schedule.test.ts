@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { exponential, mulberry32 } from '../../../bench/prng.js';
 import {
   arrivalTimes,
   buildSchedule,
@@ -12,6 +11,7 @@ import {
   type ScheduleOptions,
   stepSegments,
 } from '../../../bench/schedule.js';
+import { mulberry32 } from '../../../core/prng.js';
 
 const opts = (o: Partial<ScheduleOptions> = {}): ScheduleOptions => ({
   durationMs: 10_000,
@@ -23,29 +23,6 @@ const opts = (o: Partial<ScheduleOptions> = {}): ScheduleOptions => ({
 });
 
 const countIn = (at: Float64Array, from: number, to: number) => at.filter((t) => t >= from && t < to).length;
-
-test('mulberry32 is deterministic per seed, uniform in [0, 1)', () => {
-  const a = mulberry32(7);
-  const b = mulberry32(7);
-  const c = mulberry32(8);
-  const xs = Array.from({ length: 10_000 }, () => a());
-  assert.deepEqual(
-    xs.slice(0, 5),
-    Array.from({ length: 5 }, () => b()),
-  );
-  assert.notEqual(xs[0], c());
-  assert.ok(xs.every((x) => x >= 0 && x < 1));
-  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
-  assert.ok(Math.abs(mean - 0.5) < 0.01, `mean ${mean}`);
-});
-
-test('exponential samples have the requested mean', () => {
-  const r = mulberry32(1);
-  const n = 50_000;
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += exponential(r, 5);
-  assert.ok(Math.abs(sum / n - 5) < 0.1, `mean ${sum / n}`);
-});
 
 test('uniform arrivals: 100/s for 10 s is exactly 1000 requests, 10 ms apart from 0', () => {
   const s = buildSchedule({ kind: 'constant', rate: 100, arrivals: 'uniform' }, opts());
@@ -187,4 +164,21 @@ test('trace schedule: routes indexed in order of appearance, default deadlines p
   assert.equal(s.durationMs, 11);
   const capped = buildSchedule({ kind: 'trace', rows }, opts({ maxRequests: 2 }));
   assert.equal(capped.atMs.length, 2);
+});
+
+test('seeded schedules keep their arrivals: pinned counts and times for seed 7 (compares replay across versions)', () => {
+  const poisson = buildSchedule({ kind: 'constant', rate: 200, arrivals: 'poisson' }, opts({ seed: 7 }));
+  assert.equal(poisson.atMs.length, 2010);
+  assert.deepEqual(
+    Array.from(poisson.atMs.slice(0, 4)),
+    [0.0588689651742131, 0.3786731124064466, 19.219938809425603, 25.223640742407447],
+  );
+  assert.equal(poisson.atMs.at(-1), 9994.029584177157);
+  const bursty = buildSchedule({ kind: 'bursty', low: 100, high: 900, meanLowS: 2, meanHighS: 1 }, opts({ seed: 7 }));
+  assert.equal(bursty.atMs.length, 2025);
+  assert.deepEqual(
+    Array.from(bursty.atMs.slice(0, 4)),
+    [5.200710446799532, 11.478662210438047, 14.222046320074563, 22.281300022704674],
+  );
+  assert.equal(bursty.atMs.at(-1), 9994.214048527156);
 });

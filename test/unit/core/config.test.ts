@@ -128,3 +128,34 @@ test('a route cache is bounded in bytes: 64 MiB by default, at most 1 GiB, whate
       String(maxBytes),
     );
 });
+
+test('runtime.health: defaults, a backoff cap below its start, and a minimum the replicas can never reach', () => {
+  const h = parseConfig(digitsRawConfig(), ROOT).runtime.health;
+  assert.deepEqual(h, { minReadySlots: 1, livenessTimeoutMs: 60_000, respawnInitialMs: 500, respawnMaxMs: 30_000 });
+  const lines = configError(() =>
+    parseConfig(
+      digitsRawConfig({
+        runtime: {
+          workers: 1,
+          replicas: [{ url: 'http://127.0.0.1:9', concurrency: 2 }],
+          health: { minReadySlots: 4, respawnInitialMs: 1000, respawnMaxMs: 100 },
+        },
+      }),
+      ROOT,
+    ),
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith('runtime.health.respawnMaxMs:')),
+    lines.join(' | '),
+  );
+  assert.ok(
+    lines.some((l) => /^runtime\.health\.minReadySlots: 4 ready slots can never be met: the replicas have 3/.test(l)),
+    lines.join(' | '),
+  );
+  // With workers: auto the slot count is known only at start-up: not checked here.
+  assert.equal(
+    parseConfig(digitsRawConfig({ runtime: { workers: 'auto', health: { minReadySlots: 8 } } }), ROOT).runtime.health
+      .minReadySlots,
+    8,
+  );
+});

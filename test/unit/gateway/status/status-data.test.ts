@@ -2,11 +2,11 @@
 // window, decisions with non-finite numbers as null, replicas, queues and the latest decision changes.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Decision } from '../../../core/decision.js';
-import { buildStatusData, type StatusInputs, type StatusRoute } from '../../../gateway/status/status-data.js';
-import type { DecisionChange } from '../../../policies/controller.js';
-import { RouteStats } from '../../../policies/route-stats.js';
-import type { ReplicaStats } from '../../../runtime/replica-pool.js';
+import type { Decision } from '../../../../core/decision.js';
+import { buildStatusData, type StatusInputs, type StatusRoute } from '../../../../gateway/status/status-data.js';
+import type { DecisionChange } from '../../../../policies/controller.js';
+import { RouteStats } from '../../../../policies/route-stats.js';
+import type { ReplicaStats } from '../../../../runtime/replica-pool.js';
 
 const WALL = 1_800_000_000_000;
 

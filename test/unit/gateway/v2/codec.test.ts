@@ -2,15 +2,15 @@
 // extension both ways, and the input/output/parameter checks that turn client mistakes into 400s with codes.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type ErrorCode, SlogateError } from '../../../core/errors.js';
-import type { ModelSignature, Tensor } from '../../../core/types.js';
+import { type ErrorCode, SlogateError } from '../../../../core/errors.js';
+import type { ModelSignature, Tensor } from '../../../../core/types.js';
 import {
   encodeInferResponse,
   headerLength,
   type ParsedInferRequest,
   parseInferRequest,
-} from '../../../gateway/v2/codec.js';
-import { isClientMistake } from '../../../policies/router.js';
+} from '../../../../gateway/v2/codec.js';
+import { isClientMistake } from '../../../../policies/router.js';
 
 /** Two inputs, two outputs, batchable. */
 const SIG: ModelSignature = {

@@ -2,9 +2,9 @@
 // interval while it lasts, and one line with the totals once it has been quiet; nothing while nothing is shed.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ManualClock } from '../../../core/clock.js';
-import type { Logger } from '../../../core/logger.js';
-import { ShedBurstLog, type ShedSample } from '../../../gateway/status/shed-burst.js';
+import { ManualClock } from '../../../../core/clock.js';
+import type { Logger } from '../../../../core/logger.js';
+import { ShedBurstLog, type ShedSample } from '../../../../gateway/status/shed-burst.js';
 
 interface Line {
   level: 'warn' | 'info';

@@ -5,8 +5,8 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { ERROR_CODE_HEADER } from '../../../gateway/errors.js';
-import { installRequestLog } from '../../../gateway/status/request-log.js';
+import { ERROR_CODE_HEADER } from '../../../../gateway/errors.js';
+import { installRequestLog } from '../../../../gateway/status/request-log.js';
 
 test('one info line per request with reqId, status, time, route and error code', async () => {
   const lines: Record<string, unknown>[] = [];
