@@ -98,7 +98,7 @@ export function runtimeNodeConfig(config: Readonly<Config>): Config {
       priority: 0,
       objective: 'max-accuracy',
       utilityCostWeight: 0,
-      policy: { static: { variant: first, maxBatch: m.maxBatch, maxQueueDelayMs: 0 } },
+      policy: { kind: 'static', variant: first, maxBatch: m.maxBatch, maxQueueDelayMs: 0 },
     };
   }
   if (c.runtime.workers === 0) c.runtime.workers = 'auto';

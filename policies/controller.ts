@@ -13,7 +13,6 @@ import { aimdStep } from './aimd.js';
 import type { VariantModel } from './latency-model.js';
 import type { RouteStats, RouteTotals } from './route-stats.js';
 import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
-import { policyKind } from './router.js';
 import {
   DEFAULT_ENGINE_PARAMS,
   decide,
@@ -198,13 +197,13 @@ export class Controller implements DecisionSource {
     const want = new Map<string, { model: string; variant: string; maxBatch: number; maxQueueDelayMs: number }>();
     for (const r of this.#deps.router.routes.values()) {
       const p = r.config.policy;
-      if (typeof p !== 'object') continue;
-      const variant = 'static' in p ? p.static.variant : p.aimd.variant;
+      if (p.kind === 'adaptive') continue;
+      const variant = p.variant;
       const maxBatch = Math.min(
         r.model.config.maxBatch,
-        'static' in p ? p.static.maxBatch : (this.#aimd.get(`${r.model.name}/${variant}`) ?? 1),
+        p.kind === 'static' ? p.maxBatch : (this.#aimd.get(`${r.model.name}/${variant}`) ?? 1),
       );
-      const delay = 'static' in p ? p.static.maxQueueDelayMs : 0;
+      const delay = p.kind === 'static' ? p.maxQueueDelayMs : 0;
       const key = `${r.model.name}/${variant}`;
       const prev = want.get(key);
       want.set(key, {
@@ -243,7 +242,7 @@ export class Controller implements DecisionSource {
   }
 
   admit(r: RouteState, req: AdmissionRequest): SlogateError | undefined {
-    if (policyKind(r.config) !== 'adaptive') return undefined;
+    if (r.config.policy.kind !== 'adaptive') return undefined;
     const d = this.#decisions.get(r.name);
     if (d === undefined) return undefined;
     if (req.priorityOnly === true)
@@ -299,14 +298,14 @@ export class Controller implements DecisionSource {
   #onBatch(model: string, variant: string, rows: number, serviceMs: number): void {
     for (const r of this.#deps.router.routes.values()) {
       const p = r.config.policy;
-      if (typeof p !== 'object' || !('aimd' in p) || p.aimd.variant !== variant || r.model.name !== model) continue;
+      if (p.kind !== 'aimd' || p.variant !== variant || r.model.name !== model) continue;
       const key = `${model}/${variant}`;
       const cur = this.#aimd.get(key) ?? 1;
       const budgetMs = ((1 - this.#params.margin) * r.config.slo.p99Ms) / 2;
       const next = aimdStep(
         { maxBatch: cur },
         { serviceMs, rows },
-        { budgetMs, ceiling: Math.min(p.aimd.maxBatch, r.model.config.maxBatch) },
+        { budgetMs, ceiling: Math.min(p.maxBatch, r.model.config.maxBatch) },
       ).maxBatch;
       if (next !== cur) {
         this.#aimd.set(key, next);
@@ -337,7 +336,6 @@ export class Controller implements DecisionSource {
     const queued = new Map(runtime.queueStats().map((q) => [`${q.model}/${q.variant}`, q.queuedRows]));
     const routes: RouteInput[] = [];
     for (const r of router.routes.values()) {
-      const kind = policyKind(r.config);
       const p = r.config.policy;
       const rate = r.stats.rates(nowMs);
       const prev = this.#decisions.get(r.name);
@@ -349,19 +347,14 @@ export class Controller implements DecisionSource {
         utilityCostWeight: r.config.utilityCostWeight,
         slo: r.config.slo,
         policy:
-          kind === 'adaptive'
+          p.kind === 'adaptive'
             ? { kind: 'adaptive' }
-            : typeof p === 'object' && 'static' in p
-              ? {
-                  kind: 'fixed',
-                  variant: p.static.variant,
-                  maxBatch: p.static.maxBatch,
-                  maxQueueDelayMs: p.static.maxQueueDelayMs,
-                }
+            : p.kind === 'static'
+              ? { kind: 'fixed', variant: p.variant, maxBatch: p.maxBatch, maxQueueDelayMs: p.maxQueueDelayMs }
               : {
                   kind: 'fixed',
-                  variant: (p as { aimd: { variant: string } }).aimd.variant,
-                  maxBatch: this.#aimd.get(`${r.model.name}/${(p as { aimd: { variant: string } }).aimd.variant}`) ?? 1,
+                  variant: p.variant,
+                  maxBatch: this.#aimd.get(`${r.model.name}/${p.variant}`) ?? 1,
                   maxQueueDelayMs: 0,
                 },
         allowed: r.allowed,
@@ -497,7 +490,7 @@ export class Controller implements DecisionSource {
       metrics.p99Observed
         .labels(route)
         .set(Number.isFinite(d.inputs.observedP99Ms) ? d.inputs.observedP99Ms / 1000 : Number.NaN);
-      if (prev !== undefined && r !== undefined && policyKind(r.config) === 'adaptive')
+      if (prev !== undefined && r !== undefined && r.config.policy.kind === 'adaptive')
         this.#migrate(route, model, prev, d);
       if (prev === undefined || changed(prev, d)) {
         const from = prev === undefined ? '(none)' : describe(prev);

@@ -324,14 +324,5 @@ export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): st
 /** Before the engine's first decision for a route: a fixed policy's own variant, else the most accurate allowed. */
 function fallbackVariant(r: RouteState): string {
   const p = r.config.policy;
-  if (typeof p === 'object') return 'static' in p ? p.static.variant : p.aimd.variant;
-  return r.allowed[0] as string;
-}
-
-export type PolicyKind = 'adaptive' | 'static' | 'aimd';
-
-export function policyKind(rc: Readonly<RouteConfig>): PolicyKind {
-  const p = rc.policy;
-  if (p === 'adaptive') return 'adaptive';
-  return 'static' in p ? 'static' : 'aimd';
+  return p.kind === 'adaptive' ? (r.allowed[0] as string) : p.variant;
 }

@@ -9,7 +9,6 @@ import { SlogateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Router, RouteState } from '../../policies/router.js';
-import { policyKind } from '../../policies/router.js';
 import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
@@ -53,7 +52,7 @@ export function routeView(r: RouteState, controller: Controller, nowMs: number) 
   return {
     name: r.name,
     model: r.model.name,
-    policy: policyKind(r.config),
+    policy: r.config.policy.kind,
     config: r.config,
     allowedVariants: r.allowed,
     decision: controller.current(r.name) ?? null,
@@ -104,12 +103,7 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
       const problems: string[] = [];
       if (model === undefined) problems.push(`model: unknown model "${rc.model}"`);
       else {
-        const refs = [
-          ...(rc.variants ?? []),
-          ...(typeof rc.policy === 'object'
-            ? ['static' in rc.policy ? rc.policy.static.variant : rc.policy.aimd.variant]
-            : []),
-        ];
+        const refs = [...(rc.variants ?? []), ...(rc.policy.kind === 'adaptive' ? [] : [rc.policy.variant])];
         for (const v of refs)
           if (!model.variants.has(v)) problems.push(`variants: model "${rc.model}" has no variant "${v}"`);
       }
