@@ -13,6 +13,7 @@ import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/trac
 import { warmUp, warmupTargets } from './gateway/warmup.js';
 import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
+import { NO_RECORDS, RouteSloRecorder } from './policies/slo-recorder.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
 export const VERSION: string = (
@@ -62,13 +63,20 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   let admitting = true;
   const pricePerSlotMs = slotPricePerMs(config);
   const wallOffsetMs = Date.now() - clock.now();
-  const router = new Router({ runtime, clock, metrics, routes: config.routes, pricePerSlotMs, wallOffsetMs });
+  const router = new Router({ runtime, clock, metrics, routes: config.routes, wallOffsetMs });
   for (const route of router.routes.keys()) metrics.initRoute(route);
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
   const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
   router.setDecisionSource(controller);
+  const recorder = new RouteSloRecorder({
+    routes: router.routes,
+    metrics,
+    clock,
+    pricePerSlotMs,
+    onLate: (route) => controller.alarm(route),
+  });
   let warming = false;
   const app = await buildServer({
     config,
@@ -82,6 +90,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     admitting: () => admitting,
     wallOffsetMs,
     tracing,
+    recorder: () => (warming ? NO_RECORDS : recorder),
     warming: () => warming,
   });
   try {

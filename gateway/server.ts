@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Controller } from '../policies/controller.js';
 import type { Router } from '../policies/router.js';
+import type { SloRecorder } from '../policies/slo-recorder.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { fromFastifyError, sendError } from './errors.js';
@@ -33,7 +34,9 @@ export interface ServerDeps {
   readonly wallOffsetMs?: number;
   /** OpenTelemetry tracing (off when absent). */
   readonly tracing?: Tracing | undefined;
-  /** True while the start-up warm-up runs: its requests stay out of SLO accounting, the request log and traces. */
+  /** Where request outcomes are recorded now (the start-up warm-up's recorder records nothing). */
+  readonly recorder: () => SloRecorder;
+  /** True while the start-up warm-up runs: its requests stay out of admission, the request log and traces. */
   readonly warming?: () => boolean;
 }
 
@@ -81,6 +84,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     runtime: deps.runtime,
     clock: deps.clock,
     bodyLimitBytes: config.server.bodyLimitBytes,
+    recorder: deps.recorder,
     warming,
   });
 

@@ -1,17 +1,17 @@
 // The request path's policy step: find the route, pick the variant from the route's current decision (never
-// waiting on the engine), set the deadline and priority, ask admission, submit to the runtime, and account the
-// outcome against the route's SLO (metrics and the route's own statistics, which the engine reads).
+// waiting on the engine), set the deadline and priority, ask admission, and submit to the runtime. Outcomes are
+// accounted by the SLO recorder (slo-recorder.ts).
 import type { CancelSignal } from '../core/cancel.js';
 import type { Clock } from '../core/clock.js';
 import type { RouteConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
-import { ERROR_CATALOG, isErrorCode, SlogateError } from '../core/errors.js';
-import type { Metrics, SloOutcome } from '../core/metrics.js';
+import { SlogateError } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Tensor } from '../core/types.js';
-import type { SubmitResult } from '../runtime/batcher.js';
 import type { ModelInfo } from '../runtime/model-repository.js';
 import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { SubmitResult } from '../runtime/types.js';
 import { RouteStats } from './route-stats.js';
 import { VariantPicker } from './variant-picker.js';
 
@@ -42,8 +42,6 @@ export interface DecisionSource {
   current(route: string): Decision | undefined;
   /** A refusal for one request of the route, or undefined to admit it. */
   admit?(route: RouteState, request: AdmissionRequest): SlogateError | undefined;
-  /** An answer to the route came back later than its p99 target. */
-  alarm?(route: string): void;
 }
 
 export interface InferCall {
@@ -73,8 +71,6 @@ export interface RouterDeps {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly routes: Readonly<Record<string, RouteConfig>>;
-  /** Price of one replica slot per millisecond (pricing units), for slogate_cost_total. */
-  readonly pricePerSlotMs?: number;
   /** Monotonic clock -> wall clock offset (ms) for the per-second history. */
   readonly wallOffsetMs?: number;
 }
@@ -249,71 +245,9 @@ export class Router {
       return res;
     });
   }
-
-  /**
-   * Accounts one finished request against its route's SLO. Every request counted in slogate_requests_total gets
-   * exactly one outcome (met, missed, shed, dropped); malformed requests (the client's own 4xx) are counted apart.
-   */
-  record(
-    route: string,
-    variant: string | undefined,
-    statusCode: number,
-    totalMs: number,
-    errorCode?: string,
-    result?: SubmitResult,
-  ): void {
-    const r = this.#routes.get(route);
-    if (r === undefined) return;
-    const m = this.#deps.metrics;
-    if (errorCode !== undefined && isClientMistake(errorCode)) {
-      m.invalidRequests.labels(route).inc();
-      return;
-    }
-    const now = this.#deps.clock.now();
-    const v = variant === undefined ? 'none' : `${r.model.name}/${variant}`;
-    m.requests.labels(route, v, `${Math.floor(statusCode / 100)}xx`).inc();
-    if (statusCode === 200) {
-      const met = totalMs <= r.config.slo.p99Ms;
-      m.requestDuration.labels(route, v).observe(totalMs / 1000);
-      m.sloRequests.labels(route, met ? 'met' : 'missed').inc();
-      r.stats.finish(now, met ? 'met' : 'missed', totalMs, variant);
-      if (result !== undefined) {
-        // The gateway's own share: parsing, event-loop delay, encoding (everything but queueing and the replica's work).
-        r.stats.overhead(now, Math.max(0, totalMs - result.queueMs - result.computeMs));
-        const price = this.#deps.pricePerSlotMs ?? 0;
-        if (price > 0) m.cost.labels(route, v).inc((result.serviceMs / Math.max(1, result.batchRows)) * price);
-      }
-      if (!met) this.#decisions?.alarm?.(route);
-      return;
-    }
-    const outcome = errorCode === undefined ? 'missed' : (OUTCOME_BY_CODE[errorCode] ?? 'missed');
-    m.sloRequests.labels(route, outcome).inc();
-    r.stats.finish(now, outcome);
-    if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(route, errorCode as string).inc();
-  }
 }
 
 const WARMUP_DEADLINE_MS = 30_000;
-
-const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
-  SLOGATE_ERR_SHED: 'shed',
-  SLOGATE_ERR_NOT_READY: 'shed',
-  SLOGATE_ERR_SHUTTING_DOWN: 'shed',
-  SLOGATE_ERR_DEADLINE_UNREACHABLE: 'dropped',
-  SLOGATE_ERR_QUEUE_FULL: 'dropped',
-  SLOGATE_ERR_CANCELLED: 'dropped',
-};
-
-/** 4xx errors that are the client's own mistake (malformed input), not load: they are no SLO event. */
-export function isClientMistake(code: string): boolean {
-  return (
-    isErrorCode(code) &&
-    ERROR_CATALOG[code].status >= 400 &&
-    ERROR_CATALOG[code].status < 500 &&
-    code !== 'SLOGATE_ERR_SHED' &&
-    code !== 'SLOGATE_ERR_CANCELLED'
-  );
-}
 
 /** Variants a route may use, most accurate first (unknown accuracy last), honouring the route's variant list. */
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {

@@ -13,6 +13,7 @@ import { Runtime } from '../runtime/runtime.js';
 import type { DescribeResult } from '../runtime/worker/messages.js';
 import { Controller, type DecisionChange } from './controller.js';
 import { Router } from './router.js';
+import { RouteSloRecorder } from './slo-recorder.js';
 
 export interface SimArrival {
   readonly atMs: number;
@@ -198,7 +199,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     (cfg.runtime.device === 'cpu'
       ? cfg.pricing.cpuCoreHour * (cfg.runtime.intraOpThreads === 'auto' ? 1 : cfg.runtime.intraOpThreads)
       : cfg.pricing.gpuHour) / 3_600_000;
-  const router = new Router({ runtime, clock, metrics, routes: cfg.routes, pricePerSlotMs: price });
+  const router = new Router({ runtime, clock, metrics, routes: cfg.routes });
   const controller = new Controller({
     config: cfg,
     runtime,
@@ -210,6 +211,13 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     gatewayUtilisation: () => 0,
   });
   router.setDecisionSource(controller);
+  const recorder = new RouteSloRecorder({
+    routes: router.routes,
+    metrics,
+    clock,
+    pricePerSlotMs: price,
+    onLate: (route) => controller.alarm(route),
+  });
   controller.start();
 
   interface Acc {
@@ -250,7 +258,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const arrival = clock.now();
     const deadline = a.deadlineMs ?? router.route(a.route).config.slo.p99Ms;
     const fail = (e: SlogateError) => {
-      router.record(a.route, undefined, e.statusCode, clock.now() - arrival, e.code);
+      recorder.record({ route: a.route, statusCode: e.statusCode, totalMs: clock.now() - arrival, errorCode: e.code });
       if (e.code === 'SLOGATE_ERR_SHED') r.shed++;
       else r.dropped++;
     };
@@ -259,7 +267,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       p = router.infer({ route: a.route, inputs: input, rows: 1, arrivalMs: arrival, timeoutMs: a.deadlineMs }).then(
         (res) => {
           const total = clock.now() - arrival + overheadOf(arrival);
-          router.record(a.route, res.variant, 200, total, undefined, res);
+          recorder.record({ route: a.route, variant: res.variant, statusCode: 200, totalMs: total, result: res });
           r.lat.push(total);
           const accuracy = accuracyOf(a.route, res.variant);
           r.accServed += accuracy;

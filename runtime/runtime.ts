@@ -8,7 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { TracingHooks } from '../core/tracing.js';
 import type { BatchKnobs } from './batch-policy.js';
-import type { BatchObservation, SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
+import type { BatchObservation, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
 import { LatencyProfiles } from './latency-profile.js';
 import { ModelRepository } from './model-repository.js';
@@ -18,6 +18,7 @@ import type { Replica } from './replica.js';
 import { LocalReplica } from './replica.js';
 import type { ReplicaStats } from './replica-pool.js';
 import { ReplicaPool } from './replica-pool.js';
+import type { SubmitRequest, SubmitResult } from './types.js';
 import type { WorkerVariant } from './worker/messages.js';
 
 export interface RuntimeDeps {

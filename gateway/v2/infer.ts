@@ -8,8 +8,9 @@ import type { Clock } from '../../core/clock.js';
 import { SlogateError, toSlogateError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
 import type { Router } from '../../policies/router.js';
-import type { SubmitResult } from '../../runtime/batcher.js';
+import type { SloRecorder } from '../../policies/slo-recorder.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import type { SubmitResult } from '../../runtime/types.js';
 import { fromFastifyError, sendError } from '../errors.js';
 import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
 
@@ -18,7 +19,9 @@ export interface InferPluginOptions {
   readonly runtime: Runtime;
   readonly clock: Clock;
   readonly bodyLimitBytes: number;
-  /** True while the start-up warm-up runs (see warmup.ts): its requests are neither admitted nor accounted. */
+  /** Where outcomes are recorded now (the start-up warm-up's recorder records nothing). */
+  readonly recorder: () => SloRecorder;
+  /** True while the start-up warm-up runs (see warmup.ts): its requests are not admitted. */
   readonly warming?: () => boolean;
 }
 
@@ -32,16 +35,6 @@ const MAX_PRIORITY = 1000;
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
   const warming = opts.warming ?? (() => false);
-  const record = (
-    route: string,
-    variant: string | undefined,
-    status: number,
-    ms: number,
-    code?: string,
-    result?: SubmitResult,
-  ) => {
-    if (!warming()) router.record(route, variant, status, ms, code, result);
-  };
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
@@ -61,7 +54,12 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     if (route === undefined || warming()) return;
     const refusal = router.admit(route, arrivalMs, params.version !== undefined);
     if (refusal !== undefined) {
-      record(route.name, undefined, refusal.statusCode, clock.now() - arrivalMs, refusal.code);
+      opts.recorder().record({
+        route: route.name,
+        statusCode: refusal.statusCode,
+        totalMs: clock.now() - arrivalMs,
+        errorCode: refusal.code,
+      });
       return sendError(reply, refusal);
     }
   });
@@ -69,7 +67,8 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   app.setErrorHandler((err, req, reply) => {
     const e = fromFastifyError(err);
     const params = req.params as Partial<InferParams> | undefined;
-    if (params?.route !== undefined) record(params.route, undefined, e.statusCode, 0, e.code);
+    if (params?.route !== undefined)
+      opts.recorder().record({ route: params.route, statusCode: e.statusCode, totalMs: 0, errorCode: e.code });
     return sendError(reply, e);
   });
 
@@ -135,12 +134,18 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       } else {
         reply.header('content-type', 'application/json');
       }
-      record(routeName, variant, 200, totalMs, undefined, result);
+      opts.recorder().record({ route: routeName, variant, statusCode: 200, totalMs, result });
       return reply.code(200).send(encoded.body);
     } catch (err) {
       const e = toSlogateError(err);
       if (e.code === 'SLOGATE_ERR_INTERNAL') req.log.error({ err }, 'inference failed unexpectedly');
-      record(routeName, variant ?? e.variant, e.statusCode, clock.now() - arrivalMs, e.code);
+      opts.recorder().record({
+        route: routeName,
+        variant: variant ?? e.variant,
+        statusCode: e.statusCode,
+        totalMs: clock.now() - arrivalMs,
+        errorCode: e.code,
+      });
       return sendError(reply, e);
     }
   };
