@@ -10,10 +10,11 @@ import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { buildServer } from './gateway/server.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
-import { warmUp, warmupTargets } from './gateway/warmup.js';
+import type { RequestPath } from './gateway/v2/infer.js';
+import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
 import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
-import { NO_RECORDS, RouteSloRecorder } from './policies/slo-recorder.js';
+import { RouteSloRecorder } from './policies/slo-recorder.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
 export const VERSION: string = (
@@ -70,13 +71,16 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   });
   const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
   router.setDecisionSource(controller);
-  const recorder = new RouteSloRecorder({
-    routes: router.routes,
-    metrics,
-    clock,
-    pricePerSlotMs,
-    onLate: (route) => controller.alarm(route),
-  });
+  const live: RequestPath = {
+    gate: controller.gate,
+    recorder: new RouteSloRecorder({
+      routes: router.routes,
+      metrics,
+      clock,
+      pricePerSlotMs,
+      onLate: (route) => controller.alarm(route),
+    }),
+  };
   let warming = false;
   const app = await buildServer({
     config,
@@ -90,7 +94,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     admitting: () => admitting,
     wallOffsetMs,
     tracing,
-    recorder: () => (warming ? NO_RECORDS : recorder),
+    requestPath: () => (warming ? WARMUP_PATH : live),
     warming: () => warming,
   });
   try {

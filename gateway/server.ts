@@ -9,14 +9,13 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Controller } from '../policies/controller.js';
 import type { Router } from '../policies/router.js';
-import type { SloRecorder } from '../policies/slo-recorder.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { fromFastifyError, sendError } from './errors.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
-import { inferPlugin } from './v2/infer.js';
+import { inferPlugin, type RequestPath } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
 
 export interface ServerDeps {
@@ -34,9 +33,9 @@ export interface ServerDeps {
   readonly wallOffsetMs?: number;
   /** OpenTelemetry tracing (off when absent). */
   readonly tracing?: Tracing | undefined;
-  /** Where request outcomes are recorded now (the start-up warm-up's recorder records nothing). */
-  readonly recorder: () => SloRecorder;
-  /** True while the start-up warm-up runs: its requests stay out of admission, the request log and traces. */
+  /** The admission gate and outcome recorder inference goes through now (the start-up warm-up has its own). */
+  readonly requestPath: () => RequestPath;
+  /** True while the start-up warm-up runs: its requests stay out of the request log and traces. */
   readonly warming?: () => boolean;
 }
 
@@ -84,8 +83,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     runtime: deps.runtime,
     clock: deps.clock,
     bodyLimitBytes: config.server.bodyLimitBytes,
-    recorder: deps.recorder,
-    warming,
+    requestPath: deps.requestPath,
   });
 
   const log: Logger = deps.logger ?? {

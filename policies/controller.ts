@@ -4,15 +4,14 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Config, EngineConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
-import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { admit, TokenBucket } from './admission.js';
+import { AdmissionGate } from './admission-gate.js';
 import { aimdStep } from './aimd.js';
 import type { VariantModel } from './latency-model.js';
 import type { RouteStats, RouteTotals } from './route-stats.js';
-import type { AdmissionRequest, DecisionSource, Router, RouteState } from './router.js';
+import type { DecisionSource, Router } from './router.js';
 import {
   DEFAULT_ENGINE_PARAMS,
   decide,
@@ -53,14 +52,6 @@ const HISTORY = 1000;
 const MIN_ALARM_GAP_MS = 25;
 /** Utilisation (event loop, replicas) is measured over at least this long. */
 const MIN_UTILISATION_WINDOW_MS = 100;
-/**
- * A surge: since the last tick (at least SURGE_MIN_MS ago) at least SURGE_MIN_ARRIVALS arrivals came, at more than
- * SURGE_FACTOR x the rate the decision planned for. The engine then decides at once instead of at the next tick: a
- * step that lands just after a tick would otherwise build a tick's worth of backlog on a variant too slow for it.
- */
-const SURGE_MIN_MS = 40;
-const SURGE_MIN_ARRIVALS = 24;
-const SURGE_FACTOR = 1.5;
 /** The window of the observed p99 the engine reads (RouteStats.observedP99's default). */
 const OBSERVED_WINDOW_MS = 5000;
 /** Answers since a switch before their p99 speaks for the new choice (at most two of them late). */
@@ -117,19 +108,14 @@ export class Controller implements DecisionSource {
   readonly #params: EngineParams;
   readonly #states = new Map<string, RouteEngineState>();
   readonly #decisions = new Map<string, Decision>();
-  readonly #buckets = new Map<string, TokenBucket>();
   readonly #aimd = new Map<string, number>();
   readonly #history: DecisionChange[] = [];
   #timer: TimerHandle | undefined;
   #lastTickMs = Number.NEGATIVE_INFINITY;
   #alarmPending = false;
-  readonly #plannedRps = new Map<string, number>();
   /** Each route's predicted p99 per tick (ms), over the observed-latency window and the tick before it. */
   readonly #predicted = new Map<string, Prediction[]>();
   readonly #lastTotals = new Map<string, RouteTotals>();
-  /** Gateway overhead for admission's deadline check, per route: p90 of the last 1-2 s, set at each snapshot. */
-  readonly #admissionOverhead = new Map<string, number>();
-  #underPressure = false;
   #running = false;
   /** Wall-clock cost of the last decide() call (ms), for the status page and benchmarks. */
   lastDecideMs = 0;
@@ -140,10 +126,18 @@ export class Controller implements DecisionSource {
   utilisation = { gateway: 0, replicas: 0 };
   /** The last snapshot decided on (for GET /admin/engine/snapshot and offline replay). */
   lastSnapshot: EngineSnapshot | undefined;
+  /** Admission on the request path, fed by this loop's decisions. */
+  readonly gate: AdmissionGate;
 
   constructor(deps: ControllerDeps) {
     this.#deps = deps;
     this.#params = engineParams(deps.config.engine);
+    this.gate = new AdmissionGate({
+      runtime: deps.runtime,
+      clock: deps.clock,
+      current: (route) => this.#decisions.get(route),
+      alarm: (route) => this.alarm(route),
+    });
     deps.runtime.onBatch((o) => {
       // Batches before start() (the request path's warm-up) are no load and no evidence for AIMD.
       if (!this.#running) return;
@@ -174,7 +168,7 @@ export class Controller implements DecisionSource {
   }
 
   get underPressure(): boolean {
-    return this.#underPressure;
+    return this.gate.underPressure;
   }
 
   start(): void {
@@ -239,59 +233,6 @@ export class Controller implements DecisionSource {
     const since = this.#deps.clock.now() - this.#lastTickMs;
     this.#alarmPending = true;
     this.#schedule(Math.max(0, MIN_ALARM_GAP_MS - since));
-  }
-
-  admit(r: RouteState, req: AdmissionRequest): SlogateError | undefined {
-    if (r.config.policy.kind !== 'adaptive') return undefined;
-    const d = this.#decisions.get(r.name);
-    if (d === undefined) return undefined;
-    if (req.priorityOnly === true)
-      return req.priority < 0 && this.#underPressure
-        ? new SlogateError('SLOGATE_ERR_SHED', `sheddable request (priority ${req.priority}) refused under pressure`, {
-            retryAfterMs: 1000,
-          })
-        : undefined;
-    this.#checkSurge(r, d, req.nowMs);
-    const rt = this.#deps.runtime;
-    const fastest = this.#fastestMs(r, d);
-    let backlog = rt.scheduler.backlogMs();
-    // EDF runs earlier deadlines first: only when the whole backlog looks too long, count what is really ahead.
-    if (req.nowMs + backlog + fastest > req.deadlineAtMs) backlog = rt.scheduler.backlogMs(req.deadlineAtMs);
-    const refusal = admit(d, this.#buckets.get(r.name), {
-      nowMs: req.nowMs,
-      deadlineAtMs: req.deadlineAtMs,
-      priority: req.priority,
-      backlogMs: backlog,
-      fastestMs: fastest,
-      underPressure: this.#underPressure,
-    });
-    // A backlog too long for new requests is news the engine should act on now, not at the next tick.
-    if (refusal !== undefined && Number.isFinite(d.admissionRps) === false) this.alarm(r.name);
-    return refusal;
-  }
-
-  /** Alarms on a surge of arrivals since the last tick (a few comparisons per request). */
-  #checkSurge(r: RouteState, d: Decision, nowMs: number): void {
-    const n = r.stats.rate.pending;
-    if (n < SURGE_MIN_ARRIVALS) return;
-    const since = nowMs - r.stats.rate.lastSnapshotMs;
-    if (!(since >= SURGE_MIN_MS)) return;
-    const planned = this.#plannedRps.get(r.name) ?? Math.max(d.inputs.rateFast, d.inputs.rateSlow);
-    // Significant, not just fast: Poisson arrivals at the planned rate bring 24 in 40 ms (1.5x) several times a second
-    // at ~450 req/s; 4 standard deviations over the expected count happen about once in ten thousand windows.
-    const expected = (planned * since) / 1000;
-    if ((n * 1000) / since > SURGE_FACTOR * planned && n >= expected + 4 * Math.sqrt(expected)) this.alarm(r.name);
-  }
-
-  #fastestMs(r: RouteState, d: Decision): number {
-    const rt = this.#deps.runtime;
-    let best = Number.POSITIVE_INFINITY;
-    for (const s of d.variants) best = Math.min(best, rt.profiles.serviceMs(r.model.name, s.variant, 1, 'p99'));
-    if (d.fallbackVariant !== undefined)
-      best = Math.min(best, rt.profiles.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
-    // The overhead measured at the last tick: merging histogram windows per request would cost the hot path.
-    const overhead = this.#admissionOverhead.get(r.name) ?? d.inputs.overheadMs;
-    return (Number.isFinite(best) ? best : 0) + (Number.isFinite(overhead) ? overhead : 0);
   }
 
   /** AIMD routes adapt their variant's batch limit after every batch of it. */
@@ -380,7 +321,7 @@ export class Controller implements DecisionSource {
     // took 38 ms of overhead) would hold the door shut for the whole window. With nothing answered lately the
     // default applies, and admission lets requests in to measure again.
     for (const r of router.routes.values())
-      this.#admissionOverhead.set(r.name, r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1, 1000));
+      this.gate.setOverhead(r.name, r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1, 1000));
     const slots = Math.max(1, runtime.pool.readySlots);
     this.#measureUtilisation(nowMs, slots);
     return {
@@ -421,7 +362,7 @@ export class Controller implements DecisionSource {
       const snap = this.snapshot();
       this.lastSnapshot = snap;
       // The rate each route's decision plans for (the engine's max(instant, fast)): what a surge is measured against.
-      for (const r of snap.routes) this.#plannedRps.set(r.name, Math.max(r.rate.instant, r.rate.fast));
+      for (const r of snap.routes) this.gate.plan(r.name, Math.max(r.rate.instant, r.rate.fast));
       const t0 = performance.now();
       result = decide(snap);
       this.lastDecideMs = performance.now() - t0;
@@ -472,15 +413,7 @@ export class Controller implements DecisionSource {
       this.#recordPrediction(route, nowMs, d);
       const st = result.states.get(route);
       if (st !== undefined) this.#states.set(route, st);
-      if (Number.isFinite(d.admissionRps)) {
-        const burst = Math.max(4, d.maxBatch * Math.max(1, runtime.pool.readySlots));
-        const b = this.#buckets.get(route);
-        if (b === undefined) this.#buckets.set(route, new TokenBucket(d.admissionRps, burst, nowMs));
-        else {
-          b.ratePerS = d.admissionRps;
-          b.burst = burst;
-        }
-      } else this.#buckets.delete(route);
+      this.gate.publish(route, d, nowMs, runtime.pool.readySlots);
       const r = router.routes.get(route);
       const model = r?.model.name ?? d.model;
       for (const v of r?.model.variants.keys() ?? [])
@@ -512,7 +445,7 @@ export class Controller implements DecisionSource {
         );
       }
     }
-    this.#underPressure = result.underPressure;
+    this.gate.underPressure = result.underPressure;
     for (const [key, k] of result.knobs) {
       const [model, variant] = key.split('/') as [string, string];
       const cur = runtime.scheduler.knobs(model, variant);

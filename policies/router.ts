@@ -12,6 +12,7 @@ import type { ModelInfo } from '../runtime/model-repository.js';
 import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { SubmitResult } from '../runtime/types.js';
+import type { Admitted } from './admission-gate.js';
 import { RouteStats } from './route-stats.js';
 import { VariantPicker } from './variant-picker.js';
 
@@ -29,41 +30,22 @@ export interface RouteState {
   cache: ResponseCache | undefined;
 }
 
-export interface AdmissionRequest {
-  readonly nowMs: number;
-  readonly deadlineAtMs: number;
-  readonly priority: number;
-  /** Only the priority rule (sheddable under pressure): the rest of admission already ran for this request. */
-  readonly priorityOnly?: boolean;
-}
-
 /** Where the router reads a route's latest decision (the engine, or a fixed choice). */
 export interface DecisionSource {
   current(route: string): Decision | undefined;
-  /** A refusal for one request of the route, or undefined to admit it. */
-  admit?(route: RouteState, request: AdmissionRequest): SlogateError | undefined;
 }
 
 export interface InferCall {
   readonly route: string;
-  /** A variant pinned by the URL (/versions/{v}); bypasses the decision and admission. */
+  /** A variant pinned by the URL (/versions/{v}); bypasses the decision. */
   readonly pinnedVariant?: string | undefined;
   readonly inputs: readonly Tensor[];
   readonly rows: number;
   readonly outputs?: readonly string[] | undefined;
   readonly arrivalMs: number;
-  /** Triton's `timeout` parameter, converted to ms: tightens the deadline. */
-  readonly timeoutMs?: number | undefined;
-  /** Request `priority` parameter: overrides the route's priority. */
-  readonly priority?: number | undefined;
+  /** What the admission gate let in: the deadline and priority it goes with. */
+  readonly admitted: Admitted;
   readonly signal?: CancelSignal | undefined;
-  /** The gateway already counted the arrival and ran admission (before parsing the body): skip both here. */
-  readonly admitted?: boolean | undefined;
-  /**
-   * The start-up warm-up's synthetic request: no deadline to speak of (30 s), and it neither reads nor fills the
-   * response cache (nor counts in its metric).
-   */
-  readonly uncounted?: boolean | undefined;
 }
 
 export interface RouterDeps {
@@ -147,51 +129,10 @@ export class Router {
     return r.picker.pick() ?? fallbackVariant(r);
   }
 
-  /**
-   * Counts an arrival and asks admission, before the body is even parsed (a refused request then costs almost
-   * nothing). Pinned versions bypass admission. Returns the refusal, or undefined to go on.
-   */
-  admit(
-    r: RouteState,
-    arrivalMs: number,
-    pinned: boolean,
-    priority = r.config.priority,
-    timeoutMs?: number,
-  ): SlogateError | undefined {
-    r.stats.arrive(arrivalMs);
-    if (pinned) return undefined;
-    return this.#decisions?.admit?.(r, {
-      nowMs: this.#deps.clock.now(),
-      deadlineAtMs: this.#deadline(r, arrivalMs, timeoutMs),
-      priority,
-    });
-  }
-
-  #deadline(r: RouteState, arrivalMs: number, timeoutMs: number | undefined): number {
-    const d = arrivalMs + r.config.slo.p99Ms;
-    return timeoutMs === undefined ? d : Math.min(d, arrivalMs + timeoutMs);
-  }
-
+  /** Sends an admitted request to the variant its route's decision (or its pinned version) names. */
   infer(call: InferCall): Promise<SubmitResult> {
     const r = this.route(call.route);
-    // The warm-up's requests wait for their answer whatever it takes: a drop would leave cold the path they are there
-    // to run.
-    const deadlineAtMs =
-      call.uncounted === true ? call.arrivalMs + WARMUP_DEADLINE_MS : this.#deadline(r, call.arrivalMs, call.timeoutMs);
-    const priority = call.priority ?? r.config.priority;
-    if (call.admitted !== true) {
-      const refusal = this.admit(r, call.arrivalMs, call.pinnedVariant !== undefined, priority, call.timeoutMs);
-      if (refusal !== undefined) throw refusal;
-    } else if (call.priority !== undefined && call.priority < 0 && call.pinnedVariant === undefined) {
-      // The body made this request sheddable: ask admission again with its own priority.
-      const refusal = this.#decisions?.admit?.(r, {
-        nowMs: this.#deps.clock.now(),
-        deadlineAtMs,
-        priority,
-        priorityOnly: true,
-      });
-      if (refusal !== undefined) throw refusal;
-    }
+    const { deadlineAtMs, priority } = call.admitted;
     let variant: string;
     let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
@@ -205,7 +146,7 @@ export class Router {
       variant = this.chooseVariant(r);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
     }
-    const cache = call.uncounted === true ? undefined : r.cache;
+    const cache = call.admitted.useCache ? r.cache : undefined;
     let key: string | undefined;
     if (cache !== undefined) {
       key = cacheKey(r.model.variants.get(variant)?.sha256 ?? variant, call.inputs, call.outputs);
@@ -246,8 +187,6 @@ export class Router {
     });
   }
 }
-
-const WARMUP_DEADLINE_MS = 30_000;
 
 /** Variants a route may use, most accurate first (unknown accuracy last), honouring the route's variant list. */
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {

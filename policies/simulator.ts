@@ -218,6 +218,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     pricePerSlotMs: price,
     onLate: (route) => controller.alarm(route),
   });
+  const gate = controller.gate;
   controller.start();
 
   interface Acc {
@@ -264,7 +265,16 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     };
     let p: Promise<void>;
     try {
-      p = router.infer({ route: a.route, inputs: input, rows: 1, arrivalMs: arrival, timeoutMs: a.deadlineMs }).then(
+      const route = router.route(a.route);
+      const admission = gate.check({
+        route,
+        arrivalMs: arrival,
+        stage: 'whole',
+        pinned: false,
+        timeoutMs: a.deadlineMs,
+      });
+      if (!admission.admitted) throw admission.refusal;
+      p = router.infer({ route: a.route, inputs: input, rows: 1, arrivalMs: arrival, admitted: admission }).then(
         (res) => {
           const total = clock.now() - arrival + overheadOf(arrival);
           recorder.record({ route: a.route, variant: res.variant, statusCode: 200, totalMs: total, result: res });

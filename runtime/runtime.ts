@@ -7,11 +7,13 @@ import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { TracingHooks } from '../core/tracing.js';
+import type { ModelSignature } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
 import type { BatchObservation, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
-import { LatencyProfiles } from './latency-profile.js';
-import { ModelRepository } from './model-repository.js';
+import { LatencyProfiles, type Quantile, type ServiceTable } from './latency-profile.js';
+import { type ModelInfo, ModelRepository } from './model-repository.js';
+import type { RuntimePort } from './port.js';
 import { hostKey, Profiler } from './profiler.js';
 import { RemoteReplica } from './remote-replica.js';
 import type { Replica } from './replica.js';
@@ -46,7 +48,7 @@ export function resolveIntraOpThreads(config: Readonly<Config>): number {
   return t === 'auto' ? 1 : t;
 }
 
-export class Runtime {
+export class Runtime implements RuntimePort {
   readonly repository: ModelRepository;
   readonly profiles: LatencyProfiles;
   readonly pool: ReplicaPool;
@@ -224,6 +226,43 @@ export class Runtime {
 
   setKnobs(model: string, variant: string, knobs: BatchKnobs): void {
     this.scheduler.setKnobs(model, variant, knobs);
+  }
+
+  knobs(model: string, variant: string): BatchKnobs {
+    return this.scheduler.knobs(model, variant);
+  }
+
+  migrate(model: string, from: string, to: string, tag: string, fraction: number): number {
+    return this.scheduler.migrate(model, from, to, tag, fraction);
+  }
+
+  backlogMs(beforeMs?: number): number {
+    return this.scheduler.backlogMs(beforeMs);
+  }
+
+  serviceMs(model: string, variant: string, rows: number, q: Quantile): number {
+    return this.profiles.serviceMs(model, variant, rows, q);
+  }
+
+  serviceTable(model: string, variant: string, maxRows: number): ServiceTable {
+    return this.profiles.table(model, variant, maxRows);
+  }
+
+  get models(): ReadonlyMap<string, ModelInfo> {
+    return this.repository.models;
+  }
+
+  model(name: string): ModelInfo {
+    return this.repository.model(name);
+  }
+
+  /** A model's input/output signature (known once started). */
+  signature(model: string): ModelSignature {
+    return this.repository.signature(model);
+  }
+
+  get readySlots(): number {
+    return this.pool.readySlots;
   }
 
   queueStats(): VariantQueueStats[] {

@@ -7,6 +7,7 @@ import { ClientGone } from '../../core/cancel.js';
 import type { Clock } from '../../core/clock.js';
 import { SlogateError, toSlogateError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
+import type { Gate } from '../../policies/admission-gate.js';
 import type { Router } from '../../policies/router.js';
 import type { SloRecorder } from '../../policies/slo-recorder.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -19,10 +20,14 @@ export interface InferPluginOptions {
   readonly runtime: Runtime;
   readonly clock: Clock;
   readonly bodyLimitBytes: number;
-  /** Where outcomes are recorded now (the start-up warm-up's recorder records nothing). */
-  readonly recorder: () => SloRecorder;
-  /** True while the start-up warm-up runs (see warmup.ts): its requests are not admitted. */
-  readonly warming?: () => boolean;
+  /** The admission gate and outcome recorder requests go through now (the start-up warm-up has its own). */
+  readonly requestPath: () => RequestPath;
+}
+
+/** Who lets a request in and who records how it ended. */
+export interface RequestPath {
+  readonly gate: Gate;
+  readonly recorder: SloRecorder;
 }
 
 interface InferParams {
@@ -34,7 +39,6 @@ const MAX_PRIORITY = 1000;
 
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
-  const warming = opts.warming ?? (() => false);
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
@@ -51,10 +55,12 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     (req as FastifyRequest & { arrivalMs: number }).arrivalMs = arrivalMs;
     const params = req.params as Partial<InferParams>;
     const route = params.route === undefined ? undefined : router.routes.get(params.route);
-    if (route === undefined || warming()) return;
-    const refusal = router.admit(route, arrivalMs, params.version !== undefined);
-    if (refusal !== undefined) {
-      opts.recorder().record({
+    if (route === undefined) return;
+    const { gate, recorder } = opts.requestPath();
+    const admission = gate.check({ route, arrivalMs, stage: 'before-body', pinned: params.version !== undefined });
+    if (!admission.admitted) {
+      const refusal = admission.refusal;
+      recorder.record({
         route: route.name,
         statusCode: refusal.statusCode,
         totalMs: clock.now() - arrivalMs,
@@ -68,7 +74,9 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     const e = fromFastifyError(err);
     const params = req.params as Partial<InferParams> | undefined;
     if (params?.route !== undefined)
-      opts.recorder().record({ route: params.route, statusCode: e.statusCode, totalMs: 0, errorCode: e.code });
+      opts
+        .requestPath()
+        .recorder.record({ route: params.route, statusCode: e.statusCode, totalMs: 0, errorCode: e.code });
     return sendError(reply, e);
   });
 
@@ -93,6 +101,10 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
         );
       }
       const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
+      const admission = opts
+        .requestPath()
+        .gate.check({ route, arrivalMs, stage: 'after-body', pinned: version !== undefined, priority, timeoutMs });
+      if (!admission.admitted) throw admission.refusal;
       // Not an AbortController: see ClientGone (a per-request EventTarget ends up in the old generation).
       const gone = new ClientGone();
       const onClose = () => {
@@ -108,11 +120,8 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
           rows: parsed.rows,
           outputs: parsed.outputs?.map((o) => o.name),
           arrivalMs,
-          timeoutMs,
-          priority,
+          admitted: admission,
           signal: gone,
-          admitted: true,
-          uncounted: warming(),
         });
       } finally {
         reply.raw.removeListener('close', onClose);
@@ -134,12 +143,12 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       } else {
         reply.header('content-type', 'application/json');
       }
-      opts.recorder().record({ route: routeName, variant, statusCode: 200, totalMs, result });
+      opts.requestPath().recorder.record({ route: routeName, variant, statusCode: 200, totalMs, result });
       return reply.code(200).send(encoded.body);
     } catch (err) {
       const e = toSlogateError(err);
       if (e.code === 'SLOGATE_ERR_INTERNAL') req.log.error({ err }, 'inference failed unexpectedly');
-      opts.recorder().record({
+      opts.requestPath().recorder.record({
         route: routeName,
         variant: variant ?? e.variant,
         statusCode: e.statusCode,
