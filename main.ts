@@ -102,7 +102,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     // Before the engine starts (no decision yet: routes send to their most accurate variant, nothing is admitted or
     // accounted) and before the server listens (nothing else can arrive).
     warming = true;
-    const targets = warmupTargets(router.routes.values(), (model) => runtime.repository.model(model).signature);
+    const targets = warmupTargets(router.routes.values(), (model) => runtime.model(model).signature);
     const w = await warmUp(app, targets, config.server.warmup, clock).finally(() => {
       warming = false;
     });

@@ -7,7 +7,7 @@ import type { Config, EngineConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import type { Runtime } from '../runtime/runtime.js';
+import type { RuntimePort } from '../runtime/port.js';
 import { AdmissionGate } from './admission-gate.js';
 import { AimdBaseline } from './aimd-baseline.js';
 import { EngineInputs, type EngineView } from './engine-inputs.js';
@@ -33,7 +33,7 @@ export interface DecisionChange {
 
 export interface ControllerDeps {
   readonly config: Readonly<Config>;
-  readonly runtime: Runtime;
+  readonly runtime: RuntimePort;
   readonly router: Router;
   readonly clock: Clock;
   readonly metrics: Metrics;
@@ -207,7 +207,7 @@ export class Controller implements DecisionSource {
     for (const s of prev.variants) {
       const after = share(next, s.variant);
       if (s.variant === target || s.share <= 0 || after >= s.share - 1e-9) continue;
-      this.#deps.runtime.scheduler.migrate(model, s.variant, target, route, (s.share - after) / s.share);
+      this.#deps.runtime.migrate(model, s.variant, target, route, (s.share - after) / s.share);
     }
   }
 
@@ -219,7 +219,7 @@ export class Controller implements DecisionSource {
       this.#inputs.recordPrediction(route, nowMs, d);
       const st = result.states.get(route);
       if (st !== undefined) this.#states.set(route, st);
-      this.gate.publish(route, d, nowMs, runtime.pool.readySlots);
+      this.gate.publish(route, d, nowMs, runtime.readySlots);
       const r = router.routes.get(route);
       const model = r?.model.name ?? d.model;
       for (const v of r?.model.variants.keys() ?? [])
@@ -254,7 +254,7 @@ export class Controller implements DecisionSource {
     this.gate.underPressure = result.underPressure;
     for (const [key, k] of result.knobs) {
       const [model, variant] = key.split('/') as [string, string];
-      const cur = runtime.scheduler.knobs(model, variant);
+      const cur = runtime.knobs(model, variant);
       if (cur.maxBatch !== k.maxBatch || cur.maxQueueDelayMs !== k.maxQueueDelayMs) runtime.setKnobs(model, variant, k);
     }
   }

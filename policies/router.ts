@@ -9,8 +9,8 @@ import { SlogateError } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Tensor } from '../core/types.js';
 import type { ModelInfo } from '../runtime/model-repository.js';
+import type { RuntimePort } from '../runtime/port.js';
 import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
-import type { Runtime } from '../runtime/runtime.js';
 import type { SubmitResult } from '../runtime/types.js';
 import type { Admitted } from './admission-gate.js';
 import { RouteStats } from './route-stats.js';
@@ -49,7 +49,7 @@ export interface InferCall {
 }
 
 export interface RouterDeps {
-  readonly runtime: Runtime;
+  readonly runtime: Pick<RuntimePort, 'model' | 'submit'>;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly routes: Readonly<Record<string, RouteConfig>>;
@@ -68,7 +68,7 @@ export class Router {
   }
 
   #makeState(name: string, rc: Readonly<RouteConfig>): RouteState {
-    const model = this.#deps.runtime.repository.model(rc.model);
+    const model = this.#deps.runtime.model(rc.model);
     // Every outcome series exists from the start (at 0), so rates and burn-rate alerts work before the first miss.
     for (const outcome of ['met', 'missed', 'shed', 'dropped'] as const)
       this.#deps.metrics.sloRequests.labels(name, outcome).inc(0);

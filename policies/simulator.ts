@@ -190,11 +190,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const metrics = new Metrics({ defaultMetrics: false });
   const runtime = await Runtime.create({ config: cfg, clock, metrics, logger: silentLogger, extraReplicas: replicas });
   await runtime.start();
-  for (const [key, pts] of o.profiles) {
-    const [model, variant] = key.split('/') as [string, string];
-    runtime.profiles.setPoints(model, variant, pts);
-  }
-  runtime.profiles.hopMs = hopMs;
+  runtime.useProfiles(o.profiles, hopMs);
   const price =
     (cfg.runtime.device === 'cpu'
       ? cfg.pricing.cpuCoreHour * (cfg.runtime.intraOpThreads === 'auto' ? 1 : cfg.runtime.intraOpThreads)
@@ -248,7 +244,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       mix: new Map(),
     });
   const accuracyOf = (route: string, variant: string) =>
-    runtime.repository.variant(router.route(route).model.name, variant).accuracy ?? 0;
+    runtime.model(router.route(route).model.name).variants.get(variant)?.accuracy ?? 0;
   const input = [{ name: 'x', datatype: 'FP32' as const, shape: [1, 1], data: new Float32Array(1) }];
   const pending: Promise<void>[] = [];
 
@@ -322,8 +318,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const endMs = (arrivals[arrivals.length - 1]?.atMs ?? 0) + 5_000;
   while (
     i < arrivals.length ||
-    (clock.now() < endMs &&
-      runtime.scheduler.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)
+    (clock.now() < endMs && runtime.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)
   ) {
     const nextArrival = i < arrivals.length ? (arrivals[i] as SimArrival).atMs : Number.POSITIVE_INFINITY;
     const nextTimer = clock.nextTimerAt() ?? Number.POSITIVE_INFINITY;

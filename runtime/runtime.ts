@@ -11,7 +11,13 @@ import type { ModelSignature } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
 import type { BatchObservation, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
-import { LatencyProfiles, type Quantile, type ServiceTable } from './latency-profile.js';
+import {
+  LatencyProfiles,
+  type ProfilePoint,
+  type Quantile,
+  type ServiceTable,
+  type VariantProfileSnapshot,
+} from './latency-profile.js';
 import { type ModelInfo, ModelRepository } from './model-repository.js';
 import type { RuntimePort } from './port.js';
 import { hostKey, Profiler } from './profiler.js';
@@ -49,6 +55,8 @@ export function resolveIntraOpThreads(config: Readonly<Config>): number {
 }
 
 export class Runtime implements RuntimePort {
+  // The parts themselves, for the runtime's own use and its tests; policies and the gateway use the methods below
+  // (RuntimePort and a few read-outs).
   readonly repository: ModelRepository;
   readonly profiles: LatencyProfiles;
   readonly pool: ReplicaPool;
@@ -263,6 +271,30 @@ export class Runtime implements RuntimePort {
 
   get readySlots(): number {
     return this.pool.readySlots;
+  }
+
+  /** Batches running on replicas now. */
+  get inflightBatches(): number {
+    return this.scheduler.inflightBatches;
+  }
+
+  /** Start-up findings about the model files (missing recorded accuracy, a stale hash). */
+  get warnings(): readonly string[] {
+    return this.repository.warnings;
+  }
+
+  /** Every variant's profile points and correction, for the admin API and `slogate profile`. */
+  profileSnapshot(): VariantProfileSnapshot[] {
+    return this.profiles.snapshot();
+  }
+
+  /** Profiles measured elsewhere ("model/variant" -> points), in place of a sweep (the simulator's). */
+  useProfiles(points: ReadonlyMap<string, readonly ProfilePoint[]>, hopMs: number): void {
+    for (const [key, pts] of points) {
+      const [model, variant] = key.split('/') as [string, string];
+      this.profiles.setPoints(model, variant, pts);
+    }
+    this.profiles.hopMs = hopMs;
   }
 
   queueStats(): VariantQueueStats[] {

@@ -99,7 +99,7 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
       const parsed = RouteSchema.safeParse(req.body);
       if (!parsed.success) throw invalid(formatIssues(parsed.error.issues));
       const rc = parsed.data;
-      const model = runtime.repository.models.get(rc.model);
+      const model = runtime.models.get(rc.model);
       const problems: string[] = [];
       if (model === undefined) problems.push(`model: unknown model "${rc.model}"`);
       else {
@@ -137,11 +137,11 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
 
   app.get('/admin/profiles', async () => ({
     provider: runtime.provider,
-    replicas: runtime.pool.readySlots,
-    profiles: runtime.profiles.snapshot(),
+    replicas: runtime.readySlots,
+    profiles: runtime.profileSnapshot(),
   }));
   app.get('/admin/replicas', async () => ({ replicas: runtime.replicaStats() }));
-  app.get('/admin/queues', async () => ({ queues: runtime.queueStats(), backlogMs: runtime.scheduler.backlogMs() }));
+  app.get('/admin/queues', async () => ({ queues: runtime.queueStats(), backlogMs: runtime.backlogMs() }));
 }
 
 function invalid(lines: readonly string[]): SlogateError {

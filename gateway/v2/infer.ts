@@ -92,7 +92,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       if (!Buffer.isBuffer(body) || body.byteLength === 0)
         throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
       const jsonLength = headerLength(req.headers['inference-header-content-length'], body.byteLength);
-      const signature = runtime.repository.signature(route.model.name);
+      const signature = runtime.signature(route.model.name);
       const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite);
       if (parsed.rows > route.model.config.maxBatch) {
         throw new SlogateError(

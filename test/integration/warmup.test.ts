@@ -49,7 +49,7 @@ describe('start-up warm-up', () => {
     assert.equal(line.requests, WARMUP);
     assert.equal(line.failed, 0);
     // Every request reached a replica (none answered from the cache, none dropped), on every variant.
-    const stats = sg.runtime.scheduler.stats();
+    const stats = sg.runtime.queueStats();
     assert.equal(
       stats.reduce((a, s) => a + s.rowsServed, 0),
       WARMUP,
@@ -68,7 +68,7 @@ describe('start-up warm-up', () => {
     // The latency profiles do learn from its batches (the worker's own time): without a sweep (profiling is off
     // here) they are the first service-time estimates, before any client.
     assert.ok(
-      sg.runtime.profiles.snapshot().some((p) => p.points.length > 0),
+      sg.runtime.profileSnapshot().some((p) => p.points.length > 0),
       'service times learnt',
     );
     assert.equal(sg.controller.utilisation.replicas, 0, 'the warm-up is no load');
@@ -112,7 +112,7 @@ describe('start-up warm-up', () => {
       undefined,
     );
     assert.equal(
-      sg.runtime.scheduler.stats().reduce((a, s) => a + s.batches, 0),
+      sg.runtime.queueStats().reduce((a, s) => a + s.batches, 0),
       0,
     );
     await sg.close();
