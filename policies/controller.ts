@@ -212,51 +212,58 @@ export class Controller implements DecisionSource {
   }
 
   #apply(result: EngineResult, nowMs: number): void {
-    const { metrics, logger, runtime, router } = this.#deps;
-    for (const [route, d] of result.decisions) {
-      const prev = this.#decisions.get(route);
-      this.#decisions.set(route, d);
-      this.#inputs.recordPrediction(route, nowMs, d);
-      const st = result.states.get(route);
-      if (st !== undefined) this.#states.set(route, st);
-      this.gate.publish(route, d, nowMs, runtime.readySlots);
-      const r = router.routes.get(route);
-      const model = r?.model.name ?? d.model;
-      for (const v of r?.model.variants.keys() ?? [])
-        metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
-      metrics.p99Predicted.labels(route).set(Number.isFinite(d.predictedP99Ms) ? d.predictedP99Ms / 1000 : 0);
-      // NaN (no recent answers) rather than a stale value when traffic stops.
-      metrics.p99Observed
-        .labels(route)
-        .set(Number.isFinite(d.inputs.observedP99Ms) ? d.inputs.observedP99Ms / 1000 : Number.NaN);
-      if (prev !== undefined && r !== undefined && r.config.policy.kind === 'adaptive')
-        this.#migrate(route, model, prev, d);
-      if (prev === undefined || changed(prev, d)) {
-        const from = prev === undefined ? '(none)' : describe(prev);
-        const to = describe(d);
-        if (prev !== undefined) metrics.decisionChanges.labels(route).inc();
-        this.#history.push({ at: d.at, atMs: d.atMs, route, from, to, reason: d.reason, decision: d });
-        if (this.#history.length > HISTORY) this.#history.shift();
-        logger.info(
-          {
-            route,
-            from,
-            to,
-            reason: d.reason,
-            rate: round(d.inputs.rateFast),
-            predictedP99Ms: round(d.predictedP99Ms),
-            observedP99Ms: round(d.inputs.observedP99Ms),
-          },
-          `decision ${route}: ${from} -> ${to}: ${d.reason}`,
-        );
-      }
-    }
+    for (const [route, d] of result.decisions) this.#publish(route, d, result.states.get(route), nowMs);
     this.gate.underPressure = result.underPressure;
+    const { runtime } = this.#deps;
     for (const [key, k] of result.knobs) {
       const [model, variant] = key.split('/') as [string, string];
       const cur = runtime.knobs(model, variant);
       if (cur.maxBatch !== k.maxBatch || cur.maxQueueDelayMs !== k.maxQueueDelayMs) runtime.setKnobs(model, variant, k);
     }
+  }
+
+  /** One route's new decision: to the router and the gate, metrics, backlog migration, the history and the log. */
+  #publish(route: string, d: Decision, state: RouteEngineState | undefined, nowMs: number): void {
+    const { metrics, runtime, router } = this.#deps;
+    const prev = this.#decisions.get(route);
+    this.#decisions.set(route, d);
+    this.#inputs.recordPrediction(route, nowMs, d);
+    if (state !== undefined) this.#states.set(route, state);
+    this.gate.publish(route, d, nowMs, runtime.readySlots);
+    const r = router.routes.get(route);
+    const model = r?.model.name ?? d.model;
+    for (const v of r?.model.variants.keys() ?? [])
+      metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
+    metrics.p99Predicted.labels(route).set(Number.isFinite(d.predictedP99Ms) ? d.predictedP99Ms / 1000 : 0);
+    // NaN (no recent answers) rather than a stale value when traffic stops.
+    metrics.p99Observed
+      .labels(route)
+      .set(Number.isFinite(d.inputs.observedP99Ms) ? d.inputs.observedP99Ms / 1000 : Number.NaN);
+    if (prev !== undefined && r !== undefined && r.config.policy.kind === 'adaptive')
+      this.#migrate(route, model, prev, d);
+    if (prev === undefined || changed(prev, d)) this.#recordChange(route, prev, d);
+  }
+
+  /** A change of a route's mix or admission: counted, kept in the history, logged with its reason. */
+  #recordChange(route: string, prev: Decision | undefined, d: Decision): void {
+    const { metrics, logger } = this.#deps;
+    const from = prev === undefined ? '(none)' : describe(prev);
+    const to = describe(d);
+    if (prev !== undefined) metrics.decisionChanges.labels(route).inc();
+    this.#history.push({ at: d.at, atMs: d.atMs, route, from, to, reason: d.reason, decision: d });
+    if (this.#history.length > HISTORY) this.#history.shift();
+    logger.info(
+      {
+        route,
+        from,
+        to,
+        reason: d.reason,
+        rate: round(d.inputs.rateFast),
+        predictedP99Ms: round(d.predictedP99Ms),
+        observedP99Ms: round(d.inputs.observedP99Ms),
+      },
+      `decision ${route}: ${from} -> ${to}: ${d.reason}`,
+    );
   }
 }
 
