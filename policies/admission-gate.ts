@@ -94,7 +94,11 @@ export class AdmissionGate implements Gate {
     if (q.stage !== 'after-body') r.stats.arrive(q.arrivalMs);
     const priority = q.priority ?? r.config.priority;
     const deadlineAtMs = deadlineOf(r, q.arrivalMs, q.timeoutMs);
-    const refusal = q.pinned ? undefined : this.#refusal(r, q.stage, deadlineAtMs, priority);
+    // After the body, only a sheddable priority can still be refused: the common case skips the lookups.
+    const refusal =
+      q.pinned || (q.stage === 'after-body' && priority >= 0)
+        ? undefined
+        : this.#refusal(r, q.stage, deadlineAtMs, priority);
     return refusal === undefined
       ? { admitted: true, deadlineAtMs, priority, useCache: true }
       : { admitted: false, refusal };
