@@ -80,6 +80,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       pricePerSlotMs,
       onLate: (route) => controller.alarm(route),
     }),
+    observed: true,
   };
   let warming = false;
   const app = await buildServer({
@@ -95,7 +96,6 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     wallOffsetMs,
     tracing,
     requestPath: () => (warming ? WARMUP_PATH : live),
-    warming: () => warming,
   });
   try {
     await runtime.start();

@@ -35,8 +35,6 @@ export interface ServerDeps {
   readonly tracing?: Tracing | undefined;
   /** The admission gate and outcome recorder inference goes through now (the start-up warm-up has its own). */
   readonly requestPath: () => RequestPath;
-  /** True while the start-up warm-up runs: its requests stay out of the request log and traces. */
-  readonly warming?: () => boolean;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -58,10 +56,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
   const admitting = deps.admitting ?? (() => true);
-  const warming = deps.warming ?? (() => false);
+  const unobserved = () => !deps.requestPath().observed;
   // First: the HTTP span wraps every route registered after it.
-  await deps.tracing?.install(app, warming);
-  if (config.server.requestLog) installRequestLog(app, deps.tracing, warming);
+  await deps.tracing?.install(app, unobserved);
+  if (config.server.requestLog) installRequestLog(app, deps.tracing, unobserved);
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);

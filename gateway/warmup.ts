@@ -22,7 +22,8 @@ const WARMUP_DEADLINE_MS = 30_000;
 
 /**
  * The warm-up's request path: every request admitted without being counted as an arrival, with a deadline it cannot
- * miss, past the response cache (zeros must run the real path and not fill it), and no outcome recorded.
+ * miss, past the response cache (zeros must run the real path and not fill it), no outcome recorded, and out of the
+ * request log and traces.
  */
 export const WARMUP_PATH: RequestPath = {
   gate: {
@@ -34,6 +35,7 @@ export const WARMUP_PATH: RequestPath = {
     }),
   },
   recorder: NO_RECORDS,
+  observed: false,
 };
 
 export interface WarmupOptions {

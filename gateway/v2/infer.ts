@@ -24,10 +24,12 @@ export interface InferPluginOptions {
   readonly requestPath: () => RequestPath;
 }
 
-/** Who lets a request in and who records how it ended. */
+/** Who lets a request in, who records how it ended, and whether it shows in the request log and traces. */
 export interface RequestPath {
   readonly gate: Gate;
   readonly recorder: SloRecorder;
+  /** False for synthetic traffic (the start-up warm-up): no request log line, no trace. */
+  readonly observed: boolean;
 }
 
 interface InferParams {

@@ -13,7 +13,7 @@ async function start(requests: number): Promise<{ sg: Slogate; logs: Record<stri
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as Record<string, unknown>) });
   const config = digitsConfig({
-    server: { warmup: { requests, concurrency: 8 } },
+    server: { warmup: { requests, concurrency: 8 }, requestLog: true },
     routes: {
       digits: { model: 'digits', slo: { p99Ms: 200 } },
       cached: {
@@ -48,6 +48,7 @@ describe('start-up warm-up', () => {
     assert.ok(line !== undefined, 'logged');
     assert.equal(line.requests, WARMUP);
     assert.equal(line.failed, 0);
+    assert.equal(started.logs.filter((l) => l.msg === 'request').length, 0, 'no request log line');
     // Every request reached a replica (none answered from the cache, none dropped), on every variant.
     const stats = sg.runtime.queueStats();
     assert.equal(

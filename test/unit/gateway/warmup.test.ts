@@ -83,7 +83,7 @@ describe('warm-up requests', () => {
 });
 
 describe('the warm-up request path', () => {
-  test('admits everything without counting it, with a 30 s deadline, past the cache; records nothing', async () => {
+  test('admits everything uncounted, with a 30 s deadline, past the cache; records, logs and traces nothing', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const router = new Router({
       runtime: new FakeRuntime('m', { a: 0.9 }),
@@ -102,5 +102,6 @@ describe('the warm-up request path', () => {
     WARMUP_PATH.recorder.record({ route: 'r', statusCode: 200, totalMs: 1, variant: 'a' });
     assert.equal((await metrics.requests.get()).values.length, 0);
     assert.equal(route.stats.totals.met, 0);
+    assert.equal(WARMUP_PATH.observed, false, 'out of the request log and traces');
   });
 });
