@@ -1,6 +1,7 @@
 // POST /v2/models/{route}[/versions/{variant}]/infer, in its own encapsulated plugin: bodies arrive as raw
 // buffers (JSON or the binary tensor extension, told apart by Inference-Header-Content-Length), then
-// parse -> router -> runtime -> encode, with Server-Timing and the SLO outcome recorded once per request.
+// gate -> parse -> gate -> router -> runtime -> encode, with Server-Timing and the SLO outcome recorded once per
+// request. The gate and the recorder come from the current RequestPath (the live one, or the warm-up's).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ClientGone } from '../../core/cancel.js';
