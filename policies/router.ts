@@ -1,6 +1,6 @@
-// The request path's policy step: find the route, pick the variant from the route's current decision (never
-// waiting on the engine), set the deadline and priority, ask admission, and submit to the runtime. Outcomes are
-// accounted by the SLO recorder (slo-recorder.ts).
+// The request path's policy step for an admitted request: find the route, pick the variant from the route's current
+// decision (never waiting on the engine) or the pinned version, look in the response cache, and submit to the runtime
+// with the deadline and priority the admission gate set (admission-gate.ts). Outcomes go to the SLO recorder.
 import type { CancelSignal } from '../core/cancel.js';
 import type { Clock } from '../core/clock.js';
 import type { RouteConfig } from '../core/config.js';
