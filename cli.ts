@@ -100,7 +100,7 @@ export function runtimeNodeConfig(config: Readonly<Config>): Config {
       priority: 0,
       objective: 'max-accuracy',
       utilityCostWeight: 0,
-      policy: { static: { variant: first, maxBatch: m.maxBatch, maxQueueDelayMs: 0 } },
+      policy: { kind: 'static', variant: first, maxBatch: m.maxBatch, maxQueueDelayMs: 0 },
     };
   }
   if (c.runtime.workers === 0) c.runtime.workers = 'auto';
@@ -133,7 +133,7 @@ async function checkConfig(argv: string[]): Promise<void> {
   const config = load(file);
   const runtime = await withRuntime(config, async (rt) => rt);
   const lines = [`${file}: valid`];
-  for (const m of runtime.repository.models.values()) {
+  for (const m of runtime.models.values()) {
     const sig = m.signature;
     lines.push(
       `  model ${m.name}: ${m.variants.size} variants; inputs ${sig?.inputs.map((i) => `${i.name} ${i.datatype}[${i.shape.join(',')}]`).join(', ')}`,
@@ -143,7 +143,7 @@ async function checkConfig(argv: string[]): Promise<void> {
         `    ${v.name}: ${v.sizeBytes} bytes, sha256 ${v.sha256.slice(0, 12)}, accuracy ${v.accuracy ?? 'not measured'}`,
       );
   }
-  for (const w of runtime.repository.warnings) lines.push(`  warning: ${w}`);
+  for (const w of runtime.warnings) lines.push(`  warning: ${w}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
@@ -206,10 +206,10 @@ async function profile(argv: string[]): Promise<void> {
   });
   try {
     await runtime.start();
-    const snap = runtime.profiles.snapshot();
+    const snap = runtime.profileSnapshot();
     if (values.json === true) {
       process.stdout.write(
-        `${JSON.stringify({ host: hostKey({ provider: runtime.provider, intraOpThreads: resolveIntraOpThreads(c), replicas: runtime.pool.readySlots }), profiles: snap }, null, 2)}\n`,
+        `${JSON.stringify({ host: hostKey({ provider: runtime.provider, intraOpThreads: resolveIntraOpThreads(c), replicas: runtime.readySlots }), profiles: snap }, null, 2)}\n`,
       );
       return;
     }
@@ -228,9 +228,7 @@ async function profile(argv: string[]): Promise<void> {
     process.stdout.write(
       `${rows.map((r) => r.map((x, i) => x.padStart(widths[i] as number)).join('  ')).join('\n')}\n`,
     );
-    process.stdout.write(
-      `provider ${runtime.provider}, ${runtime.pool.readySlots} replica(s), all busy while measuring\n`,
-    );
+    process.stdout.write(`provider ${runtime.provider}, ${runtime.readySlots} replica(s), all busy while measuring\n`);
   } finally {
     await runtime.close();
     if (values.fresh === true) rmSync(c.runtime.profile.cacheDir, { recursive: true, force: true });

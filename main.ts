@@ -10,9 +10,11 @@ import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { buildServer } from './gateway/server.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
-import { warmUp, warmupTargets } from './gateway/warmup.js';
+import type { RequestPath } from './gateway/v2/infer.js';
+import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
 import { Controller } from './policies/controller.js';
 import { Router } from './policies/router.js';
+import { RouteSloRecorder } from './policies/slo-recorder.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
 export const VERSION: string = (
@@ -62,13 +64,24 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   let admitting = true;
   const pricePerSlotMs = slotPricePerMs(config);
   const wallOffsetMs = Date.now() - clock.now();
-  const router = new Router({ runtime, clock, metrics, routes: config.routes, pricePerSlotMs, wallOffsetMs });
+  const router = new Router({ runtime, clock, metrics, routes: config.routes, wallOffsetMs });
   for (const route of router.routes.keys()) metrics.initRoute(route);
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
   const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
   router.setDecisionSource(controller);
+  const live: RequestPath = {
+    gate: controller.gate,
+    recorder: new RouteSloRecorder({
+      routes: router.routes,
+      metrics,
+      clock,
+      pricePerSlotMs,
+      onLate: (route) => controller.alarm(route),
+    }),
+    observed: true,
+  };
   let warming = false;
   const app = await buildServer({
     config,
@@ -82,14 +95,14 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     admitting: () => admitting,
     wallOffsetMs,
     tracing,
-    warming: () => warming,
+    requestPath: () => (warming ? WARMUP_PATH : live),
   });
   try {
     await runtime.start();
     // Before the engine starts (no decision yet: routes send to their most accurate variant, nothing is admitted or
     // accounted) and before the server listens (nothing else can arrive).
     warming = true;
-    const targets = warmupTargets(router.routes.values(), (model) => runtime.repository.model(model).signature);
+    const targets = warmupTargets(router.routes.values(), (model) => runtime.model(model).signature);
     const w = await warmUp(app, targets, config.server.warmup, clock).finally(() => {
       warming = false;
     });

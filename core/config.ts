@@ -20,18 +20,28 @@ export const SloSchema = z.strictObject({
   maxCostPerMillion: z.number().positive().optional(),
 });
 
-export const StaticPolicySchema = z.strictObject({
+const staticFields = {
   variant: nameSchema,
   maxBatch: z.number().int().min(1).max(4096).default(1),
   maxQueueDelayMs: z.number().min(0).max(60_000).default(0),
-});
+};
+const aimdFields = { variant: nameSchema, maxBatch: z.number().int().min(1).max(4096).default(64) };
 
+export const StaticPolicySchema = z.strictObject(staticFields);
+
+/**
+ * A route's policy, written `adaptive`, `{static: {...}}` or `{aimd: {...}}` (or already normalised) and always read
+ * normalised: one object with a `kind`, so code switches on `kind` instead of probing for keys.
+ */
 export const PolicySchema = z.union([
-  z.literal('adaptive'),
-  z.strictObject({ static: StaticPolicySchema }),
-  z.strictObject({
-    aimd: z.strictObject({ variant: nameSchema, maxBatch: z.number().int().min(1).max(4096).default(64) }),
-  }),
+  z.literal('adaptive').transform(() => ({ kind: 'adaptive' as const })),
+  z.strictObject({ static: StaticPolicySchema }).transform((p) => ({ kind: 'static' as const, ...p.static })),
+  z.strictObject({ aimd: z.strictObject(aimdFields) }).transform((p) => ({ kind: 'aimd' as const, ...p.aimd })),
+  z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('adaptive') }),
+    z.strictObject({ kind: z.literal('static'), ...staticFields }),
+    z.strictObject({ kind: z.literal('aimd'), ...aimdFields }),
+  ]),
 ]);
 
 export const CacheSchema = z.strictObject({
@@ -54,7 +64,7 @@ export const RouteSchema = z.strictObject({
   objective: z.enum(['max-accuracy', 'min-cost', 'utility']).default('max-accuracy'),
   /** Weight of cost against accuracy for objective `utility`: maximise accuracy - utilityCostWeight * costPerMillion. */
   utilityCostWeight: z.number().min(0).default(0.001),
-  policy: PolicySchema.default('adaptive'),
+  policy: PolicySchema.prefault('adaptive'),
   /** Restrict the variants this route may use (default: all of the model's variants). */
   variants: z.array(nameSchema).min(1).optional(),
   cache: CacheSchema.optional(),
@@ -226,10 +236,9 @@ function routeVariantRefs(route: z.infer<typeof RouteSchema>): { name: string; p
     name,
     path: ['variants', i],
   }));
-  if (typeof route.policy === 'object' && 'static' in route.policy)
-    refs.push({ name: route.policy.static.variant, path: ['policy', 'static', 'variant'] });
-  if (typeof route.policy === 'object' && 'aimd' in route.policy)
-    refs.push({ name: route.policy.aimd.variant, path: ['policy', 'aimd', 'variant'] });
+  // Reported under the key the YAML form uses for the variant.
+  if (route.policy.kind !== 'adaptive')
+    refs.push({ name: route.policy.variant, path: ['policy', route.policy.kind, 'variant'] });
   return refs;
 }
 
@@ -238,6 +247,7 @@ export type RouteConfig = z.infer<typeof RouteSchema>;
 export type ModelConfig = z.infer<typeof ModelSchema>;
 export type SloConfig = z.infer<typeof SloSchema>;
 export type PolicyConfig = z.infer<typeof PolicySchema>;
+export type PolicyKind = PolicyConfig['kind'];
 export type EngineConfig = z.infer<typeof EngineSchema>;
 export type RuntimeConfig = z.infer<typeof RuntimeSchema>;
 

@@ -17,7 +17,7 @@ import { requestIdOptions } from './request-id.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
-import { inferPlugin } from './v2/infer.js';
+import { inferPlugin, type RequestPath } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
 import { WithheldErrors } from './withheld-errors.js';
 
@@ -36,8 +36,8 @@ export interface ServerDeps {
   readonly wallOffsetMs?: number;
   /** OpenTelemetry tracing (off when absent). */
   readonly tracing?: Tracing | undefined;
-  /** True while the start-up warm-up runs: its requests stay out of SLO accounting, the request log and traces. */
-  readonly warming?: () => boolean;
+  /** The admission gate and outcome recorder inference goes through now (the start-up warm-up has its own). */
+  readonly requestPath: () => RequestPath;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -61,10 +61,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const wallOffsetMs = deps.wallOffsetMs ?? Date.now() - deps.clock.now();
   app.decorate('withheldErrors', new WithheldErrors(() => deps.clock.now() + wallOffsetMs));
   const admitting = deps.admitting ?? (() => true);
-  const warming = deps.warming ?? (() => false);
+  const unobserved = () => !deps.requestPath().observed;
   // First: the HTTP span wraps every route registered after it.
-  await deps.tracing?.install(app, warming);
-  if (config.server.requestLog) installRequestLog(app, deps.tracing, warming);
+  await deps.tracing?.install(app, unobserved);
+  if (config.server.requestLog) installRequestLog(app, deps.tracing, unobserved);
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
@@ -86,7 +86,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     runtime: deps.runtime,
     clock: deps.clock,
     bodyLimitBytes: config.server.bodyLimitBytes,
-    warming,
+    requestPath: deps.requestPath,
   });
 
   const log: Logger = deps.logger ?? {

@@ -13,7 +13,30 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import type { ModelSignature, TensorSpec } from '../core/types.js';
 import type { RouteState } from '../policies/router.js';
+import { NO_RECORDS } from '../policies/slo-recorder.js';
 import { allocate, binaryData, jsonDataString } from '../runtime/tensor.js';
+import type { RequestPath } from './v2/infer.js';
+
+/** Long enough for any answer: a drop would leave cold the path the warm-up is there to run. */
+const WARMUP_DEADLINE_MS = 30_000;
+
+/**
+ * The warm-up's request path: every request admitted without being counted as an arrival, with a deadline it cannot
+ * miss, past the response cache (zeros must run the real path and not fill it), no outcome recorded, and out of the
+ * request log and traces.
+ */
+export const WARMUP_PATH: RequestPath = {
+  gate: {
+    check: (q) => ({
+      admitted: true,
+      deadlineAtMs: q.arrivalMs + WARMUP_DEADLINE_MS,
+      priority: q.priority ?? q.route.config.priority,
+      useCache: false,
+    }),
+  },
+  recorder: NO_RECORDS,
+  observed: false,
+};
 
 export interface WarmupOptions {
   /** Requests in all (0: no warm-up). */

@@ -54,8 +54,8 @@ export interface AdmissionInput {
 /** Decides whether one request of an adaptive route enters; returns the refusal, or undefined to admit. */
 export function admit(d: Decision, bucket: TokenBucket | undefined, a: AdmissionInput): SlogateError | undefined {
   if (d.admissionRps === 0) return shed(`route '${d.route}' is shed entirely: ${d.reason}`, 1000);
-  if (a.priority < 0 && a.underPressure)
-    return shed(`sheddable request (priority ${a.priority}) refused under pressure`, 1000);
+  const sheddable = priorityRule(a.priority, a.underPressure);
+  if (sheddable !== undefined) return sheddable;
   if (bucket !== undefined && !bucket.take(a.nowMs))
     return shed(
       `route '${d.route}' is over its admission rate of ${d.admissionRps.toFixed(1)} req/s: ${d.reason}`,
@@ -71,6 +71,13 @@ export function admit(d: Decision, bucket: TokenBucket | undefined, a: Admission
     );
   }
   return undefined;
+}
+
+/** Sheddable traffic (negative priority) is refused while the system is under pressure. */
+export function priorityRule(priority: number, underPressure: boolean): SlogateError | undefined {
+  return priority < 0 && underPressure
+    ? shed(`sheddable request (priority ${priority}) refused under pressure`, 1000)
+    : undefined;
 }
 
 function shed(message: string, retryAfterMs: number): SlogateError {

@@ -14,6 +14,7 @@ import { Runtime } from '../runtime/runtime.js';
 import type { DescribeResult } from '../runtime/worker/messages.js';
 import { Controller, type DecisionChange } from './controller.js';
 import { Router } from './router.js';
+import { RouteSloRecorder } from './slo-recorder.js';
 
 export interface SimArrival {
   readonly atMs: number;
@@ -173,16 +174,12 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const metrics = new Metrics({ defaultMetrics: false });
   const runtime = await Runtime.create({ config: cfg, clock, metrics, logger: silentLogger, extraReplicas: replicas });
   await runtime.start();
-  for (const [key, pts] of o.profiles) {
-    const [model, variant] = key.split('/') as [string, string];
-    runtime.profiles.setPoints(model, variant, pts);
-  }
-  runtime.profiles.hopMs = hopMs;
+  runtime.useProfiles(o.profiles, hopMs);
   const price =
     (cfg.runtime.device === 'cpu'
       ? cfg.pricing.cpuCoreHour * (cfg.runtime.intraOpThreads === 'auto' ? 1 : cfg.runtime.intraOpThreads)
       : cfg.pricing.gpuHour) / 3_600_000;
-  const router = new Router({ runtime, clock, metrics, routes: cfg.routes, pricePerSlotMs: price });
+  const router = new Router({ runtime, clock, metrics, routes: cfg.routes });
   const controller = new Controller({
     config: cfg,
     runtime,
@@ -194,6 +191,14 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     gatewayUtilisation: () => 0,
   });
   router.setDecisionSource(controller);
+  const recorder = new RouteSloRecorder({
+    routes: router.routes,
+    metrics,
+    clock,
+    pricePerSlotMs: price,
+    onLate: (route) => controller.alarm(route),
+  });
+  const gate = controller.gate;
   controller.start();
 
   interface Acc {
@@ -223,7 +228,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       mix: new Map(),
     });
   const accuracyOf = (route: string, variant: string) =>
-    runtime.repository.variant(router.route(route).model.name, variant).accuracy ?? 0;
+    runtime.model(router.route(route).model.name).variants.get(variant)?.accuracy ?? 0;
   const input = [{ name: 'x', datatype: 'FP32' as const, shape: [1, 1], data: new Float32Array(1) }];
   const pending: Promise<void>[] = [];
 
@@ -234,16 +239,25 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const arrival = clock.now();
     const deadline = a.deadlineMs ?? router.route(a.route).config.slo.p99Ms;
     const fail = (e: SlogateError) => {
-      router.record(a.route, undefined, e.statusCode, clock.now() - arrival, e.code);
+      recorder.record({ route: a.route, statusCode: e.statusCode, totalMs: clock.now() - arrival, errorCode: e.code });
       if (e.code === 'SLOGATE_ERR_SHED') r.shed++;
       else r.dropped++;
     };
     let p: Promise<void>;
     try {
-      p = router.infer({ route: a.route, inputs: input, rows: 1, arrivalMs: arrival, timeoutMs: a.deadlineMs }).then(
+      const route = router.route(a.route);
+      const admission = gate.check({
+        route,
+        arrivalMs: arrival,
+        stage: 'whole',
+        pinned: false,
+        timeoutMs: a.deadlineMs,
+      });
+      if (!admission.admitted) throw admission.refusal;
+      p = router.infer({ route: a.route, inputs: input, rows: 1, arrivalMs: arrival, admitted: admission }).then(
         (res) => {
           const total = clock.now() - arrival + overheadOf(arrival);
-          router.record(a.route, res.variant, 200, total, undefined, res);
+          recorder.record({ route: a.route, variant: res.variant, statusCode: 200, totalMs: total, result: res });
           r.lat.push(total);
           const accuracy = accuracyOf(a.route, res.variant);
           r.accServed += accuracy;
@@ -288,8 +302,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const endMs = (arrivals[arrivals.length - 1]?.atMs ?? 0) + 5_000;
   while (
     i < arrivals.length ||
-    (clock.now() < endMs &&
-      runtime.scheduler.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)
+    (clock.now() < endMs && runtime.inflightBatches + runtime.queueStats().reduce((n, q) => n + q.queued, 0) > 0)
   ) {
     const nextArrival = i < arrivals.length ? (arrivals[i] as SimArrival).atMs : Number.POSITIVE_INFINITY;
     const nextTimer = clock.nextTimerAt() ?? Number.POSITIVE_INFINITY;

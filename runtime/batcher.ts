@@ -1,11 +1,10 @@
 // The batching scheduler: one bounded EDF queue per variant, all sharing the replica pool. When a replica slot is
 // free it asks each queue's batch policy "send now or wait", sends the most urgent ready batch, drops requests that
 // can no longer make their deadline, and arms one timer for the next moment something must happen.
-import type { CancelSignal } from '../core/cancel.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SlogateError, toSlogateError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import type { TraceContext, TraceSpan, TracingHooks } from '../core/tracing.js';
+import type { TraceSpan, TracingHooks } from '../core/tracing.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import type { BatchKnobs, QueueState } from './batch-policy.js';
 import { planBatch } from './batch-policy.js';
@@ -15,46 +14,7 @@ import type { ReplicaPool } from './replica-pool.js';
 import type { QueueItem } from './request-queue.js';
 import { EdfQueue } from './request-queue.js';
 import { rowSize, splitRows, stackRows } from './tensor.js';
-
-export interface SubmitRequest {
-  readonly model: string;
-  readonly variant: string;
-  /** One tensor per model input, already in the model's datatypes. */
-  readonly inputs: readonly Tensor[];
-  /** Rows along the batch dimension (1 for models that cannot batch). */
-  readonly rows: number;
-  /** Output names wanted, in the order wanted (all outputs when absent). */
-  readonly outputs?: readonly string[] | undefined;
-  readonly arrivalMs: number;
-  readonly deadlineAtMs: number;
-  readonly priority: number;
-  readonly signal?: CancelSignal | undefined;
-  /** Who sent it (the route): lets the policy move a route's queued requests to another variant. */
-  readonly tag?: string | undefined;
-  /**
-   * A faster variant of the same model that may answer instead when this one can no longer make the deadline:
-   * the request is moved rather than dropped (a slightly less accurate answer on time beats a 503).
-   */
-  readonly fallbackVariant?: string | undefined;
-  /** The request's trace context, opaque to the runtime (the tracing hooks' current() when absent). */
-  readonly trace?: TraceContext | undefined;
-}
-
-export interface SubmitResult {
-  readonly outputs: Tensor[];
-  readonly model: string;
-  readonly variant: string;
-  /** Waiting in the queue (enqueue to dispatch). */
-  readonly queueMs: number;
-  /** Dispatch to result as the main thread saw it (includes any event-loop delay before the result was read). */
-  readonly serviceMs: number;
-  /** The replica's share: its busy time plus the hop to it and back (what profiles model). */
-  readonly computeMs: number;
-  /** The model's own run time. */
-  readonly inferMs: number;
-  readonly batchRows: number;
-  readonly replicaId: string;
-}
+import type { SubmitRequest, SubmitResult } from './types.js';
 
 /** What one executed batch tells the world (profiles, metrics, the engine). */
 export interface BatchObservation {

@@ -7,18 +7,27 @@ import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { TracingHooks } from '../core/tracing.js';
+import type { ModelSignature } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
-import type { BatchObservation, SubmitRequest, SubmitResult, VariantQueueStats } from './batcher.js';
+import type { BatchObservation, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
 import { RuntimeHealth } from './health.js';
-import { LatencyProfiles } from './latency-profile.js';
-import { ModelRepository } from './model-repository.js';
+import {
+  LatencyProfiles,
+  type ProfilePoint,
+  type Quantile,
+  type ServiceTable,
+  type VariantProfileSnapshot,
+} from './latency-profile.js';
+import { type ModelInfo, ModelRepository } from './model-repository.js';
+import type { RuntimePort } from './port.js';
 import { hostKey, Profiler } from './profiler.js';
 import { RemoteReplica } from './remote-replica.js';
 import type { Replica } from './replica.js';
 import { LocalReplica } from './replica.js';
 import type { ReplicaStats } from './replica-pool.js';
 import { ReplicaPool } from './replica-pool.js';
+import type { SubmitRequest, SubmitResult } from './types.js';
 import type { WorkerVariant } from './worker/messages.js';
 
 export interface RuntimeDeps {
@@ -46,7 +55,9 @@ export function resolveIntraOpThreads(config: Readonly<Config>): number {
   return t === 'auto' ? 1 : t;
 }
 
-export class Runtime {
+export class Runtime implements RuntimePort {
+  // The parts themselves, for the runtime's own use and its tests; policies and the gateway use the methods below
+  // (RuntimePort and a few read-outs).
   readonly repository: ModelRepository;
   readonly profiles: LatencyProfiles;
   readonly pool: ReplicaPool;
@@ -239,6 +250,67 @@ export class Runtime {
 
   setKnobs(model: string, variant: string, knobs: BatchKnobs): void {
     this.scheduler.setKnobs(model, variant, knobs);
+  }
+
+  knobs(model: string, variant: string): BatchKnobs {
+    return this.scheduler.knobs(model, variant);
+  }
+
+  migrate(model: string, from: string, to: string, tag: string, fraction: number): number {
+    return this.scheduler.migrate(model, from, to, tag, fraction);
+  }
+
+  backlogMs(beforeMs?: number): number {
+    return this.scheduler.backlogMs(beforeMs);
+  }
+
+  serviceMs(model: string, variant: string, rows: number, q: Quantile): number {
+    return this.profiles.serviceMs(model, variant, rows, q);
+  }
+
+  serviceTable(model: string, variant: string, maxRows: number): ServiceTable {
+    return this.profiles.table(model, variant, maxRows);
+  }
+
+  get models(): ReadonlyMap<string, ModelInfo> {
+    return this.repository.models;
+  }
+
+  model(name: string): ModelInfo {
+    return this.repository.model(name);
+  }
+
+  /** A model's input/output signature (known once started). */
+  signature(model: string): ModelSignature {
+    return this.repository.signature(model);
+  }
+
+  get readySlots(): number {
+    return this.pool.readySlots;
+  }
+
+  /** Batches running on replicas now. */
+  get inflightBatches(): number {
+    return this.scheduler.inflightBatches;
+  }
+
+  /** Start-up findings about the model files (missing recorded accuracy, a stale hash). */
+  get warnings(): readonly string[] {
+    return this.repository.warnings;
+  }
+
+  /** Every variant's profile points and correction, for the admin API and `slogate profile`. */
+  profileSnapshot(): VariantProfileSnapshot[] {
+    return this.profiles.snapshot();
+  }
+
+  /** Profiles measured elsewhere ("model/variant" -> points), in place of a sweep (the simulator's). */
+  useProfiles(points: ReadonlyMap<string, readonly ProfilePoint[]>, hopMs: number): void {
+    for (const [key, pts] of points) {
+      const [model, variant] = key.split('/') as [string, string];
+      this.profiles.setPoints(model, variant, pts);
+    }
+    this.profiles.hopMs = hopMs;
   }
 
   queueStats(): VariantQueueStats[] {

@@ -9,7 +9,6 @@ import { SlogateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Router, RouteState } from '../../policies/router.js';
-import { policyKind } from '../../policies/router.js';
 import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
@@ -62,7 +61,7 @@ export function routeView(r: RouteState, controller: Controller, nowMs: number) 
   return {
     name: r.name,
     model: r.model.name,
-    policy: policyKind(r.config),
+    policy: r.config.policy.kind,
     config: r.config,
     allowedVariants: r.allowed,
     decision: controller.current(r.name) ?? null,
@@ -109,16 +108,11 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
       const parsed = RouteSchema.safeParse(req.body);
       if (!parsed.success) throw invalid(formatIssues(parsed.error.issues));
       const rc = parsed.data;
-      const model = runtime.repository.models.get(rc.model);
+      const model = runtime.models.get(rc.model);
       const problems: string[] = [];
       if (model === undefined) problems.push(`model: unknown model "${rc.model}"`);
       else {
-        const refs = [
-          ...(rc.variants ?? []),
-          ...(typeof rc.policy === 'object'
-            ? ['static' in rc.policy ? rc.policy.static.variant : rc.policy.aimd.variant]
-            : []),
-        ];
+        const refs = [...(rc.variants ?? []), ...(rc.policy.kind === 'adaptive' ? [] : [rc.policy.variant])];
         for (const v of refs)
           if (!model.variants.has(v)) problems.push(`variants: model "${rc.model}" has no variant "${v}"`);
       }
@@ -152,12 +146,12 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
 
   app.get('/admin/profiles', async () => ({
     provider: runtime.provider,
-    replicas: runtime.pool.readySlots,
-    profiles: runtime.profiles.snapshot(),
+    replicas: runtime.readySlots,
+    profiles: runtime.profileSnapshot(),
   }));
   app.get('/admin/replicas', async () => ({ replicas: runtime.replicaStats() }));
   app.get('/admin/errors', async () => ({ errors: app.withheldErrors?.list() ?? [] }));
-  app.get('/admin/queues', async () => ({ queues: runtime.queueStats(), backlogMs: runtime.scheduler.backlogMs() }));
+  app.get('/admin/queues', async () => ({ queues: runtime.queueStats(), backlogMs: runtime.backlogMs() }));
 }
 
 function invalid(lines: readonly string[]): SlogateError {

@@ -8,7 +8,6 @@ import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Router } from '../../policies/router.js';
-import { policyKind } from '../../policies/router.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { PAGE_SCRIPT, PAGE_STYLE, renderPage } from './page.js';
 import { ShedBurstLog, type ShedSample } from './shed-burst.js';
@@ -54,7 +53,7 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
       routes: [...router.routes.values()].map((r) => ({
         name: r.name,
         config: r.config,
-        policy: policyKind(r.config),
+        policy: r.config.policy.kind,
         stats: r.stats,
       })),
       decision: (route) => controller.current(route),

@@ -1,15 +1,18 @@
 // POST /v2/models/{route}[/versions/{variant}]/infer, in its own encapsulated plugin: bodies arrive as raw
 // buffers (JSON or the binary tensor extension, told apart by Inference-Header-Content-Length), then
-// parse -> router -> runtime -> encode, with Server-Timing and the SLO outcome recorded once per request.
+// gate -> parse -> gate -> router -> runtime -> encode, with Server-Timing and the SLO outcome recorded once per
+// request. The gate and the recorder come from the current RequestPath (the live one, or the warm-up's).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ClientGone } from '../../core/cancel.js';
 import type { Clock } from '../../core/clock.js';
 import { SlogateError, toSlogateError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
+import type { Gate } from '../../policies/admission-gate.js';
 import type { Router } from '../../policies/router.js';
-import type { SubmitResult } from '../../runtime/batcher.js';
+import type { SloRecorder } from '../../policies/slo-recorder.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import type { SubmitResult } from '../../runtime/types.js';
 import { fromFastifyError, sendError } from '../errors.js';
 import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
 
@@ -18,8 +21,16 @@ export interface InferPluginOptions {
   readonly runtime: Runtime;
   readonly clock: Clock;
   readonly bodyLimitBytes: number;
-  /** True while the start-up warm-up runs (see warmup.ts): its requests are neither admitted nor accounted. */
-  readonly warming?: () => boolean;
+  /** The admission gate and outcome recorder requests go through now (the start-up warm-up has its own). */
+  readonly requestPath: () => RequestPath;
+}
+
+/** Who lets a request in, who records how it ended, and whether it shows in the request log and traces. */
+export interface RequestPath {
+  readonly gate: Gate;
+  readonly recorder: SloRecorder;
+  /** False for synthetic traffic (the start-up warm-up): no request log line, no trace. */
+  readonly observed: boolean;
 }
 
 interface InferParams {
@@ -31,17 +42,6 @@ const MAX_PRIORITY = 1000;
 
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
-  const warming = opts.warming ?? (() => false);
-  const record = (
-    route: string,
-    variant: string | undefined,
-    status: number,
-    ms: number,
-    code?: string,
-    result?: SubmitResult,
-  ) => {
-    if (!warming()) router.record(route, variant, status, ms, code, result);
-  };
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
@@ -58,10 +58,17 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
     (req as FastifyRequest & { arrivalMs: number }).arrivalMs = arrivalMs;
     const params = req.params as Partial<InferParams>;
     const route = params.route === undefined ? undefined : router.routes.get(params.route);
-    if (route === undefined || warming()) return;
-    const refusal = router.admit(route, arrivalMs, params.version !== undefined);
-    if (refusal !== undefined) {
-      record(route.name, undefined, refusal.statusCode, clock.now() - arrivalMs, refusal.code);
+    if (route === undefined) return;
+    const { gate, recorder } = opts.requestPath();
+    const admission = gate.check({ route, arrivalMs, stage: 'before-body', pinned: params.version !== undefined });
+    if (!admission.admitted) {
+      const refusal = admission.refusal;
+      recorder.record({
+        route: route.name,
+        statusCode: refusal.statusCode,
+        totalMs: clock.now() - arrivalMs,
+        errorCode: refusal.code,
+      });
       return sendError(reply, refusal);
     }
   });
@@ -69,7 +76,10 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   app.setErrorHandler((err, req, reply) => {
     const e = fromFastifyError(err);
     const params = req.params as Partial<InferParams> | undefined;
-    if (params?.route !== undefined) record(params.route, undefined, e.statusCode, 0, e.code);
+    if (params?.route !== undefined)
+      opts
+        .requestPath()
+        .recorder.record({ route: params.route, statusCode: e.statusCode, totalMs: 0, errorCode: e.code });
     return sendError(reply, e);
   });
 
@@ -85,7 +95,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       if (!Buffer.isBuffer(body) || body.byteLength === 0)
         throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
       const jsonLength = headerLength(req.headers['inference-header-content-length'], body.byteLength);
-      const signature = runtime.repository.signature(route.model.name);
+      const signature = runtime.signature(route.model.name);
       const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite);
       if (parsed.rows > route.model.config.maxBatch) {
         throw new SlogateError(
@@ -94,6 +104,10 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
         );
       }
       const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
+      const admission = opts
+        .requestPath()
+        .gate.check({ route, arrivalMs, stage: 'after-body', pinned: version !== undefined, priority, timeoutMs });
+      if (!admission.admitted) throw admission.refusal;
       // Not an AbortController: see ClientGone (a per-request EventTarget ends up in the old generation).
       const gone = new ClientGone();
       const onClose = () => {
@@ -109,11 +123,8 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
           rows: parsed.rows,
           outputs: parsed.outputs?.map((o) => o.name),
           arrivalMs,
-          timeoutMs,
-          priority,
+          admitted: admission,
           signal: gone,
-          admitted: true,
-          uncounted: warming(),
         });
       } finally {
         reply.raw.removeListener('close', onClose);
@@ -135,12 +146,18 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       } else {
         reply.header('content-type', 'application/json');
       }
-      record(routeName, variant, 200, totalMs, undefined, result);
+      opts.requestPath().recorder.record({ route: routeName, variant, statusCode: 200, totalMs, result });
       return reply.code(200).send(encoded.body);
     } catch (err) {
       const e = toSlogateError(err);
       if (e.code === 'SLOGATE_ERR_INTERNAL') req.log.error({ err }, 'inference failed unexpectedly');
-      record(routeName, variant ?? e.variant, e.statusCode, clock.now() - arrivalMs, e.code);
+      opts.requestPath().recorder.record({
+        route: routeName,
+        variant: variant ?? e.variant,
+        statusCode: e.statusCode,
+        totalMs: clock.now() - arrivalMs,
+        errorCode: e.code,
+      });
       return sendError(reply, e);
     }
   };

@@ -61,7 +61,7 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
 
   const modelMetadata = async (req: { params: ModelParams }) => {
     const r = lookup(req.params);
-    const sig = runtime.repository.signature(r.model.name);
+    const sig = runtime.signature(r.model.name);
     const spec = (t: { name: string; datatype: string; shape: readonly number[] }) => ({
       name: t.name,
       datatype: t.datatype,

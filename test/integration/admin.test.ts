@@ -1,8 +1,10 @@
 // The admin API through inject(), with real workers: auth, reading decisions and their history, hot policy changes
-// (validated, effective within a control tick), profiles, and an engine snapshot that replays offline.
+// (validated, effective within a control tick: the control loop runs on a manual clock the test advances), profiles,
+// and an engine snapshot that replays offline.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
+import { ManualClock } from '../../core/clock.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import { decide } from '../../policies/engine/index.js';
 import { deserializeSnapshot } from '../../policies/snapshot-codec.js';
@@ -13,8 +15,9 @@ const body = JSON.stringify({
   inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array(784).fill(0.1) }],
 });
 
-async function start(adminToken?: string): Promise<Slogate> {
+async function start(adminToken?: string, clock?: ManualClock): Promise<Slogate> {
   return createSlogate({
+    ...(clock !== undefined ? { clock } : {}),
     config: digitsConfig({
       server: { logLevel: 'silent', ...(adminToken !== undefined ? { adminToken } : {}) },
       routes: { digits: { model: 'digits', slo: { p99Ms: 200 } } },
@@ -73,8 +76,11 @@ describe('admin auth', () => {
 
 describe('admin routes and decisions', () => {
   let sg: Slogate;
+  const clock = new ManualClock(1000);
+  /** One control tick's worth of time: the alarm an admin PUT raises fires, and so does the periodic tick. */
+  const tick = () => clock.advance(sg.config.engine.tickMs);
   before(async () => {
-    sg = await start();
+    sg = await start(undefined, clock);
   });
   after(async () => {
     await sg.close();
@@ -144,7 +150,7 @@ describe('admin routes and decisions', () => {
       payload: { model: 'digits', slo: { p99Ms: 200 }, policy: { static: { variant: 'tiny' } } },
     });
     assert.equal(r.statusCode, 200, r.body);
-    await new Promise((res) => setTimeout(res, sg.config.engine.tickMs + 100));
+    tick();
     assert.equal(await infer('digits'), 'tiny');
     const back = await sg.app.inject({
       method: 'PUT',
@@ -152,7 +158,7 @@ describe('admin routes and decisions', () => {
       payload: { model: 'digits', slo: { p99Ms: 200 }, variants: ['cnn-small'] },
     });
     assert.equal(back.statusCode, 200);
-    await new Promise((res) => setTimeout(res, sg.config.engine.tickMs + 100));
+    tick();
     assert.equal(await infer('digits'), 'cnn-small');
   });
 
@@ -164,6 +170,15 @@ describe('admin routes and decisions', () => {
     });
     assert.equal(r.statusCode, 201);
     assert.equal(await infer('fresh'), 'small');
+  });
+
+  test('a route read back from GET can be PUT as it is: its policy in the normalised form, with a kind', async () => {
+    const got = (await sg.app.inject('/admin/routes/fresh')).json() as { policy: string; config: { policy: unknown } };
+    assert.equal(got.policy, 'static');
+    assert.deepEqual(got.config.policy, { kind: 'static', variant: 'small', maxBatch: 1, maxQueueDelayMs: 0 });
+    const again = await sg.app.inject({ method: 'PUT', url: '/admin/routes/fresh', payload: got.config });
+    assert.equal(again.statusCode, 200, again.body);
+    assert.deepEqual((again.json() as { config: unknown }).config, got.config);
   });
 
   test('GET /admin/decisions lists changes with reasons, filtered by ?since', async () => {

@@ -13,7 +13,7 @@ async function start(requests: number): Promise<{ sg: Slogate; logs: Record<stri
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as Record<string, unknown>) });
   const config = digitsConfig({
-    server: { warmup: { requests, concurrency: 8 } },
+    server: { warmup: { requests, concurrency: 8 }, requestLog: true },
     routes: {
       digits: { model: 'digits', slo: { p99Ms: 200 } },
       cached: {
@@ -48,8 +48,9 @@ describe('start-up warm-up', () => {
     assert.ok(line !== undefined, 'logged');
     assert.equal(line.requests, WARMUP);
     assert.equal(line.failed, 0);
+    assert.equal(started.logs.filter((l) => l.msg === 'request').length, 0, 'no request log line');
     // Every request reached a replica (none answered from the cache, none dropped), on every variant.
-    const stats = sg.runtime.scheduler.stats();
+    const stats = sg.runtime.queueStats();
     assert.equal(
       stats.reduce((a, s) => a + s.rowsServed, 0),
       WARMUP,
@@ -68,7 +69,7 @@ describe('start-up warm-up', () => {
     // The latency profiles do learn from its batches (the worker's own time): without a sweep (profiling is off
     // here) they are the first service-time estimates, before any client.
     assert.ok(
-      sg.runtime.profiles.snapshot().some((p) => p.points.length > 0),
+      sg.runtime.profileSnapshot().some((p) => p.points.length > 0),
       'service times learnt',
     );
     assert.equal(sg.controller.utilisation.replicas, 0, 'the warm-up is no load');
@@ -112,7 +113,7 @@ describe('start-up warm-up', () => {
       undefined,
     );
     assert.equal(
-      sg.runtime.scheduler.stats().reduce((a, s) => a + s.batches, 0),
+      sg.runtime.queueStats().reduce((a, s) => a + s.batches, 0),
       0,
     );
     await sg.close();

@@ -135,7 +135,7 @@ test('derived configs are valid slogate configs: the route keeps its SLO, only i
   const parsed = parseConfig(raw, ROOT, 'derived');
   assert.deepEqual(Object.keys(parsed.routes), ['digits']);
   assert.deepEqual(parsed.routes.digits?.slo, { p99Ms: 25, minAccuracy: 0.9 });
-  assert.deepEqual(parsed.routes.digits?.policy, { static: { variant: 'tiny', maxBatch: 64, maxQueueDelayMs: 5 } });
+  assert.deepEqual(parsed.routes.digits?.policy, { kind: 'static', variant: 'tiny', maxBatch: 64, maxQueueDelayMs: 5 });
   assert.deepEqual(Object.keys(parsed.models.digits?.variants ?? {}), ['tiny']);
   assert.equal(parsed.server.logLevel, 'warn');
   const adaptive = parseConfig(
@@ -144,6 +144,6 @@ test('derived configs are valid slogate configs: the route keeps its SLO, only i
     'derived',
   );
   assert.equal(Object.keys(adaptive.models.digits?.variants ?? {}).length, 6);
-  assert.equal(adaptive.routes.digits?.policy, 'adaptive');
+  assert.deepEqual(adaptive.routes.digits?.policy, { kind: 'adaptive' });
   assert.throws(() => derivePolicyConfig(base, 'nope', spec), /no route 'nope'/);
 });

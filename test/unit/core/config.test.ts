@@ -25,7 +25,7 @@ test('defaults fill every section and the result is deeply frozen', () => {
   assert.equal(c.server.bodyLimitBytes, 8 * 1024 * 1024);
   assert.equal(c.runtime.device, 'cpu');
   assert.equal(c.routes.digits?.objective, 'max-accuracy');
-  assert.equal(c.routes.digits?.policy, 'adaptive');
+  assert.deepEqual(c.routes.digits?.policy, { kind: 'adaptive' });
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.routes.digits?.slo));
 });
 
@@ -54,6 +54,42 @@ test('cross-references are checked: unknown model, unknown static variant', () =
   const lines = configError(() => parseConfig(raw, ROOT));
   assert.ok(lines.some((l) => l.startsWith('routes.a.model:')));
   assert.ok(lines.some((l) => l.startsWith('routes.b.policy.static.variant:')));
+});
+
+test('every policy form normalises to one object with a kind (YAML forms and the normalised one alike)', () => {
+  const cases: { policy: unknown; want: unknown }[] = [
+    { policy: undefined, want: { kind: 'adaptive' } },
+    { policy: 'adaptive', want: { kind: 'adaptive' } },
+    { policy: { kind: 'adaptive' }, want: { kind: 'adaptive' } },
+    {
+      policy: { static: { variant: 'tiny' } },
+      want: { kind: 'static', variant: 'tiny', maxBatch: 1, maxQueueDelayMs: 0 },
+    },
+    {
+      policy: { static: { variant: 'tiny', maxBatch: 8, maxQueueDelayMs: 2 } },
+      want: { kind: 'static', variant: 'tiny', maxBatch: 8, maxQueueDelayMs: 2 },
+    },
+    {
+      policy: { kind: 'static', variant: 'tiny' },
+      want: { kind: 'static', variant: 'tiny', maxBatch: 1, maxQueueDelayMs: 0 },
+    },
+    { policy: { aimd: { variant: 'small' } }, want: { kind: 'aimd', variant: 'small', maxBatch: 64 } },
+    { policy: { kind: 'aimd', variant: 'small', maxBatch: 8 }, want: { kind: 'aimd', variant: 'small', maxBatch: 8 } },
+  ];
+  for (const { policy, want } of cases) {
+    const route = { model: 'digits', slo: { p99Ms: 5 }, ...(policy === undefined ? {} : { policy }) };
+    const c = parseConfig(digitsRawConfig({ routes: { r: route } }), ROOT);
+    assert.deepEqual(c.routes.r?.policy, want, JSON.stringify(policy));
+  }
+  for (const policy of [
+    'static',
+    { kind: 'static' },
+    { kind: 'aimd', variant: 'tiny', maxQueueDelayMs: 1 },
+    { static: {}, aimd: {} },
+  ])
+    configError(() =>
+      parseConfig(digitsRawConfig({ routes: { r: { model: 'digits', slo: { p99Ms: 5 }, policy } } }), ROOT),
+    );
 });
 
 test('${VAR} and ${VAR:-default} are replaced in values (typed when a whole value), never in comments; unset without default fails', () => {

@@ -2,9 +2,14 @@
 // test/integration/warmup.test.ts against real replicas).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ManualClock } from '../../../core/clock.js';
+import { RouteSchema } from '../../../core/config.js';
+import { Metrics } from '../../../core/metrics.js';
 import type { ModelSignature, V2Datatype } from '../../../core/types.js';
 import { parseInferRequest } from '../../../gateway/v2/codec.js';
-import { warmupBodies, warmupTargets } from '../../../gateway/warmup.js';
+import { WARMUP_PATH, warmupBodies, warmupTargets } from '../../../gateway/warmup.js';
+import { Router } from '../../../policies/router.js';
+import { FakeRuntime } from '../policies/fake-runtime.js';
 
 const TYPES: readonly [V2Datatype, number[]][] = [
   ['FP32', [-1, 784]],
@@ -74,5 +79,29 @@ describe('warm-up requests', () => {
         'application/octet-stream',
       ]);
     }
+  });
+});
+
+describe('the warm-up request path', () => {
+  test('admits everything uncounted, with a 30 s deadline, past the cache; records, logs and traces nothing', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const router = new Router({
+      runtime: new FakeRuntime('m', { a: 0.9 }),
+      clock: new ManualClock(0),
+      metrics,
+      routes: { r: RouteSchema.parse({ model: 'm', slo: { p99Ms: 5 }, priority: 2 }) },
+    });
+    const route = router.route('r');
+    for (const stage of ['before-body', 'after-body', 'whole'] as const) {
+      const a = WARMUP_PATH.gate.check({ route, arrivalMs: 100, stage, pinned: false });
+      assert.deepEqual(a, { admitted: true, deadlineAtMs: 30_100, priority: 2, useCache: false }, stage);
+    }
+    const a = WARMUP_PATH.gate.check({ route, arrivalMs: 0, stage: 'after-body', pinned: true, priority: -1 });
+    assert.equal(a.admitted && a.priority, -1);
+    assert.equal(route.stats.rate.pending, 0, 'no arrival counted');
+    WARMUP_PATH.recorder.record({ route: 'r', statusCode: 200, totalMs: 1, variant: 'a' });
+    assert.equal((await metrics.requests.get()).values.length, 0);
+    assert.equal(route.stats.totals.met, 0);
+    assert.equal(WARMUP_PATH.observed, false, 'out of the request log and traces');
   });
 });

@@ -6,12 +6,12 @@ import { ManualClock } from '../../../core/clock.js';
 import type { SlogateError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
 import type { BatchKnobs } from '../../../runtime/batch-policy.js';
-import type { SubmitResult } from '../../../runtime/batcher.js';
 import { Scheduler } from '../../../runtime/batcher.js';
 import type { ProfilePoint } from '../../../runtime/latency-profile.js';
 import { LatencyProfiles } from '../../../runtime/latency-profile.js';
 import type { BatchOutcome, BatchTask } from '../../../runtime/replica.js';
 import { ReplicaPool } from '../../../runtime/replica-pool.js';
+import type { SubmitResult } from '../../../runtime/types.js';
 import { FakeReplica, flush } from './fake-replica.js';
 
 // Service time: 1 ms alone (p50), 2 ms p99; 8 rows take 4 ms p50 / 6 ms p99; linear in between.

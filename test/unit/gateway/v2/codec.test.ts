@@ -10,7 +10,7 @@ import {
   type ParsedInferRequest,
   parseInferRequest,
 } from '../../../../gateway/v2/codec.js';
-import { isClientMistake } from '../../../../policies/router.js';
+import { isClientMistake } from '../../../../policies/slo-recorder.js';
 
 /** Two inputs, two outputs, batchable. */
 const SIG: ModelSignature = {

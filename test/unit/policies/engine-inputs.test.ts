@@ -1,7 +1,7 @@
 // windowPrediction: what the observed p99 of a window is checked against when the engine learns its correction.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { observedSinceSwitch, type Prediction, windowPrediction } from '../../../policies/controller.js';
+import { observedSinceSwitch, type Prediction, windowPrediction } from '../../../policies/engine-inputs.js';
 import { RouteStats } from '../../../policies/route-stats.js';
 
 describe('windowPrediction', () => {

@@ -1,0 +1,106 @@
+// Where every finished request's outcome is accounted against its route's SLO: the outcome counters, the latency
+// histogram, gateway overhead, cost, and the route's own statistics (which the engine reads). One call per request.
+import type { Clock } from '../core/clock.js';
+import { ERROR_CATALOG, isErrorCode } from '../core/errors.js';
+import type { Metrics, SloOutcome } from '../core/metrics.js';
+import type { SubmitResult } from '../runtime/types.js';
+import type { RouteState } from './router.js';
+
+/** How one request ended. */
+export interface Outcome {
+  readonly route: string;
+  readonly statusCode: number;
+  /** Arrival to answer (ms). */
+  readonly totalMs: number;
+  /** The variant that answered, or the one it was sent to. */
+  readonly variant?: string | undefined;
+  readonly errorCode?: string | undefined;
+  /** The runtime's result of a 200 (queue and compute times, batch rows). */
+  readonly result?: SubmitResult | undefined;
+}
+
+export interface SloRecorder {
+  record(outcome: Outcome): void;
+}
+
+/** A recorder that records nothing (synthetic traffic, such as the start-up warm-up). */
+export const NO_RECORDS: SloRecorder = { record: () => {} };
+
+export interface RouteSloRecorderDeps {
+  readonly routes: { get(route: string): RouteState | undefined };
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  /** Price of one replica slot per millisecond (pricing units), for slogate_cost_total. */
+  readonly pricePerSlotMs?: number;
+  /** An answer came back later than its route's p99 target (the control loop acts on it at once). */
+  readonly onLate?: (route: string) => void;
+}
+
+/**
+ * Every request counted in slogate_requests_total gets exactly one outcome (met, missed, shed, dropped); malformed
+ * requests (the client's own 4xx) are counted apart.
+ */
+export class RouteSloRecorder implements SloRecorder {
+  readonly #deps: RouteSloRecorderDeps;
+
+  constructor(deps: RouteSloRecorderDeps) {
+    this.#deps = deps;
+  }
+
+  record(o: Outcome): void {
+    const r = this.#deps.routes.get(o.route);
+    if (r === undefined) return;
+    const m = this.#deps.metrics;
+    if (o.errorCode !== undefined && isClientMistake(o.errorCode)) {
+      m.invalidRequests.labels(o.route).inc();
+      return;
+    }
+    const now = this.#deps.clock.now();
+    const v = o.variant === undefined ? 'none' : `${r.model.name}/${o.variant}`;
+    m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`).inc();
+    if (o.statusCode === 200) {
+      this.#answered(r, o, v, now);
+      return;
+    }
+    const outcome = o.errorCode === undefined ? 'missed' : (OUTCOME_BY_CODE[o.errorCode] ?? 'missed');
+    m.sloRequests.labels(o.route, outcome).inc();
+    r.stats.finish(now, outcome);
+    if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(o.route, o.errorCode as string).inc();
+  }
+
+  #answered(r: RouteState, o: Outcome, v: string, now: number): void {
+    const m = this.#deps.metrics;
+    const met = o.totalMs <= r.config.slo.p99Ms;
+    m.requestDuration.labels(o.route, v).observe(o.totalMs / 1000);
+    m.sloRequests.labels(o.route, met ? 'met' : 'missed').inc();
+    r.stats.finish(now, met ? 'met' : 'missed', o.totalMs, o.variant);
+    const res = o.result;
+    if (res !== undefined) {
+      // The gateway's own share: parsing, event-loop delay, encoding (everything but queueing and the replica's work).
+      r.stats.overhead(now, Math.max(0, o.totalMs - res.queueMs - res.computeMs));
+      const price = this.#deps.pricePerSlotMs ?? 0;
+      if (price > 0) m.cost.labels(o.route, v).inc((res.serviceMs / Math.max(1, res.batchRows)) * price);
+    }
+    if (!met) this.#deps.onLate?.(o.route);
+  }
+}
+
+const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
+  SLOGATE_ERR_SHED: 'shed',
+  SLOGATE_ERR_NOT_READY: 'shed',
+  SLOGATE_ERR_SHUTTING_DOWN: 'shed',
+  SLOGATE_ERR_DEADLINE_UNREACHABLE: 'dropped',
+  SLOGATE_ERR_QUEUE_FULL: 'dropped',
+  SLOGATE_ERR_CANCELLED: 'dropped',
+};
+
+/** 4xx errors that are the client's own mistake (malformed input), not load: they are no SLO event. */
+export function isClientMistake(code: string): boolean {
+  return (
+    isErrorCode(code) &&
+    ERROR_CATALOG[code].status >= 400 &&
+    ERROR_CATALOG[code].status < 500 &&
+    code !== 'SLOGATE_ERR_SHED' &&
+    code !== 'SLOGATE_ERR_CANCELLED'
+  );
+}

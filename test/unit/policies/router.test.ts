@@ -1,0 +1,193 @@
+// The router on a fake runtime and the manual clock: an admitted request goes to its pinned version, or to a variant of
+// its route's decision (the most accurate allowed, or a fixed policy's own, before the first one), with the decision's
+// fallback variant, the admission's deadline and priority, and through the response cache when it may use it.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ManualClock } from '../../../core/clock.js';
+import { RouteSchema } from '../../../core/config.js';
+import type { Decision } from '../../../core/decision.js';
+import { SlogateError } from '../../../core/errors.js';
+import { Metrics } from '../../../core/metrics.js';
+import type { Admitted } from '../../../policies/admission-gate.js';
+import { Router } from '../../../policies/router.js';
+import { decision, FakeRuntime } from './fake-runtime.js';
+
+const VARIANTS = { large: 0.99, medium: 0.97, small: 0.95 };
+
+function setup(routes: Record<string, unknown>) {
+  const clock = new ManualClock(1000);
+  const runtime = new FakeRuntime('m', VARIANTS);
+  const metrics = new Metrics({ defaultMetrics: false });
+  const parsed = Object.fromEntries(Object.entries(routes).map(([k, v]) => [k, RouteSchema.parse(v)]));
+  const router = new Router({ runtime, clock, metrics, routes: parsed });
+  const decisions = new Map<string, Decision>();
+  router.setDecisionSource({ current: (r) => decisions.get(r) });
+  return { clock, runtime, metrics, router, decisions };
+}
+
+const admitted = (o: Partial<Admitted> = {}): Admitted => ({
+  admitted: true,
+  deadlineAtMs: 1050,
+  priority: 0,
+  useCache: true,
+  ...o,
+});
+
+const call = (route: string, o: { pinned?: string; admitted?: Admitted } = {}) => ({
+  route,
+  pinnedVariant: o.pinned,
+  inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, 1], data: new Float32Array([1]) }],
+  rows: 1,
+  arrivalMs: 1000,
+  admitted: o.admitted ?? admitted(),
+});
+
+describe('router: which variant an admitted request goes to', () => {
+  const cases: {
+    name: string;
+    policy?: unknown;
+    variants?: string[];
+    decision?: Record<string, number>;
+    fallback?: string;
+    pinned?: string;
+    want: { variant: string; fallback: string | undefined };
+  }[] = [
+    { name: 'adaptive, no decision yet: the most accurate', want: { variant: 'large', fallback: undefined } },
+    {
+      name: 'adaptive, no decision yet, restricted variants: the most accurate allowed',
+      variants: ['small', 'medium'],
+      want: { variant: 'medium', fallback: undefined },
+    },
+    {
+      name: 'static, no decision yet: its own variant',
+      policy: { static: { variant: 'small' } },
+      want: { variant: 'small', fallback: undefined },
+    },
+    {
+      name: 'aimd, no decision yet: its own variant',
+      policy: { aimd: { variant: 'medium' } },
+      want: { variant: 'medium', fallback: undefined },
+    },
+    {
+      name: "the decision's variant, with its fallback",
+      decision: { medium: 1 },
+      fallback: 'small',
+      want: { variant: 'medium', fallback: 'small' },
+    },
+    {
+      name: 'a pinned version: that variant, no fallback, whatever the decision',
+      decision: { medium: 1 },
+      fallback: 'small',
+      pinned: 'large',
+      want: { variant: 'large', fallback: undefined },
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const { router, runtime, decisions } = setup({
+        r: { model: 'm', slo: { p99Ms: 50 }, policy: c.policy, variants: c.variants },
+      });
+      if (c.decision !== undefined) decisions.set('r', decision('r', c.decision, { fallbackVariant: c.fallback }));
+      const res = await router.infer(call('r', { pinned: c.pinned }));
+      assert.equal(res.variant, c.want.variant);
+      const sent = runtime.submitted[0];
+      assert.equal(sent?.variant, c.want.variant);
+      assert.equal(sent?.fallbackVariant, c.want.fallback);
+      assert.equal(sent?.tag, 'r');
+    });
+  }
+
+  test('a mix is followed share for share (smooth weighted round-robin)', async () => {
+    const { router, runtime, decisions } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+    decisions.set('r', decision('r', { large: 0.25, medium: 0.75 }));
+    for (let i = 0; i < 8; i++) await router.infer(call('r'));
+    const n = (v: string) => runtime.submitted.filter((s) => s.variant === v).length;
+    assert.deepEqual([n('large'), n('medium')], [2, 6]);
+  });
+
+  test('a new decision is picked up at the next request', async () => {
+    const { router, runtime, decisions } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+    decisions.set('r', decision('r', { large: 1 }));
+    await router.infer(call('r'));
+    decisions.set('r', decision('r', { small: 1 }));
+    await router.infer(call('r'));
+    assert.deepEqual(
+      runtime.submitted.map((s) => s.variant),
+      ['large', 'small'],
+    );
+  });
+
+  test('a pinned version the route does not allow is refused (404), nothing submitted', () => {
+    const { router, runtime } = setup({ r: { model: 'm', slo: { p99Ms: 50 }, variants: ['small'] } });
+    assert.throws(
+      () => router.infer(call('r', { pinned: 'large' })),
+      (e: unknown) => e instanceof SlogateError && e.code === 'SLOGATE_ERR_VARIANT_NOT_FOUND',
+    );
+    assert.equal(runtime.submitted.length, 0);
+  });
+
+  test('an unknown route is refused (404)', () => {
+    const { router } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+    assert.throws(
+      () => router.infer(call('nope')),
+      (e: unknown) => e instanceof SlogateError && e.code === 'SLOGATE_ERR_ROUTE_NOT_FOUND',
+    );
+  });
+
+  test("the admission's deadline and priority travel with the request", async () => {
+    const { router, runtime } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+    await router.infer(call('r', { admitted: admitted({ deadlineAtMs: 1020, priority: -3 }) }));
+    assert.equal(runtime.submitted[0]?.deadlineAtMs, 1020);
+    assert.equal(runtime.submitted[0]?.priority, -3);
+    assert.equal(runtime.submitted[0]?.arrivalMs, 1000);
+  });
+});
+
+describe('router: the response cache', () => {
+  const cached = { r: { model: 'm', slo: { p99Ms: 50 }, cache: { maxEntries: 10 } } };
+  const hits = async (metrics: Metrics, outcome: string) =>
+    (await metrics.cacheRequests.get()).values.find((v) => v.labels.result === outcome)?.value ?? 0;
+
+  test('the second identical request is answered from the cache, without reaching the runtime', async () => {
+    const { router, runtime, metrics } = setup(cached);
+    const first = await router.infer(call('r'));
+    const second = await router.infer(call('r'));
+    assert.equal(runtime.submitted.length, 1);
+    assert.equal(first.replicaId, 'fake');
+    assert.equal(second.replicaId, 'cache');
+    assert.equal(second.variant, 'large');
+    assert.equal(await hits(metrics, 'miss'), 1);
+    assert.equal(await hits(metrics, 'hit'), 1);
+  });
+
+  test('another variant is another entry (keyed by the variant served)', async () => {
+    const { router, runtime } = setup(cached);
+    await router.infer(call('r'));
+    await router.infer(call('r', { pinned: 'small' }));
+    await router.infer(call('r', { pinned: 'small' }));
+    assert.deepEqual(
+      runtime.submitted.map((s) => s.variant),
+      ['large', 'small'],
+    );
+  });
+
+  test('a request that may not use the cache neither reads nor fills it, nor counts in its metric', async () => {
+    const { router, runtime, metrics } = setup(cached);
+    await router.infer(call('r', { admitted: admitted({ useCache: false }) }));
+    await router.infer(call('r'));
+    await router.infer(call('r', { admitted: admitted({ useCache: false }) }));
+    assert.equal(runtime.submitted.length, 3, 'nothing was cached by the first, the third did not read');
+    assert.equal(await hits(metrics, 'miss'), 1);
+    assert.equal(await hits(metrics, 'hit'), 0);
+  });
+
+  test('entries expire after the ttl (on the manual clock)', async () => {
+    const { router, runtime, clock } = setup({ r: { ...cached.r, cache: { maxEntries: 10, ttlMs: 100 } } });
+    await router.infer(call('r'));
+    clock.advance(99);
+    await router.infer(call('r'));
+    clock.advance(2);
+    await router.infer(call('r'));
+    assert.equal(runtime.submitted.length, 2);
+  });
+});
