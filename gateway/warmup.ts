@@ -1,14 +1,8 @@
-// Warming the request path before the server listens. V8 compiles the gateway's handlers, codecs, router and batcher
-// lazily, so a fresh server's first requests ran through cold code: gateway overhead 1.8x its steady value one request
-// at a time, several times it under full load (an event loop near saturation), and the engine reading that as a latency
-// violation and stepping down (then climbing back over the next 6-10 s). Synthetic requests through the real handlers
-// (Fastify's inject: routing, hooks, body parsing, the V2 codec in JSON and binary, the router, the batcher, the
-// replicas' message path) for every route and each of its variants take that cost before the first client comes. They
-// run while nothing else can arrive (no socket yet), so the gateway leaves them out of the routes' SLO accounting,
-// request log and traces; the composition root then resets the runtime's batch series. Their batches do count as
-// service-time evidence for the latency profiles (worker time, as the sweep's): with them, a cold start's first slow
-// batches no longer decide the online correction alone (without them, one run's start made `small` and `medium-int8`
-// ineligible).
+// Warms the request path before the server listens: V8 compiles handlers, codecs, router and batcher lazily, and a
+// cold first second reads to the engine as a latency violation. Synthetic requests go through the real handlers
+// (inject) to every route and variant while no socket exists, so they are counted nowhere (SLO, request log, traces);
+// their batches do count as service-time evidence, so a cold start's first batches never set the correction alone.
+// The measurements behind this are in BENCHMARKS.md ("Cold start into full load").
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import type { ModelSignature, TensorSpec } from '../core/types.js';

@@ -120,8 +120,7 @@ class VariantProfile {
     }
     // A warm cache may run a little faster than the sweep; contention can make it much slower (bounded at 4x / 8x).
     // The tail needs a hundred samples before its 99th percentile is more than the largest one: with fewer, the
-    // sweep's tail shape is scaled by the median correction (a cold start's first slow batches once made `large`
-    // ineligible for the 10 s they took to age out).
+    // sweep's tail shape is scaled by the median correction, so a few slow first batches cannot rule a variant out.
     this.k50 = clamp(this.ratios.quantile(0.5), 0.5, 4);
     this.k99 = fresh >= MIN_TAIL_SAMPLES ? clamp(this.ratios.quantile(0.99), this.k50, 8) : this.k50;
   }

@@ -127,8 +127,7 @@ export class Profiler {
       }
     }
     // Cached variants are not measured, but their sessions are as cold as any: the first runs of each shape allocate
-    // and plan. Served cold, those runs land in the online profile as stalls (the engine then dropped `large` for the
-    // 10 s the evidence lasts, after every restart). Two rounds per shape on every replica, before readiness.
+    // and plan, and served cold they would enter the online profile as stalls. Two rounds per shape on every replica.
     for (const c of fromCache) await this.#warm(c.m, c.v, c.sizes, 2);
     const pointCount = todo.reduce((n, t) => n + t.sizes.length, 0);
     const perPointMs = pointCount === 0 ? 0 : options.budgetMs / pointCount;
@@ -185,7 +184,7 @@ export class Profiler {
     const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
     // Warm-up on every replica (all slots at once, three rounds): the first runs of a new shape allocate, plan and,
     // on CUDA, search convolution algorithms, per session. Warming one replica would leave that cost in the others'
-    // samples (seen on an H200: p99 100x p50 for the CNNs).
+    // samples.
     await this.#warm(m, v, [rows], 3);
     const busy: number[] = [];
     const trips: number[] = [];
