@@ -86,6 +86,12 @@ export const ServerSchema = z.strictObject({
   requestLog: z.boolean().default(false),
   /** How long SIGTERM waits for queued and running work before forcing exit. */
   drainTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+  /**
+   * After the drain the listener closes, but requests still arriving on open keep-alive connections are answered
+   * (503 with Connection: close) for this long before idle sockets are closed: closing them at once resets requests
+   * a client is already sending on them.
+   */
+  shutdownGraceMs: z.number().int().min(0).max(60_000).default(500),
   /** Bearer token for /admin; without one, admin answers only on loopback. */
   adminToken: z.string().min(8).optional(),
   /**

@@ -63,6 +63,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
+    // Draining: each answer closes its connection, so clients move to other servers before idle sockets are closed.
+    if (!admitting()) reply.header('connection', 'close');
     return payload;
   });
 
