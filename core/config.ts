@@ -84,6 +84,18 @@ export const ServerSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One log line per request (off by default: it costs on the hot path). */
   requestLog: z.boolean().default(false),
+  /** Most open client connections; further ones are closed as they arrive (each holds a socket and a parser). */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(1024),
+  /**
+   * Most inference body bytes read or held at once (declared Content-Length, or the route's limit when chunked);
+   * a request over it is refused with 503 before its body is read.
+   */
+  maxBodyBytesInFlight: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 34)
+    .default(64 * 1024 * 1024),
   /** How long SIGTERM waits for queued and running work before forcing exit. */
   drainTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
   /**

@@ -11,10 +11,12 @@ import type { Controller } from '../policies/controller.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
+import { applyConnectionLimits, TIMEOUT_CHECK_INTERVAL_MS } from './connection-limits.js';
 import { fromFastifyError, sendError } from './errors.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
+import { BodyBudget, RouteBodyLimits, requestTimeoutMs } from './v2/body-limits.js';
 import { inferPlugin } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
 
@@ -49,6 +51,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
+    // Request and connection timeouts are derived once listening (applyConnectionLimits); checked every second.
+    ...({ http: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS } } as object),
     routerOptions: { maxParamLength: 200 },
     // Errors Fastify raises before routing (a malformed URL escape) leave the same way as every other error.
     frameworkErrors: (err, _req, reply) => {
@@ -78,12 +82,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   );
 
   await app.register(metadataPlugin, { router: deps.router, runtime: deps.runtime, version: deps.version, admitting });
+  const bodyLimits = new RouteBodyLimits(
+    (name) => {
+      const r = deps.router.routes.get(name);
+      return r === undefined ? undefined : { model: r.model.name, maxBatch: r.model.config.maxBatch };
+    },
+    (model) => deps.runtime.repository.models.get(model)?.signature,
+    config.server.bodyLimitBytes,
+  );
   await app.register(inferPlugin, {
     router: deps.router,
     runtime: deps.runtime,
     clock: deps.clock,
     bodyLimitBytes: config.server.bodyLimitBytes,
     warming,
+    bodyLimits: { limits: bodyLimits, budget: new BodyBudget(config.server.maxBodyBytesInFlight) },
   });
 
   const log: Logger = deps.logger ?? {
@@ -93,6 +106,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     debug: () => {},
     child: () => log,
   };
+  // Once listening the runtime has started, so the models' signatures (and with them the body limits) are known.
+  app.addHook('onListen', async () => {
+    const routes = [...deps.router.routes.values()];
+    const largestBodyBytes = Math.max(0, ...routes.map((r) => bodyLimits.forRoute(r.name)));
+    const maxSloP99Ms = Math.max(0, ...routes.map((r) => r.config.slo.p99Ms));
+    const limits = {
+      requestTimeoutMs: requestTimeoutMs(largestBodyBytes, maxSloP99Ms),
+      maxConnections: config.server.maxConnections,
+    };
+    applyConnectionLimits(app.server, limits, log, deps.clock);
+    log.info({ ...limits, largestBodyBytes }, 'connection limits');
+  });
+
   if (config.server.adminToken === undefined)
     log.warn('admin API: no server.adminToken configured; /admin answers on loopback only');
   await app.register(adminPlugin, {

@@ -11,6 +11,7 @@ import type { Router } from '../../policies/router.js';
 import type { SubmitResult } from '../../runtime/batcher.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { fromFastifyError, sendError } from '../errors.js';
+import { type BodyBudget, installBodyLimits, type RouteBodyLimits } from './body-limits.js';
 import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
 
 export interface InferPluginOptions {
@@ -20,6 +21,8 @@ export interface InferPluginOptions {
   readonly bodyLimitBytes: number;
   /** True while the start-up warm-up runs (see warmup.ts): its requests are neither admitted nor accounted. */
   readonly warming?: () => boolean;
+  /** Per-route body limits and the budget of body bytes held at once (none: only bodyLimitBytes applies). */
+  readonly bodyLimits?: { readonly limits: RouteBodyLimits; readonly budget: BodyBudget };
 }
 
 interface InferParams {
@@ -49,6 +52,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) =>
     done(null, body),
   );
+  if (opts.bodyLimits !== undefined) installBodyLimits(app, opts.bodyLimits.limits, opts.bodyLimits.budget);
 
   // Arrival time and admission come before the body is read and parsed: the SLO clock starts when the request does,
   // and a request admission refuses costs almost nothing (parsing is the gateway's biggest per-request cost).
