@@ -99,6 +99,9 @@ describe('upload limits', () => {
     const refused = await rawRequest(url, post(600_000));
     assert.match((await refused.statusLine) ?? 'closed', /^HTTP\/1\.1 503/);
     refused.socket.destroy();
+    const metrics = await (await request(`${url}/metrics`)).body.text();
+    assert.match(metrics, /slogate_shed_total\{route="digits",code="SLOGATE_ERR_OVERLOADED"\} 1/, 'counted as shed');
+    assert.doesNotMatch(metrics, /slogate_slo_requests_total\{route="digits",outcome="missed"\} [1-9]/);
     held.socket.destroy();
     await held.closedAtMs;
     await new Promise((r) => setTimeout(r, 100));
