@@ -85,7 +85,7 @@ async function loadAcrossSigterm(child: Child, ratePerS: number, sigtermAfterMs:
   return o;
 }
 
-test('SIGTERM under keep-alive load: no request is reset or left unanswered, only new connections are refused', async () => {
+test('SIGTERM under keep-alive load: no request is reset or left unanswered, only new connections are refused', async (t) => {
   const config = writeTinyConfig();
   const runs: Outcomes[] = [];
   // The race is intermittent (a client writing on an idle socket as the server closes it): several runs catch it.
@@ -103,6 +103,9 @@ test('SIGTERM under keep-alive load: no request is reset or left unanswered, onl
   } finally {
     for (const c of children) c.kill();
   }
+  t.diagnostic(
+    `per run [served, 503 shutting down, refused]: ${JSON.stringify(runs.map((o) => [o.served, o.shuttingDown, o.refused]))}`,
+  );
   const failures = runs.flatMap((o, i) => o.failures.map((f) => `run ${i}: ${f}`));
   assert.deepEqual(failures, [], `requests without a complete answer:\n  ${failures.join('\n  ')}`);
   for (const [i, o] of runs.entries())
