@@ -15,7 +15,12 @@ export const TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 const DROP_LOG_INTERVAL_MS = 10_000;
 
-export function applyConnectionLimits(server: Server, limits: ConnectionLimits, log: Logger, clock: Clock): void {
+export function applyConnectionLimits(
+  server: Server,
+  limits: ConnectionLimits,
+  deps: { readonly log: Logger; readonly clock: Clock; readonly dropped: { inc(): void } },
+): void {
+  const { log, clock } = deps;
   server.requestTimeout = limits.requestTimeoutMs;
   server.headersTimeout = Math.min(server.headersTimeout, limits.requestTimeoutMs);
   server.setTimeout(limits.requestTimeoutMs);
@@ -24,6 +29,7 @@ export function applyConnectionLimits(server: Server, limits: ConnectionLimits, 
   let loggedAtMs = Number.NEGATIVE_INFINITY;
   server.on('drop', () => {
     dropped++;
+    deps.dropped.inc();
     if (clock.now() - loggedAtMs < DROP_LOG_INTERVAL_MS) return;
     loggedAtMs = clock.now();
     log.warn({ dropped, maxConnections: limits.maxConnections }, 'connection cap reached: new connections closed');

@@ -115,7 +115,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       requestTimeoutMs: requestTimeoutMs(largestBodyBytes, maxSloP99Ms),
       maxConnections: config.server.maxConnections,
     };
-    applyConnectionLimits(app.server, limits, log, deps.clock);
+    applyConnectionLimits(app.server, limits, { log, clock: deps.clock, dropped: deps.metrics.connectionsDropped });
     log.info({ ...limits, largestBodyBytes }, 'connection limits');
   });
 

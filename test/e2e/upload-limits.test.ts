@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { request } from 'undici';
+import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { BODY_OVERHEAD_BYTES, JSON_BYTES_PER_ELEMENT, requestTimeoutMs } from '../../gateway/v2/body-limits.js';
 import type { Slogate } from '../../main.js';
 import { digitsConfig, startSlogate } from '../helpers.js';
@@ -40,6 +40,15 @@ async function rawRequest(url: string, head: string): Promise<Raw> {
   await new Promise<void>((resolve) => socket.once('connect', resolve));
   socket.write(head);
   return { socket, statusLine, closedAtMs };
+}
+
+const connections = (sg: Slogate) =>
+  new Promise<number>((resolve, reject) => sg.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+
+/** Polls `cond` every 10 ms for up to 5 s. */
+async function until(cond: () => Promise<boolean>): Promise<void> {
+  for (const t0 = performance.now(); !(await cond()); await new Promise((r) => setTimeout(r, 10)))
+    assert.ok(performance.now() - t0 < 5000, 'condition not reached within 5 s');
 }
 
 const post = (contentLength: number) =>
@@ -114,13 +123,21 @@ describe('upload limits', () => {
     assert.equal(r.statusCode, 200, 'the held bytes were released when its connection closed');
   });
 
-  test('connections over the cap are closed as they arrive; the ones below it are served', async () => {
-    const open = await Promise.all(Array.from({ length: SERVER.maxConnections }, () => rawRequest(url, '')));
-    await new Promise((r) => setTimeout(r, 100));
+  test('connections over the cap are closed as they arrive, and counted; the ones below it are served', async () => {
+    // Start from no connection at all (earlier tests' keep-alive ones closed), then fill the cap exactly.
+    await getGlobalDispatcher().close();
+    setGlobalDispatcher(new Agent());
+    await until(async () => (await connections(sg)) === 0);
+    const open: Raw[] = [];
+    for (let i = 0; i < SERVER.maxConnections; i++) open.push(await rawRequest(url, ''));
+    await until(async () => (await connections(sg)) === SERVER.maxConnections);
     const extra = await rawRequest(url, 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal(await extra.statusLine, undefined, 'closed without an answer');
     open[0]?.socket.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match((await open[0]?.statusLine) ?? 'closed', /^HTTP\/1\.1 200/);
     for (const o of open) o.socket.destroy();
+    await until(async () => (await connections(sg)) === 0);
+    const metrics = await (await request(`${url}/metrics`)).body.text();
+    assert.match(metrics, /^slogate_connections_dropped_total 1$/m, 'the dropped connection is counted');
   });
 });
