@@ -1,6 +1,6 @@
 // What one client connection may hold, applied to the listening server: the request timeout (a whole request must
-// arrive within it, or Node answers 408 and closes), the same bound on a fresh connection's inactivity and on its
-// headers, and a cap on open connections (further ones are closed as they arrive, counted and logged).
+// arrive within it, or Node answers 408 and closes), the same bound on its headers, a fresh connection's inactivity
+// bounded like an idle keep-alive one, and a cap on open connections (further ones closed on arrival, counted).
 import type { Server } from 'node:http';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -23,7 +23,9 @@ export function applyConnectionLimits(
   const { log, clock } = deps;
   server.requestTimeout = limits.requestTimeoutMs;
   server.headersTimeout = Math.min(server.headersTimeout, limits.requestTimeoutMs);
-  server.setTimeout(limits.requestTimeoutMs);
+  // A connection silent before its first request costs a socket only (capped below): it may idle as long as a
+  // keep-alive one, so that clients' pre-opened connections are not closed under them.
+  server.setTimeout(server.keepAliveTimeout);
   server.maxConnections = limits.maxConnections;
   let dropped = 0;
   let loggedAtMs = Number.NEGATIVE_INFINITY;
