@@ -12,7 +12,8 @@ import { isSlogateError } from './core/errors.js';
 import { installLastResort } from './core/last-resort.js';
 import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
-import { createSlogate, VERSION } from './main.js';
+import { shutdownBoundMs } from './gateway/shutdown.js';
+import { createSlogate, type Slogate, VERSION } from './main.js';
 import { simulate } from './policies/simulator.js';
 import { evaluateModel } from './runtime/evaluate.js';
 import { hostKey } from './runtime/profiler.js';
@@ -60,28 +61,53 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
     }
     config = c;
   }
-  const sg = await createSlogate({ config });
-  installLastResort({ logger: sg.logger });
-  const address = await sg.listen();
+  // Signals are handled from the start: before listening there is nothing to drain, so start-up (loading, profiling,
+  // warm-up) is abandoned at once; once serving, the first signal drains and any further one is ignored.
+  let sg: Slogate | undefined;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      sg?.logger.warn({ signal }, `${signal} while shutting down: ignored (the shutdown is bounded)`);
+      return;
+    }
+    stopping = true;
+    if (sg === undefined) {
+      process.stderr.write(`slogate: ${signal} during start-up: exiting\n`);
+      // Dying by the signal itself (its default action) skips the exit handlers, which abort the process while an
+      // onnxruntime run (the profile sweep, the warm-up) is still in flight on a worker thread.
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
+      return;
+    }
+    drainAndExit(sg, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const started = await createSlogate({ config });
+  installLastResort({ logger: started.logger });
+  const address = await started.listen();
+  sg = started;
   sg.logger.info({ address, routes: [...sg.router.routes.keys()] }, `slogate ${VERSION} serving on ${address}`);
   process.stdout.write(
     `slogate ${VERSION} ready: ${address}  (routes: ${[...sg.router.routes.keys()].join(', ')}; try ${address}/v2/models/${[...sg.router.routes.keys()][0] ?? ''})\n`,
   );
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    sg.logger.info({ signal }, `${signal}: draining`);
-    sg.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        sg.logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** Drains and exits 0; exits 1 if the shutdown fails or outlasts its bound (a kept reference: it holds the process). */
+function drainAndExit(sg: Slogate, signal: NodeJS.Signals): void {
+  const boundMs = shutdownBoundMs(sg.config.server);
+  sg.logger.info({ signal, boundMs }, `${signal}: draining`);
+  setTimeout(() => {
+    sg.logger.error({ boundMs }, 'shutdown did not finish within its bound; exiting');
+    process.exit(1);
+  }, boundMs);
+  sg.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      sg.logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
 }
 
 /**

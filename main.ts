@@ -9,6 +9,7 @@ import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { buildServer } from './gateway/server.js';
+import { closeConnections, SHUTDOWN_WAIT_MS, stopListening, within } from './gateway/shutdown.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
 import type { RequestPath } from './gateway/v2/infer.js';
 import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
@@ -42,7 +43,11 @@ export interface Slogate {
   readonly tracing: Tracing;
   /** Listens on config.server.host:port (or the given port); returns the address. */
   listen(port?: number): Promise<string>;
-  /** Stops admitting, drains queued and running work (bounded by drainTimeoutMs), then closes everything. Idempotent. */
+  /**
+   * Stops admitting and listening, drains queued and running work (bounded by drainTimeoutMs) while open connections
+   * are still answered (at least shutdownGraceMs), then closes everything, each step bounded (shutdownBoundMs).
+   * Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -119,14 +124,23 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      // After this turn's I/O, so that connections it accepted are answered rather than reset with the listener.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const graceOver = stopListening(app, config.server.shutdownGraceMs, clock);
+      // Answers close their connections only now: a client that reconnects is refused, not queued behind a listener
+      // about to close (the kernel resets what is still in its accept queue then).
       admitting = false;
       controller.close();
       const drained = await runtime.drain(config.server.drainTimeoutMs);
       if (!drained)
         logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
-      await app.close();
-      await runtime.close();
-      await tracing.shutdown();
+      await graceOver;
+      const cut = await closeConnections(app, clock);
+      if (cut > 0) logger.warn({ connections: cut }, 'connections still busy after the drain were closed');
+      if (!(await within(runtime.close(), SHUTDOWN_WAIT_MS.runtime, clock)))
+        logger.warn({ waitMs: SHUTDOWN_WAIT_MS.runtime }, 'replicas did not finish their running batch; left behind');
+      if (!(await within(tracing.shutdown(), SHUTDOWN_WAIT_MS.tracing, clock)))
+        logger.warn({ waitMs: SHUTDOWN_WAIT_MS.tracing }, 'tracing did not flush in time');
     })();
     return closing;
   };

@@ -101,8 +101,26 @@ export const ServerSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One log line per request (off by default: it costs on the hot path). */
   requestLog: z.boolean().default(false),
+  /** Most open client connections; further ones are closed as they arrive (each holds a socket and a parser). */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(1024),
+  /**
+   * Most inference body bytes read or held at once (declared Content-Length, or the route's limit when chunked);
+   * a request over it is refused with 503 before its body is read.
+   */
+  maxBodyBytesInFlight: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 34)
+    .default(64 * 1024 * 1024),
   /** How long SIGTERM waits for queued and running work before forcing exit. */
   drainTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+  /**
+   * After the drain the listener closes, but requests still arriving on open keep-alive connections are answered
+   * (503 with Connection: close) for this long before idle sockets are closed: closing them at once resets requests
+   * a client is already sending on them.
+   */
+  shutdownGraceMs: z.number().int().min(0).max(60_000).default(500),
   /** Bearer token for /admin; without one, admin answers loopback callers only (gateway/admin/admin-token.ts). */
   adminToken: z.string().min(8).optional(),
   /**

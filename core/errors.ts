@@ -38,7 +38,11 @@ export const ERROR_CATALOG = {
     retryable: false,
     doc: 'The Content-Type header is malformed, or names a type an admin endpoint does not accept (inference reads any body as JSON unless Inference-Header-Content-Length marks the binary extension).',
   },
-  SLOGATE_ERR_BODY_TOO_LARGE: { status: 413, retryable: false, doc: 'The body exceeds server.bodyLimitBytes.' },
+  SLOGATE_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    retryable: false,
+    doc: "The body exceeds server.bodyLimitBytes, or an inference body exceeds its route's derived limit.",
+  },
   SLOGATE_ERR_NOT_FOUND: { status: 404, retryable: false, doc: 'No such endpoint.' },
   SLOGATE_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, doc: 'No route (V2 model name) of that name.' },
   SLOGATE_ERR_VARIANT_NOT_FOUND: {
@@ -66,6 +70,11 @@ export const ERROR_CATALOG = {
     status: 503,
     retryable: true,
     doc: 'The server is draining for shutdown and admits no new work.',
+  },
+  SLOGATE_ERR_OVERLOADED: {
+    status: 503,
+    retryable: true,
+    doc: 'The gateway already holds server.maxBodyBytesInFlight of request bodies; refused before the body is read.',
   },
   SLOGATE_ERR_QUEUE_FULL: {
     status: 503,

@@ -150,6 +150,11 @@ export class Metrics {
     labelNames: ['route', 'code'] as const,
     registers: [this.registry],
   });
+  readonly connectionsDropped = new Counter({
+    name: 'slogate_connections_dropped_total',
+    help: 'Client connections closed on arrival because server.maxConnections were open.',
+    registers: [this.registry],
+  });
 
   /** Creates a route's SLO and decision counters at zero, so rate() and burn-rate ratios exist before the first event. */
   initRoute(route: string): void {

@@ -12,11 +12,13 @@ import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { resolveAdminToken } from './admin/admin-token.js';
+import { applyConnectionLimits, TIMEOUT_CHECK_INTERVAL_MS } from './connection-limits.js';
 import { fromFastifyError, sendError } from './errors.js';
 import { requestIdOptions } from './request-id.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
+import { BodyBudget, RouteBodyLimits, requestTimeoutMs } from './v2/body-limits.js';
 import { inferPlugin, type RequestPath } from './v2/infer.js';
 import { metadataPlugin } from './v2/metadata.js';
 import { WithheldErrors } from './withheld-errors.js';
@@ -52,6 +54,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
+    // Request and connection timeouts are derived once listening (applyConnectionLimits); checked every second.
+    ...({ http: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS } } as object),
     routerOptions: { maxParamLength: 200 },
     // Errors Fastify raises before routing (a malformed URL escape) leave the same way as every other error.
     frameworkErrors: (err, _req, reply) => {
@@ -68,6 +72,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
+    // Draining: each answer closes its connection, so clients move to other servers before idle sockets are closed.
+    if (!admitting()) reply.header('connection', 'close');
     return payload;
   });
 
@@ -81,12 +87,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   );
 
   await app.register(metadataPlugin, { router: deps.router, runtime: deps.runtime, version: deps.version, admitting });
+  const bodyLimits = new RouteBodyLimits(
+    (name) => {
+      const r = deps.router.routes.get(name);
+      return r === undefined ? undefined : { model: r.model.name, maxBatch: r.model.config.maxBatch };
+    },
+    (model) => deps.runtime.repository.models.get(model)?.signature,
+    config.server.bodyLimitBytes,
+  );
   await app.register(inferPlugin, {
     router: deps.router,
     runtime: deps.runtime,
     clock: deps.clock,
     bodyLimitBytes: config.server.bodyLimitBytes,
     requestPath: deps.requestPath,
+    bodyLimits: { limits: bodyLimits, budget: new BodyBudget(config.server.maxBodyBytesInFlight) },
   });
 
   const log: Logger = deps.logger ?? {
@@ -96,6 +111,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     debug: () => {},
     child: () => log,
   };
+  // Once listening the runtime has started, so the models' signatures (and with them the body limits) are known.
+  app.addHook('onListen', async () => {
+    const routes = [...deps.router.routes.values()];
+    const largestBodyBytes = Math.max(0, ...routes.map((r) => bodyLimits.forRoute(r.name)));
+    const maxSloP99Ms = Math.max(0, ...routes.map((r) => r.config.slo.p99Ms));
+    const limits = {
+      requestTimeoutMs: requestTimeoutMs(largestBodyBytes, maxSloP99Ms),
+      maxConnections: config.server.maxConnections,
+    };
+    applyConnectionLimits(app.server, limits, { log, clock: deps.clock, dropped: deps.metrics.connectionsDropped });
+    log.info({ ...limits, largestBodyBytes }, 'connection limits');
+  });
+
   const admin = resolveAdminToken(config.server.adminToken, config.server.host, config.runtime.profile.cacheDir);
   if (admin.generatedFile !== undefined)
     log.warn(

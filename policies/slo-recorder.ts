@@ -89,6 +89,7 @@ const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
   SLOGATE_ERR_SHED: 'shed',
   SLOGATE_ERR_NOT_READY: 'shed',
   SLOGATE_ERR_SHUTTING_DOWN: 'shed',
+  SLOGATE_ERR_OVERLOADED: 'shed',
   SLOGATE_ERR_DEADLINE_UNREACHABLE: 'dropped',
   SLOGATE_ERR_QUEUE_FULL: 'dropped',
   SLOGATE_ERR_CANCELLED: 'dropped',

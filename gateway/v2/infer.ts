@@ -14,6 +14,7 @@ import type { SloRecorder } from '../../policies/slo-recorder.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { SubmitResult } from '../../runtime/types.js';
 import { fromFastifyError, sendError } from '../errors.js';
+import { type BodyBudget, installBodyLimits, type RouteBodyLimits } from './body-limits.js';
 import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
 
 export interface InferPluginOptions {
@@ -23,6 +24,8 @@ export interface InferPluginOptions {
   readonly bodyLimitBytes: number;
   /** The admission gate and outcome recorder requests go through now (the start-up warm-up has its own). */
   readonly requestPath: () => RequestPath;
+  /** Per-route body limits and the budget of body bytes held at once (none: only bodyLimitBytes applies). */
+  readonly bodyLimits?: { readonly limits: RouteBodyLimits; readonly budget: BodyBudget };
 }
 
 /** Who lets a request in, who records how it ended, and whether it shows in the request log and traces. */
@@ -49,6 +52,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimitBytes }, (_req, body, done) =>
     done(null, body),
   );
+  if (opts.bodyLimits !== undefined) installBodyLimits(app, opts.bodyLimits.limits, opts.bodyLimits.budget);
 
   // Arrival time and admission come before the body is read and parsed: the SLO clock starts when the request does,
   // and a request admission refuses costs almost nothing (parsing is the gateway's biggest per-request cost).

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { stringify } from 'yaml';
 import { DIGITS_DIR, digitsRawConfig, EVAL_PATH, ROOT, tempDir } from '../helpers.js';
 
@@ -139,10 +139,15 @@ test('serve answers inference, then on SIGTERM finishes in-flight work, refuses 
       assert.ok(Date.now() < deadline, 'requests were not all queued in time');
       await new Promise((r) => setTimeout(r, 2));
     }
+    // The listener closes at SIGTERM: what is asked during the drain goes over connections opened before it.
+    const [lateClient, readyClient] = [new Client(url), new Client(url)];
+    for (const c of [lateClient, readyClient])
+      await (await c.request({ path: '/v2/health/live', method: 'GET' })).body.dump();
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 50));
-    const late = await request(`${url}/v2/models/digits/infer`, {
+    const late = await lateClient.request({
+      path: '/v2/models/digits/infer',
       method: 'POST',
       body,
       headers: { 'content-type': 'application/json' },
@@ -150,7 +155,7 @@ test('serve answers inference, then on SIGTERM finishes in-flight work, refuses 
     assert.equal(late.statusCode, 503, 'new work is refused while draining');
     assert.equal(late.headers['x-slogate-error-code'], 'SLOGATE_ERR_SHUTTING_DOWN');
     await late.body.dump();
-    const ready = await request(`${url}/v2/health/ready`);
+    const ready = await readyClient.request({ path: '/v2/health/ready', method: 'GET' });
     assert.equal(ready.statusCode, 503, 'readiness is false while draining');
     await ready.body.dump();
     const results = await Promise.all(inflight);
