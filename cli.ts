@@ -28,7 +28,7 @@ Usage:
   slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
   slogate profile --config FILE [--fresh] [--json]   measure (or read the cached) service time per variant and batch size
   slogate simulate --config FILE (--pattern P | --rate R | --trace FILE) [--route R] [--duration S] [--seed N]
-                                                     replay arrivals through the real engine and batcher on a simulated clock
+                                                     replay arrivals through the real engine and scheduler on a simulated clock
   slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
   slogate bench compare --config FILE --scenario S   compare policies side by side in one run
   slogate --version | --help

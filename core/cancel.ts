@@ -1,4 +1,4 @@
-// Cancellation of one request: the part of AbortSignal the batcher uses, and a light one-shot implementation of it for
+// Cancellation of one request: the part of AbortSignal the scheduler uses, and a light one-shot implementation of it for
 // the gateway's per-request "client went away" signal.
 
 /** What the runtime needs of a cancellation signal. An AbortSignal is one; so is a ClientGone. */

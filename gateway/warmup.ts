@@ -1,4 +1,4 @@
-// Warms the request path before the server listens: V8 compiles handlers, codecs, router and batcher lazily, and a
+// Warms the request path before the server listens: V8 compiles handlers, codecs, router and scheduler lazily, and a
 // cold first second reads to the engine as a latency violation. Synthetic requests go through the real handlers
 // (inject) to every route and variant while no socket exists, so they are counted nowhere (SLO, request log, traces);
 // their batches do count as service-time evidence, so a cold start's first batches never set the correction alone.

@@ -1,6 +1,6 @@
 // Clipper's AIMD batching, as a baseline policy: per variant, grow the batch limit by one after every batch that
 // finished within the latency budget, cut it by 10% after one that did not. Variant fixed; no admission control.
-import type { BatchObservation } from '../runtime/batcher.js';
+import type { BatchObservation } from '../runtime/scheduler.js';
 
 export interface AimdState {
   readonly maxBatch: number;

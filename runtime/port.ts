@@ -2,9 +2,9 @@
 // depend on this port rather than on the scheduler, the replica pool or the profiles themselves. `Runtime` implements
 // it; a test or a simulation can too.
 import type { BatchKnobs } from './batch-policy.js';
-import type { BatchObservation, VariantQueueStats } from './batcher.js';
 import type { Quantile, ServiceTable } from './latency-profile.js';
 import type { ModelInfo } from './model-repository.js';
+import type { BatchObservation, VariantQueueStats } from './scheduler.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
 
 export interface RuntimePort {

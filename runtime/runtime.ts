@@ -9,8 +9,6 @@ import type { Metrics } from '../core/metrics.js';
 import type { TracingHooks } from '../core/tracing.js';
 import type { ModelSignature } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
-import type { BatchObservation, VariantQueueStats } from './batcher.js';
-import { Scheduler } from './batcher.js';
 import { RuntimeHealth } from './health.js';
 import {
   LatencyProfiles,
@@ -27,6 +25,8 @@ import type { Replica } from './replica.js';
 import { LocalReplica } from './replica.js';
 import type { ReplicaStats } from './replica-pool.js';
 import { ReplicaPool } from './replica-pool.js';
+import type { BatchObservation, VariantQueueStats } from './scheduler.js';
+import { Scheduler } from './scheduler.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
 import type { WorkerVariant } from './worker/messages.js';
 

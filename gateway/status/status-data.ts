@@ -4,8 +4,8 @@
 import type { Decision } from '../../core/decision.js';
 import type { DecisionChange } from '../../policies/controller.js';
 import type { RouteStats, RouteTotals, SecondStats } from '../../policies/route-stats.js';
-import type { VariantQueueStats } from '../../runtime/batcher.js';
 import type { ReplicaStats } from '../../runtime/replica-pool.js';
+import type { VariantQueueStats } from '../../runtime/scheduler.js';
 
 /** The per-route state the page reads (a structural subset of policies' RouteState). */
 export interface StatusRoute {

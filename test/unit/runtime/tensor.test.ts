@@ -1,5 +1,5 @@
 // V2 tensor decoding/encoding: JSON and binary inputs into the model's datatypes, half/bfloat16 bit patterns,
-// output encodings, and the row stacking/splitting the batcher relies on.
+// output encodings, and the row stacking/splitting the scheduler relies on.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ErrorCode, SlogateError } from '../../../core/errors.js';

@@ -6,11 +6,11 @@ import { ManualClock } from '../../../core/clock.js';
 import type { SlogateError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
 import type { BatchKnobs } from '../../../runtime/batch-policy.js';
-import { Scheduler } from '../../../runtime/batcher.js';
 import type { ProfilePoint } from '../../../runtime/latency-profile.js';
 import { LatencyProfiles } from '../../../runtime/latency-profile.js';
 import type { BatchOutcome, BatchTask } from '../../../runtime/replica.js';
 import { ReplicaPool } from '../../../runtime/replica-pool.js';
+import { Scheduler } from '../../../runtime/scheduler.js';
 import type { SubmitResult } from '../../../runtime/types.js';
 import { FakeReplica, flush } from './fake-replica.js';
 
