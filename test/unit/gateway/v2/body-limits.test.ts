@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
-import type { ModelSignature, TensorSpec } from '../../../core/types.js';
+import type { ModelSignature, TensorSpec } from '../../../../core/types.js';
 import {
   BODY_OVERHEAD_BYTES,
   BodyBudget,
@@ -13,7 +13,7 @@ import {
   modelBodyLimitBytes,
   RouteBodyLimits,
   requestTimeoutMs,
-} from '../../../gateway/v2/body-limits.js';
+} from '../../../../gateway/v2/body-limits.js';
 
 const SERVER = 8 * 1024 * 1024;
 const sig = (inputs: TensorSpec[], batchable = true): ModelSignature => ({ inputs, outputs: [], batchable });
