@@ -150,6 +150,11 @@ export class Metrics {
     labelNames: ['route', 'code'] as const,
     registers: [this.registry],
   });
+  readonly engineTickFailures = new Counter({
+    name: 'slogate_engine_tick_failures_total',
+    help: 'Control-loop ticks that threw; the decisions in force stayed and the loop went on.',
+    registers: [this.registry],
+  });
   readonly connectionsDropped = new Counter({
     name: 'slogate_connections_dropped_total',
     help: 'Client connections closed on arrival because server.maxConnections were open.',

@@ -186,17 +186,26 @@ export class Controller implements DecisionSource {
     this.#alarmPending = false;
     this.#lastTickMs = clock.now();
     let result: EngineResult | undefined;
-    if (runtime.ready) {
-      const snap = this.#inputs.snapshot(this.#view);
-      this.lastSnapshot = snap;
-      // The rate each route's decision plans for (the engine's max(instant, fast)): what a surge is measured against.
-      for (const r of snap.routes) this.gate.plan(r.name, Math.max(r.rate.instant, r.rate.fast));
-      const t0 = performance.now();
-      result = decide(snap);
-      this.lastDecideMs = performance.now() - t0;
-      this.#apply(result, snap.nowMs);
+    // A tick that throws must not stop the loop nor take the process down: the decisions in force stay.
+    try {
+      if (runtime.ready) result = this.#step();
+    } catch (err) {
+      this.#deps.metrics.engineTickFailures.inc();
+      this.#deps.logger.error({ err }, 'engine tick failed; the decisions in force stay');
     }
     this.#schedule(this.#deps.config.engine.tickMs);
+    return result;
+  }
+
+  #step(): EngineResult {
+    const snap = this.#inputs.snapshot(this.#view);
+    this.lastSnapshot = snap;
+    // The rate each route's decision plans for (the engine's max(instant, fast)): what a surge is measured against.
+    for (const r of snap.routes) this.gate.plan(r.name, Math.max(r.rate.instant, r.rate.fast));
+    const t0 = performance.now();
+    const result = decide(snap);
+    this.lastDecideMs = performance.now() - t0;
+    this.#apply(result, snap.nowMs);
     return result;
   }
 
