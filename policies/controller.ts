@@ -134,6 +134,12 @@ export class Controller implements DecisionSource {
     return this.#history.filter((h) => h.atMs > sinceMs);
   }
 
+  /** Drops a removed route's decision and engine state, so nothing reads them again. */
+  forgetRoute(route: string): void {
+    this.#decisions.delete(route);
+    this.#states.delete(route);
+  }
+
   get underPressure(): boolean {
     return this.gate.underPressure;
   }

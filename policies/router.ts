@@ -117,6 +117,11 @@ export class Router {
     return state;
   }
 
+  /** Removes a route: new requests to it get 404; requests already admitted finish. */
+  removeRoute(name: string): boolean {
+    return this.#routes.delete(name);
+  }
+
   /** The variant a request to this route goes to now. */
   chooseVariant(r: RouteState): string {
     const d = this.#decisions?.current(r.name);

@@ -25,6 +25,9 @@ export interface AdminPluginOptions {
   readonly wallOffsetMs: number;
 }
 
+/** Routes a server holds at most: each costs per-second statistics, metrics series and a slot in every tick. */
+export const MAX_ROUTES = 1000;
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 /** Checks the bearer token (constant time); without a token only loopback callers naming a loopback Host pass. */
@@ -118,6 +121,8 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
       }
       if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name))
         problems.push('route: must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit');
+      if (!router.routes.has(name) && router.routes.size >= MAX_ROUTES)
+        problems.push(`route: at most ${MAX_ROUTES} routes; delete one first (DELETE /admin/routes/{route})`);
       if (problems.length > 0) throw invalid(problems);
       const existed = router.routes.has(name);
       const before = router.routes.get(name)?.config;
@@ -131,6 +136,15 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
       return reply.code(existed ? 200 : 201).send(routeView(router.route(name), controller, clock.now()));
     },
   );
+
+  app.delete<{ Params: { route: string } }>('/admin/routes/:route', async (req) => {
+    const name = req.params.route;
+    const before = router.route(name).config;
+    router.removeRoute(name);
+    controller.forgetRoute(name);
+    opts.logger.info({ route: name, before }, `route ${name} deleted through the admin API`);
+    return { deleted: name };
+  });
 
   app.get<{ Querystring: { since?: string } }>('/admin/decisions', async (req) => {
     const since = parseSince(req.query.since, opts.wallOffsetMs);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { ManualClock } from '../../core/clock.js';
+import { MAX_ROUTES } from '../../gateway/admin/admin.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import { decide } from '../../policies/engine/index.js';
 import { deserializeSnapshot } from '../../policies/snapshot-codec.js';
@@ -179,6 +180,46 @@ describe('admin routes and decisions', () => {
     const again = await sg.app.inject({ method: 'PUT', url: '/admin/routes/fresh', payload: got.config });
     assert.equal(again.statusCode, 200, again.body);
     assert.deepEqual((again.json() as { config: unknown }).config, got.config);
+  });
+
+  test('DELETE removes a route: its URL answers 404, its decision is gone, a second DELETE is 404', async () => {
+    await sg.app.inject({
+      method: 'PUT',
+      url: '/admin/routes/doomed',
+      payload: { model: 'digits', slo: { p99Ms: 90 } },
+    });
+    tick();
+    assert.equal((await sg.app.inject('/admin/routes/doomed/decision')).statusCode, 200);
+    const del = await sg.app.inject({ method: 'DELETE', url: '/admin/routes/doomed' });
+    assert.equal(del.statusCode, 200, del.body);
+    assert.deepEqual(del.json(), { deleted: 'doomed' });
+    const gone = await sg.app.inject({ method: 'POST', url: '/v2/models/doomed/infer', payload: body });
+    assert.equal(gone.statusCode, 404);
+    assert.equal(gone.headers['x-slogate-error-code'], 'SLOGATE_ERR_ROUTE_NOT_FOUND');
+    assert.equal((await sg.app.inject('/admin/routes/doomed/decision')).statusCode, 404);
+    tick();
+    assert.equal((await sg.app.inject({ method: 'DELETE', url: '/admin/routes/doomed' })).statusCode, 404);
+    assert.equal(
+      await infer('digits'),
+      (await sg.app.inject('/admin/routes/digits')).json().decision.variants[0].variant,
+    );
+  });
+
+  test(`the admin API creates at most ${MAX_ROUTES} routes in all; updates and deletes still work at the bound`, async () => {
+    const put = (name: string) =>
+      sg.app.inject({ method: 'PUT', url: `/admin/routes/${name}`, payload: { model: 'digits', slo: { p99Ms: 90 } } });
+    const room = MAX_ROUTES - (await sg.app.inject('/admin/routes')).json().routes.length;
+    const made = Array.from({ length: room }, (_, i) => `bulk-${i}`);
+    for (const name of made) assert.equal((await put(name)).statusCode, 201);
+    const over = await put('one-too-many');
+    assert.equal(over.statusCode, 400);
+    assert.equal(over.headers['x-slogate-error-code'], 'SLOGATE_ERR_INVALID_POLICY');
+    assert.match(over.body, new RegExp(`at most ${MAX_ROUTES} routes`));
+    assert.equal((await put(made[0] as string)).statusCode, 200, 'an existing route can still be updated');
+    for (const name of made)
+      assert.equal((await sg.app.inject({ method: 'DELETE', url: `/admin/routes/${name}` })).statusCode, 200);
+    assert.equal((await put('one-too-many')).statusCode, 201, 'room again');
+    await sg.app.inject({ method: 'DELETE', url: '/admin/routes/one-too-many' });
   });
 
   test('GET /admin/decisions lists changes with reasons, filtered by ?since', async () => {
