@@ -73,6 +73,12 @@ export interface Replica {
 
 const WORKER_URL = new URL('./worker/ort-worker.js', import.meta.url);
 
+/**
+ * Threads a local replica may hold at once, counting abandoned ones still running (each holds a core and the models):
+ * a request that hangs every worker it reaches cannot make the process spawn threads without end.
+ */
+const MAX_THREADS = 2;
+
 export interface LocalReplicaOptions {
   readonly clock: Clock;
   /** Spacing of the attempts to replace a worker that exited (the first is immediate). */
@@ -254,14 +260,17 @@ export class LocalReplica implements Replica {
       this.#outstanding--;
       return;
     }
-    this.events.emit('state', this.#state, 'an abandoned worker finished its batch and was stopped');
     void pool.destroy().catch(() => {});
+    if (this.#pool === undefined && this.#state === 'down' && !this.#closing && !this.#respawner.active) {
+      this.#setState('pending', 'an abandoned worker finished its batch; starting a replacement');
+      this.#respawner.start();
+    } else this.events.emit('state', this.#state, 'an abandoned worker finished its batch and was stopped');
   }
 
   /**
    * The running batch passed its timeout. Node cannot stop a thread inside onnxruntime's native run (and terminating
    * it then aborts the process once the run returns), so the worker is abandoned: a fresh one replaces it at once,
-   * and the old one is destroyed when its run returns.
+   * and the old one is destroyed when its run returns. With MAX_THREADS held, the replica is down until one returns.
    */
   timedOut(reason: string): void {
     const pool = this.#pool;
@@ -269,8 +278,12 @@ export class LocalReplica implements Replica {
     this.#pool = undefined;
     this.#outstanding = 0;
     this.#abandoned.set(pool, this.#clock.now());
-    this.#setState('pending', `worker hung (${reason}); abandoned, starting a replacement`);
     this.events.emit('restart', 'worker hung');
+    if (this.#abandoned.size >= MAX_THREADS) {
+      this.#setState('down', `worker hung (${reason}) while an earlier one is still stuck; replaced once one returns`);
+      return;
+    }
+    this.#setState('pending', `worker hung (${reason}); abandoned, starting a replacement`);
     this.#respawner.start();
   }
 
