@@ -168,6 +168,15 @@ export const HealthSchema = z
     message: 'must be at least respawnInitialMs',
   });
 
+export const BatchTimeoutSchema = z.strictObject({
+  /** A batch may run this many times its variant's p99 service time (for its rows) before it counts as hung. */
+  p99Factor: z.number().min(1).max(1000).default(4),
+  /** Added to the longer of that and the batch's latest deadline: room for timer and event-loop delay. */
+  marginMs: z.number().int().min(0).max(600_000).default(100),
+  /** Shortest timeout, whatever the deadline and the profile say (a variant without a profile gets this). */
+  floorMs: z.number().int().min(1).max(600_000).default(250),
+});
+
 export const RuntimeSchema = z.strictObject({
   /** Local worker replicas; auto = max(1, cores - 1). */
   workers: z.union([z.literal('auto'), z.number().int().min(0).max(256)]).default('auto'),
@@ -184,6 +193,8 @@ export const RuntimeSchema = z.strictObject({
   healthCheckIntervalMs: z.number().int().min(50).max(60_000).default(1000),
   profile: ProfileSchema.prefault({}),
   health: HealthSchema.prefault({}),
+  /** When a running batch counts as hung: its replica is taken out of service and its requests answered. */
+  batchTimeout: BatchTimeoutSchema.prefault({}),
 });
 
 export const PricingSchema = z.strictObject({

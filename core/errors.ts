@@ -101,6 +101,11 @@ export const ERROR_CATALOG = {
     retryable: true,
     doc: 'No replica could run the batch (all down, or the retry failed too).',
   },
+  SLOGATE_ERR_BATCH_TIMEOUT: {
+    status: 504,
+    retryable: true,
+    doc: 'The replica running the batch passed its timeout (runtime.batchTimeout); the replica was taken out of service.',
+  },
   SLOGATE_ERR_INFERENCE_FAILED: {
     status: 500,
     retryable: false,

@@ -126,6 +126,11 @@ export class Metrics {
     help: 'Batches retried on another replica after their replica failed.',
     registers: [this.registry],
   });
+  readonly batchTimeouts = new Counter({
+    name: 'slogate_batch_timeouts_total',
+    help: 'Batches that passed their timeout on a replica (runtime.batchTimeout); the replica was taken out of service.',
+    registers: [this.registry],
+  });
   readonly moved = new Counter({
     name: 'slogate_requests_moved_total',
     help: "Queued requests moved to another variant of the same model: 'deadline' (rescued from a drop by a faster variant), 'switch' (the engine moved a route's backlog off a variant it left).",

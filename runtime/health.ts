@@ -1,11 +1,14 @@
 // Readiness and liveness from the replicas' state. Ready: every served model has at least `minReadySlots` ready
 // slots, so a ready answer means inference can run. Live: false once no slot has been ready for `livenessTimeoutMs`,
-// so an orchestrator restarts a process whose replicas cannot come back on their own.
+// or once a worker abandoned inside a batch has been stuck that long (only a restart gets its core back), so an
+// orchestrator restarts a process whose replicas cannot come back on their own.
 import type { Clock } from '../core/clock.js';
 
 /** What health reads from the replica pool. */
 export interface SlotSource {
   readonly readySlots: number;
+  /** Since when the oldest abandoned, still-running execution has been stuck (undefined when none is). */
+  readonly stuckSinceMs?: number | undefined;
   on(event: 'state', listener: (...args: never[]) => void): unknown;
 }
 
@@ -70,6 +73,14 @@ export class RuntimeHealth {
     const since = this.#noSlotSinceMs;
     const noReadySlotMs = since === undefined ? 0 : this.#o.clock.now() - since;
     const limit = this.#o.livenessTimeoutMs;
+    const stuck = this.#o.pool.stuckSinceMs;
+    const stuckMs = stuck === undefined ? 0 : this.#o.clock.now() - stuck;
+    if (limit > 0 && stuck !== undefined && stuckMs >= limit)
+      return {
+        live: false,
+        reason: `a hung worker has been stuck in a batch for ${Math.round(stuckMs)} ms`,
+        noReadySlotMs,
+      };
     if (limit === 0 || noReadySlotMs < limit) return { live: true, noReadySlotMs };
     return { live: false, reason: `no replica slot has been ready for ${Math.round(noReadySlotMs)} ms`, noReadySlotMs };
   }

@@ -1,12 +1,14 @@
 // A replica that is another slogate node (`slogate runtime`), reached over HTTP with an undici Pool (keep-alive,
 // the binary tensor extension both ways). Health is probed on an unref'd timer: a node that stops answering is
-// marked down (its in-flight batches fail over as ReplicaFault, which the pool retries elsewhere) and probed until
-// it comes back.
+// marked down, one whose batch passes its timeout suspect (its in-flight batches fail over as ReplicaFault, which
+// the pool retries elsewhere), and either is probed with its health check and a real inference until it answers both.
 import { EventEmitter } from 'node:events';
 import { Pool } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { isErrorCode, SlogateError } from '../core/errors.js';
 import type { TensorSpec, V2Datatype } from '../core/types.js';
+import { syntheticInputs } from './profiler.js';
+import { nextRemoteState, probeNeedsInference, type RemoteEvent } from './remote-probe.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from './replica.js';
 import { ReplicaFault } from './replica.js';
 import { allocate, binaryData, ELEMENT_BYTES, MAX_ELEMENTS, parseBytesElements } from './tensor.js';
@@ -32,6 +34,8 @@ export interface RemoteReplicaOptions {
 export const ANSWER_HEADER_BYTES = 64 * 1024;
 /** Default bound on an answer whose size the signature leaves open. */
 export const MAX_VARIABLE_ANSWER_BYTES = 64 * 1024 * 1024;
+/** How long a probe's health check and inference may take. */
+const PROBE_TIMEOUT_MS = 2000;
 /** Characters of a node's error text kept in a message. */
 const NODE_ERROR_CHARS = 200;
 
@@ -60,6 +64,10 @@ export class RemoteReplica implements Replica {
   #timer: TimerHandle | undefined;
   #probing = false;
   #closed = false;
+  /** Aborts the requests in flight (a node whose batch passed its timeout gets none of them back). */
+  readonly #inflight = new Set<AbortController>();
+  /** Each model's inputs as the node described them at start (probe inferences are built from them). */
+  readonly #inputs = new Map<string, { variant: string; inputs: readonly TensorSpec[] }>();
   /** Each model's outputs as the node described them at start. */
   readonly #outputs = new Map<string, readonly TensorSpec[]>();
 
@@ -110,6 +118,8 @@ export class RemoteReplica implements Replica {
         sessions.push({ model, variant: v, inputs: meta.inputs, outputs: meta.outputs });
       }
       this.#outputs.set(model, meta.outputs);
+      const first = variants[0];
+      if (first !== undefined) this.#inputs.set(model, { variant: first, inputs: meta.inputs });
     }
     this.#setState('ready', 'remote node ready');
     this.#schedule();
@@ -132,8 +142,8 @@ export class RemoteReplica implements Replica {
       const r = await this.#pool.request({
         method: 'GET',
         path: '/v2/health/ready',
-        headersTimeout: 2000,
-        bodyTimeout: 2000,
+        headersTimeout: PROBE_TIMEOUT_MS,
+        bodyTimeout: PROBE_TIMEOUT_MS,
       });
       await r.body.dump();
       return r.statusCode === 200;
@@ -151,15 +161,51 @@ export class RemoteReplica implements Replica {
     if (this.#probing || this.#closed) return;
     this.#probing = true;
     try {
-      const ok = await this.#ready();
-      if (ok && this.#state === 'down') {
-        this.#setState('ready', 'remote node answers again');
-        this.events.emit('restart', 'remote node came back');
-      } else if (!ok && this.#state === 'ready') this.#setState('down', 'health check failed');
+      const health = await this.#ready();
+      const inference = health && probeNeedsInference(this.#state) ? await this.#probeInference() : undefined;
+      const wasOut = this.#state !== 'ready';
+      this.#apply({ kind: 'probe', health, ...(inference === undefined ? {} : { inference }) });
+      if (wasOut && this.#state === 'ready') this.events.emit('restart', 'remote node came back');
     } finally {
       this.#probing = false;
       this.#schedule();
     }
+  }
+
+  /** One row of synthetic input to the first model, answered in time and right: the node serves again. */
+  async #probeInference(): Promise<boolean> {
+    const [model, sig] = [...this.#inputs][0] ?? [];
+    if (model === undefined || sig === undefined) return true;
+    const task: BatchTask = {
+      model,
+      variant: sig.variant,
+      inputs: syntheticInputs(sig.inputs, 1),
+      rows: 1,
+      transfer: false,
+    };
+    const ctl = new AbortController();
+    const timer = this.#o.clock.setTimer(() => ctl.abort(), PROBE_TIMEOUT_MS);
+    try {
+      await this.#send(task, ctl);
+      return true;
+    } catch (err) {
+      // An answer that blames the request (a 4xx) still shows the node runs inference.
+      return !(err instanceof ReplicaFault) && !ctl.signal.aborted;
+    } finally {
+      this.#o.clock.clearTimer(timer);
+    }
+  }
+
+  #apply(e: RemoteEvent): void {
+    const t = nextRemoteState(this.#state, e);
+    if (t !== undefined) this.#setState(t.state, t.reason);
+  }
+
+  /** A batch passed its timeout: no more batches until a probe passes, and the ones in flight are let go. */
+  timedOut(reason: string): void {
+    const t = nextRemoteState(this.#state, { kind: 'batch-timeout' });
+    if (t !== undefined) this.#setState(t.state, `${t.reason} (${reason})`);
+    for (const ctl of this.#inflight) ctl.abort();
   }
 
   #setState(state: ReplicaState, reason: string): void {
@@ -170,10 +216,22 @@ export class RemoteReplica implements Replica {
 
   async run(task: BatchTask): Promise<BatchOutcome> {
     if (this.#state !== 'ready') throw new ReplicaFault(this.id, `remote replica ${this.id} is ${this.#state}`);
+    const ctl = new AbortController();
+    this.#inflight.add(ctl);
+    this.#outstanding++;
+    try {
+      return await this.#send(task, ctl);
+    } finally {
+      this.#outstanding--;
+      this.#inflight.delete(ctl);
+    }
+  }
+
+  /** Sends one batch and checks its answer; rejects with ReplicaFault when the node, not the request, failed. */
+  async #send(task: BatchTask, ctl: AbortController): Promise<BatchOutcome> {
     const expected = this.#expected(task);
     const limit = answerLimitBytes(expected, this.#o.maxVariableAnswerBytes ?? MAX_VARIABLE_ANSWER_BYTES);
     const { body, jsonLength } = encodeRequest(task);
-    this.#outstanding++;
     const t0 = this.#o.clock.now();
     let status: number;
     let headers: Record<string, string | string[] | undefined>;
@@ -184,16 +242,16 @@ export class RemoteReplica implements Replica {
         path: `/v2/models/${encodeURIComponent(task.model)}/versions/${encodeURIComponent(task.variant)}/infer`,
         body,
         headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(jsonLength) },
+        signal: ctl.signal,
       });
       status = r.statusCode;
       headers = r.headers;
       raw = await readBounded(r.body, limit);
     } catch (err) {
-      // The node stopped answering: take it out now (the health check brings it back) and let the pool retry.
-      this.#setState('down', `request failed: ${(err as Error).message}`);
+      // The node stopped answering: take it out now (a probe brings it back) and let the pool retry. A request
+      // aborted after a timeout leaves the state to timedOut().
+      if (!ctl.signal.aborted) this.#apply({ kind: 'request-failed' });
       throw new ReplicaFault(this.id, `remote replica ${this.id} failed: ${(err as Error).message}`);
-    } finally {
-      this.#outstanding--;
     }
     const tripMs = this.#o.clock.now() - t0;
     if (raw === undefined)
@@ -203,7 +261,7 @@ export class RemoteReplica implements Replica {
       const message = safeError(raw);
       // A node that is going away or overloaded is a replica fault (another replica may answer); a 4xx is the request's.
       if (status >= 500 || status === 429) {
-        if (code === 'SLOGATE_ERR_SHUTTING_DOWN') this.#setState('down', 'remote node is shutting down');
+        if (code === 'SLOGATE_ERR_SHUTTING_DOWN') this.#apply({ kind: 'shutting-down' });
         throw new ReplicaFault(this.id, `remote replica ${this.id}: HTTP ${status} ${code ?? ''} ${message}`);
       }
       throw new SlogateError(
@@ -235,6 +293,7 @@ export class RemoteReplica implements Replica {
     this.#closed = true;
     if (this.#timer !== undefined) this.#o.clock.clearTimer(this.#timer);
     this.#state = 'closed';
+    for (const ctl of this.#inflight) ctl.abort();
     await this.#pool.close();
   }
 }

@@ -24,8 +24,32 @@ export interface PoolEvents {
   'slot-free': [];
   state: [replicaId: string, state: ReplicaState, reason: string];
   restart: [replicaId: string, reason: string];
+  /** A batch passed its timeout on a replica. */
+  timeout: [replicaId: string, timeoutMs: number];
   /** A batch is being retried after its replica failed. */
   retry: [failedReplicaId: string, reason: string];
+}
+
+/** Limits of one pool.run(): a timeout per attempt, and what the caller keeps for the retry. */
+export interface RunOptions {
+  /** How long an attempt starting now may run (ms); no limit when absent. */
+  timeoutMs?(): number;
+  /**
+   * Called before the retry, after an attempt failed on its replica: false when nothing is left worth retrying
+   * (the caller has answered its requests), and the batch then fails with the first attempt's error.
+   */
+  beforeRetry?(fault: ReplicaFault): boolean;
+}
+
+/** An attempt that passed its timeout: its replica was told, and the batch may be retried elsewhere. */
+export class BatchTimeoutFault extends ReplicaFault {
+  constructor(
+    replicaId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(replicaId, `replica ${replicaId} did not finish the batch within its ${Math.round(timeoutMs)} ms timeout`);
+    this.name = 'BatchTimeoutFault';
+  }
 }
 
 interface Waiter {
@@ -85,6 +109,16 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     return n;
   }
 
+  /** Since when the oldest execution abandoned by a replica has been stuck (undefined when none is). */
+  get stuckSinceMs(): number | undefined {
+    let oldest: number | undefined;
+    for (const r of this.#replicas) {
+      const since = r.stuckSinceMs;
+      if (since !== undefined && (oldest === undefined || since < oldest)) oldest = since;
+    }
+    return oldest;
+  }
+
   get outstanding(): number {
     let n = 0;
     for (const r of this.#replicas) n += r.outstanding;
@@ -111,40 +145,32 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
    * may move buffers only if build() can make them again). A replica fault is retried once on another replica,
    * or on the same one once it has been replaced when it is the only one.
    */
-  async run(build: () => BatchTask): Promise<BatchOutcome> {
+  async run(build: () => BatchTask, options: RunOptions = {}): Promise<BatchOutcome> {
     const first = this.pick();
     if (first === undefined)
       throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no replica is ready', { retryAfterMs: 1000 });
     try {
-      return await this.#runOn(first, build());
+      return await this.#runOn(first, build(), options);
     } catch (err) {
       if (!(err instanceof ReplicaFault)) throw err;
+      if (options.beforeRetry?.(err) === false) throw faultError(err, 'nothing left to retry');
       const others = this.#replicas.some((r) => r !== first && r.state !== 'closed');
       const second = await this.#waitForReplica(others ? first : undefined);
-      if (second === undefined) {
-        throw new SlogateError(
-          'SLOGATE_ERR_REPLICA_UNAVAILABLE',
-          `${err.message}; no replica became available for the retry`,
-          { retryAfterMs: 1000 },
-        );
-      }
+      if (second === undefined) throw faultError(err, 'no replica became available for the retry');
       this.emit('retry', first.id, err.message);
       try {
-        return await this.#runOn(second, build());
+        return await this.#runOn(second, build(), options);
       } catch (err2) {
-        if (err2 instanceof ReplicaFault)
-          throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', `batch failed on two replicas: ${err2.message}`, {
-            retryAfterMs: 1000,
-          });
+        if (err2 instanceof ReplicaFault) throw faultError(err2, 'the batch failed on two replicas');
         throw err2;
       }
     }
   }
 
-  async #runOn(r: Replica, task: BatchTask): Promise<BatchOutcome> {
+  async #runOn(r: Replica, task: BatchTask, options: RunOptions): Promise<BatchOutcome> {
     const h = this.#health.get(r) as Health;
     try {
-      const out = await r.run(task);
+      const out = await this.#limited(r, r.run(task), options.timeoutMs?.());
       h.errorScore *= 0.5;
       if (h.errorScore < 0.01) h.errorScore = 0;
       h.batches++;
@@ -155,6 +181,29 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     } finally {
       this.#onSlotFree();
     }
+  }
+
+  /** The attempt, or a BatchTimeoutFault once it has run `timeoutMs` (the replica is told, the attempt is let go). */
+  #limited(r: Replica, attempt: Promise<BatchOutcome>, timeoutMs: number | undefined): Promise<BatchOutcome> {
+    if (timeoutMs === undefined) return attempt;
+    return new Promise<BatchOutcome>((resolve, reject) => {
+      const timer = this.#clock.setTimer(() => {
+        const fault = new BatchTimeoutFault(r.id, timeoutMs);
+        reject(fault);
+        this.emit('timeout', r.id, timeoutMs);
+        r.timedOut?.(fault.message);
+      }, timeoutMs);
+      attempt.then(
+        (out) => {
+          this.#clock.clearTimer(timer);
+          resolve(out);
+        },
+        (err: unknown) => {
+          this.#clock.clearTimer(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   /** A replica for a retry: another one, or the failed one itself when every other is closed or down. */
@@ -224,4 +273,11 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     this.#waiters = [];
     await Promise.all(this.#replicas.map((r) => r.close()));
   }
+}
+
+/** The error a batch fails with after replica faults: a timeout, or no replica could answer. */
+function faultError(fault: ReplicaFault, what: string): SlogateError {
+  if (fault instanceof BatchTimeoutFault)
+    return new SlogateError('SLOGATE_ERR_BATCH_TIMEOUT', `${fault.message}; ${what}`, { retryAfterMs: 1000 });
+  return new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', `${fault.message}; ${what}`, { retryAfterMs: 1000 });
 }

@@ -8,7 +8,8 @@ import { SlogateError } from '../core/errors.js';
 import { type BackoffOptions, Respawner } from './respawn.js';
 import type { DescribeResult, RunTask, WireTensor, WorkerInit, WorkerResult } from './worker/messages.js';
 
-export type ReplicaState = 'pending' | 'ready' | 'down' | 'closed';
+/** suspect: answers its health check but let a batch pass its timeout; it gets no batches until a probe passes. */
+export type ReplicaState = 'pending' | 'ready' | 'suspect' | 'down' | 'closed';
 
 export interface BatchTask {
   readonly model: string;
@@ -60,10 +61,23 @@ export interface Replica {
   start(): Promise<DescribeResult>;
   /** Runs one batch; rejects with ReplicaFault (retry elsewhere) or SlogateError (the request's fault). */
   run(task: BatchTask): Promise<BatchOutcome>;
+  /**
+   * A batch on it passed its timeout (the pool has already failed that attempt): take it out of service until it
+   * proves healthy again. Absent: the replica cannot hang (a simulation).
+   */
+  timedOut?(reason: string): void;
+  /** Since when its oldest abandoned, still-running execution has been stuck (undefined when none is). */
+  readonly stuckSinceMs?: number | undefined;
   close(): Promise<void>;
 }
 
 const WORKER_URL = new URL('./worker/ort-worker.js', import.meta.url);
+
+/**
+ * Threads a local replica may hold at once, counting abandoned ones still running (each holds a core and the models):
+ * a request that hangs every worker it reaches cannot make the process spawn threads without end.
+ */
+const MAX_THREADS = 2;
 
 export interface LocalReplicaOptions {
   readonly clock: Clock;
@@ -82,9 +96,13 @@ export class LocalReplica implements Replica {
   #outstanding = 0;
   #provider = 'cpu';
   #closing = false;
+  /** Pools whose worker passed a batch timeout, with when: destroyed once their run returns. */
+  readonly #abandoned = new Map<Piscina, number>();
+  readonly #clock: Clock;
 
   constructor(init: WorkerInit, options: LocalReplicaOptions) {
     this.#init = init;
+    this.#clock = options.clock;
     this.#respawner = new Respawner({
       ...options.respawn,
       clock: options.clock,
@@ -108,6 +126,15 @@ export class LocalReplica implements Replica {
   }
   get provider(): string {
     return this.#provider;
+  }
+  get stuckSinceMs(): number | undefined {
+    let oldest: number | undefined;
+    for (const since of this.#abandoned.values()) if (oldest === undefined || since < oldest) oldest = since;
+    return oldest;
+  }
+  /** Worker threads abandoned inside a batch and still running it. */
+  get stuckWorkers(): number {
+    return this.#abandoned.size;
   }
 
   /** The live worker thread (tests kill it to check self-healing). */
@@ -217,11 +244,47 @@ export class LocalReplica implements Replica {
     } catch (err) {
       throw new ReplicaFault(this.id, `replica ${this.id} failed while running a batch: ${(err as Error).message}`);
     } finally {
-      this.#outstanding--;
+      this.#settled(pool);
     }
     if (!r.ok) throw SlogateError.fromData(r.error);
     if (r.kind !== 'run') throw new Error('unexpected worker reply to run');
     return { outputs: r.outputs, inferMs: r.inferMs, workerMs: r.workerMs, replicaId: this.id };
+  }
+
+  /**
+   * A run on `pool` returned: count it off (also when its worker died meanwhile), unless the pool was abandoned (its
+   * run no longer counts): then destroy it, its worker idle now.
+   */
+  #settled(pool: Piscina): void {
+    if (!this.#abandoned.delete(pool)) {
+      this.#outstanding--;
+      return;
+    }
+    void pool.destroy().catch(() => {});
+    if (this.#pool === undefined && this.#state === 'down' && !this.#closing && !this.#respawner.active) {
+      this.#setState('pending', 'an abandoned worker finished its batch; starting a replacement');
+      this.#respawner.start();
+    } else this.events.emit('state', this.#state, 'an abandoned worker finished its batch and was stopped');
+  }
+
+  /**
+   * The running batch passed its timeout. Node cannot stop a thread inside onnxruntime's native run (and terminating
+   * it then aborts the process once the run returns), so the worker is abandoned: a fresh one replaces it at once,
+   * and the old one is destroyed when its run returns. With MAX_THREADS held, the replica is down until one returns.
+   */
+  timedOut(reason: string): void {
+    const pool = this.#pool;
+    if (pool === undefined || this.#state !== 'ready' || this.#closing || this.#outstanding === 0) return;
+    this.#pool = undefined;
+    this.#outstanding = 0;
+    this.#abandoned.set(pool, this.#clock.now());
+    this.events.emit('restart', 'worker hung');
+    if (this.#abandoned.size >= MAX_THREADS) {
+      this.#setState('down', `worker hung (${reason}) while an earlier one is still stuck; replaced once one returns`);
+      return;
+    }
+    this.#setState('pending', `worker hung (${reason}); abandoned, starting a replacement`);
+    this.#respawner.start();
   }
 
   async close(): Promise<void> {

@@ -121,6 +121,13 @@ export class Runtime implements RuntimePort {
       metrics.replicaRestarts.inc();
       deps.logger.warn({ replica: id, reason }, `replica ${id} restarting: ${reason}`);
     });
+    this.pool.on('timeout', (id, ms) => {
+      metrics.batchTimeouts.inc();
+      deps.logger.warn(
+        { replica: id, timeoutMs: ms },
+        `replica ${id}: a batch passed its ${Math.round(ms)} ms timeout`,
+      );
+    });
     this.pool.on('retry', (id, reason) => {
       metrics.batchRetries.inc();
       deps.logger.warn({ replica: id, reason }, 'retrying a batch on another replica');
@@ -132,6 +139,7 @@ export class Runtime implements RuntimePort {
       maxQueueRows: config.runtime.maxQueueRows,
       tracing: deps.tracing,
       logger: deps.logger,
+      batchTimeout: config.runtime.batchTimeout,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>
@@ -148,7 +156,7 @@ export class Runtime implements RuntimePort {
       for (const s of this.scheduler.stats()) metrics.queueDepth.labels(`${s.model}/${s.variant}`).set(s.queued);
     });
     metrics.onCollect(metrics.replicas, () => {
-      const counts: Record<string, number> = { pending: 0, ready: 0, down: 0 };
+      const counts: Record<string, number> = { pending: 0, ready: 0, suspect: 0, down: 0 };
       for (const r of this.pool.replicas) if (r.state !== 'closed') counts[r.state] = (counts[r.state] ?? 0) + 1;
       for (const [state, n] of Object.entries(counts)) metrics.replicas.labels(state).set(n);
     });

@@ -8,9 +8,10 @@ import type { TraceSpan, TracingHooks } from '../core/tracing.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import type { BatchKnobs, QueueState } from './batch-policy.js';
 import { planBatch } from './batch-policy.js';
+import { type BatchTimeoutKnobs, batchTimeoutMs } from './batch-timeout.js';
 import type { LatencyProfiles } from './latency-profile.js';
-import type { BatchOutcome, BatchTask } from './replica.js';
-import type { ReplicaPool } from './replica-pool.js';
+import type { BatchOutcome, BatchTask, ReplicaFault } from './replica.js';
+import { BatchTimeoutFault, type ReplicaPool, type RunOptions } from './replica-pool.js';
 import type { QueueItem } from './request-queue.js';
 import { EdfQueue } from './request-queue.js';
 import { rowSize, splitRows, stackRows } from './tensor.js';
@@ -94,6 +95,8 @@ export interface SchedulerOptions {
   readonly tracing?: TracingHooks | undefined;
   /** Where a failing observer (event, profile, tracing) is reported; it never stops a batch from being answered. */
   readonly logger?: Logger | undefined;
+  /** When a running batch counts as hung (batch-timeout.ts); absent: batches run without a time limit. */
+  readonly batchTimeout?: BatchTimeoutKnobs | undefined;
 }
 
 /** Longest queue (requests, all variants) that backlogMs(beforeMs) scans exactly. */
@@ -110,6 +113,7 @@ export class Scheduler {
   readonly #events: SchedulerEvents;
   readonly #tracing: TracingHooks | undefined;
   readonly #logger: Logger;
+  readonly #batchTimeout: BatchTimeoutKnobs | undefined;
   readonly #queues = new Map<string, VariantQueue>();
   #seq = 0;
   #timer: TimerHandle | undefined;
@@ -128,6 +132,7 @@ export class Scheduler {
     this.#logger = options.logger ?? silentLogger;
     this.#events = guardEvents(options.events ?? {}, (what, err) => this.#observerFailed(what, err));
     this.#tracing = options.tracing;
+    this.#batchTimeout = options.batchTimeout;
     this.#pool.on('slot-free', () => this.pump());
   }
 
@@ -424,7 +429,7 @@ export class Scheduler {
   }
 
   #dispatch(vq: VariantQueue, rows: number, now: number): void {
-    const batch = this.#take(vq, rows);
+    let batch = this.#take(vq, rows);
     let batchRows = 0;
     for (const p of batch) {
       this.#detach(p);
@@ -472,10 +477,57 @@ export class Scheduler {
         );
       });
     const t0 = this.#clock.now();
-    this.#pool.run(build).then(
+    const limits = this.#limits(
+      vq,
+      () => batch,
+      (kept) => {
+        batch = kept;
+        batchRows = kept.reduce((n, p) => n + p.rows, 0);
+      },
+    );
+    this.#pool.run(build, limits).then(
       (outcome) => this.#completed(vq, batch, outcome, batchRows, t0, span),
       (err: unknown) => this.#failed(vq, batch, err, span),
     );
+  }
+
+  /**
+   * The batch's time limit, when batches have one: each attempt gets batchTimeoutMs() from its start. After a timeout,
+   * requests whose deadline has passed are answered with BATCH_TIMEOUT, and only the others are retried.
+   */
+  #limits(vq: VariantQueue, current: () => Pending[], keep: (kept: Pending[]) => void): RunOptions {
+    const knobs = this.#batchTimeout;
+    if (knobs === undefined) return {};
+    return {
+      timeoutMs: () => {
+        const batch = current();
+        const rows = batch.reduce((n, p) => n + p.rows, 0);
+        const latestDeadlineAtMs = batch.reduce((t, p) => Math.max(t, p.deadlineAtMs), Number.NEGATIVE_INFINITY);
+        const p99Ms = this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99');
+        return batchTimeoutMs({ nowMs: this.#clock.now(), latestDeadlineAtMs, p99Ms }, knobs);
+      },
+      beforeRetry: (fault: ReplicaFault) => {
+        if (!(fault instanceof BatchTimeoutFault)) return true;
+        const now = this.#clock.now();
+        const kept: Pending[] = [];
+        for (const p of current()) {
+          if (p.deadlineAtMs > now) kept.push(p);
+          else
+            p.reject(
+              withVariant(
+                vq.variant,
+                new SlogateError(
+                  'SLOGATE_ERR_BATCH_TIMEOUT',
+                  `${fault.message}; the request's deadline has passed, so it is not retried`,
+                  { retryAfterMs: 1000 },
+                ),
+              ),
+            );
+        }
+        keep(kept);
+        return kept.length > 0;
+      },
+    };
   }
 
   /**

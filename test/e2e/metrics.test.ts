@@ -207,7 +207,7 @@ describe('GET /metrics after real traffic', () => {
         if (s.labels.code !== undefined && f.name === 'slogate_shed_total')
           assert.match(s.labels.code, /^SLOGATE_ERR_[A-Z_]+$/);
         if (s.labels.outcome !== undefined) assert.ok(['met', 'missed', 'shed', 'dropped'].includes(s.labels.outcome));
-        if (s.labels.state !== undefined) assert.ok(['pending', 'ready', 'down'].includes(s.labels.state));
+        if (s.labels.state !== undefined) assert.ok(['pending', 'ready', 'suspect', 'down'].includes(s.labels.state));
       }
     }
   });

@@ -20,6 +20,11 @@ export class FakeReplica implements Replica {
   readonly provider = 'fake';
   readonly running: RunningBatch[] = [];
   readonly history: BatchTask[] = [];
+  /** Reasons given to timedOut(), in order. */
+  readonly timeouts: string[] = [];
+  /** What timedOut() makes of it (a local worker is replaced: pending; a remote node: suspect). */
+  stateAfterTimeout: ReplicaState = 'pending';
+  stuckSinceMs: number | undefined;
   #state: ReplicaState = 'ready';
   #outstanding = 0;
 
@@ -80,6 +85,11 @@ export class FakeReplica implements Replica {
       };
       this.running.push(rb);
     });
+  }
+
+  timedOut(reason: string): void {
+    this.timeouts.push(reason);
+    this.setState(this.stateAfterTimeout);
   }
 
   async close(): Promise<void> {

@@ -92,3 +92,25 @@ describe('liveness: fails after livenessTimeoutMs without any ready slot (on the
     assert.equal(health.liveness().live, false);
   });
 });
+
+describe('hung replicas: a hung slot is not a ready slot, and a worker stuck too long fails liveness', () => {
+  test('a replica told its batch timed out is not ready; readiness follows', () => {
+    const { fakes, health } = setup([{}]);
+    (fakes[0] as FakeReplica).timedOut('batch passed its timeout');
+    assert.equal(health.readiness().ready, false);
+  });
+
+  test('an abandoned worker stuck for livenessTimeoutMs fails liveness, though other slots are ready', () => {
+    const { clock, fakes, health } = setup([{}, {}], { liveMs: 1000 });
+    clock.advance(100);
+    (fakes[0] as FakeReplica).stuckSinceMs = clock.now();
+    clock.advance(999);
+    assert.equal(health.liveness().live, true);
+    clock.advance(1);
+    const l = health.liveness();
+    assert.equal(l.live, false);
+    assert.match(l.reason ?? '', /hung worker has been stuck in a batch for 1000 ms/);
+    (fakes[0] as FakeReplica).stuckSinceMs = undefined;
+    assert.equal(health.liveness().live, true, 'live again once its run returned');
+  });
+});

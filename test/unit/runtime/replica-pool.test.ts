@@ -316,3 +316,80 @@ describe('waiters: retries waiting for a slot are woken in order, before the sch
     assert.equal(s.clock.pendingTimers, 0);
   });
 });
+
+describe('ReplicaPool.run with a timeout: a hung attempt is let go, its replica told, the batch retried once', () => {
+  const hang = async (s: Setup, options: Parameters<ReplicaPool['run']>[1]) => {
+    const result = s.pool.run(task, options).then(
+      (o) => o,
+      (e: SlogateError) => e,
+    );
+    await flush();
+    return { result };
+  };
+
+  test('an attempt still running at its timeout fails over: the replica is told and the retry runs elsewhere', async () => {
+    const s = setup([{}, {}]);
+    const timeouts: string[] = [];
+    s.pool.on('timeout', (id, ms) => timeouts.push(`${id} ${ms}`));
+    const { result } = await hang(s, { timeoutMs: () => 50 });
+    const [a, b] = s.fakes as [FakeReplica, FakeReplica];
+    s.clock.advance(49);
+    await flush();
+    assert.equal(a.timeouts.length, 0, 'not before its timeout');
+    s.clock.advance(1);
+    await flush();
+    assert.deepEqual(timeouts, ['a 50']);
+    assert.match(a.timeouts[0] ?? '', /did not finish the batch within its 50 ms timeout/);
+    assert.equal(a.state, 'pending', 'the replica took itself out of service');
+    assert.equal(b.running.length, 1, 'the retry runs on the other replica');
+    b.running[0]?.finish();
+    const out = await result;
+    assert.equal((out as BatchOutcome).replicaId, 'b');
+    assert.equal(s.retries.length, 1);
+  });
+
+  test('a retry that times out too fails the batch with BATCH_TIMEOUT', async () => {
+    const s = setup([{}, {}]);
+    const { result } = await hang(s, { timeoutMs: () => 50 });
+    s.clock.advance(50);
+    await flush();
+    s.clock.advance(50);
+    const err = (await result) as SlogateError;
+    assert.equal(err.code, 'SLOGATE_ERR_BATCH_TIMEOUT');
+    assert.equal(s.fakes[1]?.timeouts.length, 1);
+  });
+
+  test('beforeRetry false (nothing left worth retrying) fails at once with BATCH_TIMEOUT, retrying nothing', async () => {
+    const s = setup([{}, {}]);
+    let asked = 0;
+    const { result } = await hang(s, {
+      timeoutMs: () => 50,
+      beforeRetry: () => {
+        asked++;
+        return false;
+      },
+    });
+    s.clock.advance(50);
+    const err = (await result) as SlogateError;
+    assert.equal(err.code, 'SLOGATE_ERR_BATCH_TIMEOUT');
+    assert.equal(asked, 1);
+    assert.equal(s.fakes[1]?.history.length, 0);
+  });
+
+  test('an attempt that finishes in time clears its timer and tells nobody', async () => {
+    const s = setup([{}]);
+    const { result } = await hang(s, { timeoutMs: () => 50 });
+    s.fakes[0]?.running[0]?.finish();
+    assert.equal(((await result) as BatchOutcome).replicaId, 'a');
+    assert.equal(s.clock.pendingTimers, 0);
+    assert.equal(s.fakes[0]?.timeouts.length, 0);
+  });
+
+  test('stuckSinceMs is the oldest of the replicas', () => {
+    const s = setup([{}, {}, {}]);
+    assert.equal(s.pool.stuckSinceMs, undefined);
+    (s.fakes[1] as FakeReplica).stuckSinceMs = 30;
+    (s.fakes[2] as FakeReplica).stuckSinceMs = 20;
+    assert.equal(s.pool.stuckSinceMs, 20);
+  });
+});

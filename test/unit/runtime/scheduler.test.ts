@@ -6,6 +6,7 @@ import { ManualClock } from '../../../core/clock.js';
 import type { SlogateError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
 import type { BatchKnobs } from '../../../runtime/batch-policy.js';
+import type { BatchTimeoutKnobs } from '../../../runtime/batch-timeout.js';
 import type { ProfilePoint } from '../../../runtime/latency-profile.js';
 import { LatencyProfiles } from '../../../runtime/latency-profile.js';
 import type { BatchOutcome, BatchTask } from '../../../runtime/replica.js';
@@ -26,7 +27,15 @@ interface Tracked {
   readonly done: Promise<void>;
 }
 
-function setup(opts: { knobs?: BatchKnobs; replicas?: number; maxQueueRows?: number; variants?: string[] } = {}) {
+function setup(
+  opts: {
+    knobs?: BatchKnobs;
+    replicas?: number;
+    maxQueueRows?: number;
+    variants?: string[];
+    batchTimeout?: BatchTimeoutKnobs;
+  } = {},
+) {
   const clock = new ManualClock(1000);
   const replicas = Array.from({ length: opts.replicas ?? 1 }, (_, i) => new FakeReplica(`r${i}`));
   const pool = new ReplicaPool(replicas, { clock, retryWaitMs: 1000 });
@@ -38,6 +47,7 @@ function setup(opts: { knobs?: BatchKnobs; replicas?: number; maxQueueRows?: num
     profiles,
     maxQueueRows: opts.maxQueueRows ?? 1000,
     events: { onDrop: (_m, _v, code) => drops.push(code) },
+    batchTimeout: opts.batchTimeout,
   });
   for (const v of opts.variants ?? ['v']) {
     profiles.setPoints('m', v, POINTS);
@@ -480,5 +490,57 @@ describe('Scheduler containment: a batch always settles', () => {
     );
     assert.equal(s.scheduler.inflightBatches, 0);
     assert.ok(s.logged.some((m) => m.includes('could not be delivered')));
+  });
+});
+
+describe('Scheduler with a batch timeout', () => {
+  // 1-row batches: p99 2 ms, so 4 x p99 = 8 ms; a 100 ms deadline wins: timeout = 100 + 10 ms after dispatch.
+  const batchTimeout = { p99Factor: 4, marginMs: 10, floorMs: 50 };
+
+  test('a hung batch is answered with BATCH_TIMEOUT at its timeout, and the other replica keeps answering', async () => {
+    const s = setup({ replicas: 2, batchTimeout });
+    const hung = s.submit({ deadlineMs: 100 });
+    await flush();
+    const stuck = s.replicas.find((r) => r.running.length === 1) as FakeReplica;
+    s.clock.advance(109);
+    await flush();
+    assert.equal(hung.error === undefined, true, 'not before deadline + margin');
+    s.clock.advance(1);
+    await hung.done;
+    assert.equal(hung.error?.code, 'SLOGATE_ERR_BATCH_TIMEOUT');
+    assert.match(hung.error?.message ?? '', /deadline has passed/);
+    assert.equal(stuck.timeouts.length, 1, 'its replica was told');
+    assert.equal(stuck.state, 'pending');
+    const next = s.submit();
+    await flush();
+    const other = s.replicas.find((r) => r !== stuck) as FakeReplica;
+    assert.equal(other.history.length, 1, 'new work goes to the healthy replica');
+    other.running[0]?.finish();
+    await next.done;
+    assert.ok(next.value !== undefined);
+  });
+
+  test('the floor holds for a tight deadline: a 5 ms deadline times out after 50 ms, not 15', async () => {
+    const s = setup({ replicas: 1, batchTimeout });
+    const a = s.submit({ deadlineMs: 5 });
+    await flush();
+    s.clock.advance(49);
+    await flush();
+    assert.equal(a.error === undefined, true);
+    s.clock.advance(1);
+    await a.done;
+    assert.equal(a.error?.code, 'SLOGATE_ERR_BATCH_TIMEOUT');
+  });
+
+  test('without a batch timeout a batch may run for ever (the simulator and profiler case)', async () => {
+    const s = setup({ replicas: 1 });
+    const a = s.submit({ deadlineMs: 5 });
+    await flush();
+    s.clock.advance(60_000);
+    await flush();
+    assert.equal(a.error, undefined);
+    s.replicas[0]?.running[0]?.finish();
+    await a.done;
+    assert.ok(a.value !== undefined);
   });
 });
