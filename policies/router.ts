@@ -14,6 +14,7 @@ import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { SubmitResult } from '../runtime/types.js';
 import type { Admitted } from './admission-gate.js';
 import { RouteStats } from './route-stats.js';
+import { variantForSize } from './size-fit.js';
 import { VariantPicker } from './variant-picker.js';
 
 export interface RouteState {
@@ -49,7 +50,7 @@ export interface InferCall {
 }
 
 export interface RouterDeps {
-  readonly runtime: Pick<RuntimePort, 'model' | 'submit'>;
+  readonly runtime: Pick<RuntimePort, 'model' | 'submit' | 'serviceMs' | 'backlogMs'>;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly routes: Readonly<Record<string, RouteConfig>>;
@@ -127,6 +128,23 @@ export class Router {
     return r.picker.pick() ?? fallbackVariant(r);
   }
 
+  /** An adaptive route's request that cannot make its deadline on the mix's variant goes to the best one that can. */
+  #fitToSize(r: RouteState, picked: string, rows: number, deadlineAtMs: number): string {
+    if (r.config.policy.kind !== 'adaptive') return picked;
+    const rt = this.#deps.runtime;
+    const model = r.model.name;
+    const overheadMs = r.pickedFrom?.inputs.overheadMs ?? 0;
+    const minAccuracy = r.config.slo.minAccuracy ?? Number.NEGATIVE_INFINITY;
+    return variantForSize(picked, () => eligibleVariants(r, minAccuracy), {
+      rows,
+      nowMs: this.#deps.clock.now(),
+      deadlineAtMs,
+      overheadMs: Number.isFinite(overheadMs) ? overheadMs : 0,
+      backlogMs: (beforeMs) => rt.backlogMs(beforeMs),
+      serviceMs: (variant, n) => rt.serviceMs(model, variant, n, 'p99'),
+    });
+  }
+
   /** Sends an admitted request to the variant its route's decision (or its pinned version) names. */
   infer(call: InferCall): Promise<SubmitResult> {
     const r = this.route(call.route);
@@ -141,7 +159,7 @@ export class Router {
         );
       variant = call.pinnedVariant;
     } else {
-      variant = this.chooseVariant(r);
+      variant = this.#fitToSize(r, this.chooseVariant(r), call.rows, deadlineAtMs);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
     }
     const cache = call.admitted.useCache ? r.cache : undefined;
@@ -190,6 +208,11 @@ export class Router {
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {
   const names = rc.variants ?? [...model.variants.keys()];
   return [...names].sort((a, b) => (model.variants.get(b)?.accuracy ?? -1) - (model.variants.get(a)?.accuracy ?? -1));
+}
+
+/** The allowed variants that meet the route's accuracy floor (unknown accuracy never does), most accurate first. */
+function eligibleVariants(r: RouteState, minAccuracy: number): string[] {
+  return r.allowed.filter((v) => (r.model.variants.get(v)?.accuracy ?? 0) >= minAccuracy);
 }
 
 /** Before the engine's first decision for a route: a fixed policy's own variant, else the most accurate allowed. */

@@ -134,6 +134,27 @@ describe('router: which variant an admitted request goes to', () => {
     );
   });
 
+  test('a request too big for the mix variant goes to the most accurate that fits, not the fallback', async () => {
+    const s = setup({ r: { model: 'm', slo: { p99Ms: 50, minAccuracy: 0.96 } } });
+    // Per row: large 2 ms, medium 0.1 ms, small 0.05 ms (the fallback), plus 1 ms per batch.
+    const perRow: Record<string, number> = { large: 2, medium: 0.1, small: 0.05 };
+    s.runtime.serviceMs = (_m, v, rows) => 1 + (perRow[v] ?? 0) * rows;
+    s.decisions.set('r', decision('r', { large: 1 }, { fallbackVariant: 'small' }));
+    const rows = (n: number) => ({ ...call('r'), rows: n });
+    await s.router.infer(rows(8));
+    await s.router.infer(rows(64));
+    s.runtime.backlog = { totalMs: 200, beforeMs: () => 200 };
+    await s.router.infer(rows(1));
+    assert.deepEqual(
+      s.runtime.submitted.map((r) => [r.rows, r.variant]),
+      [
+        [8, 'large'],
+        [64, 'medium'],
+        [1, 'medium'], // nothing fits behind the queue: the fastest eligible, never below minAccuracy
+      ],
+    );
+  });
+
   test("the admission's deadline and priority travel with the request", async () => {
     const { router, runtime } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
     await router.infer(call('r', { admitted: admitted({ deadlineAtMs: 1020, priority: -3 }) }));
