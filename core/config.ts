@@ -71,9 +71,9 @@ export const RouteSchema = z.strictObject({
   /** Requests pinned to a version (/versions/{v}) pass the route's admission (`route`, default) or skip it (`exempt`). */
   pinnedAdmission: z.enum(['route', 'exempt']).optional(),
   /** The band a client's `priority` parameter is clamped to; default: from -1000 up to the route's own priority. */
-  clientPriority: z
+  priorityBand: z
     .strictObject({ min: z.number().int().min(-1000).max(1000), max: z.number().int().min(-1000).max(1000) })
-    .refine((b) => b.min <= b.max, 'clientPriority.min must not exceed clientPriority.max')
+    .refine((b) => b.min <= b.max, 'priorityBand.min must not exceed priorityBand.max')
     .optional(),
 });
 

@@ -62,8 +62,8 @@ export function deadlineOf(route: RouteState, arrivalMs: number, timeoutMs: numb
 
 /** A client's `priority` clamped to the route's band (by default it may only lower the route's own priority). */
 export function clientPriority(rc: Readonly<RouteConfig>, requested: number): number {
-  const min = rc.clientPriority?.min ?? -1000;
-  const max = rc.clientPriority?.max ?? rc.priority;
+  const min = rc.priorityBand?.min ?? -1000;
+  const max = rc.priorityBand?.max ?? rc.priority;
   return Math.max(min, Math.min(max, requested));
 }
 

@@ -265,11 +265,11 @@ describe('admission gate: the stages of one request', () => {
     { name: "default: a client cannot raise it over the route's", route: { priority: 2 }, asked: 1000, want: 2 },
     {
       name: 'a configured band lets it rise to its top',
-      route: { clientPriority: { min: -3, max: 7 } },
+      route: { priorityBand: { min: -3, max: 7 } },
       asked: 9,
       want: 7,
     },
-    { name: 'and clamps it at its bottom', route: { clientPriority: { min: -3, max: 7 } }, asked: -9, want: -3 },
+    { name: 'and clamps it at its bottom', route: { priorityBand: { min: -3, max: 7 } }, asked: -9, want: -3 },
   ];
   for (const c of bands)
     test(`client priority: ${c.name}`, () => {

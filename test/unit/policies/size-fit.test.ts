@@ -52,8 +52,12 @@ for (const c of cases)
 
 test('the eligible list is only built when the mix variant does not fit', () => {
   let built = 0;
-  variantForSize('large', () => (built++, ELIGIBLE), query(1));
+  const eligible = () => {
+    built++;
+    return ELIGIBLE;
+  };
+  variantForSize('large', eligible, query(1));
   assert.equal(built, 0);
-  variantForSize('large', () => (built++, ELIGIBLE), query(64));
+  variantForSize('large', eligible, query(64));
   assert.equal(built, 1);
 });
