@@ -41,6 +41,8 @@ export interface Admitted {
   readonly priority: number;
   /** Whether it may read and fill the route's response cache (synthetic traffic must run the real path). */
   readonly useCache: boolean;
+  /** The client set `timeout`: its deadline is strict (never served best-effort past it). */
+  readonly clientTimeout?: boolean | undefined;
 }
 
 export interface Refused {
@@ -111,7 +113,7 @@ export class AdmissionGate implements Gate {
       this.#checkSurge(r);
     }
     return refusal === undefined
-      ? { admitted: true, deadlineAtMs, priority, useCache: true }
+      ? { admitted: true, deadlineAtMs, priority, useCache: true, clientTimeout: q.timeoutMs !== undefined }
       : { admitted: false, refusal };
   }
 

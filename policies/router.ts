@@ -13,6 +13,7 @@ import type { RuntimePort } from '../runtime/port.js';
 import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { SubmitResult } from '../runtime/types.js';
 import type { Admitted } from './admission-gate.js';
+import { bestEffortDeadline } from './best-effort.js';
 import { RouteStats } from './route-stats.js';
 import { variantForSize } from './size-fit.js';
 import { VariantPicker } from './variant-picker.js';
@@ -34,6 +35,13 @@ export interface RouteState {
 /** Where the router reads a route's latest decision (the engine, or a fixed choice). */
 export interface DecisionSource {
   current(route: string): Decision | undefined;
+  /** The engine sees the system under pressure: no best-effort service then. */
+  readonly underPressure?: boolean;
+}
+
+/** What the runtime answered, and whether the request was served best-effort (past a deadline it could never meet). */
+export interface RoutedResult extends SubmitResult {
+  readonly bestEffort?: boolean;
 }
 
 export interface InferCall {
@@ -145,10 +153,29 @@ export class Router {
     });
   }
 
+  /** The deadline of a request served best-effort (one it could never meet alone), or undefined to serve it as usual. */
+  #bestEffort(r: RouteState, variant: string, call: InferCall): number | undefined {
+    const rt = this.#deps.runtime;
+    const model = r.model.name;
+    const overheadMs = r.pickedFrom?.inputs.overheadMs ?? 0;
+    const overhead = Number.isFinite(overheadMs) ? overheadMs : 0;
+    return bestEffortDeadline({
+      nowMs: this.#deps.clock.now(),
+      deadlineAtMs: call.admitted.deadlineAtMs,
+      idleMs: rt.serviceMs(model, variant, call.rows, 'p50') + overhead,
+      idleP99Ms: () => rt.serviceMs(model, variant, call.rows, 'p99') + overhead,
+      clientTimeout: call.admitted.clientTimeout === true,
+      backlogMs: () => rt.backlogMs(),
+      p99Ms: r.config.slo.p99Ms,
+      underPressure: this.#decisions?.underPressure === true,
+    });
+  }
+
   /** Sends an admitted request to the variant its route's decision (or its pinned version) names. */
-  infer(call: InferCall): Promise<SubmitResult> {
+  infer(call: InferCall): Promise<RoutedResult> {
     const r = this.route(call.route);
-    const { deadlineAtMs, priority } = call.admitted;
+    const { priority } = call.admitted;
+    let { deadlineAtMs } = call.admitted;
     let variant: string;
     let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
@@ -161,6 +188,11 @@ export class Router {
     } else {
       variant = this.#fitToSize(r, this.chooseVariant(r), call.rows, deadlineAtMs);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
+    }
+    const bestEffortBy = this.#bestEffort(r, variant, call);
+    if (bestEffortBy !== undefined) {
+      deadlineAtMs = bestEffortBy;
+      fallbackVariant = undefined;
     }
     const cache = call.admitted.useCache ? r.cache : undefined;
     let key: string | undefined;
@@ -194,6 +226,7 @@ export class Router {
       tag: r.name,
       fallbackVariant,
     });
+    if (bestEffortBy !== undefined) return submitted.then((res) => ({ ...res, bestEffort: true }));
     if (cache === undefined || key === undefined) return submitted;
     const k = key;
     // Stored under the variant asked for: an answer rescued onto another variant is not cached.

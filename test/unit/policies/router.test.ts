@@ -155,6 +155,44 @@ describe('router: which variant an admitted request goes to', () => {
     );
   });
 
+  describe('a request that could never make its deadline, even alone', () => {
+    // 64 rows on large: 1 + 2 x 64 = 129 ms alone, against a 50 ms deadline.
+    const setupBig = () => {
+      const s = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+      s.runtime.serviceMs = (_m, _v, rows) => 1 + 2 * rows;
+      const big = (o: Partial<Admitted> = {}) => ({
+        ...call('r', { pinned: 'large', admitted: admitted(o) }),
+        rows: 64,
+      });
+      return { s, big };
+    };
+    test('without a client timeout, on an idle server: served best-effort, flagged', async () => {
+      const { s, big } = setupBig();
+      const res = await s.router.infer(big());
+      assert.equal(res.bestEffort, true);
+      const sent = s.runtime.submitted[0];
+      assert.ok(sent !== undefined && sent.deadlineAtMs >= 1000 + 2 * 129, `deadline ${sent?.deadlineAtMs}`);
+    });
+    test("with a client timeout: today's strict deadline (the runtime drops it)", async () => {
+      const { s, big } = setupBig();
+      const res = await s.router.infer(big({ clientTimeout: true }));
+      assert.equal(res.bestEffort, undefined);
+      assert.equal(s.runtime.submitted[0]?.deadlineAtMs, 1050);
+    });
+    test('under load: shed (429), nothing submitted', () => {
+      const { s, big } = setupBig();
+      s.runtime.backlog = { totalMs: 60, beforeMs: () => 60 };
+      assert.throws(() => s.router.infer(big()), { code: 'SLOGATE_ERR_SHED' });
+      assert.equal(s.runtime.submitted.length, 0);
+    });
+    test('a request that fits is served as usual', async () => {
+      const { s } = setupBig();
+      const res = await s.router.infer({ ...call('r', { pinned: 'large' }), rows: 8 });
+      assert.equal(res.bestEffort, undefined);
+      assert.equal(s.runtime.submitted[0]?.deadlineAtMs, 1050);
+    });
+  });
+
   test("the admission's deadline and priority travel with the request", async () => {
     const { router, runtime } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
     await router.infer(call('r', { admitted: admitted({ deadlineAtMs: 1020, priority: -3 }) }));
