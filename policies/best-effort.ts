@@ -7,9 +7,9 @@ import { SlogateError } from '../core/errors.js';
 export interface BestEffortQuery {
   readonly nowMs: number;
   readonly deadlineAtMs: number;
-  /** The request's service time on its variant alone, at p50, plus the gateway overhead (ms). */
+  /** The request's service time on its variant alone, at p50 (ms). */
   readonly idleMs: number;
-  /** The same at p99: room the best-effort deadline leaves for it (ms). */
+  /** The same at p99 plus the gateway overhead: room the best-effort deadline leaves for it (ms). */
   readonly idleP99Ms: () => number;
   /** The client set `timeout`: its deadline is strict. */
   readonly clientTimeout: boolean;

@@ -141,13 +141,12 @@ export class Router {
     if (r.config.policy.kind !== 'adaptive') return picked;
     const rt = this.#deps.runtime;
     const model = r.model.name;
-    const overheadMs = r.pickedFrom?.inputs.overheadMs ?? 0;
     const minAccuracy = r.config.slo.minAccuracy ?? Number.NEGATIVE_INFINITY;
     return variantForSize(picked, () => eligibleVariants(r, minAccuracy), {
       rows,
       nowMs: this.#deps.clock.now(),
       deadlineAtMs,
-      overheadMs: Number.isFinite(overheadMs) ? overheadMs : 0,
+      overheadMs: cappedOverheadMs(r),
       backlogMs: (beforeMs) => rt.backlogMs(beforeMs),
       serviceMs: (variant, n) => rt.serviceMs(model, variant, n, 'p99'),
     });
@@ -157,13 +156,12 @@ export class Router {
   #bestEffort(r: RouteState, variant: string, call: InferCall): number | undefined {
     const rt = this.#deps.runtime;
     const model = r.model.name;
-    const overheadMs = r.pickedFrom?.inputs.overheadMs ?? 0;
-    const overhead = Number.isFinite(overheadMs) ? overheadMs : 0;
     return bestEffortDeadline({
       nowMs: this.#deps.clock.now(),
       deadlineAtMs: call.admitted.deadlineAtMs,
-      idleMs: rt.serviceMs(model, variant, call.rows, 'p50') + overhead,
-      idleP99Ms: () => rt.serviceMs(model, variant, call.rows, 'p99') + overhead,
+      // The model's own time: the gateway's overhead is a passing state of the host, not the request's.
+      idleMs: rt.serviceMs(model, variant, call.rows, 'p50'),
+      idleP99Ms: () => rt.serviceMs(model, variant, call.rows, 'p99') + cappedOverheadMs(r),
       clientTimeout: call.admitted.clientTimeout === true,
       backlogMs: () => rt.backlogMs(),
       p99Ms: r.config.slo.p99Ms,
@@ -241,6 +239,12 @@ export class Router {
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {
   const names = rc.variants ?? [...model.variants.keys()];
   return [...names].sort((a, b) => (model.variants.get(b)?.accuracy ?? -1) - (model.variants.get(a)?.accuracy ?? -1));
+}
+
+/** The route's recent gateway overhead, capped at half its p99 target: a spike is no reason to give accuracy up. */
+function cappedOverheadMs(r: RouteState): number {
+  const ms = r.pickedFrom?.inputs.overheadMs ?? 0;
+  return Number.isFinite(ms) ? Math.min(ms, r.config.slo.p99Ms / 2) : 0;
 }
 
 /** The allowed variants that meet the route's accuracy floor (unknown accuracy never does), most accurate first. */

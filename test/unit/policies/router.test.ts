@@ -185,6 +185,14 @@ describe('router: which variant an admitted request goes to', () => {
       assert.throws(() => s.router.infer(big()), { code: 'SLOGATE_ERR_SHED' });
       assert.equal(s.runtime.submitted.length, 0);
     });
+    test("a gateway overhead spike makes no request best-effort, nor moves it off the mix's variant", async () => {
+      const { s } = setupBig();
+      const d = decision('r', { large: 1 }, { fallbackVariant: 'small' });
+      s.decisions.set('r', { ...d, inputs: { ...d.inputs, overheadMs: 40 } });
+      const res = await s.router.infer({ ...call('r'), rows: 8 });
+      assert.equal(res.bestEffort, undefined);
+      assert.equal(s.runtime.submitted[0]?.variant, 'large');
+    });
     test('a request that fits is served as usual', async () => {
       const { s } = setupBig();
       const res = await s.router.infer({ ...call('r', { pinned: 'large' }), rows: 8 });
