@@ -68,6 +68,13 @@ export const RouteSchema = z.strictObject({
   /** Restrict the variants this route may use (default: all of the model's variants). */
   variants: z.array(nameSchema).min(1).optional(),
   cache: CacheSchema.optional(),
+  /** Requests pinned to a version (/versions/{v}) pass the route's admission (`route`, default) or skip it (`exempt`). */
+  pinnedAdmission: z.enum(['route', 'exempt']).optional(),
+  /** The band a client's `priority` parameter is clamped to; default: from -1000 up to the route's own priority. */
+  priorityBand: z
+    .strictObject({ min: z.number().int().min(-1000).max(1000), max: z.number().int().min(-1000).max(1000) })
+    .refine((b) => b.min <= b.max, 'priorityBand.min must not exceed priorityBand.max')
+    .optional(),
 });
 
 export const VariantSchema = z.strictObject({

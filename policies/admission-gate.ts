@@ -4,18 +4,20 @@
 // planned rate, recent gateway overhead, the pressure flag) with the runtime's backlog estimate; see admission.ts for
 // the rules and their order.
 import type { Clock } from '../core/clock.js';
+import type { RouteConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
 import type { SlogateError } from '../core/errors.js';
 import type { RuntimePort } from '../runtime/port.js';
-import { admit, priorityRule, TokenBucket } from './admission.js';
+import { admit, priorityRule, TokenBucket, tokenRule } from './admission.js';
 import type { RouteState } from './router.js';
 
 /**
  * What the request path knows when it asks:
- * - `before-body`: the URL (route, pinned version) and the arrival. Counts the arrival; every rule runs with the
- *   route's own priority and its SLO deadline.
- * - `after-body`: after a `before-body` check, the body's `priority` and `timeout`. They set the request's deadline and
- *   priority; only the priority rule can still refuse (the rest already ran).
+ * - `before-body`: the URL (route, pinned version) and the arrival. Every rule runs with the route's own priority and
+ *   its SLO deadline, the token bucket only looked at; the arrival counts only if refused.
+ * - `after-body`: after a `before-body` check, the body's `priority` (clamped to the route's band) and `timeout`. They
+ *   set the request's deadline and priority; counts the arrival and takes the token; the priority and token rules can
+ *   still refuse (the rest already ran).
  * - `whole`: everything at once (the simulator). Counts the arrival; every rule runs with the request's own values.
  */
 export type GateStage = 'before-body' | 'after-body' | 'whole';
@@ -24,7 +26,7 @@ export interface GateQuery {
   readonly route: RouteState;
   readonly arrivalMs: number;
   readonly stage: GateStage;
-  /** A version pinned by the URL: counted, never refused (it bypasses the route's decision). */
+  /** A version pinned by the URL: the route's admission applies unless the route exempts pinned requests. */
   readonly pinned: boolean;
   /** The request's `priority` parameter (the route's priority when absent). */
   readonly priority?: number | undefined;
@@ -39,6 +41,8 @@ export interface Admitted {
   readonly priority: number;
   /** Whether it may read and fill the route's response cache (synthetic traffic must run the real path). */
   readonly useCache: boolean;
+  /** The client set `timeout`: its deadline is strict (never served best-effort past it). */
+  readonly clientTimeout?: boolean | undefined;
 }
 
 export interface Refused {
@@ -56,6 +60,13 @@ export interface Gate {
 export function deadlineOf(route: RouteState, arrivalMs: number, timeoutMs: number | undefined): number {
   const d = arrivalMs + route.config.slo.p99Ms;
   return timeoutMs === undefined ? d : Math.min(d, arrivalMs + timeoutMs);
+}
+
+/** A client's `priority` clamped to the route's band (by default it may only lower the route's own priority). */
+export function clientPriority(rc: Readonly<RouteConfig>, requested: number): number {
+  const min = rc.priorityBand?.min ?? -1000;
+  const max = rc.priorityBand?.max ?? rc.priority;
+  return Math.max(min, Math.min(max, requested));
 }
 
 /**
@@ -91,16 +102,18 @@ export class AdmissionGate implements Gate {
 
   check(q: GateQuery): Admission {
     const r = q.route;
-    if (q.stage !== 'after-body') r.stats.arrive(q.arrivalMs);
-    const priority = q.priority ?? r.config.priority;
+    const priority = q.priority === undefined ? r.config.priority : clientPriority(r.config, q.priority);
     const deadlineAtMs = deadlineOf(r, q.arrivalMs, q.timeoutMs);
-    // After the body, only a sheddable priority can still be refused: the common case skips the lookups.
-    const refusal =
-      q.pinned || (q.stage === 'after-body' && priority >= 0)
-        ? undefined
-        : this.#refusal(r, q.stage, deadlineAtMs, priority);
+    const exempt = q.pinned && r.config.pinnedAdmission === 'exempt';
+    const refusal = exempt ? undefined : this.#refusal(r, q.stage, deadlineAtMs, priority);
+    // Arrivals are requests that parsed, plus those refused before their body (demand the engine must still see):
+    // a malformed body admitted before parsing never counts.
+    if (q.stage !== 'before-body' || refusal !== undefined) {
+      r.stats.arrive(q.arrivalMs);
+      this.#checkSurge(r);
+    }
     return refusal === undefined
-      ? { admitted: true, deadlineAtMs, priority, useCache: true }
+      ? { admitted: true, deadlineAtMs, priority, useCache: true, clientTimeout: q.timeoutMs !== undefined }
       : { admitted: false, refusal };
   }
 
@@ -108,9 +121,10 @@ export class AdmissionGate implements Gate {
     if (r.config.policy.kind !== 'adaptive') return undefined;
     const d = this.#deps.current(r.name);
     if (d === undefined) return undefined;
-    if (stage === 'after-body') return priorityRule(priority, this.underPressure);
     const nowMs = this.#deps.clock.now();
-    this.#checkSurge(r, d, nowMs);
+    // After the body: the client's priority, and the token the request takes now that it parsed.
+    if (stage === 'after-body')
+      return priorityRule(priority, this.underPressure) ?? tokenRule(d, this.#buckets.get(r.name), nowMs, false);
     const fastest = this.#fastestMs(r, d);
     const rt = this.#deps.runtime;
     let backlog = rt.backlogMs();
@@ -123,6 +137,7 @@ export class AdmissionGate implements Gate {
       backlogMs: backlog,
       fastestMs: fastest,
       underPressure: this.underPressure,
+      peekToken: stage === 'before-body',
     });
     // A backlog too long for new requests is news the engine should act on now, not at the next tick.
     if (refusal !== undefined && !Number.isFinite(d.admissionRps)) this.#deps.alarm(r.name);
@@ -130,9 +145,12 @@ export class AdmissionGate implements Gate {
   }
 
   /** Alarms on a surge of arrivals since the last tick (a few comparisons per request). */
-  #checkSurge(r: RouteState, d: Decision, nowMs: number): void {
+  #checkSurge(r: RouteState): void {
     const n = r.stats.rate.pending;
-    if (n < SURGE_MIN_ARRIVALS) return;
+    if (n < SURGE_MIN_ARRIVALS || r.config.policy.kind !== 'adaptive') return;
+    const d = this.#deps.current(r.name);
+    if (d === undefined) return;
+    const nowMs = this.#deps.clock.now();
     const since = nowMs - r.stats.rate.lastSnapshotMs;
     if (!(since >= SURGE_MIN_MS)) return;
     const planned = this.#plannedRps.get(r.name) ?? Math.max(d.inputs.rateFast, d.inputs.rateSlow);

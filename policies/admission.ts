@@ -19,14 +19,19 @@ export class TokenBucket {
 
   /** Takes one token if available. */
   take(nowMs: number): boolean {
-    const dt = Math.max(0, nowMs - this.#lastMs);
-    this.#lastMs = nowMs;
-    this.#tokens = Math.min(this.burst, this.#tokens + (dt * this.ratePerS) / 1000);
-    if (this.#tokens >= 1) {
+    if (this.has(nowMs)) {
       this.#tokens -= 1;
       return true;
     }
     return false;
+  }
+
+  /** Whether a token is available now (refills, takes nothing). */
+  has(nowMs: number): boolean {
+    const dt = Math.max(0, nowMs - this.#lastMs);
+    this.#lastMs = nowMs;
+    this.#tokens = Math.min(this.burst, this.#tokens + (dt * this.ratePerS) / 1000);
+    return this.#tokens >= 1;
   }
 
   /** Milliseconds until one token is available. */
@@ -49,6 +54,8 @@ export interface AdmissionInput {
   readonly fastestMs: number;
   /** The system is over its planned utilisation (some route is being shed or downgraded to its cheapest). */
   readonly underPressure: boolean;
+  /** Only look at the token bucket (before the body is parsed): the token is taken once the body parsed. */
+  readonly peekToken?: boolean | undefined;
 }
 
 /** Decides whether one request of an adaptive route enters; returns the refusal, or undefined to admit. */
@@ -56,11 +63,8 @@ export function admit(d: Decision, bucket: TokenBucket | undefined, a: Admission
   if (d.admissionRps === 0) return shed(`route '${d.route}' is shed entirely: ${d.reason}`, 1000);
   const sheddable = priorityRule(a.priority, a.underPressure);
   if (sheddable !== undefined) return sheddable;
-  if (bucket !== undefined && !bucket.take(a.nowMs))
-    return shed(
-      `route '${d.route}' is over its admission rate of ${d.admissionRps.toFixed(1)} req/s: ${d.reason}`,
-      Math.max(100, bucket.waitMs()),
-    );
+  const overRate = tokenRule(d, bucket, a.nowMs, a.peekToken === true);
+  if (overRate !== undefined) return overRate;
   // A route nothing can serve admits a probe (its token bucket) past the deadline check, to keep measuring.
   if (!Number.isFinite(d.predictedP99Ms)) return undefined;
   const finish = a.nowMs + a.backlogMs + a.fastestMs;
@@ -71,6 +75,20 @@ export function admit(d: Decision, bucket: TokenBucket | undefined, a: Admission
     );
   }
   return undefined;
+}
+
+/** The route's admission rate: refused when its token bucket is empty; `peek` looks without taking the token. */
+export function tokenRule(
+  d: Decision,
+  bucket: TokenBucket | undefined,
+  nowMs: number,
+  peek: boolean,
+): SlogateError | undefined {
+  if (bucket === undefined || (peek ? bucket.has(nowMs) : bucket.take(nowMs))) return undefined;
+  return shed(
+    `route '${d.route}' is over its admission rate of ${d.admissionRps.toFixed(1)} req/s: ${d.reason}`,
+    Math.max(100, bucket.waitMs()),
+  );
 }
 
 /** Sheddable traffic (negative priority) is refused while the system is under pressure. */

@@ -233,7 +233,8 @@ export class Controller implements DecisionSource {
     for (const [key, k] of result.knobs) {
       const [model, variant] = key.split('/') as [string, string];
       const cur = runtime.knobs(model, variant);
-      if (cur.maxBatch !== k.maxBatch || cur.maxQueueDelayMs !== k.maxQueueDelayMs) runtime.setKnobs(model, variant, k);
+      if (cur.maxBatch !== k.maxBatch || cur.maxQueueDelayMs !== k.maxQueueDelayMs || cur.arrivalRps !== k.arrivalRps)
+        runtime.setKnobs(model, variant, k);
     }
   }
 

@@ -12,6 +12,8 @@ export interface RateSnapshot {
   readonly slow: number;
   /** Highest per-tick rate over the last peak window (~5 s): what upgrades must still hold. */
   readonly peak: number;
+  /** The same over the last RECENT_PEAK_MS: tells a surge that has passed from load that is still there. */
+  readonly recentPeak?: number;
   /** Index of dispersion of arrival counts (1 for Poisson, larger when bursty). */
   readonly burstiness: number;
 }
@@ -20,6 +22,8 @@ const BIN_MS = 50;
 /** Shortest span an instant rate is measured over (see snapshot). */
 export const MIN_INSTANT_MS = 100;
 const HORIZON_BINS = 200;
+/** Window of the recent peak (ms). */
+export const RECENT_PEAK_MS = 2000;
 const VAR_BINS = 40;
 
 export class RateEstimator {
@@ -103,7 +107,7 @@ export class RateEstimator {
     if (this.#lastMs === undefined) {
       this.#lastMs = nowMs;
       this.#pending = 0;
-      return { instant: 0, fast: 0, slow: 0, peak: 0, burstiness: 1 };
+      return { instant: 0, fast: 0, slow: 0, peak: 0, recentPeak: 0, burstiness: 1 };
     }
     const dt = nowMs - this.#lastMs;
     if (dt > 0) {
@@ -130,12 +134,15 @@ export class RateEstimator {
     while (this.#recent.length > 0 && (this.#recent[0] as { atMs: number }).atMs < nowMs - this.#peakWindowMs)
       this.#recent.shift();
     let peak = 0;
+    let recentPeak = 0;
     for (let i = 0; i < this.#recent.length; i++) {
-      const a = (this.#recent[i] as { rate: number }).rate;
-      const b = i > 0 ? (this.#recent[i - 1] as { rate: number }).rate : a;
-      peak = Math.max(peak, (a + b) / 2);
+      const at = this.#recent[i] as { atMs: number; rate: number };
+      const b = i > 0 ? (this.#recent[i - 1] as { rate: number }).rate : at.rate;
+      peak = Math.max(peak, (at.rate + b) / 2);
+      if (at.atMs >= nowMs - RECENT_PEAK_MS) recentPeak = Math.max(recentPeak, (at.rate + b) / 2);
     }
-    return { instant: this.#instant, fast: this.#fast, slow: this.#slow, peak, burstiness: this.burstiness };
+    const { burstiness } = this;
+    return { instant: this.#instant, fast: this.#fast, slow: this.#slow, peak, recentPeak, burstiness };
   }
 
   get burstiness(): number {

@@ -13,7 +13,9 @@ import type { RuntimePort } from '../runtime/port.js';
 import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { SubmitResult } from '../runtime/types.js';
 import type { Admitted } from './admission-gate.js';
+import { bestEffortDeadline } from './best-effort.js';
 import { RouteStats } from './route-stats.js';
+import { variantForSize } from './size-fit.js';
 import { VariantPicker } from './variant-picker.js';
 
 export interface RouteState {
@@ -33,6 +35,13 @@ export interface RouteState {
 /** Where the router reads a route's latest decision (the engine, or a fixed choice). */
 export interface DecisionSource {
   current(route: string): Decision | undefined;
+  /** The engine sees the system under pressure: no best-effort service then. */
+  readonly underPressure?: boolean;
+}
+
+/** What the runtime answered, and whether the request was served best-effort (past a deadline it could never meet). */
+export interface RoutedResult extends SubmitResult {
+  readonly bestEffort?: boolean;
 }
 
 export interface InferCall {
@@ -49,7 +58,7 @@ export interface InferCall {
 }
 
 export interface RouterDeps {
-  readonly runtime: Pick<RuntimePort, 'model' | 'submit'>;
+  readonly runtime: Pick<RuntimePort, 'model' | 'submit' | 'serviceMs' | 'backlogMs'>;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly routes: Readonly<Record<string, RouteConfig>>;
@@ -132,10 +141,44 @@ export class Router {
     return r.picker.pick() ?? fallbackVariant(r);
   }
 
+  /** An adaptive route's request that cannot make its deadline on the mix's variant goes to the best one that can. */
+  #fitToSize(r: RouteState, picked: string, rows: number, deadlineAtMs: number): string {
+    if (r.config.policy.kind !== 'adaptive') return picked;
+    const rt = this.#deps.runtime;
+    const model = r.model.name;
+    const minAccuracy = r.config.slo.minAccuracy ?? Number.NEGATIVE_INFINITY;
+    return variantForSize(picked, () => eligibleVariants(r, minAccuracy), {
+      rows,
+      nowMs: this.#deps.clock.now(),
+      deadlineAtMs,
+      overheadMs: cappedOverheadMs(r),
+      backlogMs: (beforeMs) => rt.backlogMs(beforeMs),
+      serviceMs: (variant, n) => rt.serviceMs(model, variant, n, 'p99'),
+    });
+  }
+
+  /** The deadline of a request served best-effort (one it could never meet alone), or undefined to serve it as usual. */
+  #bestEffort(r: RouteState, variant: string, call: InferCall): number | undefined {
+    const rt = this.#deps.runtime;
+    const model = r.model.name;
+    return bestEffortDeadline({
+      nowMs: this.#deps.clock.now(),
+      deadlineAtMs: call.admitted.deadlineAtMs,
+      // The model's own time: the gateway's overhead is a passing state of the host, not the request's.
+      idleMs: rt.serviceMs(model, variant, call.rows, 'p50'),
+      idleP99Ms: () => rt.serviceMs(model, variant, call.rows, 'p99') + cappedOverheadMs(r),
+      clientTimeout: call.admitted.clientTimeout === true,
+      backlogMs: () => rt.backlogMs(),
+      p99Ms: r.config.slo.p99Ms,
+      underPressure: this.#decisions?.underPressure === true,
+    });
+  }
+
   /** Sends an admitted request to the variant its route's decision (or its pinned version) names. */
-  infer(call: InferCall): Promise<SubmitResult> {
+  infer(call: InferCall): Promise<RoutedResult> {
     const r = this.route(call.route);
-    const { deadlineAtMs, priority } = call.admitted;
+    const { priority } = call.admitted;
+    let { deadlineAtMs } = call.admitted;
     let variant: string;
     let fallbackVariant: string | undefined;
     if (call.pinnedVariant !== undefined) {
@@ -146,8 +189,13 @@ export class Router {
         );
       variant = call.pinnedVariant;
     } else {
-      variant = this.chooseVariant(r);
+      variant = this.#fitToSize(r, this.chooseVariant(r), call.rows, deadlineAtMs);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
+    }
+    const bestEffortBy = this.#bestEffort(r, variant, call);
+    if (bestEffortBy !== undefined) {
+      deadlineAtMs = bestEffortBy;
+      fallbackVariant = undefined;
     }
     const cache = call.admitted.useCache ? r.cache : undefined;
     let key: string | undefined;
@@ -181,6 +229,7 @@ export class Router {
       tag: r.name,
       fallbackVariant,
     });
+    if (bestEffortBy !== undefined) return submitted.then((res) => ({ ...res, bestEffort: true }));
     if (cache === undefined || key === undefined) return submitted;
     const k = key;
     // Stored under the variant asked for: an answer rescued onto another variant is not cached.
@@ -195,6 +244,17 @@ export class Router {
 export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): string[] {
   const names = rc.variants ?? [...model.variants.keys()];
   return [...names].sort((a, b) => (model.variants.get(b)?.accuracy ?? -1) - (model.variants.get(a)?.accuracy ?? -1));
+}
+
+/** The route's recent gateway overhead, capped at half its p99 target: a spike is no reason to give accuracy up. */
+function cappedOverheadMs(r: RouteState): number {
+  const ms = r.pickedFrom?.inputs.overheadMs ?? 0;
+  return Number.isFinite(ms) ? Math.min(ms, r.config.slo.p99Ms / 2) : 0;
+}
+
+/** The allowed variants that meet the route's accuracy floor (unknown accuracy never does), most accurate first. */
+function eligibleVariants(r: RouteState, minAccuracy: number): string[] {
+  return r.allowed.filter((v) => (r.model.variants.get(v)?.accuracy ?? 0) >= minAccuracy);
 }
 
 /** Before the engine's first decision for a route: a fixed policy's own variant, else the most accurate allowed. */

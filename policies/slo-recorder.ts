@@ -17,6 +17,8 @@ export interface Outcome {
   readonly errorCode?: string | undefined;
   /** The runtime's result of a 200 (queue and compute times, batch rows). */
   readonly result?: SubmitResult | undefined;
+  /** Served best-effort (it could never make its deadline): a miss that says nothing about the route's latency. */
+  readonly bestEffort?: boolean | undefined;
 }
 
 export interface SloRecorder {
@@ -70,9 +72,14 @@ export class RouteSloRecorder implements SloRecorder {
 
   #answered(r: RouteState, o: Outcome, v: string, now: number): void {
     const m = this.#deps.metrics;
-    const met = o.totalMs <= r.config.slo.p99Ms;
+    const met = o.totalMs <= r.config.slo.p99Ms && o.bestEffort !== true;
     m.requestDuration.labels(o.route, v).observe(o.totalMs / 1000);
     m.sloRequests.labels(o.route, met ? 'met' : 'missed').inc();
+    if (o.bestEffort === true) {
+      // Its latency is its size's, not the route's: kept out of the windows the engine plans with.
+      r.stats.finish(now, 'missed');
+      return;
+    }
     r.stats.finish(now, met ? 'met' : 'missed', o.totalMs, o.variant);
     const res = o.result;
     if (res !== undefined) {

@@ -8,6 +8,11 @@ export interface BatchKnobs {
   readonly maxQueueDelayMs: number;
   /** Batch sizes worth waiting for; reaching one sends at once. */
   readonly preferredBatchSizes?: readonly number[] | undefined;
+  /**
+   * Expected arrivals to this queue (requests/s): the head waits only while at least one is expected before the wait
+   * ends, so at a rate of 0 it never waits. Undefined: unknown, the wait applies as configured.
+   */
+  readonly arrivalRps?: number | undefined;
 }
 
 export interface QueueState {
@@ -31,7 +36,8 @@ export type ServiceEstimate = (rows: number) => number;
  * - Full (rows >= maxBatch) or a preferred size reached: send.
  * - maxQueueDelayMs = 0: send what is there (work-conserving).
  * - Otherwise wait for more rows, but never past the head's arrival + maxQueueDelayMs, nor past the last moment
- *   the head can start and still finish the batch it would join before its deadline.
+ *   the head can start and still finish the batch it would join before its deadline, and only while at least one
+ *   arrival is expected before the wait ends (waiting for partners that cannot come only adds latency).
  * The rows sent are shrunk, never below the head alone, until the batch finishes by the head's deadline.
  */
 export function planBatch(q: QueueState, knobs: BatchKnobs, nowMs: number, service: ServiceEstimate): BatchPlan {
@@ -50,6 +56,7 @@ export function planBatch(q: QueueState, knobs: BatchKnobs, nowMs: number, servi
   const latestStart = q.headDeadlineMs - service(nextRows);
   const untilMs = Math.min(q.headArrivalMs + knobs.maxQueueDelayMs, latestStart);
   if (nowMs >= untilMs) return send();
+  if (knobs.arrivalRps !== undefined && !((knobs.arrivalRps * (untilMs - nowMs)) / 1000 >= 1)) return send();
   return { action: 'wait', untilMs };
 }
 

@@ -9,6 +9,7 @@ import type { Metrics } from '../../core/metrics.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Router } from '../../policies/router.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import { OncePerPeriod } from './once-per-second.js';
 import { PAGE_SCRIPT, PAGE_STYLE, renderPage } from './page.js';
 import { ShedBurstLog, type ShedSample } from './shed-burst.js';
 import { buildStatusData } from './status-data.js';
@@ -42,9 +43,9 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
   app.get('/', page);
   app.get('/status', page);
 
-  app.get('/status/data', async (_req, reply) => {
-    const nowMs = clock.now();
-    const data = buildStatusData({
+  const cached = new OncePerPeriod<string>(1000);
+  const build = (nowMs: number) =>
+    buildStatusData({
       version: opts.version,
       nowMs,
       wallMs: nowMs + wallOffsetMs,
@@ -62,7 +63,15 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
       queues: runtime.queueStats(),
       utilisation: controller.utilisation,
     });
-    return reply.header('cache-control', 'no-store').send(data);
+  // Computed at most once a second whatever the number of viewers: a flood of pollers costs the event loop (which the
+  // engine reads as gateway load) no more than one viewer.
+  app.get('/status/data', async (_req, reply) => {
+    const nowMs = clock.now();
+    const body = cached.get(nowMs, () => JSON.stringify(build(nowMs)));
+    return reply
+      .header('cache-control', 'no-store')
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(body);
   });
 
   const shed = new ShedBurstLog({

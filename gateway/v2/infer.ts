@@ -9,10 +9,9 @@ import type { Clock } from '../../core/clock.js';
 import { SlogateError, toSlogateError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
 import type { Gate } from '../../policies/admission-gate.js';
-import type { Router } from '../../policies/router.js';
+import type { RoutedResult, Router } from '../../policies/router.js';
 import type { SloRecorder } from '../../policies/slo-recorder.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import type { SubmitResult } from '../../runtime/types.js';
 import { fromFastifyError, sendError } from '../errors.js';
 import { type BodyBudget, installBodyLimits, type RouteBodyLimits } from './body-limits.js';
 import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
@@ -118,7 +117,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
         if (!reply.raw.writableEnded) gone.abort();
       };
       reply.raw.once('close', onClose);
-      let result: SubmitResult;
+      let result: RoutedResult;
       try {
         result = await router.infer({
           route: routeName,
@@ -137,11 +136,20 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       const outputs: Tensor[] = result.outputs;
       const flags =
         parsed.outputs === undefined ? outputs.map(() => parsed.binaryOutput) : parsed.outputs.map((o) => o.binary);
-      const encoded = encodeInferResponse(routeName, result.variant, parsed.id, outputs, flags);
+      // A best-effort answer (a deadline it could never meet) says so in its parameters and Server-Timing.
+      const bestEffort = result.bestEffort === true;
+      const encoded = encodeInferResponse(
+        routeName,
+        result.variant,
+        parsed.id,
+        outputs,
+        flags,
+        bestEffort ? { slogate_best_effort: true } : undefined,
+      );
       const totalMs = clock.now() - arrivalMs;
       reply.header(
         'server-timing',
-        `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}`,
+        `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}${bestEffort ? ', best-effort' : ''}`,
       );
       if (encoded.jsonLength !== undefined) {
         reply
@@ -150,7 +158,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
       } else {
         reply.header('content-type', 'application/json');
       }
-      opts.requestPath().recorder.record({ route: routeName, variant, statusCode: 200, totalMs, result });
+      opts.requestPath().recorder.record({ route: routeName, variant, statusCode: 200, totalMs, result, bestEffort });
       return reply.code(200).send(encoded.body);
     } catch (err) {
       const e = toSlogateError(err);

@@ -114,6 +114,9 @@ export const explain = {
   upgrade(upgradeTicks: number, rateRps: number): string {
     return `upgrade: headroom for ${upgradeTicks} ticks at ${rateRps.toFixed(0)} req/s`;
   },
+  recovery(upgradeTicks: number, rateRps: number, surgeRps: number): string {
+    return `upgrade: the surge has passed (${surgeRps.toFixed(0)} -> ${rateRps.toFixed(0)} req/s), headroom for ${upgradeTicks} ticks: straight to the target`;
+  },
   headroomBuilding(upStreak: number, upgradeTicks: number): string {
     return upStreak < upgradeTicks
       ? `steady: headroom building (${upStreak}/${upgradeTicks})`

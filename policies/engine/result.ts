@@ -12,20 +12,24 @@ import type { AdaptiveRoute } from './route.js';
 import { type SharedLoad, totalUtilisation } from './shared-capacity.js';
 import type { EngineResult, EngineSnapshot, RouteEngineState } from './types.js';
 
-/** Batch knobs per variant ("model/variant"): a variant several routes use gets the smallest limit and delay. */
+/**
+ * Batch knobs per variant ("model/variant"): a variant several routes use gets the smallest limit and delay (the
+ * tightest route using it), and the sum of their expected arrivals (the batch policy waits only when some are due).
+ */
 class KnobTable {
   readonly byVariant = new Map<string, BatchKnobs>();
 
-  set(model: string, variant: string, maxBatch: number, maxQueueDelayMs: number): void {
+  set(model: string, variant: string, maxBatch: number, maxQueueDelayMs: number, arrivalRps: number): void {
     const key = `${model}/${variant}`;
     const prev = this.byVariant.get(key);
     this.byVariant.set(
       key,
       prev === undefined
-        ? { maxBatch, maxQueueDelayMs }
+        ? { maxBatch, maxQueueDelayMs, arrivalRps }
         : {
             maxBatch: Math.min(prev.maxBatch, maxBatch),
             maxQueueDelayMs: Math.min(prev.maxQueueDelayMs, maxQueueDelayMs),
+            arrivalRps: (prev.arrivalRps ?? 0) + arrivalRps,
           },
     );
   }
@@ -53,7 +57,14 @@ export function buildResult(
     // A fixed policy's knobs join the others for its variant, so an adaptive route sharing it cannot undo them.
     if (fixedRoute.variant !== undefined) {
       const maxBatch = Math.max(1, Math.min(fixedRoute.variant.maxBatch, fixedRoute.policy.maxBatch));
-      knobs.set(fixedRoute.input.model, fixedRoute.policy.variant, maxBatch, fixedRoute.policy.maxQueueDelayMs);
+      const rateRps = Math.max(fixedRoute.input.rate.instant, fixedRoute.input.rate.fast);
+      knobs.set(
+        fixedRoute.input.model,
+        fixedRoute.policy.variant,
+        maxBatch,
+        fixedRoute.policy.maxQueueDelayMs,
+        rateRps,
+      );
     }
     decisions.set(fixedRoute.input.name, fixedRouteDecision(fixedRoute, snapshot, total));
     states.set(fixedRoute.input.name, fixedRoute.input.state);
@@ -64,7 +75,8 @@ export function buildResult(
 
 /**
  * A servable route's decision: its position evaluated at the admitted rate against everything else. Routes that
- * never wait for fuller batches (max-accuracy) get no queue delay; the others wait up to half their slack (<= 5 ms).
+ * never wait for fuller batches (max-accuracy) get no queue delay; the others wait up to half their slack (<= 5 ms),
+ * and their prediction includes that wait whenever their own arrivals make it apply.
  */
 function adaptiveDecision(route: AdaptiveRoute, snapshot: EngineSnapshot, total: number, knobs: KnobTable): Decision {
   const input = route.input;
@@ -83,8 +95,9 @@ function adaptiveDecision(route: AdaptiveRoute, snapshot: EngineSnapshot, total:
   const delay = input.objective === 'max-accuracy' ? 0 : Math.max(0, Math.min(5, (budget - final.predictedP99Ms) / 2));
   final.shares.forEach((share, i) => {
     const limit = (i === 0 ? final.lowerBatchLimit : final.upperBatchLimit) || final.maxBatch;
-    knobs.set(input.model, share.variant, Math.max(1, limit), delay);
+    knobs.set(input.model, share.variant, Math.max(1, limit), delay, admittedRps * share.share);
   });
+  const waitMs = (admittedRps * delay) / 1000 >= 1 ? delay : 0;
   // The unscaled model's expectation: the next tick's calibration compares what happens with it.
   state.riskPerRequest = missRisk(
     final.predictedP99Ms,
@@ -97,10 +110,10 @@ function adaptiveDecision(route: AdaptiveRoute, snapshot: EngineSnapshot, total:
     maxBatch: final.maxBatch,
     maxQueueDelayMs: delay,
     admissionRps: route.admissionRps,
-    predictedP99Ms: final.predictedP99Ms,
+    predictedP99Ms: final.predictedP99Ms + waitMs,
     accuracy: final.accuracy,
     costPerMillion: final.costPerMillion,
-    reason: explain.decision(route.ladderNote, route.reason, final.shares, final.predictedP99Ms, input),
+    reason: explain.decision(route.ladderNote, route.reason, final.shares, final.predictedP99Ms + waitMs, input),
     inputs: decisionInputs(input, snapshot, state.correction, route.calibration.scale, capacity),
     fallbackVariant: (planner.ladder[0] as VariantModel).name,
   });

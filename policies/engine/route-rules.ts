@@ -6,7 +6,7 @@ import { budgetMs, evaluate, highestFeasible } from './evaluation.js';
 import { explain } from './explanations.js';
 import { GRID, snap } from './ladder.js';
 import { preferred, riskGain, riskStepDown } from './objective.js';
-import { CEILING_RATE_SHARE, SURGE_OVER_SLOW_RATE } from './params.js';
+import { BREACH_COOLDOWN_MS, CEILING_RATE_SHARE, SURGE_OVER_SLOW_RATE } from './params.js';
 import type { Move, Rule, StepContext } from './route-step.js';
 
 function hold(ctx: StepContext, reason: string, upStreak = 0): Move {
@@ -141,24 +141,48 @@ function upgradeTarget(ctx: StepContext, upgradeRateRps: number): number {
 }
 
 /**
+ * A surge that has passed: the peak of the last RECENT_PEAK_MS is under 1/SURGE_OVER_SLOW_RATE of the 5 s peak. The
+ * load to plan an upgrade for is then the recent one, not the surge's (fresh evidence, not a stale window).
+ */
+export function surgePassed(ctx: StepContext): boolean {
+  const { peak, recentPeak } = ctx.route.input.rate;
+  return recentPeak !== undefined && recentPeak * SURGE_OVER_SLOW_RATE < peak;
+}
+
+/**
  * Up slowly: after upgradeTicks ticks of strict headroom at the upgrade rate (max(now, peak)) and upgradeHoldMs since
  * the last switch, half a rung (a full one when far below the target), unless the backoff, the observed latency or
- * (max-accuracy) the misses it risks say no.
+ * (max-accuracy) the misses it risks say no. Recovery after a surge that has passed: the rate is max(now, recent
+ * peak), the risk is weighed at it, and the step goes straight to the target (the plan supports it now).
  */
 export const upgrade: Rule = (ctx) => {
-  const upgradeRateRps = Math.max(ctx.route.rateNowRps, ctx.route.input.rate.peak);
+  const recovering = surgePassed(ctx);
+  const recentRps = ctx.route.input.rate.recentPeak ?? ctx.route.input.rate.peak;
+  const upgradeRateRps = Math.max(ctx.route.rateNowRps, recovering ? recentRps : ctx.route.input.rate.peak);
   const target = upgradeTarget(ctx, upgradeRateRps);
   if (!(target > ctx.position + 1e-9)) return undefined;
   const upStreak = ctx.state.upStreak + 1;
-  if (upStreak < ctx.params.upgradeTicks || ctx.nowMs - ctx.state.lastSwitchMs < ctx.params.upgradeHoldMs)
+  // A recovery waits only as long as a breach's cooldown: the surge's end is the evidence the hold time waits for.
+  const holdMs = recovering ? Math.min(BREACH_COOLDOWN_MS, ctx.params.upgradeHoldMs) : ctx.params.upgradeHoldMs;
+  if (upStreak < ctx.params.upgradeTicks || ctx.nowMs - ctx.state.lastSwitchMs < holdMs)
     return hold(ctx, explain.headroomBuilding(upStreak, ctx.params.upgradeTicks), upStreak);
-  return upgradeStep(ctx, target, upgradeRateRps, upStreak);
+  return upgradeStep(ctx, target, upgradeRateRps, upStreak, recovering);
 };
 
-function upgradeStep(ctx: StepContext, target: number, upgradeRateRps: number, upStreak: number): Move {
+function upgradeStep(
+  ctx: StepContext,
+  target: number,
+  upgradeRateRps: number,
+  upStreak: number,
+  recovering: boolean,
+): Move {
   const { route, state, params, position, otherUtilisation } = ctx;
   const input = route.input;
-  const stepSize = target - position >= 1.5 ? Math.max(1, params.upgradeStep) : params.upgradeStep;
+  const stepSize = recovering
+    ? target - position
+    : target - position >= 1.5
+      ? Math.max(1, params.upgradeStep)
+      : params.upgradeStep;
   let next = Math.min(target, snap(position + stepSize));
   // Backoff: not back to where this load broke the target until the backoff has passed.
   const backingOff = ctx.nowMs < state.ceilingUntilMs && upgradeRateRps >= CEILING_RATE_SHARE * state.ceilingRps;
@@ -174,10 +198,14 @@ function upgradeStep(ctx: StepContext, target: number, upgradeRateRps: number, u
   if (withSlowdownMs > budget) return hold(ctx, explain.upgradeVetoed(ownMs, withSlowdownMs, budget), upStreak);
   // Worth it: net of the misses it risks at the slow rate (the peak only has to be held, by the strict plan).
   if (input.objective === 'max-accuracy') {
-    const gain = riskGain(route, position, next, input.rate.slow, otherUtilisation);
+    const riskRps = recovering ? Math.min(input.rate.slow, upgradeRateRps) : input.rate.slow;
+    const gain = riskGain(route, position, next, riskRps, otherUtilisation);
     if (!gain.worth) return hold(ctx, explain.upgradeNotWorthRisk(gain.why), upStreak);
   }
-  return { position: next, switched: true, reason: explain.upgrade(params.upgradeTicks, upgradeRateRps) };
+  const reason = recovering
+    ? explain.recovery(params.upgradeTicks, upgradeRateRps, input.rate.peak)
+    : explain.upgrade(params.upgradeTicks, upgradeRateRps);
+  return { position: next, switched: true, reason };
 }
 
 /** Nothing to do: the current choice holds p99 and there is no headroom above it. */

@@ -188,7 +188,7 @@ describe('admission gate: the rules, in order, and their Retry-After', () => {
 describe('admission gate: what bypasses it', () => {
   const shedAll = decision('r', { large: 1 }, { admissionRps: 0 });
   const cases: { name: string; route?: Record<string, unknown>; pinned?: boolean; published?: boolean }[] = [
-    { name: 'a pinned version', pinned: true },
+    { name: 'a pinned version on a route that exempts them', pinned: true, route: { pinnedAdmission: 'exempt' } },
     { name: 'a static route', route: { policy: { static: { variant: 'small' } } } },
     { name: 'an aimd route', route: { policy: { aimd: { variant: 'small' } } } },
     { name: 'an adaptive route before its first decision', published: false },
@@ -207,36 +207,77 @@ describe('admission gate: what bypasses it', () => {
     s.publish(shedAll);
     assert.ok(!s.check().admitted);
   });
+  test("a pinned version goes through the route's admission by default", () => {
+    const s = setup();
+    s.publish(shedAll);
+    assert.ok(!s.check({ pinned: true }).admitted);
+    assert.ok(!s.check({ pinned: true, stage: 'before-body' }).admitted);
+  });
 });
 
 describe('admission gate: the stages of one request', () => {
-  test('before-body counts the arrival and runs every rule with the route priority and its SLO deadline', () => {
+  test('before-body runs every rule with the route priority and its SLO deadline; counts only a refusal', () => {
     const s = setup({ priority: -1 });
     s.publish(decision('r', { large: 1 }));
     s.gate.underPressure = true;
     const a = s.check({ stage: 'before-body' });
     assert.match(refusal(a)?.message ?? '', /sheddable request \(priority -1\)/);
-    assert.equal(s.r.stats.rate.pending, 1);
+    assert.equal(s.r.stats.rate.pending, 1, 'a refused request is demand the engine must see');
     s.gate.underPressure = false;
     const ok = s.check({ stage: 'before-body' });
     assert.ok(ok.admitted);
     assert.equal(ok.deadlineAtMs, NOW + P99);
     assert.equal(ok.priority, -1);
     assert.equal(ok.useCache, true);
+    assert.equal(s.r.stats.rate.pending, 1, 'an admitted request counts once its body parsed');
   });
 
-  test("after-body runs the priority rule only, sets the request's deadline and priority, and counts nothing", () => {
-    const s = setup();
+  test("after-body runs the priority and token rules, sets the request's deadline and priority, counts it", () => {
+    const s = setup({ priority: 5 });
     s.publish(decision('r', { large: 1 }, { admissionRps: 0 }));
     const a = s.check({ stage: 'after-body', priority: 3, timeoutMs: 20 });
     assert.ok(a.admitted, 'the other rules ran before the body');
     assert.equal(a.deadlineAtMs, NOW + 20);
     assert.equal(a.priority, 3);
-    assert.equal(s.r.stats.rate.pending, 0);
+    assert.equal(s.r.stats.rate.pending, 1);
     s.gate.underPressure = true;
     assert.match(refusal(s.check({ stage: 'after-body', priority: -2 }))?.message ?? '', /priority -2/);
-    assert.ok(s.check({ stage: 'after-body', priority: -2, pinned: true }).admitted, 'a pinned version bypasses it');
+    const exempt = setup({ pinnedAdmission: 'exempt' });
+    exempt.publish(decision('r', { large: 1 }));
+    exempt.gate.underPressure = true;
+    const pinned = exempt.check({ stage: 'after-body', priority: -2, pinned: true });
+    assert.ok(pinned.admitted, 'an exempt pinned version bypasses it');
   });
+
+  test('a malformed body takes no token and counts no arrival: both happen once the body parsed', () => {
+    const s = setup();
+    s.publish(decision('r', { large: 1 }, { admissionRps: 1 })); // a burst of 4 tokens
+    for (let i = 0; i < 10; i++) assert.ok(s.check({ stage: 'before-body' }).admitted, `junk request ${i}`);
+    assert.equal(s.r.stats.rate.pending, 0);
+    for (let i = 0; i < 4; i++) assert.ok(s.check({ stage: 'after-body' }).admitted, `parsed request ${i}`);
+    assert.equal(s.r.stats.rate.pending, 4);
+    assert.match(refusal(s.check({ stage: 'after-body' }))?.message ?? '', /admission rate/);
+    assert.ok(!s.check({ stage: 'before-body' }).admitted, 'the bucket is empty now');
+  });
+
+  const bands = [
+    { name: 'default: a client may lower its priority', route: {}, asked: -5, want: -5 },
+    { name: "default: a client cannot raise it over the route's", route: { priority: 2 }, asked: 1000, want: 2 },
+    {
+      name: 'a configured band lets it rise to its top',
+      route: { priorityBand: { min: -3, max: 7 } },
+      asked: 9,
+      want: 7,
+    },
+    { name: 'and clamps it at its bottom', route: { priorityBand: { min: -3, max: 7 } }, asked: -9, want: -3 },
+  ];
+  for (const c of bands)
+    test(`client priority: ${c.name}`, () => {
+      const s = setup(c.route);
+      const a = s.check({ stage: 'after-body', priority: c.asked });
+      assert.ok(a.admitted);
+      assert.equal(a.priority, c.want);
+    });
 
   test('the deadline: arrival + p99 target, or the timeout when sooner', () => {
     const s = setup();
@@ -269,7 +310,10 @@ describe('admission gate: asking the control loop to decide now', () => {
     s.gate.plan('r', plannedRps);
     s.r.stats.rates(NOW); // the last tick's snapshot
     s.clock.advance(afterMs);
-    for (let i = 0; i < arrivals; i++) s.check({ stage: 'before-body', arrivalMs: s.clock.now() });
+    for (let i = 0; i < arrivals; i++) {
+      s.check({ stage: 'before-body', arrivalMs: s.clock.now() });
+      s.check({ stage: 'after-body', arrivalMs: s.clock.now() });
+    }
     return s.alarms.length;
   };
   const cases = [

@@ -1,7 +1,7 @@
 // RateEstimator: the instant rate of a short tick (an alarm's) is trusted only when its count is significant.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MIN_INSTANT_MS, RateEstimator, type RateSnapshot } from '../../../policies/rate-estimator.js';
+import { MIN_INSTANT_MS, RateEstimator, type RateSnapshot, RECENT_PEAK_MS } from '../../../policies/rate-estimator.js';
 
 /** An estimator fed `rps` evenly for `seconds`, snapshotted every 250 ms (as the engine ticks). */
 function settledAt(rps: number, seconds = 20): { est: RateEstimator; nowMs: number; last: RateSnapshot } {
@@ -43,4 +43,20 @@ describe('RateEstimator', () => {
     const s = est.snapshot(nowMs + 45);
     assert.ok(Math.abs(s.instant - (24 * 1000) / 45) < 1e-6, `instant ${s.instant}`);
   });
+});
+
+test('the recent peak forgets a surge after RECENT_PEAK_MS; the 5 s peak still holds it', () => {
+  const e = new RateEstimator();
+  let now = 0;
+  e.snapshot(now);
+  const tick = (arrivals: number) => {
+    for (let i = 0; i < arrivals; i++) e.arrive(now + (250 * i) / arrivals);
+    now += 250;
+    return e.snapshot(now);
+  };
+  for (let i = 0; i < 12; i++) tick(250); // 1000 req/s for 3 s
+  let s = tick(25);
+  for (let i = 0; i <= RECENT_PEAK_MS / 250; i++) s = tick(25); // 100 req/s, the window past the edge
+  assert.ok(s.peak >= 900, `peak ${s.peak}`);
+  assert.ok((s.recentPeak ?? Number.NaN) <= 110, `recent peak ${s.recentPeak}`);
 });

@@ -134,6 +134,73 @@ describe('router: which variant an admitted request goes to', () => {
     );
   });
 
+  test('a request too big for the mix variant goes to the most accurate that fits, not the fallback', async () => {
+    const s = setup({ r: { model: 'm', slo: { p99Ms: 50, minAccuracy: 0.96 } } });
+    // Per row: large 2 ms, medium 0.1 ms, small 0.05 ms (the fallback), plus 1 ms per batch.
+    const perRow: Record<string, number> = { large: 2, medium: 0.1, small: 0.05 };
+    s.runtime.serviceMs = (_m, v, rows) => 1 + (perRow[v] ?? 0) * rows;
+    s.decisions.set('r', decision('r', { large: 1 }, { fallbackVariant: 'small' }));
+    const rows = (n: number) => ({ ...call('r'), rows: n });
+    await s.router.infer(rows(8));
+    await s.router.infer(rows(64));
+    s.runtime.backlog = { totalMs: 200, beforeMs: () => 200 };
+    await s.router.infer(rows(1));
+    assert.deepEqual(
+      s.runtime.submitted.map((r) => [r.rows, r.variant]),
+      [
+        [8, 'large'],
+        [64, 'medium'],
+        [1, 'medium'], // nothing fits behind the queue: the fastest eligible, never below minAccuracy
+      ],
+    );
+  });
+
+  describe('a request that could never make its deadline, even alone', () => {
+    // 64 rows on large: 1 + 2 x 64 = 129 ms alone, against a 50 ms deadline.
+    const setupBig = () => {
+      const s = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+      s.runtime.serviceMs = (_m, _v, rows) => 1 + 2 * rows;
+      const big = (o: Partial<Admitted> = {}) => ({
+        ...call('r', { pinned: 'large', admitted: admitted(o) }),
+        rows: 64,
+      });
+      return { s, big };
+    };
+    test('without a client timeout, on an idle server: served best-effort, flagged', async () => {
+      const { s, big } = setupBig();
+      const res = await s.router.infer(big());
+      assert.equal(res.bestEffort, true);
+      const sent = s.runtime.submitted[0];
+      assert.ok(sent !== undefined && sent.deadlineAtMs >= 1000 + 2 * 129, `deadline ${sent?.deadlineAtMs}`);
+    });
+    test("with a client timeout: today's strict deadline (the runtime drops it)", async () => {
+      const { s, big } = setupBig();
+      const res = await s.router.infer(big({ clientTimeout: true }));
+      assert.equal(res.bestEffort, undefined);
+      assert.equal(s.runtime.submitted[0]?.deadlineAtMs, 1050);
+    });
+    test('under load: shed (429), nothing submitted', () => {
+      const { s, big } = setupBig();
+      s.runtime.backlog = { totalMs: 60, beforeMs: () => 60 };
+      assert.throws(() => s.router.infer(big()), { code: 'SLOGATE_ERR_SHED' });
+      assert.equal(s.runtime.submitted.length, 0);
+    });
+    test("a gateway overhead spike makes no request best-effort, nor moves it off the mix's variant", async () => {
+      const { s } = setupBig();
+      const d = decision('r', { large: 1 }, { fallbackVariant: 'small' });
+      s.decisions.set('r', { ...d, inputs: { ...d.inputs, overheadMs: 40 } });
+      const res = await s.router.infer({ ...call('r'), rows: 8 });
+      assert.equal(res.bestEffort, undefined);
+      assert.equal(s.runtime.submitted[0]?.variant, 'large');
+    });
+    test('a request that fits is served as usual', async () => {
+      const { s } = setupBig();
+      const res = await s.router.infer({ ...call('r', { pinned: 'large' }), rows: 8 });
+      assert.equal(res.bestEffort, undefined);
+      assert.equal(s.runtime.submitted[0]?.deadlineAtMs, 1050);
+    });
+  });
+
   test("the admission's deadline and priority travel with the request", async () => {
     const { router, runtime } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
     await router.infer(call('r', { admitted: admitted({ deadlineAtMs: 1020, priority: -3 }) }));

@@ -117,6 +117,16 @@ describe('SLO recorder: one outcome per request', () => {
     assert.equal(await s.count('requests', {}), 1);
   });
 
+  test('a best-effort answer is a miss that stays out of the latency the engine plans with, and raises no alarm', async () => {
+    const s = setup();
+    for (let i = 0; i < 30; i++)
+      s.recorder.record({ route: 'r', statusCode: 200, totalMs: 90, variant: 'large', result, bestEffort: true });
+    assert.equal(await s.count('sloRequests', { route: 'r', outcome: 'missed' }), 30);
+    assert.equal(s.stats.totals.missed, 30);
+    assert.ok(Number.isNaN(s.stats.observedP99(1000)), 'no latency sample');
+    assert.deepEqual(s.late, []);
+  });
+
   test('NO_RECORDS records nothing', async () => {
     const s = setup();
     NO_RECORDS.record({ route: 'r', statusCode: 200, totalMs: 10, variant: 'large', result });

@@ -41,6 +41,30 @@ const cases: Case[] = [
     want: { action: 'wait', untilMs: NOW + 5 },
   },
   {
+    name: 'no arrivals expected (rate 0): never waits for partners that cannot come',
+    q: q(1),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5, arrivalRps: 0 },
+    want: { action: 'send', rows: 1 },
+  },
+  {
+    name: 'fewer than one arrival expected within the wait (100/s x 5 ms = 0.5): send',
+    q: q(1),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5, arrivalRps: 100 },
+    want: { action: 'send', rows: 1 },
+  },
+  {
+    name: 'one arrival expected within the wait (200/s x 5 ms): wait',
+    q: q(1),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5, arrivalRps: 200 },
+    want: { action: 'wait', untilMs: NOW + 5 },
+  },
+  {
+    name: 'expected arrivals count over what is left of the wait (1000/s, 0.5 ms left): send',
+    q: q(2, 1000, NOW - 4.5),
+    knobs: { maxBatch: 8, maxQueueDelayMs: 5, arrivalRps: 1000 },
+    want: { action: 'send', rows: 2 },
+  },
+  {
     name: 'delay already spent: send',
     q: q(3, 1000, NOW - 6),
     knobs: { maxBatch: 8, maxQueueDelayMs: 5 },

@@ -28,6 +28,31 @@ describe('result', () => {
     assert.equal(loaded.underPressure, true, 'capacity shedding is pressure');
   });
 
+  test('knobs: a shared variant expects the sum of the arrivals its routes send it', () => {
+    const r = decide(
+      snapshot([
+        routeInput({ rate: rate(100), state: settled(0), objective: 'min-cost' }),
+        routeInput({ name: 'r2', rate: rate(300), state: settled(0), objective: 'min-cost' }),
+      ]),
+    );
+    const lowest = r.decisions.get('r')?.variants[0]?.variant ?? '';
+    assert.equal(r.decisions.get('r2')?.variants[0]?.variant, lowest);
+    assert.ok(Math.abs((r.knobs.get(`m/${lowest}`)?.arrivalRps ?? 0) - 400) < 1e-6);
+  });
+
+  const waits = [
+    { name: 'its own arrivals make the wait apply: the prediction includes it', rps: 2000, included: true },
+    { name: 'no partner expected within the wait: the prediction leaves it out', rps: 10, included: false },
+  ];
+  for (const c of waits)
+    test(`a min-cost route's queue delay: ${c.name}`, () => {
+      const d = decide(
+        snapshot([routeInput({ rate: rate(c.rps), state: settled(0), objective: 'min-cost' })]),
+      ).decisions.get('r');
+      assert.ok(d !== undefined && d.maxQueueDelayMs > 0, `a delay is set (${d?.maxQueueDelayMs})`);
+      assert.equal(d.predictedP99Ms > d.maxQueueDelayMs, c.included, `predicted ${d.predictedP99Ms}`);
+    });
+
   test('knobs: each variant gets the smallest batch limit the routes using it need', () => {
     const r = decide(
       snapshot([

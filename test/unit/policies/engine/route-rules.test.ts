@@ -275,6 +275,22 @@ const RULE_CASES: Record<string, { readonly rule: Rule; readonly cases: readonly
         want: { position: 2, upStreak: 6, reason: /^steady: headroom, holding after the last switch$/ },
       },
       {
+        name: 'a surge that has passed: straight to the target, a breach cooldown after the last switch',
+        route: {
+          rate: rate(100, { peak: 600, recentPeak: 100 }),
+          state: settled(0, { upStreak: 3, lastSwitchMs: 100_000 - BREACH_COOLDOWN_MS }),
+        },
+        want: { position: 3, switched: true, reason: /^upgrade: the surge has passed \(600 -> 100 req\/s\)/ },
+      },
+      {
+        name: 'a surge still within the recent peak: no recovery, the hold time applies',
+        route: {
+          rate: rate(100, { peak: 600, recentPeak: 600 }),
+          state: settled(0, { upStreak: 3, lastSwitchMs: 100_000 - BREACH_COOLDOWN_MS }),
+        },
+        want: { position: 0, switched: false, reason: /^steady: headroom, holding after the last switch$/ },
+      },
+      {
         name: 'backing off below where p99 broke',
         route: {
           rate: rate(100),
