@@ -227,6 +227,7 @@ export class Router {
       priority,
       signal: call.signal,
       tag: r.name,
+      pinned: call.pinnedVariant !== undefined,
       fallbackVariant,
     });
     if (bestEffortBy !== undefined) return submitted.then((res) => ({ ...res, bestEffort: true }));

@@ -165,7 +165,7 @@ export class Scheduler {
     const src = this.#queue(model, from);
     const dst = this.#queue(model, to);
     if (src === dst || fraction <= 0) return 0;
-    const mine = src.queue.values().filter((p) => p.req.tag === tag);
+    const mine = src.queue.values().filter((p) => p.req.tag === tag && p.req.pinned !== true);
     const n = Math.min(mine.length, Math.ceil(mine.length * Math.min(1, fraction)));
     if (n === 0) return 0;
     mine.sort((a, b) => b.deadlineAtMs - a.deadlineAtMs);

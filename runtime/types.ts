@@ -18,6 +18,8 @@ export interface SubmitRequest {
   readonly signal?: CancelSignal | undefined;
   /** Who sent it (the route): lets the policy move a route's queued requests to another variant. */
   readonly tag?: string | undefined;
+  /** The client named this variant: the request is never moved to another one. */
+  readonly pinned?: boolean | undefined;
   /**
    * A faster variant of the same model that may answer instead when this one can no longer make the deadline:
    * the request is moved rather than dropped (a slightly less accurate answer on time beats a 503).

@@ -94,6 +94,7 @@ describe('router: which variant an admitted request goes to', () => {
       assert.equal(sent?.variant, c.want.variant);
       assert.equal(sent?.fallbackVariant, c.want.fallback);
       assert.equal(sent?.tag, 'r');
+      assert.equal(sent?.pinned, c.pinned !== undefined, 'a pinned request is marked so it is never moved');
     });
   }
 

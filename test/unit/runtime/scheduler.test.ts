@@ -56,7 +56,15 @@ function setup(
   let n = 0;
   /** Submits a one-row request whose payload is its sequence number; deadline relative to now. */
   const submit = (
-    o: { deadlineMs?: number; priority?: number; rows?: number; signal?: CancelSignal; variant?: string } = {},
+    o: {
+      deadlineMs?: number;
+      priority?: number;
+      rows?: number;
+      signal?: CancelSignal;
+      variant?: string;
+      tag?: string;
+      pinned?: boolean;
+    } = {},
   ): Tracked & { id: number } => {
     const id = n++;
     const rows = o.rows ?? 1;
@@ -72,6 +80,8 @@ function setup(
         deadlineAtMs: now + (o.deadlineMs ?? 100),
         priority: o.priority ?? 0,
         signal: o.signal,
+        tag: o.tag,
+        pinned: o.pinned,
       })
       .then(
         (v) => {
@@ -295,6 +305,27 @@ describe('Scheduler order, drops and rejects', () => {
     s.replicas[0]?.running[0]?.finish();
     await flush();
     assert.equal(s.replicas[0]?.history[1]?.variant, 'y');
+  });
+});
+
+describe('Scheduler migration', () => {
+  test("a route's queued requests move to the new variant; pinned ones and other routes' stay", async () => {
+    const s = setup({ variants: ['v', 'w'] });
+    const busy = s.submit({ variant: 'w' });
+    const moves = s.submit({ variant: 'v', tag: 'r' });
+    const pinned = s.submit({ variant: 'v', tag: 'r', pinned: true });
+    const other = s.submit({ variant: 'v', tag: 'other' });
+    await flush();
+    assert.equal(s.scheduler.migrate('m', 'v', 'w', 'r', 1), 1, 'only the unpinned request of route r');
+    for (let i = 0; i < 3; i++) {
+      s.replicas[0]?.running[0]?.finish();
+      await flush();
+    }
+    await Promise.all([busy.done, moves.done, pinned.done, other.done]);
+    assert.deepEqual(
+      [moves, pinned, other].map((t) => t.value?.variant),
+      ['w', 'v', 'v'],
+    );
   });
 });
 
