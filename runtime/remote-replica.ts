@@ -92,6 +92,7 @@ export class RemoteReplica implements Replica {
   async start(): Promise<DescribeResult> {
     const deadline = this.#o.clock.now() + (this.#o.startTimeoutMs ?? 60_000);
     for (;;) {
+      if (this.#closed) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} was closed`);
       if (await this.#ready()) break;
       if (this.#o.clock.now() > deadline)
         throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} did not become ready`);

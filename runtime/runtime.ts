@@ -2,7 +2,7 @@
 // together. It knows nothing of HTTP, routes or SLOs; policies steer it through setKnobs() and submit().
 import { availableParallelism } from 'node:os';
 import type { Clock } from '../core/clock.js';
-import type { Config } from '../core/config.js';
+import type { Config, DnsReplicaConfig } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -11,6 +11,8 @@ import type { ModelSignature } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
 import type { BatchObservation, VariantQueueStats } from './batcher.js';
 import { Scheduler } from './batcher.js';
+import { endpointKey } from './dns-endpoints.js';
+import { DnsReplicaSet } from './dns-replicas.js';
 import { RuntimeHealth } from './health.js';
 import {
   LatencyProfiles,
@@ -69,6 +71,8 @@ export class Runtime implements RuntimePort {
   #provider = 'cpu';
   #startPromise: Promise<void> | undefined;
   readonly #batchListeners: BatchListener[] = [];
+  /** Runtime nodes found by DNS, joining and leaving the pool while serving. */
+  readonly #dnsSets: DnsReplicaSet[];
 
   private constructor(deps: RuntimeDeps, repository: ModelRepository) {
     this.#deps = deps;
@@ -93,6 +97,7 @@ export class Runtime implements RuntimePort {
     }
     const models = new Map([...repository.models.values()].map((m) => [m.name, [...m.variants.keys()]]));
     config.runtime.replicas.forEach((r, i) => {
+      if (!('url' in r)) return;
       replicas.push(
         new RemoteReplica({
           id: `remote-${i}`,
@@ -105,9 +110,11 @@ export class Runtime implements RuntimePort {
       );
     });
     replicas.push(...(deps.extraReplicas ?? []));
-    if (replicas.length === 0)
+    const dnsEntries = config.runtime.replicas.filter((r): r is DnsReplicaConfig => 'dns' in r);
+    if (replicas.length === 0 && dnsEntries.length === 0)
       throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
     this.pool = new ReplicaPool(replicas, { clock });
+    this.#dnsSets = dnsEntries.map((r) => this.#dnsSet(r, models));
     this.health = new RuntimeHealth({
       clock,
       pool: this.pool,
@@ -154,6 +161,27 @@ export class Runtime implements RuntimePort {
     });
   }
 
+  #dnsSet(r: DnsReplicaConfig, models: ReadonlyMap<string, readonly string[]>): DnsReplicaSet {
+    const { config, clock, logger } = this.#deps;
+    return new DnsReplicaSet({
+      target: { name: r.dns, port: r.port, portName: r.portName, resolver: r.resolver },
+      intervalMs: r.resolveIntervalMs,
+      clock,
+      logger,
+      pool: this.pool,
+      makeReplica: (e, id) =>
+        new RemoteReplica({
+          id,
+          url: `http://${endpointKey(e)}`,
+          slots: r.concurrency,
+          models,
+          clock,
+          healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
+          startTimeoutMs: 10_000,
+        }),
+    });
+  }
+
   /** Checks and hashes the model files; replicas start in start(). */
   static async create(deps: RuntimeDeps): Promise<Runtime> {
     const repo = await ModelRepository.load(deps.config);
@@ -182,7 +210,14 @@ export class Runtime implements RuntimePort {
     const { config, logger, clock } = this.#deps;
     this.#state = 'starting';
     const started = clock.now();
-    const descs = await Promise.all(this.pool.replicas.map((r) => r.start()));
+    const starting = this.pool.replicas.map((r) => r.start());
+    await Promise.all(this.#dnsSets.map((s) => s.start()));
+    const descs = await Promise.all(starting);
+    if (descs.length === 0 && this.#dnsSets.length > 0) {
+      // The models' signatures come from a node: with no other replica, wait for the first one DNS names.
+      logger.info({}, 'waiting for a runtime node to appear in DNS and answer');
+      descs.push(await Promise.race(this.#dnsSets.map((s) => s.firstJoined())));
+    }
     const first = descs[0];
     if (first === undefined) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas');
     for (const d of descs)
@@ -332,6 +367,7 @@ export class Runtime implements RuntimePort {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.scheduler.close();
+    await Promise.all(this.#dnsSets.map((s) => s.close()));
     await this.pool.close();
   }
 }

@@ -218,7 +218,7 @@ describe('deploy/k8s', () => {
     const serviceName = rt.w.spec?.serviceName as string;
     const headless = find('Service').find((s) => s.metadata?.name === serviceName);
     assert.equal(headless?.spec?.clusterIP, 'None', `the StatefulSet's service ${serviceName} is headless`);
-    const hosts = gw.config.runtime.replicas.map((r) => new URL(r.url).hostname);
+    const hosts = gw.config.runtime.replicas.map((r) => ('url' in r ? new URL(r.url).hostname : r.dns));
     const want = Array.from(
       { length: rt.w.spec?.replicas as number },
       (_, i) => `${rt.w.metadata?.name}-${i}.${serviceName}`,

@@ -316,3 +316,75 @@ describe('waiters: retries waiting for a slot are woken in order, before the sch
     assert.equal(s.clock.pendingTimers, 0);
   });
 });
+
+describe('replica pool membership', () => {
+  test('a replica added takes the next batch and wakes a retry waiting for a slot', async () => {
+    const s = await build([{ state: 'down' }]);
+    const members: string[] = [];
+    s.pool.on('member', (id, change) => members.push(`${id} ${change}`));
+    const first = s.pool.run(task).catch((e: SlogateError) => e);
+    const e = await first;
+    assert.ok(e instanceof SlogateError && e.code === 'SLOGATE_ERR_REPLICA_UNAVAILABLE', 'nothing ready yet');
+    const added = new FakeReplica('z');
+    s.pool.add(added);
+    s.pool.add(added);
+    assert.equal(s.pool.replicas.length, 2, 'added once');
+    assert.equal(s.pool.readySlots, 1);
+    const run = s.pool.run(task);
+    await flush();
+    assert.equal(added.running.length, 1);
+    added.running[0]?.finish();
+    assert.equal((await run).replicaId, 'z');
+    assert.deepEqual(members, ['z added']);
+  });
+
+  test('a drained replica takes no new batch, finishes its running one, then is closed and removed', async () => {
+    const s = setup([{}, {}]);
+    const [a, b] = s.fakes as [FakeReplica, FakeReplica];
+    const members: string[] = [];
+    s.pool.on('member', (id, change) => members.push(`${id} ${change}`));
+    const running = s.pool.run(task);
+    await flush();
+    assert.equal(a.running.length, 1, 'a took the first batch');
+    let drained = false;
+    const done = s.pool.drain(a).then(() => {
+      drained = true;
+    });
+    assert.equal(s.pool.readySlots, 1, 'a no longer counts');
+    assert.equal(s.pool.pick(), b);
+    await flush();
+    assert.equal(drained, false, 'a batch still runs on a');
+    assert.equal(a.state, 'ready', 'not cut mid-batch');
+    a.running[0]?.finish();
+    assert.equal((await running).replicaId, 'a', 'the running batch finished on a');
+    await done;
+    assert.equal(a.state, 'closed');
+    assert.deepEqual(
+      s.pool.replicas.map((r) => r.id),
+      ['b'],
+    );
+    assert.deepEqual(members, ['a draining', 'a removed']);
+    a.setState('down');
+    assert.equal(s.pool.stats().length, 1, 'no longer listened to');
+  });
+
+  test('a batch failing on a draining replica is retried elsewhere; an idle one leaves at once', async () => {
+    const s = setup([{}, {}, {}]);
+    const [a, b, c] = s.fakes as [FakeReplica, FakeReplica, FakeReplica];
+    const running = s.pool.run(task);
+    await flush();
+    void s.pool.drain(a);
+    await s.pool.drain(c);
+    assert.equal(c.state, 'closed', 'idle: closed at once');
+    a.running[0]?.fault();
+    await flush();
+    assert.equal(b.running.length, 1, 'retried on b');
+    b.running[0]?.finish();
+    assert.equal((await running).replicaId, 'b');
+    await flush();
+    assert.deepEqual(
+      s.pool.replicas.map((r) => r.id),
+      ['b'],
+    );
+  });
+});
