@@ -7,6 +7,7 @@ import { Pool } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { isErrorCode, SlogateError } from '../core/errors.js';
 import type { TensorSpec, V2Datatype } from '../core/types.js';
+import { LOAD_REPORT_HEADER, type NodeLoad, parseLoadReport } from './load-report.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from './replica.js';
 import { ReplicaFault } from './replica.js';
 import { allocate, binaryData, ELEMENT_BYTES, MAX_ELEMENTS, parseBytesElements } from './tensor.js';
@@ -62,6 +63,8 @@ export class RemoteReplica implements Replica {
   #closed = false;
   /** Each model's outputs as the node described them at start. */
   readonly #outputs = new Map<string, readonly TensorSpec[]>();
+  /** The node's last load report, when it came, and how many of our batches were on the node then. */
+  #report: { load: NodeLoad; atMs: number; ours: number } | undefined;
 
   constructor(o: RemoteReplicaOptions) {
     this.#o = o;
@@ -87,6 +90,31 @@ export class RemoteReplica implements Replica {
   }
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** The node's last load report while fresh (younger than three probe intervals, at least 2 s). */
+  get load(): NodeLoad | undefined {
+    const r = this.#report;
+    if (r === undefined) return undefined;
+    const maxAgeMs = Math.max(2000, 3 * this.#o.healthCheckIntervalMs);
+    return this.#o.clock.now() - r.atMs <= maxAgeMs ? r.load : undefined;
+  }
+
+  /**
+   * Slots this gateway may use on the node: its configured slots, less the node's slots that other gateways' work
+   * holds (busy beyond our own batches), but at least one, so a shared node is never shut out and the node's own
+   * queue (and refusals) arbitrate. Without a fresh report, the configured slots.
+   */
+  get availableSlots(): number {
+    const load = this.load;
+    if (load === undefined) return this.#o.slots;
+    const others = Math.max(0, load.busySlots - (this.#report?.ours ?? 0));
+    return Math.max(1, Math.min(this.#o.slots, load.totalSlots - others));
+  }
+
+  #readReport(header: string | string[] | undefined, ours: number): void {
+    const parsed = parseLoadReport(Array.isArray(header) ? header[0] : header);
+    if (parsed.ok) this.#report = { load: parsed.load, atMs: this.#o.clock.now(), ours };
   }
 
   async start(): Promise<DescribeResult> {
@@ -137,6 +165,7 @@ export class RemoteReplica implements Replica {
         bodyTimeout: 2000,
       });
       await r.body.dump();
+      this.#readReport(r.headers[LOAD_REPORT_HEADER], this.#outstanding);
       return r.statusCode === 200;
     } catch {
       return false;
@@ -197,6 +226,8 @@ export class RemoteReplica implements Replica {
       this.#outstanding--;
     }
     const tripMs = this.#o.clock.now() - t0;
+    // Reported as the answer left the node: this batch no longer ran there, our other ones may have.
+    this.#readReport(headers[LOAD_REPORT_HEADER], this.#outstanding);
     if (raw === undefined)
       throw new ReplicaFault(this.id, `remote replica ${this.id} answered more than ${limit} bytes (HTTP ${status})`);
     if (status !== 200) {

@@ -45,6 +45,16 @@ interface Health {
   lastChange: string;
 }
 
+/** A replica that knows from its node's load reports how many of its slots are left to this gateway. */
+interface LoadAware {
+  readonly availableSlots: number;
+}
+
+/** The slots a replica offers this gateway now: what its load reports leave, else its configured slots. */
+function slotsOf(r: Replica): number {
+  return 'availableSlots' in r ? (r as Replica & LoadAware).availableSlots : r.slots;
+}
+
 export class ReplicaPool extends EventEmitter<PoolEvents> {
   #replicas: Replica[];
   readonly #health = new Map<Replica, Health>();
@@ -136,7 +146,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   /** Slots free for new batches (ready replicas only; retries waiting for a slot come first). */
   get freeSlots(): number {
     let free = 0;
-    for (const r of this.#replicas) if (this.#serving(r)) free += Math.max(0, r.slots - r.outstanding);
+    for (const r of this.#replicas) if (this.#serving(r)) free += Math.max(0, slotsOf(r) - r.outstanding);
     return Math.max(0, free - this.#waiters.length);
   }
 
@@ -144,6 +154,13 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   get readySlots(): number {
     let n = 0;
     for (const r of this.#replicas) if (this.#serving(r)) n += r.slots;
+    return n;
+  }
+
+  /** Slots of ready replicas left to this gateway: a remote node's slots less what other gateways' work holds. */
+  get availableSlots(): number {
+    let n = 0;
+    for (const r of this.#replicas) if (this.#serving(r)) n += slotsOf(r);
     return n;
   }
 
@@ -158,8 +175,9 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     let best: Replica | undefined;
     let bestScore = Number.POSITIVE_INFINITY;
     for (const r of this.#replicas) {
-      if (r === exclude || !this.#serving(r) || r.outstanding >= r.slots) continue;
-      const score = r.outstanding / r.slots + (this.#health.get(r) as Health).errorScore;
+      const slots = slotsOf(r);
+      if (r === exclude || !this.#serving(r) || r.outstanding >= slots) continue;
+      const score = r.outstanding / slots + (this.#health.get(r) as Health).errorScore;
       if (score < bestScore) {
         best = r;
         bestScore = score;

@@ -21,6 +21,7 @@ import {
   type ServiceTable,
   type VariantProfileSnapshot,
 } from './latency-profile.js';
+import type { NodeLoad } from './load-report.js';
 import { type ModelInfo, ModelRepository } from './model-repository.js';
 import type { RuntimePort } from './port.js';
 import { hostKey, Profiler } from './profiler.js';
@@ -73,6 +74,8 @@ export class Runtime implements RuntimePort {
   readonly #batchListeners: BatchListener[] = [];
   /** Runtime nodes found by DNS, joining and leaving the pool while serving. */
   readonly #dnsSets: DnsReplicaSet[];
+  /** The median service correction over variants, refreshed at most once a second for load reports. */
+  #correction = { value: 1, atMs: Number.NEGATIVE_INFINITY };
 
   private constructor(deps: RuntimeDeps, repository: ModelRepository) {
     this.#deps = deps;
@@ -320,8 +323,9 @@ export class Runtime implements RuntimePort {
     return this.repository.signature(model);
   }
 
+  /** Slots the engine plans with: ready slots, less what other gateways' work holds on shared nodes. */
   get readySlots(): number {
-    return this.pool.readySlots;
+    return this.pool.availableSlots;
   }
 
   /** Batches running on replicas now. */
@@ -354,6 +358,33 @@ export class Runtime implements RuntimePort {
 
   replicaStats(): ReplicaStats[] {
     return this.pool.stats();
+  }
+
+  /** This process's load as a node reports it to gateways (runtime/load-report.ts). */
+  loadReport(): NodeLoad {
+    const totalSlots = this.pool.readySlots;
+    let queuedRows = 0;
+    for (const q of this.scheduler.stats()) queuedRows += q.queuedRows;
+    return {
+      busySlots: Math.min(totalSlots, this.pool.outstanding),
+      totalSlots,
+      queuedRows,
+      queueWaitMs: Math.round(this.scheduler.backlogMs() * 1000) / 1000,
+      serviceCorrection: this.#serviceCorrection(),
+    };
+  }
+
+  #serviceCorrection(): number {
+    const now = this.#deps.clock.now();
+    if (now - this.#correction.atMs < 1000) return this.#correction.value;
+    const ks = this.profiles
+      .snapshot()
+      .filter((p) => p.correction.samples > 0)
+      .map((p) => p.correction.p50)
+      .sort((a, b) => a - b);
+    const value = ks.length === 0 ? 1 : (ks[Math.floor(ks.length / 2)] as number);
+    this.#correction = { value: Number.isFinite(value) && value >= 0 ? value : 1, atMs: now };
+    return this.#correction.value;
   }
 
   /** Stops admitting and waits for queued and running work (at most timeoutMs). */

@@ -388,3 +388,33 @@ describe('replica pool membership', () => {
     );
   });
 });
+
+describe('replica pool with load reports', () => {
+  /** A fake remote node whose load reports leave it `availableSlots` of its slots. */
+  class Reporting extends FakeReplica {
+    availableSlots: number;
+    constructor(id: string, slots: number, available: number) {
+      super(id, slots);
+      this.availableSlots = available;
+    }
+  }
+
+  test('a node busy with other gateways’ work offers only what is left, to the choice and to planning', async () => {
+    const clock = new ManualClock(0);
+    const shared = new Reporting('shared', 4, 1);
+    const own = new FakeReplica('own', 2);
+    const pool = new ReplicaPool([shared, own], { clock });
+    assert.equal(pool.readySlots, 6, 'readiness counts configured slots');
+    assert.equal(pool.availableSlots, 3, 'planning counts what is left');
+    assert.equal(pool.pick(), shared, 'idle: the shared node first');
+    void pool.run(task).catch(() => {});
+    await flush();
+    assert.equal(shared.running.length, 1);
+    assert.equal(pool.freeSlots, 2, 'the shared node has nothing left');
+    assert.equal(pool.pick(), own, 'the shared node is full for this gateway');
+    shared.availableSlots = 4;
+    assert.equal(pool.freeSlots, 5, 'others finished: the shared node has 3 free again');
+    shared.running[0]?.finish();
+    await flush();
+  });
+});
