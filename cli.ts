@@ -104,6 +104,8 @@ export function runtimeNodeConfig(config: Readonly<Config>): Config {
     };
   }
   if (c.runtime.workers === 0) c.runtime.workers = 'auto';
+  // Gateways send each batch's deadline: what cannot make it is refused at once, so they retry elsewhere in time.
+  c.runtime.refuseUnreachable = true;
   return c;
 }
 

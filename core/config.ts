@@ -199,6 +199,8 @@ export const RuntimeSchema = z.strictObject({
   /** Remote slogate runtime nodes serving the same models. */
   replicas: z.array(RemoteReplicaSchema).default([]),
   healthCheckIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+  /** Refuse at once a request whose deadline the queue ahead rules out (`slogate runtime` turns it on). */
+  refuseUnreachable: z.boolean().default(false),
   profile: ProfileSchema.prefault({}),
   health: HealthSchema.prefault({}),
 });

@@ -202,7 +202,7 @@ export class RemoteReplica implements Replica {
     if (this.#state !== 'ready') throw new ReplicaFault(this.id, `remote replica ${this.id} is ${this.#state}`);
     const expected = this.#expected(task);
     const limit = answerLimitBytes(expected, this.#o.maxVariableAnswerBytes ?? MAX_VARIABLE_ANSWER_BYTES);
-    const { body, jsonLength } = encodeRequest(task);
+    const { body, jsonLength } = encodeRequest(task, this.#o.clock.now());
     this.#outstanding++;
     const t0 = this.#o.clock.now();
     let status: number;
@@ -316,8 +316,12 @@ export function answerLimitBytes(expected: ExpectedAnswer, maxVariableBytes: num
   return bytes;
 }
 
-/** A V2 request with every input as binary data and every requested output asked for in binary. */
-export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: number } {
+/**
+ * A V2 request with every input as binary data and every requested output asked for in binary, and the batch's time
+ * left as Triton's `timeout` parameter (microseconds), so the node refuses at once what cannot make it.
+ */
+export function encodeRequest(task: BatchTask, nowMs: number): { body: Buffer; jsonLength: number } {
+  const leftMs = task.deadlineAtMs === undefined ? Number.POSITIVE_INFINITY : task.deadlineAtMs - nowMs;
   const blobs = task.inputs.map((t) => binaryData(t.datatype, t.data));
   const header = {
     inputs: task.inputs.map((t, i) => ({
@@ -329,7 +333,10 @@ export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: numb
     ...(task.outputs !== undefined
       ? { outputs: task.outputs.map((name) => ({ name, parameters: { binary_data: true } })) }
       : {}),
-    parameters: { binary_data_output: true },
+    parameters: {
+      binary_data_output: true,
+      ...(Number.isFinite(leftMs) ? { timeout: Math.max(1, Math.floor(leftMs * 1000)) } : {}),
+    },
   };
   const head = Buffer.from(JSON.stringify(header));
   return { body: Buffer.concat([head, ...blobs]), jsonLength: head.byteLength };

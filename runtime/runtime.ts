@@ -278,7 +278,32 @@ export class Runtime implements RuntimePort {
         new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }),
       );
     }
+    const late = this.#unreachable(req);
+    if (late !== undefined) return Promise.reject(late);
     return this.scheduler.submit(req);
+  }
+
+  /**
+   * On a runtime node (runtime.refuseUnreachable), a request with no faster variant to move to, whose deadline the
+   * work queued ahead of it already rules out, is refused now rather than dropped at the head of the queue later: the
+   * gateway that sent it can retry another node while there is still time (the answer carries this node's load).
+   */
+  #unreachable(req: SubmitRequest): SlogateError | undefined {
+    if (!this.#deps.config.runtime.refuseUnreachable) return undefined;
+    if (req.fallbackVariant !== undefined || !Number.isFinite(req.deadlineAtMs)) return undefined;
+    const now = this.#deps.clock.now();
+    const svcMs = this.profiles.serviceMs(req.model, req.variant, req.rows, 'p50');
+    if (!(now + this.scheduler.backlogMs() + svcMs > req.deadlineAtMs)) return undefined;
+    // EDF runs earlier deadlines first: count only the work really ahead before refusing.
+    const aheadMs = this.scheduler.backlogMs(req.deadlineAtMs);
+    if (!(now + aheadMs + svcMs > req.deadlineAtMs)) return undefined;
+    const e = new SlogateError(
+      'SLOGATE_ERR_DEADLINE_UNREACHABLE',
+      `request to ${req.model}/${req.variant} cannot finish before its deadline (~${(aheadMs + svcMs).toFixed(2)} ms of work ahead and its own, ${Math.max(0, req.deadlineAtMs - now).toFixed(2)} ms left)`,
+      { retryAfterMs: Math.max(100, Math.ceil(aheadMs)) },
+    );
+    e.variant = req.variant;
+    return e;
   }
 
   /** Calls `listener` after every executed batch (AIMD batching and the engine learn from these). */

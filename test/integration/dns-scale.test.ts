@@ -152,7 +152,7 @@ describe('runtime nodes discovered through dnsmasq', {
 
       const bad = results.filter((r) => r.status !== 200 || r.label === undefined);
       assert.equal(bad.length, 0, `${bad.length} of ${results.length} failed, e.g. ${JSON.stringify(bad.slice(0, 3))}`);
-      assert.ok(results.length > 100, `${results.length} requests sent`);
+      assert.ok(results.length > 30, `${results.length} requests sent`);
       assert.deepEqual(
         members.filter((m) => m.startsWith(key(A))),
         [`${key(A)} draining`, `${key(A)} removed`],

@@ -10,6 +10,7 @@ import type { Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
 import { encodeLoadReport, LOAD_REPORT_HEADER, parseLoadReport } from '../../runtime/load-report.js';
 import { RemoteReplica } from '../../runtime/remote-replica.js';
+import { ReplicaFault } from '../../runtime/replica.js';
 import { digitsConfig, EVAL_PATH, startSlogate } from '../helpers.js';
 
 const row = Array.from(evalRow(readEvalSet(EVAL_PATH), 0));
@@ -19,7 +20,9 @@ describe('load reports from a slogate process', () => {
   let sg: Slogate;
   let url: string;
   before(async () => {
-    ({ sg, url } = await startSlogate(digitsConfig({ runtime: { workers: 1, profile: { enabled: false } } })));
+    ({ sg, url } = await startSlogate(
+      digitsConfig({ runtime: { workers: 1, refuseUnreachable: true, profile: { enabled: false } } }),
+    ));
   });
   after(async () => {
     await sg.close();
@@ -48,6 +51,45 @@ describe('load reports from a slogate process', () => {
     const probe = await request(`${url}/v2/health/ready`);
     await probe.body.dump();
     assert.ok(parseLoadReport(probe.headers[LOAD_REPORT_HEADER] as string).ok, 'the probe carries it');
+  });
+
+  test('a batch sent with a deadline it cannot make is refused at once, with the report; one it can is served', async () => {
+    const clock = new SystemClock();
+    const node = new RemoteReplica({
+      id: 'node',
+      url,
+      slots: 1,
+      models: new Map([['digits', ['small']]]),
+      clock,
+      healthCheckIntervalMs: 60_000,
+    });
+    const task = (leftMs: number) => ({
+      model: 'digits',
+      variant: 'small',
+      inputs: [{ name: 'pixels', datatype: 'FP32' as const, shape: [1, 784], data: new Float32Array(row) }],
+      rows: 1,
+      transfer: false,
+      deadlineAtMs: clock.now() + leftMs,
+    });
+    try {
+      await node.start();
+      const served = await node.run(task(30_000));
+      assert.equal(served.outputs.length > 0, true);
+      const before = sg.runtime.queueStats().reduce((n, q) => n + q.batches, 0);
+      await assert.rejects(node.run(task(0.0005)), (e: Error) => {
+        assert.ok(e instanceof ReplicaFault, 'a refusal is the replica’s: the pool retries elsewhere');
+        assert.match(e.message, /SLOGATE_ERR_DEADLINE_UNREACHABLE/);
+        return true;
+      });
+      assert.equal(
+        sg.runtime.queueStats().reduce((n, q) => n + q.batches, 0),
+        before,
+        'refused before queueing: no batch ran',
+      );
+      assert.ok(node.load !== undefined, 'the refusal carried the node’s load');
+    } finally {
+      await node.close();
+    }
   });
 });
 
