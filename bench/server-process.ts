@@ -77,7 +77,15 @@ export function startNodeProcess(
 /** Writes a config (raw object) to a temp file and starts `slogate serve` on a free port (of 127.0.0.1 or `host`). */
 export function startSlogateProcess(
   config: Record<string, unknown>,
-  options: { env?: NodeJS.ProcessEnv; cpus?: string; command?: 'serve' | 'runtime'; port?: number; host?: string } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    cpus?: string;
+    command?: 'serve' | 'runtime';
+    port?: number;
+    host?: string;
+    /** More arguments for the command (e.g. --processes 2). */
+    args?: readonly string[];
+  } = {},
 ): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'slogate-bench-'));
   const file = join(dir, 'slogate.yaml');
@@ -92,6 +100,7 @@ export function startSlogateProcess(
       options.host ?? '127.0.0.1',
       '--port',
       String(options.port ?? 0),
+      ...(options.args ?? []),
     ],
     options,
   );
