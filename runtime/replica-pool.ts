@@ -92,10 +92,13 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     });
   }
 
-  /** Adds a started replica: it takes batches (and waiting retries) at once. */
+  /**
+   * Adds a started replica: it takes batches (and waiting retries) at once. It goes first in the list, so it wins
+   * ties (ties go to the first listed): a node that joins carries traffic even while the others are idle.
+   */
   add(r: Replica): void {
     if (this.#health.has(r)) return;
-    this.#replicas.push(r);
+    this.#replicas.unshift(r);
     this.#attach(r);
     this.emit('member', r.id, 'added');
     if (r.state === 'ready') this.#onSlotFree();

@@ -1,7 +1,9 @@
 // Runtime nodes found through a real DNS server (dnsmasq on loopback): real `slogate runtime` processes on 127.0.0.2
 // and 127.0.0.3 sharing one port, as pods behind a headless Service do. The gateway starts while one listed address
 // has no node, serves with the one that is up, and while steady load runs the records change: a node added carries
-// traffic, a node removed is drained. Every accepted request gets the right answer.
+// traffic, a node removed is drained. Then two gateways share three nodes: a node added to DNS carries both
+// gateways' traffic within 5 s, a node killed mid-load loses no accepted request, a node removed is drained by both.
+// Every accepted request gets an answer.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
@@ -168,6 +170,83 @@ describe('runtime nodes discovered through dnsmasq', {
       await run?.stop();
       await sg?.close();
       await Promise.all(nodes.map((n) => n.stop()));
+      await dns.close();
+    }
+  });
+
+  test('two gateways share nodes found by DNS: a third node carries traffic, a killed one loses nothing, a removed one drains', async () => {
+    const C = '127.0.0.4';
+    const dns = new DnsServer();
+    const port = await sharedFreePort();
+    const nodeConfig = digitsRawConfig({
+      runtime: { workers: 1, profile: { enabled: false } },
+      server: { logLevel: 'warn' },
+    });
+    const nodes = new Map<string, ServerProcess>();
+    const gateways: Slogate[] = [];
+    const runs: ReturnType<typeof load>[] = [];
+    try {
+      await dns.start({ [NAME]: [A, B] });
+      await Promise.all(
+        [A, B, C].map(async (host) =>
+          nodes.set(host, await startSlogateProcess(nodeConfig, { command: 'runtime', host, port })),
+        ),
+      );
+      const urls: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const g = await startSlogate(
+          digitsConfig({
+            runtime: {
+              workers: 0,
+              healthCheckIntervalMs: 200,
+              replicas: [{ dns: NAME, port, resolver: dns.address, concurrency: 2, resolveIntervalMs: 200 }],
+              profile: { enabled: false },
+            },
+            routes: ROUTE,
+          }),
+        );
+        gateways.push(g.sg);
+        urls.push(g.url);
+      }
+      const key = (host: string) => `${NAME}/${host}:${port}`;
+      const batches = (g: Slogate, host: string) =>
+        g.runtime.replicaStats().find((r) => r.id === key(host))?.batches ?? 0;
+      for (const url of urls) runs.push(load(url, 30));
+      await new Promise((r) => setTimeout(r, 800));
+
+      await dns.setHosts({ [NAME]: [A, B, C] });
+      const added = Date.now();
+      await until(
+        () => gateways.every((g) => batches(g, C) > 0),
+        5000,
+        'the third node to carry traffic of both gateways',
+      );
+      assert.ok(Date.now() - added < 5000);
+
+      nodes.get(A)?.child.kill('SIGKILL');
+      await until(
+        () => gateways.every((g) => g.runtime.replicaStats().find((r) => r.id === key(A))?.state === 'down'),
+        5000,
+        'the killed node marked down',
+      );
+      await new Promise((r) => setTimeout(r, 600));
+
+      await dns.setHosts({ [NAME]: [A, C] });
+      await until(
+        () => gateways.every((g) => g.runtime.replicaStats().every((r) => r.id !== key(B))),
+        5000,
+        'the removed node drained from both gateways',
+      );
+      await new Promise((r) => setTimeout(r, 600));
+      const results = (await Promise.all(runs.map((r) => r.stop()))).flat();
+      const bad = results.filter((r) => r.status !== 200 || r.label === undefined);
+      assert.equal(bad.length, 0, `${bad.length} of ${results.length} failed, e.g. ${JSON.stringify(bad.slice(0, 3))}`);
+      assert.ok(results.length > 30, `${results.length} requests sent`);
+      for (const g of gateways) assert.ok(batches(g, C) > 0 && g.runtime.health.readiness().ready);
+    } finally {
+      await Promise.all(runs.map((r) => r.stop()));
+      await Promise.all(gateways.map((g) => g.close()));
+      await Promise.all([...nodes.values()].map((n) => n.stop()));
       await dns.close();
     }
   });

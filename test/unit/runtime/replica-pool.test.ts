@@ -329,6 +329,7 @@ describe('replica pool membership', () => {
     s.pool.add(added);
     s.pool.add(added);
     assert.equal(s.pool.replicas.length, 2, 'added once');
+    assert.equal(s.pool.replicas[0], added, 'first in the list: it wins ties with idle replicas');
     assert.equal(s.pool.readySlots, 1);
     const run = s.pool.run(task);
     await flush();
