@@ -243,10 +243,18 @@ describe('deploy/k8s', () => {
       'on the port the Service exposes',
     );
     assert.equal(gw.config.runtime.workers, 0);
-    const hpa = find('HorizontalPodAutoscaler')[0];
-    const target = hpa?.spec?.scaleTargetRef as { kind: string; name: string } | undefined;
-    assert.equal(target?.kind, 'Deployment');
-    assert.equal(target?.name, gw.w.metadata?.name, 'the HPA scales the gateway');
+    const targetOf = (h: K8sDoc) => h.spec?.scaleTargetRef as { kind: string; name: string } | undefined;
+    const hpas = find('HorizontalPodAutoscaler');
+    const gwHpa = hpas.find((h) => targetOf(h)?.name === gw.w.metadata?.name);
+    assert.equal(targetOf(gwHpa ?? {})?.kind, 'Deployment', 'an HPA scales the gateway');
+    const rtHpa = hpas.find((h) => targetOf(h)?.name === rt.w.metadata?.name);
+    assert.equal(targetOf(rtHpa ?? {})?.kind, 'Deployment', 'an HPA scales the runtime nodes');
+    const metrics = rtHpa?.spec?.metrics as { type: string; external?: { metric: { name: string } } }[];
+    assert.deepEqual(
+      metrics.map((m) => m.external?.metric.name),
+      ['slogate_slo_load_ratio'],
+      'on SLO headroom, not CPU',
+    );
   });
   test('a NetworkPolicy admits only gateway pods (and a labelled scrape namespace) to the runtime nodes', () => {
     const gw = workload('Deployment', 'gateway');
