@@ -105,6 +105,8 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // Started by a `serve --processes` primary (an IPC channel): stop when it goes, even if it was killed.
+  if (process.connected) process.once('disconnect', () => stop('disconnect'));
 }
 
 /**

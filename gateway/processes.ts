@@ -68,28 +68,31 @@ export async function superviseProcesses(options: {
     supervisor: {
       stop: async () => {
         stopping = true;
-        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-        await Promise.all(
-          workers.map(async (w) => {
-            const exited = once(w, 'exit');
-            w.process.kill('SIGTERM');
-            await exited;
-          }),
-        );
-        node.child.kill('SIGTERM');
-        if (node.child.exitCode === null) await once(node.child, 'exit');
+        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+        await Promise.all(workers.map((w) => stopProcess(w.process)));
+        await stopProcess(node.child);
       },
     },
   };
 }
 
-/** Spawns the runtime node and waits for its ready line. */
+/** SIGTERM (the process drains), SIGKILL after `graceMs`; resolves once it has exited. */
+async function stopProcess(child: ChildProcess, graceMs = 20_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Spawns the runtime node (with an IPC channel: it stops when this process goes) and waits for its ready line. */
 async function startNode(cli: string, configFile: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
     [cli, 'runtime', '--config', configFile, '--host', '127.0.0.1', '--port', '0'],
     {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     },
   );
   let out = '';

@@ -48,6 +48,6 @@ test('two gateway processes share the port over one runtime node; metrics per pr
     }
     assert.equal(seen.size, 2, `both processes answered: ${[...seen]}`);
   } finally {
-    assert.equal(await server.stop(), 0, 'the primary stops its processes and the node, and exits 0');
+    assert.equal(await server.stop(30_000), 0, 'the primary stops its processes and the node, and exits 0');
   }
 });
