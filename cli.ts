@@ -1,8 +1,10 @@
 // `slogate <command>`: serve, check-config, eval (and the commands the other modules add). Reads process.env and
 // argv here and nowhere else.
+import cluster from 'node:cluster';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSchedule, type LoadSpec, parsePattern, parseTrace } from './bench/schedule.js';
 import { SystemClock } from './core/clock.js';
@@ -12,6 +14,13 @@ import { isSlogateError } from './core/errors.js';
 import { installLastResort } from './core/last-resort.js';
 import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
+import {
+  gatewayProcessConfig,
+  NODE_SLOTS_ENV,
+  NODE_URL_ENV,
+  resolveProcesses,
+  superviseProcesses,
+} from './gateway/processes.js';
 import { shutdownBoundMs } from './gateway/shutdown.js';
 import { createSlogate, type Slogate, VERSION } from './main.js';
 import { simulate } from './policies/simulator.js';
@@ -22,7 +31,9 @@ import { Runtime, resolveIntraOpThreads, resolveWorkers } from './runtime/runtim
 const USAGE = `slogate ${VERSION}: an SLO-aware inference gateway (KServe V2 protocol, ONNX variants)
 
 Usage:
-  slogate serve --config FILE [--host H] [--port N]   serve the config's routes
+  slogate serve --config FILE [--host H] [--port N] [--processes N|auto]
+                                                     serve the config's routes (N gateway processes sharing the
+                                                     port, over one runtime node process on loopback)
   slogate runtime --config FILE [--host H] [--port N] serve the config's models as a runtime node (V2; no policies)
   slogate check-config FILE                          validate a config and its model files
   slogate eval --config FILE [--model M]             measure every variant's accuracy on its eval set
@@ -47,10 +58,20 @@ function load(file: string | undefined): Readonly<Config> {
 async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, host: { type: 'string' }, port: { type: 'string', short: 'p' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      host: { type: 'string' },
+      port: { type: 'string', short: 'p' },
+      processes: { type: 'string' },
+    },
   });
   let config = load(values.config === '' ? undefined : values.config);
+  if (values.processes !== undefined && derive === undefined)
+    return serveProcesses(argv, values.config as string, values.processes, config);
   if (derive !== undefined) config = derive(config);
+  const nodeUrl = process.env[NODE_URL_ENV];
+  if (cluster.isWorker && nodeUrl !== undefined)
+    config = gatewayProcessConfig(config, nodeUrl, Number(process.env[NODE_SLOTS_ENV] ?? 1));
   if (values.host !== undefined || values.port !== undefined) {
     const c = structuredClone(config) as Config;
     if (values.host !== undefined) c.server.host = values.host;
@@ -84,6 +105,8 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const started = await createSlogate({ config });
+  // One /metrics view per gateway process, told apart by this label.
+  if (cluster.isWorker) started.metrics.registry.setDefaultLabels({ process: String(cluster.worker?.id ?? 0) });
   installLastResort({ logger: started.logger });
   const address = await started.listen();
   sg = started;
@@ -91,6 +114,8 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
   process.stdout.write(
     `slogate ${VERSION} ready: ${address}  (routes: ${[...sg.router.routes.keys()].join(', ')}; try ${address}/v2/models/${[...sg.router.routes.keys()][0] ?? ''})\n`,
   );
+  // Started by a `serve --processes` primary (an IPC channel): drain when it goes, even if it was killed.
+  if (process.connected) process.once('disconnect', () => onSignal('SIGTERM'));
 }
 
 /** Drains and exits 0; exits 1 if the shutdown fails or outlasts its bound (a kept reference: it holds the process). */
@@ -130,6 +155,8 @@ export function runtimeNodeConfig(config: Readonly<Config>): Config {
     };
   }
   if (c.runtime.workers === 0) c.runtime.workers = 'auto';
+  // Gateways send each batch's deadline: what cannot make it is refused at once, so they retry elsewhere in time.
+  c.runtime.refuseUnreachable = true;
   return c;
 }
 
@@ -147,6 +174,36 @@ async function runtimeCommand(argv: string[]): Promise<void> {
     ],
     runtimeNodeConfig,
   );
+}
+
+/** `serve --processes`: the primary starts the runtime node and the gateway processes, and stops them on a signal. */
+async function serveProcesses(argv: string[], configFile: string, processes: string, config: Config): Promise<void> {
+  const serveArgs: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--processes') i++;
+    else if (!(argv[i] as string).startsWith('--processes=')) serveArgs.push(argv[i] as string);
+  }
+  const n = resolveProcesses(processes);
+  const { address, supervisor } = await superviseProcesses({
+    cli: fileURLToPath(import.meta.url),
+    configFile,
+    serveArgs,
+    processes: n,
+    nodeSlots: resolveWorkers(runtimeNodeConfig(config)),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`slogate ${VERSION} ready: ${address}  (${n} gateway processes over one runtime node)\n`);
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    supervisor.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }
 
 async function checkConfig(argv: string[]): Promise<void> {

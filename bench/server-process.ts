@@ -16,7 +16,7 @@ export interface ServerProcess {
 
 const DIST = new URL('../', import.meta.url).pathname;
 
-/** Starts a node script that prints a line containing its http://127.0.0.1:PORT address once ready. */
+/** Starts a node script that prints a line containing its http://127.x.y.z:PORT address once ready. */
 export function startNodeProcess(
   script: string,
   args: readonly string[],
@@ -55,7 +55,7 @@ export function startNodeProcess(
     }, options.readyTimeoutMs ?? 120_000);
     const onData = (d: Buffer) => {
       out += d.toString();
-      const m = out.match(/ready: (http:\/\/127\.0\.0\.1:\d+)/);
+      const m = out.match(/ready: (http:\/\/127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d+)/);
       if (m !== null) {
         clearTimeout(timer);
         child.stdout?.off('data', onData);
@@ -74,17 +74,34 @@ export function startNodeProcess(
   });
 }
 
-/** Writes a config (raw object) to a temp file and starts `slogate serve` on a free port. */
+/** Writes a config (raw object) to a temp file and starts `slogate serve` on a free port (of 127.0.0.1 or `host`). */
 export function startSlogateProcess(
   config: Record<string, unknown>,
-  options: { env?: NodeJS.ProcessEnv; cpus?: string; command?: 'serve' | 'runtime'; port?: number } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    cpus?: string;
+    command?: 'serve' | 'runtime';
+    port?: number;
+    host?: string;
+    /** More arguments for the command (e.g. --processes 2). */
+    args?: readonly string[];
+  } = {},
 ): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'slogate-bench-'));
   const file = join(dir, 'slogate.yaml');
   writeFileSync(file, stringify(config));
   return startNodeProcess(
     join(DIST, 'cli.js'),
-    [options.command ?? 'serve', '--config', file, '--host', '127.0.0.1', '--port', String(options.port ?? 0)],
+    [
+      options.command ?? 'serve',
+      '--config',
+      file,
+      '--host',
+      options.host ?? '127.0.0.1',
+      '--port',
+      String(options.port ?? 0),
+      ...(options.args ?? []),
+    ],
     options,
   );
 }

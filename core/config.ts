@@ -143,11 +143,46 @@ export const ServerSchema = z.strictObject({
     .prefault({}),
 });
 
-export const RemoteReplicaSchema = z.strictObject({
+export const UrlReplicaSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   /** Parallel batches sent to this node at once. */
   concurrency: z.number().int().min(1).max(256).default(2),
 });
+
+/** Runtime nodes found by DNS: every address of the name is a node, re-resolved while serving. */
+export const DnsReplicaSchema = z
+  .strictObject({
+    dns: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(
+        /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/,
+        'must be a DNS name',
+      ),
+    /** The port every address serves on (A/AAAA records). */
+    port: z.number().int().min(1).max(65_535).optional(),
+    /** A named port: SRV records of _<portName>._tcp.<dns> give hosts and ports. */
+    portName: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/, 'must be a port name (1-15 lowercase letters, digits, -)')
+      .optional(),
+    /** host:port of a DNS server to ask instead of the system's. */
+    resolver: z
+      .string()
+      .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'must be an IP address with an optional :port')
+      .optional(),
+    /** Parallel batches sent to each node at once. */
+    concurrency: z.number().int().min(1).max(256).default(2),
+    /** Time between resolutions (a failing node also triggers one). */
+    resolveIntervalMs: z.number().int().min(100).max(600_000).default(5000),
+  })
+  .refine((r) => (r.port === undefined) !== (r.portName === undefined), {
+    path: ['port'],
+    message: 'give exactly one of port (A/AAAA records) or portName (SRV records)',
+  });
+
+export const RemoteReplicaSchema = z.union([UrlReplicaSchema, DnsReplicaSchema]);
 
 export const ProfileSchema = z.strictObject({
   /** Measure service time per variant and batch size at start-up (cached on disk by file hash + host). */
@@ -198,6 +233,8 @@ export const RuntimeSchema = z.strictObject({
   /** Remote slogate runtime nodes serving the same models. */
   replicas: z.array(RemoteReplicaSchema).default([]),
   healthCheckIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+  /** Refuse at once a request whose deadline the queue ahead rules out (`slogate runtime` turns it on). */
+  refuseUnreachable: z.boolean().default(false),
   profile: ProfileSchema.prefault({}),
   health: HealthSchema.prefault({}),
   /** When a running batch counts as hung: its replica is taken out of service and its requests answered. */
@@ -255,8 +292,9 @@ export const ConfigSchema = z
         path: ['runtime', 'workers'],
         message: 'no replicas: set workers >= 1 or list runtime.replicas',
       });
+    // Nodes found by DNS have no count known in advance.
     const slots =
-      cfg.runtime.workers === 'auto'
+      cfg.runtime.workers === 'auto' || cfg.runtime.replicas.some((r) => 'dns' in r)
         ? undefined
         : cfg.runtime.workers + cfg.runtime.replicas.reduce((n, r) => n + r.concurrency, 0);
     if (slots !== undefined && cfg.runtime.health.minReadySlots > slots)
@@ -286,6 +324,7 @@ export type PolicyConfig = z.infer<typeof PolicySchema>;
 export type PolicyKind = PolicyConfig['kind'];
 export type EngineConfig = z.infer<typeof EngineSchema>;
 export type RuntimeConfig = z.infer<typeof RuntimeSchema>;
+export type DnsReplicaConfig = z.infer<typeof DnsReplicaSchema>;
 
 /** Formats zod issues as `path: message` lines, the form every config and admin error uses. */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {

@@ -83,6 +83,13 @@ export class Metrics {
     labelNames: ['route'] as const,
     registers: [this.registry],
   });
+  readonly sloLoadRatio: Gauge<string> = new Gauge({
+    collect: () => this.#collect(this.sloLoadRatio),
+    name: 'slogate_route_slo_load_ratio',
+    help: "Arrival rate over the capacity the engine predicts at the route's SLO with the slots left to this process (1 = no headroom); autoscalers scale runtime nodes on it.",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
   readonly p99Predicted = new Gauge({
     name: 'slogate_route_p99_predicted_seconds',
     help: "The engine's predicted p99 latency of the route under its current decision.",

@@ -115,6 +115,13 @@ export class Controller implements DecisionSource {
     m.onCollect(m.arrivalRate, () => {
       for (const d of this.#decisions.values()) m.arrivalRate.labels(d.route).set(round(d.inputs.rateFast));
     });
+    m.onCollect(m.sloLoadRatio, () => {
+      for (const d of this.#decisions.values()) {
+        const rate = Math.max(d.inputs.rateFast, d.inputs.rateSlow);
+        const cap = d.inputs.capacityRps;
+        if (Number.isFinite(cap) && cap > 0) m.sloLoadRatio.labels(d.route).set(round(rate / cap));
+      }
+    });
   }
 
   current(route: string): Decision | undefined {

@@ -7,6 +7,7 @@ import { Pool } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { isErrorCode, SlogateError } from '../core/errors.js';
 import type { TensorSpec, V2Datatype } from '../core/types.js';
+import { LOAD_REPORT_HEADER, type NodeLoad, parseLoadReport } from './load-report.js';
 import { syntheticInputs } from './profiler.js';
 import { nextRemoteState, probeNeedsInference, type RemoteEvent } from './remote-probe.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from './replica.js';
@@ -70,6 +71,8 @@ export class RemoteReplica implements Replica {
   readonly #inputs = new Map<string, { variant: string; inputs: readonly TensorSpec[] }>();
   /** Each model's outputs as the node described them at start. */
   readonly #outputs = new Map<string, readonly TensorSpec[]>();
+  /** The node's last load report, when it came, and how many of our batches were on the node then. */
+  #report: { load: NodeLoad; atMs: number; ours: number } | undefined;
 
   constructor(o: RemoteReplicaOptions) {
     this.#o = o;
@@ -97,9 +100,35 @@ export class RemoteReplica implements Replica {
     return this.#outstanding;
   }
 
+  /** The node's last load report while fresh (younger than three probe intervals, at least 2 s). */
+  get load(): NodeLoad | undefined {
+    const r = this.#report;
+    if (r === undefined) return undefined;
+    const maxAgeMs = Math.max(2000, 3 * this.#o.healthCheckIntervalMs);
+    return this.#o.clock.now() - r.atMs <= maxAgeMs ? r.load : undefined;
+  }
+
+  /**
+   * Slots this gateway may use on the node: its configured slots, less the node's slots that other gateways' work
+   * holds (busy beyond our own batches), but at least one, so a shared node is never shut out and the node's own
+   * queue (and refusals) arbitrate. Without a fresh report, the configured slots.
+   */
+  get availableSlots(): number {
+    const load = this.load;
+    if (load === undefined) return this.#o.slots;
+    const others = Math.max(0, load.busySlots - (this.#report?.ours ?? 0));
+    return Math.max(1, Math.min(this.#o.slots, load.totalSlots - others));
+  }
+
+  #readReport(header: string | string[] | undefined, ours: number): void {
+    const parsed = parseLoadReport(Array.isArray(header) ? header[0] : header);
+    if (parsed.ok) this.#report = { load: parsed.load, atMs: this.#o.clock.now(), ours };
+  }
+
   async start(): Promise<DescribeResult> {
     const deadline = this.#o.clock.now() + (this.#o.startTimeoutMs ?? 60_000);
     for (;;) {
+      if (this.#closed) throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} was closed`);
       if (await this.#ready()) break;
       if (this.#o.clock.now() > deadline)
         throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `remote replica ${this.#o.url} did not become ready`);
@@ -146,6 +175,7 @@ export class RemoteReplica implements Replica {
         bodyTimeout: PROBE_TIMEOUT_MS,
       });
       await r.body.dump();
+      this.#readReport(r.headers[LOAD_REPORT_HEADER], this.#outstanding);
       return r.statusCode === 200;
     } catch {
       return false;
@@ -231,7 +261,7 @@ export class RemoteReplica implements Replica {
   async #send(task: BatchTask, ctl: AbortController): Promise<BatchOutcome> {
     const expected = this.#expected(task);
     const limit = answerLimitBytes(expected, this.#o.maxVariableAnswerBytes ?? MAX_VARIABLE_ANSWER_BYTES);
-    const { body, jsonLength } = encodeRequest(task);
+    const { body, jsonLength } = encodeRequest(task, this.#o.clock.now());
     const t0 = this.#o.clock.now();
     let status: number;
     let headers: Record<string, string | string[] | undefined>;
@@ -254,6 +284,8 @@ export class RemoteReplica implements Replica {
       throw new ReplicaFault(this.id, `remote replica ${this.id} failed: ${(err as Error).message}`);
     }
     const tripMs = this.#o.clock.now() - t0;
+    // Reported as the answer left the node: this batch no longer ran there, our other ones may have.
+    this.#readReport(headers[LOAD_REPORT_HEADER], this.#outstanding - 1);
     if (raw === undefined)
       throw new ReplicaFault(this.id, `remote replica ${this.id} answered more than ${limit} bytes (HTTP ${status})`);
     if (status !== 200) {
@@ -343,8 +375,12 @@ export function answerLimitBytes(expected: ExpectedAnswer, maxVariableBytes: num
   return bytes;
 }
 
-/** A V2 request with every input as binary data and every requested output asked for in binary. */
-export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: number } {
+/**
+ * A V2 request with every input as binary data and every requested output asked for in binary, and the batch's time
+ * left as Triton's `timeout` parameter (microseconds), so the node refuses at once what cannot make it.
+ */
+export function encodeRequest(task: BatchTask, nowMs: number): { body: Buffer; jsonLength: number } {
+  const leftMs = task.deadlineAtMs === undefined ? Number.POSITIVE_INFINITY : task.deadlineAtMs - nowMs;
   const blobs = task.inputs.map((t) => binaryData(t.datatype, t.data));
   const header = {
     inputs: task.inputs.map((t, i) => ({
@@ -356,7 +392,10 @@ export function encodeRequest(task: BatchTask): { body: Buffer; jsonLength: numb
     ...(task.outputs !== undefined
       ? { outputs: task.outputs.map((name) => ({ name, parameters: { binary_data: true } })) }
       : {}),
-    parameters: { binary_data_output: true },
+    parameters: {
+      binary_data_output: true,
+      ...(Number.isFinite(leftMs) ? { timeout: Math.max(1, Math.floor(leftMs * 1000)) } : {}),
+    },
   };
   const head = Buffer.from(JSON.stringify(header));
   return { body: Buffer.concat([head, ...blobs]), jsonLength: head.byteLength };

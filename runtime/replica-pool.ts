@@ -1,5 +1,7 @@
 // Picks a replica for each batch (least outstanding work, with an error penalty that decays on success, like
-// undici's BalancedPool) and retries a batch once on another replica when its replica fails.
+// undici's BalancedPool) and retries a batch once on another replica when its replica fails. Membership changes
+// while serving: a replica added takes batches at once; one drained takes none and is closed once its running
+// batches have finished, so no batch is cut.
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
@@ -28,6 +30,8 @@ export interface PoolEvents {
   timeout: [replicaId: string, timeoutMs: number];
   /** A batch is being retried after its replica failed. */
   retry: [failedReplicaId: string, reason: string];
+  /** A replica joined, started draining, or left the pool. */
+  member: [replicaId: string, change: 'added' | 'draining' | 'removed'];
 }
 
 /** Limits of one pool.run(): a timeout per attempt, and what the caller keeps for the retry. */
@@ -65,9 +69,22 @@ interface Health {
   lastChange: string;
 }
 
+/** A replica that knows from its node's load reports how many of its slots are left to this gateway. */
+interface LoadAware {
+  readonly availableSlots: number;
+}
+
+/** The slots a replica offers this gateway now: what its load reports leave, else its configured slots. */
+function slotsOf(r: Replica): number {
+  return 'availableSlots' in r ? (r as Replica & LoadAware).availableSlots : r.slots;
+}
+
 export class ReplicaPool extends EventEmitter<PoolEvents> {
-  readonly #replicas: Replica[];
+  #replicas: Replica[];
   readonly #health = new Map<Replica, Health>();
+  /** Replicas taking no new batches, each with who waits for its drain to end. */
+  readonly #draining = new Map<Replica, (() => void)[]>();
+  readonly #detach = new Map<Replica, () => void>();
   readonly #clock: Clock;
   readonly #retryWaitMs: number;
   #waiters: Waiter[] = [];
@@ -77,18 +94,76 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     this.#replicas = [...replicas];
     this.#clock = options.clock;
     this.#retryWaitMs = options.retryWaitMs ?? 10_000;
-    for (const r of this.#replicas) {
-      this.#health.set(r, { errorScore: 0, restarts: 0, batches: 0, lastChange: 'starting' });
-      r.events.on('state', (state, reason) => {
-        (this.#health.get(r) as Health).lastChange = reason;
-        this.emit('state', r.id, state, reason);
-        if (state === 'ready') this.#onSlotFree();
-      });
-      r.events.on('restart', (reason) => {
-        (this.#health.get(r) as Health).restarts++;
-        this.emit('restart', r.id, reason);
-      });
-    }
+    for (const r of this.#replicas) this.#attach(r);
+  }
+
+  #attach(r: Replica): void {
+    this.#health.set(r, { errorScore: 0, restarts: 0, batches: 0, lastChange: 'starting' });
+    const onState = (state: ReplicaState, reason: string): void => {
+      (this.#health.get(r) as Health).lastChange = reason;
+      this.emit('state', r.id, state, reason);
+      if (state === 'ready') this.#onSlotFree();
+    };
+    const onRestart = (reason: string): void => {
+      (this.#health.get(r) as Health).restarts++;
+      this.emit('restart', r.id, reason);
+    };
+    r.events.on('state', onState);
+    r.events.on('restart', onRestart);
+    this.#detach.set(r, () => {
+      r.events.off('state', onState);
+      r.events.off('restart', onRestart);
+    });
+  }
+
+  /**
+   * Adds a started replica: it takes batches (and waiting retries) at once. It goes first in the list, so it wins
+   * ties (ties go to the first listed): a node that joins carries traffic even while the others are idle.
+   */
+  add(r: Replica): void {
+    if (this.#health.has(r)) return;
+    this.#replicas.unshift(r);
+    this.#attach(r);
+    this.emit('member', r.id, 'added');
+    if (r.state === 'ready') this.#onSlotFree();
+  }
+
+  /**
+   * Takes a replica out: no new batch goes to it, its running batches finish (a failure there is retried elsewhere
+   * as usual), then it is closed and removed. Resolves once it is gone.
+   */
+  drain(r: Replica): Promise<void> {
+    if (!this.#health.has(r)) return Promise.resolve();
+    const waiting = this.#draining.get(r);
+    if (waiting !== undefined) return new Promise((resolve) => waiting.push(resolve));
+    const done = new Promise<void>((resolve) => this.#draining.set(r, [resolve]));
+    this.emit('member', r.id, 'draining');
+    this.#finishDrain(r);
+    return done;
+  }
+
+  get draining(): number {
+    return this.#draining.size;
+  }
+
+  /** Removes and closes a draining replica once nothing runs on it. */
+  #finishDrain(r: Replica): void {
+    const waiting = this.#draining.get(r);
+    if (waiting === undefined || r.outstanding > 0) return;
+    this.#draining.delete(r);
+    this.#replicas = this.#replicas.filter((x) => x !== r);
+    this.#detach.get(r)?.();
+    this.#detach.delete(r);
+    this.#health.delete(r);
+    this.emit('member', r.id, 'removed');
+    void r.close().finally(() => {
+      for (const resolve of waiting) resolve();
+    });
+  }
+
+  /** Ready and not draining: may take new batches. */
+  #serving(r: Replica): boolean {
+    return r.state === 'ready' && !this.#draining.has(r);
   }
 
   get replicas(): readonly Replica[] {
@@ -98,14 +173,21 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   /** Slots free for new batches (ready replicas only; retries waiting for a slot come first). */
   get freeSlots(): number {
     let free = 0;
-    for (const r of this.#replicas) if (r.state === 'ready') free += Math.max(0, r.slots - r.outstanding);
+    for (const r of this.#replicas) if (this.#serving(r)) free += Math.max(0, slotsOf(r) - r.outstanding);
     return Math.max(0, free - this.#waiters.length);
   }
 
   /** Slots of ready replicas, busy or not. */
   get readySlots(): number {
     let n = 0;
-    for (const r of this.#replicas) if (r.state === 'ready') n += r.slots;
+    for (const r of this.#replicas) if (this.#serving(r)) n += r.slots;
+    return n;
+  }
+
+  /** Slots of ready replicas left to this gateway: a remote node's slots less what other gateways' work holds. */
+  get availableSlots(): number {
+    let n = 0;
+    for (const r of this.#replicas) if (this.#serving(r)) n += slotsOf(r);
     return n;
   }
 
@@ -130,8 +212,9 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     let best: Replica | undefined;
     let bestScore = Number.POSITIVE_INFINITY;
     for (const r of this.#replicas) {
-      if (r === exclude || r.state !== 'ready' || r.outstanding >= r.slots) continue;
-      const score = r.outstanding / r.slots + (this.#health.get(r) as Health).errorScore;
+      const slots = slotsOf(r);
+      if (r === exclude || !this.#serving(r) || r.outstanding >= slots) continue;
+      const score = r.outstanding / slots + (this.#health.get(r) as Health).errorScore;
       if (score < bestScore) {
         best = r;
         bestScore = score;
@@ -154,7 +237,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     } catch (err) {
       if (!(err instanceof ReplicaFault)) throw err;
       if (options.beforeRetry?.(err) === false) throw faultError(err, 'nothing left to retry');
-      const others = this.#replicas.some((r) => r !== first && r.state !== 'closed');
+      const others = this.#replicas.some((r) => r !== first && r.state !== 'closed' && !this.#draining.has(r));
       const second = await this.#waitForReplica(others ? first : undefined);
       if (second === undefined) throw faultError(err, 'no replica became available for the retry');
       this.emit('retry', first.id, err.message);
@@ -179,6 +262,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
       if (err instanceof ReplicaFault) h.errorScore = Math.min(10, h.errorScore + 1);
       throw err;
     } finally {
+      this.#finishDrain(r);
       this.#onSlotFree();
     }
   }
@@ -210,7 +294,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   #pickForRetry(exclude: Replica | undefined): Replica | undefined {
     const other = this.pick(exclude);
     if (other !== undefined || exclude === undefined) return other;
-    return exclude.state === 'ready' && this.#onlyLive(exclude) ? this.pick() : undefined;
+    return this.#serving(exclude) && this.#onlyLive(exclude) ? this.pick() : undefined;
   }
 
   #waitForReplica(exclude: Replica | undefined): Promise<Replica | undefined> {
@@ -244,7 +328,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
 
   /** True when every other replica is closed or down (then the excluded one may take its own retry). */
   #onlyLive(r: Replica): boolean {
-    return this.#replicas.every((x) => x === r || x.state === 'closed' || x.state === 'down');
+    return this.#replicas.every((x) => x === r || x.state === 'closed' || x.state === 'down' || this.#draining.has(x));
   }
 
   stats(): ReplicaStats[] {
@@ -272,6 +356,8 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     }
     this.#waiters = [];
     await Promise.all(this.#replicas.map((r) => r.close()));
+    for (const waiting of this.#draining.values()) for (const resolve of waiting) resolve();
+    this.#draining.clear();
   }
 }
 

@@ -19,6 +19,8 @@ export interface BatchTask {
   readonly rows: number;
   /** The input buffers belong to this task alone and may be moved to the worker (never true for data a retry needs). */
   readonly transfer: boolean;
+  /** The earliest deadline of the batch's requests: a remote node is sent it and refuses at once what cannot make it. */
+  readonly deadlineAtMs?: number | undefined;
 }
 
 export interface BatchOutcome {

@@ -2,13 +2,15 @@
 // together. It knows nothing of HTTP, routes or SLOs; policies steer it through setKnobs() and submit().
 import { availableParallelism } from 'node:os';
 import type { Clock } from '../core/clock.js';
-import type { Config } from '../core/config.js';
+import type { Config, DnsReplicaConfig } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { TracingHooks } from '../core/tracing.js';
 import type { ModelSignature } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
+import { endpointKey } from './dns-endpoints.js';
+import { DnsReplicaSet } from './dns-replicas.js';
 import { RuntimeHealth } from './health.js';
 import {
   LatencyProfiles,
@@ -17,6 +19,7 @@ import {
   type ServiceTable,
   type VariantProfileSnapshot,
 } from './latency-profile.js';
+import type { NodeLoad } from './load-report.js';
 import { type ModelInfo, ModelRepository } from './model-repository.js';
 import type { RuntimePort } from './port.js';
 import { hostKey, Profiler } from './profiler.js';
@@ -69,6 +72,10 @@ export class Runtime implements RuntimePort {
   #provider = 'cpu';
   #startPromise: Promise<void> | undefined;
   readonly #batchListeners: BatchListener[] = [];
+  /** Runtime nodes found by DNS, joining and leaving the pool while serving. */
+  readonly #dnsSets: DnsReplicaSet[];
+  /** The median service correction over variants, refreshed at most once a second for load reports. */
+  #correction = { value: 1, atMs: Number.NEGATIVE_INFINITY };
 
   private constructor(deps: RuntimeDeps, repository: ModelRepository) {
     this.#deps = deps;
@@ -93,6 +100,7 @@ export class Runtime implements RuntimePort {
     }
     const models = new Map([...repository.models.values()].map((m) => [m.name, [...m.variants.keys()]]));
     config.runtime.replicas.forEach((r, i) => {
+      if (!('url' in r)) return;
       replicas.push(
         new RemoteReplica({
           id: `remote-${i}`,
@@ -105,9 +113,11 @@ export class Runtime implements RuntimePort {
       );
     });
     replicas.push(...(deps.extraReplicas ?? []));
-    if (replicas.length === 0)
+    const dnsEntries = config.runtime.replicas.filter((r): r is DnsReplicaConfig => 'dns' in r);
+    if (replicas.length === 0 && dnsEntries.length === 0)
       throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas: set runtime.workers >= 1 or list runtime.replicas');
     this.pool = new ReplicaPool(replicas, { clock });
+    this.#dnsSets = dnsEntries.map((r) => this.#dnsSet(r, models));
     this.health = new RuntimeHealth({
       clock,
       pool: this.pool,
@@ -162,6 +172,27 @@ export class Runtime implements RuntimePort {
     });
   }
 
+  #dnsSet(r: DnsReplicaConfig, models: ReadonlyMap<string, readonly string[]>): DnsReplicaSet {
+    const { config, clock, logger } = this.#deps;
+    return new DnsReplicaSet({
+      target: { name: r.dns, port: r.port, portName: r.portName, resolver: r.resolver },
+      intervalMs: r.resolveIntervalMs,
+      clock,
+      logger,
+      pool: this.pool,
+      makeReplica: (e, id) =>
+        new RemoteReplica({
+          id,
+          url: `http://${endpointKey(e)}`,
+          slots: r.concurrency,
+          models,
+          clock,
+          healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
+          startTimeoutMs: 10_000,
+        }),
+    });
+  }
+
   /** Checks and hashes the model files; replicas start in start(). */
   static async create(deps: RuntimeDeps): Promise<Runtime> {
     const repo = await ModelRepository.load(deps.config);
@@ -190,7 +221,14 @@ export class Runtime implements RuntimePort {
     const { config, logger, clock } = this.#deps;
     this.#state = 'starting';
     const started = clock.now();
-    const descs = await Promise.all(this.pool.replicas.map((r) => r.start()));
+    const starting = this.pool.replicas.map((r) => r.start());
+    await Promise.all(this.#dnsSets.map((s) => s.start()));
+    const descs = await Promise.all(starting);
+    if (descs.length === 0 && this.#dnsSets.length > 0) {
+      // The models' signatures come from a node: with no other replica, wait for the first one DNS names.
+      logger.info({}, 'waiting for a runtime node to appear in DNS and answer');
+      descs.push(await Promise.race(this.#dnsSets.map((s) => s.firstJoined())));
+    }
     const first = descs[0];
     if (first === undefined) throw new SlogateError('SLOGATE_ERR_CONFIG', 'no replicas');
     for (const d of descs)
@@ -248,7 +286,32 @@ export class Runtime implements RuntimePort {
         new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }),
       );
     }
+    const late = this.#unreachable(req);
+    if (late !== undefined) return Promise.reject(late);
     return this.scheduler.submit(req);
+  }
+
+  /**
+   * On a runtime node (runtime.refuseUnreachable), a request with no faster variant to move to, whose deadline the
+   * work queued ahead of it already rules out, is refused now rather than dropped at the head of the queue later: the
+   * gateway that sent it can retry another node while there is still time (the answer carries this node's load).
+   */
+  #unreachable(req: SubmitRequest): SlogateError | undefined {
+    if (!this.#deps.config.runtime.refuseUnreachable) return undefined;
+    if (req.fallbackVariant !== undefined || !Number.isFinite(req.deadlineAtMs)) return undefined;
+    const now = this.#deps.clock.now();
+    const svcMs = this.profiles.serviceMs(req.model, req.variant, req.rows, 'p50');
+    if (!(now + this.scheduler.backlogMs() + svcMs > req.deadlineAtMs)) return undefined;
+    // EDF runs earlier deadlines first: count only the work really ahead before refusing.
+    const aheadMs = this.scheduler.backlogMs(req.deadlineAtMs);
+    if (!(now + aheadMs + svcMs > req.deadlineAtMs)) return undefined;
+    const e = new SlogateError(
+      'SLOGATE_ERR_DEADLINE_UNREACHABLE',
+      `request to ${req.model}/${req.variant} cannot finish before its deadline (~${(aheadMs + svcMs).toFixed(2)} ms of work ahead and its own, ${Math.max(0, req.deadlineAtMs - now).toFixed(2)} ms left)`,
+      { retryAfterMs: Math.max(100, Math.ceil(aheadMs)) },
+    );
+    e.variant = req.variant;
+    return e;
   }
 
   /** Calls `listener` after every executed batch (AIMD batching and the engine learn from these). */
@@ -293,8 +356,9 @@ export class Runtime implements RuntimePort {
     return this.repository.signature(model);
   }
 
+  /** Slots the engine plans with: ready slots, less what other gateways' work holds on shared nodes. */
   get readySlots(): number {
-    return this.pool.readySlots;
+    return this.pool.availableSlots;
   }
 
   /** Batches running on replicas now. */
@@ -329,6 +393,33 @@ export class Runtime implements RuntimePort {
     return this.pool.stats();
   }
 
+  /** This process's load as a node reports it to gateways (runtime/load-report.ts). */
+  loadReport(): NodeLoad {
+    const totalSlots = this.pool.readySlots;
+    let queuedRows = 0;
+    for (const q of this.scheduler.stats()) queuedRows += q.queuedRows;
+    return {
+      busySlots: Math.min(totalSlots, this.pool.outstanding),
+      totalSlots,
+      queuedRows,
+      queueWaitMs: Math.round(this.scheduler.backlogMs() * 1000) / 1000,
+      serviceCorrection: this.#serviceCorrection(),
+    };
+  }
+
+  #serviceCorrection(): number {
+    const now = this.#deps.clock.now();
+    if (now - this.#correction.atMs < 1000) return this.#correction.value;
+    const ks = this.profiles
+      .snapshot()
+      .filter((p) => p.correction.samples > 0)
+      .map((p) => p.correction.p50)
+      .sort((a, b) => a - b);
+    const value = ks.length === 0 ? 1 : (ks[Math.floor(ks.length / 2)] as number);
+    this.#correction = { value: Number.isFinite(value) && value >= 0 ? value : 1, atMs: now };
+    return this.#correction.value;
+  }
+
   /** Stops admitting and waits for queued and running work (at most timeoutMs). */
   async drain(timeoutMs: number): Promise<boolean> {
     if (this.#state === 'closed') return true;
@@ -340,6 +431,7 @@ export class Runtime implements RuntimePort {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.scheduler.close();
+    await Promise.all(this.#dnsSets.map((s) => s.close()));
     await this.pool.close();
   }
 }

@@ -465,6 +465,7 @@ export class Scheduler {
         outputs: wanted,
         rows: batchRows,
         transfer: batch.length > 1,
+        deadlineAtMs: batch.reduce((d, p) => Math.min(d, p.deadlineAtMs), Number.POSITIVE_INFINITY),
       };
     };
     const tr = this.#tracing;

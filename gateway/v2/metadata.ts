@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SlogateError } from '../../core/errors.js';
 import type { Router, RouteState } from '../../policies/router.js';
+import { encodeLoadReport, LOAD_REPORT_HEADER } from '../../runtime/load-report.js';
 import type { Runtime } from '../../runtime/runtime.js';
 
 export interface MetadataPluginOptions {
@@ -38,6 +39,8 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
   });
   app.get('/v2/health/ready', async (_req, reply) => {
     const r = readiness();
+    // The cheap probe gateways poll carries the load report too.
+    if (runtime.ready) reply.header(LOAD_REPORT_HEADER, encodeLoadReport(runtime.loadReport()));
     return reply.code(r.ready ? 200 : 503).send(r);
   });
 

@@ -79,6 +79,7 @@ const CONTRACT: readonly [string, string, readonly string[]][] = [
   ['slogate_route_variant_share', 'gauge', ['route', 'variant']],
   ['slogate_decision_changes_total', 'counter', ['route']],
   ['slogate_route_arrival_rate', 'gauge', ['route']],
+  ['slogate_route_slo_load_ratio', 'gauge', ['route']],
   ['slogate_route_p99_predicted_seconds', 'gauge', ['route']],
   ['slogate_route_p99_observed_seconds', 'gauge', ['route']],
   ['slogate_route_p99_target_seconds', 'gauge', ['route']],

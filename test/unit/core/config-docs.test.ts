@@ -146,7 +146,7 @@ describe('deploy/k8s', () => {
     for (const m of maps) {
       const file = join(tempDir(), 'slogate.yaml');
       writeFileSync(file, m.data?.['slogate.yaml'] as string);
-      const c = loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars' });
+      const c = loadConfigFile(file, ENV);
       for (const model of Object.values(c.models)) {
         for (const v of Object.values(model.variants)) {
           assert.match(v.path, /^\/app\//, `${m.metadata?.name}: ${v.path} is an absolute path in the image`);
@@ -159,10 +159,14 @@ describe('deploy/k8s', () => {
     }
   });
 
+  const ENV = { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars', SLOGATE_NAMESPACE: 'ns' };
+  const component = (d: K8sDoc) =>
+    (d.metadata as { labels?: Record<string, string> }).labels?.['app.kubernetes.io/component'];
+
   /** The workload's container and the slogate.yaml of the ConfigMap it mounts. */
-  const workload = (kind: string) => {
-    const w = find(kind)[0];
-    assert.ok(w !== undefined, `a ${kind}`);
+  const workload = (kind: string, of: 'gateway' | 'runtime') => {
+    const w = find(kind).find((d) => component(d) === of);
+    assert.ok(w !== undefined, `a ${kind} of the ${of}`);
     type Container = {
       command: string[];
       readinessProbe?: { httpGet?: { path: string } };
@@ -180,13 +184,13 @@ describe('deploy/k8s', () => {
     return {
       w,
       container: pod.containers[0],
-      config: loadConfigFile(file, { SLOGATE_ADMIN_TOKEN: 'a-token-of-16-chars' }),
+      config: loadConfigFile(file, ENV),
     };
   };
 
   test('the gateway serves its config; the runtime nodes run `slogate runtime`; both report V2 health', () => {
-    const gw = workload('Deployment');
-    const rt = workload('StatefulSet');
+    const gw = workload('Deployment', 'gateway');
+    const rt = workload('Deployment', 'runtime');
     assert.deepEqual(gw.container?.command, ['node', 'dist/cli.js', 'serve', '--config', '/etc/slogate/slogate.yaml']);
     assert.deepEqual(rt.container?.command, [
       'node',
@@ -212,26 +216,49 @@ describe('deploy/k8s', () => {
       );
   });
 
-  test("the gateway lists every runtime pod by its StatefulSet DNS name, and the HPA scales the gateway's Deployment", () => {
-    const gw = workload('Deployment');
-    const rt = workload('StatefulSet');
-    const serviceName = rt.w.spec?.serviceName as string;
-    const headless = find('Service').find((s) => s.metadata?.name === serviceName);
-    assert.equal(headless?.spec?.clusterIP, 'None', `the StatefulSet's service ${serviceName} is headless`);
-    const hosts = gw.config.runtime.replicas.map((r) => new URL(r.url).hostname);
-    const want = Array.from(
-      { length: rt.w.spec?.replicas as number },
-      (_, i) => `${rt.w.metadata?.name}-${i}.${serviceName}`,
+  test('the gateway discovers the runtime Deployment through its headless Service, and the HPA scales the gateway', () => {
+    const gw = workload('Deployment', 'gateway');
+    const rt = workload('Deployment', 'runtime');
+    assert.equal(find('StatefulSet').length, 0, 'no StatefulSet for stable names');
+    const podLabels =
+      (rt.w.spec?.template as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels ?? {};
+    const headless = find('Service').find((svc) => {
+      const sel = (svc.spec?.selector ?? {}) as Record<string, string>;
+      return Object.entries(sel).every(([k, v]) => podLabels[k] === v) && Object.keys(sel).length > 0;
+    });
+    assert.ok(headless !== undefined, 'a Service selects the runtime pods');
+    assert.equal(headless.spec?.clusterIP, 'None', 'it is headless: one record per pod');
+    assert.notEqual(headless.spec?.publishNotReadyAddresses, true, 'only ready pods are listed');
+    const entries = gw.config.runtime.replicas;
+    assert.equal(entries.length, 1, 'one DNS entry, no per-pod URLs');
+    const entry = entries[0] as { dns?: string; port?: number };
+    assert.equal(
+      entry.dns,
+      `${headless.metadata?.name}.ns.svc.cluster.local`,
+      'the gateway names the Service in its namespace',
     );
-    assert.deepEqual(hosts, want, 'one URL per StatefulSet pod');
-    const hpa = find('HorizontalPodAutoscaler')[0];
-    const target = hpa?.spec?.scaleTargetRef as { kind: string; name: string } | undefined;
-    assert.equal(target?.kind, 'Deployment');
-    assert.equal(target?.name, gw.w.metadata?.name, 'the HPA scales the gateway');
+    const ports = headless.spec?.ports as { port: number }[];
+    assert.ok(
+      ports.some((p) => p.port === entry.port),
+      'on the port the Service exposes',
+    );
+    assert.equal(gw.config.runtime.workers, 0);
+    const targetOf = (h: K8sDoc) => h.spec?.scaleTargetRef as { kind: string; name: string } | undefined;
+    const hpas = find('HorizontalPodAutoscaler');
+    const gwHpa = hpas.find((h) => targetOf(h)?.name === gw.w.metadata?.name);
+    assert.equal(targetOf(gwHpa ?? {})?.kind, 'Deployment', 'an HPA scales the gateway');
+    const rtHpa = hpas.find((h) => targetOf(h)?.name === rt.w.metadata?.name);
+    assert.equal(targetOf(rtHpa ?? {})?.kind, 'Deployment', 'an HPA scales the runtime nodes');
+    const metrics = rtHpa?.spec?.metrics as { type: string; external?: { metric: { name: string } } }[];
+    assert.deepEqual(
+      metrics.map((m) => m.external?.metric.name),
+      ['slogate_slo_load_ratio'],
+      'on SLO headroom, not CPU',
+    );
   });
   test('a NetworkPolicy admits only gateway pods (and a labelled scrape namespace) to the runtime nodes', () => {
-    const gw = workload('Deployment');
-    const rt = workload('StatefulSet');
+    const gw = workload('Deployment', 'gateway');
+    const rt = workload('Deployment', 'runtime');
     type Peer = { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: unknown };
     type Rule = { from: Peer[]; ports: { port: string | number }[] };
     const policy = find('NetworkPolicy')[0];

@@ -195,3 +195,35 @@ test('runtime.health: defaults, a backoff cap below its start, and a minimum the
     8,
   );
 });
+
+test('runtime.replicas: a DNS entry takes a port or a port name, never both, and its node count is open', () => {
+  const dns = parseConfig(
+    digitsRawConfig({
+      runtime: {
+        workers: 0,
+        replicas: [{ dns: 'slogate-runtime.ns.svc.cluster.local', port: 8000, resolver: '127.0.0.1:5353' }],
+        health: { minReadySlots: 8 },
+      },
+    }),
+    ROOT,
+  ).runtime.replicas[0];
+  assert.deepEqual(dns, {
+    dns: 'slogate-runtime.ns.svc.cluster.local',
+    port: 8000,
+    resolver: '127.0.0.1:5353',
+    concurrency: 2,
+    resolveIntervalMs: 5000,
+  });
+  for (const [entry, path] of [
+    [{ dns: 'rt.test' }, 'runtime.replicas.0'],
+    [{ dns: 'rt.test', port: 8000, portName: 'http' }, 'runtime.replicas.0'],
+    [{ dns: 'not a name', port: 8000 }, 'runtime.replicas.0'],
+    [{ dns: 'rt.test', portName: 'HTTP_PORT' }, 'runtime.replicas.0'],
+  ] as const) {
+    const lines = configError(() => parseConfig(digitsRawConfig({ runtime: { replicas: [entry] } }), ROOT));
+    assert.ok(
+      lines.some((l) => l.startsWith(path)),
+      `${JSON.stringify(entry)}: ${lines.join(' | ')}`,
+    );
+  }
+});

@@ -393,3 +393,106 @@ describe('ReplicaPool.run with a timeout: a hung attempt is let go, its replica 
     assert.equal(s.pool.stuckSinceMs, 20);
   });
 });
+
+describe('replica pool membership', () => {
+  test('a replica added takes the next batch and wakes a retry waiting for a slot', async () => {
+    const s = await build([{ state: 'down' }]);
+    const members: string[] = [];
+    s.pool.on('member', (id, change) => members.push(`${id} ${change}`));
+    const first = s.pool.run(task).catch((e: SlogateError) => e);
+    const e = await first;
+    assert.ok(e instanceof SlogateError && e.code === 'SLOGATE_ERR_REPLICA_UNAVAILABLE', 'nothing ready yet');
+    const added = new FakeReplica('z');
+    s.pool.add(added);
+    s.pool.add(added);
+    assert.equal(s.pool.replicas.length, 2, 'added once');
+    assert.equal(s.pool.replicas[0], added, 'first in the list: it wins ties with idle replicas');
+    assert.equal(s.pool.readySlots, 1);
+    const run = s.pool.run(task);
+    await flush();
+    assert.equal(added.running.length, 1);
+    added.running[0]?.finish();
+    assert.equal((await run).replicaId, 'z');
+    assert.deepEqual(members, ['z added']);
+  });
+
+  test('a drained replica takes no new batch, finishes its running one, then is closed and removed', async () => {
+    const s = setup([{}, {}]);
+    const [a, b] = s.fakes as [FakeReplica, FakeReplica];
+    const members: string[] = [];
+    s.pool.on('member', (id, change) => members.push(`${id} ${change}`));
+    const running = s.pool.run(task);
+    await flush();
+    assert.equal(a.running.length, 1, 'a took the first batch');
+    let drained = false;
+    const done = s.pool.drain(a).then(() => {
+      drained = true;
+    });
+    assert.equal(s.pool.readySlots, 1, 'a no longer counts');
+    assert.equal(s.pool.pick(), b);
+    await flush();
+    assert.equal(drained, false, 'a batch still runs on a');
+    assert.equal(a.state, 'ready', 'not cut mid-batch');
+    a.running[0]?.finish();
+    assert.equal((await running).replicaId, 'a', 'the running batch finished on a');
+    await done;
+    assert.equal(a.state, 'closed');
+    assert.deepEqual(
+      s.pool.replicas.map((r) => r.id),
+      ['b'],
+    );
+    assert.deepEqual(members, ['a draining', 'a removed']);
+    a.setState('down');
+    assert.equal(s.pool.stats().length, 1, 'no longer listened to');
+  });
+
+  test('a batch failing on a draining replica is retried elsewhere; an idle one leaves at once', async () => {
+    const s = setup([{}, {}, {}]);
+    const [a, b, c] = s.fakes as [FakeReplica, FakeReplica, FakeReplica];
+    const running = s.pool.run(task);
+    await flush();
+    void s.pool.drain(a);
+    await s.pool.drain(c);
+    assert.equal(c.state, 'closed', 'idle: closed at once');
+    a.running[0]?.fault();
+    await flush();
+    assert.equal(b.running.length, 1, 'retried on b');
+    b.running[0]?.finish();
+    assert.equal((await running).replicaId, 'b');
+    await flush();
+    assert.deepEqual(
+      s.pool.replicas.map((r) => r.id),
+      ['b'],
+    );
+  });
+});
+
+describe('replica pool with load reports', () => {
+  /** A fake remote node whose load reports leave it `availableSlots` of its slots. */
+  class Reporting extends FakeReplica {
+    availableSlots: number;
+    constructor(id: string, slots: number, available: number) {
+      super(id, slots);
+      this.availableSlots = available;
+    }
+  }
+
+  test('a node busy with other gateways’ work offers only what is left, to the choice and to planning', async () => {
+    const clock = new ManualClock(0);
+    const shared = new Reporting('shared', 4, 1);
+    const own = new FakeReplica('own', 2);
+    const pool = new ReplicaPool([shared, own], { clock });
+    assert.equal(pool.readySlots, 6, 'readiness counts configured slots');
+    assert.equal(pool.availableSlots, 3, 'planning counts what is left');
+    assert.equal(pool.pick(), shared, 'idle: the shared node first');
+    void pool.run(task).catch(() => {});
+    await flush();
+    assert.equal(shared.running.length, 1);
+    assert.equal(pool.freeSlots, 2, 'the shared node has nothing left');
+    assert.equal(pool.pick(), own, 'the shared node is full for this gateway');
+    shared.availableSlots = 4;
+    assert.equal(pool.freeSlots, 5, 'others finished: the shared node has 3 free again');
+    shared.running[0]?.finish();
+    await flush();
+  });
+});
