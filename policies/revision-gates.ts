@@ -1,0 +1,121 @@
+// The deploy gates' pure decisions: which gates a candidate revision must pass, in order, and how each gate's
+// measurements are judged. The pipeline (deploy-pipeline.ts) runs them; the runtime only measures.
+import type { ErrorCode } from '../core/errors.js';
+import type { TensorSpec } from '../core/types.js';
+
+export type GateName = 'load' | 'golden' | 'accuracy' | 'latency';
+
+export interface Verdict {
+  readonly passed: boolean;
+  readonly detail: string;
+  /** The headline number (accuracy, slowdown), stored with the gate's result. */
+  readonly value?: number;
+  /** The error a failure answers with. */
+  readonly code?: ErrorCode;
+}
+
+/** The gates in the order they run: cheap and certain first, the eval set and the latency sweep last. */
+export function gatePlan(declared: { golden: boolean; evalSet: boolean }): GateName[] {
+  const plan: GateName[] = ['load'];
+  if (declared.golden) plan.push('golden');
+  if (declared.evalSet) plan.push('accuracy');
+  plan.push('latency');
+  return plan;
+}
+
+export interface ReplicaLoadReport {
+  readonly replica: string;
+  readonly code?: string;
+  readonly detail: string;
+  readonly signature?: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] };
+}
+
+function specs(list: readonly TensorSpec[]): string {
+  return list.map((t) => `${t.name}:${t.datatype}[${t.shape.join(',')}]`).join(' ');
+}
+
+/** Loads on every replica, and the inputs and outputs match the model's signature exactly (names, types, shapes, order). */
+export function judgeLoad(
+  loads: readonly ReplicaLoadReport[],
+  expected: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] },
+): Verdict {
+  if (loads.length === 0) return { passed: false, detail: 'no replica to load it on', code: 'SLOGATE_ERR_MODEL_LOAD' };
+  for (const l of loads) {
+    if (l.signature === undefined) {
+      const code = l.code === 'SLOGATE_ERR_NOT_ONNX' ? 'SLOGATE_ERR_NOT_ONNX' : 'SLOGATE_ERR_MODEL_LOAD';
+      return { passed: false, detail: `replica ${l.replica}: ${l.detail}`, code };
+    }
+    for (const side of ['inputs', 'outputs'] as const) {
+      const want = specs(expected[side]);
+      const got = specs(l.signature[side]);
+      if (want !== got)
+        return {
+          passed: false,
+          detail: `replica ${l.replica}: ${side} ${got} differ from the model's ${want}`,
+          code: 'SLOGATE_ERR_SIGNATURE_MISMATCH',
+        };
+    }
+  }
+  return { passed: true, detail: `loaded on ${loads.length} replica(s), signature matches` };
+}
+
+export interface AccuracyInputs {
+  readonly measured: number;
+  /** The highest minAccuracy of the routes that may use the variant, if any sets one. */
+  readonly minAccuracy: number | undefined;
+  /** The active revision's accuracy on the same eval set (undefined: unknown). */
+  readonly active: number | undefined;
+  readonly maxDrop: number;
+}
+
+/** At least the routes' minAccuracy where one is set, else no more than maxDrop below the active revision. */
+export function judgeAccuracy(a: AccuracyInputs): Verdict {
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  const floor = a.minAccuracy ?? (a.active === undefined ? undefined : a.active - a.maxDrop);
+  const rule =
+    a.minAccuracy !== undefined
+      ? `minAccuracy ${pct(a.minAccuracy)}`
+      : a.active === undefined
+        ? 'no floor (active accuracy unknown)'
+        : `active ${pct(a.active)} - maxAccuracyDrop ${pct(a.maxDrop)}`;
+  // A little slack for rounding to four digits.
+  const passed = floor === undefined || a.measured >= floor - 1e-9;
+  const verdict: Verdict = {
+    passed,
+    detail: `accuracy ${pct(a.measured)} ${passed ? '>=' : '<'} ${floor === undefined ? 'any' : pct(floor)} (${rule})`,
+    value: a.measured,
+  };
+  return passed ? verdict : { ...verdict, code: 'SLOGATE_ERR_GATE_FAILED' };
+}
+
+export interface SweepPoints {
+  readonly points: readonly { rows: number; p50Ms: number }[];
+  readonly hopMs: number;
+}
+
+/** Worker time below which a measurement is timer noise. */
+const MIN_SERVICE_MS = 0.05;
+
+/**
+ * The candidate's service time (p50 less the hop, which is the same for both) summed over the batch sizes both
+ * profiles measured, against the active revision's: the ratio may be at most maxSlowdown. A sum, not the worst
+ * size, because the smallest batches take microseconds and their ratios are mostly scheduling noise.
+ */
+export function judgeLatency(candidate: SweepPoints, active: SweepPoints, maxSlowdown: number): Verdict {
+  let c = 0;
+  let base = 0;
+  const sizes: number[] = [];
+  for (const p of candidate.points) {
+    const a = active.points.find((x) => x.rows === p.rows);
+    if (a === undefined) continue;
+    sizes.push(p.rows);
+    c += Math.max(MIN_SERVICE_MS, p.p50Ms - candidate.hopMs);
+    base += Math.max(MIN_SERVICE_MS, a.p50Ms - active.hopMs);
+  }
+  if (sizes.length === 0)
+    return { passed: false, detail: 'no batch size measured for both revisions', code: 'SLOGATE_ERR_GATE_FAILED' };
+  const ratio = Math.round((c / base) * 100) / 100;
+  const passed = ratio <= maxSlowdown;
+  const detail = `service time over ${sizes.length} batch sizes (1..${sizes.at(-1)} rows): ${ratio}x the active revision's (limit ${maxSlowdown}x)`;
+  return passed ? { passed, detail, value: ratio } : { passed, detail, value: ratio, code: 'SLOGATE_ERR_GATE_FAILED' };
+}

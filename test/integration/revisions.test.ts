@@ -1,0 +1,208 @@
+// Model revisions end to end with real files and real workers: each bad revision of models/digits/revisions/ is
+// stopped by its own gate while the route answers from the active revision; a good one goes live, survives a
+// restart, and a rollback restores the old one. Bad input gets its own error code.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { createSlogate, type Slogate } from '../../main.js';
+import { revisionOf } from '../../runtime/model-store.js';
+import { DIGITS_DIR, digitsConfig, tempDir } from '../helpers.js';
+
+const REV_DIR = join(DIGITS_DIR, 'revisions');
+const file = (name: string) => readFileSync(join(REV_DIR, name));
+const SMALL = readFileSync(join(DIGITS_DIR, 'small.onnx'));
+const TOKEN = 'test-admin-token';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+function config(storeDir: string, extra: Record<string, unknown> = {}) {
+  return digitsConfig({
+    server: { host: '127.0.0.1', port: 0, logLevel: 'silent', warmup: { requests: 0 }, adminToken: TOKEN },
+    runtime: { workers: 1, profile: { enabled: false, samples: 5, budgetMs: 400, cacheDir: storeDir } },
+    store: { dir: storeDir, maxFileBytes: 3_000_000 },
+    models: {
+      digits: {
+        eval: join(DIGITS_DIR, 'eval.bin'),
+        metadata: join(DIGITS_DIR, 'model.yaml'),
+        maxBatch: 64,
+        variants: {
+          small: { path: join(DIGITS_DIR, 'small.onnx') },
+          tiny: {
+            path: join(DIGITS_DIR, 'tiny.onnx'),
+            sha256: revisionOf(readFileSync(join(DIGITS_DIR, 'tiny.onnx'))),
+          },
+        },
+      },
+    },
+    routes: { digits: { model: 'digits', slo: { p99Ms: 500 }, policy: { static: { variant: 'small' } } } },
+    ...extra,
+  });
+}
+
+async function start(storeDir: string): Promise<Slogate> {
+  return createSlogate({ config: config(storeDir), logger: pino({ level: 'silent' }), defaultMetrics: false });
+}
+
+function deploy(sg: Slogate, variant: string, bytes: Uint8Array, headers: Record<string, string> = auth) {
+  return sg.app.inject({
+    method: 'POST',
+    url: `/admin/models/digits/variants/${variant}/revisions`,
+    headers: { 'content-type': 'application/octet-stream', ...headers },
+    payload: Buffer.from(bytes),
+  });
+}
+
+/** One inference on the route: the served revision answers (model_version is the variant). */
+async function infer(sg: Slogate): Promise<number> {
+  const res = await sg.app.inject({
+    method: 'POST',
+    url: '/v2/models/digits/infer',
+    payload: { inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data: new Array(784).fill(0.5) }] },
+  });
+  return res.statusCode;
+}
+
+function code(res: { headers: Record<string, unknown>; json(): unknown }): unknown {
+  return (res.json() as { code?: string }).code ?? res.headers['x-slogate-error-code'];
+}
+
+describe('model revisions', () => {
+  const dir = tempDir('slogate-store-');
+  let sg: Slogate;
+  const originalSmall = revisionOf(SMALL);
+  const reexport = revisionOf(file('small-reexport.onnx'));
+  before(async () => {
+    sg = await start(dir);
+  });
+  after(async () => {
+    await sg.close();
+  });
+
+  for (const [name, gate, errorCode] of [
+    ['small-renamed.onnx', 'load', 'SLOGATE_ERR_SIGNATURE_MISMATCH'],
+    ['small-degraded.onnx', 'accuracy', 'SLOGATE_ERR_GATE_FAILED'],
+    ['small-fails-at-run.onnx', 'accuracy', 'SLOGATE_ERR_GATE_FAILED'],
+    ['small-slow.onnx', 'latency', 'SLOGATE_ERR_GATE_FAILED'],
+  ] as const) {
+    test(`${name} is stopped by the ${gate} gate; the active revision keeps answering`, async () => {
+      const during = infer(sg);
+      const res = await deploy(sg, 'small', file(name));
+      assert.equal(await during, 200);
+      assert.equal(code(res), errorCode, res.body);
+      assert.match(res.body, new RegExp(`the ${gate} gate`));
+      assert.equal(await infer(sg), 200);
+      assert.equal(sg.runtime.model('digits').variants.get('small')?.sha256, originalSmall.slice(7));
+      const view = (await sg.app.inject({ url: '/admin/models/digits', headers: auth })).json() as {
+        variants: {
+          variant: string;
+          active: string;
+          revisions: { revision: string; state: string; gates: { gate: string; passed: boolean }[] }[];
+        }[];
+      };
+      const small = view.variants.find((v) => v.variant === 'small');
+      assert.equal(small?.active, originalSmall);
+      const rec = small?.revisions.find((r) => r.revision === revisionOf(file(name)));
+      assert.equal(rec?.state, 'rejected');
+      assert.equal(rec?.gates.at(-1)?.gate, gate);
+      assert.equal(rec?.gates.at(-1)?.passed, false);
+    });
+  }
+
+  test('a good revision passes every gate and goes live; deploying it again changes nothing', async () => {
+    const res = await deploy(sg, 'small', file('small-reexport.onnx'));
+    assert.equal(res.statusCode, 201, res.body);
+    const body = res.json() as {
+      result: string;
+      revision: string;
+      previous: string;
+      gates: { gate: string; passed: boolean }[];
+    };
+    assert.equal(body.result, 'active');
+    assert.equal(body.revision, reexport);
+    assert.equal(body.previous, originalSmall);
+    assert.deepEqual(
+      body.gates.map((g) => [g.gate, g.passed]),
+      [
+        ['load', true],
+        ['accuracy', true],
+        ['latency', true],
+      ],
+    );
+    assert.equal(sg.runtime.model('digits').variants.get('small')?.sha256, reexport.slice(7));
+    assert.equal(await infer(sg), 200);
+    const again = await deploy(sg, 'small', file('small-reexport.onnx'));
+    assert.equal((again.json() as { result: string }).result, 'unchanged');
+    const metrics = await sg.app.inject({ url: '/metrics' });
+    assert.match(metrics.body, /slogate_deploys_total\{model="digits",variant="small",result="active"\} 1/);
+    assert.match(
+      metrics.body,
+      new RegExp(`slogate_revision_info\\{model="digits",variant="small",revision="${reexport}",state="active"\\} 1`),
+    );
+  });
+
+  test('a restart serves the active revision from the store', async () => {
+    await sg.close();
+    sg = await start(dir);
+    assert.equal(sg.runtime.model('digits').variants.get('small')?.sha256, reexport.slice(7));
+    assert.equal(await infer(sg), 200);
+  });
+
+  test('a rollback restores the previous revision', async () => {
+    const res = await sg.app.inject({
+      method: 'POST',
+      url: '/admin/models/digits/variants/small/rollback',
+      headers: auth,
+      payload: {},
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((res.json() as { revision: string }).revision, originalSmall);
+    assert.equal(sg.runtime.model('digits').variants.get('small')?.sha256, originalSmall.slice(7));
+    assert.equal(await infer(sg), 200);
+  });
+
+  test('bad input: each its own code, nothing changes', async () => {
+    const cases: [
+      string,
+      Promise<{ statusCode: number; headers: Record<string, unknown>; json(): unknown; body: string }>,
+      number,
+      string,
+    ][] = [
+      ['not ONNX', deploy(sg, 'small', Buffer.from('not an onnx model at all')), 400, 'SLOGATE_ERR_NOT_ONNX'],
+      ['too big', deploy(sg, 'small', Buffer.alloc(3_000_001)), 413, 'SLOGATE_ERR_REVISION_TOO_LARGE'],
+      ['pin mismatch', deploy(sg, 'tiny', file('small-reexport.onnx')), 409, 'SLOGATE_ERR_REVISION_PIN_MISMATCH'],
+      ['no token', deploy(sg, 'small', file('small-reexport.onnx'), {}), 401, 'SLOGATE_ERR_UNAUTHORIZED'],
+      [
+        'escaping name',
+        sg.app.inject({
+          method: 'POST',
+          url: '/admin/models/digits/variants/..%2F..%2Fetc/revisions',
+          headers: { 'content-type': 'application/octet-stream', ...auth },
+          payload: SMALL,
+        }),
+        400,
+        'SLOGATE_ERR_INVALID_NAME',
+      ],
+      ['unknown variant', deploy(sg, 'nope', SMALL), 404, 'SLOGATE_ERR_VARIANT_NOT_FOUND'],
+      [
+        'unknown model',
+        sg.app.inject({ url: '/admin/models/nope', headers: auth }),
+        404,
+        'SLOGATE_ERR_MODEL_NOT_FOUND',
+      ],
+    ];
+    for (const [what, pending, status, errorCode] of cases) {
+      const res = await pending;
+      assert.equal(res.statusCode, status, `${what}: ${res.body}`);
+      assert.equal(code(res), errorCode, what);
+    }
+    assert.equal(sg.runtime.model('digits').variants.get('small')?.sha256, originalSmall.slice(7));
+  });
+
+  test('a deploy while draining is refused', async () => {
+    await sg.runtime.drain(1000);
+    const res = await deploy(sg, 'small', file('small-reexport.onnx'));
+    assert.equal(res.statusCode, 503);
+    assert.equal(code(res), 'SLOGATE_ERR_SHUTTING_DOWN');
+  });
+});
