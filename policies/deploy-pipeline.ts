@@ -8,10 +8,20 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelSignature } from '../core/types.js';
 import { readEvalSet } from '../runtime/eval-set.js';
+import { readGoldenFile } from '../runtime/golden-file.js';
 import type { GateResult, ModelStore, RevisionRecord } from '../runtime/model-store.js';
 import { revisionOf } from '../runtime/model-store.js';
 import type { CandidateFile, RuntimeRevisions, SweepResult } from '../runtime/revisions.js';
-import { type GateName, gatePlan, judgeAccuracy, judgeLatency, judgeLoad, type Verdict } from './revision-gates.js';
+import {
+  type GateName,
+  type GoldenAnswer,
+  gatePlan,
+  judgeAccuracy,
+  judgeGolden,
+  judgeLatency,
+  judgeLoad,
+  type Verdict,
+} from './revision-gates.js';
 
 /** What the pipeline needs of the runtime. */
 export interface DeployRuntime {
@@ -183,7 +193,7 @@ export class Deployer {
 
   async #runGates(ctx: GateContext): Promise<(Verdict & { gate: GateName }) | undefined> {
     const mc = this.#d.config.models[ctx.c.model];
-    for (const gate of gatePlan({ golden: false, evalSet: mc?.eval !== undefined })) {
+    for (const gate of gatePlan({ golden: mc?.golden !== undefined, evalSet: mc?.eval !== undefined })) {
       const v = await this.#gate(gate, ctx);
       if (!v.passed) return { ...v, gate };
     }
@@ -245,8 +255,24 @@ export class Deployer {
         ctx.sweep = sweep;
         return judgeLatency(sweep.candidate, sweep.active, mc.maxSlowdown);
       }
-      case 'golden':
-        throw new SlogateError('SLOGATE_ERR_GATE_FAILED', 'golden answers are not checked by this build');
+      case 'golden': {
+        const golden = readGoldenFile(mc.golden as string);
+        const answers: GoldenAnswer[] = [];
+        for (const g of golden.cases) {
+          const inputs = g.inputs.map((t) => ({ ...t, data: Float32Array.from(t.data) }));
+          const rows = inputs[0]?.shape[0] ?? 1;
+          answers.push(
+            await runtime.revisions.run(c, inputs, rows).then(
+              (out) => new Map(out.map((o) => [o.name, o.data as Float32Array])),
+              (err: Error) => err,
+            ),
+          );
+        }
+        return judgeGolden(
+          golden.cases.map((g) => g.expect),
+          answers,
+        );
+      }
     }
   }
 

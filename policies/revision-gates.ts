@@ -119,3 +119,37 @@ export function judgeLatency(candidate: SweepPoints, active: SweepPoints, maxSlo
   const detail = `service time over ${sizes.length} batch sizes (1..${sizes.at(-1)} rows): ${ratio}x the active revision's (limit ${maxSlowdown}x)`;
   return passed ? { passed, detail, value: ratio } : { passed, detail, value: ratio, code: 'SLOGATE_ERR_GATE_FAILED' };
 }
+
+export type GoldenExpectation =
+  | { readonly output: string; readonly argmax: readonly number[] }
+  | { readonly output: string; readonly data: readonly number[]; readonly atol: number };
+
+/** One case's answer: its output tensors' values, or the error its run failed with. */
+export type GoldenAnswer = ReadonlyMap<string, ArrayLike<number>> | Error;
+
+/** Every case answered, and as expected: the same class per row, or every value within the tolerance. */
+export function judgeGolden(expected: readonly GoldenExpectation[], answers: readonly GoldenAnswer[]): Verdict {
+  const fail = (detail: string): Verdict => ({ passed: false, detail, code: 'SLOGATE_ERR_GATE_FAILED' });
+  for (const [i, want] of expected.entries()) {
+    const got = answers[i];
+    if (got === undefined) return fail(`case ${i}: no answer`);
+    if (got instanceof Error) return fail(`case ${i}: ${got.message}`);
+    const out = got.get(want.output);
+    if (out === undefined) return fail(`case ${i}: no output '${want.output}'`);
+    if ('argmax' in want) {
+      const classes = out.length / want.argmax.length;
+      for (const [row, label] of want.argmax.entries()) {
+        let best = 0;
+        for (let k = 1; k < classes; k++)
+          if ((out[row * classes + k] as number) > (out[row * classes + best] as number)) best = k;
+        if (best !== label) return fail(`case ${i} row ${row}: class ${best}, expected ${label}`);
+      }
+    } else {
+      if (out.length !== want.data.length) return fail(`case ${i}: ${out.length} values, expected ${want.data.length}`);
+      for (let k = 0; k < out.length; k++)
+        if (!(Math.abs((out[k] as number) - (want.data[k] as number)) <= want.atol))
+          return fail(`case ${i} value ${k}: ${out[k]}, expected ${want.data[k]} +- ${want.atol}`);
+    }
+  }
+  return { passed: true, detail: `${expected.length} golden case(s) reproduced`, value: expected.length };
+}

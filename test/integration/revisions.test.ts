@@ -16,7 +16,7 @@ const SMALL = readFileSync(join(DIGITS_DIR, 'small.onnx'));
 const TOKEN = 'test-admin-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-function config(storeDir: string, extra: Record<string, unknown> = {}) {
+function config(storeDir: string, golden?: string) {
   return digitsConfig({
     server: { host: '127.0.0.1', port: 0, logLevel: 'silent', warmup: { requests: 0 }, adminToken: TOKEN },
     runtime: { workers: 1, profile: { enabled: false, samples: 5, budgetMs: 400, cacheDir: storeDir } },
@@ -26,6 +26,7 @@ function config(storeDir: string, extra: Record<string, unknown> = {}) {
         eval: join(DIGITS_DIR, 'eval.bin'),
         metadata: join(DIGITS_DIR, 'model.yaml'),
         maxBatch: 64,
+        ...(golden === undefined ? {} : { golden }),
         variants: {
           small: { path: join(DIGITS_DIR, 'small.onnx') },
           tiny: {
@@ -36,12 +37,11 @@ function config(storeDir: string, extra: Record<string, unknown> = {}) {
       },
     },
     routes: { digits: { model: 'digits', slo: { p99Ms: 500 }, policy: { static: { variant: 'small' } } } },
-    ...extra,
   });
 }
 
-async function start(storeDir: string): Promise<Slogate> {
-  return createSlogate({ config: config(storeDir), logger: pino({ level: 'silent' }), defaultMetrics: false });
+async function start(storeDir: string, golden?: string): Promise<Slogate> {
+  return createSlogate({ config: config(storeDir, golden), logger: pino({ level: 'silent' }), defaultMetrics: false });
 }
 
 function deploy(sg: Slogate, variant: string, bytes: Uint8Array, headers: Record<string, string> = auth) {
@@ -204,5 +204,28 @@ describe('model revisions', () => {
     const res = await deploy(sg, 'small', file('small-reexport.onnx'));
     assert.equal(res.statusCode, 503);
     assert.equal(code(res), 'SLOGATE_ERR_SHUTTING_DOWN');
+  });
+});
+
+describe('model revisions with golden answers', () => {
+  let sg: Slogate;
+  before(async () => {
+    sg = await start(tempDir('slogate-store-'), join(DIGITS_DIR, 'golden.json'));
+  });
+  after(async () => {
+    await sg.close();
+  });
+
+  test('a revision that fails at run time is stopped by the golden gate, before the eval set', async () => {
+    const res = await deploy(sg, 'small', file('small-fails-at-run.onnx'));
+    assert.equal(code(res), 'SLOGATE_ERR_GATE_FAILED');
+    assert.match(res.body, /the golden gate/);
+  });
+
+  test('a good revision reproduces the golden answers and goes live', async () => {
+    const res = await deploy(sg, 'small', file('small-reexport.onnx'));
+    assert.equal(res.statusCode, 201, res.body);
+    const gates = (res.json() as { gates: { gate: string; passed: boolean }[] }).gates.map((g) => g.gate);
+    assert.deepEqual(gates, ['load', 'golden', 'accuracy', 'latency']);
   });
 });
