@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSchedule, type LoadSpec, parsePattern, parseTrace } from './bench/schedule.js';
+import { REVISIONS_USAGE, revisionsCommand, UsageError } from './cli-revisions.js';
 import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
@@ -30,7 +31,7 @@ Usage:
                                                      replay arrivals through the real engine and batcher on a simulated clock
   slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
   slogate bench compare --config FILE --scenario S   compare policies side by side in one run
-  slogate --version | --help
+${REVISIONS_USAGE}  slogate --version | --help
 `;
 
 function fail(msg: string, code = 2): never {
@@ -390,6 +391,17 @@ export async function main(argv: string[]): Promise<void> {
       return simulateCommand(rest);
     case 'bench':
       return (await import('./bench/cli.js')).benchMain(rest);
+    case 'deploy':
+    case 'rollback':
+    case 'revisions': {
+      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
+      const status = await revisionsCommand(cmd, rest, io).catch((err: unknown) => {
+        if (err instanceof UsageError) fail(err.message);
+        throw err;
+      });
+      if (status !== 0) process.exit(status);
+      return;
+    }
     case '--version':
     case '-v':
       process.stdout.write(`${VERSION}\n`);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
+import { revisionsCommand } from '../../cli-revisions.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import { revisionOf } from '../../runtime/model-store.js';
 import { DIGITS_DIR, digitsConfig, tempDir } from '../helpers.js';
@@ -64,7 +65,7 @@ async function infer(sg: Slogate): Promise<number> {
 }
 
 function code(res: { headers: Record<string, unknown>; json(): unknown }): unknown {
-  return (res.json() as { code?: string }).code ?? res.headers['x-slogate-error-code'];
+  return res.headers['x-slogate-error-code'];
 }
 
 describe('model revisions', () => {
@@ -227,5 +228,47 @@ describe('model revisions with golden answers', () => {
     assert.equal(res.statusCode, 201, res.body);
     const gates = (res.json() as { gates: { gate: string; passed: boolean }[] }).gates.map((g) => g.gate);
     assert.deepEqual(gates, ['load', 'golden', 'accuracy', 'latency']);
+  });
+});
+
+describe('slogate deploy | revisions | rollback over real HTTP', () => {
+  let sg: Slogate;
+  let url: string;
+  before(async () => {
+    sg = await start(tempDir('slogate-store-'));
+    url = await sg.listen(0);
+  });
+  after(async () => {
+    await sg.close();
+  });
+
+  async function cli(cmd: string, args: string[], token: string | undefined = TOKEN) {
+    let out = '';
+    const status = await revisionsCommand(cmd, ['--url', url, '--model', 'digits', ...args], {
+      token,
+      out: (t) => {
+        out += t;
+      },
+    });
+    return { status, out };
+  }
+
+  test('deploy, list, roll back; without the token the server refuses and the command exits 1', async () => {
+    const denied = await cli('deploy', ['--variant', 'small', '--file', join(REV_DIR, 'small-reexport.onnx')], '');
+    assert.equal(denied.status, 1);
+    assert.match(denied.out, /SLOGATE_ERR_UNAUTHORIZED/);
+    const deployed = await cli('deploy', ['--variant', 'small', '--file', join(REV_DIR, 'small-reexport.onnx')]);
+    assert.equal(deployed.status, 0, deployed.out);
+    assert.match(deployed.out, /digits\/small: active sha256:/);
+    assert.match(deployed.out, /pass latency/);
+    const listed = await cli('revisions', []);
+    const view = JSON.parse(listed.out) as { variants: { variant: string; active: string }[] };
+    assert.equal(view.variants.find((v) => v.variant === 'small')?.active, revisionOf(file('small-reexport.onnx')));
+    const back = await cli('rollback', ['--variant', 'small']);
+    assert.equal(back.status, 0, back.out);
+    assert.match(back.out, new RegExp(`rolled-back ${revisionOf(SMALL)}`));
+    const bad = await cli('deploy', ['--variant', 'small', '--file', join(REV_DIR, 'small-renamed.onnx')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.out, /SLOGATE_ERR_SIGNATURE_MISMATCH/);
   });
 });

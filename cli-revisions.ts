@@ -1,0 +1,107 @@
+// `slogate deploy | rollback | revisions`: clients of a running server's /admin/models API. The token comes from the
+// caller (cli.ts reads SLOGATE_ADMIN_TOKEN); the server's error code and message are printed as they come.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+export const REVISIONS_USAGE = `  slogate deploy --url URL --model M --variant V --file F.onnx [--reason TEXT]
+                                                     upload a new revision; it goes live once it passes its gates
+  slogate rollback --url URL --model M --variant V [--to sha256:...]
+                                                     return the variant to its previous (or the given) revision
+  slogate revisions --url URL --model M [--json]     a model's variants, active revisions, gates and history
+                                                     (these three send SLOGATE_ADMIN_TOKEN as the bearer token)
+`;
+
+export interface ClientIo {
+  readonly token: string | undefined;
+  readonly out: (text: string) => void;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  /** The error code header of a V2 error answer. */
+  readonly code: string | null;
+}
+
+async function call(url: string, init: RequestInit, io: ClientIo): Promise<Answer> {
+  const headers = new Headers(init.headers);
+  if (io.token !== undefined && io.token !== '') headers.set('authorization', `Bearer ${io.token}`);
+  const res = await fetch(url, { ...init, headers });
+  const text = await res.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { error: text };
+  }
+  return { status: res.status, body, code: res.headers.get('x-slogate-error-code') };
+}
+
+function required(values: Record<string, unknown>, names: string[]): void {
+  for (const n of names)
+    if (typeof values[n] !== 'string' || values[n] === '')
+      throw new UsageError(`--${n} is required\n\n${REVISIONS_USAGE}`);
+}
+
+export class UsageError extends Error {}
+
+/** Runs one of the three commands; resolves with the process exit status (0 ok, 1 refused or failed). */
+export async function revisionsCommand(cmd: string, argv: string[], io: ClientIo): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string' },
+      model: { type: 'string' },
+      variant: { type: 'string' },
+      file: { type: 'string' },
+      to: { type: 'string' },
+      reason: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  required(values, cmd === 'revisions' ? ['url', 'model'] : ['url', 'model', 'variant']);
+  const base = `${(values.url as string).replace(/\/+$/, '')}/admin/models/${encodeURIComponent(values.model as string)}`;
+  const variantUrl = `${base}/variants/${encodeURIComponent((values.variant as string | undefined) ?? '')}`;
+  let answer: Answer;
+  if (cmd === 'deploy') {
+    required(values, ['file']);
+    const bytes = readFileSync(values.file as string);
+    answer = await call(
+      `${variantUrl}/revisions`,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'x-slogate-reason': values.reason ?? `slogate deploy ${values.file}`,
+        },
+        body: bytes,
+      },
+      io,
+    );
+  } else if (cmd === 'rollback') {
+    answer = await call(
+      `${variantUrl}/rollback`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(values.to === undefined ? {} : { to: values.to }),
+      },
+      io,
+    );
+  } else answer = await call(base, { method: 'GET' }, io);
+  if (answer.status >= 400) {
+    io.out(`${answer.code ?? `HTTP ${answer.status}`}: ${answer.body.error ?? ''}\n`);
+    return 1;
+  }
+  io.out(values.json || cmd === 'revisions' ? `${JSON.stringify(answer.body, null, 2)}\n` : summary(answer.body));
+  return 0;
+}
+
+function summary(b: Record<string, unknown>): string {
+  const gates = (b.gates as { gate: string; passed: boolean; detail: string }[] | undefined) ?? [];
+  const lines = [
+    `${b.model}/${b.variant}: ${b.result} ${b.revision}${b.previous ? ` (was ${b.previous})` : ''} in ${b.ms} ms`,
+  ];
+  for (const g of gates) lines.push(`  ${g.passed ? 'pass' : 'FAIL'} ${g.gate}: ${g.detail}`);
+  return `${lines.join('\n')}\n`;
+}
