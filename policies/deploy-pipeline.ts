@@ -93,8 +93,14 @@ export class Deployer {
       metrics.deploys.labels(req.model, req.variant, 'refused').inc();
       throw err;
     }
-    this.#adoptServed(req.model, req.variant);
-    const added = store.add(req.model, req.variant, req.bytes, req.source, { who: req.who, why: req.why });
+    let added: ReturnType<ModelStore['add']>;
+    try {
+      this.#adoptServed(req.model, req.variant);
+      added = store.add(req.model, req.variant, req.bytes, req.source, { who: req.who, why: req.why });
+    } catch (err) {
+      metrics.deploys.labels(req.model, req.variant, 'refused').inc();
+      throw err;
+    }
     const view = (result: DeployOutcome['result'], previous?: string): DeployOutcome => ({
       model: req.model,
       variant: req.variant,
