@@ -95,7 +95,7 @@ export const ModelSchema = z.strictObject({
   golden: z.string().optional(),
   /** Without a route's minAccuracy, a new revision may be at most this much (0..1) less accurate than the active one. */
   maxAccuracyDrop: z.number().min(0).max(1).default(0.005),
-  /** A new revision whose p50 service time at some batch size is over this many times the active one's is refused. */
+  /** A new revision whose p50 service time at the largest batch size is over this many times the active one's is refused. */
   maxSlowdown: z.number().min(1).max(1000).default(3),
 });
 

@@ -272,3 +272,45 @@ describe('slogate deploy | revisions | rollback over real HTTP', () => {
     assert.match(bad.out, /SLOGATE_ERR_SIGNATURE_MISMATCH/);
   });
 });
+
+describe('a deploy and a rollback under steady traffic', () => {
+  let sg: Slogate;
+  before(async () => {
+    sg = await start(tempDir('slogate-store-'));
+  });
+  after(async () => {
+    await sg.close();
+  });
+
+  test('no request fails while a revision is gated, switched to and rolled back; a second deploy is refused', async () => {
+    let stop = false;
+    const statuses: number[] = [];
+    const client = async () => {
+      while (!stop) statuses.push(await infer(sg));
+    };
+    const clients = Array.from({ length: 4 }, client);
+    const first = deploy(sg, 'small', file('small-reexport.onnx'));
+    const gating = () =>
+      sg.deployer.describe('digits').variants.some((v) => v.revisions.some((r) => r.state === 'gating'));
+    while (!gating()) await new Promise((r) => setImmediate(r));
+    const second = await deploy(sg, 'small', file('small-degraded.onnx'));
+    assert.equal(code(second), 'SLOGATE_ERR_DEPLOY_IN_PROGRESS');
+    assert.match(second.body, new RegExp(revisionOf(file('small-reexport.onnx'))));
+    assert.equal((await first).statusCode, 201);
+    const back = await sg.app.inject({
+      method: 'POST',
+      url: '/admin/models/digits/variants/small/rollback',
+      headers: auth,
+      payload: {},
+    });
+    assert.equal(back.statusCode, 200, back.body);
+    stop = true;
+    await Promise.all(clients);
+    await sg.deployer.describe('digits');
+    assert.ok(statuses.length > 20, `only ${statuses.length} requests ran`);
+    assert.deepEqual(
+      statuses.filter((s) => s !== 200),
+      [],
+    );
+  });
+});

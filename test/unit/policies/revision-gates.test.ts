@@ -97,6 +97,8 @@ describe('judgeLatency', () => {
     ['twice as slow', [0.2, 0.4, 0.8], [0.1, 0.2, 0.4], true],
     ['ten times slower', [1, 2, 4], [0.1, 0.2, 0.4], false],
     ['noise at one row only', [0.5, 0.2, 0.4], [0.01, 0.2, 0.4], true],
+    ['slower only at small batches', [2, 0.2, 0.4], [0.1, 0.2, 0.4], true],
+    ['slower at the largest batch', [0.1, 0.2, 1.3], [0.1, 0.2, 0.4], false],
     ['faster', [0.05, 0.1, 0.2], [0.1, 0.2, 0.4], true],
   ];
   for (const [name, cand, active, passed] of cases)
