@@ -134,6 +134,11 @@ export const ERROR_CATALOG = {
     doc: 'Another revision of the variant is being gated; the message names it.',
   },
   SLOGATE_ERR_MODEL_NOT_FOUND: { status: 404, retryable: false, doc: 'No model of that name in the configuration.' },
+  SLOGATE_ERR_UNLOAD_UNSUPPORTED: {
+    status: 409,
+    retryable: false,
+    doc: "Triton's repository unload: slogate serves the models of its config; remove the model there and restart.",
+  },
   SLOGATE_ERR_NOT_ONNX: {
     status: 400,
     retryable: false,

@@ -200,6 +200,28 @@ export class Deployer {
     return { model, variants, history: this.#d.store.history(model) };
   }
 
+  /** Every model and variant with its state, as Triton's repository index lists them. */
+  index(): { name: string; version: string; state: 'READY' | 'LOADING' | 'UNAVAILABLE'; reason: string }[] {
+    const ready = this.#d.runtime.state === 'ready';
+    const out: { name: string; version: string; state: 'READY' | 'LOADING' | 'UNAVAILABLE'; reason: string }[] = [];
+    for (const [model, mc] of Object.entries(this.#d.config.models))
+      for (const variant of Object.keys(mc.variants)) {
+        const gating = this.#d.store.describe(model, variant).revisions.find((r) => r.state === 'gating');
+        const served = `sha256:${this.#d.runtime.model(model).variants.get(variant)?.sha256 ?? ''}`;
+        if (!ready)
+          out.push({ name: model, version: variant, state: 'UNAVAILABLE', reason: `server ${this.#d.runtime.state}` });
+        else if (gating !== undefined)
+          out.push({
+            name: model,
+            version: variant,
+            state: 'LOADING',
+            reason: `serving ${served}; gating ${gating.revision}`,
+          });
+        else out.push({ name: model, version: variant, state: 'READY', reason: `serving ${served}` });
+      }
+    return out;
+  }
+
   async #runGates(ctx: GateContext): Promise<(Verdict & { gate: GateName }) | undefined> {
     const mc = this.#d.config.models[ctx.c.model];
     for (const gate of gatePlan({ golden: mc?.golden !== undefined, evalSet: mc?.eval !== undefined })) {

@@ -129,9 +129,14 @@ export class RuntimeRevisions {
       }),
     };
     const profiler = (revision: string | undefined) => new Profiler(this.#target(revision), clock, logger);
-    const [a] = await profiler(undefined).sweep([only(active)], options);
+    // The active revision is measured before and after the candidate and its faster sweep kept: a burst of
+    // contention during one of them would otherwise make a slow candidate look no slower than the active one.
+    const [a1] = await profiler(undefined).sweep([only(active)], options);
     const [b] = await profiler(c.revision).sweep([only(cand)], options, c.revision);
-    if (a === undefined || b === undefined) throw new SlogateError('SLOGATE_ERR_INTERNAL', 'empty latency sweep');
+    const [a2] = await profiler(undefined).sweep([only(active)], options);
+    if (a1 === undefined || a2 === undefined || b === undefined)
+      throw new SlogateError('SLOGATE_ERR_INTERNAL', 'empty latency sweep');
+    const a = largestServiceMs(a2) < largestServiceMs(a1) ? a2 : a1;
     return { candidate: { points: b.points, hopMs: b.hopMs }, active: { points: a.points, hopMs: a.hopMs } };
   }
 
@@ -185,6 +190,11 @@ export class RuntimeRevisions {
       },
     };
   }
+}
+
+function largestServiceMs(s: { points: readonly ProfilePoint[]; hopMs: number }): number {
+  const last = s.points.at(-1);
+  return last === undefined ? Number.POSITIVE_INFINITY : last.p50Ms - s.hopMs;
 }
 
 function pick(c: { model: string; variant: string; revision: string }) {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { formatIssues } from '../../core/config.js';
 import { SlogateError } from '../../core/errors.js';
 import type { Deployer } from '../../policies/deploy-pipeline.js';
+import { repositoryPlugin } from '../v2/repository.js';
 
 export interface RevisionsPluginOptions {
   readonly deployer: Deployer;
@@ -24,6 +25,8 @@ type VariantParams = { Params: { model: string; variant: string } };
 export async function revisionsPlugin(app: FastifyInstance, opts: RevisionsPluginOptions): Promise<void> {
   // The body stays a stream here: the handler bounds it by store.maxFileBytes while reading.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  await app.register(repositoryPlugin, { deployer: opts.deployer, maxFileBytes: opts.maxFileBytes });
 
   app.get<{ Params: { model: string } }>('/admin/models/:model', async (req) =>
     opts.deployer.describe(req.params.model),

@@ -314,3 +314,57 @@ describe('a deploy and a rollback under steady traffic', () => {
     );
   });
 });
+
+describe("Triton's repository extension", () => {
+  let sg: Slogate;
+  before(async () => {
+    sg = await start(tempDir('slogate-store-'));
+  });
+  after(async () => {
+    await sg.close();
+  });
+  const post = (url: string, payload?: object, headers: Record<string, string> = auth) =>
+    sg.app.inject({ method: 'POST', url, headers, ...(payload === undefined ? {} : { payload }) });
+
+  test('index lists every model and variant with its state; it needs the admin token', async () => {
+    assert.equal((await post('/v2/repository/index', undefined, {})).statusCode, 401);
+    const res = await post('/v2/repository/index');
+    assert.equal(res.statusCode, 200, res.body);
+    const small = (res.json() as { name: string; version: string; state: string; reason: string }[]).find(
+      (e) => e.version === 'small',
+    );
+    assert.equal(small?.name, 'digits');
+    assert.equal(small?.state, 'READY');
+    assert.equal(small?.reason, `serving ${revisionOf(SMALL)}`);
+  });
+
+  test('load with a file override deploys a revision through the gates; a bad one is rejected', async () => {
+    const bad = await post('/v2/repository/models/digits/load', {
+      parameters: { 'file:small/model.onnx': file('small-renamed.onnx').toString('base64') },
+    });
+    assert.equal(code(bad), 'SLOGATE_ERR_SIGNATURE_MISMATCH');
+    const res = await post('/v2/repository/models/digits/load', {
+      parameters: { 'file:small/model.onnx': file('small-reexport.onnx').toString('base64') },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((res.json() as { revisions: { result: string }[] }).revisions[0]?.result, 'active');
+    assert.equal(
+      sg.runtime.model('digits').variants.get('small')?.sha256,
+      revisionOf(file('small-reexport.onnx')).slice(7),
+    );
+    assert.equal(await infer(sg), 200);
+  });
+
+  test('config overrides, unknown parameters and unload are refused with their codes', async () => {
+    for (const [payload, want] of [
+      [{ parameters: { config: '{}' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
+      [{ parameters: { 'file:small/weights.bin': 'AAAA' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
+      [{ parameters: { 'file:small/model.onnx': 'not base64!' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
+    ] as const)
+      assert.equal(code(await post('/v2/repository/models/digits/load', payload)), want);
+    assert.equal(code(await post('/v2/repository/models/nope/load', {})), 'SLOGATE_ERR_MODEL_NOT_FOUND');
+    const unload = await post('/v2/repository/models/digits/unload');
+    assert.equal(unload.statusCode, 409);
+    assert.equal(code(unload), 'SLOGATE_ERR_UNLOAD_UNSUPPORTED');
+  });
+});
