@@ -1,7 +1,9 @@
-// `slogate deploy | rollback | revisions`: clients of a running server's /admin/models API. The token comes from the
+// `slogate deploy | rollback | revisions | apply`: clients of a running server's admin API. The token comes from the
 // caller (cli.ts reads SLOGATE_ADMIN_TOKEN); the server's error code and message are printed as they come.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { Config } from './core/config.js';
+import { describeStep, planApply } from './policies/apply-plan.js';
 
 export const REVISIONS_USAGE = `  slogate deploy --url URL --model M --variant V --file F.onnx [--reason TEXT]
                                                      upload a new revision; it goes live once it passes its gates
@@ -104,4 +106,82 @@ function summary(b: Record<string, unknown>): string {
   ];
   for (const g of gates) lines.push(`  ${g.passed ? 'pass' : 'FAIL'} ${g.gate}: ${g.detail}`);
   return `${lines.join('\n')}\n`;
+}
+
+export const APPLY_USAGE = `  slogate apply --config FILE [--url URL] [--dry-run]
+                                                     make a running server match the config: changed model files
+                                                     are deployed (gated), routes updated; prints the plan first
+`;
+
+/** What `apply` needs from cli.ts: the config file loaded and its files hashed. */
+export interface ApplyInputs {
+  readonly config: Readonly<Config>;
+  readonly revisionOfFile: (path: string) => Promise<string>;
+}
+
+/** `slogate apply`: plans (policies/apply-plan.ts), prints, and unless --dry-run carries out the plan. */
+export async function applyCommand(argv: string[], io: ClientIo, load: (file: string) => ApplyInputs): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string' }, url: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } },
+  });
+  required(values, ['config']);
+  const { config, revisionOfFile } = load(values.config as string);
+  const url = (values.url ?? `http://${config.server.host}:${config.server.port}`).replace(/\/+$/, '');
+  const desired: { models: Record<string, Record<string, string>>; routes: Record<string, unknown> } = {
+    models: {},
+    routes: { ...config.routes },
+  };
+  const running: typeof desired = { models: {}, routes: {} };
+  for (const [model, mc] of Object.entries(config.models)) {
+    desired.models[model] = {};
+    for (const [variant, vc] of Object.entries(mc.variants))
+      (desired.models[model] as Record<string, string>)[variant] = await revisionOfFile(vc.path);
+    const now = await call(`${url}/admin/models/${encodeURIComponent(model)}`, { method: 'GET' }, io);
+    if (now.status === 404) continue;
+    if (now.status >= 400) return refused(now, io);
+    const variants = now.body.variants as { variant: string; active: string }[];
+    running.models[model] = Object.fromEntries(variants.map((v) => [v.variant, v.active]));
+  }
+  const routes = await call(`${url}/admin/routes`, { method: 'GET' }, io);
+  if (routes.status >= 400) return refused(routes, io);
+  for (const r of routes.body.routes as { name: string; config: unknown }[]) running.routes[r.name] = r.config;
+  const plan = planApply(desired, running);
+  io.out(plan.length === 0 ? 'nothing to do: the server runs this config\n' : `${plan.map(describeStep).join('\n')}\n`);
+  if (values['dry-run'] || plan.length === 0) return 0;
+  let failed = 0;
+  for (const step of plan) {
+    let answer: Answer | undefined;
+    if (step.kind === 'deploy') {
+      const path = config.models[step.model]?.variants[step.variant]?.path as string;
+      answer = await call(
+        `${url}/admin/models/${encodeURIComponent(step.model)}/variants/${encodeURIComponent(step.variant)}/revisions`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/octet-stream', 'x-slogate-reason': `slogate apply ${values.config}` },
+          body: readFileSync(path),
+        },
+        io,
+      );
+    } else if (step.kind === 'route')
+      answer = await call(
+        `${url}/admin/routes/${encodeURIComponent(step.route)}`,
+        {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(config.routes[step.route]),
+        },
+        io,
+      );
+    if (answer === undefined) continue;
+    const ok = answer.status < 400;
+    if (!ok) failed++;
+    io.out(`${ok ? 'done' : 'FAILED'}   ${describeStep(step)}${ok ? '' : `: ${answer.code}: ${answer.body.error}`}\n`);
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+function refused(a: Answer, io: ClientIo): number {
+  io.out(`${a.code ?? `HTTP ${a.status}`}: ${a.body.error ?? ''}\n`);
+  return 1;
 }

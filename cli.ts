@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSchedule, type LoadSpec, parsePattern, parseTrace } from './bench/schedule.js';
-import { REVISIONS_USAGE, revisionsCommand, UsageError } from './cli-revisions.js';
+import { APPLY_USAGE, applyCommand, REVISIONS_USAGE, revisionsCommand, UsageError } from './cli-revisions.js';
 import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
@@ -16,6 +16,7 @@ import { Metrics } from './core/metrics.js';
 import { createSlogate, VERSION } from './main.js';
 import { simulate } from './policies/simulator.js';
 import { evaluateModel } from './runtime/evaluate.js';
+import { sha256File } from './runtime/model-repository.js';
 import { hostKey } from './runtime/profiler.js';
 import { Runtime, resolveIntraOpThreads, resolveWorkers } from './runtime/runtime.js';
 
@@ -31,7 +32,7 @@ Usage:
                                                      replay arrivals through the real engine and batcher on a simulated clock
   slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
   slogate bench compare --config FILE --scenario S   compare policies side by side in one run
-${REVISIONS_USAGE}  slogate --version | --help
+${REVISIONS_USAGE}${APPLY_USAGE}  slogate --version | --help
 `;
 
 function fail(msg: string, code = 2): never {
@@ -391,6 +392,19 @@ export async function main(argv: string[]): Promise<void> {
       return simulateCommand(rest);
     case 'bench':
       return (await import('./bench/cli.js')).benchMain(rest);
+    case 'apply': {
+      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
+      const inputs = (file: string) => ({
+        config: loadConfigFile(file, process.env),
+        revisionOfFile: async (path: string) => `sha256:${await sha256File(path)}`,
+      });
+      const status = await applyCommand(rest, io, inputs).catch((err: unknown) => {
+        if (err instanceof UsageError) fail(err.message);
+        throw err;
+      });
+      if (status !== 0) process.exit(status);
+      return;
+    }
     case 'deploy':
     case 'rollback':
     case 'revisions': {

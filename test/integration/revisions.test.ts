@@ -2,11 +2,12 @@
 // stopped by its own gate while the route answers from the active revision; a good one goes live, survives a
 // restart, and a rollback restores the old one. Bad input gets its own error code.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { revisionsCommand } from '../../cli-revisions.js';
+import { applyCommand, revisionsCommand } from '../../cli-revisions.js';
+import { loadConfigFile } from '../../core/config.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import { revisionOf } from '../../runtime/model-store.js';
 import { DIGITS_DIR, digitsConfig, tempDir } from '../helpers.js';
@@ -366,5 +367,63 @@ describe("Triton's repository extension", () => {
     const unload = await post('/v2/repository/models/digits/unload');
     assert.equal(unload.statusCode, 409);
     assert.equal(code(unload), 'SLOGATE_ERR_UNLOAD_UNSUPPORTED');
+  });
+});
+
+describe('slogate apply', () => {
+  const dir = tempDir('slogate-store-');
+  let sg: Slogate;
+  let url: string;
+  before(async () => {
+    sg = await start(dir);
+    url = await sg.listen(0);
+  });
+  after(async () => {
+    await sg.close();
+  });
+
+  async function apply(args: string[]) {
+    const raw = {
+      server: { adminToken: TOKEN },
+      models: {
+        digits: {
+          eval: join(DIGITS_DIR, 'eval.bin'),
+          variants: {
+            small: { path: join(REV_DIR, 'small-reexport.onnx') },
+            tiny: { path: join(DIGITS_DIR, 'tiny.onnx') },
+          },
+        },
+      },
+      routes: { digits: { model: 'digits', slo: { p99Ms: 400 }, policy: { static: { variant: 'small' } } } },
+    };
+    const file = join(dir, 'desired.json');
+    writeFileSync(file, JSON.stringify(raw));
+    let out = '';
+    const status = await applyCommand(
+      ['--config', file, '--url', url, ...args],
+      { token: TOKEN, out: (t) => (out += t) },
+      (f) => ({
+        config: loadConfigFile(f, {}),
+        revisionOfFile: async (p) => revisionOf(readFileSync(p)),
+      }),
+    );
+    return { status, out };
+  }
+
+  test('--dry-run prints the plan and changes nothing; apply carries it out; a second apply has nothing to do', async () => {
+    const dry = await apply(['--dry-run']);
+    assert.equal(dry.status, 0, dry.out);
+    assert.match(dry.out, /deploy +digits\/small: sha256:\w+ -> sha256:\w+ \(gated\)/);
+    assert.match(dry.out, /route +digits: update/);
+    assert.equal(sg.runtime.model('digits').variants.get('small')?.sha256, revisionOf(SMALL).slice(7));
+    const done = await apply([]);
+    assert.equal(done.status, 0, done.out);
+    assert.equal(
+      sg.runtime.model('digits').variants.get('small')?.sha256,
+      revisionOf(file('small-reexport.onnx')).slice(7),
+    );
+    assert.equal(sg.router.route('digits').config.slo.p99Ms, 400);
+    const again = await apply([]);
+    assert.equal(again.out, 'nothing to do: the server runs this config\n');
   });
 });
