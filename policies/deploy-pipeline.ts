@@ -126,7 +126,11 @@ export class Deployer {
     };
     const previous = store.activeRevision(req.model, req.variant) ?? this.#configRevision(req.model, req.variant);
     const ctx: GateContext = { c };
-    const failed = await this.#runGates(ctx);
+    const failed = await this.#runGates(ctx).catch((err: unknown) => {
+      // Never left `gating`: that would refuse every later deploy of the variant until a restart.
+      store.reject(req.model, req.variant, c.revision, { who: 'slogate', why: `gates aborted: ${String(err)}` });
+      throw err;
+    });
     if (failed !== undefined) {
       store.reject(req.model, req.variant, c.revision, { who: 'slogate', why: `gate ${failed.gate} failed` });
       await this.#d.runtime.revisions.unload(c);

@@ -146,7 +146,7 @@ export class RuntimeRevisions {
    */
   async activate(c: CandidateFile, accuracy: number | undefined, points: readonly ProfilePoint[] | undefined) {
     const v = this.#deps.repository.variant(c.model, c.variant);
-    if (points !== undefined && points.length > 0) this.#deps.profiles.setPoints(c.model, c.variant, points);
+    if (points !== undefined && points.length > 0) this.#deps.profiles.replacePoints(c.model, c.variant, points);
     v.path = c.path;
     v.sha256 = c.revision.slice(7);
     v.sizeBytes = c.sizeBytes;
