@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { applyCommand, revisionsCommand } from '../../cli-revisions.js';
-import { loadConfigFile } from '../../core/config.js';
+import { loadConfigFile, parseConfig } from '../../core/config.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import { revisionOf } from '../../runtime/model-store.js';
 import { DIGITS_DIR, digitsConfig, tempDir } from '../helpers.js';
@@ -425,5 +425,35 @@ describe('slogate apply', () => {
     assert.equal(sg.router.route('digits').config.slo.p99Ms, 400);
     const again = await apply([]);
     assert.equal(again.out, 'nothing to do: the server runs this config\n');
+  });
+});
+
+describe('start-up with a model store', () => {
+  test('an unreadable store is a start-up error, never a fallback to the config files', async () => {
+    const dir = tempDir('slogate-store-');
+    writeFileSync(join(dir, 'state.json'), '{"version": 1, "variants": ');
+    await assert.rejects(start(dir), { code: 'SLOGATE_ERR_STORE' });
+  });
+
+  test('a config file that does not match its pin is a start-up error', async () => {
+    const dir = tempDir('slogate-store-');
+    const raw = {
+      server: { logLevel: 'silent', warmup: { requests: 0 } },
+      runtime: { workers: 1, profile: { enabled: false } },
+      store: { dir },
+      models: {
+        digits: {
+          variants: {
+            small: { path: join(DIGITS_DIR, 'small.onnx'), sha256: revisionOf(file('small-reexport.onnx')) },
+          },
+        },
+      },
+      routes: { digits: { model: 'digits', slo: { p99Ms: 100 } } },
+    };
+    const config = parseConfig(raw, dir);
+    await assert.rejects(createSlogate({ config, logger: pino({ level: 'silent' }), defaultMetrics: false }), {
+      code: 'SLOGATE_ERR_MODEL_LOAD',
+      message: /not the pinned sha256:/,
+    });
   });
 });
