@@ -133,6 +133,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     clock: deps.clock,
     logger: log,
     version: deps.version,
+    revisions: deps.deployer === undefined ? undefined : () => deps.deployer?.statusRows() ?? [],
   });
 
   app.get('/metrics', async (_req, reply) => {

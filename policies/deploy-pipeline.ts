@@ -204,6 +204,28 @@ export class Deployer {
     return { model, variants, history: this.#d.store.history(model) };
   }
 
+  /** Per variant: the revision served and the latest deploy with its gates, for the status page. */
+  statusRows(): { variant: string; active: string; latest: string; state: string; gates: string }[] {
+    const short = (r: string | undefined) => (r === undefined ? '' : r.slice(0, 19));
+    const rows: { variant: string; active: string; latest: string; state: string; gates: string }[] = [];
+    for (const [model, mc] of Object.entries(this.#d.config.models))
+      for (const variant of Object.keys(mc.variants)) {
+        const d = this.#d.store.describe(model, variant);
+        const latest = [...d.revisions].sort((a, b) => (a.addedAt < b.addedAt ? -1 : 1)).at(-1);
+        const served = `sha256:${this.#d.runtime.model(model).variants.get(variant)?.sha256 ?? ''}`;
+        rows.push({
+          variant: `${model}/${variant}`,
+          active: short(served),
+          latest: short(latest?.revision),
+          state: latest?.state ?? '',
+          gates: (latest?.gates ?? [])
+            .map((g) => `${g.gate} ${g.passed ? 'passed' : `FAILED: ${g.detail}`}`)
+            .join('; '),
+        });
+      }
+    return rows;
+  }
+
   /** Every model and variant with its state, as Triton's repository index lists them. */
   index(): { name: string; version: string; state: 'READY' | 'LOADING' | 'UNAVAILABLE'; reason: string }[] {
     const ready = this.#d.runtime.state === 'ready';

@@ -21,6 +21,8 @@ export interface StatusPluginOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly version: string;
+  /** Per variant: the revision served and the latest deploy's gates (absent: no model store). */
+  readonly revisions?: (() => readonly Record<string, string>[]) | undefined;
 }
 
 const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
@@ -62,7 +64,7 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
       queues: runtime.queueStats(),
       utilisation: controller.utilisation,
     });
-    return reply.header('cache-control', 'no-store').send(data);
+    return reply.header('cache-control', 'no-store').send({ ...data, revisions: opts.revisions?.() ?? [] });
   });
 
   const shed = new ShedBurstLog({

@@ -111,6 +111,16 @@ describe('model revisions', () => {
     });
   }
 
+  test('the status page shows the revision served and the latest deploy with its gates', async () => {
+    const res = await sg.app.inject({ url: '/status/data' });
+    const rows = (res.json() as { revisions: { variant: string; active: string; state: string; gates: string }[] })
+      .revisions;
+    const small = rows.find((r) => r.variant === 'digits/small');
+    assert.equal(small?.active, originalSmall.slice(0, 19));
+    assert.equal(small?.state, 'rejected');
+    assert.match(small?.gates ?? '', /load passed; accuracy passed; latency FAILED: 64 rows/);
+  });
+
   test('a good revision passes every gate and goes live; deploying it again changes nothing', async () => {
     const res = await deploy(sg, 'small', file('small-reexport.onnx'));
     assert.equal(res.statusCode, 201, res.body);
