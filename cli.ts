@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSchedule, type LoadSpec, parsePattern, parseTrace } from './bench/schedule.js';
+import { APPLY_USAGE, applyCommand, REVISIONS_USAGE, revisionsCommand, UsageError } from './cli-revisions.js';
 import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
@@ -25,6 +26,7 @@ import { shutdownBoundMs } from './gateway/shutdown.js';
 import { createSlogate, type Slogate, VERSION } from './main.js';
 import { simulate } from './policies/simulator.js';
 import { evaluateModel } from './runtime/evaluate.js';
+import { sha256File } from './runtime/model-repository.js';
 import { hostKey } from './runtime/profiler.js';
 import { Runtime, resolveIntraOpThreads, resolveWorkers } from './runtime/runtime.js';
 
@@ -42,7 +44,7 @@ Usage:
                                                      replay arrivals through the real engine and scheduler on a simulated clock
   slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
   slogate bench compare --config FILE --scenario S   compare policies side by side in one run
-  slogate --version | --help
+${REVISIONS_USAGE}${APPLY_USAGE}  slogate --version | --help
 `;
 
 function fail(msg: string, code = 2): never {
@@ -473,6 +475,30 @@ export async function main(argv: string[]): Promise<void> {
       return simulateCommand(rest);
     case 'bench':
       return (await import('./bench/cli.js')).benchMain(rest);
+    case 'apply': {
+      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
+      const inputs = (file: string) => ({
+        config: loadConfigFile(file, process.env),
+        revisionOfFile: async (path: string) => `sha256:${await sha256File(path)}`,
+      });
+      const status = await applyCommand(rest, io, inputs).catch((err: unknown) => {
+        if (err instanceof UsageError) fail(err.message);
+        throw err;
+      });
+      if (status !== 0) process.exit(status);
+      return;
+    }
+    case 'deploy':
+    case 'rollback':
+    case 'revisions': {
+      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
+      const status = await revisionsCommand(cmd, rest, io).catch((err: unknown) => {
+        if (err instanceof UsageError) fail(err.message);
+        throw err;
+      });
+      if (status !== 0) process.exit(status);
+      return;
+    }
     case '--version':
     case '-v':
       process.stdout.write(`${VERSION}\n`);

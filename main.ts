@@ -14,8 +14,10 @@ import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/trac
 import type { RequestPath } from './gateway/v2/infer.js';
 import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
 import { Controller } from './policies/controller.js';
+import { Deployer } from './policies/deploy-pipeline.js';
 import { Router } from './policies/router.js';
 import { RouteSloRecorder } from './policies/slo-recorder.js';
+import { ModelStore } from './runtime/model-store.js';
 import { Runtime, resolveIntraOpThreads } from './runtime/runtime.js';
 
 export const VERSION: string = (
@@ -41,6 +43,8 @@ export interface Slogate {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly tracing: Tracing;
+  /** Model revisions: deploy, rollback, describe. */
+  readonly deployer: Deployer;
   /** Listens on config.server.host:port (or the given port); returns the address. */
   listen(port?: number): Promise<string>;
   /**
@@ -60,7 +64,17 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     serviceVersion: VERSION,
     logger,
   });
-  const runtime = await Runtime.create({ config, clock, metrics, logger, tracing: tracing.hooks }).catch(
+  let store: ModelStore;
+  try {
+    store = ModelStore.open(config.store.dir, {
+      keepRevisions: config.store.keepRevisions,
+      maxFileBytes: config.store.maxFileBytes,
+    });
+  } catch (err) {
+    await tracing.shutdown();
+    throw err;
+  }
+  const runtime = await Runtime.create({ config, clock, metrics, logger, tracing: tracing.hooks, store }).catch(
     async (err: unknown) => {
       await tracing.shutdown();
       throw err;
@@ -88,6 +102,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     observed: true,
   };
   let warming = false;
+  const deployer = new Deployer({ config, store, runtime, metrics, logger });
   const app = await buildServer({
     config,
     runtime,
@@ -101,6 +116,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     wallOffsetMs,
     tracing,
     requestPath: () => (warming ? WARMUP_PATH : live),
+    deployer,
   });
   try {
     await runtime.start();
@@ -154,6 +170,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     metrics,
     logger,
     tracing,
+    deployer,
     async listen(port?: number) {
       return app.listen({ host: config.server.host, port: port ?? config.server.port });
     },

@@ -77,9 +77,13 @@ export const RouteSchema = z.strictObject({
     .optional(),
 });
 
+const SHA256_PIN = /^sha256:[0-9a-f]{64}$/;
+
 export const VariantSchema = z.strictObject({
   path: z.string().min(1),
   description: z.string().optional(),
+  /** The expected revision (`sha256:<64 hex>`): a file or deployed revision with other bytes is refused. */
+  sha256: z.string().regex(SHA256_PIN, 'must be sha256: followed by 64 lowercase hex digits').optional(),
 });
 
 export const ModelSchema = z.strictObject({
@@ -94,6 +98,26 @@ export const ModelSchema = z.strictObject({
   maxBatch: z.number().int().min(1).max(4096).default(64),
   /** Accept NaN and infinities in float inputs (refused with 400 by default). */
   allowNonFinite: z.boolean().default(false),
+  /** Inputs and the outputs every acceptable revision must reproduce (docs/lifecycle.md); checked before a deploy. */
+  golden: z.string().optional(),
+  /** Without a route's minAccuracy, a new revision may be at most this much (0..1) less accurate than the active one. */
+  maxAccuracyDrop: z.number().min(0).max(1).default(0.005),
+  /** A new revision whose p50 service time at the largest batch size is over this many times the active one's is refused. */
+  maxSlowdown: z.number().min(1).max(1000).default(3),
+});
+
+export const StoreSchema = z.strictObject({
+  /** The model store (revisions and their state); default `.slogate` beside the config file, created on first use. */
+  dir: z.string().min(1).default('.slogate'),
+  /** Revisions kept per variant besides the active one; older ones are deleted. */
+  keepRevisions: z.number().int().min(0).max(1000).default(5),
+  /** Largest model file accepted as a revision (checked before the upload is buffered). */
+  maxFileBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(4 * 1024 * 1024 * 1024)
+    .default(512 * 1024 * 1024),
 });
 
 export const ServerSchema = z.strictObject({
@@ -264,6 +288,7 @@ export const ConfigSchema = z
     runtime: RuntimeSchema.prefault({}),
     pricing: PricingSchema.prefault({}),
     engine: EngineSchema.prefault({}),
+    store: StoreSchema.prefault({}),
     models: z.record(nameSchema, ModelSchema),
     routes: z.record(nameSchema, RouteSchema),
   })
@@ -325,6 +350,7 @@ export type PolicyKind = PolicyConfig['kind'];
 export type EngineConfig = z.infer<typeof EngineSchema>;
 export type RuntimeConfig = z.infer<typeof RuntimeSchema>;
 export type DnsReplicaConfig = z.infer<typeof DnsReplicaSchema>;
+export type StoreConfig = z.infer<typeof StoreSchema>;
 
 /** Formats zod issues as `path: message` lines, the form every config and admin error uses. */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
@@ -392,11 +418,13 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): R
   for (const model of Object.values(cfg.models)) {
     for (const v of Object.values(model.variants)) v.path = abs(v.path);
     if (model.eval !== undefined) model.eval = abs(model.eval);
+    if (model.golden !== undefined) model.golden = abs(model.golden);
     const first = Object.values(model.variants)[0];
     model.metadata =
       model.metadata !== undefined ? abs(model.metadata) : resolve(dirname(first?.path ?? baseDir), 'model.yaml');
   }
   cfg.runtime.profile.cacheDir = abs(cfg.runtime.profile.cacheDir);
+  cfg.store.dir = abs(cfg.store.dir);
   return deepFreeze(cfg);
 }
 

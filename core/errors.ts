@@ -147,6 +147,32 @@ export const ERROR_CATALOG = {
     retryable: true,
     doc: 'Another revision of the variant is being gated; the message names it.',
   },
+  SLOGATE_ERR_MODEL_NOT_FOUND: { status: 404, retryable: false, doc: 'No model of that name in the configuration.' },
+  SLOGATE_ERR_UNLOAD_UNSUPPORTED: {
+    status: 409,
+    retryable: false,
+    doc: "Triton's repository unload: slogate serves the models of its config; remove the model there and restart.",
+  },
+  SLOGATE_ERR_NOT_ONNX: {
+    status: 400,
+    retryable: false,
+    doc: 'A file offered as a revision is not an ONNX model onnxruntime can load; nothing changed.',
+  },
+  SLOGATE_ERR_SIGNATURE_MISMATCH: {
+    status: 422,
+    retryable: false,
+    doc: "A revision's inputs or outputs differ from the model's signature (names, datatypes, shapes); rejected.",
+  },
+  SLOGATE_ERR_REVISION_PIN_MISMATCH: {
+    status: 409,
+    retryable: false,
+    doc: "A revision's sha256 is not the variant's pinned `sha256`; refused before it is stored.",
+  },
+  SLOGATE_ERR_GATE_FAILED: {
+    status: 422,
+    retryable: false,
+    doc: 'A revision failed a gate (golden answers, accuracy or latency); rejected, the active revision serves on. The message names the gate and its numbers.',
+  },
   SLOGATE_ERR_MODEL_LOAD: {
     status: 500,
     retryable: false,

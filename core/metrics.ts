@@ -173,6 +173,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly revisionInfo: Gauge<string> = new Gauge({
+    name: 'slogate_revision_info',
+    help: 'Every revision the model store keeps (1), by model, variant, revision (sha256:...) and state.',
+    labelNames: ['model', 'variant', 'revision', 'state'] as const,
+    registers: [this.registry],
+    collect: () => this.#collect(this.revisionInfo),
+  });
+  readonly deploys = new Counter({
+    name: 'slogate_deploys_total',
+    help: 'Deploys and rollbacks, by model, variant and result (active, unchanged, rejected, refused, rolled-back).',
+    labelNames: ['model', 'variant', 'result'] as const,
+    registers: [this.registry],
+  });
+
   /** Creates a route's SLO and decision counters at zero, so rate() and burn-rate ratios exist before the first event. */
   initRoute(route: string): void {
     for (const outcome of ['met', 'missed', 'shed', 'dropped'] as const) this.sloRequests.labels(route, outcome).inc(0);

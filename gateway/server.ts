@@ -8,6 +8,7 @@ import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Controller } from '../policies/controller.js';
+import type { Deployer } from '../policies/deploy-pipeline.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
@@ -40,6 +41,8 @@ export interface ServerDeps {
   readonly tracing?: Tracing | undefined;
   /** The admission gate and outcome recorder inference goes through now (the start-up warm-up has its own). */
   readonly requestPath: () => RequestPath;
+  /** The deploy pipeline behind /admin/models (absent: no revision endpoints). */
+  readonly deployer?: Deployer | undefined;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -146,6 +149,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger: log,
     adminToken: admin.token,
     wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
+    deployer: deps.deployer,
+    maxFileBytes: config.store.maxFileBytes,
   });
 
   await app.register(statusPlugin, {
@@ -156,6 +161,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     clock: deps.clock,
     logger: log,
     version: deps.version,
+    revisions: deps.deployer === undefined ? undefined : () => deps.deployer?.statusRows() ?? [],
   });
 
   app.get('/metrics', async (_req, reply) => {

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { basename, dirname, relative } from 'node:path';
 import { stringify } from 'yaml';
 import { SlogateError } from '../core/errors.js';
-import type { Tensor, TensorSpec } from '../core/types.js';
+import type { ModelSignature, Tensor, TensorSpec } from '../core/types.js';
 import type { EvalSet } from './eval-set.js';
 import { readEvalSet } from './eval-set.js';
 import type { ModelMetadataFile } from './model-repository.js';
@@ -40,14 +40,17 @@ export function predictions(outputs: readonly Tensor[], rows: number): Int32Arra
   return out;
 }
 
-export async function evaluateVariant(
-  runtime: Runtime,
+/** Runs one batch of eval rows and answers its outputs. */
+export type EvalBatchRunner = (inputs: Tensor[], rows: number) => Promise<readonly Tensor[]>;
+
+/** Correct predictions of `run` over the whole eval set, in batches of at most `rowsPer` rows run at once. */
+export async function countCorrect(
+  run: EvalBatchRunner,
   model: string,
-  variant: string,
+  sig: ModelSignature,
   set: EvalSet,
-  batchRows = 64,
-): Promise<VariantAccuracy> {
-  const sig = runtime.repository.signature(model);
+  rowsPer: number,
+): Promise<number> {
   const input = sig.inputs[0] as TensorSpec;
   if (sig.inputs.length !== 1 || input.datatype !== 'FP32')
     throw new SlogateError('SLOGATE_ERR_MODEL_LOAD', `model ${model}: eval needs a single FP32 input`);
@@ -57,38 +60,51 @@ export async function evaluateVariant(
       'SLOGATE_ERR_MODEL_LOAD',
       `model ${model}: eval set rows have ${set.features} features, the input needs ${rowElems}`,
     );
-  const rowsPer = sig.batchable ? Math.min(batchRows, runtime.repository.model(model).config.maxBatch) : 1;
   const jobs: Promise<number>[] = [];
   for (let start = 0; start < set.count; start += rowsPer) {
     const rows = Math.min(rowsPer, set.count - start);
     const data = set.data.slice(start * set.features, (start + rows) * set.features);
     const shape = [rows, ...input.shape.slice(1)];
-    const now = performance.now();
     jobs.push(
-      runtime
-        .submit({
-          model,
-          variant,
-          inputs: [{ name: input.name, datatype: 'FP32', shape, data }],
-          rows,
-          arrivalMs: now,
-          deadlineAtMs: now + 3_600_000,
-          priority: 0,
-        })
-        .then((r) => {
-          const pred = predictions(r.outputs, rows);
-          let ok = 0;
-          for (let i = 0; i < rows; i++) if (pred[i] === set.labels[start + i]) ok++;
-          return ok;
-        }),
+      run([{ name: input.name, datatype: 'FP32', shape, data }], rows).then((outputs) => {
+        const pred = predictions(outputs, rows);
+        let ok = 0;
+        for (let i = 0; i < rows; i++) if (pred[i] === set.labels[start + i]) ok++;
+        return ok;
+      }),
     );
   }
-  const correct = (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
+  return (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
+}
+
+export async function evaluateVariant(
+  runtime: Runtime,
+  model: string,
+  variant: string,
+  set: EvalSet,
+  batchRows = 64,
+): Promise<VariantAccuracy> {
+  const sig = runtime.repository.signature(model);
+  const rowsPer = sig.batchable ? Math.min(batchRows, runtime.repository.model(model).config.maxBatch) : 1;
+  const run: EvalBatchRunner = async (inputs, rows) => {
+    const now = performance.now();
+    const r = await runtime.submit({
+      model,
+      variant,
+      inputs,
+      rows,
+      arrivalMs: now,
+      deadlineAtMs: now + 3_600_000,
+      priority: 0,
+    });
+    return r.outputs;
+  };
+  const correct = await countCorrect(run, model, sig, set, rowsPer);
   const v = runtime.repository.variant(model, variant);
   return { variant, sha256: v.sha256, correct, samples: set.count, accuracy: round4(correct / set.count) };
 }
 
-function round4(x: number): number {
+export function round4(x: number): number {
   return Math.round(x * 10000) / 10000;
 }
 

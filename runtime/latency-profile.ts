@@ -199,6 +199,12 @@ export class LatencyProfiles {
     p.dirty = true;
   }
 
+  /** Another revision now serves the variant: its points replace the old ones, whose observed correction is forgotten. */
+  replacePoints(model: string, variant: string, points: readonly ProfilePoint[]): void {
+    this.#profiles.delete(`${model}/${variant}`);
+    this.setPoints(model, variant, points);
+  }
+
   hasPoints(model: string, variant: string): boolean {
     const p = this.#get(model, variant);
     p.refresh(this.#now());

@@ -1,20 +1,24 @@
 // Model files: checked and content-hashed (sha256) at load, their signatures read from the first replica and
 // checked to agree across a model's variants, and their measured accuracy read from the model's metadata file
-// (written by `slogate eval`, trusted only while the file hash still matches).
+// (written by `slogate eval`, trusted only while the file hash still matches). A variant whose model store has an
+// active revision serves that file instead of the config's.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { Config, ModelConfig } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { ModelSignature, TensorSpec } from '../core/types.js';
+import type { ModelStore } from './model-store.js';
 import type { SessionDescription } from './worker/messages.js';
 
+/** A variant and the revision it serves now (changed in place when another revision becomes active). */
 export interface VariantInfo {
   readonly model: string;
   readonly name: string;
-  readonly path: string;
-  readonly sha256: string;
-  readonly sizeBytes: number;
+  path: string;
+  /** Hex sha256 of the served file: its revision is `sha256:<this>`. */
+  sha256: string;
+  sizeBytes: number;
   readonly description?: string | undefined;
   /** Accuracy on the model's eval set, from the metadata file; undefined until `slogate eval` has run. */
   accuracy: number | undefined;
@@ -57,32 +61,29 @@ export class ModelRepository {
   /** Warnings found at load (stale or missing accuracy), for the start-up log. */
   readonly warnings: string[] = [];
 
-  static async load(config: Readonly<Config>): Promise<ModelRepository> {
+  /** Reads the config's model files, or the store's active revision of a variant where it has one. */
+  static async load(config: Readonly<Config>, store?: ModelStore): Promise<ModelRepository> {
     const repo = new ModelRepository();
     for (const [name, mc] of Object.entries(config.models)) {
       const meta = mc.metadata === undefined ? undefined : readMetadataFile(mc.metadata);
       const variants = new Map<string, VariantInfo>();
       for (const [vname, vc] of Object.entries(mc.variants)) {
-        let size: number;
-        try {
-          const st = statSync(vc.path);
-          if (!st.isFile()) throw new Error('not a regular file');
-          size = st.size;
-        } catch (err) {
+        const stored = store?.activeRevision(name, vname);
+        const fromStore = stored !== undefined && (vc.sha256 === undefined || vc.sha256 === stored);
+        const path = fromStore ? (store as ModelStore).fileOf(stored) : vc.path;
+        const size = fileSize(name, vname, path);
+        const sha256 = await sha256File(path);
+        if (vc.sha256 !== undefined && vc.sha256 !== `sha256:${sha256}`)
           throw new SlogateError(
             'SLOGATE_ERR_MODEL_LOAD',
-            `model ${name}, variant ${vname}: cannot read ${vc.path}: ${(err as Error).message}`,
+            `model ${name}, variant ${vname}: ${path} is sha256:${sha256}, not the pinned ${vc.sha256}`,
           );
-        }
-        if (size === 0)
-          throw new SlogateError(
-            'SLOGATE_ERR_MODEL_LOAD',
-            `model ${name}, variant ${vname}: ${vc.path} is empty, not an ONNX model`,
-          );
-        const sha256 = await sha256File(vc.path);
         const recorded = meta?.variants?.[vname];
+        const gated = fromStore ? store?.gateValue(name, vname, stored, 'accuracy') : undefined;
         let accuracy: number | undefined;
-        if (recorded === undefined) repo.warnings.push(`${name}/${vname}: no recorded accuracy; run \`slogate eval\``);
+        if (gated !== undefined) accuracy = gated;
+        else if (recorded === undefined)
+          repo.warnings.push(`${name}/${vname}: no recorded accuracy; run \`slogate eval\``);
         else if (recorded.sha256 !== sha256)
           repo.warnings.push(
             `${name}/${vname}: recorded accuracy is for another file (hash changed); run \`slogate eval\``,
@@ -91,7 +92,7 @@ export class ModelRepository {
         variants.set(vname, {
           model: name,
           name: vname,
-          path: vc.path,
+          path,
           sha256,
           sizeBytes: size,
           description: vc.description,
@@ -152,11 +153,32 @@ export class ModelRepository {
   }
 }
 
+function fileSize(model: string, variant: string, path: string): number {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+  } catch (err) {
+    throw new SlogateError(
+      'SLOGATE_ERR_MODEL_LOAD',
+      `model ${model}, variant ${variant}: cannot read ${path}: ${(err as Error).message}`,
+    );
+  }
+  if (size === 0)
+    throw new SlogateError(
+      'SLOGATE_ERR_MODEL_LOAD',
+      `model ${model}, variant ${variant}: ${path} is empty, not an ONNX model`,
+    );
+  return size;
+}
+
 function specString(t: TensorSpec): string {
   return `${t.name}:${t.datatype}[${t.shape.join(',')}]`;
 }
 
-function signatureDiff(
+/** What differs between two signatures (inputs first), or undefined when they match exactly. */
+export function signatureDiff(
   a: { inputs: TensorSpec[]; outputs: TensorSpec[] },
   b: { inputs: TensorSpec[]; outputs: TensorSpec[] },
 ): string | undefined {

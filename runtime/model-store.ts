@@ -19,6 +19,8 @@ const GateResultSchema = z.strictObject({
   gate: z.string().min(1),
   passed: z.boolean(),
   detail: z.string(),
+  /** The gate's headline number (the accuracy measured, the slowdown), where it has one. */
+  value: z.number().optional(),
   at: z.string(),
 });
 const RevisionStateSchema = z.enum(['gating', 'active', 'retired', 'rejected']);
@@ -114,6 +116,21 @@ export class ModelStore {
 
   activeRevision(model: string, variant: string): string | undefined {
     return this.#state.variants[variantKey(model, variant)]?.active;
+  }
+
+  /** The number the named gate recorded on a revision (the accuracy it measured), if any. */
+  gateValue(model: string, variant: string, revision: string, gate: string): number | undefined {
+    const r = this.#state.variants[variantKey(model, variant)]?.revisions.find((x) => x.revision === revision);
+    const g = r?.gates.findLast((x) => x.gate === gate && x.passed);
+    return g?.value;
+  }
+
+  /** Every variant the store knows, with its revisions (for metrics). */
+  variants(): { model: string; variant: string; revisions: readonly RevisionRecord[] }[] {
+    return Object.entries(this.#state.variants).map(([key, v]) => {
+      const [model = '', variant = ''] = key.split('/');
+      return { model, variant, revisions: v.revisions };
+    });
   }
 
   fileOf(revision: string): string {

@@ -97,19 +97,25 @@ export function syntheticInputs(
   });
 }
 
+/** What the profiler runs batches on: the replica pool, or the replicas that loaded a candidate revision. */
+export type ProfileTarget = Pick<ReplicaPool, 'run' | 'readySlots'>;
+
 export class Profiler {
-  readonly #pool: ReplicaPool;
+  readonly #pool: ProfileTarget;
   readonly #clock: Clock;
   readonly #logger: Logger;
 
-  constructor(pool: ReplicaPool, clock: Clock, logger: Logger = silentLogger) {
+  constructor(pool: ProfileTarget, clock: Clock, logger: Logger = silentLogger) {
     this.#pool = pool;
     this.#clock = clock;
     this.#logger = logger;
   }
 
-  /** Sweeps every variant of the given models (using cached results where the key matches). */
-  async sweep(models: readonly ModelInfo[], options: SweepOptions): Promise<VariantSweep[]> {
+  /**
+   * Sweeps every variant of the given models (using cached results where the key matches). With `revision`, the
+   * batches run that loaded revision of each variant instead of its active one (a candidate's latency gate).
+   */
+  async sweep(models: readonly ModelInfo[], options: SweepOptions, revision?: string): Promise<VariantSweep[]> {
     const out: VariantSweep[] = [];
     const todo: { m: ModelInfo; v: VariantInfo; sizes: number[] }[] = [];
     const fromCache: { m: ModelInfo; v: VariantInfo; sizes: number[] }[] = [];
@@ -128,17 +134,20 @@ export class Profiler {
     }
     // Cached variants are not measured, but their sessions are as cold as any: the first runs of each shape allocate
     // and plan, and served cold they would enter the online profile as stalls. Two rounds per shape on every replica.
-    for (const c of fromCache) await this.#warm(c.m, c.v, c.sizes, 2);
+    for (const c of fromCache) await this.#warm(c.m, c.v, c.sizes, 2, revision);
     const pointCount = todo.reduce((n, t) => n + t.sizes.length, 0);
     const perPointMs = pointCount === 0 ? 0 : options.budgetMs / pointCount;
     // Warm the workers' own code paths (message handling, tensor conversion) before the first measured point, or the
     // first variant measured looks slower than it is.
     const first = todo[0];
-    if (first !== undefined) await this.#warm(first.m, first.v, [1], 50);
+    if (first !== undefined) await this.#warm(first.m, first.v, [1], 50, revision);
     for (const t of todo) {
       let points: ProfilePoint[] = [];
       const hops: number[] = [];
-      for (const rows of t.sizes) points.push(await this.#measure(t.m, t.v, rows, options.samples, perPointMs, hops));
+      for (const rows of t.sizes)
+        points.push(
+          await this.#measure(t.m, t.v, rows, { samples: options.samples, budgetMs: perPointMs, revision }, hops),
+        );
       points = smoothProfile(points);
       hops.sort((a, b) => a - b);
       const hopMs = round(quantile(hops, 0.5));
@@ -155,12 +164,12 @@ export class Profiler {
   }
 
   /** Runs every shape `rounds` times on every replica at once (results discarded). */
-  async #warm(m: ModelInfo, v: VariantInfo, sizes: readonly number[], rounds: number): Promise<void> {
+  async #warm(m: ModelInfo, v: VariantInfo, sizes: readonly number[], rounds: number, revision?: string) {
     const sig = m.signature;
     if (sig === undefined) return;
     for (const rows of sizes) {
       const inputs = syntheticInputs(sig.inputs, rows);
-      const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
+      const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false, revision });
       const slots = Math.max(1, this.#pool.readySlots);
       for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: slots }, () => this.#pool.run(build)));
     }
@@ -174,18 +183,18 @@ export class Profiler {
     m: ModelInfo,
     v: VariantInfo,
     rows: number,
-    samples: number,
-    budgetMs: number,
+    run: { samples: number; budgetMs: number; revision: string | undefined },
     hops: number[],
   ): Promise<ProfilePoint> {
+    const { samples, budgetMs, revision } = run;
     const sig = m.signature;
     if (sig === undefined) throw new Error(`model ${m.name} has no signature yet`);
     const inputs = syntheticInputs(sig.inputs, rows);
-    const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false });
+    const build = (): BatchTask => ({ model: m.name, variant: v.name, inputs, rows, transfer: false, revision });
     // Warm-up on every replica (all slots at once, three rounds): the first runs of a new shape allocate, plan and,
     // on CUDA, search convolution algorithms, per session. Warming one replica would leave that cost in the others'
     // samples.
-    await this.#warm(m, v, [rows], 3);
+    await this.#warm(m, v, [rows], 3, revision);
     const busy: number[] = [];
     const trips: number[] = [];
     const start = this.#clock.now();

@@ -250,6 +250,11 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     }
   }
 
+  /** Runs a task on that replica, queued behind its running batch if it is busy (a deploy gate's run). */
+  runOn(r: Replica, task: BatchTask): Promise<BatchOutcome> {
+    return this.#runOn(r, task, {});
+  }
+
   async #runOn(r: Replica, task: BatchTask, options: RunOptions): Promise<BatchOutcome> {
     const h = this.#health.get(r) as Health;
     try {

@@ -6,7 +6,16 @@ import { Piscina } from 'piscina';
 import type { Clock } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
 import { type BackoffOptions, Respawner } from './respawn.js';
-import type { DescribeResult, RunTask, WireTensor, WorkerInit, WorkerResult } from './worker/messages.js';
+import type {
+  DescribeResult,
+  RevisionResult,
+  RevisionTask,
+  RunTask,
+  WireTensor,
+  WorkerInit,
+  WorkerResult,
+  WorkerVariant,
+} from './worker/messages.js';
 
 /** suspect: answers its health check but let a batch pass its timeout; it gets no batches until a probe passes. */
 export type ReplicaState = 'pending' | 'ready' | 'suspect' | 'down' | 'closed';
@@ -21,6 +30,8 @@ export interface BatchTask {
   readonly transfer: boolean;
   /** The earliest deadline of the batch's requests: a remote node is sent it and refuses at once what cannot make it. */
   readonly deadlineAtMs?: number | undefined;
+  /** Run this loaded revision rather than the variant's active one (gates only). */
+  readonly revision?: string | undefined;
 }
 
 export interface BatchOutcome {
@@ -70,6 +81,8 @@ export interface Replica {
   timedOut?(reason: string): void;
   /** Since when its oldest abandoned, still-running execution has been stuck (undefined when none is). */
   readonly stuckSinceMs?: number | undefined;
+  /** Loads, activates or unloads a model revision; absent where the replica cannot take revisions. */
+  revision?(task: RevisionTask): Promise<RevisionResult>;
   close(): Promise<void>;
 }
 
@@ -92,6 +105,10 @@ export class LocalReplica implements Replica {
   readonly slots = 1;
   readonly events = new EventEmitter<ReplicaEvents>();
   readonly #init: WorkerInit;
+  /** The active revision of each variant: what a replacement worker loads. */
+  #variants: WorkerVariant[];
+  /** Files of the revisions loaded beside the active ones, by revision. */
+  readonly #candidatePaths = new Map<string, string>();
   readonly #respawner: Respawner;
   #pool: Piscina | undefined;
   #state: ReplicaState = 'pending';
@@ -105,6 +122,7 @@ export class LocalReplica implements Replica {
   constructor(init: WorkerInit, options: LocalReplicaOptions) {
     this.#init = init;
     this.#clock = options.clock;
+    this.#variants = [...init.variants];
     this.#respawner = new Respawner({
       ...options.respawn,
       clock: options.clock,
@@ -161,7 +179,7 @@ export class LocalReplica implements Replica {
       maxThreads: 1,
       idleTimeout: Number.POSITIVE_INFINITY,
       concurrentTasksPerWorker: 1,
-      workerData: this.#init,
+      workerData: { ...this.#init, variants: this.#variants } satisfies WorkerInit,
       name: 'default',
     });
     this.#pool = pool;
@@ -226,6 +244,7 @@ export class LocalReplica implements Replica {
       throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
     const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs: task.inputs };
     if (task.outputs !== undefined) msg.outputs = task.outputs;
+    if (task.revision !== undefined) msg.revision = task.revision;
     const transferList: ArrayBuffer[] = [];
     for (const t of task.transfer ? task.inputs : []) {
       if (!Array.isArray(t.data)) {
@@ -287,6 +306,31 @@ export class LocalReplica implements Replica {
     }
     this.#setState('pending', `worker hung (${reason}); abandoned, starting a replacement`);
     this.#respawner.start();
+  }
+
+  /**
+   * A revision task on the worker, queued behind running batches. An activation is remembered first, so a worker
+   * replaced later loads the active revision even if this one dies before it answers.
+   */
+  async revision(task: RevisionTask): Promise<RevisionResult> {
+    if (task.kind === 'activate') {
+      const path = this.#candidatePaths.get(task.revision);
+      this.#variants = this.#variants.map((v) =>
+        v.model === task.model && v.variant === task.variant && path !== undefined
+          ? { ...v, path, revision: task.revision }
+          : v,
+      );
+    }
+    if (task.kind === 'load') this.#candidatePaths.set(task.revision, task.path);
+    if (task.kind === 'unload') this.#candidatePaths.delete(task.revision);
+    const pool = this.#pool;
+    if (pool === undefined || this.#state !== 'ready')
+      throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
+    try {
+      return (await pool.run(task)) as RevisionResult;
+    } catch (err) {
+      throw new ReplicaFault(this.id, `replica ${this.id} failed during ${task.kind}: ${(err as Error).message}`);
+    }
   }
 
   async close(): Promise<void> {

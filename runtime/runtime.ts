@@ -21,6 +21,7 @@ import {
 } from './latency-profile.js';
 import type { NodeLoad } from './load-report.js';
 import { type ModelInfo, ModelRepository } from './model-repository.js';
+import type { ModelStore } from './model-store.js';
 import type { RuntimePort } from './port.js';
 import { hostKey, Profiler } from './profiler.js';
 import { RemoteReplica } from './remote-replica.js';
@@ -28,6 +29,7 @@ import type { Replica } from './replica.js';
 import { LocalReplica } from './replica.js';
 import type { ReplicaStats } from './replica-pool.js';
 import { ReplicaPool } from './replica-pool.js';
+import { RuntimeRevisions } from './revisions.js';
 import type { BatchObservation, VariantQueueStats } from './scheduler.js';
 import { Scheduler } from './scheduler.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
@@ -42,6 +44,8 @@ export interface RuntimeDeps {
   readonly extraReplicas?: readonly Replica[];
   /** Tracing hooks the scheduler calls (gateway/tracing.ts); absent = untraced. */
   readonly tracing?: TracingHooks | undefined;
+  /** The model store: its active revisions are served instead of the config's files. */
+  readonly store?: ModelStore | undefined;
 }
 
 export type RuntimeState = 'created' | 'starting' | 'ready' | 'draining' | 'closed';
@@ -67,6 +71,8 @@ export class Runtime implements RuntimePort {
   /** Readiness and liveness from the replicas' state. */
   readonly health: RuntimeHealth;
   readonly scheduler: Scheduler;
+  /** Candidate revisions: load, run, sweep, activate, unload (the deploy pipeline's side of the runtime). */
+  readonly revisions: RuntimeRevisions;
   readonly #deps: RuntimeDeps;
   #state: RuntimeState = 'created';
   #provider = 'cpu';
@@ -84,7 +90,8 @@ export class Runtime implements RuntimePort {
     this.profiles = new LatencyProfiles({ now: () => clock.now() });
     const variants: WorkerVariant[] = [];
     for (const m of repository.models.values())
-      for (const v of m.variants.values()) variants.push({ model: m.name, variant: v.name, path: v.path });
+      for (const v of m.variants.values())
+        variants.push({ model: m.name, variant: v.name, path: v.path, revision: `sha256:${v.sha256}` });
     const replicas: Replica[] = [];
     const intraOpThreads = resolveIntraOpThreads(config);
     for (let i = 0; i < resolveWorkers(config); i++) {
@@ -162,6 +169,16 @@ export class Runtime implements RuntimePort {
         },
       },
     });
+    this.revisions = new RuntimeRevisions({
+      config,
+      pool: this.pool,
+      repository,
+      profiles: this.profiles,
+      clock,
+      logger: deps.logger,
+      provider: () => this.#provider,
+      intraOpThreads,
+    });
     metrics.onCollect(metrics.queueDepth, () => {
       for (const s of this.scheduler.stats()) metrics.queueDepth.labels(`${s.model}/${s.variant}`).set(s.queued);
     });
@@ -195,7 +212,7 @@ export class Runtime implements RuntimePort {
 
   /** Checks and hashes the model files; replicas start in start(). */
   static async create(deps: RuntimeDeps): Promise<Runtime> {
-    const repo = await ModelRepository.load(deps.config);
+    const repo = await ModelRepository.load(deps.config, deps.store);
     return new Runtime(deps, repo);
   }
 

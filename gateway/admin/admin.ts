@@ -8,11 +8,13 @@ import { formatIssues, RouteSchema } from '../../core/config.js';
 import { SlogateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Controller } from '../../policies/controller.js';
+import type { Deployer } from '../../policies/deploy-pipeline.js';
 import type { Router, RouteState } from '../../policies/router.js';
 import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
 import { isLoopbackHostHeader } from './admin-token.js';
+import { revisionsPlugin } from './revisions.js';
 
 export interface AdminPluginOptions {
   readonly router: Router;
@@ -23,6 +25,9 @@ export interface AdminPluginOptions {
   readonly adminToken: string | undefined;
   /** Monotonic clock -> wall clock offset (ms), to accept ISO times in ?since=. */
   readonly wallOffsetMs: number;
+  /** Model revisions (deploy, rollback); their routes are absent without it. */
+  readonly deployer?: Deployer | undefined;
+  readonly maxFileBytes?: number;
 }
 
 /** Routes a server holds at most: each costs per-second statistics, metrics series and a slot in every tick. */
@@ -86,6 +91,9 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
     const denied = authorize(req, opts.adminToken);
     if (denied !== undefined) return sendError(reply, denied);
   });
+
+  if (opts.deployer !== undefined)
+    await app.register(revisionsPlugin, { deployer: opts.deployer, maxFileBytes: opts.maxFileBytes ?? 0 });
 
   app.get('/admin/routes', async () => {
     const now = clock.now();

@@ -7,6 +7,8 @@ export interface WorkerVariant {
   readonly model: string;
   readonly variant: string;
   readonly path: string;
+  /** The revision (`sha256:<hex>`) the file holds; sessions are keyed by it. */
+  readonly revision: string;
 }
 
 /** workerData of every worker replica. */
@@ -36,9 +38,38 @@ export interface RunTask {
   inputs: WireTensor[];
   /** Outputs to fetch (all when absent). */
   outputs?: string[];
+  /** Run this loaded revision instead of the variant's active one (the gates run candidates this way). */
+  revision?: string;
 }
 
-export type WorkerTask = DescribeTask | RunTask;
+/** Loads a candidate revision beside the active one; it serves nothing until activated. */
+export interface LoadTask {
+  kind: 'load';
+  model: string;
+  variant: string;
+  revision: string;
+  path: string;
+}
+
+/** New batches of the variant go to `revision`; the previous session is released after its last running batch. */
+export interface ActivateTask {
+  kind: 'activate';
+  model: string;
+  variant: string;
+  revision: string;
+}
+
+/** Releases a loaded revision that is not active (a rejected candidate), once no batch runs on it. */
+export interface UnloadTask {
+  kind: 'unload';
+  model: string;
+  variant: string;
+  revision: string;
+}
+
+export type RevisionTask = LoadTask | ActivateTask | UnloadTask;
+
+export type WorkerTask = DescribeTask | RunTask | RevisionTask;
 
 export interface SessionDescription {
   model: string;
@@ -67,12 +98,26 @@ export interface RunResult {
   workerMs: number;
 }
 
+export interface LoadResult {
+  ok: true;
+  kind: 'load';
+  session: SessionDescription;
+}
+
+export interface RevisionDone {
+  ok: true;
+  kind: 'activate' | 'unload';
+  /** Sessions the worker holds after the task, as model/variant@revision (for tests and logs). */
+  sessions: string[];
+}
+
 export interface FailedResult {
   ok: false;
   error: ErrorData;
 }
 
-export type WorkerResult = DescribeResult | RunResult | FailedResult;
+export type WorkerResult = DescribeResult | RunResult | LoadResult | RevisionDone | FailedResult;
+export type RevisionResult = LoadResult | RevisionDone | FailedResult;
 
 /** onnxruntime tensor type names <-> V2 datatypes. */
 export const ORT_TO_V2: Readonly<Record<string, V2Datatype>> = {

@@ -1,5 +1,6 @@
-// The only importer of onnxruntime-node: one worker thread = one replica holding a session per variant.
-// Inference runs here because onnxruntime-node executes session.run synchronously on its calling thread.
+// The only importer of onnxruntime-node: one worker thread = one replica holding a session per variant revision.
+// Inference runs here because onnxruntime-node executes session.run synchronously on its calling thread. Sessions are
+// reference counted: a revision replaced as active is released only after the last batch running on it.
 import { performance } from 'node:perf_hooks';
 import { workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -7,6 +8,9 @@ import { Piscina } from 'piscina';
 import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js';
 import type {
   DescribeResult,
+  LoadTask,
+  RevisionDone,
+  RevisionTask,
   RunTask,
   SessionDescription,
   WireTensor,
@@ -17,7 +21,19 @@ import type {
 import { ORT_TO_V2, V2_TO_ORT } from './messages.js';
 
 const init = workerData as WorkerInit;
-const sessions = new Map<string, ort.InferenceSession>();
+
+interface Held {
+  readonly session: ort.InferenceSession;
+  /** Batches running on it now. */
+  runs: number;
+  /** No longer active (or a rejected candidate): released when `runs` reaches 0. */
+  retired: boolean;
+}
+
+/** Loaded sessions by model, variant and revision. */
+const sessions = new Map<string, Held>();
+/** The active revision of each variant (model, variant -> revision). */
+const active = new Map<string, string>();
 let provider = 'cpu';
 let providerWarning: string | undefined;
 
@@ -62,17 +78,22 @@ function toSpec(meta: ort.InferenceSession.ValueMetadata, where: string): Tensor
 function describe(): DescribeResult {
   const out: SessionDescription[] = [];
   for (const v of init.variants) {
-    const s = sessions.get(key(v.model, v.variant)) as ort.InferenceSession;
-    out.push({
-      model: v.model,
-      variant: v.variant,
-      inputs: s.inputMetadata.map((m) => toSpec(m, `${v.path}: input`)),
-      outputs: s.outputMetadata.map((m) => toSpec(m, `${v.path}: output`)),
-    });
+    const revision = active.get(key(v.model, v.variant)) ?? v.revision;
+    const s = (sessions.get(key(v.model, v.variant, revision)) as Held).session;
+    out.push(sessionDescription(v.model, v.variant, v.path, s));
   }
   const result: DescribeResult = { ok: true, kind: 'describe', provider, sessions: out };
   if (providerWarning !== undefined) result.providerWarning = providerWarning;
   return result;
+}
+
+function sessionDescription(model: string, variant: string, path: string, s: ort.InferenceSession) {
+  return {
+    model,
+    variant,
+    inputs: s.inputMetadata.map((m) => toSpec(m, `${path}: input`)),
+    outputs: s.outputMetadata.map((m) => toSpec(m, `${path}: output`)),
+  };
 }
 
 function toOrt(t: WireTensor): ort.Tensor {
@@ -105,21 +126,24 @@ function fromOrt(name: string, value: ort.OnnxValue): WireTensor {
 
 async function run(task: RunTask): Promise<WorkerResult> {
   const start = performance.now();
-  const session = sessions.get(key(task.model, task.variant));
-  if (session === undefined)
+  const revision = task.revision ?? active.get(key(task.model, task.variant));
+  const sessionKey = key(task.model, task.variant, revision ?? '');
+  const held = sessions.get(sessionKey);
+  if (held === undefined)
     return {
       ok: false,
       error: {
         code: 'SLOGATE_ERR_VARIANT_NOT_FOUND',
-        message: `replica ${init.replicaId} has no session for ${task.model}/${task.variant}`,
+        message: `replica ${init.replicaId} has no session for ${task.model}/${task.variant}${task.revision === undefined ? '' : ` revision ${task.revision}`}`,
       },
     };
   const feeds: Record<string, ort.Tensor> = {};
   for (const t of task.inputs) feeds[t.name] = toOrt(t);
   const t0 = performance.now();
   let results: ort.InferenceSession.ReturnType;
+  held.runs++;
   try {
-    results = task.outputs === undefined ? await session.run(feeds) : await session.run(feeds, task.outputs);
+    results = task.outputs === undefined ? await held.session.run(feeds) : await held.session.run(feeds, task.outputs);
   } catch (err) {
     return {
       ok: false,
@@ -128,6 +152,9 @@ async function run(task: RunTask): Promise<WorkerResult> {
         message: `${task.model}/${task.variant}: ${(err as Error).message}`,
       },
     };
+  } finally {
+    held.runs--;
+    releaseIfIdle(sessionKey);
   }
   const inferMs = performance.now() - t0;
   const outputs = Object.entries(results).map(([name, v]) => fromOrt(name, v));
@@ -153,14 +180,91 @@ function movable(result: WorkerResult): unknown {
   } as unknown as Parameters<typeof Piscina.move>[0]);
 }
 
-function key(model: string, variant: string): string {
-  return `${model}\u0000${variant}`;
+function key(model: string, variant: string, revision?: string): string {
+  return revision === undefined ? `${model}\u0000${variant}` : `${model}\u0000${variant}\u0000${revision}`;
+}
+
+function releaseIfIdle(sessionKey: string): void {
+  const held = sessions.get(sessionKey);
+  if (held === undefined || !held.retired || held.runs > 0) return;
+  sessions.delete(sessionKey);
+  void held.session.release().catch(() => {});
+}
+
+function heldNames(): string[] {
+  return [...sessions.keys()].map((k) => {
+    const [m, v, r] = k.split('\u0000');
+    return `${m}/${v}@${r}`;
+  });
+}
+
+async function loadRevision(task: LoadTask): Promise<WorkerResult> {
+  const sessionKey = key(task.model, task.variant, task.revision);
+  const existing = sessions.get(sessionKey);
+  if (existing !== undefined) {
+    existing.retired = false;
+    return {
+      ok: true,
+      kind: 'load',
+      session: sessionDescription(task.model, task.variant, task.path, existing.session),
+    };
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await createSession(task.path);
+  } catch (err) {
+    const message = `${task.model}/${task.variant} revision ${task.revision}: ${(err as Error).message.split('\n')[0]}`;
+    return { ok: false, error: { code: 'SLOGATE_ERR_NOT_ONNX', message } };
+  }
+  try {
+    const description = sessionDescription(task.model, task.variant, task.path, session);
+    sessions.set(sessionKey, { session, runs: 0, retired: false });
+    return { ok: true, kind: 'load', session: description };
+  } catch (err) {
+    void session.release().catch(() => {});
+    return { ok: false, error: { code: 'SLOGATE_ERR_SIGNATURE_MISMATCH', message: (err as Error).message } };
+  }
+}
+
+function revisionTask(task: RevisionTask): Promise<WorkerResult> | WorkerResult {
+  if (task.kind === 'load') return loadRevision(task);
+  const sessionKey = key(task.model, task.variant, task.revision);
+  const held = sessions.get(sessionKey);
+  if (held === undefined)
+    return {
+      ok: false,
+      error: {
+        code: 'SLOGATE_ERR_REVISION_NOT_FOUND',
+        message: `replica ${init.replicaId} has not loaded ${task.model}/${task.variant} revision ${task.revision}`,
+      },
+    };
+  const variantKey = key(task.model, task.variant);
+  if (task.kind === 'activate') {
+    const previous = active.get(variantKey);
+    held.retired = false;
+    active.set(variantKey, task.revision);
+    if (previous !== undefined && previous !== task.revision) {
+      const old = key(task.model, task.variant, previous);
+      const oldHeld = sessions.get(old);
+      if (oldHeld !== undefined) oldHeld.retired = true;
+      releaseIfIdle(old);
+    }
+  } else if (active.get(variantKey) !== task.revision) {
+    held.retired = true;
+    releaseIfIdle(sessionKey);
+  }
+  return { ok: true, kind: task.kind, sessions: heldNames() } satisfies RevisionDone;
 }
 
 async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {
   for (const v of init.variants) {
     try {
-      sessions.set(key(v.model, v.variant), await createSession(v.path));
+      sessions.set(key(v.model, v.variant, v.revision), {
+        session: await createSession(v.path),
+        runs: 0,
+        retired: false,
+      });
+      active.set(key(v.model, v.variant), v.revision);
     } catch (err) {
       // Answered, not thrown: a worker whose module fails makes piscina restart it at once and may leave the task
       // waiting; the replica reads this answer, destroys the worker and retries later.
@@ -174,7 +278,8 @@ async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {
   return async (task: WorkerTask) => {
     try {
       if (task.kind === 'describe') return describe();
-      return movable(await run(task));
+      if (task.kind === 'run') return movable(await run(task));
+      return await revisionTask(task);
     } catch (err) {
       return {
         ok: false,

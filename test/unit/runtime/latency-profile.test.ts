@@ -107,3 +107,17 @@ test('a cold start: a few slow batches among the first hundred do not become the
   for (let i = 0; i < 80; i++) p.observe('m', 'v', 1, i % 13 === 0 ? 10 : 1.1);
   assert.ok(p.serviceMs('m', 'v', 1, 'p99') > 5);
 });
+
+test("a new revision's points replace the old and forget the old revision's correction", () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', points);
+  for (let i = 0; i < 64; i++) p.observe('m', 'v', 4, 5);
+  assert.equal(p.serviceMs('m', 'v', 4, 'p50'), 5);
+  p.replacePoints(
+    'm',
+    'v',
+    points.map((x) => ({ ...x, p50Ms: x.p50Ms * 2, p99Ms: x.p99Ms * 2 })),
+  );
+  assert.equal(p.serviceMs('m', 'v', 4, 'p50'), 5, 'the new profile as measured, not corrected again');
+  assert.equal(p.snapshot().find((s) => s.variant === 'v')?.correction.p50, 1);
+});
