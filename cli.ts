@@ -15,6 +15,7 @@ import { isSlogateError } from './core/errors.js';
 import { installLastResort } from './core/last-resort.js';
 import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
+import { variantKey } from './core/types.js';
 import {
   gatewayProcessConfig,
   NODE_SLOTS_ENV,
@@ -302,7 +303,7 @@ async function profile(argv: string[]): Promise<void> {
     for (const s of snap)
       for (const p of s.points)
         rows.push([
-          `${s.model}/${s.variant}`,
+          variantKey(s.model, s.variant),
           String(p.rows),
           p.p50Ms.toFixed(3),
           p.p99Ms.toFixed(3),
@@ -382,7 +383,7 @@ async function simulateCommand(argv: string[]): Promise<void> {
     async (rt) => ({ points: rt.profiles.snapshot(), hopMs: rt.profiles.hopMs }),
     true,
   );
-  const profiles = new Map(measured.points.map((p) => [`${p.model}/${p.variant}`, p.points]));
+  const profiles = new Map(measured.points.map((p) => [variantKey(p.model, p.variant), p.points]));
   const sim = Array.from(schedule.atMs, (atMs, i) => ({
     atMs,
     route: schedule.routes[schedule.route[i] as number] as string,

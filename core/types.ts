@@ -59,3 +59,8 @@ export interface OutputRequest {
   readonly name: string;
   readonly binary: boolean;
 }
+
+/** One variant across the codebase: maps, metrics labels and logs name it `model/variant` (names are unique per model). */
+export function variantKey(model: string, variant: string): string {
+  return `${model}/${variant}`;
+}

@@ -1,5 +1,7 @@
 // The fixed-policy baselines beside the engine: `static` routes' batch knobs as configured, and `aimd` routes' batch
 // limit, stepped after every batch of their variant (Clipper's AIMD, aimd.ts).
+
+import { variantKey } from '../core/types.js';
 import type { BatchKnobs } from '../runtime/batch-policy.js';
 import type { RuntimePort } from '../runtime/port.js';
 import { aimdStep } from './aimd.js';
@@ -24,7 +26,7 @@ export class AimdBaseline {
 
   /** The batch limit AIMD has reached for a variant (1 before its first batch). */
   limit(model: string, variant: string): number {
-    return this.#limits.get(`${model}/${variant}`) ?? 1;
+    return this.#limits.get(variantKey(model, variant)) ?? 1;
   }
 
   /** Steps the batch limit of the variant an aimd route names, after a batch of it (the first such route's). */
@@ -40,7 +42,7 @@ export class AimdBaseline {
         { budgetMs, ceiling: Math.min(p.maxBatch, r.model.config.maxBatch) },
       ).maxBatch;
       if (next !== cur) {
-        this.#limits.set(`${model}/${variant}`, next);
+        this.#limits.set(variantKey(model, variant), next);
         this.#deps.runtime.setKnobs(model, variant, { maxBatch: next, maxQueueDelayMs: 0 });
       }
       return;
@@ -69,7 +71,7 @@ export function fixedKnobs(
     const model = r.model.name;
     const maxBatch = Math.min(r.model.config.maxBatch, p.kind === 'static' ? p.maxBatch : aimdLimit(model, p.variant));
     const delay = p.kind === 'static' ? p.maxQueueDelayMs : 0;
-    const key = `${model}/${p.variant}`;
+    const key = variantKey(model, p.variant);
     const prev = want.get(key)?.knobs;
     want.set(key, {
       model,

@@ -7,6 +7,7 @@ import type { Config, EngineConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import { variantKey } from '../core/types.js';
 import type { RuntimePort } from '../runtime/port.js';
 import { AdmissionGate } from './admission-gate.js';
 import { AimdBaseline } from './aimd-baseline.js';
@@ -256,7 +257,7 @@ export class Controller implements DecisionSource {
     const r = router.routes.get(route);
     const model = r?.model.name ?? d.model;
     for (const v of r?.model.variants.keys() ?? [])
-      metrics.variantShare.labels(route, `${model}/${v}`).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
+      metrics.variantShare.labels(route, variantKey(model, v)).set(d.variants.find((s) => s.variant === v)?.share ?? 0);
     metrics.p99Predicted.labels(route).set(Number.isFinite(d.predictedP99Ms) ? d.predictedP99Ms / 1000 : 0);
     // NaN (no recent answers) rather than a stale value when traffic stops.
     metrics.p99Observed

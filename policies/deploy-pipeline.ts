@@ -7,6 +7,7 @@ import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelSignature } from '../core/types.js';
+import { variantKey } from '../core/types.js';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { readGoldenFile } from '../runtime/golden-file.js';
 import type { GateResult, ModelStore, RevisionRecord } from '../runtime/model-store.js';
@@ -214,7 +215,7 @@ export class Deployer {
         const latest = [...d.revisions].sort((a, b) => (a.addedAt < b.addedAt ? -1 : 1)).at(-1);
         const served = `sha256:${this.#d.runtime.model(model).variants.get(variant)?.sha256 ?? ''}`;
         rows.push({
-          variant: `${model}/${variant}`,
+          variant: variantKey(model, variant),
           active: short(served),
           latest: short(latest?.revision),
           state: latest?.state ?? '',

@@ -3,6 +3,7 @@
 // it is checked against, and the utilisation meter (event loop and replicas, over each tick).
 import type { Clock } from '../core/clock.js';
 import type { Decision } from '../core/decision.js';
+import { variantKey } from '../core/types.js';
 import type { RuntimePort } from '../runtime/port.js';
 import {
   type EngineParams,
@@ -129,7 +130,7 @@ export class EngineInputs {
       }
       variants.set(m.name, vm);
     }
-    const queued = new Map(runtime.queueStats().map((q) => [`${q.model}/${q.variant}`, q.queuedRows]));
+    const queued = new Map(runtime.queueStats().map((q) => [variantKey(q.model, q.variant), q.queuedRows]));
     const routes: RouteInput[] = [];
     for (const r of liveRoutes()) {
       const p = r.config.policy;
@@ -165,7 +166,7 @@ export class EngineInputs {
         queuedRows:
           prev === undefined
             ? 0
-            : prev.variants.reduce((a, s) => a + (queued.get(`${r.model.name}/${s.variant}`) ?? 0), 0),
+            : prev.variants.reduce((a, s) => a + (queued.get(variantKey(r.model.name, s.variant)) ?? 0), 0),
         state: engine.state(r.name) ?? INITIAL_STATE,
         windowPrediction: windowPrediction(this.#predicted.get(r.name) ?? [], nowMs, OBSERVED_WINDOW_MS),
         outcomes: this.#outcomesSince(r.name, r.stats.totals),

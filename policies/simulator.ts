@@ -8,6 +8,7 @@ import { type SlogateError, toSlogateError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { Metrics } from '../core/metrics.js';
 import { mulberry32, standardNormal } from '../core/prng.js';
+import { variantKey } from '../core/types.js';
 import type { ProfilePoint } from '../runtime/latency-profile.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from '../runtime/replica.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -161,7 +162,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   );
   const describe: DescribeResult = { ok: true, kind: 'describe', provider: 'simulated', sessions };
   const service = (model: string, variant: string, rows: number) => {
-    const pts = o.profiles.get(`${model}/${variant}`) ?? [];
+    const pts = o.profiles.get(variantKey(model, variant)) ?? [];
     const p50 = interpolateProfile(pts, rows, 'p50Ms');
     const p99 = Math.max(p50, interpolateProfile(pts, rows, 'p99Ms'));
     const sigma = p50 > 0 ? Math.log(p99 / p50) / 2.326 : 0;

@@ -3,6 +3,7 @@
 import type { Clock } from '../core/clock.js';
 import { ERROR_CATALOG, isErrorCode } from '../core/errors.js';
 import type { Metrics, SloOutcome } from '../core/metrics.js';
+import { variantKey } from '../core/types.js';
 import type { SubmitResult } from '../runtime/types.js';
 import type { RouteState } from './router.js';
 
@@ -58,7 +59,7 @@ export class RouteSloRecorder implements SloRecorder {
       return;
     }
     const now = this.#deps.clock.now();
-    const v = o.variant === undefined ? 'none' : `${r.model.name}/${o.variant}`;
+    const v = o.variant === undefined ? 'none' : variantKey(r.model.name, o.variant);
     m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`).inc();
     if (o.statusCode === 200) {
       this.#answered(r, o, v, now);

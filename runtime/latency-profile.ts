@@ -2,6 +2,7 @@
 // real batches take to what the sweep predicted (slowdowns from contention or a noisy neighbour show up here).
 // Online evidence ages out: a variant that stops being used (because a stall made it look slow) returns to its sweep
 // after MAX_AGE_MS instead of carrying one bad second forever.
+import { variantKey } from '../core/types.js';
 
 export interface ProfilePoint {
   readonly rows: number;
@@ -182,7 +183,7 @@ export class LatencyProfiles {
   }
 
   #get(model: string, variant: string): VariantProfile {
-    const k = `${model}/${variant}`;
+    const k = variantKey(model, variant);
     let p = this.#profiles.get(k);
     if (p === undefined) {
       p = new VariantProfile();
@@ -201,7 +202,7 @@ export class LatencyProfiles {
 
   /** Another revision now serves the variant: its points replace the old ones, whose observed correction is forgotten. */
   replacePoints(model: string, variant: string, points: readonly ProfilePoint[]): void {
-    this.#profiles.delete(`${model}/${variant}`);
+    this.#profiles.delete(variantKey(model, variant));
     this.setPoints(model, variant, points);
   }
 

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { z } from 'zod';
 import { SlogateError } from '../core/errors.js';
+import { variantKey } from '../core/types.js';
 import { syncDirectory, writeFileAtomic } from './atomic-file.js';
 
 export const REVISION_PREFIX = 'sha256:';
@@ -325,10 +326,6 @@ export class ModelStore {
   #now(): string {
     return new Date(this.#wallNow()).toISOString();
   }
-}
-
-function variantKey(model: string, variant: string): string {
-  return `${model}/${variant}`;
 }
 
 function checkName(kind: string, name: string): void {

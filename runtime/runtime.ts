@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { TracingHooks } from '../core/tracing.js';
 import type { ModelSignature } from '../core/types.js';
+import { variantKey } from '../core/types.js';
 import type { BatchKnobs } from './batch-policy.js';
 import { endpointKey } from './dns-endpoints.js';
 import { DnsReplicaSet } from './dns-replicas.js';
@@ -158,11 +159,11 @@ export class Runtime implements RuntimePort {
       logger: deps.logger,
       batchTimeout: config.runtime.batchTimeout,
       events: {
-        onQueued: (model, variant, ms) => metrics.queueDuration.labels(`${model}/${variant}`).observe(ms / 1000),
+        onQueued: (model, variant, ms) => metrics.queueDuration.labels(variantKey(model, variant)).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>
-          metrics.moved.labels(`${model}/${from}`, `${model}/${to}`, reason).inc(count),
+          metrics.moved.labels(variantKey(model, from), variantKey(model, to), reason).inc(count),
         onBatch: (o) => {
-          const label = `${o.model}/${o.variant}`;
+          const label = variantKey(o.model, o.variant);
           metrics.inferenceDuration.labels(label).observe(o.inferMs / 1000);
           metrics.batchSize.labels(label).observe(o.rows);
           for (const l of this.#batchListeners) l(o);
@@ -180,7 +181,7 @@ export class Runtime implements RuntimePort {
       intraOpThreads,
     });
     metrics.onCollect(metrics.queueDepth, () => {
-      for (const s of this.scheduler.stats()) metrics.queueDepth.labels(`${s.model}/${s.variant}`).set(s.queued);
+      for (const s of this.scheduler.stats()) metrics.queueDepth.labels(variantKey(s.model, s.variant)).set(s.queued);
     });
     metrics.onCollect(metrics.replicas, () => {
       const counts: Record<string, number> = { pending: 0, ready: 0, suspect: 0, down: 0 };

@@ -6,6 +6,7 @@ import { SlogateError, toSlogateError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { TraceSpan, TracingHooks } from '../core/tracing.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
+import { variantKey } from '../core/types.js';
 import type { BatchKnobs, QueueState } from './batch-policy.js';
 import { planBatch } from './batch-policy.js';
 import { type BatchTimeoutKnobs, batchTimeoutMs } from './batch-timeout.js';
@@ -137,7 +138,7 @@ export class Scheduler {
   }
 
   addVariant(model: string, variant: string, knobs: BatchKnobs, batchable: boolean): void {
-    this.#queues.set(key(model, variant), new VariantQueue(model, variant, knobs, batchable));
+    this.#queues.set(variantKey(model, variant), new VariantQueue(model, variant, knobs, batchable));
   }
 
   setKnobs(model: string, variant: string, knobs: BatchKnobs): void {
@@ -151,7 +152,7 @@ export class Scheduler {
   }
 
   #queue(model: string, variant: string): VariantQueue {
-    const q = this.#queues.get(key(model, variant));
+    const q = this.#queues.get(variantKey(model, variant));
     if (q === undefined) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `no variant ${model}/${variant}`);
     return q;
   }
@@ -369,7 +370,7 @@ export class Scheduler {
       if (now + alone <= head.deadlineAtMs) return;
       vq.queue.shift();
       const fb = head.req.fallbackVariant;
-      const fq = fb === undefined || fb === vq.variant ? undefined : this.#queues.get(key(vq.model, fb));
+      const fq = fb === undefined || fb === vq.variant ? undefined : this.#queues.get(variantKey(vq.model, fb));
       if (
         fq !== undefined &&
         now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50') <= head.deadlineAtMs
@@ -574,7 +575,10 @@ export class Scheduler {
         t0,
       });
     } catch (err) {
-      this.#logger.error({ err, variant: `${vq.model}/${vq.variant}` }, 'scheduler: a batch could not be delivered');
+      this.#logger.error(
+        { err, variant: variantKey(vq.model, vq.variant) },
+        'scheduler: a batch could not be delivered',
+      );
       // Requests already answered ignore this (a promise settles once).
       const e = withVariant(vq.variant, new SlogateError('SLOGATE_ERR_INTERNAL', 'the batch could not be delivered'));
       for (const p of batch) p.reject(e);
@@ -710,10 +714,6 @@ export class Scheduler {
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
   }
-}
-
-function key(model: string, variant: string): string {
-  return `${model}/${variant}`;
 }
 
 function queueState(vq: VariantQueue, head: Pending): QueueState {

@@ -2,6 +2,7 @@
 // rates, attainment and per-second history (from RouteStats), every replica and queue, and the latest decision
 // changes. A pure function over plain inputs, so it is tested without a server.
 import type { Decision } from '../../core/decision.js';
+import { variantKey } from '../../core/types.js';
 import type { DecisionChange } from '../../policies/controller.js';
 import type { RouteStats, RouteTotals, SecondStats } from '../../policies/route-stats.js';
 import type { ReplicaStats } from '../../runtime/replica-pool.js';
@@ -149,7 +150,7 @@ export function buildStatusData(inp: StatusInputs, options: StatusOptions = {}):
     routes: inp.routes.map((r) => routeView(r, inp.decision(r.name), inp.nowMs, historySeconds, windowMs)),
     replicas: inp.replicas.map((r) => ({ ...r, lastChange: publicReason(r.lastChange) })),
     queues: inp.queues.map((q) => ({
-      variant: `${q.model}/${q.variant}`,
+      variant: variantKey(q.model, q.variant),
       queued: q.queued,
       queuedRows: q.queuedRows,
       maxBatch: q.knobs.maxBatch,

@@ -1,6 +1,7 @@
 // The result of a decision (decide() step 5): each route's decision with its final prediction at the final load,
 // the batch knobs per variant, and the state carried to the next tick.
 import type { Decision } from '../../core/decision.js';
+import { variantKey } from '../../core/types.js';
 import type { BatchKnobs } from '../../runtime/batch-policy.js';
 import { batchLimit, capacityRps, type VariantModel } from '../latency-model.js';
 import { decisionInputs, makeDecision } from './decision.js';
@@ -20,7 +21,7 @@ class KnobTable {
   readonly byVariant = new Map<string, BatchKnobs>();
 
   set(model: string, variant: string, maxBatch: number, maxQueueDelayMs: number, arrivalRps: number): void {
-    const key = `${model}/${variant}`;
+    const key = variantKey(model, variant);
     const prev = this.byVariant.get(key);
     this.byVariant.set(
       key,
