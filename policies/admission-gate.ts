@@ -8,7 +8,7 @@ import type { RouteConfig } from '../core/config.js';
 import type { Decision } from '../core/decision.js';
 import type { SlogateError } from '../core/errors.js';
 import type { RuntimePort } from '../runtime/port.js';
-import { admit, priorityRule, TokenBucket, tokenRule } from './admission.js';
+import { type Admitted, admit, priorityRule, TokenBucket, tokenRule } from './admission.js';
 import type { RouteState } from './router.js';
 
 /**
@@ -32,17 +32,6 @@ export interface GateQuery {
   readonly priority?: number | undefined;
   /** The request's `timeout` parameter in ms: tightens the deadline. */
   readonly timeoutMs?: number | undefined;
-}
-
-/** An admitted request: what travels with it to the router and the runtime. */
-export interface Admitted {
-  readonly admitted: true;
-  readonly deadlineAtMs: number;
-  readonly priority: number;
-  /** Whether it may read and fill the route's response cache (synthetic traffic must run the real path). */
-  readonly useCache: boolean;
-  /** The client set `timeout`: its deadline is strict (never served best-effort past it). */
-  readonly clientTimeout?: boolean | undefined;
 }
 
 export interface Refused {

@@ -101,3 +101,14 @@ export function priorityRule(priority: number, underPressure: boolean): SlogateE
 function shed(message: string, retryAfterMs: number): SlogateError {
   return new SlogateError('SLOGATE_ERR_SHED', message, { retryAfterMs });
 }
+
+/** An admitted request: what travels with it to the router and the runtime. */
+export interface Admitted {
+  readonly admitted: true;
+  readonly deadlineAtMs: number;
+  readonly priority: number;
+  /** Whether it may read and fill the route's response cache (synthetic traffic must run the real path). */
+  readonly useCache: boolean;
+  /** The client set `timeout`: its deadline is strict (never served best-effort past it). */
+  readonly clientTimeout?: boolean | undefined;
+}

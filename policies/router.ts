@@ -12,7 +12,7 @@ import type { ModelInfo } from '../runtime/model-repository.js';
 import type { RuntimePort } from '../runtime/port.js';
 import { cacheKey, ResponseCache } from '../runtime/response-cache.js';
 import type { SubmitResult } from '../runtime/types.js';
-import type { Admitted } from './admission-gate.js';
+import type { Admitted } from './admission.js';
 import { bestEffortDeadline } from './best-effort.js';
 import { RouteStats } from './route-stats.js';
 import { variantForSize } from './size-fit.js';

@@ -8,7 +8,7 @@ import { RouteSchema } from '../../../core/config.js';
 import type { Decision } from '../../../core/decision.js';
 import { SlogateError } from '../../../core/errors.js';
 import { Metrics } from '../../../core/metrics.js';
-import type { Admitted } from '../../../policies/admission-gate.js';
+import type { Admitted } from '../../../policies/admission.js';
 import { Router } from '../../../policies/router.js';
 import { decision, FakeRuntime } from './fake-runtime.js';
 
