@@ -246,14 +246,30 @@ test('chaos under load: every request answered right or with a clear error in ti
       [900, () => b.child.kill('SIGSTOP')],
       [
         1300,
-        () => {
-          // Kill a local worker while it is idle (terminating one inside a native run aborts the process).
-          const victim = gw.runtime.pool.replicas.find((r) => r.kind === 'local' && r.outstanding === 0);
-          return (victim as LocalReplica | undefined)?.worker?.terminate();
+        async () => {
+          // Kill a local worker while it is idle (terminating one inside a native run aborts the process): wait for
+          // one between two batches, for up to 2 s.
+          for (let i = 0; i < 200; i++) {
+            const victim = gw.runtime.pool.replicas.find(
+              (r) => r.kind === 'local' && r.state === 'ready' && r.outstanding === 0,
+            ) as LocalReplica | undefined;
+            const worker = victim?.worker;
+            if (worker !== undefined) return worker.terminate();
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          throw new Error('no local worker was idle for 2 s: nothing to kill');
         },
       ],
-      // Both nodes are out now: the hang lands on a local worker.
-      [1800, () => hangs.push(send(hangPool, 'hang', 0))],
+      // Once both nodes are out of service (one killed, one frozen), the hang can only land on a local worker.
+      [
+        1800,
+        async () => {
+          const remotes = () => gw.runtime.pool.replicas.filter((r) => r.kind === 'remote');
+          for (let i = 0; i < 300 && remotes().some((r) => r.state === 'ready'); i++)
+            await new Promise((r) => setTimeout(r, 10));
+          hangs.push(send(hangPool, 'hang', 0));
+        },
+      ],
       [
         3000,
         async () => {
@@ -278,7 +294,10 @@ test('chaos under load: every request answered right or with a clear error in ti
       gw,
     );
     const stats = gw.runtime.replicaStats();
-    assert.ok(stats.filter((r) => r.kind === 'local').reduce((n, r) => n + r.restarts, 0) >= 2, 'killed and hung');
+    assert.ok(
+      stats.filter((r) => r.kind === 'local').reduce((n, r) => n + r.restarts, 0) >= 2,
+      `killed and hung: ${JSON.stringify(stats.map((r) => [r.id, r.kind, r.restarts, r.lastChange]))}`,
+    );
     check(await load(url, 1000), labels);
     // Back within 10%: freed memory may take a few collections and a little steady load to be returned.
     let rssEnd = await settledRss();
