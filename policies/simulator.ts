@@ -215,19 +215,19 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     mix: Map<string, number>;
   }
   const acc = new Map<string, Acc>();
-  for (const name of Object.keys(cfg.routes))
-    acc.set(name, {
-      offered: 0,
-      shed: 0,
-      dropped: 0,
-      met: 0,
-      late: 0,
-      lat: [],
-      accOnTime: 0,
-      accServed: 0,
-      cost: 0,
-      mix: new Map(),
-    });
+  const emptyAcc = (): Acc => ({
+    offered: 0,
+    shed: 0,
+    dropped: 0,
+    met: 0,
+    late: 0,
+    lat: [],
+    accOnTime: 0,
+    accServed: 0,
+    cost: 0,
+    mix: new Map(),
+  });
+  for (const name of Object.keys(cfg.routes)) acc.set(name, emptyAcc());
   const accuracyOf = (route: string, variant: string) =>
     runtime.model(router.route(route).model.name).variants.get(variant)?.accuracy ?? 0;
   const input = [{ name: 'x', datatype: 'FP32' as const, shape: [1, 1], data: new Float32Array(1) }];
@@ -282,19 +282,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   for (const c of o.changes ?? []) {
     clock.setTimer(() => {
       router.updateRoute(c.route, c.config);
-      if (!acc.has(c.route))
-        acc.set(c.route, {
-          offered: 0,
-          shed: 0,
-          dropped: 0,
-          met: 0,
-          late: 0,
-          lat: [],
-          accOnTime: 0,
-          accServed: 0,
-          cost: 0,
-          mix: new Map(),
-        });
+      if (!acc.has(c.route)) acc.set(c.route, emptyAcc());
       controller.applyFixedKnobs();
       controller.alarm(c.route);
     }, c.atMs);
