@@ -1,6 +1,8 @@
 // Shared test fixtures: a config for the bundled digits family (one worker, no start-up profiling), servers on
 // free loopback ports, and eval samples. Real parts only: real workers, real ONNX files, real HTTP.
+import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -58,4 +60,37 @@ export async function startSlogate(config: Readonly<Config> = digitsConfig()): P
   const sg = await createSlogate({ config, logger: pino({ level: 'silent' }), defaultMetrics: false });
   const url = await sg.listen(0);
   return { sg, url };
+}
+
+/**
+ * Polls `cond` until it holds; fails after `timeoutMs` naming `what` and, when given, the state `detail()` returns,
+ * so a timeout says what the system looked like rather than only that it was slow.
+ */
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  detail?: () => unknown,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) {
+      assert.fail(
+        `timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${JSON.stringify(detail())}` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A loopback port free at the time of the call (the kernel's choice of an ephemeral port). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(port));
+    });
+    s.once('error', reject);
+  });
 }

@@ -3,7 +3,7 @@
 // gets a correct answer or a clear error, none waits past its deadline plus the batch timeout (with room for a loaded
 // machine), the pool is back to full size, and the process's RSS returns to within 10% of where it started.
 import assert from 'node:assert/strict';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
@@ -13,7 +13,7 @@ import { type ServerProcess, startSlogateProcess } from '../../bench/server-proc
 import type { Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
 import type { LocalReplica } from '../../runtime/replica.js';
-import { DIGITS_DIR, digitsConfig, EVAL_PATH, ROOT, startSlogate } from '../helpers.js';
+import { DIGITS_DIR, digitsConfig, EVAL_PATH, freePort, ROOT, startSlogate, until } from '../helpers.js';
 
 const set = readEvalSet(EVAL_PATH);
 const SPIN = join(ROOT, 'test', 'fixtures', 'spin.onnx');
@@ -163,25 +163,6 @@ async function malformed(url: string): Promise<void> {
     assert.ok(r.status >= 400 && r.status < 500 && typeof r.code === 'string', `malformed: ${JSON.stringify(out)}`);
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string, sg: Slogate): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(sg.runtime.replicaStats())}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
-
 /** Every answer is right or a clear error, and none took longer than its deadline plus the batch timeout. */
 function check(results: Outcome[], labels: Map<number, number>): void {
   const wrong: Outcome[] = [];
@@ -291,7 +272,7 @@ test('chaos under load: every request answered right or with a clear error in ti
       () => gw.runtime.pool.replicas.every((r) => r.state === 'ready') && gw.runtime.pool.stuckSinceMs === undefined,
       30_000,
       'every replica ready and no worker stuck',
-      gw,
+      () => gw.runtime.replicaStats(),
     );
     const stats = gw.runtime.replicaStats();
     assert.ok(

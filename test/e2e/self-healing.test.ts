@@ -1,14 +1,13 @@
 // Self-healing under steady load: a worker thread killed mid-load, and a remote runtime node killed mid-run. Every
 // accepted request must get the correct answer; the pool must be back to full size afterwards.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { Pool } from 'undici';
 import { type ServerProcess, startSlogateProcess } from '../../bench/server-process.js';
 import type { Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
 import type { LocalReplica } from '../../runtime/replica.js';
-import { digitsConfig, digitsRawConfig, EVAL_PATH, startSlogate } from '../helpers.js';
+import { digitsConfig, digitsRawConfig, EVAL_PATH, freePort, startSlogate, until } from '../helpers.js';
 
 const set = readEvalSet(EVAL_PATH);
 const BODIES = Array.from({ length: 50 }, (_, i) =>
@@ -91,14 +90,6 @@ function assertAllCorrect(results: Outcome[], ref: number[]): void {
   );
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function metric(text: string, name: string): number {
   const m = text.match(new RegExp(`^${name} (\\d+(?:\\.\\d+)?)`, 'm'));
   return m === null ? 0 : Number(m[1]);
@@ -130,17 +121,6 @@ describe('local worker replicas', () => {
     });
   }
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
 
 describe('remote runtime nodes', () => {
   test('a remote node killed mid-load: its batches are retried on the other node, it is probed and comes back', async () => {

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { BODY_OVERHEAD_BYTES, JSON_BYTES_PER_ELEMENT, requestTimeoutMs } from '../../gateway/v2/body-limits.js';
 import type { Slogate } from '../../main.js';
-import { digitsConfig, startSlogate } from '../helpers.js';
+import { digitsConfig, startSlogate, until } from '../helpers.js';
 
 const ROUTE_LIMIT = 64 * 784 * JSON_BYTES_PER_ELEMENT + BODY_OVERHEAD_BYTES;
 const SERVER = { maxConnections: 8, maxBodyBytesInFlight: 1_000_000, warmup: { requests: 0 } };
@@ -46,11 +46,6 @@ const connections = (sg: Slogate) =>
   new Promise<number>((resolve, reject) => sg.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 
 /** Polls `cond` every 10 ms for up to 5 s. */
-async function until(cond: () => Promise<boolean>): Promise<void> {
-  for (const t0 = performance.now(); !(await cond()); await new Promise((r) => setTimeout(r, 10)))
-    assert.ok(performance.now() - t0 < 5000, 'condition not reached within 5 s');
-}
-
 const post = (contentLength: number) =>
   `POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n\r\n`;
 
@@ -127,16 +122,16 @@ describe('upload limits', () => {
     // Start from no connection at all (earlier tests' keep-alive ones closed), then fill the cap exactly.
     await getGlobalDispatcher().close();
     setGlobalDispatcher(new Agent());
-    await until(async () => (await connections(sg)) === 0);
+    await until(async () => (await connections(sg)) === 0, 5000, 'no open connections');
     const open: Raw[] = [];
     for (let i = 0; i < SERVER.maxConnections; i++) open.push(await rawRequest(url, ''));
-    await until(async () => (await connections(sg)) === SERVER.maxConnections);
+    await until(async () => (await connections(sg)) === SERVER.maxConnections, 5000, 'the connection cap reached');
     const extra = await rawRequest(url, 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal(await extra.statusLine, undefined, 'closed without an answer');
     open[0]?.socket.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match((await open[0]?.statusLine) ?? 'closed', /^HTTP\/1\.1 200/);
     for (const o of open) o.socket.destroy();
-    await until(async () => (await connections(sg)) === 0);
+    await until(async () => (await connections(sg)) === 0, 5000, 'no open connections');
     const metrics = await (await request(`${url}/metrics`)).body.text();
     assert.match(metrics, /^slogate_connections_dropped_total 1$/m, 'the dropped connection is counted');
   });

@@ -12,7 +12,7 @@ import { parseConfig } from '../../core/config.js';
 import { encodeInferResponse } from '../../gateway/v2/codec.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import type { LocalReplica } from '../../runtime/replica.js';
-import { ROOT } from '../helpers.js';
+import { ROOT, until } from '../helpers.js';
 
 const SPIN = join(ROOT, 'test', 'fixtures', 'spin.onnx');
 /** Seconds of spinning on any machine this runs on (about 1-4 us per iteration), against a timeout of 300 ms. */
@@ -66,14 +66,6 @@ async function spin(sg: Slogate, n: number): Promise<Answer> {
   };
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string, sg: Slogate): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(sg.runtime.replicaStats())}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Short requests every `everyMs` until `stop` resolves; each answer is checked by the caller. */
 async function steady(sg: Slogate, stop: Promise<unknown>, everyMs: number): Promise<Answer[]> {
   const answers: Promise<Answer>[] = [];
@@ -117,12 +109,22 @@ describe('a local worker hung inside a batch', () => {
         'one worker replaced',
       );
       assert.match(stats.map((r) => r.lastChange).join(' '), /worker hung|replacement worker loaded/);
-      await until(() => sg.runtime.pool.readySlots === 2, 10_000, 'both workers ready', sg);
+      await until(
+        () => sg.runtime.pool.readySlots === 2,
+        10_000,
+        'both workers ready',
+        () => sg.runtime.replicaStats(),
+      );
       const stuck = () => sg.runtime.pool.replicas.reduce((n, r) => n + (r as LocalReplica).stuckWorkers, 0);
       assert.equal(stuck(), 1, 'the abandoned thread is still spinning');
       assert.equal((await sg.app.inject('/v2/health/ready')).statusCode, 200);
       // The abandoned thread is destroyed once its run returns (terminating it mid-run would abort the process).
-      await until(() => stuck() === 0, 60_000, 'the abandoned worker to finish', sg);
+      await until(
+        () => stuck() === 0,
+        60_000,
+        'the abandoned worker to finish',
+        () => sg.runtime.replicaStats(),
+      );
       assert.equal(sg.runtime.pool.stuckSinceMs, undefined);
       assert.equal((await spin(sg, 7)).y, 7);
     } finally {
@@ -141,16 +143,31 @@ describe('a request that hangs every worker it reaches', () => {
     const replica = sg.runtime.pool.replicas[0] as LocalReplica;
     try {
       assert.equal((await spin(sg, HANG_N)).code, 'SLOGATE_ERR_BATCH_TIMEOUT');
-      await until(() => replica.state === 'ready', 10_000, 'the replacement', sg);
+      await until(
+        () => replica.state === 'ready',
+        10_000,
+        'the replacement',
+        () => sg.runtime.replicaStats(),
+      );
       assert.equal((await spin(sg, HANG_N)).code, 'SLOGATE_ERR_BATCH_TIMEOUT');
       assert.equal(replica.state, 'down', 'no third thread while two are stuck');
       assert.equal(replica.stuckWorkers, 2);
       assert.equal((await sg.app.inject('/v2/health/ready')).statusCode, 503, 'not ready: no slot can run');
       assert.match(sg.runtime.replicaStats()[0]?.lastChange ?? '', /an earlier one is still stuck/);
-      await until(() => replica.state === 'ready', 60_000, 'a replacement once an abandoned worker returned', sg);
+      await until(
+        () => replica.state === 'ready',
+        60_000,
+        'a replacement once an abandoned worker returned',
+        () => sg.runtime.replicaStats(),
+      );
       assert.ok(replica.stuckWorkers <= 1);
       assert.equal((await spin(sg, 3)).y, 3);
-      await until(() => replica.stuckWorkers === 0, 60_000, 'both abandoned workers to finish', sg);
+      await until(
+        () => replica.stuckWorkers === 0,
+        60_000,
+        'both abandoned workers to finish',
+        () => sg.runtime.replicaStats(),
+      );
     } finally {
       clearInterval(keepAlive);
     }
@@ -243,7 +260,12 @@ describe('a remote node that answers health but not inference', () => {
       const sent = node.inferences;
       assert.ok(sent >= 2, 'probed with inferences');
       node.answering = true;
-      await until(() => remote()?.state === 'ready', 6000, 'the node back after a passing probe', sg);
+      await until(
+        () => remote()?.state === 'ready',
+        6000,
+        'the node back after a passing probe',
+        () => sg.runtime.replicaStats(),
+      );
       assert.ok(node.inferences > sent);
     } finally {
       clearInterval(keepAlive);

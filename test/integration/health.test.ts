@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { createSlogate, type Slogate } from '../../main.js';
 import type { LocalReplica } from '../../runtime/replica.js';
-import { DIGITS_DIR, digitsConfig, tempDir } from '../helpers.js';
+import { DIGITS_DIR, digitsConfig, tempDir, until } from '../helpers.js';
 
 const dir = tempDir();
 const MODEL = join(dir, 'tiny.onnx');
@@ -55,14 +55,6 @@ const infer = async () =>
     })
   ).statusCode;
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(sg.runtime.replicaStats())}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const replica = (i: number) => sg.runtime.pool.replicas[i] as LocalReplica;
 const attempts = (i: number) => Number(/attempt (\d+)/.exec(sg.runtime.replicaStats()[i]?.lastChange ?? '')?.[1] ?? 0);
 
@@ -73,7 +65,12 @@ test('replicas that cannot reload: ready and live tell the truth, retries back o
   // The model file breaks, then a worker dies: its replacement cannot load.
   writeFileSync(MODEL, 'not an onnx model');
   await replica(0).worker?.terminate();
-  await until(() => replica(0).state === 'down', 10_000, 'the first replica down');
+  await until(
+    () => replica(0).state === 'down',
+    10_000,
+    'the first replica down',
+    () => sg.runtime.replicaStats(),
+  );
   const one = await get('/v2/health/ready');
   assert.equal(one.status, 503, 'one ready slot of the two required');
   assert.match(one.body.reason ?? '', /too few ready slots \(minimum 2\): digits has 1/);
@@ -81,7 +78,12 @@ test('replicas that cannot reload: ready and live tell the truth, retries back o
   assert.equal((await get('/v2/health/live')).status, 200, 'a slot is ready: live');
 
   await replica(1).worker?.terminate();
-  await until(() => replica(1).state === 'down', 10_000, 'the second replica down');
+  await until(
+    () => replica(1).state === 'down',
+    10_000,
+    'the second replica down',
+    () => sg.runtime.replicaStats(),
+  );
   const none = await get('/v2/health/ready');
   assert.equal(none.status, 503);
   assert.match(none.body.reason ?? '', /digits has 0/);
@@ -91,7 +93,12 @@ test('replicas that cannot reload: ready and live tell the truth, retries back o
   // ms after each failed load): no tight loop.
   const noSlotSince = Date.now();
   const before = attempts(0);
-  await until(() => attempts(0) >= 6, 20_000, 'a sixth replacement attempt');
+  await until(
+    () => attempts(0) >= 6,
+    20_000,
+    'a sixth replacement attempt',
+    () => sg.runtime.replicaStats(),
+  );
   const made = attempts(0) - before;
   const elapsedMs = Date.now() - noSlotSince;
   assert.ok(elapsedMs >= 100 * made, `${made} attempts in ${elapsedMs} ms: spaced, not a loop`);
@@ -103,7 +110,12 @@ test('replicas that cannot reload: ready and live tell the truth, retries back o
 
   // The file is fixed: the next attempts load it, without anyone restarting anything.
   copyFileSync(join(DIGITS_DIR, 'tiny.onnx'), MODEL);
-  await until(() => sg.runtime.pool.replicas.every((r) => r.state === 'ready'), 10_000, 'both replicas back');
+  await until(
+    () => sg.runtime.pool.replicas.every((r) => r.state === 'ready'),
+    10_000,
+    'both replicas back',
+    () => sg.runtime.replicaStats(),
+  );
   assert.equal((await get('/v2/health/ready')).status, 200);
   assert.equal((await get('/v2/health/live')).status, 200);
   assert.equal(await infer(), 200);
