@@ -114,9 +114,11 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
   const address = await started.listen();
   sg = started;
   sg.logger.info({ address, routes: [...sg.router.routes.keys()] }, `slogate ${VERSION} serving on ${address}`);
-  process.stdout.write(
-    `slogate ${VERSION} ready: ${address}  (routes: ${[...sg.router.routes.keys()].join(', ')}; try ${address}/v2/models/${[...sg.router.routes.keys()][0] ?? ''})\n`,
-  );
+  // A gateway process shares its primary's stdout: the primary says when all of them are ready.
+  if (!cluster.isWorker)
+    process.stdout.write(
+      `slogate ${VERSION} ready: ${address}  (routes: ${[...sg.router.routes.keys()].join(', ')}; try ${address}/v2/models/${[...sg.router.routes.keys()][0] ?? ''})\n`,
+    );
   // Started by a `serve --processes` primary (an IPC channel): drain when it goes, even if it was killed.
   if (process.connected) process.once('disconnect', () => onSignal('SIGTERM'));
 }

@@ -259,6 +259,11 @@ export const RuntimeSchema = z.strictObject({
   healthCheckIntervalMs: z.number().int().min(50).max(60_000).default(1000),
   /** Refuse at once a request whose deadline the queue ahead rules out (`slogate runtime` turns it on). */
   refuseUnreachable: z.boolean().default(false),
+  /**
+   * Plan with the slots remote nodes' load reports leave this gateway (true), or ignore the reports and plan with each
+   * node's configured concurrency as if its slots were this gateway's alone (false: a comparison knob).
+   */
+  loadReports: z.boolean().default(true),
   profile: ProfileSchema.prefault({}),
   health: HealthSchema.prefault({}),
   /** When a running batch counts as hung: its replica is taken out of service and its requests answered. */

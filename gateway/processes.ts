@@ -37,7 +37,8 @@ export interface Supervisor {
 
 /**
  * Starts the node (`slogate runtime` on 127.0.0.1, a free port) and forks `processes` gateway processes running this
- * same CLI with `serveArgs`; resolves once every gateway listens, with the address they share.
+ * same CLI with `serveArgs`, the first alone, then the rest; resolves once every gateway listens, with the address
+ * they share.
  */
 export async function superviseProcesses(options: {
   readonly cli: string;
@@ -57,11 +58,12 @@ export async function superviseProcesses(options: {
     options.log(`gateway process ${w.process.pid} exited (${signal ?? code}): starting another`);
     setTimeout(() => !stopping && fork(), 1000).unref();
   });
-  const listening = Array.from({ length: options.processes }, () => {
-    const w = fork();
-    return once(w, 'listening') as Promise<[{ address: string; port: number }]>;
-  });
-  const [[first]] = (await Promise.all(listening)) as [[{ address: string; port: number }]];
+  const listen = (): Promise<[{ address: string; port: number }]> =>
+    once(fork(), 'listening') as Promise<[{ address: string; port: number }]>;
+  // The first process measures the latency profiles through the node and caches them; the others, started once it
+  // listens, read that cache instead of all sweeping the shared node at once (and measuring each other's batches).
+  const [first] = await listen();
+  await Promise.all(Array.from({ length: options.processes - 1 }, listen));
   const host = first.address.includes(':') ? `[${first.address}]` : first.address;
   return {
     address: `http://${host}:${first.port}`,

@@ -29,6 +29,8 @@ export interface RemoteReplicaOptions {
   readonly requestTimeoutMs?: number;
   /** Most bytes an answer may take when the signature does not fix its size (BYTES or free dimensions). */
   readonly maxVariableAnswerBytes?: number;
+  /** false: ignore the node's load reports and offer the configured slots (runtime.loadReports). */
+  readonly useLoadReports?: boolean;
 }
 
 /** Room for an answer's JSON header (names, datatypes, shapes, sizes) besides its tensor bytes. */
@@ -111,10 +113,10 @@ export class RemoteReplica implements Replica {
   /**
    * Slots this gateway may use on the node: its configured slots, less the node's slots that other gateways' work
    * holds (busy beyond our own batches), but at least one, so a shared node is never shut out and the node's own
-   * queue (and refusals) arbitrate. Without a fresh report, the configured slots.
+   * queue (and refusals) arbitrate. Without a fresh report, or with load reports turned off, the configured slots.
    */
   get availableSlots(): number {
-    const load = this.load;
+    const load = this.#o.useLoadReports === false ? undefined : this.load;
     if (load === undefined) return this.#o.slots;
     const others = Math.max(0, load.busySlots - (this.#report?.ours ?? 0));
     return Math.max(1, Math.min(this.#o.slots, load.totalSlots - others));

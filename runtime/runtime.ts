@@ -117,6 +117,7 @@ export class Runtime implements RuntimePort {
           models,
           clock,
           healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
+          useLoadReports: config.runtime.loadReports,
         }),
       );
     });
@@ -206,6 +207,7 @@ export class Runtime implements RuntimePort {
           models,
           clock,
           healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
+          useLoadReports: config.runtime.loadReports,
           startTimeoutMs: 10_000,
         }),
     });

@@ -1,16 +1,18 @@
 // Runtime nodes found through a real DNS server (dnsmasq on loopback): real `slogate runtime` processes on 127.0.0.2
 // and 127.0.0.3 sharing one port, as pods behind a headless Service do. The gateway starts while one listed address
 // has no node, serves with the one that is up, and while steady load runs the records change: a node added carries
-// traffic, a node removed is drained. Then two gateways share three nodes: a node added to DNS carries both
-// gateways' traffic within 5 s, a node killed mid-load loses no accepted request, a node removed is drained by both.
-// Every accepted request gets an answer.
+// traffic, a node removed is drained. Then two gateways share three nodes: the same total load through one gateway
+// and then through both attains the same (within 1 point) while the nodes' queues stay bounded, a node added to DNS
+// carries both gateways' traffic within 5 s, a node killed mid-load loses no accepted request, a node removed is
+// drained by both (its batches finish there). Every accepted request gets an answer.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 import { type ServerProcess, startSlogateProcess } from '../../bench/server-process.js';
 import type { Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
+import { LOAD_REPORT_HEADER, type NodeLoad, parseLoadReport } from '../../runtime/load-report.js';
 import { digitsConfig, digitsRawConfig, EVAL_PATH, startSlogate } from '../helpers.js';
 import { DNSMASQ, DnsServer } from '../support/dns-server.js';
 
@@ -32,6 +34,8 @@ interface Outcome {
   readonly i: number;
   readonly status: number;
   readonly label: number | undefined;
+  /** From the send to the whole answer read. */
+  readonly ms: number;
 }
 
 /** A port free on both node addresses. */
@@ -63,13 +67,18 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   }
 }
 
-/** Open-loop load at `rate` req/s until stop() is called (idempotent); resolves with every outcome (0: no answer). */
+/**
+ * Open-loop load at `rate` req/s until stop() is called (idempotent); resolves with every outcome (0: no answer). A
+ * late timer sends what is due at once, so the count offered is the rate's; latency counts from the scheduled time.
+ */
 function load(url: string, rate: number): { stop: () => Promise<Outcome[]> } {
   const pool = new Pool(url, { connections: 16 });
   const out: Promise<Outcome>[] = [];
+  const startMs = performance.now();
   let n = 0;
-  const timer = setInterval(() => {
-    const i = n++ % BODIES.length;
+  const send = (): void => {
+    const i = n % BODIES.length;
+    const atMs = startMs + (n++ * 1000) / rate;
     out.push(
       pool
         .request({
@@ -80,21 +89,94 @@ function load(url: string, rate: number): { stop: () => Promise<Outcome[]> } {
         })
         .then(async (r) => {
           const b = (await r.body.json()) as { outputs?: { data: number[] }[] };
-          return { i, status: r.statusCode, label: b.outputs?.[0]?.data[0] };
+          return { i, status: r.statusCode, label: b.outputs?.[0]?.data[0], ms: performance.now() - atMs };
         }),
     );
-  }, 1000 / rate);
+  };
+  const timer = setInterval(
+    () => {
+      while (n <= ((performance.now() - startMs) * rate) / 1000) send();
+    },
+    Math.min(20, 1000 / rate),
+  );
   let stopped: Promise<Outcome[]> | undefined;
   return {
     stop: () => {
       clearInterval(timer);
       stopped ??= Promise.allSettled(out).then(async (settled) => {
         await pool.close();
-        return settled.map((s, i) => (s.status === 'fulfilled' ? s.value : { i, status: 0, label: undefined }));
+        return settled.map((s, i) =>
+          s.status === 'fulfilled' ? s.value : { i, status: 0, label: undefined, ms: Number.POSITIVE_INFINITY },
+        );
       });
       return stopped;
     },
   };
+}
+
+/** Samples each node's load report (its readiness probe's header) every `everyMs` until stop(). */
+function sampleNodeLoads(urls: readonly string[], everyMs: number): { stop: () => Promise<NodeLoad[][]> } {
+  const samples: NodeLoad[][] = urls.map(() => []);
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await Promise.all(
+        urls.map(async (url, k) => {
+          const r = await request(`${url}/v2/health/ready`).catch(() => undefined);
+          await r?.body.dump();
+          const parsed = parseLoadReport(r?.headers[LOAD_REPORT_HEADER] as string | undefined);
+          if (parsed.ok) samples[k]?.push(parsed.load);
+        }),
+      );
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return samples;
+    },
+  };
+}
+
+/** The route's SLO in the scale-out test: comfortable, so that a loaded host does not decide the comparison. */
+const SLO_MS = 2000;
+/** Total load of each phase of the comparison, and its length. */
+const TOTAL_RPS = 40;
+const PHASE_MS = 4000;
+
+/** TOTAL_RPS split over `targets` for `ms` (the runs are kept in `runs` so a failing test stops them); the outcomes. */
+async function phase(runs: ReturnType<typeof load>[], targets: readonly string[], ms: number): Promise<Outcome[]> {
+  const mine = targets.map((u) => load(u, TOTAL_RPS / targets.length));
+  runs.push(...mine);
+  await new Promise((r) => setTimeout(r, ms));
+  return (await Promise.all(mine.map((r) => r.stop()))).flat();
+}
+
+/** Answered right within the SLO. */
+function onTime(rs: readonly Outcome[]): number {
+  return rs.filter((r) => r.status === 200 && r.label !== undefined && r.ms <= SLO_MS).length;
+}
+
+/** Two gateways attain within 1 point of one at the same total load (counts, not percentiles). */
+function assertSloAsOne(one: readonly Outcome[], two: readonly Outcome[]): void {
+  const expected = (TOTAL_RPS * PHASE_MS) / 1000;
+  for (const rs of [one, two]) assert.ok(rs.length >= 0.7 * expected, `${rs.length} of ~${expected} sent`);
+  const detail = `one gateway ${onTime(one)}/${one.length} on time, two gateways ${onTime(two)}/${two.length}`;
+  assert.ok(onTime(one) / one.length >= 0.9, `a single gateway holds the comfortable SLO: ${detail}`);
+  assert.ok(onTime(two) / two.length >= onTime(one) / one.length - 0.01, `within 1 point of one: ${detail}`);
+}
+
+/** A node's queue stays bounded: never half a deadline of work, and queued rows do not trend up. */
+function assertQueueBounded(node: string, samples: readonly NodeLoad[]): void {
+  assert.ok(samples.length >= 20, `${node}: ${samples.length} load reports sampled`);
+  const third = Math.floor(samples.length / 3);
+  const mean = (xs: readonly NodeLoad[]) => xs.reduce((n, l) => n + l.queuedRows, 0) / Math.max(1, xs.length);
+  const [first, last] = [mean(samples.slice(0, third)), mean(samples.slice(-third))];
+  const worstWaitMs = Math.max(...samples.map((l) => l.queueWaitMs));
+  assert.ok(worstWaitMs < SLO_MS / 2, `${node}: its queue held ${worstWaitMs} ms of work`);
+  assert.ok(last <= first + 2, `${node}: queued rows trend up (${first} -> ${last} on average)`);
 }
 
 describe('runtime nodes discovered through dnsmasq', {
@@ -139,6 +221,8 @@ describe('runtime nodes discovered through dnsmasq', {
       assert.equal(gw.runtime.health.readiness().ready, true, 'two ready slots: ready');
       const members: string[] = [];
       gw.runtime.pool.on('member', (id, change) => members.push(`${id} ${change}`));
+      let retries = 0;
+      gw.runtime.pool.on('retry', () => retries++);
 
       run = load(started.url, 60);
       await new Promise((r) => setTimeout(r, 800));
@@ -166,6 +250,7 @@ describe('runtime nodes discovered through dnsmasq', {
       );
       assert.equal(gw.runtime.health.readiness().ready, true);
       assert.equal(nodes[0]?.child.exitCode, null, 'the drained node was left running, only disconnected');
+      assert.equal(retries, 0, 'the drained node finished its batches: none was retried elsewhere');
     } finally {
       await run?.stop();
       await sg?.close();
@@ -174,7 +259,7 @@ describe('runtime nodes discovered through dnsmasq', {
     }
   });
 
-  test('two gateways share nodes found by DNS: a third node carries traffic, a killed one loses nothing, a removed one drains', async () => {
+  test('two gateways share nodes found by DNS: the SLO holds as with one, queues stay bounded, a third node carries traffic, a killed one loses nothing, a removed one drains', async () => {
     const C = '127.0.0.4';
     const dns = new DnsServer();
     const port = await sharedFreePort();
@@ -185,6 +270,7 @@ describe('runtime nodes discovered through dnsmasq', {
     const nodes = new Map<string, ServerProcess>();
     const gateways: Slogate[] = [];
     const runs: ReturnType<typeof load>[] = [];
+    let sampler: ReturnType<typeof sampleNodeLoads> | undefined;
     try {
       await dns.start({ [NAME]: [A, B] });
       await Promise.all(
@@ -202,7 +288,7 @@ describe('runtime nodes discovered through dnsmasq', {
               replicas: [{ dns: NAME, port, resolver: dns.address, concurrency: 2, resolveIntervalMs: 200 }],
               profile: { enabled: false },
             },
-            routes: ROUTE,
+            routes: { digits: { ...ROUTE.digits, slo: { p99Ms: SLO_MS } } },
           }),
         );
         gateways.push(g.sg);
@@ -211,6 +297,25 @@ describe('runtime nodes discovered through dnsmasq', {
       const key = (host: string) => `${NAME}/${host}:${port}`;
       const batches = (g: Slogate, host: string) =>
         g.runtime.replicaStats().find((r) => r.id === key(host))?.batches ?? 0;
+      const retriedFrom: string[] = [];
+      for (const g of gateways) g.runtime.pool.on('retry', (id) => retriedFrom.push(id));
+      await until(
+        () => gateways.every((g) => g.runtime.replicaStats().filter((r) => r.state === 'ready').length === 2),
+        5000,
+        'both gateways to use both nodes',
+      );
+
+      // The same total load through one gateway, then split over two, while the nodes' reports are sampled.
+      sampler = sampleNodeLoads(
+        [A, B].map((h) => nodes.get(h)?.url as string),
+        100,
+      );
+      const one = await phase(runs, [urls[0] as string], PHASE_MS);
+      const two = await phase(runs, urls, PHASE_MS);
+      const loads = await sampler.stop();
+      assertSloAsOne(one, two);
+      for (const [k, samples] of loads.entries()) assertQueueBounded(`node ${[A, B][k]}`, samples);
+
       for (const url of urls) runs.push(load(url, 30));
       await new Promise((r) => setTimeout(r, 800));
 
@@ -243,7 +348,9 @@ describe('runtime nodes discovered through dnsmasq', {
       assert.equal(bad.length, 0, `${bad.length} of ${results.length} failed, e.g. ${JSON.stringify(bad.slice(0, 3))}`);
       assert.ok(results.length > 30, `${results.length} requests sent`);
       for (const g of gateways) assert.ok(batches(g, C) > 0 && g.runtime.health.readiness().ready);
+      assert.ok(!retriedFrom.includes(key(B)), 'the removed node finished its batches: none was retried elsewhere');
     } finally {
+      await sampler?.stop();
       await Promise.all(runs.map((r) => r.stop()));
       await Promise.all(gateways.map((g) => g.close()));
       await Promise.all([...nodes.values()].map((n) => n.stop()));

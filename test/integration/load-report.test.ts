@@ -132,4 +132,24 @@ describe('a remote replica reading its node’s reports', () => {
       await replica.close();
     }
   });
+
+  test('blind (runtime.loadReports: false): the report is read but the configured slots are offered', async () => {
+    report = encodeLoadReport({ busySlots: 3, totalSlots: 4, queuedRows: 0, queueWaitMs: 0, serviceCorrection: 1 });
+    const replica = new RemoteReplica({
+      id: 'n',
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      slots: 4,
+      models: new Map([['m', []]]),
+      clock: new SystemClock(),
+      healthCheckIntervalMs: 60_000,
+      useLoadReports: false,
+    });
+    try {
+      await replica.start();
+      assert.equal(replica.load?.busySlots, 3, 'the report is still read (admin, metrics)');
+      assert.equal(replica.availableSlots, 4, 'planned as if every slot were this gateway’s');
+    } finally {
+      await replica.close();
+    }
+  });
 });
