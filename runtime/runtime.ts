@@ -117,6 +117,7 @@ export class Runtime implements RuntimePort {
           models,
           clock,
           healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
+          ...this.#revisionSync(),
         }),
       );
     });
@@ -190,6 +191,25 @@ export class Runtime implements RuntimePort {
     });
   }
 
+  /** What a runtime node needs to receive the active revisions: the token, the revisions, where to report. */
+  #revisionSync() {
+    const { config, logger } = this.#deps;
+    return {
+      adminToken: config.server.adminToken,
+      desired: () => {
+        const out: WorkerVariant[] = [];
+        for (const m of this.repository.models.values())
+          for (const v of m.variants.values())
+            out.push({ model: m.name, variant: v.name, path: v.path, revision: `sha256:${v.sha256}` });
+        return out;
+      },
+      onRevisionSync: (id: string, message: string, failed: boolean) =>
+        failed
+          ? logger.warn({ replica: id }, `replica ${id}: ${message}`)
+          : logger.info({ replica: id }, `replica ${id}: ${message}`),
+    };
+  }
+
   #dnsSet(r: DnsReplicaConfig, models: ReadonlyMap<string, readonly string[]>): DnsReplicaSet {
     const { config, clock, logger } = this.#deps;
     return new DnsReplicaSet({
@@ -207,6 +227,7 @@ export class Runtime implements RuntimePort {
           clock,
           healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
           startTimeoutMs: 10_000,
+          ...this.#revisionSync(),
         }),
     });
   }
