@@ -11,6 +11,8 @@ export const NODE_REVISIONS_PATH = '/admin/node/revisions';
 /** Codes a node answers for the file itself: the same meaning as on a local replica. */
 const FILE_CODES = new Set<string>(['SLOGATE_ERR_NOT_ONNX', 'SLOGATE_ERR_SIGNATURE_MISMATCH']);
 const NODE_ERROR_CHARS = 300;
+/** How long a node may take to list its revisions. */
+const LIST_TIMEOUT_MS = 5000;
 
 export interface RemoteRevisionsOptions {
   readonly id: string;
@@ -60,7 +62,12 @@ export class RemoteRevisions {
     return `runtime node ${this.#o.id} (${this.#o.url})`;
   }
 
-  async #call(method: 'GET' | 'HEAD' | 'PUT' | 'POST', path: string, body?: Buffer | object): Promise<NodeAnswer> {
+  async #call(
+    method: 'GET' | 'HEAD' | 'PUT' | 'POST',
+    path: string,
+    body?: Buffer | object,
+    timeoutMs = this.#o.timeoutMs,
+  ): Promise<NodeAnswer> {
     const headers: Record<string, string> = {};
     if (this.#o.adminToken !== undefined) headers.authorization = `Bearer ${this.#o.adminToken}`;
     let payload: Buffer | string | undefined;
@@ -77,8 +84,8 @@ export class RemoteRevisions {
         path,
         headers,
         body: payload,
-        headersTimeout: this.#o.timeoutMs,
-        bodyTimeout: this.#o.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
       const text = await r.body.text();
       const code = r.headers['x-slogate-error-code'];
@@ -143,7 +150,8 @@ export class RemoteRevisions {
 
   /** The revision the node serves for each variant (`model\0variant` -> revision). */
   async served(): Promise<Map<string, string>> {
-    const a = await this.#call('GET', NODE_REVISIONS_PATH);
+    // Asked on every reconnection: a node that answers health but not this is out of service, not waited for.
+    const a = await this.#call('GET', NODE_REVISIONS_PATH, undefined, LIST_TIMEOUT_MS);
     if (a.status !== 200) throw this.#fail('could not list its revisions', a);
     try {
       const doc = JSON.parse(a.body) as { active: { model: string; variant: string; revision: string }[] };

@@ -48,13 +48,12 @@ async function startNode(port = 0): Promise<{ node: Slogate; url: string }> {
   return { node, url: await node.listen(port) };
 }
 
-/** A gateway without local workers: every gate runs on the node. */
-async function startGateway(nodeUrl: string): Promise<Slogate> {
-  const dir = tempDir('slogate-gw-');
+/** A gateway over the node (and `workers` local workers: without any, every gate runs on the node). */
+async function startGateway(nodeUrl: string, workers = 0, dir = tempDir('slogate-gw-')): Promise<Slogate> {
   const config = digitsConfig({
     ...base(dir, 3_000_000),
     runtime: {
-      workers: 0,
+      workers,
       replicas: [{ url: nodeUrl, concurrency: 1 }],
       healthCheckIntervalMs: 100,
       profile: { enabled: false, samples: 5, budgetMs: 400, cacheDir: dir },
@@ -207,6 +206,41 @@ describe('revisions on a remote runtime node', () => {
     assert.equal((await nodeView(node)).active, ORIGINAL, 'restarted on its config file');
     await eventually(async () => (await nodeView(node)).active === REEXPORT, 'the node serves the active revision');
     await eventually(async () => remoteOf(gw).state === 'ready', 'the node is back in service');
+    assert.equal(await infer(gw), 200);
+  });
+});
+
+describe('revisions on local workers and a remote node together', () => {
+  let node: Slogate;
+  let nodeUrl: string;
+  let gw: Slogate | undefined;
+  const dir = tempDir('slogate-gw-');
+  before(async () => {
+    ({ node, url: nodeUrl } = await startNode());
+  });
+  after(async () => {
+    await gw?.close();
+    await node?.close();
+  });
+
+  test('a deploy switches both; a gateway restarted over a node restarted empty brings the node to it', async () => {
+    gw = await startGateway(nodeUrl, 1, dir);
+    const res = await deploy(gw, file('small-reexport.onnx'));
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal((await nodeView(node)).active, REEXPORT);
+    assert.equal(gw.runtime.model('digits').variants.get('small')?.sha256, REEXPORT.slice(7));
+    const refused = await deploy(gw, file('small-slow.onnx'));
+    assert.equal(refused.headers['x-slogate-error-code'], 'SLOGATE_ERR_NODE_REVISION', refused.body);
+    assert.equal(gw.runtime.model('digits').variants.get('small')?.sha256, REEXPORT.slice(7), 'the local side too');
+    await gw.close();
+    gw = undefined;
+    const port = Number(new URL(nodeUrl).port);
+    await node.close();
+    ({ node } = await startNode(port));
+    assert.equal((await nodeView(node)).active, ORIGINAL);
+    gw = await startGateway(nodeUrl, 1, dir);
+    assert.equal((await nodeView(node)).active, REEXPORT, 'synced when the gateway connected');
+    assert.equal(gw.runtime.model('digits').variants.get('small')?.sha256, REEXPORT.slice(7), 'from the store');
     assert.equal(await infer(gw), 200);
   });
 });
