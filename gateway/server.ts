@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Controller } from '../policies/controller.js';
 import type { Deployer } from '../policies/deploy-pipeline.js';
+import { NodeRevisions } from '../policies/node-revisions.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
@@ -153,8 +154,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     deployer: deps.deployer,
     maxFileBytes: config.store.maxFileBytes,
     nodeRevisions: {
-      runtime: deps.runtime,
-      cache: nodeRevisionCache(config),
+      node: new NodeRevisions(deps.runtime, nodeRevisionCache(config)),
       maxFileBytes: config.store.maxFileBytes,
       bodyLimitBytes: config.server.bodyLimitBytes,
     },
