@@ -168,6 +168,16 @@ export const ERROR_CATALOG = {
     retryable: false,
     doc: "A revision's sha256 is not the variant's pinned `sha256`; refused before it is stored.",
   },
+  SLOGATE_ERR_REVISION_HASH_MISMATCH: {
+    status: 400,
+    retryable: false,
+    doc: 'Bytes sent to a runtime node as revision sha256:X do not hash to X; nothing was stored.',
+  },
+  SLOGATE_ERR_NODE_REVISION: {
+    status: 502,
+    retryable: false,
+    doc: 'A runtime node could not receive or load a revision (unreachable, refused the upload, failed to load it); the message names the node. The deploy or rollback changed nothing: every replica serves the active revision.',
+  },
   SLOGATE_ERR_GATE_FAILED: {
     status: 422,
     retryable: false,

@@ -9,10 +9,12 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Controller } from '../policies/controller.js';
 import type { Deployer } from '../policies/deploy-pipeline.js';
+import { NodeRevisions } from '../policies/node-revisions.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
 import { resolveAdminToken } from './admin/admin-token.js';
+import { nodeRevisionCache } from './admin/node-revisions.js';
 import { applyConnectionLimits, TIMEOUT_CHECK_INTERVAL_MS } from './connection-limits.js';
 import { fromFastifyError, sendError } from './errors.js';
 import { requestIdOptions } from './request-id.js';
@@ -151,6 +153,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
     deployer: deps.deployer,
     maxFileBytes: config.store.maxFileBytes,
+    nodeRevisions: {
+      node: new NodeRevisions(deps.runtime, nodeRevisionCache(config)),
+      maxFileBytes: config.store.maxFileBytes,
+      bodyLimitBytes: config.server.bodyLimitBytes,
+    },
   });
 
   await app.register(statusPlugin, {

@@ -34,6 +34,13 @@ function specs(list: readonly TensorSpec[]): string {
   return list.map((t) => `${t.name}:${t.datatype}[${t.shape.join(',')}]`).join(' ');
 }
 
+/** Load failures whose own code the gate answers with: the file's fault, or a runtime node's (named in the detail). */
+const PASSED_ON = new Set<string>([
+  'SLOGATE_ERR_NOT_ONNX',
+  'SLOGATE_ERR_SIGNATURE_MISMATCH',
+  'SLOGATE_ERR_NODE_REVISION',
+]);
+
 /** Loads on every replica, and the inputs and outputs match the model's signature exactly (names, types, shapes, order). */
 export function judgeLoad(
   loads: readonly ReplicaLoadReport[],
@@ -42,7 +49,7 @@ export function judgeLoad(
   if (loads.length === 0) return { passed: false, detail: 'no replica to load it on', code: 'SLOGATE_ERR_MODEL_LOAD' };
   for (const l of loads) {
     if (l.signature === undefined) {
-      const code = l.code === 'SLOGATE_ERR_NOT_ONNX' ? 'SLOGATE_ERR_NOT_ONNX' : 'SLOGATE_ERR_MODEL_LOAD';
+      const code = l.code !== undefined && PASSED_ON.has(l.code) ? (l.code as ErrorCode) : 'SLOGATE_ERR_MODEL_LOAD';
       return { passed: false, detail: `replica ${l.replica}: ${l.detail}`, code };
     }
     for (const side of ['inputs', 'outputs'] as const) {

@@ -10,10 +10,18 @@ import type { TensorSpec, V2Datatype } from '../core/types.js';
 import { LOAD_REPORT_HEADER, type NodeLoad, parseLoadReport } from './load-report.js';
 import { syntheticInputs } from './profiler.js';
 import { nextRemoteState, probeNeedsInference, type RemoteEvent } from './remote-probe.js';
+import { NODE_REVISIONS_PATH, NodeRevisionError, RemoteRevisions } from './remote-revisions.js';
 import type { BatchOutcome, BatchTask, Replica, ReplicaEvents, ReplicaState } from './replica.js';
 import { ReplicaFault } from './replica.js';
 import { allocate, binaryData, ELEMENT_BYTES, MAX_ELEMENTS, parseBytesElements } from './tensor.js';
-import type { DescribeResult, SessionDescription, WireTensor } from './worker/messages.js';
+import type {
+  DescribeResult,
+  RevisionResult,
+  RevisionTask,
+  SessionDescription,
+  WireTensor,
+  WorkerVariant,
+} from './worker/messages.js';
 
 export interface RemoteReplicaOptions {
   readonly id: string;
@@ -31,6 +39,15 @@ export interface RemoteReplicaOptions {
   readonly maxVariableAnswerBytes?: number;
   /** false: ignore the node's load reports and offer the configured slots (runtime.loadReports). */
   readonly useLoadReports?: boolean;
+  /** Bearer token for the node's admin endpoints (revisions travel through them). */
+  readonly adminToken?: string | undefined;
+  /**
+   * The gateway's active revision of every variant: the node is brought to them when it connects, when it comes
+   * back, and whenever a probe finds it serving another (a node restarted empty). Absent: revisions are not synced.
+   */
+  readonly desired?: (() => readonly WorkerVariant[]) | undefined;
+  /** Where a node's revision sync is reported. */
+  readonly onRevisionSync?: ((id: string, message: string, failed: boolean) => void) | undefined;
 }
 
 /** Room for an answer's JSON header (names, datatypes, shapes, sizes) besides its tensor bytes. */
@@ -75,17 +92,28 @@ export class RemoteReplica implements Replica {
   readonly #outputs = new Map<string, readonly TensorSpec[]>();
   /** The node's last load report, when it came, and how many of our batches were on the node then. */
   #report: { load: NodeLoad; atMs: number; ours: number } | undefined;
+  /** The node's side of revisions: content-addressed upload, load gate, activation. */
+  readonly revisions: RemoteRevisions;
+  /** The node cannot list its revisions (an older node, or a different admin token): syncs are skipped. */
+  #syncUnsupported = false;
 
   constructor(o: RemoteReplicaOptions) {
     this.#o = o;
     const timeout = o.requestTimeoutMs ?? 30_000;
     this.#pool = new Pool(o.url, {
-      connections: o.slots + 1,
+      connections: o.slots + 2,
       pipelining: 1,
       keepAliveTimeout: 60_000,
       headersTimeout: timeout,
       bodyTimeout: timeout,
       connect: { timeout: 5_000 },
+    });
+    this.revisions = new RemoteRevisions({
+      id: o.id,
+      url: o.url,
+      dispatcher: this.#pool,
+      adminToken: o.adminToken,
+      timeoutMs: Math.max(timeout, 60_000),
     });
   }
 
@@ -152,6 +180,11 @@ export class RemoteReplica implements Replica {
       const first = variants[0];
       if (first !== undefined) this.#inputs.set(model, { variant: first, inputs: meta.inputs });
     }
+    try {
+      await this.#sync();
+    } catch (err) {
+      throw new SlogateError('SLOGATE_ERR_NODE_REVISION', (err as Error).message);
+    }
     this.#setState('ready', 'remote node ready');
     this.#schedule();
     return { ok: true, kind: 'describe', provider: 'remote', sessions };
@@ -193,7 +226,9 @@ export class RemoteReplica implements Replica {
     if (this.#probing || this.#closed) return;
     this.#probing = true;
     try {
-      const health = await this.#ready();
+      let health = await this.#ready();
+      // A node coming back may have restarted empty: it gets the active revisions before any batch.
+      if (health && this.#state !== 'ready' && !(await this.#syncOnProbe())) health = false;
       const inference = health && probeNeedsInference(this.#state) ? await this.#probeInference() : undefined;
       const wasOut = this.#state !== 'ready';
       this.#apply({ kind: 'probe', health, ...(inference === undefined ? {} : { inference }) });
@@ -226,6 +261,50 @@ export class RemoteReplica implements Replica {
     } finally {
       this.#o.clock.clearTimer(timer);
     }
+  }
+
+  /**
+   * Brings the node to the gateway's active revisions when it serves others (restarted empty, or missed an
+   * activation); false when it could not be, so the node stays out of service.
+   */
+  async #syncOnProbe(): Promise<boolean> {
+    try {
+      await this.#sync();
+      return true;
+    } catch (err) {
+      this.#o.onRevisionSync?.(this.id, (err as Error).message, true);
+      this.#setState('down', `cannot serve the active revisions: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  async #sync(): Promise<void> {
+    const desired = this.#o.desired?.();
+    if (desired === undefined || this.#syncUnsupported) return;
+    let served: Map<string, string>;
+    try {
+      served = await this.revisions.served();
+    } catch (err) {
+      // A node that does not offer revisions (or not to this token) serves what it serves; deploys to it fail naming it.
+      if (err instanceof NodeRevisionError && [401, 403, 404].includes(err.status ?? 0)) {
+        this.#syncUnsupported = true;
+        this.#o.onRevisionSync?.(this.id, `revisions not synced: ${err.message}`, true);
+        return;
+      }
+      throw err;
+    }
+    const switched = await this.revisions.sync(desired, served);
+    if (switched.length > 0) this.#o.onRevisionSync?.(this.id, `brought to ${switched.join(', ')}`, false);
+  }
+
+  /** Loads, activates or unloads a revision on the node; the load uploads the file first unless the node has it. */
+  async revision(task: RevisionTask): Promise<RevisionResult> {
+    const res = await this.revisions.task(task);
+    if (task.kind === 'activate' && !res.ok) {
+      // It serves the previous revision: out of service until a probe's sync switches it.
+      if (this.#state === 'ready') this.#setState('suspect', `missed the activation of ${task.revision}`);
+    }
+    return res;
   }
 
   #apply(e: RemoteEvent): void {
@@ -271,9 +350,15 @@ export class RemoteReplica implements Replica {
     try {
       const r = await this.#pool.request({
         method: 'POST',
-        path: `/v2/models/${encodeURIComponent(task.model)}/versions/${encodeURIComponent(task.variant)}/infer`,
+        path: this.#inferPath(task),
         body,
-        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(jsonLength) },
+        headers: {
+          'content-type': 'application/octet-stream',
+          'inference-header-content-length': String(jsonLength),
+          ...(task.revision !== undefined && this.#o.adminToken !== undefined
+            ? { authorization: `Bearer ${this.#o.adminToken}` }
+            : {}),
+        },
         signal: ctl.signal,
       });
       status = r.statusCode;
@@ -313,6 +398,13 @@ export class RemoteReplica implements Replica {
     const total = serverTotalMs(headers['server-timing']);
     const busy = Number.isFinite(total) ? Math.min(total, tripMs) : tripMs;
     return { outputs, inferMs: busy, workerMs: busy, replicaId: this.id };
+  }
+
+  /** The V2 infer path; a batch naming a revision (a deploy gate's) runs on it through the node's revision endpoint. */
+  #inferPath(task: BatchTask): string {
+    const mv = `${encodeURIComponent(task.model)}/${encodeURIComponent(task.variant)}`;
+    if (task.revision !== undefined) return `${NODE_REVISIONS_PATH}/${task.revision}/infer/${mv}`;
+    return `/v2/models/${encodeURIComponent(task.model)}/versions/${encodeURIComponent(task.variant)}/infer`;
   }
 
   /** What a right answer to this task holds: the requested outputs (all, when none are named) and the rows. */

@@ -173,7 +173,7 @@ export class RuntimeRevisions {
     );
   }
 
-  /** Runs on the local replicas in turn, directly: a busy replica queues the batch instead of refusing it. */
+  /** Runs on the replicas that take revisions in turn, directly: a busy one queues the batch instead of refusing it. */
   #target(revision: string | undefined) {
     const replicas = () => this.#deps.pool.replicas.filter((r) => r.revision !== undefined && r.state === 'ready');
     return {
@@ -184,7 +184,7 @@ export class RuntimeRevisions {
         const list: Replica[] = replicas();
         const r = list[this.#next++ % Math.max(1, list.length)];
         if (r === undefined)
-          throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no local replica is ready for the gates');
+          throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no replica is ready for the gates');
         const task = build();
         return this.#deps.pool.runOn(r, revision === undefined ? task : { ...task, revision });
       },

@@ -118,6 +118,7 @@ export class Runtime implements RuntimePort {
           clock,
           healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
           useLoadReports: config.runtime.loadReports,
+          ...this.#revisionSync(),
         }),
       );
     });
@@ -191,6 +192,25 @@ export class Runtime implements RuntimePort {
     });
   }
 
+  /** What a runtime node needs to receive the active revisions: the token, the revisions, where to report. */
+  #revisionSync() {
+    const { config, logger } = this.#deps;
+    return {
+      adminToken: config.server.adminToken,
+      desired: () => {
+        const out: WorkerVariant[] = [];
+        for (const m of this.repository.models.values())
+          for (const v of m.variants.values())
+            out.push({ model: m.name, variant: v.name, path: v.path, revision: `sha256:${v.sha256}` });
+        return out;
+      },
+      onRevisionSync: (id: string, message: string, failed: boolean) =>
+        failed
+          ? logger.warn({ replica: id }, `replica ${id}: ${message}`)
+          : logger.info({ replica: id }, `replica ${id}: ${message}`),
+    };
+  }
+
   #dnsSet(r: DnsReplicaConfig, models: ReadonlyMap<string, readonly string[]>): DnsReplicaSet {
     const { config, clock, logger } = this.#deps;
     return new DnsReplicaSet({
@@ -209,6 +229,7 @@ export class Runtime implements RuntimePort {
           healthCheckIntervalMs: config.runtime.healthCheckIntervalMs,
           useLoadReports: config.runtime.loadReports,
           startTimeoutMs: 10_000,
+          ...this.#revisionSync(),
         }),
     });
   }

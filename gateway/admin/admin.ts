@@ -14,6 +14,7 @@ import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
 import { isLoopbackHostHeader } from './admin-token.js';
+import { type NodeRevisionsOptions, nodeRevisionsPlugin } from './node-revisions.js';
 import { revisionsPlugin } from './revisions.js';
 
 export interface AdminPluginOptions {
@@ -28,6 +29,8 @@ export interface AdminPluginOptions {
   /** Model revisions (deploy, rollback); their routes are absent without it. */
   readonly deployer?: Deployer | undefined;
   readonly maxFileBytes?: number;
+  /** A runtime node's receiving end of remote revisions (every server can be one). */
+  readonly nodeRevisions?: NodeRevisionsOptions | undefined;
 }
 
 /** Routes a server holds at most: each costs per-second statistics, metrics series and a slot in every tick. */
@@ -94,6 +97,7 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
 
   if (opts.deployer !== undefined)
     await app.register(revisionsPlugin, { deployer: opts.deployer, maxFileBytes: opts.maxFileBytes ?? 0 });
+  if (opts.nodeRevisions !== undefined) await app.register(nodeRevisionsPlugin, opts.nodeRevisions);
 
   app.get('/admin/routes', async () => {
     const now = clock.now();

@@ -194,6 +194,8 @@ class FakeNode {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       if (req.url === '/v2/health/ready') return void res.end('{"ready":true}');
+      // A node without model revisions: the gateway does not sync any to it.
+      if (req.url?.startsWith('/admin/')) return void res.writeHead(404).end('{}');
       if (req.url === '/v2/models/spin')
         return void res.end(
           JSON.stringify({

@@ -27,6 +27,21 @@ describe('judgeLoad', () => {
     ['not ONNX', [{ replica: 'a', code: 'SLOGATE_ERR_NOT_ONNX', detail: 'protobuf' }], false, 'SLOGATE_ERR_NOT_ONNX'],
     ['a remote replica cannot load', [{ replica: 'r', code: 'X', detail: 'remote' }], false, 'SLOGATE_ERR_MODEL_LOAD'],
     [
+      'a runtime node refused it, after a local replica loaded it',
+      [
+        { replica: 'local-0', detail: 'ok', signature: sig },
+        { replica: 'remote-0', code: 'SLOGATE_ERR_NODE_REVISION', detail: 'runtime node remote-0 refused the file' },
+      ],
+      false,
+      'SLOGATE_ERR_NODE_REVISION',
+    ],
+    [
+      'a runtime node found the signature wrong',
+      [{ replica: 'remote-0', code: 'SLOGATE_ERR_SIGNATURE_MISMATCH', detail: 'inputs differ' }],
+      false,
+      'SLOGATE_ERR_SIGNATURE_MISMATCH',
+    ],
+    [
       'renamed input',
       [
         {
