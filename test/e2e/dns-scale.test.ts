@@ -13,7 +13,7 @@ import { type ServerProcess, startSlogateProcess } from '../../bench/server-proc
 import type { Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
 import { LOAD_REPORT_HEADER, type NodeLoad, parseLoadReport } from '../../runtime/load-report.js';
-import { digitsConfig, digitsRawConfig, EVAL_PATH, startSlogate } from '../helpers.js';
+import { digitsConfig, digitsRawConfig, EVAL_PATH, startSlogate, until } from '../helpers.js';
 import { DNSMASQ, DnsServer } from '../support/dns-server.js';
 
 const set = readEvalSet(EVAL_PATH);
@@ -57,14 +57,6 @@ async function sharedFreePort(): Promise<number> {
     if (free) return port;
   }
   throw new Error('no port free on both node addresses');
-}
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /**
