@@ -156,17 +156,17 @@ export const ERROR_CATALOG = {
   SLOGATE_ERR_VARIANT_REMOVED: {
     status: 503,
     retryable: true,
-    doc: 'The variant is being removed by `slogate apply` (or a config change): requests queued on it finish, new ones go to the remaining variants; this answers only a request that could go nowhere else.',
+    doc: 'The variant is being removed (`slogate apply`, the config watch): what is queued on it finishes; a request that could go nowhere else gets this.',
   },
   SLOGATE_ERR_APPLY_IN_PROGRESS: {
     status: 409,
     retryable: true,
-    doc: 'Another config apply (`slogate apply`, the config watch, a repository load with a config) is running; try again once it is done.',
+    doc: 'Another apply (`slogate apply`, the config watch, a repository load with a config) is running; try again once it is done.',
   },
   SLOGATE_ERR_APPLY_UNSUPPORTED: {
     status: 409,
     retryable: false,
-    doc: 'The change cannot be made while running (a model added or removed, a section other than models and routes, a variant on remote replicas); restart with the new config.',
+    doc: 'Not changeable while running (a model added or removed, sections other than models and routes, remote replicas); restart.',
   },
   SLOGATE_ERR_NOT_ONNX: {
     status: 400,
