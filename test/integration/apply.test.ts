@@ -267,6 +267,7 @@ describe("Triton's repository unload and load", () => {
       assert.equal(e.state, 'UNAVAILABLE');
       assert.match(e.reason, /unloaded by repository API/);
     }
+    assert.equal((await sg.app.inject({ url: '/v2/models/digits/ready' })).statusCode, 503);
     const refused = await infer(sg, 'digits');
     assert.equal(refused.status, 503);
     assert.equal(refused.code, 'SLOGATE_ERR_MODEL_UNLOADED');
@@ -277,6 +278,7 @@ describe("Triton's repository unload and load", () => {
     const load = await post('/v2/repository/models/digits/load', {});
     assert.equal(load.statusCode, 200, load.body);
     for (const e of await index()) assert.equal(e.state, 'READY');
+    assert.equal((await sg.app.inject({ url: '/v2/models/digits/ready' })).statusCode, 200);
     assert.equal((await infer(sg, 'digits')).status, 200);
   });
 
