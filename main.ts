@@ -172,6 +172,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
             applier.apply({
               config: next,
               compareSettings: true,
+              localPaths: true,
               who: 'config watch',
               why: `${options.configFile} changed`,
             }),

@@ -47,6 +47,11 @@ export interface ApplyRequest {
   readonly revisions?: Readonly<Record<string, string>>;
   /** Compare the sections only a restart changes (the file on this host, not a client's copy). */
   readonly compareSettings?: boolean;
+  /**
+   * The config's paths are this host's (the config watch, a repository load's config). Otherwise they are a client's:
+   * only the bytes it sent count, and the running eval, golden and metadata files stay.
+   */
+  readonly localPaths?: boolean;
   readonly dryRun?: boolean;
   readonly who: string;
   readonly why: string;
@@ -111,12 +116,19 @@ export class ConfigApplier {
       throw new SlogateError('SLOGATE_ERR_APPLY_IN_PROGRESS', 'another apply is running; try again once it is done', {
         retryAfterMs: 1000,
       });
+    const state = this.#d.runtime.state;
+    if (state !== 'ready')
+      throw new SlogateError(
+        state === 'draining' || state === 'closed' ? 'SLOGATE_ERR_SHUTTING_DOWN' : 'SLOGATE_ERR_NOT_READY',
+        `the server is ${state}: nothing is applied`,
+        { retryAfterMs: 1000 },
+      );
     this.#busy = true;
     try {
       const plan = planApply(this.desired(req), this.running());
       if (req.dryRun === true || plan.length === 0) return { plan, steps: [], ok: true };
       this.#d.logger.info({ plan: plan.map(describeStep), who: req.who, why: req.why }, 'applying a config change');
-      this.#adoptModelSettings(req.config);
+      this.#adoptModelSettings(req.config, req.localPaths === true);
       const steps: StepOutcome[] = [];
       for (const step of plan) steps.push(await this.#run(step, req));
       this.#d.controller.applyFixedKnobs();
@@ -163,8 +175,10 @@ export class ConfigApplier {
         } else {
           const rc = req.config.routes[step.route] as RouteConfig;
           this.#d.router.updateRoute(step.route, rc);
-          this.#d.controller.alarm(step.route);
           live.routes[step.route] = rc;
+          // A decision at once: the new SLO and policy govern the next request, not the next tick's.
+          this.#d.controller.applyFixedKnobs();
+          this.#d.controller.tick();
         }
         return undefined;
       case 'restart':
@@ -226,11 +240,12 @@ export class ConfigApplier {
     }
     if (vc.sha256 !== undefined && vc.sha256 !== revisionOfPath(path))
       throw new SlogateError('SLOGATE_ERR_REVISION_PIN_MISMATCH', `${model}/${variant} is not its pinned ${vc.sha256}`);
-    const meta = mc.metadata === undefined ? undefined : readMetadataFile(mc.metadata)?.variants[variant];
+    const files = live.models[model] ?? mc;
+    const meta = files.metadata === undefined ? undefined : readMetadataFile(files.metadata)?.variants[variant];
     const info = await runtime.lifecycle.add({ model, variant, path, description: vc.description });
     if (meta !== undefined && `sha256:${meta.sha256}` === `sha256:${info.sha256}`) info.accuracy = meta.accuracy;
-    else if (mc.eval !== undefined)
-      info.accuracy = await runtime.revisions.accuracy({ model, variant }, readEvalSet(mc.eval));
+    else if (files.eval !== undefined)
+      info.accuracy = await runtime.revisions.accuracy({ model, variant }, readEvalSet(files.eval));
     live.models[model] = freezeModel(live.models[model], { [variant]: { ...vc, path } });
     this.#refreshRoutes(model);
     return { variant: `${model}/${variant}`, revision: `sha256:${info.sha256}`, accuracy: info.accuracy ?? null };
@@ -267,20 +282,30 @@ export class ConfigApplier {
     for (const r of this.#d.router.routes.values()) {
       if (r.model.name !== model) continue;
       this.#d.router.updateRoute(r.name, r.config);
-      this.#d.controller.alarm(r.name);
     }
+    this.#d.controller.tick();
   }
 
   /** Per-model settings the deployer reads (gates, pins) take effect before the steps; variants change step by step. */
-  #adoptModelSettings(config: Readonly<Config>): void {
+  #adoptModelSettings(config: Readonly<Config>, localPaths: boolean): void {
     const { live } = this.#d;
     for (const [m, mc] of Object.entries(config.models)) {
       const now = live.models[m];
       if (now === undefined) continue;
       const variants = Object.fromEntries(
-        Object.entries(now.variants).map(([v, vc]) => [v, mc.variants[v] ?? vc] as const),
+        Object.entries(now.variants).map(([v, vc]) => {
+          const next = mc.variants[v];
+          return [v, next === undefined ? vc : { ...next, path: localPaths ? next.path : vc.path }] as const;
+        }),
       );
-      live.models[m] = deepFreeze({ ...mc, maxBatch: now.maxBatch, allowNonFinite: now.allowNonFinite, variants });
+      const files = localPaths ? {} : { eval: now.eval, golden: now.golden, metadata: now.metadata };
+      live.models[m] = deepFreeze({
+        ...mc,
+        ...files,
+        maxBatch: now.maxBatch,
+        allowNonFinite: now.allowNonFinite,
+        variants,
+      });
     }
   }
 

@@ -115,7 +115,7 @@ export class VariantLifecycle {
     if (!this.#unloaded.has(model)) return;
     const batchable = m.signature?.batchable === true;
     for (const v of m.variants.values()) {
-      await this.#loadEverywhere(m, v);
+      await this.#loadEverywhere(m, v, true);
       this.#d.scheduler.addVariant(
         model,
         v.name,
@@ -127,8 +127,10 @@ export class VariantLifecycle {
     this.#d.logger.info({ model }, `model ${model} loaded again`);
   }
 
-  async #loadEverywhere(m: ModelInfo, v: VariantInfo): Promise<void> {
-    const replicas = this.#d.pool.replicas.filter((r) => r.state !== 'closed');
+  /** Loads and activates on every replica; `keptElsewhere`: replicas that cannot load kept it (never unloaded). */
+  async #loadEverywhere(m: ModelInfo, v: VariantInfo, keptElsewhere = false): Promise<void> {
+    const all = this.#d.pool.replicas.filter((r) => r.state !== 'closed');
+    const replicas = keptElsewhere ? all.filter((r) => r.revision !== undefined) : all;
     const remote = replicas.find((r) => r.revision === undefined);
     if (remote !== undefined)
       throw new SlogateError(

@@ -56,6 +56,7 @@ export async function repositoryPlugin(app: FastifyInstance, opts: RepositoryPlu
       const report = await applier.apply({
         config: desired,
         files: new Map([...files].map(([v, b]) => [`${model}/${v}`, b])),
+        localPaths: true,
         who: who(req),
         why: 'POST /v2/repository/models/{model}/load with parameters.config',
       });
