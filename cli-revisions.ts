@@ -123,7 +123,7 @@ export interface ApplyInputs {
 interface ApplyAnswer {
   readonly text?: string[];
   readonly plan?: PlanStep[];
-  readonly steps?: { text: string; ok: boolean; code?: string; error?: string }[];
+  readonly steps?: { text: string; ok: boolean; ms: number; code?: string; error?: string }[];
 }
 
 /** `slogate apply`: the server plans (POST /admin/apply, dry run), the CLI prints, then sends the files it needs. */
@@ -166,7 +166,7 @@ export async function applyCommand(argv: string[], io: ClientIo, load: (file: st
   let failed = 0;
   for (const s of (done.body as ApplyAnswer).steps ?? []) {
     if (!s.ok) failed++;
-    io.out(`${s.ok ? 'done' : 'FAILED'}   ${s.text}${s.ok ? '' : `: ${s.code}: ${s.error}`}\n`);
+    io.out(`${s.ok ? 'done' : 'FAILED'}   ${s.text}${s.ok ? ` in ${s.ms} ms` : `: ${s.code}: ${s.error}`}\n`);
   }
   return failed === 0 ? 0 : 1;
 }

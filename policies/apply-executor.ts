@@ -37,6 +37,8 @@ export interface ApplierDeps {
   readonly logger: Logger;
   /** Where relative paths in a model section given over the API resolve (the config file's directory). */
   readonly baseDir: string;
+  /** Milliseconds for step timings (default performance.now). */
+  readonly now?: () => number;
 }
 
 export interface ApplyRequest {
@@ -61,6 +63,8 @@ export interface StepOutcome {
   readonly step: PlanStep;
   readonly text: string;
   readonly ok: boolean;
+  /** How long the step took. */
+  readonly ms: number;
   readonly code?: string;
   readonly error?: string;
   readonly detail?: unknown;
@@ -140,14 +144,18 @@ export class ConfigApplier {
 
   async #run(step: PlanStep, req: ApplyRequest): Promise<StepOutcome> {
     const text = describeStep(step);
+    const now = this.#d.now ?? (() => performance.now());
+    const started = now();
     try {
       const detail = await this.#step(step, req);
-      this.#d.logger.info({ step: text, who: req.who }, `apply: ${text}`);
-      return { step, text, ok: true, ...(detail === undefined ? {} : { detail }) };
+      const ms = Math.round(now() - started);
+      this.#d.logger.info({ step: text, who: req.who, ms }, `apply: ${text} in ${ms} ms`);
+      return { step, text, ok: true, ms, ...(detail === undefined ? {} : { detail }) };
     } catch (err) {
       const e = err as SlogateError;
-      this.#d.logger.warn({ step: text, code: e.code, err: e.message }, `apply failed: ${text}: ${e.message}`);
-      return { step, text, ok: false, code: e.code ?? 'SLOGATE_ERR_INTERNAL', error: e.message };
+      const ms = Math.round(now() - started);
+      this.#d.logger.warn({ step: text, code: e.code, err: e.message, ms }, `apply failed: ${text}: ${e.message}`);
+      return { step, text, ok: false, ms, code: e.code ?? 'SLOGATE_ERR_INTERNAL', error: e.message };
     }
   }
 
