@@ -257,6 +257,16 @@ describe("Triton's repository unload and load", () => {
     await sg.close();
   });
 
+  test('apply, unload and load need the admin token', async () => {
+    for (const url of ['/admin/apply', '/v2/repository/models/digits/unload', '/v2/repository/models/digits/load'])
+      assert.equal((await sg.app.inject({ method: 'POST', url, payload: {} })).statusCode, 401, url);
+    assert.equal(
+      (await index()).every((e) => e.state === 'READY'),
+      true,
+      'nothing changed',
+    );
+  });
+
   test('unload drains and releases the sessions; infer gets a clear code; load brings the model back', async () => {
     const racing = Array.from({ length: 8 }, () => infer(sg, 'digits'));
     const res = await post('/v2/repository/models/digits/unload');
