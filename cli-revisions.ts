@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from './core/config.js';
-import { describeStep, planApply } from './policies/apply-plan.js';
+import type { PlanStep } from './policies/apply-plan.js';
 
 export const REVISIONS_USAGE = `  slogate deploy --url URL --model M --variant V --file F.onnx [--reason TEXT]
                                                      upload a new revision; it goes live once it passes its gates
@@ -110,7 +110,8 @@ function summary(b: Record<string, unknown>): string {
 
 export const APPLY_USAGE = `  slogate apply --config FILE [--url URL] [--dry-run]
                                                      make a running server match the config: changed model files
-                                                     are deployed (gated), routes updated; prints the plan first
+                                                     are deployed (gated), new variants and routes added, removed
+                                                     ones drained then unloaded; prints the plan first
 `;
 
 /** What `apply` needs from cli.ts: the config file loaded and its files hashed. */
@@ -119,7 +120,13 @@ export interface ApplyInputs {
   readonly revisionOfFile: (path: string) => Promise<string>;
 }
 
-/** `slogate apply`: plans (policies/apply-plan.ts), prints, and unless --dry-run carries out the plan. */
+interface ApplyAnswer {
+  readonly text?: string[];
+  readonly plan?: PlanStep[];
+  readonly steps?: { text: string; ok: boolean; ms: number; code?: string; error?: string }[];
+}
+
+/** `slogate apply`: the server plans (POST /admin/apply, dry run), the CLI prints, then sends the files it needs. */
 export async function applyCommand(argv: string[], io: ClientIo, load: (file: string) => ApplyInputs): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -128,55 +135,38 @@ export async function applyCommand(argv: string[], io: ClientIo, load: (file: st
   required(values, ['config']);
   const { config, revisionOfFile } = load(values.config as string);
   const url = (values.url ?? `http://${config.server.host}:${config.server.port}`).replace(/\/+$/, '');
-  const desired: { models: Record<string, Record<string, string>>; routes: Record<string, unknown> } = {
-    models: {},
-    routes: { ...config.routes },
-  };
-  const running: typeof desired = { models: {}, routes: {} };
-  for (const [model, mc] of Object.entries(config.models)) {
-    desired.models[model] = {};
+  const revisions: Record<string, string> = {};
+  for (const [model, mc] of Object.entries(config.models))
     for (const [variant, vc] of Object.entries(mc.variants))
-      (desired.models[model] as Record<string, string>)[variant] = await revisionOfFile(vc.path);
-    const now = await call(`${url}/admin/models/${encodeURIComponent(model)}`, { method: 'GET' }, io);
-    if (now.status === 404) continue;
-    if (now.status >= 400) return refused(now, io);
-    const variants = now.body.variants as { variant: string; active: string }[];
-    running.models[model] = Object.fromEntries(variants.map((v) => [v.variant, v.active]));
-  }
-  const routes = await call(`${url}/admin/routes`, { method: 'GET' }, io);
-  if (routes.status >= 400) return refused(routes, io);
-  for (const r of routes.body.routes as { name: string; config: unknown }[]) running.routes[r.name] = r.config;
-  const plan = planApply(desired, running);
-  io.out(plan.length === 0 ? 'nothing to do: the server runs this config\n' : `${plan.map(describeStep).join('\n')}\n`);
-  if (values['dry-run'] || plan.length === 0) return 0;
-  let failed = 0;
-  for (const step of plan) {
-    let answer: Answer | undefined;
-    if (step.kind === 'deploy') {
+      revisions[`${model}/${variant}`] = await revisionOfFile(vc.path);
+  const send = (body: Record<string, unknown>) =>
+    call(
+      `${url}/admin/apply`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-slogate-reason': `slogate apply ${values.config}` },
+        body: JSON.stringify({ config, revisions, ...body }),
+      },
+      io,
+    );
+  const planned = await send({ dryRun: true });
+  if (planned.status >= 400) return refused(planned, io);
+  const text = (planned.body as ApplyAnswer).text ?? [];
+  io.out(text.length === 0 ? 'nothing to do: the server runs this config\n' : `${text.join('\n')}\n`);
+  if (values['dry-run'] || text.length === 0) return 0;
+  // Only the files the plan uses travel: revisions of changed variants and new variants.
+  const files: Record<string, string> = {};
+  for (const step of (planned.body as ApplyAnswer).plan ?? [])
+    if (step.kind === 'deploy' || (step.kind === 'variant' && step.change === 'add')) {
       const path = config.models[step.model]?.variants[step.variant]?.path as string;
-      answer = await call(
-        `${url}/admin/models/${encodeURIComponent(step.model)}/variants/${encodeURIComponent(step.variant)}/revisions`,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/octet-stream', 'x-slogate-reason': `slogate apply ${values.config}` },
-          body: readFileSync(path),
-        },
-        io,
-      );
-    } else if (step.kind === 'route')
-      answer = await call(
-        `${url}/admin/routes/${encodeURIComponent(step.route)}`,
-        {
-          method: 'PUT',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(config.routes[step.route]),
-        },
-        io,
-      );
-    if (answer === undefined) continue;
-    const ok = answer.status < 400;
-    if (!ok) failed++;
-    io.out(`${ok ? 'done' : 'FAILED'}   ${describeStep(step)}${ok ? '' : `: ${answer.code}: ${answer.body.error}`}\n`);
+      files[`${step.model}/${step.variant}`] = readFileSync(path).toString('base64');
+    }
+  const done = await send({ files });
+  if (done.status >= 400) return refused(done, io);
+  let failed = 0;
+  for (const s of (done.body as ApplyAnswer).steps ?? []) {
+    if (!s.ok) failed++;
+    io.out(`${s.ok ? 'done' : 'FAILED'}   ${s.text}${s.ok ? ` in ${s.ms} ms` : `: ${s.code}: ${s.error}`}\n`);
   }
   return failed === 0 ? 0 : 1;
 }

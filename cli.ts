@@ -107,7 +107,9 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const started = await createSlogate({ config });
+  // The config watch follows the file as given: not in the processes of `serve --processes` (their config is derived).
+  const watched = derive === undefined && !cluster.isWorker && values.config !== '' ? values.config : undefined;
+  const started = await createSlogate({ config, configFile: watched });
   // One /metrics view per gateway process, told apart by this label.
   if (cluster.isWorker) started.metrics.registry.setDefaultLabels({ process: String(cluster.worker?.id ?? 0) });
   installLastResort({ logger: started.logger });

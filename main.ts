@@ -1,6 +1,7 @@
 // The composition root: config -> runtime -> policies -> gateway. Everything is built here and passed down;
 // nothing else reads process.env or constructs another layer's parts.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Clock } from './core/clock.js';
@@ -8,11 +9,13 @@ import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
+import { ConfigWatch } from './gateway/config-watch.js';
 import { buildServer } from './gateway/server.js';
 import { closeConnections, SHUTDOWN_WAIT_MS, stopListening, within } from './gateway/shutdown.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
 import type { RequestPath } from './gateway/v2/infer.js';
 import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
+import { ConfigApplier, liveConfig } from './policies/apply-executor.js';
 import { Controller } from './policies/controller.js';
 import { Deployer } from './policies/deploy-pipeline.js';
 import { Router } from './policies/router.js';
@@ -32,6 +35,8 @@ export interface SlogateOptions {
   readonly defaultMetrics?: boolean;
   /** Where the OTEL_* tracing variables are read (default: process.env); tracing is off unless they name an exporter. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The config's file: relative paths of applied configs resolve beside it; server.watchConfig watches it. */
+  readonly configFile?: string | undefined;
 }
 
 export interface Slogate {
@@ -45,6 +50,10 @@ export interface Slogate {
   readonly tracing: Tracing;
   /** Model revisions: deploy, rollback, describe. */
   readonly deployer: Deployer;
+  /** Declarative changes: `slogate apply`, the config watch, Triton's unload and load. */
+  readonly applier: ConfigApplier;
+  /** The config file watch (server.watchConfig with a config file), else undefined. */
+  readonly configWatch: ConfigWatch | undefined;
   /** Listens on config.server.host:port (or the given port); returns the address. */
   listen(port?: number): Promise<string>;
   /**
@@ -102,7 +111,20 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     observed: true,
   };
   let warming = false;
-  const deployer = new Deployer({ config, store, runtime, metrics, logger });
+  // Models and routes change while serving (apply, the config watch); the deployer reads them as they are now.
+  const running = liveConfig(config);
+  const deployer = new Deployer({ config: running, store, runtime, metrics, logger });
+  const configDir = options.configFile === undefined ? process.cwd() : dirname(resolve(options.configFile));
+  const applier = new ConfigApplier({
+    live: running,
+    runtime,
+    router,
+    controller,
+    deployer,
+    store,
+    logger,
+    baseDir: configDir,
+  });
   const app = await buildServer({
     config,
     runtime,
@@ -117,6 +139,8 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     tracing,
     requestPath: () => (warming ? WARMUP_PATH : live),
     deployer,
+    applier,
+    configDir,
   });
   try {
     await runtime.start();
@@ -136,6 +160,25 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     throw err;
   }
   controller.start();
+  const configWatch =
+    config.server.watchConfig && options.configFile !== undefined
+      ? new ConfigWatch({
+          file: options.configFile,
+          env: options.env ?? process.env,
+          clock,
+          logger,
+          metrics,
+          apply: (next) =>
+            applier.apply({
+              config: next,
+              compareSettings: true,
+              localPaths: true,
+              who: 'config watch',
+              why: `${options.configFile} changed`,
+            }),
+        })
+      : undefined;
+  configWatch?.start();
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -146,6 +189,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       // Answers close their connections only now: a client that reconnects is refused, not queued behind a listener
       // about to close (the kernel resets what is still in its accept queue then).
       admitting = false;
+      configWatch?.close();
       controller.close();
       const drained = await runtime.drain(config.server.drainTimeoutMs);
       if (!drained)
@@ -171,6 +215,8 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     logger,
     tracing,
     deployer,
+    applier,
+    configWatch,
     async listen(port?: number) {
       return app.listen({ host: config.server.host, port: port ?? config.server.port });
     },

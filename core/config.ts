@@ -152,6 +152,11 @@ export const ServerSchema = z.strictObject({
    * a client is already sending on them.
    */
   shutdownGraceMs: z.number().int().min(0).max(60_000).default(500),
+  /**
+   * Watch the config file (and its directory, where a Kubernetes ConfigMap swaps a symlink) and apply a change as
+   * `slogate apply` would; an invalid file is logged and counted, never applied.
+   */
+  watchConfig: z.boolean().default(false),
   /** Bearer token for /admin; without one, admin answers loopback callers only (gateway/admin/admin-token.ts). */
   adminToken: z.string().min(8).optional(),
   /**

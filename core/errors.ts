@@ -148,10 +148,25 @@ export const ERROR_CATALOG = {
     doc: 'Another revision of the variant is being gated; the message names it.',
   },
   SLOGATE_ERR_MODEL_NOT_FOUND: { status: 404, retryable: false, doc: 'No model of that name in the configuration.' },
-  SLOGATE_ERR_UNLOAD_UNSUPPORTED: {
+  SLOGATE_ERR_MODEL_UNLOADED: {
+    status: 503,
+    retryable: false,
+    doc: "The model was unloaded through Triton's repository API (`.../unload`); it serves again after `.../load`.",
+  },
+  SLOGATE_ERR_VARIANT_REMOVED: {
+    status: 503,
+    retryable: true,
+    doc: 'The variant is being removed (`slogate apply`, the config watch): what is queued on it finishes; a request that could go nowhere else gets this.',
+  },
+  SLOGATE_ERR_APPLY_IN_PROGRESS: {
+    status: 409,
+    retryable: true,
+    doc: 'Another apply (`slogate apply`, the config watch, a repository load with a config) is running; try again once it is done.',
+  },
+  SLOGATE_ERR_APPLY_UNSUPPORTED: {
     status: 409,
     retryable: false,
-    doc: "Triton's repository unload: slogate serves the models of its config; remove the model there and restart.",
+    doc: 'Not changeable while running (a model added or removed, sections other than models and routes, remote replicas); restart.',
   },
   SLOGATE_ERR_NOT_ONNX: {
     status: 400,

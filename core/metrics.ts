@@ -180,6 +180,13 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.#collect(this.revisionInfo),
   });
+  readonly configReloads = new Counter({
+    name: 'slogate_config_reloads_total',
+    help: 'Config file changes seen by server.watchConfig, by result (applied, failed, invalid).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   readonly deploys = new Counter({
     name: 'slogate_deploys_total',
     help: 'Deploys and rollbacks, by model, variant and result (active, unchanged, rejected, refused, rolled-back).',

@@ -7,6 +7,7 @@ import type { Config } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { ConfigApplier } from '../policies/apply-executor.js';
 import type { Controller } from '../policies/controller.js';
 import type { Deployer } from '../policies/deploy-pipeline.js';
 import { NodeRevisions } from '../policies/node-revisions.js';
@@ -45,6 +46,10 @@ export interface ServerDeps {
   readonly requestPath: () => RequestPath;
   /** The deploy pipeline behind /admin/models (absent: no revision endpoints). */
   readonly deployer?: Deployer | undefined;
+  /** Declarative changes (POST /admin/apply, Triton's unload and load with a config); absent: not offered. */
+  readonly applier?: ConfigApplier | undefined;
+  /** Where relative paths of an applied config resolve (the config file's directory). */
+  readonly configDir?: string | undefined;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -152,6 +157,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     adminToken: admin.token,
     wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
     deployer: deps.deployer,
+    applier: deps.applier,
+    configDir: deps.configDir,
     maxFileBytes: config.store.maxFileBytes,
     nodeRevisions: {
       node: new NodeRevisions(deps.runtime, nodeRevisionCache(config)),

@@ -138,7 +138,9 @@ export class Router {
       r.picker.set(d.variants);
       r.pickedFrom = d;
     }
-    return r.picker.pick() ?? fallbackVariant(r);
+    const picked = r.picker.pick();
+    // A decision made before a variant was removed may still name it until the engine decides again.
+    return picked !== undefined && r.allowed.includes(picked) ? picked : fallbackVariant(r);
   }
 
   /** An adaptive route's request that cannot make its deadline on the mix's variant goes to the best one that can. */
@@ -191,6 +193,7 @@ export class Router {
     } else {
       variant = this.#fitToSize(r, this.chooseVariant(r), call.rows, deadlineAtMs);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
+      if (fallbackVariant !== undefined && !r.allowed.includes(fallbackVariant)) fallbackVariant = undefined;
     }
     const bestEffortBy = this.#bestEffort(r, variant, call);
     if (bestEffortBy !== undefined) {

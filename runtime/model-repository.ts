@@ -121,6 +121,16 @@ export class ModelRepository {
     return v;
   }
 
+  /** A variant that joined while serving (runtime/variant-lifecycle.ts). */
+  addVariant(info: VariantInfo): void {
+    (this.model(info.model).variants as Map<string, VariantInfo>).set(info.name, info);
+  }
+
+  /** Forgets a variant: the engine and the router stop choosing it. */
+  removeVariant(model: string, variant: string): void {
+    (this.model(model).variants as Map<string, VariantInfo>).delete(variant);
+  }
+
   /** Installs signatures from a replica's description; every variant of a model must agree exactly. */
   applyDescriptions(sessions: readonly SessionDescription[]): void {
     for (const m of this.#models.values()) {

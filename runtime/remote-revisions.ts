@@ -130,6 +130,8 @@ export class RemoteRevisions {
 
   /** A revision task on the node; failures come back as results naming the node, never as throws. */
   async task(t: RevisionTask): Promise<RevisionResult> {
+    // A node keeps a removed variant's session until it restarts: the gateway only stops sending it batches.
+    if (t.kind === 'remove') return { ok: true, kind: 'remove', sessions: [] };
     try {
       if (t.kind === 'load') await this.ensure(t.revision, t.path);
       const a = await this.#call('POST', `${NODE_REVISIONS_PATH}/${t.revision}/${t.kind}`, {

@@ -315,12 +315,18 @@ export class LocalReplica implements Replica {
   async revision(task: RevisionTask): Promise<RevisionResult> {
     if (task.kind === 'activate') {
       const path = this.#candidatePaths.get(task.revision);
+      const known = this.#variants.some((v) => v.model === task.model && v.variant === task.variant);
       this.#variants = this.#variants.map((v) =>
         v.model === task.model && v.variant === task.variant && path !== undefined
           ? { ...v, path, revision: task.revision }
           : v,
       );
+      // A variant added while serving: a replacement worker loads it too.
+      if (!known && path !== undefined)
+        this.#variants.push({ model: task.model, variant: task.variant, path, revision: task.revision });
     }
+    if (task.kind === 'remove')
+      this.#variants = this.#variants.filter((v) => v.model !== task.model || v.variant !== task.variant);
     if (task.kind === 'load') this.#candidatePaths.set(task.revision, task.path);
     if (task.kind === 'unload') this.#candidatePaths.delete(task.revision);
     const pool = this.#pool;

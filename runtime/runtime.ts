@@ -34,6 +34,7 @@ import { RuntimeRevisions } from './revisions.js';
 import type { BatchObservation, VariantQueueStats } from './scheduler.js';
 import { Scheduler } from './scheduler.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
+import { VariantLifecycle } from './variant-lifecycle.js';
 import type { WorkerVariant } from './worker/messages.js';
 
 export interface RuntimeDeps {
@@ -74,6 +75,8 @@ export class Runtime implements RuntimePort {
   readonly scheduler: Scheduler;
   /** Candidate revisions: load, run, sweep, activate, unload (the deploy pipeline's side of the runtime). */
   readonly revisions: RuntimeRevisions;
+  /** Variants added, removed, unloaded and loaded while serving. */
+  readonly lifecycle: VariantLifecycle;
   readonly #deps: RuntimeDeps;
   #state: RuntimeState = 'created';
   #provider = 'cpu';
@@ -181,6 +184,23 @@ export class Runtime implements RuntimePort {
       logger: deps.logger,
       provider: () => this.#provider,
       intraOpThreads,
+    });
+    this.lifecycle = new VariantLifecycle({
+      repository,
+      pool: this.pool,
+      scheduler: this.scheduler,
+      profiles: this.profiles,
+      clock,
+      logger: deps.logger,
+      sweepOptions: () =>
+        config.runtime.profile.enabled
+          ? {
+              samples: config.runtime.profile.samples,
+              budgetMs: config.runtime.profile.budgetMs,
+              cacheDir: config.runtime.profile.cacheDir,
+              hostKey: hostKey({ provider: this.#provider, intraOpThreads, replicas: this.pool.readySlots }),
+            }
+          : undefined,
     });
     metrics.onCollect(metrics.queueDepth, () => {
       for (const s of this.scheduler.stats()) metrics.queueDepth.labels(variantKey(s.model, s.variant)).set(s.queued);
@@ -327,6 +347,11 @@ export class Runtime implements RuntimePort {
         new SlogateError('SLOGATE_ERR_NOT_READY', 'models are still loading', { retryAfterMs: 1000 }),
       );
     }
+    const unloaded = this.lifecycle.unloaded(req.model);
+    if (unloaded !== undefined)
+      return Promise.reject(
+        new SlogateError('SLOGATE_ERR_MODEL_UNLOADED', `model '${req.model}' is unloaded (${unloaded}); load it again`),
+      );
     const late = this.#unreachable(req);
     if (late !== undefined) return Promise.reject(late);
     return this.scheduler.submit(req);

@@ -40,7 +40,8 @@ export interface SchedulerEvents {
       | 'SLOGATE_ERR_DEADLINE_UNREACHABLE'
       | 'SLOGATE_ERR_QUEUE_FULL'
       | 'SLOGATE_ERR_CANCELLED'
-      | 'SLOGATE_ERR_SHUTTING_DOWN',
+      | 'SLOGATE_ERR_SHUTTING_DOWN'
+      | 'SLOGATE_ERR_VARIANT_REMOVED',
   ): void;
   onQueued?(model: string, variant: string, queueMs: number): void;
   onBatch?(obs: BatchObservation): void;
@@ -77,6 +78,10 @@ class VariantQueue {
   rowsServed = 0;
   dropped = 0;
   rejected = 0;
+  /** Batches of this variant running on replicas now. */
+  running = 0;
+  /** Being removed: nothing new is queued or moved here; what is queued and running finishes. */
+  closing = false;
   constructor(
     readonly model: string,
     readonly variant: string,
@@ -141,6 +146,30 @@ export class Scheduler {
     this.#queues.set(variantKey(model, variant), new VariantQueue(model, variant, knobs, batchable));
   }
 
+  /**
+   * Stops queueing to a variant and waits (at most timeoutMs) until what is queued and running on it is answered,
+   * then forgets it. Requests still queued at the timeout are refused with SLOGATE_ERR_VARIANT_REMOVED.
+   */
+  async removeVariant(model: string, variant: string, timeoutMs: number): Promise<boolean> {
+    const vq = this.#queues.get(variantKey(model, variant));
+    if (vq === undefined) return true;
+    vq.closing = true;
+    this.pump();
+    const deadline = this.#clock.now() + timeoutMs;
+    while ((vq.queue.size > 0 || vq.running > 0) && this.#clock.now() < deadline)
+      await new Promise<void>((resolve) => this.#clock.setTimer(resolve, Math.min(10, deadline - this.#clock.now())));
+    const drained = vq.queue.size === 0 && vq.running === 0;
+    for (let p = vq.queue.shift(); p !== undefined; p = vq.queue.shift()) {
+      this.#detach(p);
+      this.#events.onDrop?.(vq.model, vq.variant, 'SLOGATE_ERR_VARIANT_REMOVED');
+      p.reject(
+        new SlogateError('SLOGATE_ERR_VARIANT_REMOVED', `${model}/${variant} was removed before this request ran`),
+      );
+    }
+    if (this.#queues.get(variantKey(model, variant)) === vq) this.#queues.delete(variantKey(model, variant));
+    return drained;
+  }
+
   setKnobs(model: string, variant: string, knobs: BatchKnobs): void {
     const q = this.#queue(model, variant);
     q.knobs = knobs;
@@ -163,9 +192,9 @@ export class Scheduler {
    * built on the old choice is not left to miss its deadlines. Returns how many moved.
    */
   migrate(model: string, from: string, to: string, tag: string, fraction: number): number {
-    const src = this.#queue(model, from);
-    const dst = this.#queue(model, to);
-    if (src === dst || fraction <= 0) return 0;
+    const src = this.#queues.get(variantKey(model, from));
+    const dst = this.#queues.get(variantKey(model, to));
+    if (src === undefined || dst === undefined || dst.closing || src === dst || fraction <= 0) return 0;
     const mine = src.queue.values().filter((p) => p.req.tag === tag && p.req.pinned !== true);
     const n = Math.min(mine.length, Math.ceil(mine.length * Math.min(1, fraction)));
     if (n === 0) return 0;
@@ -217,6 +246,12 @@ export class Scheduler {
   /** Enqueues a request; resolves with its outputs, rejects with a SlogateError. */
   submit(req: SubmitRequest): Promise<SubmitResult> {
     const vq = this.#queue(req.model, req.variant);
+    if (vq.closing)
+      return Promise.reject(
+        new SlogateError('SLOGATE_ERR_VARIANT_REMOVED', `${req.model}/${req.variant} is being removed`, {
+          retryAfterMs: 100,
+        }),
+      );
     if (!this.#accepting)
       return Promise.reject(
         new SlogateError('SLOGATE_ERR_SHUTTING_DOWN', 'the server is shutting down', { retryAfterMs: 1000 }),
@@ -373,6 +408,7 @@ export class Scheduler {
       const fq = fb === undefined || fb === vq.variant ? undefined : this.#queues.get(variantKey(vq.model, fb));
       if (
         fq !== undefined &&
+        !fq.closing &&
         now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50') <= head.deadlineAtMs
       ) {
         fq.queue.push(head);
@@ -439,6 +475,7 @@ export class Scheduler {
     }
     vq.batches++;
     vq.rowsServed += batchRows;
+    vq.running++;
     this.#inflight++;
     const wanted = unionOutputs(batch);
     const build = (): BatchTask => {
@@ -583,6 +620,7 @@ export class Scheduler {
       const e = withVariant(vq.variant, new SlogateError('SLOGATE_ERR_INTERNAL', 'the batch could not be delivered'));
       for (const p of batch) p.reject(e);
     } finally {
+      vq.running--;
       this.#inflight--;
       this.#notifyIdle();
     }
@@ -594,6 +632,7 @@ export class Scheduler {
     if (span !== undefined && tr !== undefined)
       this.#guard('tracing', () => tr.ran(span, { error: { code: e.code, message: e.message } }));
     for (const p of batch) p.reject(e);
+    vq.running--;
     this.#inflight--;
     this.#notifyIdle();
   }

@@ -7,6 +7,7 @@ import type { Clock } from '../../core/clock.js';
 import { formatIssues, RouteSchema } from '../../core/config.js';
 import { SlogateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { ConfigApplier } from '../../policies/apply-executor.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Deployer } from '../../policies/deploy-pipeline.js';
 import type { Router, RouteState } from '../../policies/router.js';
@@ -14,6 +15,7 @@ import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
 import { isLoopbackHostHeader } from './admin-token.js';
+import { applyPlugin } from './apply.js';
 import { type NodeRevisionsOptions, nodeRevisionsPlugin } from './node-revisions.js';
 import { revisionsPlugin } from './revisions.js';
 
@@ -31,6 +33,9 @@ export interface AdminPluginOptions {
   readonly maxFileBytes?: number;
   /** A runtime node's receiving end of remote revisions (every server can be one). */
   readonly nodeRevisions?: NodeRevisionsOptions | undefined;
+  /** Declarative changes: POST /admin/apply, Triton's unload and load with a config. */
+  readonly applier?: ConfigApplier | undefined;
+  readonly configDir?: string | undefined;
 }
 
 /** Routes a server holds at most: each costs per-second statistics, metrics series and a slot in every tick. */
@@ -96,7 +101,17 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
   });
 
   if (opts.deployer !== undefined)
-    await app.register(revisionsPlugin, { deployer: opts.deployer, maxFileBytes: opts.maxFileBytes ?? 0 });
+    await app.register(revisionsPlugin, {
+      deployer: opts.deployer,
+      maxFileBytes: opts.maxFileBytes ?? 0,
+      applier: opts.applier,
+    });
+  if (opts.applier !== undefined)
+    await app.register(applyPlugin, {
+      applier: opts.applier,
+      maxFileBytes: opts.maxFileBytes ?? 0,
+      baseDir: opts.configDir ?? process.cwd(),
+    });
   if (opts.nodeRevisions !== undefined) await app.register(nodeRevisionsPlugin, opts.nodeRevisions);
 
   app.get('/admin/routes', async () => {

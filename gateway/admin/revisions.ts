@@ -5,12 +5,14 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { formatIssues } from '../../core/config.js';
 import { SlogateError } from '../../core/errors.js';
+import type { ConfigApplier } from '../../policies/apply-executor.js';
 import type { Deployer } from '../../policies/deploy-pipeline.js';
 import { repositoryPlugin } from '../v2/repository.js';
 
 export interface RevisionsPluginOptions {
   readonly deployer: Deployer;
   readonly maxFileBytes: number;
+  readonly applier?: ConfigApplier | undefined;
 }
 
 const RollbackSchema = z.strictObject({
@@ -26,7 +28,11 @@ export async function revisionsPlugin(app: FastifyInstance, opts: RevisionsPlugi
   // The body stays a stream here: the handler bounds it by store.maxFileBytes while reading.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  await app.register(repositoryPlugin, { deployer: opts.deployer, maxFileBytes: opts.maxFileBytes });
+  await app.register(repositoryPlugin, {
+    deployer: opts.deployer,
+    maxFileBytes: opts.maxFileBytes,
+    applier: opts.applier,
+  });
 
   app.get<{ Params: { model: string } }>('/admin/models/:model', async (req) =>
     opts.deployer.describe(req.params.model),

@@ -56,7 +56,11 @@ export async function metadataPlugin(app: FastifyInstance, opts: MetadataPluginO
     reply: { code(n: number): { send(b: unknown): unknown } },
   ) => {
     const r = lookup(req.params);
-    const ok = serving() && r.model.signature !== undefined && runtime.health.modelReady(r.model.name);
+    const ok =
+      serving() &&
+      r.model.signature !== undefined &&
+      runtime.health.modelReady(r.model.name) &&
+      runtime.lifecycle.unloaded(r.model.name) === undefined;
     return reply.code(ok ? 200 : 503).send({ name: r.name, ready: ok });
   };
   app.get<{ Params: ModelParams }>('/v2/models/:route/ready', modelReady);

@@ -1,16 +1,14 @@
 // Triton's model repository extension, so Triton tooling can list and load models: index (every model and variant
-// with its state), load (file overrides `file:<variant>/model.onnx` become new revisions through the deploy
-// pipeline), unload. Registered inside the admin plugin: the admin token guards it.
+// with its state), load (file overrides `file:<variant>/model.onnx` become new revisions through the deploy pipeline;
+// `config`, the model's section, goes through the apply path), unload (drain, then release the sessions).
+// Registered inside the admin plugin: the admin token guards it.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { formatIssues } from '../../core/config.js';
-import { SlogateError } from '../../core/errors.js';
+import { type ErrorCode, SlogateError } from '../../core/errors.js';
+import type { ConfigApplier } from '../../policies/apply-executor.js';
+import { describeStep } from '../../policies/apply-plan.js';
 import type { Deployer, DeployOutcome } from '../../policies/deploy-pipeline.js';
-
-export interface RepositoryPluginOptions {
-  readonly deployer: Deployer;
-  readonly maxFileBytes: number;
-}
 
 const FILE_KEY = /^file:([^/]+)\/model\.onnx$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -20,10 +18,24 @@ const LoadSchema = z
   .optional()
   .transform((b) => b?.parameters ?? {});
 
+export interface RepositoryPluginOptions {
+  readonly deployer: Deployer;
+  readonly maxFileBytes: number;
+  /** Unload, load again, and a model's config given with a load; absent: unload is refused, configs too. */
+  readonly applier?: ConfigApplier | undefined;
+}
+
 export async function repositoryPlugin(app: FastifyInstance, opts: RepositoryPluginOptions): Promise<void> {
   const bodyLimit = Math.ceil((opts.maxFileBytes * 4) / 3) + 64 * 1024;
+  const who = (req: { socket: { remoteAddress?: string | undefined } }) =>
+    `repository API (${req.socket.remoteAddress ?? 'unknown'})`;
 
-  app.post('/v2/repository/index', async () => opts.deployer.index());
+  app.post('/v2/repository/index', async () =>
+    opts.deployer.index().map((e) => {
+      const why = opts.applier?.unloaded(e.name);
+      return why === undefined ? e : { ...e, state: 'UNAVAILABLE' as const, reason: why };
+    }),
+  );
 
   app.post<{ Params: { model: string } }>('/v2/repository/models/:model/load', { bodyLimit }, async (req) => {
     const parsed = LoadSchema.safeParse(req.body ?? undefined);
@@ -32,41 +44,80 @@ export async function repositoryPlugin(app: FastifyInstance, opts: RepositoryPlu
         'SLOGATE_ERR_BAD_REQUEST',
         `invalid load request: ${formatIssues(parsed.error.issues).join('; ')}`,
       );
-    const files = filesOf(parsed.data, opts.maxFileBytes);
-    opts.deployer.describe(req.params.model);
+    const { model } = req.params;
+    const { config, files } = parametersOf(parsed.data, opts.maxFileBytes);
+    opts.deployer.describe(model);
+    const applier = opts.applier;
+    if (config !== undefined && applier === undefined)
+      throw new SlogateError('SLOGATE_ERR_BAD_PARAMETER', 'parameters.config is not supported by this server');
+    await applier?.loadModel(model);
+    if (config !== undefined && applier !== undefined) {
+      const desired = applier.withModelSection(model, config);
+      const report = await applier.apply({
+        config: desired,
+        files: new Map([...files].map(([v, b]) => [`${model}/${v}`, b])),
+        localPaths: true,
+        who: who(req),
+        why: 'POST /v2/repository/models/{model}/load with parameters.config',
+      });
+      const failed = report.steps.find((s) => !s.ok);
+      if (failed !== undefined)
+        throw new SlogateError((failed.code ?? 'SLOGATE_ERR_INTERNAL') as ErrorCode, `${failed.text}: ${failed.error}`);
+      return { model, plan: report.plan.map(describeStep), steps: report.steps };
+    }
     const results: DeployOutcome[] = [];
     for (const [variant, bytes] of files)
       results.push(
         await opts.deployer.deploy({
-          model: req.params.model,
+          model,
           variant,
           bytes,
           source: 'repository load',
-          who: `repository API (${req.socket.remoteAddress ?? 'unknown'})`,
+          who: who(req),
           why: 'POST /v2/repository/models/{model}/load',
         }),
       );
-    return { model: req.params.model, revisions: results };
+    return { model, revisions: results };
   });
 
   app.post<{ Params: { model: string } }>('/v2/repository/models/:model/unload', async (req) => {
     opts.deployer.describe(req.params.model);
-    throw new SlogateError(
-      'SLOGATE_ERR_UNLOAD_UNSUPPORTED',
-      `model '${req.params.model}' stays loaded: slogate serves the models of its config; remove it there and restart`,
-    );
+    if (opts.applier === undefined)
+      throw new SlogateError('SLOGATE_ERR_APPLY_UNSUPPORTED', 'this server cannot unload models');
+    return opts.applier.unloadModel(req.params.model, who(req));
   });
 }
 
-/** The file overrides by variant; `config` and any other parameter are refused, not ignored. */
+/** `config` (a JSON string of the model's section, slogate's shape) and the file overrides by variant. */
+function parametersOf(
+  parameters: Record<string, unknown>,
+  maxFileBytes: number,
+): { config: unknown; files: Map<string, Uint8Array> } {
+  let config: unknown;
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parameters)) {
+    if (key !== 'config') {
+      rest[key] = value;
+      continue;
+    }
+    if (typeof value !== 'string')
+      throw new SlogateError(
+        'SLOGATE_ERR_BAD_PARAMETER',
+        "parameters.config must be a JSON string of the model's section",
+      );
+    try {
+      config = JSON.parse(value);
+    } catch (err) {
+      throw new SlogateError('SLOGATE_ERR_BAD_PARAMETER', `parameters.config is not JSON: ${(err as Error).message}`);
+    }
+  }
+  return { config, files: filesOf(rest, maxFileBytes) };
+}
+
+/** The file overrides by variant; any other parameter is refused, not ignored. */
 function filesOf(parameters: Record<string, unknown>, maxFileBytes: number): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
   for (const [key, value] of Object.entries(parameters)) {
-    if (key === 'config')
-      throw new SlogateError(
-        'SLOGATE_ERR_BAD_PARAMETER',
-        'parameters.config is not supported: a model is configured in the slogate config, not through the repository API',
-      );
     const m = FILE_KEY.exec(key);
     if (m === null)
       throw new SlogateError(

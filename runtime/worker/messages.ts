@@ -67,7 +67,14 @@ export interface UnloadTask {
   revision: string;
 }
 
-export type RevisionTask = LoadTask | ActivateTask | UnloadTask;
+/** Drops the variant itself (removed or unloaded): its active session is released after its last running batch. */
+export interface RemoveTask {
+  kind: 'remove';
+  model: string;
+  variant: string;
+}
+
+export type RevisionTask = LoadTask | ActivateTask | UnloadTask | RemoveTask;
 
 export type WorkerTask = DescribeTask | RunTask | RevisionTask;
 
@@ -106,7 +113,7 @@ export interface LoadResult {
 
 export interface RevisionDone {
   ok: true;
-  kind: 'activate' | 'unload';
+  kind: 'activate' | 'unload' | 'remove';
   /** Sessions the worker holds after the task, as model/variant@revision (for tests and logs). */
   sessions: string[];
 }

@@ -228,6 +228,7 @@ async function loadRevision(task: LoadTask): Promise<WorkerResult> {
 
 function revisionTask(task: RevisionTask): Promise<WorkerResult> | WorkerResult {
   if (task.kind === 'load') return loadRevision(task);
+  if (task.kind === 'remove') return removeVariant(task.model, task.variant);
   const sessionKey = key(task.model, task.variant, task.revision);
   const held = sessions.get(sessionKey);
   if (held === undefined)
@@ -254,6 +255,17 @@ function revisionTask(task: RevisionTask): Promise<WorkerResult> | WorkerResult 
     releaseIfIdle(sessionKey);
   }
   return { ok: true, kind: task.kind, sessions: heldNames() } satisfies RevisionDone;
+}
+
+function removeVariant(model: string, variant: string): RevisionDone {
+  const variantKey = key(model, variant);
+  active.delete(variantKey);
+  for (const [k, held] of sessions)
+    if (k.startsWith(`${variantKey}\u0000`)) {
+      held.retired = true;
+      releaseIfIdle(k);
+    }
+  return { ok: true, kind: 'remove', sessions: heldNames() };
 }
 
 async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {

@@ -366,17 +366,17 @@ describe("Triton's repository extension", () => {
     assert.equal(await infer(sg), 200);
   });
 
-  test('config overrides, unknown parameters and unload are refused with their codes', async () => {
+  test('invalid configs and unknown parameters are refused with their codes', async () => {
     for (const [payload, want] of [
       [{ parameters: { config: '{}' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
+      [{ parameters: { config: 'not json' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
+      [{ parameters: { config: 7 } }, 'SLOGATE_ERR_BAD_PARAMETER'],
       [{ parameters: { 'file:small/weights.bin': 'AAAA' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
       [{ parameters: { 'file:small/model.onnx': 'not base64!' } }, 'SLOGATE_ERR_BAD_PARAMETER'],
     ] as const)
       assert.equal(code(await post('/v2/repository/models/digits/load', payload)), want);
     assert.equal(code(await post('/v2/repository/models/nope/load', {})), 'SLOGATE_ERR_MODEL_NOT_FOUND');
-    const unload = await post('/v2/repository/models/digits/unload');
-    assert.equal(unload.statusCode, 409);
-    assert.equal(code(unload), 'SLOGATE_ERR_UNLOAD_UNSUPPORTED');
+    assert.equal(code(await post('/v2/repository/models/nope/unload')), 'SLOGATE_ERR_MODEL_NOT_FOUND');
   });
 });
 
