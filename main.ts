@@ -8,6 +8,7 @@ import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
+import { OtherWorkMeter } from './gateway/other-work.js';
 import { buildServer } from './gateway/server.js';
 import { closeConnections, SHUTDOWN_WAIT_MS, stopListening, within } from './gateway/shutdown.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
@@ -88,7 +89,17 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
-  const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
+  const otherWork = new OtherWorkMeter(clock);
+  const controller = new Controller({
+    config,
+    runtime,
+    router,
+    clock,
+    metrics,
+    logger,
+    pricePerSlotMs,
+    otherWorkMs: () => otherWork.takeMs(),
+  });
   router.setDecisionSource(controller);
   const live: RequestPath = {
     gate: controller.gate,
@@ -117,6 +128,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     tracing,
     requestPath: () => (warming ? WARMUP_PATH : live),
     deployer,
+    otherWork,
   });
   try {
     await runtime.start();
