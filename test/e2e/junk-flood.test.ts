@@ -69,7 +69,7 @@ test('a flood of non-inference requests makes the engine shed no inference', { t
     const history = (await (await request(`${server.url}/admin/decisions`)).body.json()) as {
       decisions: { reason: string; decision: { admissionRps: number | null } }[];
     };
-    assert.ok(flooded > 500, `the flood ran (${flooded} requests)`);
+    assert.ok(flooded > 100, `the flood ran (${flooded} requests)`);
     assert.equal(statuses.get(429) ?? 0, 0, `inference shed: ${JSON.stringify(Object.fromEntries(statuses))}`);
     assert.match(metrics, /^slogate_slo_requests_total\{route="digits",outcome="shed"\} 0$/m);
     const limited = history.decisions.filter(
