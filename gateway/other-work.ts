@@ -24,16 +24,18 @@ export class OtherWorkMeter {
 
   /** Times every non-inference request from its arrival to its serialised answer (handler and serialisation). */
   install(app: FastifyInstance): void {
-    app.addHook('onRequest', async (req) => {
+    // Callback hooks: every request passes them, and async ones would cost a promise each.
+    app.addHook('onRequest', (req, _reply, done) => {
       if (!isInference(req)) this.#startedMs.set(req, this.#clock.now());
+      done();
     });
-    app.addHook('onSend', async (req, _reply, payload) => {
+    app.addHook('onSend', (req, _reply, payload, done) => {
       const t0 = this.#startedMs.get(req);
       if (t0 !== undefined) {
         this.#startedMs.delete(req);
         this.add(this.#clock.now() - t0);
       }
-      return payload;
+      done(null, payload);
     });
   }
 
