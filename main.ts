@@ -10,6 +10,7 @@ import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { ConfigWatch } from './gateway/config-watch.js';
+import { OtherWorkMeter } from './gateway/other-work.js';
 import { buildServer } from './gateway/server.js';
 import { closeConnections, SHUTDOWN_WAIT_MS, stopListening, within } from './gateway/shutdown.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
@@ -97,7 +98,17 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
-  const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
+  const otherWork = new OtherWorkMeter(clock);
+  const controller = new Controller({
+    config,
+    runtime,
+    router,
+    clock,
+    metrics,
+    logger,
+    pricePerSlotMs,
+    otherWorkMs: () => otherWork.takeMs(),
+  });
   router.setDecisionSource(controller);
   const live: RequestPath = {
     gate: controller.gate,
@@ -141,6 +152,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     deployer,
     applier,
     configDir,
+    otherWork,
   });
   try {
     await runtime.start();

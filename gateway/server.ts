@@ -18,6 +18,7 @@ import { resolveAdminToken } from './admin/admin-token.js';
 import { nodeRevisionCache } from './admin/node-revisions.js';
 import { applyConnectionLimits, TIMEOUT_CHECK_INTERVAL_MS } from './connection-limits.js';
 import { fromFastifyError, sendError } from './errors.js';
+import type { OtherWorkMeter } from './other-work.js';
 import { requestIdOptions } from './request-id.js';
 import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
@@ -50,6 +51,8 @@ export interface ServerDeps {
   readonly applier?: ConfigApplier | undefined;
   /** Where relative paths of an applied config resolve (the config file's directory). */
   readonly configDir?: string | undefined;
+  /** Where the event-loop time of requests that never reach a model is counted (absent: not counted). */
+  readonly otherWork?: OtherWorkMeter | undefined;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -79,6 +82,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // First: the HTTP span wraps every route registered after it.
   await deps.tracing?.install(app, unobserved);
   if (config.server.requestLog) installRequestLog(app, deps.tracing, unobserved);
+  deps.otherWork?.install(app);
 
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);

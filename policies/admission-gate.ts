@@ -156,8 +156,10 @@ export class AdmissionGate implements Gate {
     let best = Number.POSITIVE_INFINITY;
     for (const s of d.variants) best = Math.min(best, rt.serviceMs(r.model.name, s.variant, 1, 'p99'));
     if (d.fallbackVariant !== undefined) best = Math.min(best, rt.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
-    // The overhead measured at the last tick: merging histogram windows per request would cost the hot path.
-    const overhead = this.#overheadMs.get(r.name) ?? d.inputs.overheadMs;
+    // The overhead measured at the last tick: merging histogram windows per request would cost the hot path. Capped
+    // at half the target: past that the gateway itself is the problem, which the engine's gateway-saturation rule
+    // answers for inference only; here, event-loop time that other requests took would shed inference.
+    const overhead = Math.min(this.#overheadMs.get(r.name) ?? d.inputs.overheadMs, r.config.slo.p99Ms / 2);
     return (Number.isFinite(best) ? best : 0) + (Number.isFinite(overhead) ? overhead : 0);
   }
 

@@ -45,6 +45,8 @@ export interface ControllerDeps {
   readonly defaultOverheadMs?: number;
   /** Event-loop utilisation since the last call (0..1); the real event loop by default, a model in the simulator. */
   readonly gatewayUtilisation?: () => number;
+  /** Event-loop time spent on requests that never reach a model since the last call (ms; resets). */
+  readonly otherWorkMs?: () => number;
 }
 
 const HISTORY = 1000;
@@ -103,6 +105,7 @@ export class Controller implements DecisionSource {
       pricePerSlotMs: deps.pricePerSlotMs,
       defaultOverheadMs: deps.defaultOverheadMs,
       gatewayUtilisation: deps.gatewayUtilisation,
+      otherWorkMs: deps.otherWorkMs,
       admissionOverhead: (route, ms) => this.gate.setOverhead(route, ms),
     });
     this.#aimd = new AimdBaseline({ runtime: deps.runtime, routes, margin: this.#params.margin });

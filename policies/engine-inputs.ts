@@ -39,6 +39,15 @@ export interface Prediction {
 }
 
 /**
+ * The event loop's utilisation by inference over a window: the whole loop's, less the share other requests took.
+ * Without a window (the first measurement) the whole loop's.
+ */
+export function inferenceUtilisation(loopUtilisation: number, windowMs: number, otherWorkMs: number): number {
+  if (!(windowMs > 0)) return loopUtilisation;
+  return Math.max(0, Math.min(1, loopUtilisation - otherWorkMs / windowMs));
+}
+
+/**
  * The highest p99 predicted by the decisions in force over an observed-latency window (its whole seconds, and the
  * decision in force when it began), with the correction it was made with; `history` is oldest first. The observed p99
  * of a window that spans a switch is the worse choice's: set against the last prediction alone, a downgrade from
@@ -71,6 +80,11 @@ export interface EngineInputsDeps {
   readonly defaultOverheadMs?: number | undefined;
   /** Event-loop utilisation since the last call (0..1); the real event loop by default, a model in the simulator. */
   readonly gatewayUtilisation?: (() => number) | undefined;
+  /**
+   * Event-loop time spent on requests that never reach a model since the last call (ms; resets): left out of the
+   * gateway's utilisation, which then counts only what admitting less inference could relieve.
+   */
+  readonly otherWorkMs?: (() => number) | undefined;
   /** Where each route's recent gateway overhead goes at every snapshot (admission's deadline check). */
   readonly admissionOverhead: (route: string, overheadMs: number) => void;
 }
@@ -104,6 +118,7 @@ export class EngineInputs {
   startMeasuring(): void {
     this.#elu = performance.eventLoopUtilization();
     this.#busyMs = 0;
+    this.#deps.otherWorkMs?.();
     this.#lastSnapshotMs = this.#deps.clock.now();
   }
 
@@ -196,13 +211,15 @@ export class EngineInputs {
     // An alarm tick soon after the last one keeps the last values: over a few ms, one GC pause or one batch reads as
     // a saturated event loop or replica, and the next measurement covers the whole span anyway.
     if (nowMs - this.#lastSnapshotMs < MIN_UTILISATION_WINDOW_MS) return;
-    if (this.#deps.gatewayUtilisation !== undefined) this.utilisation.gateway = this.#deps.gatewayUtilisation();
+    let loop: number;
+    if (this.#deps.gatewayUtilisation !== undefined) loop = this.#deps.gatewayUtilisation();
     else {
       const elu = performance.eventLoopUtilization();
-      this.utilisation.gateway = performance.eventLoopUtilization(elu, this.#elu).utilization;
+      loop = performance.eventLoopUtilization(elu, this.#elu).utilization;
       this.#elu = elu;
     }
     const dt = nowMs - this.#lastSnapshotMs;
+    this.utilisation.gateway = inferenceUtilisation(loop, dt, this.#deps.otherWorkMs?.() ?? 0);
     this.utilisation.replicas = Number.isFinite(dt) && dt > 0 ? Math.min(1, this.#busyMs / (dt * slots)) : 0;
     this.#busyMs = 0;
     this.#lastSnapshotMs = nowMs;

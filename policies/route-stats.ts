@@ -5,6 +5,8 @@ import { RateEstimator, type RateSnapshot } from './rate-estimator.js';
 const BUCKETS = 360;
 const MIN_MS = 0.01;
 const GROWTH = Math.log(1.05);
+/** How long a computed overhead-after-routing quantile is reused (ms). */
+const AFTER_ROUTE_REFRESH_MS = 250;
 
 function bucketOf(ms: number): number {
   if (!(ms > MIN_MS)) return 0;
@@ -45,6 +47,9 @@ interface Second {
   /** Gateway overhead per answered request (same buckets). */
   overhead: Uint32Array;
   overheadN: number;
+  /** The part of it after the request was routed (the hop back, encoding): allocated on first use. */
+  afterRoute: Uint32Array | undefined;
+  afterRouteN: number;
   variants: Map<string, number>;
 }
 
@@ -61,6 +66,8 @@ function newSecond(index: number, wallMs: number): Second {
     answered: 0,
     overhead: new Uint32Array(BUCKETS),
     overheadN: 0,
+    afterRoute: undefined,
+    afterRouteN: 0,
     variants: new Map(),
   };
 }
@@ -91,6 +98,8 @@ export class RouteStats {
   #totals = { arrivals: 0, met: 0, missed: 0, shed: 0, dropped: 0 };
   /** Monotonic-to-wall offset, so history carries real timestamps while everything else uses the injected clock. */
   readonly #wallOffsetMs: number;
+  /** The last overheadAfterRouteHighMs() answer and when it was computed. */
+  #afterRoute = { atMs: Number.NEGATIVE_INFINITY, ms: Number.NaN };
 
   constructor(options: { historySeconds?: number; wallOffsetMs?: number } = {}) {
     this.#historySeconds = options.historySeconds ?? 300;
@@ -135,6 +144,29 @@ export class RouteStats {
   }
 
   /**
+   * Records the gateway's time for one answered request after it was routed: end to end minus the time to routing
+   * (reading and parsing the body, which a routed request has already spent), queueing and the replica's work.
+   */
+  overheadAfterRoute(nowMs: number, ms: number): void {
+    const s = this.#second(nowMs);
+    s.afterRoute ??= new Uint32Array(BUCKETS);
+    const b = bucketOf(ms);
+    s.afterRoute[b] = (s.afterRoute[b] as number) + 1;
+    s.afterRouteN++;
+  }
+
+  /**
+   * p90 of the overhead after routing over the last 5 s (NaN with fewer than 20 samples), recomputed at most every
+   * AFTER_ROUTE_REFRESH_MS: the router reads it on every request.
+   */
+  overheadAfterRouteHighMs(nowMs: number): number {
+    if (nowMs - this.#afterRoute.atMs < AFTER_ROUTE_REFRESH_MS) return this.#afterRoute.ms;
+    const ms = this.#quantileFrom(Math.floor((nowMs - 5000) / 1000), 'afterRoute', 0.9, 20);
+    this.#afterRoute = { atMs: nowMs, ms };
+    return ms;
+  }
+
+  /**
    * A high quantile (p90) of the gateway overhead over the last windowMs, or `fallbackMs` with fewer than 20
    * samples. p90 rather than p99: planning should not chase every stall of the machine; observed p99 catches those.
    */
@@ -144,15 +176,16 @@ export class RouteStats {
   }
 
   /** A quantile over the seconds from index `from` on (the current, partial one included); NaN under minSamples. */
-  #quantileFrom(from: number, which: 'hist' | 'overhead', q: number, minSamples: number): number {
+  #quantileFrom(from: number, which: 'hist' | 'overhead' | 'afterRoute', q: number, minSamples: number): number {
     const hist = new Uint32Array(BUCKETS);
     let total = 0;
     for (let i = this.#seconds.length - 1; i >= 0; i--) {
       const s = this.#seconds[i] as Second;
       if (s.index < from) break;
       const h = s[which];
+      if (h === undefined) continue;
       for (let b = 0; b < BUCKETS; b++) hist[b] = (hist[b] as number) + (h[b] as number);
-      total += which === 'hist' ? s.answered : s.overheadN;
+      total += which === 'hist' ? s.answered : which === 'overhead' ? s.overheadN : s.afterRouteN;
     }
     return total < minSamples ? Number.NaN : quantileOf(hist, total, q);
   }

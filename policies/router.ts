@@ -42,6 +42,8 @@ export interface DecisionSource {
 /** What the runtime answered, and whether the request was served best-effort (past a deadline it could never meet). */
 export interface RoutedResult extends SubmitResult {
   readonly bestEffort?: boolean;
+  /** Arrival to routing (ms): the body's reading and parsing, which the gateway overhead after routing leaves out. */
+  readonly routedMs?: number;
 }
 
 export interface InferCall {
@@ -144,16 +146,16 @@ export class Router {
   }
 
   /** An adaptive route's request that cannot make its deadline on the mix's variant goes to the best one that can. */
-  #fitToSize(r: RouteState, picked: string, rows: number, deadlineAtMs: number): string {
+  #fitToSize(r: RouteState, picked: string, rows: number, deadlineAtMs: number, nowMs: number): string {
     if (r.config.policy.kind !== 'adaptive') return picked;
     const rt = this.#deps.runtime;
     const model = r.model.name;
     const minAccuracy = r.config.slo.minAccuracy ?? Number.NEGATIVE_INFINITY;
     return variantForSize(picked, () => eligibleVariants(r, minAccuracy), {
       rows,
-      nowMs: this.#deps.clock.now(),
+      nowMs,
       deadlineAtMs,
-      overheadMs: cappedOverheadMs(r),
+      overheadMs: overheadAfterRouteMs(r, nowMs),
       backlogMs: (beforeMs) => rt.backlogMs(beforeMs),
       serviceMs: (variant, n) => rt.serviceMs(model, variant, n, 'p99'),
     });
@@ -179,6 +181,8 @@ export class Router {
   /** Sends an admitted request to the variant its route's decision (or its pinned version) names. */
   infer(call: InferCall): Promise<RoutedResult> {
     const r = this.route(call.route);
+    const nowMs = this.#deps.clock.now();
+    const routedMs = nowMs - call.arrivalMs;
     const { priority } = call.admitted;
     let { deadlineAtMs } = call.admitted;
     let variant: string;
@@ -191,7 +195,7 @@ export class Router {
         );
       variant = call.pinnedVariant;
     } else {
-      variant = this.#fitToSize(r, this.chooseVariant(r), call.rows, deadlineAtMs);
+      variant = this.#fitToSize(r, this.chooseVariant(r), call.rows, deadlineAtMs, nowMs);
       fallbackVariant = r.pickedFrom?.fallbackVariant;
       if (fallbackVariant !== undefined && !r.allowed.includes(fallbackVariant)) fallbackVariant = undefined;
     }
@@ -233,13 +237,14 @@ export class Router {
       pinned: call.pinnedVariant !== undefined,
       fallbackVariant,
     });
-    if (bestEffortBy !== undefined) return submitted.then((res) => ({ ...res, bestEffort: true }));
-    if (cache === undefined || key === undefined) return submitted;
+    const routed = (res: SubmitResult): RoutedResult =>
+      bestEffortBy !== undefined ? { ...res, bestEffort: true, routedMs } : { ...res, routedMs };
+    if (cache === undefined || key === undefined) return submitted.then(routed);
     const k = key;
     // Stored under the variant asked for: an answer rescued onto another variant is not cached.
     return submitted.then((res) => {
       if (res.variant === variant) cache.set(k, res.outputs);
-      return res;
+      return routed(res);
     });
   }
 }
@@ -254,6 +259,15 @@ export function allowedVariants(model: ModelInfo, rc: Readonly<RouteConfig>): st
 function cappedOverheadMs(r: RouteState): number {
   const ms = r.pickedFrom?.inputs.overheadMs ?? 0;
   return Number.isFinite(ms) ? Math.min(ms, r.config.slo.p99Ms / 2) : 0;
+}
+
+/**
+ * The gateway overhead a routed request still has ahead of it (the hop back, encoding: its body is already parsed), at
+ * p90 over the last seconds, capped like cappedOverheadMs; the whole overhead until enough answers measured it.
+ */
+function overheadAfterRouteMs(r: RouteState, nowMs: number): number {
+  const ms = r.stats.overheadAfterRouteHighMs(nowMs);
+  return Number.isFinite(ms) ? Math.min(ms, r.config.slo.p99Ms / 2) : cappedOverheadMs(r);
 }
 
 /** The allowed variants that meet the route's accuracy floor (unknown accuracy never does), most accurate first. */

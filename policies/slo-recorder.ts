@@ -4,8 +4,7 @@ import type { Clock } from '../core/clock.js';
 import { ERROR_CATALOG, isErrorCode } from '../core/errors.js';
 import type { Metrics, SloOutcome } from '../core/metrics.js';
 import { variantKey } from '../core/types.js';
-import type { SubmitResult } from '../runtime/types.js';
-import type { RouteState } from './router.js';
+import type { RoutedResult, RouteState } from './router.js';
 
 /** How one request ended. */
 export interface Outcome {
@@ -17,7 +16,7 @@ export interface Outcome {
   readonly variant?: string | undefined;
   readonly errorCode?: string | undefined;
   /** The runtime's result of a 200 (queue and compute times, batch rows). */
-  readonly result?: SubmitResult | undefined;
+  readonly result?: RoutedResult | undefined;
   /** Served best-effort (it could never make its deadline): a miss that says nothing about the route's latency. */
   readonly bestEffort?: boolean | undefined;
 }
@@ -86,6 +85,8 @@ export class RouteSloRecorder implements SloRecorder {
     if (res !== undefined) {
       // The gateway's own share: parsing, event-loop delay, encoding (everything but queueing and the replica's work).
       r.stats.overhead(now, Math.max(0, o.totalMs - res.queueMs - res.computeMs));
+      if (res.routedMs !== undefined)
+        r.stats.overheadAfterRoute(now, Math.max(0, o.totalMs - res.routedMs - res.queueMs - res.computeMs));
       const price = this.#deps.pricePerSlotMs ?? 0;
       if (price > 0) m.cost.labels(o.route, v).inc((res.serviceMs / Math.max(1, res.batchRows)) * price);
     }

@@ -125,6 +125,16 @@ describe('admission gate: the rules, in order, and their Retry-After', () => {
       want: { message: /misses the deadline/, retryAfterMs: 100 },
     },
     {
+      name: 'overhead counts at most half the target (event-loop time other requests took sheds no inference): 5 + 25 ms',
+      overheadMs: 60,
+    },
+    {
+      name: 'the capped overhead still counts with the backlog: 20 + 5 + 25 ms > 50 ms',
+      backlogMs: 21,
+      overheadMs: 60,
+      want: { message: /predicted completion in 51\.0 ms misses/, retryAfterMs: 100 },
+    },
+    {
       name: 'EDF: only the backlog due first counts when the whole looks too long',
       backlogMs: 400,
       backlogBeforeMs: 10,

@@ -1,7 +1,16 @@
-// windowPrediction: what the observed p99 of a window is checked against when the engine learns its correction.
+// windowPrediction: what the observed p99 of a window is checked against when the engine learns its correction;
+// the gateway's utilisation as the engine reads it (inference only).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { observedSinceSwitch, type Prediction, windowPrediction } from '../../../policies/engine-inputs.js';
+import { ManualClock } from '../../../core/clock.js';
+import { DEFAULT_ENGINE_PARAMS, GATEWAY_SATURATED } from '../../../policies/engine/index.js';
+import {
+  EngineInputs,
+  inferenceUtilisation,
+  observedSinceSwitch,
+  type Prediction,
+  windowPrediction,
+} from '../../../policies/engine-inputs.js';
 import { RouteStats } from '../../../policies/route-stats.js';
 
 describe('windowPrediction', () => {
@@ -37,5 +46,47 @@ describe('observedSinceSwitch', () => {
     assert.ok(Number.isNaN(observedSinceSwitch(s, Number.NEGATIVE_INFINITY, 5000)), 'never switched');
     assert.ok(Number.isNaN(observedSinceSwitch(s, 1500, 1500 + 6001)), 'the window no longer reaches the switch');
     assert.ok(Number.isNaN(observedSinceSwitch(s, 4000, 4500)), 'too few answers yet');
+  });
+});
+
+describe("the gateway's utilisation counts inference only", () => {
+  test("other requests' share of the window is left out, within 0..1", () => {
+    assert.equal(inferenceUtilisation(0.95, 250, 200), 0.95 - 0.8);
+    assert.equal(inferenceUtilisation(0.5, 250, 0), 0.5);
+    assert.equal(inferenceUtilisation(0.3, 250, 250), 0, 'never below 0');
+    assert.equal(inferenceUtilisation(0.9, 0, 100), 0.9, 'no window yet: the whole loop');
+  });
+
+  test('a loop saturated by a flood of other requests does not read as a saturated gateway', () => {
+    const clock = new ManualClock(0);
+    let otherMs = 0;
+    const inputs = new EngineInputs({
+      runtime: {
+        models: new Map(),
+        serviceTable: () => ({ p50: new Float64Array(), p99: new Float64Array() }),
+        queueStats: () => [],
+        readySlots: 1,
+      },
+      routes: () => [],
+      clock,
+      params: DEFAULT_ENGINE_PARAMS,
+      pricePerSlotMs: 0,
+      gatewayUtilisation: () => 0.97,
+      otherWorkMs: () => {
+        const ms = otherMs;
+        otherMs = 0;
+        return ms;
+      },
+      admissionOverhead: () => {},
+    });
+    const view = { decision: () => undefined, state: () => undefined, aimdLimit: () => 1 };
+    inputs.startMeasuring();
+    clock.advance(250);
+    otherMs = 200; // the status page, /metrics and 404s took 80% of the tick
+    const flooded = inputs.snapshot(view).gatewayUtilisation;
+    assert.ok(flooded < GATEWAY_SATURATED, `read ${flooded}`);
+    clock.advance(250);
+    const inference = inputs.snapshot(view).gatewayUtilisation;
+    assert.ok(inference >= GATEWAY_SATURATED, 'inference saturating the loop still reads as saturation');
   });
 });

@@ -10,6 +10,7 @@ import { SlogateError } from '../../../core/errors.js';
 import { Metrics } from '../../../core/metrics.js';
 import type { Admitted } from '../../../policies/admission.js';
 import { Router } from '../../../policies/router.js';
+import { RouteSloRecorder } from '../../../policies/slo-recorder.js';
 import { decision, FakeRuntime } from './fake-runtime.js';
 
 const VARIANTS = { large: 0.99, medium: 0.97, small: 0.95 };
@@ -154,6 +155,30 @@ describe('router: which variant an admitted request goes to', () => {
         [1, 'medium'], // nothing fits behind the queue: the fastest eligible, never below minAccuracy
       ],
     );
+  });
+
+  test('the size fit counts only the overhead still ahead: a big body already paid for its parsing', async () => {
+    const s = setup({ r: { model: 'm', slo: { p99Ms: 25, minAccuracy: 0.9 } } });
+    // 64 rows: large 129 ms, medium 5 ms, small 1 ms (the fastest).
+    const at64: Record<string, number> = { large: 129, medium: 5, small: 1 };
+    s.runtime.serviceMs = (_m, v) => at64[v] ?? 0;
+    // The route's overhead is mostly parsing (9 ms end to end, 8 of them before routing, 1 after).
+    const d = decision('r', { large: 1 }, { fallbackVariant: 'small' });
+    s.decisions.set('r', { ...d, inputs: { ...d.inputs, overheadMs: 13 } });
+    const recorder = new RouteSloRecorder({ routes: s.router.routes, metrics: s.metrics, clock: s.clock });
+    const result = { outputs: [], model: 'm', variant: 'medium', serviceMs: 1, inferMs: 1, batchRows: 64 };
+    for (let i = 0; i < 20; i++)
+      recorder.record({
+        route: 'r',
+        variant: 'medium',
+        statusCode: 200,
+        totalMs: 10,
+        result: { ...result, queueMs: 0, computeMs: 1, replicaId: 'fake', routedMs: 8 },
+      });
+    // Parsed 8 ms after arrival, 17 ms left: medium (5 ms) plus the 1 ms still ahead fits.
+    s.clock.advance(8);
+    await s.router.infer({ ...call('r', { admitted: admitted({ deadlineAtMs: 1025 }) }), rows: 64 });
+    assert.equal(s.runtime.submitted[0]?.variant, 'medium');
   });
 
   describe('a request that could never make its deadline, even alone', () => {

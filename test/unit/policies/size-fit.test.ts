@@ -40,12 +40,24 @@ const cases = [
     want: 'cnn',
   },
   { name: 'nothing fits: the fastest at this size', rows: 64, backlog: 40, want: 'tiny' },
+  {
+    name: 'a stall: 25 ms of overhead make every variant late, the best that fits without it is kept',
+    rows: 64,
+    overhead: 25,
+    want: 'cnn',
+  },
+  {
+    name: 'a stall, and the mix variant fits without it: kept',
+    rows: 8,
+    overhead: 25,
+    want: 'large',
+  },
 ];
 for (const c of cases)
   test(c.name, () => {
     const backlog = c.backlog ?? 0;
     assert.equal(
-      variantForSize('large', () => ELIGIBLE, query(c.rows, { backlogMs: () => backlog })),
+      variantForSize('large', () => ELIGIBLE, query(c.rows, { backlogMs: () => backlog, overheadMs: c.overhead ?? 1 })),
       c.want,
     );
   });

@@ -1,0 +1,57 @@
+// How long the event loop spent on requests that never reach a model (the status page, /metrics, admin, 404s), so
+// the engine's gateway-saturation signal counts only inference work: shedding inference cannot relieve a loop that
+// other traffic keeps busy, and a flood of it must not make the engine shed.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Clock } from '../core/clock.js';
+
+/** Route patterns of the inference endpoints (everything else is other work). */
+const INFERENCE_URLS: ReadonlySet<string> = new Set([
+  '/v2/models/:route/infer',
+  '/v2/models/:route/versions/:version/infer',
+]);
+
+/** One request's time counts at most this much (ms): a request held by other work must not count that work. */
+const MAX_REQUEST_MS = 50;
+
+export class OtherWorkMeter {
+  readonly #clock: Clock;
+  readonly #startedMs = new WeakMap<FastifyRequest, number>();
+  #busyMs = 0;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  /** Times every non-inference request from its arrival to its serialised answer (handler and serialisation). */
+  install(app: FastifyInstance): void {
+    // Callback hooks: every request passes them, and async ones would cost a promise each.
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (!isInference(req)) this.#startedMs.set(req, this.#clock.now());
+      done();
+    });
+    app.addHook('onSend', (req, _reply, payload, done) => {
+      const t0 = this.#startedMs.get(req);
+      if (t0 !== undefined) {
+        this.#startedMs.delete(req);
+        this.add(this.#clock.now() - t0);
+      }
+      done(null, payload);
+    });
+  }
+
+  add(ms: number): void {
+    if (ms > 0) this.#busyMs += Math.min(ms, MAX_REQUEST_MS);
+  }
+
+  /** Time spent on other work since the last call (ms); resets the sum. */
+  takeMs(): number {
+    const ms = this.#busyMs;
+    this.#busyMs = 0;
+    return ms;
+  }
+}
+
+function isInference(req: FastifyRequest): boolean {
+  const url = req.routeOptions.url;
+  return url !== undefined && INFERENCE_URLS.has(url);
+}
