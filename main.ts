@@ -11,6 +11,7 @@ import type { Logger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
 import { ConfigWatch } from './gateway/config-watch.js';
 import { OtherWorkMeter } from './gateway/other-work.js';
+import { OtherWorkBudget } from './gateway/other-work-budget.js';
 import { buildServer } from './gateway/server.js';
 import { closeConnections, SHUTDOWN_WAIT_MS, stopListening, within } from './gateway/shutdown.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
@@ -98,7 +99,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
-  const otherWork = new OtherWorkMeter(clock);
+  const otherWork = new OtherWorkMeter(clock, new OtherWorkBudget(clock, config.server.otherWorkShare));
   const controller = new Controller({
     config,
     runtime,

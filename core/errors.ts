@@ -91,6 +91,11 @@ export const ERROR_CATALOG = {
     retryable: true,
     doc: "Admission control rejected the request: its predicted completion misses the deadline on every allowed variant, or the route's admission rate is exceeded. Sheddable (negative priority) traffic goes first.",
   },
+  SLOGATE_ERR_OTHER_WORK_LIMITED: {
+    status: 429,
+    retryable: true,
+    doc: 'The status page, /metrics and unknown paths took more than `server.otherWorkShare` of the event loop over the last second; refused before any work so that inference keeps the loop.',
+  },
   SLOGATE_ERR_CANCELLED: {
     status: 499,
     retryable: false,

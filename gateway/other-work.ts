@@ -3,6 +3,7 @@
 // other traffic keeps busy, and a flood of it must not make the engine shed.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
+import type { OtherWorkBudget } from './other-work-budget.js';
 
 /** Route patterns of the inference endpoints (everything else is other work). */
 const INFERENCE_URLS: ReadonlySet<string> = new Set([
@@ -18,8 +19,12 @@ export class OtherWorkMeter {
   readonly #startedMs = new WeakMap<FastifyRequest, number>();
   #busyMs = 0;
 
-  constructor(clock: Clock) {
+  readonly #budget: OtherWorkBudget | undefined;
+
+  /** `budget`: where the same time is charged, so other work over its share is refused. */
+  constructor(clock: Clock, budget?: OtherWorkBudget) {
     this.#clock = clock;
+    this.#budget = budget;
   }
 
   /** Times every non-inference request from its arrival to its serialised answer (handler and serialisation). */
@@ -37,10 +42,13 @@ export class OtherWorkMeter {
       }
       done(null, payload);
     });
+    this.#budget?.install(app);
   }
 
   add(ms: number): void {
-    if (ms > 0) this.#busyMs += Math.min(ms, MAX_REQUEST_MS);
+    if (ms <= 0) return;
+    this.#busyMs += Math.min(ms, MAX_REQUEST_MS);
+    this.#budget?.spend(Math.min(ms, MAX_REQUEST_MS));
   }
 
   /** Time spent on other work since the last call (ms); resets the sum. */

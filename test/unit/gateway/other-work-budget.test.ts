@@ -1,0 +1,50 @@
+// The ceiling on other work's share of the event loop: over it, the status page, /metrics and unknown paths are
+// refused before their handler runs; health probes, admin and inference never are; the share recovers with time.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import Fastify from 'fastify';
+import { ManualClock } from '../../../core/clock.js';
+import { OtherWorkMeter } from '../../../gateway/other-work.js';
+import { OtherWorkBudget } from '../../../gateway/other-work-budget.js';
+
+test('the budget refuses only while recent use is over the share, and recovers as it decays', () => {
+  const clock = new ManualClock(0);
+  const budget = new OtherWorkBudget(clock, 0.2);
+  budget.spend(150);
+  assert.equal(budget.refuse(), false, '150 ms within a 200 ms share');
+  budget.spend(100);
+  assert.equal(budget.refuse(), true, '250 ms over it');
+  clock.advance(300);
+  assert.equal(budget.refuse(), false, 'decayed to about 185 ms after 300 ms');
+  assert.equal(budget.refused, 1);
+});
+
+test('a flood of status and metrics requests is refused with 429, health and inference are still served', async () => {
+  const clock = new ManualClock(0);
+  const meter = new OtherWorkMeter(clock, new OtherWorkBudget(clock, 0.1));
+  const app = Fastify();
+  meter.install(app);
+  let rendered = 0;
+  app.get('/metrics', async () => {
+    rendered++;
+    clock.advance(20);
+    return 'm';
+  });
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/admin/routes', async () => []);
+  app.post('/v2/models/:route/infer', async () => 'ok');
+  const codes: number[] = [];
+  for (let i = 0; i < 10; i++) codes.push((await app.inject({ method: 'GET', url: '/metrics' })).statusCode);
+  assert.equal(rendered, 6, 'six 20 ms renders reach the 100 ms share; the rest are refused before rendering');
+  assert.deepEqual(codes.slice(6), [429, 429, 429, 429]);
+  const refused = await app.inject({ method: 'GET', url: '/metrics' });
+  assert.equal(refused.headers['retry-after'], '1');
+  assert.equal(refused.headers['x-slogate-error-code'], 'SLOGATE_ERR_OTHER_WORK_LIMITED');
+  assert.equal((await app.inject({ method: 'GET', url: '/nope' })).statusCode, 429, 'unknown paths are limited too');
+  assert.equal((await app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode, 200);
+  assert.equal((await app.inject({ method: 'GET', url: '/admin/routes' })).statusCode, 200);
+  assert.equal((await app.inject({ method: 'POST', url: '/v2/models/d/infer', payload: {} })).statusCode, 200);
+  clock.advance(2000);
+  assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200, 'served again once it decays');
+  await app.close();
+});
