@@ -15,7 +15,7 @@ import { encodeLoadReport, LOAD_REPORT_HEADER, type NodeLoad } from '../../runti
 import type { Runtime } from '../../runtime/runtime.js';
 import { fromFastifyError, sendError } from '../errors.js';
 import { type BodyBudget, installBodyLimits, type RouteBodyLimits } from './body-limits.js';
-import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
+import { encodeInferResponse, headerLength, parseInferRequest, RequestPlans } from './codec.js';
 
 export interface InferPluginOptions {
   readonly router: Router;
@@ -45,6 +45,7 @@ const MAX_PRIORITY = 1000;
 
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
+  const plans = new RequestPlans();
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
@@ -100,7 +101,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
         throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
       const jsonLength = headerLength(req.headers['inference-header-content-length'], body.byteLength);
       const signature = runtime.signature(route.model.name);
-      const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite);
+      const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite, plans);
       if (parsed.rows > route.model.config.maxBatch) {
         throw new SlogateError(
           'SLOGATE_ERR_INVALID_TENSOR',
