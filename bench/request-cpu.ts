@@ -162,6 +162,10 @@ try {
     console.log(
       `answered ${answered}/${s.overall.offered}, p50 ${s.overall.latency.p50Ms} ms, p99 ${s.overall.latency.p99Ms} ms, sender ${(r.senderCpu * 100).toFixed(0)}% of a core${result.senderLagOk ? '' : ' (the sender lagged its schedule: latency is unreliable, CPU per request is not)'}`,
     );
+    if (answered < 0.99 * s.overall.offered)
+      console.log(
+        `only ${answered} of ${s.overall.offered} requests were answered: the server was overloaded (a busy host?), and the CPU of refusals and timeouts is counted against the answered requests; rerun on a quieter host`,
+      );
     console.log('\n| CPU per request (us) | value |\n| --- | ---: |');
     console.log(`| server process (user + system) | ${u.process.toFixed(1)} |`);
     console.log(`| of which system | ${u.system.toFixed(1)} |`);
