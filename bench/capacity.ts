@@ -2,8 +2,9 @@
 // config's model: the highest Poisson rate (binary protocol, open loop) whose p99 stays under --p99 with batching off
 // (maxBatch 1) and on (work-conserving, up to the model's maxBatch), the batch that formed at that rate, and beside
 // it the raw onnxruntime throughput in-process (no HTTP) at that batch size with the same number of workers. Then the
-// per-request cost of a remote replica hop against a local worker. Servers are child processes on 127.0.0.1, every
-// run bounded; results go to bench/results/capacity.{json,md}.
+// per-request cost of a remote replica hop against a local worker. With --naive, also the hand-written peer
+// (bench/peers/naive.ts: session.run per request on its event loop) on the same file, searched the same way.
+// Servers are child processes on 127.0.0.1, every run bounded; results go to bench/results/capacity.{json,md}.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -14,7 +15,7 @@ import { readEvalSet } from '../runtime/eval-set.js';
 import type { RawReport } from './peers/raw-ort.js';
 import { prepareInputs, runBench } from './run.js';
 import { findCapacity } from './scenarios.js';
-import { startSlogateProcess } from './server-process.js';
+import { type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const DIST = join(ROOT, 'dist');
@@ -25,6 +26,8 @@ const { values } = parseArgs({
     probe: { type: 'string', default: '4' },
     variants: { type: 'string' },
     'skip-hop': { type: 'boolean' },
+    // Also the hand-written peer (bench/peers/naive.ts) on the same file, searched the same way.
+    naive: { type: 'boolean' },
   },
 });
 const P99 = Number(values.p99);
@@ -70,7 +73,22 @@ interface Found {
 }
 
 async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
-  const server = await startSlogateProcess(serverConfig(variant, maxBatch));
+  return searchCapacity(await startSlogateProcess(serverConfig(variant, maxBatch)), variant, true);
+}
+
+/** The hand-written peer's capacity on the variant's file (no /metrics: no batch sizes). */
+async function naiveCapacityOf(variant: string): Promise<Found> {
+  const path = model?.variants[variant]?.path as string;
+  const server = await startNodeProcess(join(DIST, 'bench', 'peers', 'naive.js'), [
+    '--route',
+    'r',
+    '--variant',
+    `${variant}=${path}`,
+  ]);
+  return searchCapacity(server, variant, false);
+}
+
+async function searchCapacity(server: ServerProcess, variant: string, batches: boolean): Promise<Found> {
   try {
     const inputs = await prepareInputs(
       { url: server.url, protocol: 'binary', inputs: evalSet === undefined ? 'random' : 'eval', evalSet, seed: 1 },
@@ -81,7 +99,7 @@ async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
     const notes: string[] = [];
     const { capacity } = await findCapacity(
       async (rate) => {
-        const before = await scrapeBatches(server.url, variant);
+        const before = batches ? await scrapeBatches(server.url, variant) : { sum: 0, count: 0 };
         const r = await runBench(
           {
             url: server.url,
@@ -99,7 +117,7 @@ async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
           },
           inputs,
         );
-        const after = await scrapeBatches(server.url, variant);
+        const after = batches ? await scrapeBatches(server.url, variant) : { sum: 1, count: 1 };
         const s = r.summary.overall;
         const ok = (s.attainment.overOffered ?? 0) >= 0.99 && (s.latency.p99Ms ?? Number.POSITIVE_INFINITY) <= P99;
         notes.push(
@@ -199,7 +217,14 @@ async function hop(variant: string): Promise<{ local: number[]; remote: number[]
   }
 }
 
-const rows: { variant: string; off: Found; on: Found; rawRowsPerS: number; rawAtBatch: number }[] = [];
+const rows: {
+  variant: string;
+  off: Found;
+  on: Found;
+  naive?: Found | undefined;
+  rawRowsPerS: number;
+  rawAtBatch: number;
+}[] = [];
 for (const v of variants) {
   process.stderr.write(`capacity: ${v} without batching...\n`);
   const off = await capacityOf(v, 1);
@@ -207,7 +232,12 @@ for (const v of variants) {
   const on = await capacityOf(v, model.maxBatch);
   const b = Math.max(1, Math.round(on.meanBatch));
   const rawRowsPerS = raw(v, b);
-  rows.push({ variant: v, off, on, rawRowsPerS, rawAtBatch: b });
+  let naive: Found | undefined;
+  if (values.naive === true) {
+    process.stderr.write(`capacity: ${v} on the hand-written peer...\n`);
+    naive = await naiveCapacityOf(v);
+  }
+  rows.push({ variant: v, off, on, naive, rawRowsPerS, rawAtBatch: b });
   process.stderr.write(
     `  ${v}: ${off.capacity.toFixed(0)} -> ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)}), raw ${rawRowsPerS.toFixed(0)} rows/s\n`,
   );
@@ -225,6 +255,17 @@ const lines = [
       `| ${r.variant} | ${r.off.capacity.toFixed(0)} | ${r.on.capacity.toFixed(0)} | ${(r.on.capacity / Math.max(1, r.off.capacity)).toFixed(1)}x | ${r.on.meanBatch.toFixed(1)} | ${r.rawRowsPerS.toFixed(0)} | ${(r.on.capacity / r.rawRowsPerS).toFixed(2)} |`,
   ),
 ];
+if (values.naive === true) {
+  lines.push(
+    '',
+    '| variant | slogate, batching on (req/s) | hand-written peer (req/s) | ratio |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.variant} | ${r.on.capacity.toFixed(0)} | ${r.naive?.capacity.toFixed(0)} | ${(r.on.capacity / Math.max(1, r.naive?.capacity ?? 0)).toFixed(2)}x |`,
+    ),
+  );
+}
 if (hopResult !== undefined) {
   lines.push('', '| replica | p50 ms | p99 ms |', '| --- | ---: | ---: |');
   lines.push(

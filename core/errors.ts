@@ -225,6 +225,16 @@ export interface ErrorData {
   retryAfterMs?: number;
 }
 
+const LOAD_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SLOGATE_ERR_SHED',
+  'SLOGATE_ERR_OVERLOADED',
+  'SLOGATE_ERR_NOT_READY',
+  'SLOGATE_ERR_DEADLINE_UNREACHABLE',
+  'SLOGATE_ERR_QUEUE_FULL',
+  'SLOGATE_ERR_CANCELLED',
+  'SLOGATE_ERR_SHUTTING_DOWN',
+]);
+
 export class SlogateError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
@@ -234,7 +244,12 @@ export class SlogateError extends Error {
   variant: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: SlogateErrorOptions = {}) {
+    // A refusal under load says all it has to say in its code and message: no stack trace to capture, since under
+    // overload refusals come by the thousand per second and capturing a stack costs more than the refusal itself.
+    const limit = Error.stackTraceLimit;
+    if (LOAD_REFUSALS.has(code)) Error.stackTraceLimit = 0;
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = limit;
     this.name = 'SlogateError';
     this.code = code;
     this.statusCode = ERROR_CATALOG[code].status;

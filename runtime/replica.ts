@@ -2,6 +2,7 @@
 // dies) or, in remote-replica.ts, another slogate runtime node. Replica faults are told apart from request faults
 // so the pool retries only what another replica could answer.
 import { EventEmitter } from 'node:events';
+import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Clock } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
@@ -16,6 +17,7 @@ import type {
   WorkerResult,
   WorkerVariant,
 } from './worker/messages.js';
+import { WorkerChannel } from './worker-channel.js';
 
 /** suspect: answers its health check but let a batch pass its timeout; it gets no batches until a probe passes. */
 export type ReplicaState = 'pending' | 'ready' | 'suspect' | 'down' | 'closed';
@@ -111,6 +113,8 @@ export class LocalReplica implements Replica {
   readonly #candidatePaths = new Map<string, string>();
   readonly #respawner: Respawner;
   #pool: Piscina | undefined;
+  /** Each pool's direct line for batches (worker-channel.ts). */
+  readonly #channels = new Map<Piscina, WorkerChannel>();
   #state: ReplicaState = 'pending';
   #outstanding = 0;
   #provider = 'cpu';
@@ -179,6 +183,8 @@ export class LocalReplica implements Replica {
       maxThreads: 1,
       idleTimeout: Number.POSITIVE_INFINITY,
       concurrentTasksPerWorker: 1,
+      // The worker's event loop stays free between piscina's tasks: batches arrive on the channel's port.
+      atomics: 'disabled',
       workerData: { ...this.#init, variants: this.#variants } satisfies WorkerInit,
       name: 'default',
     });
@@ -191,13 +197,17 @@ export class LocalReplica implements Replica {
     // Once loaded, errors reach the task that was running, and an exit shows up as workerDestroy.
     pool.on('error', (err: Error) => loadFailed(err));
     pool.on('workerDestroy', () => {
+      this.#dropChannel(pool, new Error('the worker exited'));
       if (this.#closing || this.#pool !== pool) return;
       if (this.#state === 'ready') this.#onWorkerExit(pool);
       else loadFailed(new Error('the worker exited while loading'));
     });
     try {
-      return await Promise.race([this.#describe(pool), failure]);
+      const desc = await Promise.race([this.#describe(pool), failure]);
+      await Promise.race([this.#openChannel(pool), failure]);
+      return desc;
     } catch (err) {
+      this.#dropChannel(pool, err as Error);
       if (this.#pool === pool) this.#pool = undefined;
       await pool.destroy().catch(() => {});
       throw err;
@@ -210,6 +220,23 @@ export class LocalReplica implements Replica {
     if (r.kind !== 'describe') throw new Error('unexpected worker reply to describe');
     this.#provider = r.provider;
     return r;
+  }
+
+  async #openChannel(pool: Piscina): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    const channel = new WorkerChannel(port1);
+    this.#channels.set(pool, channel);
+    const r = (await pool.run({ kind: 'channel', port: port2 }, { transferList: [port2] })) as WorkerResult;
+    if (!r.ok) throw SlogateError.fromData(r.error);
+  }
+
+  /** Fails what still waits on a pool's channel (its worker is gone) and forgets the channel. */
+  #dropChannel(pool: Piscina, err: Error): void {
+    const channel = this.#channels.get(pool);
+    if (channel === undefined) return;
+    this.#channels.delete(pool);
+    channel.fail(err);
+    channel.close();
   }
 
   /** The worker died while serving: its running batch already failed over; replace it in a fresh pool. */
@@ -258,11 +285,19 @@ export class LocalReplica implements Replica {
           transferList.push(d.buffer);
       }
     }
+    const channel = this.#channels.get(pool);
     this.#outstanding++;
     let r: WorkerResult;
     try {
-      r = (await pool.run(msg, { transferList })) as WorkerResult;
+      r =
+        channel === undefined
+          ? ((await pool.run(msg, { transferList })) as WorkerResult)
+          : await channel.run(msg, transferList);
     } catch (err) {
+      // The channel can tell before piscina does that the worker is gone: out of service at once, so the retry
+      // waits for the replacement rather than failing on the dead worker.
+      if (channel?.failed === true && this.#pool === pool && this.#state === 'ready' && !this.#closing)
+        this.#onWorkerExit(pool);
       throw new ReplicaFault(this.id, `replica ${this.id} failed while running a batch: ${(err as Error).message}`);
     } finally {
       this.#settled(pool);
@@ -281,6 +316,7 @@ export class LocalReplica implements Replica {
       this.#outstanding--;
       return;
     }
+    this.#dropChannel(pool, new Error('the worker was abandoned'));
     void pool.destroy().catch(() => {});
     if (this.#pool === undefined && this.#state === 'down' && !this.#closing && !this.#respawner.active) {
       this.#setState('pending', 'an abandoned worker finished its batch; starting a replacement');
@@ -344,6 +380,11 @@ export class LocalReplica implements Replica {
     this.#closing = true;
     this.#respawner.stop();
     this.#state = 'closed';
-    await this.#pool?.close({ force: false });
+    const pool = this.#pool;
+    if (pool === undefined) return;
+    // Batches on the channel are not piscina's tasks: they finish before the worker is closed.
+    await this.#channels.get(pool)?.idle();
+    this.#dropChannel(pool, new Error('the replica closed'));
+    await pool.close({ force: false });
   }
 }

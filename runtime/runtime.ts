@@ -462,8 +462,7 @@ export class Runtime implements RuntimePort {
   /** This process's load as a node reports it to gateways (runtime/load-report.ts). */
   loadReport(): NodeLoad {
     const totalSlots = this.pool.readySlots;
-    let queuedRows = 0;
-    for (const q of this.scheduler.stats()) queuedRows += q.queuedRows;
+    const queuedRows = this.scheduler.totalQueuedRows();
     return {
       busySlots: Math.min(totalSlots, this.pool.outstanding),
       totalSlots,

@@ -213,6 +213,13 @@ export class Scheduler {
     return this.#queue(model, variant).queue.rows;
   }
 
+  /** Rows queued over every variant (each answer's load report reads it). */
+  totalQueuedRows(): number {
+    let rows = 0;
+    for (const vq of this.#queues.values()) rows += vq.queue.rows;
+    return rows;
+  }
+
   /**
    * Estimated time to work off what is queued (ms, spread over the ready replicas), at each variant's batch limit.
    * With `beforeMs`, only requests whose deadline is not later (EDF runs those first) count; that scan is O(queued).

@@ -404,40 +404,46 @@ export function parseBytesElements(name: string, bytes: Uint8Array, n: number): 
 }
 
 /** Reinterprets little-endian bytes as an aligned typed array of `dt` (one copy). */
+/**
+ * The bytes copied out of the request body into a typed array of `dt`. The copy comes from Node's buffer pool: a
+ * small tensor takes a slice of a shared slab (8-byte aligned) instead of an ArrayBuffer of its own, whose allocation
+ * costs more than the copy. Such a slice never owns its whole buffer, so it is copied, never moved, to a worker.
+ */
 function viewAs(dt: V2Datatype, bytes: Uint8Array): NumericArray {
-  const copy = new Uint8Array(bytes.byteLength);
+  const n = bytes.byteLength;
+  const copy = Buffer.allocUnsafe(n);
   copy.set(bytes);
   const b = copy.buffer;
+  const o = copy.byteOffset;
   switch (dt) {
     case 'BOOL':
     case 'UINT8':
-      return copy;
+      return new Uint8Array(b, o, n);
     case 'INT8':
-      return new Int8Array(b);
+      return new Int8Array(b, o, n);
     case 'UINT16':
     case 'FP16':
     case 'BF16':
-      return new Uint16Array(b);
+      return new Uint16Array(b, o, n / 2);
     case 'INT16':
-      return new Int16Array(b);
+      return new Int16Array(b, o, n / 2);
     case 'UINT32':
-      return new Uint32Array(b);
+      return new Uint32Array(b, o, n / 4);
     case 'INT32':
-      return new Int32Array(b);
+      return new Int32Array(b, o, n / 4);
     case 'UINT64':
-      return new BigUint64Array(b);
+      return new BigUint64Array(b, o, n / 8);
     case 'INT64':
-      return new BigInt64Array(b);
+      return new BigInt64Array(b, o, n / 8);
     case 'FP32':
-      return new Float32Array(b);
+      return new Float32Array(b, o, n / 4);
     case 'FP64':
-      return new Float64Array(b);
+      return new Float64Array(b, o, n / 8);
     case 'BYTES':
       throw new Error('unreachable');
   }
 }
 
-/** Decodes a binary tensor (the binary tensor data extension) into storage of the model's datatype. */
 export function decodeBinaryTensor(
   name: string,
   datatype: V2Datatype,

@@ -2,7 +2,7 @@
 // (Inference-Header-Content-Length, binary_data_size, binary_data_output, per-output binary_data).
 import { clipText, describeValue } from '../../core/describe-value.js';
 import { SlogateError } from '../../core/errors.js';
-import type { ModelSignature, OutputRequest, Tensor, TensorSpec } from '../../core/types.js';
+import type { ModelSignature, OutputRequest, Tensor, TensorSpec, V2Datatype } from '../../core/types.js';
 import {
   binaryData,
   checkShape,
@@ -67,9 +67,10 @@ export function parseInferRequest(
   jsonLength: number | undefined,
   signature: ModelSignature,
   allowNonFinite: boolean,
+  plans?: RequestPlans,
 ): ParsedInferRequest {
   try {
-    return parseBody(body, jsonLength, signature, allowNonFinite);
+    return parseBody(body, jsonLength, signature, allowNonFinite, plans);
   } catch (err) {
     if (err instanceof SlogateError) throw err;
     // A check a hostile body slipped past (a value nested too deep, say) must still answer 400, never 500: a 500
@@ -84,17 +85,22 @@ function parseBody(
   jsonLength: number | undefined,
   signature: ModelSignature,
   allowNonFinite: boolean,
+  plans: RequestPlans | undefined,
 ): ParsedInferRequest {
   if (jsonLength === 0) return parseRawBinary(body, signature, allowNonFinite);
   const headerBytes = jsonLength === undefined ? body : body.subarray(0, jsonLength);
+  const headerText = headerBytes.toString('utf8');
+  const binaryBytes = jsonLength === undefined ? undefined : body.subarray(jsonLength);
+  const known = binaryBytes === undefined ? undefined : plans?.get(signature, headerText, binaryBytes.byteLength);
+  if (known !== undefined && binaryBytes !== undefined) return fromPlan(known, binaryBytes, signature, allowNonFinite);
   let doc: unknown;
   try {
-    doc = JSON.parse(headerBytes.toString('utf8'));
+    doc = JSON.parse(headerText);
   } catch (err) {
     throw badJson(`request body is not valid JSON: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw badJson('request body must be a JSON object');
-  const binary = jsonLength === undefined ? undefined : body.subarray(jsonLength);
+  const binary = binaryBytes;
   let id: string | undefined;
   if (doc.id !== undefined) {
     if (typeof doc.id !== 'string') throw bad("'id' must be a string");
@@ -106,6 +112,8 @@ function parseBody(
     throw badParam("parameter 'binary_data_output' must be a boolean");
   if (!Array.isArray(doc.inputs) || doc.inputs.length === 0) throw mismatch("'inputs' must be a non-empty array");
   const byName = new Map<string, Tensor>();
+  // What a later request with the same header needs to decode its bytes (undefined once an input carries JSON data).
+  let planned: PlannedInput[] | undefined = binary === undefined ? undefined : [];
   let offset = 0;
   for (let i = 0; i < doc.inputs.length; i++) {
     const inp = doc.inputs[i] as unknown;
@@ -146,8 +154,10 @@ function parseBody(
         spec,
         allowNonFinite,
       );
+      planned?.push({ name, datatype: inp.datatype, shape: [...tensor.shape], size });
       offset += size;
     } else {
+      planned = undefined;
       if (inp.data === undefined) throw bad(`input '${name}' has no data`);
       tensor = decodeJsonTensor(name, inp.datatype, inp.shape as number[], inp.data, spec, allowNonFinite);
     }
@@ -157,7 +167,84 @@ function parseBody(
     throw badBinary(`the body holds ${binary.byteLength - offset} bytes of binary data that no input claims`);
   const inputs = orderInputs(byName, signature);
   const outputs = parseOutputs(doc.outputs, signature, binaryOutput);
-  return { id, parameters, inputs, rows: batchRows(inputs, signature), outputs, binaryOutput };
+  const rows = batchRows(inputs, signature);
+  if (planned !== undefined && binary !== undefined)
+    plans?.set(signature, headerText, binary.byteLength, { id, parameters, binaryOutput, inputs: planned, outputs });
+  return { id, parameters, inputs, rows, outputs, binaryOutput };
+}
+
+interface PlannedInput {
+  readonly name: string;
+  readonly datatype: V2Datatype;
+  readonly shape: readonly number[];
+  readonly size: number;
+}
+
+/** A binary-extension header already parsed and checked: everything but the tensor bytes. */
+interface RequestPlan {
+  readonly id: string | undefined;
+  readonly parameters: Readonly<Record<string, unknown>>;
+  readonly binaryOutput: boolean;
+  /** In the request's order, each `size` bytes after the previous. */
+  readonly inputs: readonly PlannedInput[];
+  readonly outputs: OutputRequest[] | undefined;
+}
+
+/** Largest header kept (a typical one is a few hundred bytes). */
+const MAX_PLAN_HEADER_CHARS = 4096;
+/** Headers kept per model signature; the oldest goes first. */
+const MAX_PLANS = 64;
+
+/**
+ * Headers of the binary extension already parsed, by model signature: clients send the same header for every request
+ * of a shape, so its JSON is parsed and checked once and later requests only decode their bytes. A header is kept
+ * with the binary length it was checked against; another length parses afresh (and fails as it should).
+ */
+export class RequestPlans {
+  readonly #bySignature = new WeakMap<ModelSignature, Map<string, { plan: RequestPlan; binaryBytes: number }>>();
+
+  get(signature: ModelSignature, header: string, binaryBytes: number): RequestPlan | undefined {
+    const hit = this.#bySignature.get(signature)?.get(header);
+    return hit !== undefined && hit.binaryBytes === binaryBytes ? hit.plan : undefined;
+  }
+
+  set(signature: ModelSignature, header: string, binaryBytes: number, plan: RequestPlan): void {
+    if (header.length > MAX_PLAN_HEADER_CHARS) return;
+    let plans = this.#bySignature.get(signature);
+    if (plans === undefined) {
+      plans = new Map();
+      this.#bySignature.set(signature, plans);
+    }
+    if (plans.size >= MAX_PLANS && !plans.has(header)) plans.delete(plans.keys().next().value as string);
+    Object.freeze(plan.parameters);
+    if (plan.outputs !== undefined) for (const o of plan.outputs) Object.freeze(o);
+    plans.set(header, { plan, binaryBytes });
+  }
+}
+
+function fromPlan(
+  plan: RequestPlan,
+  binary: Buffer,
+  signature: ModelSignature,
+  allowNonFinite: boolean,
+): ParsedInferRequest {
+  const byName = new Map<string, Tensor>();
+  let offset = 0;
+  for (const p of plan.inputs) {
+    const spec = signature.inputs.find((s) => s.name === p.name) as TensorSpec;
+    const bytes = binary.subarray(offset, offset + p.size);
+    byName.set(p.name, decodeBinaryTensor(p.name, p.datatype, p.shape as number[], bytes, spec, allowNonFinite));
+    offset += p.size;
+  }
+  const inputs = orderInputs(byName, signature);
+  return {
+    id: plan.id,
+    parameters: plan.parameters,
+    inputs,
+    rows: batchRows(inputs, signature),
+    outputs: plan.outputs,
+    binaryOutput: plan.binaryOutput,
+  };
 }
 
 function orderInputs(byName: Map<string, Tensor>, signature: ModelSignature): Tensor[] {

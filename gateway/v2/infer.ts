@@ -11,11 +11,11 @@ import type { Tensor } from '../../core/types.js';
 import type { Gate } from '../../policies/admission-gate.js';
 import type { RoutedResult, Router } from '../../policies/router.js';
 import type { SloRecorder } from '../../policies/slo-recorder.js';
-import { encodeLoadReport, LOAD_REPORT_HEADER } from '../../runtime/load-report.js';
+import { encodeLoadReport, LOAD_REPORT_HEADER, type NodeLoad } from '../../runtime/load-report.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { fromFastifyError, sendError } from '../errors.js';
 import { type BodyBudget, installBodyLimits, type RouteBodyLimits } from './body-limits.js';
-import { encodeInferResponse, headerLength, parseInferRequest } from './codec.js';
+import { encodeInferResponse, headerLength, parseInferRequest, RequestPlans } from './codec.js';
 
 export interface InferPluginOptions {
   readonly router: Router;
@@ -45,6 +45,7 @@ const MAX_PRIORITY = 1000;
 
 export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions): Promise<void> {
   const { router, runtime, clock } = opts;
+  const plans = new RequestPlans();
   app.removeAllContentTypeParsers();
   // Every media type arrives as a buffer and is read as JSON unless Inference-Header-Content-Length marks the binary
   // extension: clients that forget the Content-Type (curl -d sends form-urlencoded) still work, and a body that is not
@@ -100,7 +101,7 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
         throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
       const jsonLength = headerLength(req.headers['inference-header-content-length'], body.byteLength);
       const signature = runtime.signature(route.model.name);
-      const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite);
+      const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite, plans);
       if (parsed.rows > route.model.config.maxBatch) {
         throw new SlogateError(
           'SLOGATE_ERR_INVALID_TENSOR',
@@ -177,12 +178,30 @@ export async function inferPlugin(app: FastifyInstance, opts: InferPluginOptions
 
   // Every inference answer, success or refusal, carries this process's load, so gateways sharing it as a runtime
   // node see what everyone else's work left (runtime/load-report.ts).
-  app.addHook('onSend', async (_req, reply, payload) => {
-    reply.header(LOAD_REPORT_HEADER, encodeLoadReport(runtime.loadReport()));
-    return payload;
+  // The header is encoded again only when the load changed since the last answer.
+  let lastLoad: NodeLoad | undefined;
+  let lastReport = '';
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    const load = runtime.loadReport();
+    if (lastLoad === undefined || !sameLoad(load, lastLoad)) {
+      lastReport = encodeLoadReport(load);
+      lastLoad = load;
+    }
+    reply.header(LOAD_REPORT_HEADER, lastReport);
+    done(null, payload);
   });
   app.post<{ Params: InferParams }>('/v2/models/:route/infer', handler);
   app.post<{ Params: InferParams }>('/v2/models/:route/versions/:version/infer', handler);
+}
+
+function sameLoad(a: NodeLoad, b: NodeLoad): boolean {
+  return (
+    a.busySlots === b.busySlots &&
+    a.totalSlots === b.totalSlots &&
+    a.queuedRows === b.queuedRows &&
+    a.queueWaitMs === b.queueWaitMs &&
+    a.serviceCorrection === b.serviceCorrection
+  );
 }
 
 /** Triton's schedule-policy parameters: `timeout` in microseconds, `priority` (higher first; negative = sheddable). */

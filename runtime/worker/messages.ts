@@ -1,5 +1,6 @@
 // Every message between the main thread and an onnxruntime worker, typed in one place. Errors cross as plain
 // data (ErrorData) and are rebuilt as SlogateError on the main thread.
+import type { MessagePort } from 'node:worker_threads';
 import type { ErrorData } from '../../core/errors.js';
 import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js';
 
@@ -76,7 +77,24 @@ export interface RemoveTask {
 
 export type RevisionTask = LoadTask | ActivateTask | UnloadTask | RemoveTask;
 
-export type WorkerTask = DescribeTask | RunTask | RevisionTask;
+/** Hands the worker the port its batches arrive on (runtime/worker-channel.ts); answered with ChannelOpened. */
+export interface ChannelTask {
+  kind: 'channel';
+  port: MessagePort;
+}
+
+/** One batch on the channel, answered by the ChannelReply of the same id. */
+export interface ChannelRequest {
+  id: number;
+  task: RunTask;
+}
+
+export interface ChannelReply {
+  id: number;
+  result: WorkerResult;
+}
+
+export type WorkerTask = DescribeTask | RunTask | RevisionTask | ChannelTask;
 
 export interface SessionDescription {
   model: string;
@@ -118,12 +136,17 @@ export interface RevisionDone {
   sessions: string[];
 }
 
+export interface ChannelOpened {
+  ok: true;
+  kind: 'channel';
+}
+
 export interface FailedResult {
   ok: false;
   error: ErrorData;
 }
 
-export type WorkerResult = DescribeResult | RunResult | LoadResult | RevisionDone | FailedResult;
+export type WorkerResult = DescribeResult | RunResult | LoadResult | RevisionDone | ChannelOpened | FailedResult;
 export type RevisionResult = LoadResult | RevisionDone | FailedResult;
 
 /** onnxruntime tensor type names <-> V2 datatypes. */

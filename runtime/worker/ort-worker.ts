@@ -2,11 +2,13 @@
 // Inference runs here because onnxruntime-node executes session.run synchronously on its calling thread. Sessions are
 // reference counted: a revision replaced as active is released only after the last batch running on it.
 import { performance } from 'node:perf_hooks';
-import { workerData } from 'node:worker_threads';
+import { type MessagePort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js';
 import type {
+  ChannelReply,
+  ChannelRequest,
   DescribeResult,
   LoadTask,
   RevisionDone,
@@ -161,23 +163,53 @@ async function run(task: RunTask): Promise<WorkerResult> {
   return { ok: true, kind: 'run', outputs, inferMs, workerMs: performance.now() - start };
 }
 
-/** Wraps a result so piscina transfers (not copies) the output buffers back. */
-function movable(result: WorkerResult): unknown {
-  if (!result.ok || result.kind !== 'run') return result;
+/** Whole, exclusively owned output buffers: they move back to the main thread instead of being copied. */
+function outputBuffers(result: WorkerResult): ArrayBuffer[] {
+  if (!result.ok || result.kind !== 'run') return [];
   const buffers = new Set<ArrayBuffer>();
   for (const o of result.outputs) {
     if (!Array.isArray(o.data)) {
       const d = o.data as Float32Array;
-      // Only whole, exclusively owned buffers can move; anything else is copied by the structured clone.
       if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer)
         buffers.add(d.buffer);
     }
   }
-  if (buffers.size === 0) return result;
+  return [...buffers];
+}
+
+/** Wraps a result so piscina transfers (not copies) the output buffers back. */
+function movable(result: WorkerResult): unknown {
+  const buffers = outputBuffers(result);
+  if (buffers.length === 0) return result;
   return Piscina.move({
-    [Piscina.transferableSymbol]: [...buffers],
+    [Piscina.transferableSymbol]: buffers,
     [Piscina.valueSymbol]: result,
   } as unknown as Parameters<typeof Piscina.move>[0]);
+}
+
+/** Batches arriving on the replica's own port (runtime/worker-channel.ts), answered on it. */
+function openChannel(port: MessagePort): WorkerResult {
+  port.on('message', (m: ChannelRequest) => {
+    void runSafely(m.task).then((result) =>
+      port.postMessage({ id: m.id, result } satisfies ChannelReply, outputBuffers(result)),
+    );
+  });
+  return { ok: true, kind: 'channel' };
+}
+
+async function runSafely(task: RunTask): Promise<WorkerResult> {
+  try {
+    return await run(task);
+  } catch (err) {
+    return internalError(err);
+  }
+}
+
+function internalError(err: unknown): WorkerResult {
+  return {
+    ok: false,
+    error: { code: 'SLOGATE_ERR_INTERNAL', message: `worker: ${(err as Error).stack ?? String(err)}` },
+  } satisfies WorkerResult;
 }
 
 function key(model: string, variant: string, revision?: string): string {
@@ -291,12 +323,10 @@ async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {
     try {
       if (task.kind === 'describe') return describe();
       if (task.kind === 'run') return movable(await run(task));
+      if (task.kind === 'channel') return openChannel(task.port);
       return await revisionTask(task);
     } catch (err) {
-      return {
-        ok: false,
-        error: { code: 'SLOGATE_ERR_INTERNAL', message: `worker: ${(err as Error).stack ?? String(err)}` },
-      } satisfies WorkerResult;
+      return internalError(err);
     }
   };
 }
