@@ -161,7 +161,7 @@ export const ServerSchema = z.strictObject({
    * The share of the event loop the status page, /metrics and unknown paths may take over the last second; beyond it
    * they get 429 at once, so a flood of them cannot starve inference. Health probes and admin are never refused.
    */
-  otherWorkShare: z.number().gt(0).max(1).default(0.2),
+  otherWorkShare: z.number().gt(0).max(1).default(0.1),
   /** Bearer token for /admin; without one, admin answers loopback callers only (gateway/admin/admin-token.ts). */
   adminToken: z.string().min(8).optional(),
   /**
