@@ -15,6 +15,7 @@ import type { RequestPath } from './gateway/v2/infer.js';
 import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
 import { Controller } from './policies/controller.js';
 import { Deployer } from './policies/deploy-pipeline.js';
+import { RolloutRunner } from './policies/rollout/rollout-runner.js';
 import { Router } from './policies/router.js';
 import { RouteSloRecorder } from './policies/slo-recorder.js';
 import { ModelStore } from './runtime/model-store.js';
@@ -45,6 +46,7 @@ export interface Slogate {
   readonly tracing: Tracing;
   /** Model revisions: deploy, rollback, describe. */
   readonly deployer: Deployer;
+  readonly rollouts: RolloutRunner;
   /** Listens on config.server.host:port (or the given port); returns the address. */
   listen(port?: number): Promise<string>;
   /**
@@ -102,7 +104,8 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     observed: true,
   };
   let warming = false;
-  const deployer = new Deployer({ config, store, runtime, metrics, logger });
+  const rollouts = new RolloutRunner({ runtime, store, metrics, logger, clock });
+  const deployer = new Deployer({ config, store, runtime, metrics, logger, rollouts });
   const app = await buildServer({
     config,
     runtime,
@@ -117,6 +120,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     tracing,
     requestPath: () => (warming ? WARMUP_PATH : live),
     deployer,
+    rollouts,
   });
   try {
     await runtime.start();
@@ -147,6 +151,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       // about to close (the kernel resets what is still in its accept queue then).
       admitting = false;
       controller.close();
+      rollouts.close();
       const drained = await runtime.drain(config.server.drainTimeoutMs);
       if (!drained)
         logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
@@ -171,6 +176,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     logger,
     tracing,
     deployer,
+    rollouts,
     async listen(port?: number) {
       return app.listen({ host: config.server.host, port: port ?? config.server.port });
     },

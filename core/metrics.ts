@@ -186,6 +186,32 @@ export class Metrics {
     labelNames: ['model', 'variant', 'result'] as const,
     registers: [this.registry],
   });
+  readonly rolloutPhase: Gauge<string> = new Gauge({
+    name: 'slogate_rollout_phase',
+    help: 'Phase of the rollout of a variant: 0 none, 1 shadow, 2 canary (docs/lifecycle.md).',
+    labelNames: ['model', 'variant'] as const,
+    registers: [this.registry],
+    collect: () => this.#collect(this.rolloutPhase),
+  });
+  readonly rolloutShare: Gauge<string> = new Gauge({
+    name: 'slogate_rollout_share',
+    help: "Share (0..1) of a variant's batches served by its active revision and by the candidate.",
+    labelNames: ['model', 'variant', 'revision'] as const,
+    registers: [this.registry],
+    collect: () => this.#collect(this.rolloutShare),
+  });
+  readonly rolloutEvents = new Counter({
+    name: 'slogate_rollout_events_total',
+    help: 'Rollout events (started, advanced, promoted, rolled-back, aborted), by model and variant.',
+    labelNames: ['model', 'variant', 'event'] as const,
+    registers: [this.registry],
+  });
+  readonly shadowRequests = new Counter({
+    name: 'slogate_shadow_requests_total',
+    help: 'Rows run on a candidate in shadow, by outcome (compared, agreed, dropped for lack of spare capacity).',
+    labelNames: ['model', 'variant', 'outcome'] as const,
+    registers: [this.registry],
+  });
 
   /** Creates a route's SLO and decision counters at zero, so rate() and burn-rate ratios exist before the first event. */
   initRoute(route: string): void {

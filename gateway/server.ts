@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Controller } from '../policies/controller.js';
 import type { Deployer } from '../policies/deploy-pipeline.js';
+import type { RolloutRunner } from '../policies/rollout/rollout-runner.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
@@ -43,6 +44,7 @@ export interface ServerDeps {
   readonly requestPath: () => RequestPath;
   /** The deploy pipeline behind /admin/models (absent: no revision endpoints). */
   readonly deployer?: Deployer | undefined;
+  readonly rollouts?: RolloutRunner | undefined;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -150,6 +152,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     adminToken: admin.token,
     wallOffsetMs: deps.wallOffsetMs ?? Date.now() - deps.clock.now(),
     deployer: deps.deployer,
+    rollouts: deps.rollouts,
     maxFileBytes: config.store.maxFileBytes,
   });
 

@@ -33,6 +33,7 @@ import { ReplicaPool } from './replica-pool.js';
 import { RuntimeRevisions } from './revisions.js';
 import type { BatchObservation, VariantQueueStats } from './scheduler.js';
 import { Scheduler } from './scheduler.js';
+import { TrafficSplit } from './traffic-split.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
 import type { WorkerVariant } from './worker/messages.js';
 
@@ -74,6 +75,8 @@ export class Runtime implements RuntimePort {
   readonly scheduler: Scheduler;
   /** Candidate revisions: load, run, sweep, activate, unload (the deploy pipeline's side of the runtime). */
   readonly revisions: RuntimeRevisions;
+  /** Candidate revisions serving a canary share or a shadow copy of a variant's batches (rollouts steer it). */
+  readonly split = new TrafficSplit();
   readonly #deps: RuntimeDeps;
   #state: RuntimeState = 'created';
   #provider = 'cpu';
@@ -158,6 +161,7 @@ export class Runtime implements RuntimePort {
       tracing: deps.tracing,
       logger: deps.logger,
       batchTimeout: config.runtime.batchTimeout,
+      split: this.split,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(variantKey(model, variant)).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>

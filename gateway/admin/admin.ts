@@ -9,12 +9,14 @@ import { SlogateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Deployer } from '../../policies/deploy-pipeline.js';
+import type { RolloutRunner } from '../../policies/rollout/rollout-runner.js';
 import type { Router, RouteState } from '../../policies/router.js';
 import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { sendError } from '../errors.js';
 import { isLoopbackHostHeader } from './admin-token.js';
 import { revisionsPlugin } from './revisions.js';
+import { rolloutsPlugin } from './rollouts.js';
 
 export interface AdminPluginOptions {
   readonly router: Router;
@@ -27,6 +29,8 @@ export interface AdminPluginOptions {
   readonly wallOffsetMs: number;
   /** Model revisions (deploy, rollback); their routes are absent without it. */
   readonly deployer?: Deployer | undefined;
+  /** Rollouts (list, pause, resume, abort); their routes are absent without it. */
+  readonly rollouts?: RolloutRunner | undefined;
   readonly maxFileBytes?: number;
 }
 
@@ -94,6 +98,7 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
 
   if (opts.deployer !== undefined)
     await app.register(revisionsPlugin, { deployer: opts.deployer, maxFileBytes: opts.maxFileBytes ?? 0 });
+  if (opts.rollouts !== undefined) await app.register(rolloutsPlugin, { rollouts: opts.rollouts });
 
   app.get('/admin/routes', async () => {
     const now = clock.now();
