@@ -20,7 +20,7 @@ export class Metrics {
   readonly requests = new Counter({
     name: 'slogate_requests_total',
     help: 'Inference requests answered or refused, by route, variant (the one that served or failed it; "none" when refused before one was chosen) and HTTP status class.',
-    labelNames: ['route', 'variant', 'code'] as const,
+    labelNames: ['route', 'variant', 'code', 'revision'] as const,
     registers: [this.registry],
   });
   readonly invalidRequests = new Counter({
@@ -32,7 +32,7 @@ export class Metrics {
   readonly requestDuration = new Histogram({
     name: 'slogate_request_duration_seconds',
     help: 'End-to-end inference latency inside the gateway, from request received to response sent.',
-    labelNames: ['route', 'variant'] as const,
+    labelNames: ['route', 'variant', 'revision'] as const,
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
   });

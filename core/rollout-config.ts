@@ -1,6 +1,7 @@
 // The rollout policy of a model (docs/lifecycle.md, "Rollouts"): how a revision that passed its gates meets live
 // traffic. `immediate` switches right after the gates; a policy object runs shadow and canary phases first.
 import { z } from 'zod';
+import { SlogateError } from './errors.js';
 
 export const RolloutPolicySchema = z.strictObject({
   /** Percent of the variant's batches also run on the candidate (answers compared, never returned); 0 skips shadow. */
@@ -32,3 +33,22 @@ export type RolloutPolicy = z.infer<typeof RolloutPolicySchema>;
 
 export const RolloutSchema = z.union([z.literal('immediate'), RolloutPolicySchema]).default('immediate');
 export type RolloutSetting = z.infer<typeof RolloutSchema>;
+
+/** A deploy's override (`X-Slogate-Rollout` header, `slogate deploy --rollout`): `immediate` or a policy as JSON. */
+export function parseRolloutOverride(text: string | undefined): RolloutSetting | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  if (text.trim() === 'immediate') return 'immediate';
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new SlogateError('SLOGATE_ERR_BAD_REQUEST', "the rollout override must be 'immediate' or a JSON policy");
+  }
+  const parsed = RolloutPolicySchema.safeParse(raw);
+  if (!parsed.success)
+    throw new SlogateError(
+      'SLOGATE_ERR_BAD_REQUEST',
+      `invalid rollout override: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  return parsed.data;
+}

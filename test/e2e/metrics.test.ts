@@ -70,8 +70,8 @@ class SteppedClock extends SystemClock {
 
 /** name, type, label names (without `le`) */
 const CONTRACT: readonly [string, string, readonly string[]][] = [
-  ['slogate_requests_total', 'counter', ['route', 'variant', 'code']],
-  ['slogate_request_duration_seconds', 'histogram', ['route', 'variant']],
+  ['slogate_requests_total', 'counter', ['route', 'variant', 'code', 'revision']],
+  ['slogate_request_duration_seconds', 'histogram', ['route', 'variant', 'revision']],
   ['slogate_queue_duration_seconds', 'histogram', ['variant']],
   ['slogate_inference_duration_seconds', 'histogram', ['variant']],
   ['slogate_batch_size', 'histogram', ['variant']],

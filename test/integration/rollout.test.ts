@@ -1,0 +1,186 @@
+// Rollouts under live load with real workers and the bad revisions of models/digits/revisions/: the slow one is
+// rolled back in its canary on latency, the one failing on some inputs on errors, the degraded one in shadow on
+// agreement (the accuracy gate made lenient), and a good one is promoted. Every request sent is answered.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { createSlogate, type Slogate } from '../../main.js';
+import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
+import { revisionOf } from '../../runtime/model-store.js';
+import { DIGITS_DIR, digitsConfig, EVAL_PATH, tempDir } from '../helpers.js';
+
+const REV_DIR = join(DIGITS_DIR, 'revisions');
+const file = (name: string) => readFileSync(join(REV_DIR, name));
+const TOKEN = 'test-admin-token';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const EVAL = readEvalSet(EVAL_PATH);
+/** Short phases so a rollout ends in seconds; latency judged with a wide margin (the host is shared). */
+const CANARY = { shadowPercent: 0, steps: [25, 100], bakeSeconds: 0.5, minRequests: 40, maxP99Increase: 3 };
+const SHADOW = { ...CANARY, shadowPercent: 50, shadowSeconds: 0.5 };
+const DEADLINE_MS = 60_000;
+
+function config(storeDir: string) {
+  return digitsConfig({
+    server: { host: '127.0.0.1', port: 0, logLevel: 'silent', warmup: { requests: 0 }, adminToken: TOKEN },
+    runtime: { workers: 1, profile: { enabled: false, samples: 5, budgetMs: 400, cacheDir: storeDir } },
+    store: { dir: storeDir, maxFileBytes: 3_000_000 },
+    models: {
+      digits: {
+        eval: EVAL_PATH,
+        metadata: join(DIGITS_DIR, 'model.yaml'),
+        maxBatch: 8,
+        // Lenient gates: these revisions must reach live traffic for the rollout to judge them.
+        maxAccuracyDrop: 0.2,
+        maxSlowdown: 1000,
+        rollout: CANARY,
+        variants: { small: { path: join(DIGITS_DIR, 'small.onnx') } },
+      },
+    },
+    routes: { digits: { model: 'digits', slo: { p99Ms: 2000 }, policy: { static: { variant: 'small' } } } },
+  });
+}
+
+interface Load {
+  stop(): Promise<{ sent: number; statuses: Map<number, number> }>;
+}
+
+/** Closed-loop load of eval rows from `workers` clients; `negativeEvery` > 0 makes every nth input hold a -1 pixel. */
+function load(sg: Slogate, workers: number, negativeEvery = 0): Load {
+  let running = true;
+  let sent = 0;
+  const statuses = new Map<number, number>();
+  const one = async () => {
+    while (running) {
+      const i = sent++;
+      const data = Array.from(evalRow(EVAL, i % EVAL.count));
+      if (negativeEvery > 0 && i % negativeEvery === 0) data[0] = -1;
+      const res = await sg.app.inject({
+        method: 'POST',
+        url: '/v2/models/digits/infer',
+        payload: { inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 784], data }] },
+      });
+      statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+    }
+  };
+  const loops = Array.from({ length: workers }, one);
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return { sent, statuses };
+    },
+  };
+}
+
+interface RolloutView {
+  revision: string;
+  state: string;
+  reason: string;
+  events: { event: string; reason: string }[];
+}
+
+async function finished(sg: Slogate, revision: string): Promise<RolloutView> {
+  const start = Date.now();
+  for (;;) {
+    const res = await sg.app.inject({ url: '/admin/rollouts', headers: auth });
+    const body = res.json() as { finished: RolloutView[] };
+    const done = body.finished.find((r) => r.revision === revision);
+    if (done !== undefined) return done;
+    if (Date.now() - start > DEADLINE_MS) throw new Error(`rollout of ${revision} did not finish: ${res.body}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function deploy(sg: Slogate, name: string, rollout?: object) {
+  return sg.app.inject({
+    method: 'POST',
+    url: '/admin/models/digits/variants/small/revisions',
+    headers: {
+      'content-type': 'application/octet-stream',
+      ...auth,
+      ...(rollout === undefined ? {} : { 'x-slogate-rollout': JSON.stringify(rollout) }),
+    },
+    payload: file(name),
+  });
+}
+
+function served(sg: Slogate): string {
+  return `sha256:${sg.runtime.model('digits').variants.get('small')?.sha256}`;
+}
+
+function stateOf(sg: Slogate, revision: string): string | undefined {
+  return sg.deployer.describe('digits').variants[0]?.revisions.find((r) => r.revision === revision)?.state;
+}
+
+describe('rollouts under live load', () => {
+  const dir = tempDir('slogate-rollout-');
+  let sg: Slogate;
+  let original: string;
+  before(async () => {
+    sg = await createSlogate({ config: config(dir), logger: pino({ level: 'silent' }), defaultMetrics: false });
+    original = served(sg);
+  });
+  after(async () => {
+    await sg.close();
+  });
+
+  const cases: [string, string, object | undefined, number, RegExp][] = [
+    [
+      'small-slow.onnx',
+      'latency',
+      undefined,
+      0,
+      /^canary 25%: p99 [\d.]+ ms vs active [\d.]+ ms at batch \d+, limit \+300%$/,
+    ],
+    [
+      'small-fails-on-negative.onnx',
+      'errors',
+      undefined,
+      5,
+      /^canary 25%: error rate [\d.]+ \(\d+ of \d+\) vs active 0\.0000 \(0 of \d+\), limit \+0\.0010$/,
+    ],
+    ['small-degraded.onnx', 'agreement', SHADOW, 0, /^shadow 50%: agreement 0\.\d+ \(\d+ of \d+ rows\), limit 0\.980$/],
+  ];
+  for (const [name, why, rollout, negativeEvery, reason] of cases)
+    test(`${name} is rolled back on ${why}; every request is answered by a revision that works`, async () => {
+      const traffic = load(sg, 4, negativeEvery);
+      const res = await deploy(sg, name, rollout);
+      assert.equal(res.statusCode, 202, res.body);
+      const revision = revisionOf(file(name));
+      const done = await finished(sg, revision);
+      const { sent, statuses } = await traffic.stop();
+      assert.equal(done.state, 'rolled-back', done.reason);
+      assert.match(done.reason, reason);
+      assert.deepEqual([...statuses.keys()], [200], `statuses ${JSON.stringify([...statuses])} of ${sent}`);
+      assert.equal(served(sg), original);
+      assert.equal(stateOf(sg, revision), 'rolled-back');
+      assert.equal(sg.runtime.split.get('digits', 'small'), undefined);
+    });
+
+  test('a good revision goes through shadow and every canary step and is promoted', async () => {
+    const traffic = load(sg, 4);
+    const res = await deploy(sg, 'small-reexport.onnx', SHADOW);
+    assert.equal(res.statusCode, 202, res.body);
+    const revision = revisionOf(file('small-reexport.onnx'));
+    const done = await finished(sg, revision);
+    const { sent, statuses } = await traffic.stop();
+    assert.equal(done.state, 'promoted', done.reason);
+    assert.deepEqual(
+      done.events.map((e) => e.event),
+      ['started', 'advanced', 'advanced', 'promoted'],
+    );
+    assert.deepEqual([...statuses.keys()], [200], `statuses ${JSON.stringify([...statuses])} of ${sent}`);
+    assert.equal(served(sg), revision);
+    assert.equal(stateOf(sg, revision), 'active');
+    const metrics = (await sg.app.inject({ url: '/metrics' })).body;
+    assert.match(metrics, /slogate_rollout_events_total\{model="digits",variant="small",event="promoted"\} 1/);
+    assert.match(metrics, /slogate_rollout_events_total\{model="digits",variant="small",event="rolled-back"\} 3/);
+    assert.match(
+      metrics,
+      /slogate_requests_total\{route="digits",variant="digits\/small",code="2xx",revision="candidate"\} [1-9]/,
+    );
+    assert.match(metrics, /slogate_shadow_requests_total\{model="digits",variant="small",outcome="compared"\} \d+/);
+  });
+});
