@@ -6,7 +6,24 @@ import type { RolloutPolicy } from '../../core/rollout-config.js';
 export interface LatencyAtBatch {
   readonly rows: number;
   readonly samples: number;
+  readonly p50Ms: number;
+  readonly p75Ms: number;
+  readonly p90Ms: number;
+  readonly p95Ms: number;
   readonly p99Ms: number;
+}
+
+type TailKey = 'p75Ms' | 'p90Ms' | 'p95Ms' | 'p99Ms';
+
+/**
+ * The highest quantile with at least five of `n` samples above it: the p99 of fewer than 500 samples is decided by a
+ * handful of stalls on a busy host, so a judgement on fewer samples uses a lower tail quantile and says which.
+ */
+export function tailQuantile(n: number): { key: TailKey; name: string } {
+  if (n >= 500) return { key: 'p99Ms', name: 'p99' };
+  if (n >= 100) return { key: 'p95Ms', name: 'p95' };
+  if (n >= 50) return { key: 'p90Ms', name: 'p90' };
+  return { key: 'p75Ms', name: 'p75' };
 }
 
 export interface RevisionEvidence {
@@ -59,15 +76,19 @@ export function decideRollout(s: RolloutSnapshot): RolloutDecision {
   const readyAtMs = s.phaseStartedMs + bakeMs;
   const seen = s.phase === 'shadow' ? s.shadow.comparedRows : s.candidate.requests;
   const need = s.policy.minRequests;
-  if (s.nowMs < readyAtMs || seen < need) {
+  // Without any live batches of the active revision (a first step at 100%) there is nothing to compare with.
+  const comparable =
+    comparableBatch(s) !== undefined || !s.active.latency.some((a) => a.samples >= MIN_LATENCY_SAMPLES);
+  if (s.nowMs < readyAtMs || seen < need || !comparable) {
     const waits: string[] = [];
     if (s.nowMs < readyAtMs) waits.push(`bake ${fmt1((readyAtMs - s.nowMs) / 1000)} s more`);
     if (seen < need)
       waits.push(
         `${seen} of ${need} ${s.phase === 'shadow' ? 'shadowed rows' : 'requests'}${s.phase === 'shadow' && s.shadow.dropped > 0 ? ` (${s.shadow.dropped} shadow runs dropped for lack of capacity)` : ''}`,
       );
+    if (!comparable) waits.push(`latency: ${latencyWant(s)}`);
     const d: RolloutDecision = { action: 'wait', reason: `${where}: ${waits.join(', ')}` };
-    return s.nowMs < readyAtMs && seen >= need ? { ...d, untilMs: readyAtMs } : d;
+    return s.nowMs < readyAtMs && seen >= need && comparable ? { ...d, untilMs: readyAtMs } : d;
   }
   const evidence = summary(s);
   if (s.phase === 'canary' && s.step >= s.policy.steps.length - 1)
@@ -99,13 +120,24 @@ function judgeAgreement(s: RolloutSnapshot, where: string): string | undefined {
   return `${where}: agreement ${fmt3(comparedRows === 0 ? 0 : agreedRows / comparedRows)} (${agreedRows} of ${comparedRows} rows), limit ${fmt3(s.policy.minAgreement)}`;
 }
 
-/** p99 at the batch size both revisions ran most, once each has MIN_LATENCY_SAMPLES batches of it. */
+/**
+ * The tail (p99 given enough samples, see tailQuantile) at the batch size both revisions ran most, once each has
+ * MIN_LATENCY_SAMPLES batches of it; the p50 is held to the same limit, as a stall-proof check of the same slowdown.
+ */
 function judgeLatency(s: RolloutSnapshot, where: string): string | undefined {
   const at = comparableBatch(s);
   if (at === undefined) return undefined;
   const { c, a } = at;
-  if (c.p99Ms <= a.p99Ms * (1 + s.policy.maxP99Increase)) return undefined;
-  return `${where}: p99 ${fmt1(c.p99Ms)} ms vs active ${fmt1(a.p99Ms)} ms at batch ${c.rows}, limit +${Math.round(s.policy.maxP99Increase * 100)}%`;
+  const limit = 1 + s.policy.maxP99Increase;
+  const tail = tailQuantile(Math.min(c.samples, a.samples));
+  const q =
+    c[tail.key] > a[tail.key] * limit
+      ? { name: tail.name, cm: c[tail.key], am: a[tail.key] }
+      : c.p50Ms > a.p50Ms * limit
+        ? { name: 'p50', cm: c.p50Ms, am: a.p50Ms }
+        : undefined;
+  if (q === undefined) return undefined;
+  return `${where}: ${q.name} ${fmt1(q.cm)} ms vs active ${fmt1(q.am)} ms at batch ${c.rows}, limit +${Math.round(s.policy.maxP99Increase * 100)}%`;
 }
 
 function comparableBatch(s: RolloutSnapshot): { c: LatencyAtBatch; a: LatencyAtBatch } | undefined {
@@ -119,6 +151,15 @@ function comparableBatch(s: RolloutSnapshot): { c: LatencyAtBatch; a: LatencyAtB
   return best;
 }
 
+/** What the latency comparison still lacks: batches of one size run by both revisions. */
+function latencyWant(s: RolloutSnapshot): string {
+  let most = 0;
+  for (const c of s.candidate.latency)
+    if (s.active.latency.some((a) => a.rows === c.rows && a.samples >= MIN_LATENCY_SAMPLES))
+      most = Math.max(most, c.samples);
+  return `${most} of ${MIN_LATENCY_SAMPLES} candidate batches at a size the active revision ran`;
+}
+
 function summary(s: RolloutSnapshot): string {
   const parts = [`${s.candidate.requests} requests, ${s.candidate.errors} errors`];
   if (s.phase === 'shadow')
@@ -126,11 +167,10 @@ function summary(s: RolloutSnapshot): string {
       `agreement ${fmt3(s.shadow.comparedRows === 0 ? 1 : s.shadow.agreedRows / s.shadow.comparedRows)} over ${s.shadow.comparedRows} rows`,
     );
   const at = comparableBatch(s);
-  parts.push(
-    at === undefined
-      ? 'latency not comparable yet'
-      : `p99 ${fmt1(at.c.p99Ms)} ms vs active ${fmt1(at.a.p99Ms)} ms at batch ${at.c.rows}`,
-  );
+  if (at !== undefined) {
+    const t = tailQuantile(Math.min(at.c.samples, at.a.samples));
+    parts.push(`${t.name} ${fmt1(at.c[t.key])} ms vs active ${fmt1(at.a[t.key])} ms at batch ${at.c.rows}`);
+  }
   return parts.join(', ');
 }
 

@@ -28,8 +28,17 @@ class RevisionWindow {
     const latency: LatencyAtBatch[] = [];
     for (const [rows, list] of [...this.#samples].sort((a, b) => a[0] - b[0])) {
       const sorted = [...list].sort((a, b) => a - b);
-      const i = Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1);
-      latency.push({ rows, samples: sorted.length, p99Ms: sorted[Math.max(0, i)] as number });
+      const at = (q: number) =>
+        sorted[Math.max(0, Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1))] as number;
+      latency.push({
+        rows,
+        samples: sorted.length,
+        p50Ms: at(0.5),
+        p75Ms: at(0.75),
+        p90Ms: at(0.9),
+        p95Ms: at(0.95),
+        p99Ms: at(0.99),
+      });
     }
     return { requests: this.requests, errors: this.errors, latency };
   }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
+import { rolloutCommand } from '../../cli-rollout.js';
 import { createSlogate, type Slogate } from '../../main.js';
 import { evalRow, readEvalSet } from '../../runtime/eval-set.js';
 import { revisionOf } from '../../runtime/model-store.js';
@@ -17,7 +18,7 @@ const TOKEN = 'test-admin-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const EVAL = readEvalSet(EVAL_PATH);
 /** Short phases so a rollout ends in seconds; latency judged with a wide margin (the host is shared). */
-const CANARY = { shadowPercent: 0, steps: [25, 100], bakeSeconds: 0.5, minRequests: 40, maxP99Increase: 3 };
+const CANARY = { shadowPercent: 0, steps: [25, 100], bakeSeconds: 0.5, minRequests: 40, maxP99Increase: 1 };
 const SHADOW = { ...CANARY, shadowPercent: 50, shadowSeconds: 0.5 };
 const DEADLINE_MS = 60_000;
 
@@ -132,7 +133,7 @@ describe('rollouts under live load', () => {
       'latency',
       undefined,
       0,
-      /^canary 25%: p99 [\d.]+ ms vs active [\d.]+ ms at batch \d+, limit \+300%$/,
+      /^canary 25%: p(50|75|90|95|99) [\d.]+ ms vs active [\d.]+ ms at batch \d+, limit \+100%$/,
     ],
     [
       'small-fails-on-negative.onnx',
@@ -145,13 +146,13 @@ describe('rollouts under live load', () => {
   ];
   for (const [name, why, rollout, negativeEvery, reason] of cases)
     test(`${name} is rolled back on ${why}; every request is answered by a revision that works`, async () => {
-      const traffic = load(sg, 4, negativeEvery);
+      const traffic = load(sg, 8, negativeEvery);
       const res = await deploy(sg, name, rollout);
       assert.equal(res.statusCode, 202, res.body);
       const revision = revisionOf(file(name));
       const done = await finished(sg, revision);
       const { sent, statuses } = await traffic.stop();
-      assert.equal(done.state, 'rolled-back', done.reason);
+      assert.equal(done.state, 'rolled-back', JSON.stringify(done.events));
       assert.match(done.reason, reason);
       assert.deepEqual([...statuses.keys()], [200], `statuses ${JSON.stringify([...statuses])} of ${sent}`);
       assert.equal(served(sg), original);
@@ -160,7 +161,7 @@ describe('rollouts under live load', () => {
     });
 
   test('a good revision goes through shadow and every canary step and is promoted', async () => {
-    const traffic = load(sg, 4);
+    const traffic = load(sg, 8);
     const res = await deploy(sg, 'small-reexport.onnx', SHADOW);
     assert.equal(res.statusCode, 202, res.body);
     const revision = revisionOf(file('small-reexport.onnx'));
@@ -182,5 +183,35 @@ describe('rollouts under live load', () => {
       /slogate_requests_total\{route="digits",variant="digits\/small",code="2xx",revision="candidate"\} [1-9]/,
     );
     assert.match(metrics, /slogate_shadow_requests_total\{model="digits",variant="small",outcome="compared"\} \d+/);
+  });
+
+  test('slogate rollout status, pause and abort: the candidate stops at once, the active one keeps serving', async () => {
+    const address = await sg.listen(0);
+    const out: string[] = [];
+    const io = { token: TOKEN, out: (t: string) => out.push(t) };
+    const before = served(sg);
+    const traffic = load(sg, 2);
+    const res = await deploy(sg, 'small-fails-at-run.onnx', { ...CANARY, steps: [100], bakeSeconds: 3600 });
+    // Every batch of this revision fails: the gates (latency sweep) refuse it before any rollout.
+    assert.equal(res.statusCode, 422, res.body);
+    const slow = await deploy(sg, 'small-degraded.onnx', { ...CANARY, steps: [5], bakeSeconds: 3600 });
+    assert.equal(slow.statusCode, 202, slow.body);
+    const flags = ['--url', address, '--model', 'digits', '--variant', 'small'];
+    assert.equal(await rolloutCommand(['pause', ...flags], io), 0);
+    assert.equal(await rolloutCommand(['status', '--url', address], io), 0);
+    assert.match(
+      out.at(-1) ?? '',
+      /digits\/small sha256:[0-9a-f]{12}: canary 5% \(paused\)\n {2}evidence: .*\n {2}next: wait: canary 5%: paused/,
+    );
+    assert.equal(await rolloutCommand(['abort', ...flags], io), 0);
+    assert.equal(sg.runtime.split.get('digits', 'small'), undefined);
+    const done = await finished(sg, revisionOf(file('small-degraded.onnx')));
+    const { statuses } = await traffic.stop();
+    assert.equal(done.state, 'aborted');
+    assert.match(done.reason, /^aborted by admin API/);
+    assert.deepEqual([...statuses.keys()], [200]);
+    assert.equal(served(sg), before);
+    assert.equal(await rolloutCommand(['abort', ...flags], io), 1);
+    assert.match(out.at(-1) ?? '', /^SLOGATE_ERR_ROLLOUT_NOT_FOUND/);
   });
 });

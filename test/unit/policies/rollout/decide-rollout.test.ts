@@ -6,10 +6,20 @@ import {
   decideRollout,
   type RevisionEvidence,
   type RolloutSnapshot,
+  tailQuantile,
 } from '../../../../policies/rollout/decide-rollout.js';
 
 const policy = RolloutPolicySchema.parse({});
-const lat = (rows: number, samples: number, p99Ms: number) => ({ rows, samples, p99Ms });
+/** Service time at one batch size: every tail quantile at `tailMs`. */
+const lat = (rows: number, samples: number, tailMs: number, p50Ms = tailMs / 2) => ({
+  rows,
+  samples,
+  p50Ms,
+  p75Ms: tailMs,
+  p90Ms: tailMs,
+  p95Ms: tailMs,
+  p99Ms: tailMs,
+});
 const ev = (requests: number, errors = 0, latency: RevisionEvidence['latency'] = []): RevisionEvidence => ({
   requests,
   errors,
@@ -31,6 +41,17 @@ function snap(over: Partial<RolloutSnapshot>): RolloutSnapshot {
   };
 }
 
+describe('tailQuantile', () => {
+  for (const [n, name] of [
+    [20, 'p75'],
+    [50, 'p90'],
+    [100, 'p95'],
+    [499, 'p95'],
+    [500, 'p99'],
+  ] as const)
+    test(`${n} samples: ${name}`, () => assert.equal(tailQuantile(n).name, name));
+});
+
 describe('decideRollout', () => {
   const cases: [string, Partial<RolloutSnapshot>, string, RegExp][] = [
     ['healthy step after its bake: advance', {}, 'advance', /^canary 25% held 30\.0 s: 500 requests, 0 errors/],
@@ -38,7 +59,7 @@ describe('decideRollout', () => {
       'last step after its bake: promote',
       { step: 3 },
       'promote',
-      /^canary 100% held 30\.0 s: .*p99 12\.5 ms vs active 12\.1 ms at batch 4/,
+      /^canary 100% held 30\.0 s: .*p75 12\.5 ms vs active 12\.1 ms at batch 4/,
     ],
     ['bake time not over: wait', { nowMs: 10_000 }, 'wait', /^canary 25%: bake 20\.0 s more$/],
     [
@@ -49,10 +70,16 @@ describe('decideRollout', () => {
     ],
     ['paused: wait', { paused: true }, 'wait', /^canary 25%: paused$/],
     [
-      'p99 over the limit: roll back, even before the bake ends',
-      { nowMs: 5_000, candidate: ev(120, 0, [lat(4, 30, 31.2)]) },
+      'p99 over the limit on 500 batches each: roll back, even before the bake ends',
+      { nowMs: 5_000, candidate: ev(2000, 0, [lat(4, 500, 31.2)]), active: ev(9000, 0, [lat(4, 512, 12.1)]) },
       'roll-back',
       /^canary 25%: p99 31\.2 ms vs active 12\.1 ms at batch 4, limit \+20%$/,
+    ],
+    [
+      'tail over the limit on 30 batches: judged on the p75 (five samples above it, not one stall)',
+      { nowMs: 5_000, candidate: ev(120, 0, [lat(4, 30, 31.2)]) },
+      'roll-back',
+      /^canary 25%: p75 31\.2 ms vs active 12\.1 ms at batch 4, limit \+20%$/,
     ],
     [
       'p99 over the limit on too few batches: not judged yet',
@@ -61,10 +88,28 @@ describe('decideRollout', () => {
       /^canary 25%: bake/,
     ],
     [
+      'no batch size both ran 20 times: wait for latency evidence, however long the bake',
+      { candidate: ev(500, 0, [lat(4, 19, 12), lat(2, 40, 12)]) },
+      'wait',
+      /^canary 25%: latency: 19 of 20 candidate batches at a size the active revision ran$/,
+    ],
+    [
+      'p50 over the limit while a stall lifted the active p99: roll back on the p50',
+      { candidate: ev(500, 0, [lat(4, 40, 31, 30)]), active: ev(2000, 0, [lat(4, 200, 40, 6)]) },
+      'roll-back',
+      /^canary 25%: p50 30\.0 ms vs active 6\.0 ms at batch 4, limit \+20%$/,
+    ],
+    [
+      'a first step at 100%: the active revision ran no batches, latency is not compared',
+      { step: 3, active: ev(0), candidate: ev(500, 0, [lat(4, 40, 99)]) },
+      'promote',
+      /^canary 100% held 30\.0 s: 500 requests, 0 errors$/,
+    ],
+    [
       'p99 within the limit',
       { candidate: ev(500, 0, [lat(4, 40, 14.5)]) },
       'advance',
-      /p99 14\.5 ms vs active 12\.1 ms/,
+      /p75 14\.5 ms vs active 12\.1 ms/,
     ],
     [
       'compared at the batch size both ran most',
@@ -80,7 +125,7 @@ describe('decideRollout', () => {
     ],
     [
       'errors no worse than the active revision: fine',
-      { candidate: ev(1000, 1), active: ev(1000, 1) },
+      { candidate: ev(1000, 1, [lat(4, 40, 12)]), active: ev(1000, 1, [lat(4, 40, 12)]) },
       'advance',
       /1 errors/,
     ],
@@ -106,7 +151,7 @@ describe('decideRollout', () => {
         shadow: { comparedRows: 60, agreedRows: 56, dropped: 0 },
       },
       'wait',
-      /^shadow 5%: bake 59\.0 s more, 60 of 200 shadowed rows$/,
+      /^shadow 5%: bake 59\.0 s more, 60 of 200 shadowed rows, latency: 0 of 20 candidate batches at a size/,
     ],
     [
       'shadow starved of capacity: wait, saying so',
@@ -126,7 +171,7 @@ describe('decideRollout', () => {
         phase: 'shadow',
         step: 0,
         nowMs: 61_000,
-        candidate: ev(300),
+        candidate: ev(300, 0, [lat(4, 75, 12)]),
         shadow: { comparedRows: 300, agreedRows: 299, dropped: 0 },
       },
       'advance',
