@@ -90,7 +90,17 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
-  const controller = new Controller({ config, runtime, router, clock, metrics, logger, pricePerSlotMs });
+  const rollouts = new RolloutRunner({ runtime, store, metrics, logger, clock });
+  const controller = new Controller({
+    config,
+    runtime,
+    router,
+    clock,
+    metrics,
+    logger,
+    pricePerSlotMs,
+    rolloutNote: (model, variant) => rollouts.note(model, variant),
+  });
   router.setDecisionSource(controller);
   const live: RequestPath = {
     gate: controller.gate,
@@ -104,7 +114,6 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     observed: true,
   };
   let warming = false;
-  const rollouts = new RolloutRunner({ runtime, store, metrics, logger, clock });
   const deployer = new Deployer({ config, store, runtime, metrics, logger, rollouts });
   const app = await buildServer({
     config,

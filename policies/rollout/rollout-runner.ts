@@ -187,6 +187,18 @@ export class RolloutRunner {
     };
   }
 
+  /** For the engine's decision reason: the variant's rollout and the profile it plans with. */
+  note(model: string, variant: string): string | undefined {
+    const r = this.#running.get(variantKey(model, variant));
+    if (r === undefined) return undefined;
+    const share = r.phase === 'shadow' ? `shadow ${r.policy.shadowPercent}%` : `${r.policy.steps[r.step]}% canary`;
+    const c = r.candidatePoints?.at(-1);
+    const a = r.activePoints?.find((p) => p.rows === c?.rows);
+    if (c === undefined || a === undefined) return `${variant} at ${share}`;
+    const slower = c.p99Ms >= a.p99Ms ? `the candidate's ${c.p99Ms.toFixed(1)}` : `the active's ${a.p99Ms.toFixed(1)}`;
+    return `${variant} at ${share}: planning with ${slower} ms at batch ${c.rows}`;
+  }
+
   /** Whether the variant is in a rollout (a second deploy waits for it to finish). */
   running(model: string, variant: string): boolean {
     return this.#running.has(variantKey(model, variant));

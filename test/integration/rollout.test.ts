@@ -203,6 +203,17 @@ describe('rollouts under live load', () => {
       out.at(-1) ?? '',
       /digits\/small sha256:[0-9a-f]{12}: canary 5% \(paused\)\n {2}evidence: .*\n {2}next: wait: canary 5%: paused/,
     );
+    const reason = async () => {
+      const routes = (await sg.app.inject({ url: '/admin/routes', headers: auth })).json() as {
+        routes: { decision: { reason: string } | null }[];
+      };
+      return routes.routes[0]?.decision?.reason ?? '';
+    };
+    const t0 = Date.now();
+    while (!/small at 5% canary: planning with the (candidate|active)'s [\d.]+ ms at batch \d+/.test(await reason())) {
+      assert.ok(Date.now() - t0 < 10_000, `the decision's reason never named the rollout: ${await reason()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     assert.equal(await rolloutCommand(['abort', ...flags], io), 0);
     assert.equal(sg.runtime.split.get('digits', 'small'), undefined);
     const done = await finished(sg, revisionOf(file('small-degraded.onnx')));
