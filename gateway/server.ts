@@ -165,6 +165,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger: log,
     version: deps.version,
     revisions: deps.deployer === undefined ? undefined : () => deps.deployer?.statusRows() ?? [],
+    rollouts: deps.rollouts === undefined ? undefined : () => deps.rollouts?.statusRows() ?? [],
   });
 
   app.get('/metrics', async (_req, reply) => {

@@ -199,6 +199,34 @@ export class RolloutRunner {
     return `${variant} at ${share}: planning with ${slower} ms at batch ${c.rows}`;
   }
 
+  /** One row per running rollout, then the finished ones, for the status page: shares, evidence, what comes next. */
+  statusRows(): {
+    variant: string;
+    revision: string;
+    state: string;
+    share: string;
+    evidence: string;
+    reason: string;
+  }[] {
+    const { running, finished } = this.list();
+    const row = (r: (typeof finished)[number], evidence: string, reason: string) => ({
+      variant: variantKey(r.model, r.variant),
+      revision: r.revision.slice(0, 19),
+      state: r.paused ? 'paused' : r.state,
+      share: r.phase === 'shadow' ? `shadow ${r.shadowPercent}%` : `canary ${r.canaryPercent}%`,
+      evidence,
+      reason,
+    });
+    return [
+      ...running.map((r) => {
+        const { candidate: c, shadow: s } = r.snapshot;
+        const ev = `${c.requests} requests, ${c.errors} errors${r.phase === 'shadow' ? `; ${s.agreedRows}/${s.comparedRows} rows agree, ${s.dropped} dropped` : ''}`;
+        return row(r, ev, `${r.next.action}: ${r.next.reason}`);
+      }),
+      ...finished.map((r) => row(r, '', r.reason)),
+    ];
+  }
+
   /** Whether the variant is in a rollout (a second deploy waits for it to finish). */
   running(model: string, variant: string): boolean {
     return this.#running.has(variantKey(model, variant));
