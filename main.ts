@@ -90,7 +90,16 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   metrics.onCollect(metrics.p99Target, () => {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
-  const rollouts = new RolloutRunner({ runtime, store, metrics, logger, clock });
+  const rollouts = new RolloutRunner({
+    runtime,
+    store,
+    metrics,
+    logger,
+    clock,
+    variants: Object.entries(config.models).flatMap(([model, m]) =>
+      Object.keys(m.variants).map((variant) => ({ model, variant })),
+    ),
+  });
   const controller = new Controller({
     config,
     runtime,

@@ -38,6 +38,8 @@ export interface RolloutRunnerDeps {
   readonly clock: Clock;
   /** Wall clock for the recorded times (ms since the epoch). */
   readonly wallNow?: () => number;
+  /** The variants that may roll out: their series exist at zero before the first rollout (rate() needs them). */
+  readonly variants?: readonly { model: string; variant: string }[];
 }
 
 export interface RolloutStart {
@@ -87,13 +89,24 @@ export class RolloutRunner {
         this.#running.get(variantKey(s.model, s.variant))?.evidence.onShadow(s);
       },
     });
+    const variants = deps.variants ?? [];
+    for (const { model, variant } of variants) {
+      for (const e of ['started', 'advanced', 'promoted', 'rolled-back', 'aborted'])
+        deps.metrics.rolloutEvents.labels(model, variant, e).inc(0);
+      for (const o of ['compared', 'agreed', 'dropped']) deps.metrics.shadowRequests.labels(model, variant, o).inc(0);
+    }
     deps.metrics.onCollect(deps.metrics.rolloutPhase, () => {
       deps.metrics.rolloutPhase.reset();
+      for (const { model, variant } of variants) deps.metrics.rolloutPhase.labels(model, variant).set(0);
       for (const r of this.#running.values())
         deps.metrics.rolloutPhase.labels(r.candidate.model, r.candidate.variant).set(r.phase === 'shadow' ? 1 : 2);
     });
     deps.metrics.onCollect(deps.metrics.rolloutShare, () => {
       deps.metrics.rolloutShare.reset();
+      for (const { model, variant } of variants) {
+        deps.metrics.rolloutShare.labels(model, variant, 'active').set(1);
+        deps.metrics.rolloutShare.labels(model, variant, 'candidate').set(0);
+      }
       for (const r of this.#running.values()) {
         const share = this.#canaryShare(r);
         deps.metrics.rolloutShare.labels(r.candidate.model, r.candidate.variant, 'candidate').set(share);
