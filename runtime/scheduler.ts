@@ -518,17 +518,19 @@ export class Scheduler {
     const batch = current();
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     const code = toSlogateError(err).code;
-    this.#guard('traffic split', () =>
-      this.#split?.reportBatch({
-        model: vq.model,
-        variant: vq.variant,
-        role: 'candidate',
-        rows,
-        requests: batch.length,
-        computeMs: undefined,
-        error: code,
-      }),
-    );
+    // A shutdown is nobody's fault: not evidence against the candidate.
+    if (code !== 'SLOGATE_ERR_SHUTTING_DOWN')
+      this.#guard('traffic split', () =>
+        this.#split?.reportBatch({
+          model: vq.model,
+          variant: vq.variant,
+          role: 'candidate',
+          rows,
+          requests: batch.length,
+          computeMs: undefined,
+          error: code,
+        }),
+      );
     const r = this.#pool.pick() ?? this.#pool.replicas.find((x) => x.state === 'ready');
     if (r === undefined || batch.length === 0) {
       this.#failed(vq, batch, err, span);
@@ -576,7 +578,8 @@ export class Scheduler {
       inputs,
       outputs: [first.name],
       rows,
-      transfer: batch.length > 1,
+      // Kept, not moved: the pool retries a batch whose replica failed with the same task.
+      transfer: false,
       revision,
     };
     const t0 = this.#clock.now();
