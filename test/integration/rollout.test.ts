@@ -235,3 +235,36 @@ describe('rollouts under live load', () => {
     assert.match(out.at(-1) ?? '', /^SLOGATE_ERR_ROLLOUT_NOT_FOUND/);
   });
 });
+
+describe('a restart in the middle of a rollout', () => {
+  test('comes back serving the active revision; the rollout is marked aborted (candidate rolled-back)', async () => {
+    const dir = tempDir('slogate-rollout-restart-');
+    const first = await createSlogate({
+      config: config(dir),
+      logger: pino({ level: 'silent' }),
+      defaultMetrics: false,
+    });
+    const original = served(first);
+    const res = await deploy(first, 'small-reexport.onnx', { ...CANARY, bakeSeconds: 3600 });
+    assert.equal(res.statusCode, 202, res.body);
+    assert.equal((await first.app.inject({ url: '/admin/rollouts', headers: auth })).json().running.length, 1);
+    await first.close();
+    const second = await createSlogate({
+      config: config(dir),
+      logger: pino({ level: 'silent' }),
+      defaultMetrics: false,
+    });
+    try {
+      assert.equal(served(second), original);
+      const revision = revisionOf(file('small-reexport.onnx'));
+      assert.equal(stateOf(second, revision), 'rolled-back');
+      assert.equal(second.deployer.describe('digits').history.at(-1)?.why, 'rollout aborted by a restart');
+      assert.deepEqual((await second.app.inject({ url: '/admin/rollouts', headers: auth })).json().running, []);
+      // The variant takes a deploy again.
+      const again = await deploy(second, 'small-reexport.onnx', { ...CANARY, steps: [100], bakeSeconds: 0 });
+      assert.equal(again.statusCode, 202, again.body);
+    } finally {
+      await second.close();
+    }
+  });
+});
