@@ -5,8 +5,9 @@ import { parseArgs } from 'node:util';
 import type { Config } from './core/config.js';
 import type { PlanStep } from './policies/apply-plan.js';
 
-export const REVISIONS_USAGE = `  slogate deploy --url URL --model M --variant V --file F.onnx [--reason TEXT]
+export const REVISIONS_USAGE = `  slogate deploy --url URL --model M --variant V --file F.onnx [--reason TEXT] [--rollout immediate|JSON]
                                                      upload a new revision; it goes live once it passes its gates
+                                                     (and its rollout, docs/lifecycle.md)
   slogate rollback --url URL --model M --variant V [--to sha256:...]
                                                      return the variant to its previous (or the given) revision
   slogate revisions --url URL --model M [--json]     a model's variants, active revisions, gates and history
@@ -18,14 +19,14 @@ export interface ClientIo {
   readonly out: (text: string) => void;
 }
 
-interface Answer {
+export interface Answer {
   readonly status: number;
   readonly body: Record<string, unknown>;
   /** The error code header of a V2 error answer. */
   readonly code: string | null;
 }
 
-async function call(url: string, init: RequestInit, io: ClientIo): Promise<Answer> {
+export async function call(url: string, init: RequestInit, io: ClientIo): Promise<Answer> {
   const headers = new Headers(init.headers);
   if (io.token !== undefined && io.token !== '') headers.set('authorization', `Bearer ${io.token}`);
   const res = await fetch(url, { ...init, headers });
@@ -58,6 +59,7 @@ export async function revisionsCommand(cmd: string, argv: string[], io: ClientIo
       file: { type: 'string' },
       to: { type: 'string' },
       reason: { type: 'string' },
+      rollout: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -75,6 +77,7 @@ export async function revisionsCommand(cmd: string, argv: string[], io: ClientIo
         headers: {
           'content-type': 'application/octet-stream',
           'x-slogate-reason': values.reason ?? `slogate deploy ${values.file}`,
+          ...(values.rollout === undefined ? {} : { 'x-slogate-rollout': values.rollout }),
         },
         body: bytes,
       },

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSchedule, type LoadSpec, parsePattern, parseTrace } from './bench/schedule.js';
 import { APPLY_USAGE, applyCommand, REVISIONS_USAGE, revisionsCommand, UsageError } from './cli-revisions.js';
+import { ROLLOUT_USAGE, rolloutCommand } from './cli-rollout.js';
 import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
@@ -45,7 +46,7 @@ Usage:
                                                      replay arrivals through the real engine and scheduler on a simulated clock
   slogate bench --url URL --route R [options]        load-test any V2 endpoint (slogate bench --help)
   slogate bench compare --config FILE --scenario S   compare policies side by side in one run
-${REVISIONS_USAGE}${APPLY_USAGE}  slogate --version | --help
+${REVISIONS_USAGE}${ROLLOUT_USAGE}${APPLY_USAGE}  slogate --version | --help
 `;
 
 function fail(msg: string, code = 2): never {
@@ -487,6 +488,15 @@ export async function main(argv: string[]): Promise<void> {
         revisionOfFile: async (path: string) => `sha256:${await sha256File(path)}`,
       });
       const status = await applyCommand(rest, io, inputs).catch((err: unknown) => {
+        if (err instanceof UsageError) fail(err.message);
+        throw err;
+      });
+      if (status !== 0) process.exit(status);
+      return;
+    }
+    case 'rollout': {
+      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
+      const status = await rolloutCommand(rest, io).catch((err: unknown) => {
         if (err instanceof UsageError) fail(err.message);
         throw err;
       });

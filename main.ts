@@ -20,6 +20,7 @@ import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
 import { ConfigApplier, liveConfig } from './policies/apply-executor.js';
 import { Controller } from './policies/controller.js';
 import { Deployer } from './policies/deploy-pipeline.js';
+import { RolloutRunner } from './policies/rollout/rollout-runner.js';
 import { Router } from './policies/router.js';
 import { RouteSloRecorder } from './policies/slo-recorder.js';
 import { ModelStore } from './runtime/model-store.js';
@@ -56,6 +57,7 @@ export interface Slogate {
   readonly applier: ConfigApplier;
   /** The config file watch (server.watchConfig with a config file), else undefined. */
   readonly configWatch: ConfigWatch | undefined;
+  readonly rollouts: RolloutRunner;
   /** Listens on config.server.host:port (or the given port); returns the address. */
   listen(port?: number): Promise<string>;
   /**
@@ -100,6 +102,16 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     for (const r of router.routes.values()) metrics.p99Target.labels(r.name).set(r.config.slo.p99Ms / 1000);
   });
   const otherWork = new OtherWorkMeter(clock, new OtherWorkBudget(clock, config.server.otherWorkShare));
+  const rollouts = new RolloutRunner({
+    runtime,
+    store,
+    metrics,
+    logger,
+    clock,
+    variants: Object.entries(config.models).flatMap(([model, m]) =>
+      Object.keys(m.variants).map((variant) => ({ model, variant })),
+    ),
+  });
   const controller = new Controller({
     config,
     runtime,
@@ -109,6 +121,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     logger,
     pricePerSlotMs,
     otherWorkMs: () => otherWork.takeMs(),
+    rolloutNote: (model, variant) => rollouts.note(model, variant),
   });
   router.setDecisionSource(controller);
   const live: RequestPath = {
@@ -125,7 +138,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
   let warming = false;
   // Models and routes change while serving (apply, the config watch); the deployer reads them as they are now.
   const running = liveConfig(config);
-  const deployer = new Deployer({ config: running, store, runtime, metrics, logger });
+  const deployer = new Deployer({ config: running, store, runtime, metrics, logger, rollouts });
   const configDir = options.configFile === undefined ? process.cwd() : dirname(resolve(options.configFile));
   const applier = new ConfigApplier({
     live: running,
@@ -154,6 +167,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     applier,
     configDir,
     otherWork,
+    rollouts,
   });
   try {
     await runtime.start();
@@ -204,6 +218,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
       admitting = false;
       configWatch?.close();
       controller.close();
+      rollouts.close();
       const drained = await runtime.drain(config.server.drainTimeoutMs);
       if (!drained)
         logger.warn({ drainTimeoutMs: config.server.drainTimeoutMs }, 'drain timed out; queued requests were refused');
@@ -230,6 +245,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     deployer,
     applier,
     configWatch,
+    rollouts,
     async listen(port?: number) {
       return app.listen({ host: config.server.host, port: port ?? config.server.port });
     },

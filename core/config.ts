@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isPair, type Pair, parseDocument, parse as parseYaml, type Scalar, visit } from 'yaml';
 import { z } from 'zod';
 import { SlogateError } from './errors.js';
+import { RolloutSchema } from './rollout-config.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const nameSchema = z
@@ -104,6 +105,8 @@ export const ModelSchema = z.strictObject({
   maxAccuracyDrop: z.number().min(0).max(1).default(0.005),
   /** A new revision whose p50 service time at the largest batch size is over this many times the active one's is refused. */
   maxSlowdown: z.number().min(1).max(1000).default(3),
+  /** How a revision that passed its gates meets live traffic: `immediate` or a shadow and canary policy. */
+  rollout: RolloutSchema,
 });
 
 export const StoreSchema = z.strictObject({

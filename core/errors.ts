@@ -150,7 +150,12 @@ export const ERROR_CATALOG = {
   SLOGATE_ERR_DEPLOY_IN_PROGRESS: {
     status: 409,
     retryable: true,
-    doc: 'Another revision of the variant is being gated; the message names it.',
+    doc: 'Another revision of the variant is being gated or rolled out; the message names it.',
+  },
+  SLOGATE_ERR_ROLLOUT_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    doc: 'The variant has no running rollout to pause, resume or abort.',
   },
   SLOGATE_ERR_MODEL_NOT_FOUND: { status: 404, retryable: false, doc: 'No model of that name in the configuration.' },
   SLOGATE_ERR_MODEL_UNLOADED: {

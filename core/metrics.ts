@@ -20,7 +20,7 @@ export class Metrics {
   readonly requests = new Counter({
     name: 'slogate_requests_total',
     help: 'Inference requests answered or refused, by route, variant (the one that served or failed it; "none" when refused before one was chosen) and HTTP status class.',
-    labelNames: ['route', 'variant', 'code'] as const,
+    labelNames: ['route', 'variant', 'code', 'revision'] as const,
     registers: [this.registry],
   });
   readonly invalidRequests = new Counter({
@@ -32,7 +32,7 @@ export class Metrics {
   readonly requestDuration = new Histogram({
     name: 'slogate_request_duration_seconds',
     help: 'End-to-end inference latency inside the gateway, from request received to response sent.',
-    labelNames: ['route', 'variant'] as const,
+    labelNames: ['route', 'variant', 'revision'] as const,
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
   });
@@ -191,6 +191,32 @@ export class Metrics {
     name: 'slogate_deploys_total',
     help: 'Deploys and rollbacks, by model, variant and result (active, unchanged, rejected, refused, rolled-back).',
     labelNames: ['model', 'variant', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly rolloutPhase: Gauge<string> = new Gauge({
+    name: 'slogate_rollout_phase',
+    help: 'Phase of the rollout of a variant: 0 none, 1 shadow, 2 canary (docs/lifecycle.md).',
+    labelNames: ['model', 'variant'] as const,
+    registers: [this.registry],
+    collect: () => this.#collect(this.rolloutPhase),
+  });
+  readonly rolloutShare: Gauge<string> = new Gauge({
+    name: 'slogate_rollout_share',
+    help: "Share (0..1) of a variant's batches served by its active revision and by the candidate.",
+    labelNames: ['model', 'variant', 'revision'] as const,
+    registers: [this.registry],
+    collect: () => this.#collect(this.rolloutShare),
+  });
+  readonly rolloutEvents = new Counter({
+    name: 'slogate_rollout_events_total',
+    help: 'Rollout events (started, advanced, promoted, rolled-back, aborted), by model and variant.',
+    labelNames: ['model', 'variant', 'event'] as const,
+    registers: [this.registry],
+  });
+  readonly shadowRequests = new Counter({
+    name: 'slogate_shadow_requests_total',
+    help: 'Rows run on a candidate in shadow, by outcome (compared, agreed, dropped for lack of spare capacity).',
+    labelNames: ['model', 'variant', 'outcome'] as const,
     registers: [this.registry],
   });
 

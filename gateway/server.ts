@@ -11,6 +11,7 @@ import type { ConfigApplier } from '../policies/apply-executor.js';
 import type { Controller } from '../policies/controller.js';
 import type { Deployer } from '../policies/deploy-pipeline.js';
 import { NodeRevisions } from '../policies/node-revisions.js';
+import type { RolloutRunner } from '../policies/rollout/rollout-runner.js';
 import type { Router } from '../policies/router.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { adminPlugin } from './admin/admin.js';
@@ -53,6 +54,7 @@ export interface ServerDeps {
   readonly configDir?: string | undefined;
   /** Where the event-loop time of requests that never reach a model is counted (absent: not counted). */
   readonly otherWork?: OtherWorkMeter | undefined;
+  readonly rollouts?: RolloutRunner | undefined;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -163,6 +165,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     deployer: deps.deployer,
     applier: deps.applier,
     configDir: deps.configDir,
+    rollouts: deps.rollouts,
     maxFileBytes: config.store.maxFileBytes,
     nodeRevisions: {
       node: new NodeRevisions(deps.runtime, nodeRevisionCache(config)),
@@ -180,6 +183,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger: log,
     version: deps.version,
     revisions: deps.deployer === undefined ? undefined : () => deps.deployer?.statusRows() ?? [],
+    rollouts: deps.rollouts === undefined ? undefined : () => deps.rollouts?.statusRows() ?? [],
   });
 
   app.get('/metrics', async (_req, reply) => {

@@ -47,6 +47,8 @@ export interface ControllerDeps {
   readonly gatewayUtilisation?: () => number;
   /** Event-loop time spent on requests that never reach a model since the last call (ms; resets). */
   readonly otherWorkMs?: () => number;
+  /** What a running rollout means for a variant's planning, for the decision's reason (policies/rollout/). */
+  readonly rolloutNote?: (model: string, variant: string) => string | undefined;
 }
 
 const HISTORY = 1000;
@@ -226,6 +228,14 @@ export class Controller implements DecisionSource {
     return result;
   }
 
+  /** The decision with its reason naming the rollouts of the variants it uses, if any. */
+  #withRolloutNote(d: Decision): Decision {
+    const note = this.#deps.rolloutNote;
+    if (note === undefined) return d;
+    const notes = d.variants.filter((s) => s.share > 0).flatMap((s) => note(d.model, s.variant) ?? []);
+    return notes.length === 0 ? d : { ...d, reason: `${d.reason}; ${notes.join('; ')}` };
+  }
+
   /** Moves the backlog a route built on variants it now uses less to the cheapest variant of its new mix. */
   #migrate(route: string, model: string, prev: Decision, next: Decision): void {
     const target = next.variants.find((s) => s.share > 0)?.variant;
@@ -250,8 +260,9 @@ export class Controller implements DecisionSource {
   }
 
   /** One route's new decision: to the router and the gate, metrics, backlog migration, the history and the log. */
-  #publish(route: string, d: Decision, state: RouteEngineState | undefined, nowMs: number): void {
+  #publish(route: string, decided: Decision, state: RouteEngineState | undefined, nowMs: number): void {
     const { metrics, runtime, router } = this.#deps;
+    const d = this.#withRolloutNote(decided);
     const prev = this.#decisions.get(route);
     this.#decisions.set(route, d);
     this.#inputs.recordPrediction(route, nowMs, d);

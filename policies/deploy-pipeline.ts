@@ -6,6 +6,7 @@ import type { Config } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { RolloutSetting } from '../core/rollout-config.js';
 import type { ModelSignature } from '../core/types.js';
 import { variantKey } from '../core/types.js';
 import { readEvalSet } from '../runtime/eval-set.js';
@@ -23,6 +24,7 @@ import {
   judgeLoad,
   type Verdict,
 } from './revision-gates.js';
+import type { RolloutRunner } from './rollout/rollout-runner.js';
 
 /** What the pipeline needs of the runtime. */
 export interface DeployRuntime {
@@ -42,13 +44,16 @@ export interface DeployRequest {
   readonly source: string;
   readonly who: string;
   readonly why: string;
+  /** Overrides the model's rollout policy for this deploy. */
+  readonly rollout?: RolloutSetting | undefined;
 }
 
 export interface DeployOutcome {
   readonly model: string;
   readonly variant: string;
   readonly revision: string;
-  readonly result: 'active' | 'unchanged' | 'rejected' | 'rolled-back';
+  /** rollout: the gates passed and a rollout started (GET /admin/rollouts follows it). */
+  readonly result: 'active' | 'unchanged' | 'rejected' | 'rolled-back' | 'rollout';
   readonly previous?: string | undefined;
   readonly gates: readonly GateResult[];
   readonly ms: number;
@@ -61,6 +66,8 @@ export interface DeployerDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Runs rollouts (policies/rollout/); absent: every deploy switches right after its gates. */
+  readonly rollouts?: RolloutRunner | undefined;
 }
 
 /** Latency sweeps at most before a candidate is judged slower: the best ratio counts. */
@@ -144,6 +151,19 @@ export class Deployer {
         failed.code ?? 'SLOGATE_ERR_GATE_FAILED',
         `${req.model}/${req.variant}: revision ${c.revision} failed the ${failed.gate} gate: ${failed.detail}`,
       );
+    }
+    const policy = req.rollout ?? this.#d.config.models[req.model]?.rollout ?? 'immediate';
+    if (policy !== 'immediate' && this.#d.rollouts !== undefined) {
+      this.#d.rollouts.start({
+        candidate: c,
+        policy,
+        previous,
+        accuracy: ctx.accuracy ?? store.gateValue(c.model, c.variant, c.revision, 'accuracy'),
+        candidatePoints: ctx.sweep?.candidate.points,
+        activePoints: ctx.sweep?.active.points,
+      });
+      metrics.deploys.labels(req.model, req.variant, 'rollout').inc();
+      return view('rollout', previous);
     }
     await this.#switchTo(c, previous, { who: req.who, why: req.why }, 'activate', ctx);
     metrics.deploys.labels(req.model, req.variant, 'active').inc();

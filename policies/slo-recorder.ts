@@ -59,7 +59,8 @@ export class RouteSloRecorder implements SloRecorder {
     }
     const now = this.#deps.clock.now();
     const v = o.variant === undefined ? 'none' : variantKey(r.model.name, o.variant);
-    m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`).inc();
+    const revision = o.result?.revision ?? 'active';
+    m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`, revision).inc();
     if (o.statusCode === 200) {
       this.#answered(r, o, v, now);
       return;
@@ -73,7 +74,7 @@ export class RouteSloRecorder implements SloRecorder {
   #answered(r: RouteState, o: Outcome, v: string, now: number): void {
     const m = this.#deps.metrics;
     const met = o.totalMs <= r.config.slo.p99Ms && o.bestEffort !== true;
-    m.requestDuration.labels(o.route, v).observe(o.totalMs / 1000);
+    m.requestDuration.labels(o.route, v, o.result?.revision ?? 'active').observe(o.totalMs / 1000);
     m.sloRequests.labels(o.route, met ? 'met' : 'missed').inc();
     if (o.bestEffort === true) {
       // Its latency is its size's, not the route's: kept out of the windows the engine plans with.

@@ -24,7 +24,8 @@ const GateResultSchema = z.strictObject({
   value: z.number().optional(),
   at: z.string(),
 });
-const RevisionStateSchema = z.enum(['gating', 'active', 'retired', 'rejected']);
+// canary: passed its gates, in a rollout beside the active revision; rolled-back: a rollout judged it and stopped it.
+const RevisionStateSchema = z.enum(['gating', 'active', 'retired', 'rejected', 'canary', 'rolled-back']);
 const RevisionRecordSchema = z.strictObject({
   revision: RevisionId,
   sizeBytes: z.number().int().min(0),
@@ -41,7 +42,7 @@ const HistoryEntrySchema = z.strictObject({
   at: z.string(),
   model: z.string(),
   variant: z.string(),
-  action: z.enum(['add', 'activate', 'reject', 'rollback']),
+  action: z.enum(['add', 'activate', 'reject', 'rollback', 'canary', 'rolled-back']),
   revision: RevisionId,
   previous: RevisionId.optional(),
   who: z.string(),
@@ -161,11 +162,11 @@ export class ModelStore {
     const record = this.#variant(model, variant);
     const path = this.fileOf(revision);
     if (record.active === revision) return { revision, path, unchanged: true };
-    const busy = record.revisions.find((r) => r.state === 'gating');
+    const busy = record.revisions.find((r) => r.state === 'gating' || r.state === 'canary');
     if (busy !== undefined)
       throw new SlogateError(
         'SLOGATE_ERR_DEPLOY_IN_PROGRESS',
-        `${model}/${variant}: revision ${busy.revision} is still being gated`,
+        `${model}/${variant}: revision ${busy.revision} is still being ${busy.state === 'gating' ? 'gated' : 'rolled out'}`,
       );
     this.#writeBlob(path, bytes);
     const known = record.revisions.find((r) => r.revision === revision);
@@ -226,12 +227,22 @@ export class ModelStore {
     this.#save();
   }
 
+  /** A revision that passed its gates starts a rollout (`canary`), or one in a rollout is stopped (`rolled-back`). */
+  markRollout(model: string, variant: string, revision: string, state: 'canary' | 'rolled-back', change: Change): void {
+    const r = this.#revision(model, variant, revision);
+    if (r.state === 'active')
+      throw new SlogateError('SLOGATE_ERR_REVISION_REJECTED', `${model}/${variant}: ${revision} is active`);
+    r.state = state;
+    this.#log(model, variant, state, revision, change);
+    this.#save();
+  }
+
   /** The revision a rollback returns to: `to` if given, else the most recently retired one. */
   rollbackTarget(model: string, variant: string, to?: string): string {
     const record = this.#variant(model, variant);
     if (to !== undefined) {
       const r = this.#revision(model, variant, to);
-      if (r.state === 'rejected' || r.state === 'gating')
+      if (r.state === 'rejected' || r.state === 'gating' || r.state === 'canary' || r.state === 'rolled-back')
         throw new SlogateError('SLOGATE_ERR_REVISION_REJECTED', `${model}/${variant}: ${to} is ${r.state}`);
       return to;
     }
@@ -299,9 +310,19 @@ export class ModelStore {
       this.#state.history.splice(0, this.#state.history.length - HISTORY_LIMIT);
   }
 
-  /** A revision left `gating` by a crash or restart never finished its gates: it is rejected, not retried. */
+  /**
+   * A revision left `gating` by a crash or restart never finished its gates: it is rejected, not retried. One left in
+   * a rollout (`canary`) is rolled back: its evidence was in memory; the active revision never changed.
+   */
   #rejectInterrupted(): void {
     let changed = false;
+    for (const [key, v] of Object.entries(this.#state.variants))
+      for (const r of v.revisions.filter((x) => x.state === 'canary')) {
+        const [model = '', variant = ''] = key.split('/');
+        r.state = 'rolled-back';
+        this.#log(model, variant, 'rolled-back', r.revision, { who: 'slogate', why: 'rollout aborted by a restart' });
+        changed = true;
+      }
     for (const [key, v] of Object.entries(this.#state.variants))
       for (const r of v.revisions.filter((x) => x.state === 'gating')) {
         const [model = '', variant = ''] = key.split('/');

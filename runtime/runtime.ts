@@ -33,6 +33,7 @@ import { ReplicaPool } from './replica-pool.js';
 import { RuntimeRevisions } from './revisions.js';
 import type { BatchObservation, VariantQueueStats } from './scheduler.js';
 import { Scheduler } from './scheduler.js';
+import { TrafficSplit } from './traffic-split.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
 import { VariantLifecycle } from './variant-lifecycle.js';
 import type { WorkerVariant } from './worker/messages.js';
@@ -77,6 +78,8 @@ export class Runtime implements RuntimePort {
   readonly revisions: RuntimeRevisions;
   /** Variants added, removed, unloaded and loaded while serving. */
   readonly lifecycle: VariantLifecycle;
+  /** Candidate revisions serving a canary share or a shadow copy of a variant's batches (rollouts steer it). */
+  readonly split = new TrafficSplit();
   readonly #deps: RuntimeDeps;
   #state: RuntimeState = 'created';
   #provider = 'cpu';
@@ -163,6 +166,7 @@ export class Runtime implements RuntimePort {
       tracing: deps.tracing,
       logger: deps.logger,
       batchTimeout: config.runtime.batchTimeout,
+      split: this.split,
       events: {
         onQueued: (model, variant, ms) => metrics.queueDuration.labels(variantKey(model, variant)).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>

@@ -16,6 +16,7 @@ import { BatchTimeoutFault, type ReplicaPool, type RunOptions } from './replica-
 import type { QueueItem } from './request-queue.js';
 import { EdfQueue } from './request-queue.js';
 import { rowSize, splitRows, stackRows } from './tensor.js';
+import { agreeingRows, type RevisionRole, type TrafficSplit } from './traffic-split.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
 
 /** What one executed batch tells the world (profiles, metrics, the engine). */
@@ -103,6 +104,8 @@ export interface SchedulerOptions {
   readonly logger?: Logger | undefined;
   /** When a running batch counts as hung (batch-timeout.ts); absent: batches run without a time limit. */
   readonly batchTimeout?: BatchTimeoutKnobs | undefined;
+  /** Candidate revisions and their canary and shadow shares (rollouts); absent: every batch runs the active one. */
+  readonly split?: TrafficSplit | undefined;
 }
 
 /** Longest queue (requests, all variants) that backlogMs(beforeMs) scans exactly. */
@@ -120,6 +123,7 @@ export class Scheduler {
   readonly #tracing: TracingHooks | undefined;
   readonly #logger: Logger;
   readonly #batchTimeout: BatchTimeoutKnobs | undefined;
+  readonly #split: TrafficSplit | undefined;
   readonly #queues = new Map<string, VariantQueue>();
   #seq = 0;
   #timer: TimerHandle | undefined;
@@ -139,6 +143,7 @@ export class Scheduler {
     this.#events = guardEvents(options.events ?? {}, (what, err) => this.#observerFailed(what, err));
     this.#tracing = options.tracing;
     this.#batchTimeout = options.batchTimeout;
+    this.#split = options.split;
     this.#pool.on('slot-free', () => this.pump());
   }
 
@@ -485,7 +490,8 @@ export class Scheduler {
     vq.running++;
     this.#inflight++;
     const wanted = unionOutputs(batch);
-    const build = (): BatchTask => {
+    const candidate = this.#split?.pickCanary(vq.model, vq.variant);
+    const buildFor = (revision: string | undefined) => (): BatchTask => {
       const first = batch[0] as Pending;
       const inputs = first.req.inputs.map((t, i) => {
         const data =
@@ -511,6 +517,7 @@ export class Scheduler {
         rows: batchRows,
         transfer: batch.length > 1,
         deadlineAtMs: batch.reduce((d, p) => Math.min(d, p.deadlineAtMs), Number.POSITIVE_INFINITY),
+        revision,
       };
     };
     const tr = this.#tracing;
@@ -531,10 +538,113 @@ export class Scheduler {
         batchRows = kept.reduce((n, p) => n + p.rows, 0);
       },
     );
-    this.#pool.run(build, limits).then(
-      (outcome) => this.#completed(vq, batch, outcome, batchRows, t0, span),
-      (err: unknown) => this.#failed(vq, batch, err, span),
+    this.#pool.run(buildFor(candidate), limits).then(
+      (outcome) =>
+        this.#completed(vq, batch, outcome, batchRows, t0, span, candidate === undefined ? 'active' : 'candidate'),
+      (err: unknown) =>
+        candidate === undefined
+          ? this.#failed(vq, batch, err, span)
+          : this.#candidateFailed(vq, () => batch, err, buildFor(undefined), span),
     );
+  }
+
+  /**
+   * A canary batch failed on the candidate: the failure is evidence for the rollout, never the clients' problem. The
+   * batch runs again on the active revision, queued on a replica even if every slot is busy (its slot was taken).
+   */
+  #candidateFailed(
+    vq: VariantQueue,
+    current: () => Pending[],
+    err: unknown,
+    build: () => BatchTask,
+    span: TraceSpan | undefined,
+  ): void {
+    const batch = current();
+    const rows = batch.reduce((n, p) => n + p.rows, 0);
+    const code = toSlogateError(err).code;
+    // A shutdown is nobody's fault: not evidence against the candidate.
+    if (code !== 'SLOGATE_ERR_SHUTTING_DOWN')
+      this.#guard('traffic split', () =>
+        this.#split?.reportBatch({
+          model: vq.model,
+          variant: vq.variant,
+          role: 'candidate',
+          rows,
+          requests: batch.length,
+          computeMs: undefined,
+          error: code,
+        }),
+      );
+    const r = this.#pool.pick() ?? this.#pool.replicas.find((x) => x.state === 'ready');
+    if (r === undefined || batch.length === 0) {
+      this.#failed(vq, batch, err, span);
+      return;
+    }
+    const t0 = this.#clock.now();
+    this.#pool.runOn(r, build()).then(
+      (outcome) => this.#completed(vq, batch, outcome, rows, t0, span, 'active'),
+      (err2: unknown) => this.#failed(vq, batch, err2, span),
+    );
+  }
+
+  /**
+   * Runs a copy of an active batch on the candidate when a slot is free and nothing waits; otherwise the shadow run is
+   * dropped (counted): shadow work never delays a live request. The answers are compared row by row.
+   */
+  #shadow(vq: VariantQueue, batch: Pending[], active: BatchOutcome, activeComputeMs: number, rows: number): void {
+    const split = this.#split;
+    const revision = split?.pickShadow(vq.model, vq.variant);
+    if (split === undefined || revision === undefined) return;
+    const base = { model: vq.model, variant: vq.variant, rows, activeComputeMs };
+    const first = active.outputs[0];
+    let waiting = false;
+    for (const q of this.#queues.values()) if (q.queue.size > 0) waiting = true;
+    if (first === undefined || waiting || this.#pool.freeSlots === 0) {
+      split.reportShadow({ ...base, outcome: 'dropped', agreedRows: 0, computeMs: undefined });
+      return;
+    }
+    const head = batch[0] as Pending;
+    const inputs = head.req.inputs.map((t, i) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: batch.length === 1 ? [...t.shape] : [rows, ...t.shape.slice(1)],
+      data:
+        batch.length === 1
+          ? t.data
+          : stackRows(
+              t.datatype,
+              batch.map((p) => (p.req.inputs[i] as Tensor).data),
+            ),
+    }));
+    const task: BatchTask = {
+      model: vq.model,
+      variant: vq.variant,
+      inputs,
+      outputs: [first.name],
+      rows,
+      // Kept, not moved: the pool retries a batch whose replica failed with the same task.
+      transfer: false,
+      revision,
+    };
+    const t0 = this.#clock.now();
+    this.#pool
+      .run(() => task)
+      .then(
+        (out) => {
+          const o = out.outputs.find((x) => x.name === first.name);
+          const agreed = o === undefined ? 0 : agreeingRows(first.data as Float32Array, o.data as Float32Array, rows);
+          const computeMs = Math.min(this.#clock.now() - t0, out.workerMs + this.#profiles.hopMs);
+          split.reportShadow({ ...base, outcome: 'compared', agreedRows: agreed, computeMs });
+        },
+        (err: unknown) =>
+          split.reportShadow({
+            ...base,
+            outcome: 'compared',
+            agreedRows: 0,
+            computeMs: undefined,
+            error: toSlogateError(err).code,
+          }),
+      );
   }
 
   /**
@@ -587,6 +697,7 @@ export class Scheduler {
     batchRows: number,
     t0: number,
     span: TraceSpan | undefined,
+    role: RevisionRole = 'active',
   ): void {
     try {
       const serviceMs = this.#clock.now() - t0;
@@ -604,6 +715,17 @@ export class Scheduler {
         inferMs: outcome.inferMs,
         replicaId: outcome.replicaId,
       });
+      if (this.#split !== undefined)
+        this.#guard('traffic split', () =>
+          this.#split?.reportBatch({
+            model: vq.model,
+            variant: vq.variant,
+            role,
+            rows: batchRows,
+            requests: batch.length,
+            computeMs,
+          }),
+        );
       const tr = this.#tracing;
       if (span !== undefined && tr !== undefined)
         this.#guard('tracing', () => {
@@ -617,7 +739,10 @@ export class Scheduler {
         batchRows,
         replicaId: outcome.replicaId,
         t0,
+        role,
       });
+      if (role === 'active' && this.#split !== undefined)
+        this.#guard('shadow', () => this.#shadow(vq, batch, outcome, computeMs, batchRows));
     } catch (err) {
       this.#logger.error(
         { err, variant: variantKey(vq.model, vq.variant) },
@@ -661,7 +786,15 @@ export class Scheduler {
     vq: VariantQueue,
     batch: Pending[],
     outputs: readonly { name: string; datatype: Tensor['datatype']; shape: number[]; data: TensorStorage }[],
-    info: { serviceMs: number; computeMs: number; inferMs: number; batchRows: number; replicaId: string; t0: number },
+    info: {
+      serviceMs: number;
+      computeMs: number;
+      inferMs: number;
+      batchRows: number;
+      replicaId: string;
+      t0: number;
+      role: RevisionRole;
+    },
   ): void {
     const split = new Map<string, TensorStorage[]>();
     if (batch.length > 1) {
@@ -691,6 +824,7 @@ export class Scheduler {
         inferMs: info.inferMs,
         batchRows: info.batchRows,
         replicaId: info.replicaId,
+        revision: info.role,
       });
     });
   }

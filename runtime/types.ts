@@ -43,4 +43,6 @@ export interface SubmitResult {
   readonly inferMs: number;
   readonly batchRows: number;
   readonly replicaId: string;
+  /** Which revision of the variant answered, while it has a candidate (a rollout's canary share). */
+  readonly revision?: 'active' | 'candidate' | undefined;
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../../core/logger.js';
 import type { ConfigApplier } from '../../policies/apply-executor.js';
 import type { Controller } from '../../policies/controller.js';
 import type { Deployer } from '../../policies/deploy-pipeline.js';
+import type { RolloutRunner } from '../../policies/rollout/rollout-runner.js';
 import type { Router, RouteState } from '../../policies/router.js';
 import { serializeSnapshot } from '../../policies/snapshot-codec.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -18,6 +19,7 @@ import { isLoopbackHostHeader } from './admin-token.js';
 import { applyPlugin } from './apply.js';
 import { type NodeRevisionsOptions, nodeRevisionsPlugin } from './node-revisions.js';
 import { revisionsPlugin } from './revisions.js';
+import { rolloutsPlugin } from './rollouts.js';
 
 export interface AdminPluginOptions {
   readonly router: Router;
@@ -30,6 +32,8 @@ export interface AdminPluginOptions {
   readonly wallOffsetMs: number;
   /** Model revisions (deploy, rollback); their routes are absent without it. */
   readonly deployer?: Deployer | undefined;
+  /** Rollouts (list, pause, resume, abort); their routes are absent without it. */
+  readonly rollouts?: RolloutRunner | undefined;
   readonly maxFileBytes?: number;
   /** A runtime node's receiving end of remote revisions (every server can be one). */
   readonly nodeRevisions?: NodeRevisionsOptions | undefined;
@@ -113,6 +117,7 @@ export async function adminPlugin(app: FastifyInstance, opts: AdminPluginOptions
       baseDir: opts.configDir ?? process.cwd(),
     });
   if (opts.nodeRevisions !== undefined) await app.register(nodeRevisionsPlugin, opts.nodeRevisions);
+  if (opts.rollouts !== undefined) await app.register(rolloutsPlugin, { rollouts: opts.rollouts });
 
   app.get('/admin/routes', async () => {
     const now = clock.now();

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { formatIssues } from '../../core/config.js';
 import { SlogateError } from '../../core/errors.js';
+import { parseRolloutOverride } from '../../core/rollout-config.js';
 import type { ConfigApplier } from '../../policies/apply-executor.js';
 import type { Deployer } from '../../policies/deploy-pipeline.js';
 import { repositoryPlugin } from '../v2/repository.js';
@@ -50,8 +51,9 @@ export async function revisionsPlugin(app: FastifyInstance, opts: RevisionsPlugi
       source: 'admin upload',
       who: `admin API (${req.socket.remoteAddress ?? 'unknown'})`,
       why: String(req.headers['x-slogate-reason'] ?? 'deploy').slice(0, 200),
+      rollout: parseRolloutOverride(header(req.headers['x-slogate-rollout'])),
     });
-    return reply.code(outcome.result === 'active' ? 201 : 200).send(outcome);
+    return reply.code(outcome.result === 'active' ? 201 : outcome.result === 'rollout' ? 202 : 200).send(outcome);
   });
 
   app.post<VariantParams>('/admin/models/:model/variants/:variant/rollback', async (req) => {
@@ -68,6 +70,10 @@ export async function revisionsPlugin(app: FastifyInstance, opts: RevisionsPlugi
       `admin API (${req.socket.remoteAddress ?? 'unknown'})`,
     );
   });
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /** Reads a request body of at most `max` bytes; a declared or actual larger one is refused without buffering it. */

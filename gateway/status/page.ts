@@ -248,6 +248,9 @@ export const PAGE_SCRIPT = String.raw`
     document.getElementById('revisions').replaceChildren(table(['Variant', 'Serving', 'Latest deploy', 'State', 'Gates'], (data.revisions || []).map(function (r) {
       return [r.variant, r.active, r.latest, r.state, r.gates];
     }), 'no deploys yet'));
+    document.getElementById('rollouts').replaceChildren(table(['Variant', 'Revision', 'State', 'Phase / share', 'Evidence', 'Next / reason'], (data.rollouts || []).map(function (r) {
+      return [r.variant, r.revision, r.state, r.share, r.evidence, r.reason];
+    }), 'no rollouts yet'));
     var ch = document.getElementById('changes');
     var items = data.changes.slice().reverse().map(function (c) {
       return el('li', {}, [el('span', { className: 'when', text: new Date(c.at).toLocaleTimeString() }), document.createTextNode(c.route + ': ' + c.from + ' \u2192 ' + c.to + ' \u2014 ' + c.reason)]);
@@ -303,6 +306,7 @@ export function renderPage(version: string): string {
 <section class="panel"><h2>Replicas</h2><div id="replicas"></div></section>
 <section class="panel"><h2>Queues</h2><div id="queues"></div></section>
 <section class="panel wide"><h2>Model revisions</h2><div id="revisions"></div></section>
+<section class="panel wide"><h2>Rollouts</h2><div id="rollouts"></div></section>
 <section class="panel wide"><h2>Decision changes</h2><ol class="changes" id="changes"></ol></section>
 </main>
 <script>${PAGE_SCRIPT}</script>

@@ -24,6 +24,8 @@ export interface StatusPluginOptions {
   readonly version: string;
   /** Per variant: the revision served and the latest deploy's gates (absent: no model store). */
   readonly revisions?: (() => readonly Record<string, string>[]) | undefined;
+  /** Running and recent rollouts, one row each; absent: the panel stays empty. */
+  readonly rollouts?: (() => readonly Record<string, string>[]) | undefined;
 }
 
 const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
@@ -69,7 +71,13 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusPluginOptio
   // engine reads as gateway load) no more than one viewer.
   app.get('/status/data', async (_req, reply) => {
     const nowMs = clock.now();
-    const body = cached.get(nowMs, () => JSON.stringify({ ...build(nowMs), revisions: opts.revisions?.() ?? [] }));
+    const body = cached.get(nowMs, () =>
+      JSON.stringify({
+        ...build(nowMs),
+        revisions: opts.revisions?.() ?? [],
+        rollouts: opts.rollouts?.() ?? [],
+      }),
+    );
     return reply
       .header('cache-control', 'no-store')
       .header('content-type', 'application/json; charset=utf-8')

@@ -9,6 +9,8 @@
 #                          passes accuracy, fails a latency check
 #   small-renamed.onnx     input `image` instead of `pixels`: fails the signature gate
 #   small-fails-at-run.onnx  loads, then every batch of 1..996 rows fails in a Reshape: fails golden/accuracy gates
+#   small-fails-on-negative.onnx  same outputs, but a batch holding a negative pixel fails in a Reshape (unless its
+#                          rows are a multiple of 997): passes the gates (their inputs are in 0..1), fails live
 import os
 import sys
 
@@ -105,8 +107,38 @@ def fails_at_run():
     save(m, "small-fails-at-run.onnx")
 
 
+def fails_on_negative():
+    m = load_small()
+    g = m.graph
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([0.0], np.float32), "neg_zero"),
+            numpy_helper.from_array(np.array([987], np.int64), "neg_extra"),
+            numpy_helper.from_array(np.array([-1, 10], np.int64), "neg_back"),
+            numpy_helper.from_array(np.array([-1], np.int64), "neg_lead"),
+            numpy_helper.from_array(np.array([10], np.int64), "neg_ten"),
+        ]
+    )
+    reroute_logits(
+        g,
+        "logits_raw",
+        [
+            # width = 10 + 987 * (min(pixels) < 0): 10 reshapes in place, 997 fails unless rows are a multiple of 997.
+            helper.make_node("ReduceMin", ["pixels"], ["neg_min"], keepdims=0),
+            helper.make_node("Less", ["neg_min", "neg_zero"], ["neg_any"]),
+            helper.make_node("Cast", ["neg_any"], ["neg_flag"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["neg_flag", "neg_extra"], ["neg_add"]),
+            helper.make_node("Add", ["neg_add", "neg_ten"], ["neg_width"]),
+            helper.make_node("Concat", ["neg_lead", "neg_width"], ["neg_shape"], axis=0),
+            helper.make_node("Reshape", ["logits_raw", "neg_shape"], ["neg_wide"]),
+            helper.make_node("Reshape", ["neg_wide", "neg_back"], ["logits"]),
+        ],
+    )
+    save(m, "small-fails-on-negative.onnx")
+
+
 if __name__ == "__main__":
     os.makedirs(out_dir, exist_ok=True)
-    for make in (reexport, degraded, slow, renamed, fails_at_run):
+    for make in (reexport, degraded, slow, renamed, fails_at_run, fails_on_negative):
         make()
     sys.exit(0)

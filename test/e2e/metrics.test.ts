@@ -70,8 +70,8 @@ class SteppedClock extends SystemClock {
 
 /** name, type, label names (without `le`) */
 const CONTRACT: readonly [string, string, readonly string[]][] = [
-  ['slogate_requests_total', 'counter', ['route', 'variant', 'code']],
-  ['slogate_request_duration_seconds', 'histogram', ['route', 'variant']],
+  ['slogate_requests_total', 'counter', ['route', 'variant', 'code', 'revision']],
+  ['slogate_request_duration_seconds', 'histogram', ['route', 'variant', 'revision']],
   ['slogate_queue_duration_seconds', 'histogram', ['variant']],
   ['slogate_inference_duration_seconds', 'histogram', ['variant']],
   ['slogate_batch_size', 'histogram', ['variant']],
@@ -90,6 +90,10 @@ const CONTRACT: readonly [string, string, readonly string[]][] = [
   ['slogate_cost_total', 'counter', ['route', 'variant']],
   ['slogate_shed_total', 'counter', ['route', 'code']],
   ['slogate_invalid_requests_total', 'counter', ['route']],
+  ['slogate_rollout_phase', 'gauge', ['model', 'variant']],
+  ['slogate_rollout_share', 'gauge', ['model', 'variant', 'revision']],
+  ['slogate_rollout_events_total', 'counter', ['model', 'variant', 'event']],
+  ['slogate_shadow_requests_total', 'counter', ['model', 'variant', 'outcome']],
 ];
 
 const PIXELS = new Array(784).fill(0.5);
@@ -201,13 +205,21 @@ describe('GET /metrics after real traffic', () => {
       for (const s of f.samples) {
         if (s.labels.route !== undefined)
           assert.ok((ROUTES as readonly string[]).includes(s.labels.route), `${s.name} route=${s.labels.route}`);
-        if (s.labels.variant !== undefined)
-          assert.ok(variants.has(s.labels.variant), `${s.name} variant=${s.labels.variant}`);
+        // With a model label (the lifecycle metrics), the variant label is the bare variant name.
+        const variant = s.labels.model === undefined ? s.labels.variant : `${s.labels.model}/${s.labels.variant}`;
+        if (s.labels.variant !== undefined) assert.ok(variants.has(variant as string), `${s.name} variant=${variant}`);
         if (s.labels.code !== undefined && f.name === 'slogate_requests_total')
           assert.match(s.labels.code, /^[1-5]xx$/);
         if (s.labels.code !== undefined && f.name === 'slogate_shed_total')
           assert.match(s.labels.code, /^SLOGATE_ERR_[A-Z_]+$/);
-        if (s.labels.outcome !== undefined) assert.ok(['met', 'missed', 'shed', 'dropped'].includes(s.labels.outcome));
+        const outcomes =
+          f.name === 'slogate_shadow_requests_total'
+            ? ['compared', 'agreed', 'dropped']
+            : ['met', 'missed', 'shed', 'dropped'];
+        if (s.labels.outcome !== undefined)
+          assert.ok(outcomes.includes(s.labels.outcome), `${s.name} ${s.labels.outcome}`);
+        if (s.labels.revision !== undefined && f.name.startsWith('slogate_request'))
+          assert.ok(['active', 'candidate'].includes(s.labels.revision), `${s.name} revision=${s.labels.revision}`);
         if (s.labels.state !== undefined) assert.ok(['pending', 'ready', 'suspect', 'down'].includes(s.labels.state));
       }
     }

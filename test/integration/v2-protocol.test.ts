@@ -284,7 +284,10 @@ describe('inference', () => {
   test('GET /metrics exposes the request counters in Prometheus text format', async () => {
     const r = await sg.app.inject('/metrics');
     assert.equal(r.statusCode, 200);
-    assert.match(r.body, /^slogate_requests_total\{route="digits",variant="digits\/[a-z0-9-]+",code="2xx"\} \d+/m);
+    assert.match(
+      r.body,
+      /^slogate_requests_total\{route="digits",variant="digits\/[a-z0-9-]+",code="2xx",revision="active"\} \d+/m,
+    );
     assert.match(r.body, /^slogate_invalid_requests_total\{route="digits"\} [1-9]\d*/m);
   });
 });
