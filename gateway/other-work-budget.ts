@@ -32,6 +32,11 @@ export class OtherWorkBudget {
     this.#usedMs += ms;
   }
 
+  /** Charges a finished request's time when it is of a limited kind (admin and health are neither charged nor refused). */
+  charge(req: FastifyRequest, ms: number): void {
+    if (ms > 0 && isLimited(req)) this.spend(ms);
+  }
+
   /** Whether the recent use is over the share (refuses, and counts the refusal). */
   refuse(): boolean {
     this.#decay();

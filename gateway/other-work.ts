@@ -38,7 +38,9 @@ export class OtherWorkMeter {
       const t0 = this.#startedMs.get(req);
       if (t0 !== undefined) {
         this.#startedMs.delete(req);
-        this.add(this.#clock.now() - t0);
+        const ms = this.#clock.now() - t0;
+        this.add(ms);
+        this.#budget?.charge(req, Math.min(ms, MAX_REQUEST_MS));
       }
       done(null, payload);
     });
@@ -46,9 +48,7 @@ export class OtherWorkMeter {
   }
 
   add(ms: number): void {
-    if (ms <= 0) return;
-    this.#busyMs += Math.min(ms, MAX_REQUEST_MS);
-    this.#budget?.spend(Math.min(ms, MAX_REQUEST_MS));
+    if (ms > 0) this.#busyMs += Math.min(ms, MAX_REQUEST_MS);
   }
 
   /** Time spent on other work since the last call (ms); resets the sum. */

@@ -48,3 +48,18 @@ test('a flood of status and metrics requests is refused with 429, health and inf
   assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200, 'served again once it decays');
   await app.close();
 });
+
+test('admin requests, however long they take, use none of the share', async () => {
+  const clock = new ManualClock(0);
+  const meter = new OtherWorkMeter(clock, new OtherWorkBudget(clock, 0.1));
+  const app = Fastify();
+  meter.install(app);
+  app.post('/admin/models/:model/variants/:variant/revisions', async () => {
+    clock.advance(2000);
+    return 'deployed';
+  });
+  app.get('/metrics', async () => 'm');
+  for (let i = 0; i < 3; i++) await app.inject({ method: 'POST', url: '/admin/models/d/variants/v/revisions' });
+  assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200);
+  await app.close();
+});
