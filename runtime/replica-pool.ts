@@ -250,6 +250,27 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     }
   }
 
+  /**
+   * A target for work done while serving (profiling a variant added at run time): each batch goes to the next ready
+   * replica, queued behind its running batch, instead of needing a free slot the scheduler's batches keep taken.
+   */
+  whileServing(): Pick<ReplicaPool, 'run' | 'readySlots'> {
+    let next = 0;
+    const ready = () => this.#replicas.filter((r) => this.#serving(r));
+    return {
+      get readySlots() {
+        return ready().reduce((n, r) => n + r.slots, 0);
+      },
+      run: async (build) => {
+        const list = ready();
+        const r = list[next++ % Math.max(1, list.length)];
+        if (r === undefined)
+          throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no replica is ready', { retryAfterMs: 1000 });
+        return this.runOn(r, build());
+      },
+    };
+  }
+
   /** Runs a task on that replica, queued behind its running batch if it is busy (a deploy gate's run). */
   runOn(r: Replica, task: BatchTask): Promise<BatchOutcome> {
     return this.#runOn(r, task, {});

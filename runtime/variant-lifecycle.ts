@@ -165,7 +165,7 @@ export class VariantLifecycle {
     const options = this.#d.sweepOptions();
     if (options === undefined) return;
     const only: ModelInfo = { ...m, variants: new Map([[v.name, v]]) };
-    const [s] = await new Profiler(this.#d.pool, this.#d.clock, this.#d.logger).sweep([only], options);
+    const [s] = await new Profiler(this.#d.pool.whileServing(), this.#d.clock, this.#d.logger).sweep([only], options);
     if (s !== undefined) this.#d.profiles.setPoints(m.name, v.name, s.points);
   }
 

@@ -496,3 +496,25 @@ describe('replica pool with load reports', () => {
     await flush();
   });
 });
+
+describe('ReplicaPool.whileServing: work beside the scheduler needs no free slot', () => {
+  test('with every slot taken, run() refuses but whileServing() queues on the ready replicas in turn', async () => {
+    const s = await build([{ load: 1 }, { load: 1 }, { state: 'down' }]);
+    const refused = await s.pool.run(task).then(
+      () => undefined,
+      (e: SlogateError) => e.code,
+    );
+    assert.equal(refused, 'SLOGATE_ERR_REPLICA_UNAVAILABLE');
+    const target = s.pool.whileServing();
+    assert.equal(target.readySlots, 2, 'the down replica is not counted');
+    const runs = [target.run(task), target.run(task)];
+    await flush();
+    const started = s.fakes.map((f) => f.running.filter((rb) => !held.has(rb)));
+    assert.deepEqual(
+      started.map((r) => r.length),
+      [1, 1, 0],
+    );
+    for (const r of started.flat()) r.finish();
+    assert.deepEqual((await Promise.all(runs)).map((o) => o.replicaId).sort(), ['a', 'b']);
+  });
+});
