@@ -55,6 +55,7 @@ test('a flood of non-inference requests makes the engine shed no inference', { t
       }
     })();
     let flooded = 0;
+    let limited429 = 0;
     const paths = ['/status/data', '/metrics', '/no/such/endpoint'];
     const flood = Array.from({ length: FLOODERS }, async (_, i) => {
       const path = paths[i % paths.length] as string;
@@ -62,21 +63,32 @@ test('a flood of non-inference requests makes the engine shed no inference', { t
         const res = await request(`${server.url}${path}`);
         await res.body.dump();
         flooded++;
+        if (res.headers['x-slogate-error-code'] === 'SLOGATE_ERR_OTHER_WORK_LIMITED') limited429++;
       }
     });
     await Promise.all([legit, ...flood]);
-    const metrics = await (await request(`${server.url}/metrics`)).body.text();
+    // The flood used up other work's share of the loop: a scrape is served again once the share has decayed.
+    let metrics = '';
+    for (const until = Date.now() + 5000; Date.now() < until; await sleep(100)) {
+      const res = await request(`${server.url}/metrics`);
+      metrics = await res.body.text();
+      if (res.statusCode === 200) break;
+    }
     const history = (await (await request(`${server.url}/admin/decisions`)).body.json()) as {
       decisions: { reason: string; decision: { admissionRps: number | null } }[];
     };
     assert.ok(flooded > 100, `the flood ran (${flooded} requests)`);
+    assert.ok(
+      limited429 > 0,
+      `the flood went over its share of the loop and was refused (${limited429} of ${flooded})`,
+    );
     assert.equal(statuses.get(429) ?? 0, 0, `inference shed: ${JSON.stringify(Object.fromEntries(statuses))}`);
     assert.match(metrics, /^slogate_slo_requests_total\{route="digits",outcome="shed"\} 0$/m);
-    const limited = history.decisions.filter(
+    const limitedDecisions = history.decisions.filter(
       (d) => d.decision.admissionRps !== null || /gateway saturated/.test(d.reason),
     );
     assert.deepEqual(
-      limited.map((d) => d.reason),
+      limitedDecisions.map((d) => d.reason),
       [],
       'no admission limit, no gateway-bound decision',
     );
