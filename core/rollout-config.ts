@@ -27,6 +27,8 @@ export const RolloutPolicySchema = z.strictObject({
   maxErrorRateIncrease: z.number().min(0).max(1).default(0.001),
   /** Candidate p99 service time at most this fraction above the active one's at the same batch size. */
   maxP99Increase: z.number().min(0).max(100).default(0.2),
+  /** A tail over maxP99Increase counts only when it is also this much slower (ms); the p50 is judged on the ratio. */
+  minTailIncreaseMs: z.number().min(0).max(60_000).default(1),
 });
 
 export type RolloutPolicy = z.infer<typeof RolloutPolicySchema>;

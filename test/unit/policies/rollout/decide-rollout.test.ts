@@ -106,6 +106,24 @@ describe('decideRollout', () => {
       /^canary 100% held 30\.0 s: 500 requests, 0 errors$/,
     ],
     [
+      'a sub-millisecond tail over the ratio, the p50 level: noise an SLO cannot see, advance',
+      {
+        candidate: ev(2000, 0, [lat(1, 600, 1.0, 0.3)]),
+        active: ev(9000, 0, [lat(1, 900, 0.6, 0.3)]),
+      },
+      'advance',
+      /p99 1\.0 ms vs active 0\.6 ms/,
+    ],
+    [
+      'a sub-millisecond model twice as slow: the p50 rolls it back on the ratio alone',
+      {
+        candidate: ev(2000, 0, [lat(1, 600, 0.9, 0.8)]),
+        active: ev(9000, 0, [lat(1, 900, 0.5, 0.4)]),
+      },
+      'roll-back',
+      /^canary 25%: p50 0\.8 ms vs active 0\.4 ms at batch 1, limit \+20%$/,
+    ],
+    [
       'p99 within the limit',
       { candidate: ev(500, 0, [lat(4, 40, 14.5)]) },
       'advance',
