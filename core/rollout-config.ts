@@ -27,8 +27,10 @@ export const RolloutPolicySchema = z.strictObject({
   maxErrorRateIncrease: z.number().min(0).max(1).default(0.001),
   /** Candidate p99 service time at most this fraction above the active one's at the same batch size. */
   maxP99Increase: z.number().min(0).max(100).default(0.2),
-  /** A tail over maxP99Increase counts only when it is also this much slower (ms); the p50 is judged on the ratio. */
+  /** A tail over maxP99Increase counts only when it is also this much slower (ms): scheduling noise moves tails. */
   minTailIncreaseMs: z.number().min(0).max(60_000).default(1),
+  /** The p50 over maxP99Increase counts only when it is also this much slower (ms). */
+  minP50IncreaseMs: z.number().min(0).max(60_000).default(0.25),
 });
 
 export type RolloutPolicy = z.infer<typeof RolloutPolicySchema>;

@@ -130,13 +130,13 @@ function judgeLatency(s: RolloutSnapshot, where: string): string | undefined {
   const { c, a } = at;
   const limit = 1 + s.policy.maxP99Increase;
   const tail = tailQuantile(Math.min(c.samples, a.samples));
-  // A tail alone must also be slower by an amount an SLO can see: on a shared host a sub-millisecond tail moves with
-  // scheduling noise, while a truly slower model moves the p50 too, which is judged on the ratio alone.
+  // Either quantile must also be slower by an amount beyond the host's scheduling noise: a sub-millisecond tail moves
+  // by tenths of a millisecond without cause; a p50 less, so its floor is lower.
   const tailSlower = c[tail.key] - a[tail.key] >= s.policy.minTailIncreaseMs;
   const q =
     c[tail.key] > a[tail.key] * limit && tailSlower
       ? { name: tail.name, cm: c[tail.key], am: a[tail.key] }
-      : c.p50Ms > a.p50Ms * limit
+      : c.p50Ms > a.p50Ms * limit && c.p50Ms - a.p50Ms >= s.policy.minP50IncreaseMs
         ? { name: 'p50', cm: c.p50Ms, am: a.p50Ms }
         : undefined;
   if (q === undefined) return undefined;

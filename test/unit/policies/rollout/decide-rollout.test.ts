@@ -106,7 +106,7 @@ describe('decideRollout', () => {
       /^canary 100% held 30\.0 s: 500 requests, 0 errors$/,
     ],
     [
-      'a sub-millisecond tail over the ratio, the p50 level: noise an SLO cannot see, advance',
+      'a sub-millisecond tail over the ratio, the p50 level: scheduling noise, advance',
       {
         candidate: ev(2000, 0, [lat(1, 600, 1.0, 0.3)]),
         active: ev(9000, 0, [lat(1, 900, 0.6, 0.3)]),
@@ -115,7 +115,16 @@ describe('decideRollout', () => {
       /p99 1\.0 ms vs active 0\.6 ms/,
     ],
     [
-      'a sub-millisecond model twice as slow: the p50 rolls it back on the ratio alone',
+      'a p50 0.1 ms slower at 0.4 ms: over the ratio, under the p50 floor: advance',
+      {
+        candidate: ev(2000, 0, [lat(1, 600, 0.7, 0.5)]),
+        active: ev(9000, 0, [lat(1, 900, 0.6, 0.4)]),
+      },
+      'advance',
+      /p99 0\.7 ms vs active 0\.6 ms/,
+    ],
+    [
+      'a sub-millisecond model twice as slow: the p50 rolls it back (0.4 ms slower)',
       {
         candidate: ev(2000, 0, [lat(1, 600, 0.9, 0.8)]),
         active: ev(9000, 0, [lat(1, 900, 0.5, 0.4)]),
