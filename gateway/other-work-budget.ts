@@ -1,13 +1,18 @@
 // A ceiling on the event-loop time that requests never reaching a model may take (the status page, /metrics, 404s):
 // over it they are refused at once, before any work, so a flood of them cannot starve inference of the loop. Health
 // probes and admin are never refused: an orchestrator's probe must not fail because of someone else's flood.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
-import { sendError } from './errors.js';
+import { ERROR_CODE_HEADER, sendError } from './errors.js';
 
 /** The time constant of the recent-use average (ms): about the last second of other work counts. */
 const WINDOW_MS = 1000;
+
+const REFUSAL_CODE = 'SLOGATE_ERR_OTHER_WORK_LIMITED';
+
+/** How long a refusal waits before it is sent (ms). */
+const REFUSAL_DELAY_MS = 200;
 
 /** Routes a flood may hit for free; undefined is a request no route matched (404). */
 const LIMITED: ReadonlySet<string | undefined> = new Set([undefined, '/metrics', '/status', '/status/data', '/']);
@@ -46,8 +51,13 @@ export class OtherWorkBudget {
   }
 
   /** Requests refused since the start. */
-  get refused(): number {
+  get refusedCount(): number {
     return this.#refused;
+  }
+
+  /** Whether this reply is one of the budget's refusals. */
+  refused(reply: FastifyReply): boolean {
+    return reply.getHeader(ERROR_CODE_HEADER) === REFUSAL_CODE;
   }
 
   #decay(): void {
@@ -62,18 +72,19 @@ export class OtherWorkBudget {
   install(app: FastifyInstance): void {
     app.addHook('onRequest', (req, reply, done) => {
       if (!isLimited(req) || !this.refuse()) return done();
-      sendError(
-        reply,
-        new SlogateError(
-          'SLOGATE_ERR_OTHER_WORK_LIMITED',
-          'busy serving inference: status, metrics and unknown paths wait',
-          {
-            retryAfterMs: 1000,
-          },
-        ),
-      );
+      // Answered after a pause: a client looping on these endpoints then sends a few a second per connection instead
+      // of as many as the loop can refuse. The route's handler never runs (done is not called).
+      this.#clock.setTimer(() => refuseNow(reply), REFUSAL_DELAY_MS);
     });
   }
+}
+
+function refuseNow(reply: FastifyReply): void {
+  if (reply.sent || reply.raw.destroyed) return;
+  const err = new SlogateError(REFUSAL_CODE, 'busy: status, metrics and unknown paths wait', {
+    retryAfterMs: 1000,
+  });
+  sendError(reply, err);
 }
 
 function isLimited(req: FastifyRequest): boolean {

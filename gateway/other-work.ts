@@ -34,9 +34,11 @@ export class OtherWorkMeter {
       if (!isInference(req)) this.#startedMs.set(req, this.#clock.now());
       done();
     });
-    app.addHook('onSend', (req, _reply, payload, done) => {
+    app.addHook('onSend', (req, reply, payload, done) => {
       const t0 = this.#startedMs.get(req);
-      if (t0 !== undefined) {
+      // A refusal's time is its pause, not work: counting it would keep the share used up by the refusals themselves.
+      if (t0 !== undefined && this.#budget?.refused(reply) === true) this.#startedMs.delete(req);
+      else if (t0 !== undefined) {
         this.#startedMs.delete(req);
         const ms = this.#clock.now() - t0;
         this.add(ms);
