@@ -44,9 +44,13 @@ export function noteOverload(state: EngineState, nowMs: number, load: OverloadLo
   state.overloadAtMs = nowMs;
 }
 
-/** The note is spent: the route has climbed since (`recovered`: straight back, on the note). */
-export function clearOverload(state: EngineState, nowMs: number, recovered: boolean): void {
+/**
+ * An upgrade: a recovery on the note is remembered (see noteOverload); the note is spent once the route is back at the
+ * top. Until then it stands: a recovery goes as far as the plan supports at the recent rate, and again as that falls.
+ */
+export function noteUpgrade(state: EngineState, nowMs: number, recovered: boolean, atTop: boolean): void {
   if (recovered) state.recoveredAtMs = nowMs;
+  if (!atTop) return;
   state.overloadRps = 0;
   state.overloadOtherUtilisation = 0;
   state.overloadAtMs = Number.NEGATIVE_INFINITY;

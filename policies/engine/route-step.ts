@@ -4,13 +4,7 @@ import { type Bottleneck, observedBreachOf, updateAdmitFactor } from './bottlene
 import { type Evaluation, evaluate, highestFeasible } from './evaluation.js';
 import { explain } from './explanations.js';
 import { snap } from './ladder.js';
-import {
-  clearOverload,
-  measuredOtherUtilisation,
-  noteOverload,
-  type OverloadLoad,
-  overloadPassed,
-} from './overload.js';
+import { measuredOtherUtilisation, noteOverload, noteUpgrade, type OverloadLoad, overloadPassed } from './overload.js';
 import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
@@ -62,7 +56,7 @@ export interface Move {
   readonly upStreak?: number;
   /** The move answers an observed breach: noted for the cooldown; a downgrade also starts the upgrade backoff. */
   readonly onBreach?: boolean;
-  /** A downgrade notes the load that forced it; an upgrade spends the note (overload.ts). */
+  /** A downgrade notes the load that forced it; an upgrade to the top spends the note (overload.ts). */
   readonly overload?: 'downgrade' | 'upgrade';
 }
 
@@ -149,7 +143,8 @@ function applyMove(ctx: StepContext, move: Move): void {
     if (move.switched) startBackoff(state, ctx.nowMs, ctx.position, ctx.route.rateNowRps);
   }
   if (move.switched && move.overload === 'downgrade') noteOverload(state, ctx.nowMs, ctx.loadNow());
-  if (move.switched && move.overload === 'upgrade') clearOverload(state, ctx.nowMs, ctx.overloadPassed);
+  if (move.switched && move.overload === 'upgrade')
+    noteUpgrade(state, ctx.nowMs, ctx.overloadPassed, move.position >= ctx.top - 1e-9);
   state.position = move.position;
   if (move.switched) state.lastSwitchMs = ctx.nowMs;
   state.upStreak = move.upStreak ?? 0;

@@ -208,6 +208,30 @@ describe('overload passed, through decide', () => {
     assert.match(after.reasons[0] ?? '', /^upgrade: the overload has passed \(900 -> 100 req\/s/);
   });
 
+  test('a recovery goes as far as the recent rate allows, and on as it falls, until the top spends the note', () => {
+    const start = 100_000;
+    const end = start + 3000;
+    // The rate falls slowly after the overload (the fast average lags): at first only a lower position holds it.
+    const world = (t: number): World => {
+      const during = t < end;
+      const recent = t < end + 2000 ? 900 : t < end + 3000 ? 500 : 100;
+      return {
+        rps: during ? 900 : t < end + 3000 ? 400 : 100,
+        recentPeakRps: recent,
+        peakRps: t < end + 5000 ? 900 : 100,
+        observedP99Ms: t < end + 6000 ? 40 : 2,
+        recentP99Ms: t < end + 1000 ? 40 : 2,
+        replicaUtilisation: during ? 0.95 : 0.1,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    const after = run(overload.state, end, 10_000, world);
+    const recoveries = after.reasons.filter((r) => r.startsWith('upgrade: the overload has passed'));
+    assert.equal(recoveries.length, 2, after.reasons.join('\n'));
+    assert.equal(after.state.position, 3);
+    assert.equal(after.state.overloadAtMs, Number.NEGATIVE_INFINITY, 'the note is spent at the top');
+  });
+
   test('at a steady rate whose top keeps breaching, a recovery that fails is not tried again for a while', () => {
     // The top breaches whenever it serves (the replicas read busier than the model explains); below it the last
     // second is fine and the replicas quieter, but the rate never changes.
