@@ -22,6 +22,9 @@ const MIN_UTILISATION_WINDOW_MS = 100;
 const OBSERVED_WINDOW_MS = 5000;
 /** Answers since a switch before their p99 speaks for the new choice (at most two of them late). */
 const SINCE_SWITCH_MIN_ANSWERS = 200;
+/** The fresh p99: the last whole second and the current one, from this many answers (the worst of them or better). */
+const RECENT_WINDOW_MS = 1000;
+const RECENT_MIN_ANSWERS = 50;
 
 /** The p99 of a route's answers since its last switch, while the observed window still reaches back before it. */
 export function observedSinceSwitch(stats: RouteStats, lastSwitchMs: number, nowMs: number): number {
@@ -177,6 +180,7 @@ export class EngineInputs {
           (engine.state(r.name) ?? INITIAL_STATE).lastSwitchMs,
           nowMs,
         ),
+        recentP99Ms: r.stats.observedP99(nowMs, RECENT_WINDOW_MS, RECENT_MIN_ANSWERS),
         overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
         queuedRows:
           prev === undefined

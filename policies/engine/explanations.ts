@@ -117,6 +117,19 @@ export const explain = {
   recovery(upgradeTicks: number, rateRps: number, surgeRps: number): string {
     return `upgrade: the surge has passed (${surgeRps.toFixed(0)} -> ${rateRps.toFixed(0)} req/s), headroom for ${upgradeTicks} ticks: straight to the target`;
   },
+  overloadRecovery(
+    was: { readonly overloadRps: number; readonly overloadOtherUtilisation: number },
+    now: { readonly rateRps: number; readonly otherUtilisation: number },
+    recentRps: number,
+    recentP99Ms: number,
+  ): string {
+    const rateRps = Math.max(now.rateRps, recentRps);
+    return (
+      `upgrade: the overload has passed (${was.overloadRps.toFixed(0)} -> ${rateRps.toFixed(0)} req/s, other load ` +
+      `${percent(was.overloadOtherUtilisation)} -> ${percent(now.otherUtilisation)}), last second's p99 ` +
+      `${fmt(recentP99Ms)}: straight to the target`
+    );
+  },
   headroomBuilding(upStreak: number, upgradeTicks: number): string {
     return upStreak < upgradeTicks
       ? `steady: headroom building (${upStreak}/${upgradeTicks})`

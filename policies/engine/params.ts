@@ -48,6 +48,20 @@ export const BREACH_COOLDOWN_MS = 1000;
 /** Upgrade backoff after a breach-driven downgrade: first hold, and its cap as repeats double it. */
 export const BACKOFF_BASE_MS = 5000;
 export const BACKOFF_MAX_MS = 60_000;
+/**
+ * The load that forced a downgrade has gone when it is at most this share of what it was (the route's rate, or the
+ * replicas' utilisation by everything else, that from at least OTHER_LOAD_MATTERS).
+ */
+export const OVERLOAD_GONE_SHARE = 0.5;
+export const OTHER_LOAD_MATTERS = 0.25;
+/** Downgrades within this long of the last one belong to the same overload (its load is the highest of them). */
+export const OVERLOAD_EPISODE_MS = 5000;
+/**
+ * A downgrade within RECOVERY_TRIAL_MS of a recovery proves it wrong (the cause had not gone, whatever the measures
+ * said): the next RECOVERY_BLOCK_MS climb the slow way, under the backoff.
+ */
+export const RECOVERY_TRIAL_MS = 5000;
+export const RECOVERY_BLOCK_MS = 60_000;
 /** The backoff ceiling applies while the rate is at least this share of the rate it breached at. */
 export const CEILING_RATE_SHARE = 0.8;
 /**

@@ -87,7 +87,7 @@ export const downgrade: Rule = (ctx) => {
     const reason = ctx.actOnBreach
       ? explain.downgradeOnBreach(input.observedP99Ms, input.slo.p99Ms)
       : explain.downgradeOnPrediction(route.rateNowRps, !Number.isNaN(strictHighest));
-    return { position: target, switched: true, reason, onBreach: ctx.actOnBreach };
+    return { position: target, switched: true, reason, onBreach: ctx.actOnBreach, overload: 'downgrade' };
   }
   const reason = ctx.actOnBreach ? explain.breachAtCheapest(input.observedP99Ms) : explain.overBudgetAtCheapest();
   return { position: ctx.position, switched: false, reason, onBreach: ctx.actOnBreach };
@@ -149,24 +149,30 @@ export function surgePassed(ctx: StepContext): boolean {
   return recentPeak !== undefined && recentPeak * SURGE_OVER_SLOW_RATE < peak;
 }
 
+/** How an upgrade goes: after a passed surge or overload, a recovery (see upgrade). */
+type Recovery = 'none' | 'surge' | 'overload';
+
 /**
  * Up slowly: after upgradeTicks ticks of strict headroom at the upgrade rate (max(now, peak)) and upgradeHoldMs since
  * the last switch, half a rung (a full one when far below the target), unless the backoff, the observed latency or
- * (max-accuracy) the misses it risks say no. Recovery after a surge that has passed: the rate is max(now, recent
- * peak), the risk is weighed at it, and the step goes straight to the target (the plan supports it now).
+ * (max-accuracy) the misses it risks say no. Recovery after a surge or an overload that has passed: the rate is
+ * max(now, recent peak), the risk is weighed at it, and the step goes straight to the target (the plan supports it
+ * now). After an overload, the last second's answers are the evidence the ticks and the backoff wait for.
  */
 export const upgrade: Rule = (ctx) => {
-  const recovering = surgePassed(ctx);
+  const recovery: Recovery = ctx.overloadPassed ? 'overload' : surgePassed(ctx) ? 'surge' : 'none';
   const recentRps = ctx.route.input.rate.recentPeak ?? ctx.route.input.rate.peak;
-  const upgradeRateRps = Math.max(ctx.route.rateNowRps, recovering ? recentRps : ctx.route.input.rate.peak);
+  const upgradeRateRps = Math.max(ctx.route.rateNowRps, recovery !== 'none' ? recentRps : ctx.route.input.rate.peak);
   const target = upgradeTarget(ctx, upgradeRateRps);
   if (!(target > ctx.position + 1e-9)) return undefined;
   const upStreak = ctx.state.upStreak + 1;
   // A recovery waits only as long as a breach's cooldown: the surge's end is the evidence the hold time waits for.
-  const holdMs = recovering ? Math.min(BREACH_COOLDOWN_MS, ctx.params.upgradeHoldMs) : ctx.params.upgradeHoldMs;
-  if (upStreak < ctx.params.upgradeTicks || ctx.nowMs - ctx.state.lastSwitchMs < holdMs)
+  const holdMs =
+    recovery !== 'none' ? Math.min(BREACH_COOLDOWN_MS, ctx.params.upgradeHoldMs) : ctx.params.upgradeHoldMs;
+  const ticks = recovery === 'overload' ? 1 : ctx.params.upgradeTicks;
+  if (upStreak < ticks || ctx.nowMs - ctx.state.lastSwitchMs < holdMs)
     return hold(ctx, explain.headroomBuilding(upStreak, ctx.params.upgradeTicks), upStreak);
-  return upgradeStep(ctx, target, upgradeRateRps, upStreak, recovering);
+  return upgradeStep(ctx, target, upgradeRateRps, upStreak, recovery);
 };
 
 function upgradeStep(
@@ -174,25 +180,30 @@ function upgradeStep(
   target: number,
   upgradeRateRps: number,
   upStreak: number,
-  recovering: boolean,
+  recovery: Recovery,
 ): Move {
   const { route, state, params, position, otherUtilisation } = ctx;
   const input = route.input;
+  const recovering = recovery !== 'none';
   const stepSize = recovering
     ? target - position
     : target - position >= 1.5
       ? Math.max(1, params.upgradeStep)
       : params.upgradeStep;
   let next = Math.min(target, snap(position + stepSize));
-  // Backoff: not back to where this load broke the target until the backoff has passed.
-  const backingOff = ctx.nowMs < state.ceilingUntilMs && upgradeRateRps >= CEILING_RATE_SHARE * state.ceilingRps;
+  // Backoff: not back to where this load broke the target until the backoff has passed (unless that load has gone).
+  const backingOff =
+    recovery !== 'overload' &&
+    ctx.nowMs < state.ceilingUntilMs &&
+    upgradeRateRps >= CEILING_RATE_SHARE * state.ceilingRps;
   if (backingOff) next = Math.min(next, snap(state.ceiling - 1 / GRID));
   if (!(next > position + 1e-9))
     return hold(ctx, explain.backingOff(ctx.nowMs, state.ceilingUntilMs, state.ceilingRps, state.backoffMs), upStreak);
   // Veto: latency the model does not see (stalls, the client's side) adds to the predicted slowdown, not scales it.
+  // After an overload, the current choice's record is the last second's: the older answers are the overload's.
   const slowdownMs =
     evaluate(route.planner, next, upgradeRateRps, otherUtilisation).predictedP99Ms - ctx.current().predictedP99Ms;
-  const ownMs = ownP99(input);
+  const ownMs = recovery === 'overload' ? (input.recentP99Ms ?? Number.NaN) : ownP99(input);
   const withSlowdownMs = Number.isFinite(ownMs) ? ownMs + Math.max(0, slowdownMs) : 0;
   const budget = budgetMs(route.planner);
   if (withSlowdownMs > budget) return hold(ctx, explain.upgradeVetoed(ownMs, withSlowdownMs, budget), upStreak);
@@ -202,10 +213,13 @@ function upgradeStep(
     const gain = riskGain(route, position, next, riskRps, otherUtilisation);
     if (!gain.worth) return hold(ctx, explain.upgradeNotWorthRisk(gain.why), upStreak);
   }
-  const reason = recovering
-    ? explain.recovery(params.upgradeTicks, upgradeRateRps, input.rate.peak)
-    : explain.upgrade(params.upgradeTicks, upgradeRateRps);
-  return { position: next, switched: true, reason };
+  const reason =
+    recovery === 'overload'
+      ? explain.overloadRecovery(state, ctx.loadNow(), upgradeRateRps, input.recentP99Ms ?? Number.NaN)
+      : recovering
+        ? explain.recovery(params.upgradeTicks, upgradeRateRps, input.rate.peak)
+        : explain.upgrade(params.upgradeTicks, upgradeRateRps);
+  return { position: next, switched: true, reason, overload: 'upgrade' };
 }
 
 /** Nothing to do: the current choice holds p99 and there is no headroom above it. */

@@ -4,6 +4,7 @@ import { type Bottleneck, observedBreachOf, updateAdmitFactor } from './bottlene
 import { type Evaluation, evaluate, highestFeasible } from './evaluation.js';
 import { explain } from './explanations.js';
 import { snap } from './ladder.js';
+import { measuredOtherUtilisation, noteOverload, noteUpgrade, type OverloadLoad, overloadPassed } from './overload.js';
 import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
@@ -29,6 +30,11 @@ export interface StepContext {
   readonly position: number;
   /** The top of the ladder. */
   readonly top: number;
+  /**
+   * The load that forced the last downgrades has gone and the last second's answers meet the target (overload.ts):
+   * the window's breach is stale (observedBreach is then false) and an upgrade may go straight to the target.
+   */
+  readonly overloadPassed: boolean;
   readonly observedBreach: boolean;
   /** An observed breach older actions have had time to show on (BREACH_COOLDOWN_MS since the last one acted on). */
   readonly actOnBreach: boolean;
@@ -36,6 +42,8 @@ export interface StepContext {
   highestNow(): number;
   /** The current position at the rate now, against everything else. */
   current(): Evaluation;
+  /** The load now: the route's rate, and the replicas' measured utilisation its own load does not explain. */
+  loadNow(): OverloadLoad;
 }
 
 /** A rule's verdict: where the route goes, whether that is a switch, and why. */
@@ -48,6 +56,8 @@ export interface Move {
   readonly upStreak?: number;
   /** The move answers an observed breach: noted for the cooldown; a downgrade also starts the upgrade backoff. */
   readonly onBreach?: boolean;
+  /** A downgrade notes the load that forced it; an upgrade to the top spends the note (overload.ts). */
+  readonly overload?: 'downgrade' | 'upgrade';
 }
 
 /** A rule has an opinion (a move) or none (the next rule is asked). */
@@ -62,9 +72,15 @@ export function stepContext(
   const { state, planner } = route;
   const top = planner.ladder.length - 1;
   const position = Number.isFinite(state.position) ? Math.min(state.position, top) : Number.NaN;
-  const observedBreach = observedBreachOf(route.input);
   let highest: number | undefined;
   let current: Evaluation | undefined;
+  let load: OverloadLoad | undefined;
+  const loadNow = () => {
+    load ??= { rateRps: route.rateNowRps, otherUtilisation: measuredOtherUtilisation(route, snapshot, position) };
+    return load;
+  };
+  const passed = Number.isFinite(state.overloadAtMs) && overloadPassed(route, snapshot, loadNow());
+  const observedBreach = observedBreachOf(route.input) && !passed;
   return {
     route,
     state,
@@ -75,6 +91,7 @@ export function stepContext(
     otherUtilisation,
     position,
     top,
+    overloadPassed: passed,
     observedBreach,
     actOnBreach: observedBreach && snapshot.nowMs - state.lastBreachMs >= BREACH_COOLDOWN_MS,
     highestNow: () => {
@@ -85,6 +102,7 @@ export function stepContext(
       current ??= evaluate(planner, position, route.rateNowRps, otherUtilisation);
       return current;
     },
+    loadNow,
   };
 }
 
@@ -124,6 +142,9 @@ function applyMove(ctx: StepContext, move: Move): void {
     state.lastBreachMs = ctx.nowMs;
     if (move.switched) startBackoff(state, ctx.nowMs, ctx.position, ctx.route.rateNowRps);
   }
+  if (move.switched && move.overload === 'downgrade') noteOverload(state, ctx.nowMs, ctx.loadNow());
+  if (move.switched && move.overload === 'upgrade')
+    noteUpgrade(state, ctx.nowMs, ctx.overloadPassed, move.position >= ctx.top - 1e-9);
   state.position = move.position;
   if (move.switched) state.lastSwitchMs = ctx.nowMs;
   state.upStreak = move.upStreak ?? 0;

@@ -29,6 +29,16 @@ export interface RouteEngineState {
   readonly ceilingUntilMs: number;
   readonly backoffMs: number;
   /**
+   * The load that forced the last downgrades (their highest over one episode): the route's rate, and the replicas'
+   * utilisation by everything else, and when. A recovery jumps back once it has gone (see overloadPassed); -inf: none.
+   */
+  readonly overloadRps: number;
+  readonly overloadOtherUtilisation: number;
+  readonly overloadAtMs: number;
+  /** The last recovery from an overload, and the last one a downgrade soon after proved wrong. */
+  readonly recoveredAtMs: number;
+  readonly recoveryFailedAtMs: number;
+  /**
    * Miss-risk calibration: misses seen, and misses the stall model expected for the decisions in force, both
    * decayed (RISK_TAU_MS), and when they were last updated; the expected miss share of the decision made now.
    */
@@ -53,6 +63,11 @@ export const INITIAL_STATE: RouteEngineState = {
   ceilingRps: 0,
   ceilingUntilMs: Number.NEGATIVE_INFINITY,
   backoffMs: 0,
+  overloadRps: 0,
+  overloadOtherUtilisation: 0,
+  overloadAtMs: Number.NEGATIVE_INFINITY,
+  recoveredAtMs: Number.NEGATIVE_INFINITY,
+  recoveryFailedAtMs: Number.NEGATIVE_INFINITY,
   missesSeen: 0,
   missesExpected: 0,
   riskAtMs: Number.NaN,
@@ -86,6 +101,11 @@ export interface RouteInput {
    * holds the last choice's answers.
    */
   readonly observedSinceSwitchP99Ms: number;
+  /**
+   * p99 of the answers of the last whole second and the current one (NaN with too few): fresh evidence that an overload
+   * has gone, while the observed window still holds its answers. Absent: unknown.
+   */
+  readonly recentP99Ms?: number;
   readonly overheadMs: number;
   readonly queuedRows: number;
   readonly state: RouteEngineState;

@@ -1,0 +1,78 @@
+// Recovery once an overload has gone (docs/engine.md, "Hysteresis: down at once, up slowly"): a downgrade notes the
+// load that forced it; when that load has measurably gone and the last second's answers meet the target, the breach
+// the latency window still holds is stale, and the route may go straight back to where the plan supports.
+import { evaluate } from './evaluation.js';
+import {
+  OTHER_LOAD_MATTERS,
+  OVERLOAD_EPISODE_MS,
+  OVERLOAD_GONE_SHARE,
+  RECOVERY_BLOCK_MS,
+  RECOVERY_TRIAL_MS,
+  REPLICA_BUSY,
+  SURGE_OVER_SLOW_RATE,
+} from './params.js';
+import type { AdaptiveRoute } from './route.js';
+import type { EngineSnapshot, EngineState } from './types.js';
+
+/** What an overload was and is: the route's rate, and the replicas' utilisation by everything else. */
+export interface OverloadLoad {
+  readonly rateRps: number;
+  readonly otherUtilisation: number;
+}
+
+/**
+ * The replicas' measured utilisation that this route's own load at `position` does not explain (other routes, pinned
+ * or fixed traffic, other models); 0 when its own explains it all.
+ */
+export function measuredOtherUtilisation(route: AdaptiveRoute, snapshot: EngineSnapshot, position: number): number {
+  if (!Number.isFinite(position)) return 0;
+  const own = evaluate(route.planner, position, route.rateNowRps, 0).utilisation;
+  return Math.max(0, snapshot.replicaUtilisation - (Number.isFinite(own) ? own : 0));
+}
+
+/**
+ * Notes the load a downgrade answers: the highest of one episode, a fresh note after a quiet spell. A downgrade soon
+ * after a recovery marks that recovery failed.
+ */
+export function noteOverload(state: EngineState, nowMs: number, load: OverloadLoad): void {
+  if (nowMs - state.recoveredAtMs <= RECOVERY_TRIAL_MS) state.recoveryFailedAtMs = nowMs;
+  const sameEpisode = nowMs - state.overloadAtMs <= OVERLOAD_EPISODE_MS;
+  state.overloadRps = sameEpisode ? Math.max(state.overloadRps, load.rateRps) : load.rateRps;
+  state.overloadOtherUtilisation = sameEpisode
+    ? Math.max(state.overloadOtherUtilisation, load.otherUtilisation)
+    : load.otherUtilisation;
+  state.overloadAtMs = nowMs;
+}
+
+/**
+ * An upgrade: a recovery on the note is remembered (see noteOverload); the note is spent once the route is back at the
+ * top. Until then it stands: a recovery goes as far as the plan supports at the recent rate, and again as that falls.
+ */
+export function noteUpgrade(state: EngineState, nowMs: number, recovered: boolean, atTop: boolean): void {
+  if (recovered) state.recoveredAtMs = nowMs;
+  if (!atTop) return;
+  state.overloadRps = 0;
+  state.overloadOtherUtilisation = 0;
+  state.overloadAtMs = Number.NEGATIVE_INFINITY;
+}
+
+/**
+ * The noted overload has gone: its cause, the route's rate (the recent peak included) or the other load on the
+ * replicas, is at most OVERLOAD_GONE_SHARE of what it was, and the last RECENT_PEAK_MS hold no surge over the rate
+ * now; and fresh evidence says so: the replicas are not busy and the answers of the last second meet the target.
+ * Steady load near capacity never passes (its cause does not drop), nor does a route whose last recovery failed.
+ */
+export function overloadPassed(route: AdaptiveRoute, snapshot: EngineSnapshot, load: OverloadLoad): boolean {
+  const { state, input } = route;
+  if (!Number.isFinite(state.overloadAtMs) || snapshot.nowMs - state.recoveryFailedAtMs < RECOVERY_BLOCK_MS)
+    return false;
+  const recentP99Ms = input.recentP99Ms ?? Number.NaN;
+  if (!(recentP99Ms <= input.slo.p99Ms && snapshot.replicaUtilisation < REPLICA_BUSY)) return false;
+  const recentRps = Math.max(load.rateRps, input.rate.recentPeak ?? input.rate.peak);
+  if (recentRps > SURGE_OVER_SLOW_RATE * load.rateRps) return false;
+  const rateGone = recentRps <= OVERLOAD_GONE_SHARE * state.overloadRps;
+  const otherGone =
+    state.overloadOtherUtilisation >= OTHER_LOAD_MATTERS &&
+    load.otherUtilisation <= OVERLOAD_GONE_SHARE * state.overloadOtherUtilisation;
+  return rateGone || otherGone;
+}
