@@ -9,7 +9,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { RolloutSetting } from '../core/rollout-config.js';
 import type { ModelSignature } from '../core/types.js';
 import { variantKey } from '../core/types.js';
-import { readEvalSet } from '../runtime/eval-set.js';
+import { loadEvalSet } from '../runtime/eval-set.js';
 import { readGoldenFile } from '../runtime/golden-file.js';
 import type { GateResult, ModelStore, RevisionRecord } from '../runtime/model-store.js';
 import { revisionOf } from '../runtime/model-store.js';
@@ -315,7 +315,7 @@ export class Deployer {
       case 'load':
         return judgeLoad(await runtime.revisions.load(c), runtime.signature(c.model));
       case 'accuracy': {
-        const set = readEvalSet(mc.eval as string);
+        const set = await loadEvalSet(mc.eval as string);
         const measured = await runtime.revisions.accuracy(c, set);
         let active = runtime.model(c.model).variants.get(c.variant)?.accuracy;
         if (active === undefined)
