@@ -10,7 +10,7 @@ import type { RolloutSetting } from '../core/rollout-config.js';
 import type { ModelSignature } from '../core/types.js';
 import { variantKey } from '../core/types.js';
 import { loadEvalSet } from '../runtime/eval-set.js';
-import { readGoldenFile } from '../runtime/golden-file.js';
+import { GoldenFiles } from '../runtime/golden-file.js';
 import type { GateResult, ModelStore, RevisionRecord } from '../runtime/model-store.js';
 import { revisionOf } from '../runtime/model-store.js';
 import type { CandidateFile, RuntimeRevisions, SweepResult } from '../runtime/revisions.js';
@@ -82,10 +82,17 @@ interface GateContext {
 export class Deployer {
   readonly #d: DeployerDeps;
   readonly #now: () => number;
+  readonly #golden = new GoldenFiles();
 
   constructor(deps: DeployerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? (() => performance.now());
+    // Parsed now, before traffic, rather than during the first deploy; a file that fails here fails its gate later.
+    for (const mc of Object.values(deps.config.models))
+      if (mc.golden !== undefined)
+        try {
+          this.#golden.read(mc.golden);
+        } catch {}
     deps.metrics.onCollect(deps.metrics.revisionInfo, () => {
       deps.metrics.revisionInfo.reset();
       for (const v of deps.store.variants())
@@ -342,7 +349,7 @@ export class Deployer {
         return best as Verdict;
       }
       case 'golden': {
-        const golden = readGoldenFile(mc.golden as string);
+        const golden = this.#golden.read(mc.golden as string);
         const answers: GoldenAnswer[] = [];
         for (const g of golden.cases) {
           const inputs = g.inputs.map((t) => ({ ...t, data: Float32Array.from(t.data) }));
