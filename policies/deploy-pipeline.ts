@@ -1,7 +1,8 @@
 // One path behind every way in (admin API, CLI): a candidate revision is stored, gated in order (gatePlan), and
 // becomes active only when every gate passes; a failure rejects it and leaves what serves untouched. Rollback returns
 // a variant to an earlier revision that passed its gates.
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Config } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -113,7 +114,7 @@ export class Deployer {
     }
     let added: ReturnType<ModelStore['add']>;
     try {
-      this.#adoptServed(req.model, req.variant);
+      await this.#adoptServed(req.model, req.variant);
       added = store.add(req.model, req.variant, req.bytes, req.source, { who: req.who, why: req.why });
     } catch (err) {
       metrics.deploys.labels(req.model, req.variant, 'refused').inc();
@@ -385,13 +386,19 @@ export class Deployer {
     );
   }
 
-  /** The first deploy of a variant records the file it serves as its active revision, so a rollback can return to it. */
-  #adoptServed(model: string, variant: string): void {
+  /**
+   * The first deploy of a variant records the file it serves as its active revision, so a rollback can return to it.
+   * Its store writes (fsynced) and the candidate's are apart, on turns of their own: together they would hold up live
+   * requests. The adopted revision is never left `gating` across a turn: a deploy refused meanwhile names the candidate.
+   */
+  async #adoptServed(model: string, variant: string): Promise<void> {
     const { store, runtime } = this.#d;
     if (store.activeRevision(model, variant) !== undefined) return;
     const served = runtime.model(model).variants.get(variant);
     if (served === undefined) return;
-    const bytes = readFileSync(served.path);
+    const bytes = await readFile(served.path);
+    // Another deploy may have adopted it while the file was read.
+    if (store.activeRevision(model, variant) !== undefined) return;
     const change = { who: 'slogate', why: 'the file served since start-up' };
     const added = store.add(model, variant, bytes, served.path, change);
     if (served.accuracy !== undefined)
@@ -402,6 +409,7 @@ export class Deployer {
         value: served.accuracy,
       });
     store.activate(model, variant, added.revision, change);
+    await yieldToLoop();
   }
 
   /** The highest minAccuracy among routes that may use the variant. */
