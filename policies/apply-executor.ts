@@ -6,7 +6,7 @@ import type { Config, ModelConfig, RouteConfig } from '../core/config.js';
 import { deepFreeze, parseConfig } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { readEvalSet } from '../runtime/eval-set.js';
+import { loadEvalSet } from '../runtime/eval-set.js';
 import { readMetadataFile } from '../runtime/model-repository.js';
 import type { ModelStore } from '../runtime/model-store.js';
 import { revisionOf } from '../runtime/model-store.js';
@@ -253,7 +253,7 @@ export class ConfigApplier {
     const info = await runtime.lifecycle.add({ model, variant, path, description: vc.description });
     if (meta !== undefined && `sha256:${meta.sha256}` === `sha256:${info.sha256}`) info.accuracy = meta.accuracy;
     else if (files.eval !== undefined)
-      info.accuracy = await runtime.revisions.accuracy({ model, variant }, readEvalSet(files.eval));
+      info.accuracy = await runtime.revisions.accuracy({ model, variant }, await loadEvalSet(files.eval));
     live.models[model] = freezeModel(live.models[model], { [variant]: { ...vc, path } });
     this.#refreshRoutes(model);
     return { variant: `${model}/${variant}`, revision: `sha256:${info.sha256}`, accuracy: info.accuracy ?? null };

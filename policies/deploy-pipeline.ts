@@ -1,7 +1,8 @@
 // One path behind every way in (admin API, CLI): a candidate revision is stored, gated in order (gatePlan), and
 // becomes active only when every gate passes; a failure rejects it and leaves what serves untouched. Rollback returns
 // a variant to an earlier revision that passed its gates.
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Config } from '../core/config.js';
 import { SlogateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -9,8 +10,8 @@ import type { Metrics } from '../core/metrics.js';
 import type { RolloutSetting } from '../core/rollout-config.js';
 import type { ModelSignature } from '../core/types.js';
 import { variantKey } from '../core/types.js';
-import { readEvalSet } from '../runtime/eval-set.js';
-import { readGoldenFile } from '../runtime/golden-file.js';
+import { loadEvalSet } from '../runtime/eval-set.js';
+import { GoldenFiles } from '../runtime/golden-file.js';
 import type { GateResult, ModelStore, RevisionRecord } from '../runtime/model-store.js';
 import { revisionOf } from '../runtime/model-store.js';
 import type { CandidateFile, RuntimeRevisions, SweepResult } from '../runtime/revisions.js';
@@ -82,10 +83,17 @@ interface GateContext {
 export class Deployer {
   readonly #d: DeployerDeps;
   readonly #now: () => number;
+  readonly #golden = new GoldenFiles();
 
   constructor(deps: DeployerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? (() => performance.now());
+    // Parsed now, before traffic, rather than during the first deploy; a file that fails here fails its gate later.
+    for (const mc of Object.values(deps.config.models))
+      if (mc.golden !== undefined)
+        try {
+          this.#golden.read(mc.golden);
+        } catch {}
     deps.metrics.onCollect(deps.metrics.revisionInfo, () => {
       deps.metrics.revisionInfo.reset();
       for (const v of deps.store.variants())
@@ -106,7 +114,7 @@ export class Deployer {
     }
     let added: ReturnType<ModelStore['add']>;
     try {
-      this.#adoptServed(req.model, req.variant);
+      await this.#adoptServed(req.model, req.variant);
       added = store.add(req.model, req.variant, req.bytes, req.source, { who: req.who, why: req.why });
     } catch (err) {
       metrics.deploys.labels(req.model, req.variant, 'refused').inc();
@@ -315,7 +323,7 @@ export class Deployer {
       case 'load':
         return judgeLoad(await runtime.revisions.load(c), runtime.signature(c.model));
       case 'accuracy': {
-        const set = readEvalSet(mc.eval as string);
+        const set = await loadEvalSet(mc.eval as string);
         const measured = await runtime.revisions.accuracy(c, set);
         let active = runtime.model(c.model).variants.get(c.variant)?.accuracy;
         if (active === undefined)
@@ -342,7 +350,7 @@ export class Deployer {
         return best as Verdict;
       }
       case 'golden': {
-        const golden = readGoldenFile(mc.golden as string);
+        const golden = this.#golden.read(mc.golden as string);
         const answers: GoldenAnswer[] = [];
         for (const g of golden.cases) {
           const inputs = g.inputs.map((t) => ({ ...t, data: Float32Array.from(t.data) }));
@@ -378,13 +386,19 @@ export class Deployer {
     );
   }
 
-  /** The first deploy of a variant records the file it serves as its active revision, so a rollback can return to it. */
-  #adoptServed(model: string, variant: string): void {
+  /**
+   * The first deploy of a variant records the file it serves as its active revision, so a rollback can return to it.
+   * Its store writes (fsynced) and the candidate's are apart, on turns of their own: together they would hold up live
+   * requests. The adopted revision is never left `gating` across a turn: a deploy refused meanwhile names the candidate.
+   */
+  async #adoptServed(model: string, variant: string): Promise<void> {
     const { store, runtime } = this.#d;
     if (store.activeRevision(model, variant) !== undefined) return;
     const served = runtime.model(model).variants.get(variant);
     if (served === undefined) return;
-    const bytes = readFileSync(served.path);
+    const bytes = await readFile(served.path);
+    // Another deploy may have adopted it while the file was read.
+    if (store.activeRevision(model, variant) !== undefined) return;
     const change = { who: 'slogate', why: 'the file served since start-up' };
     const added = store.add(model, variant, bytes, served.path, change);
     if (served.accuracy !== undefined)
@@ -395,6 +409,7 @@ export class Deployer {
         value: served.accuracy,
       });
     store.activate(model, variant, added.revision, change);
+    await yieldToLoop();
   }
 
   /** The highest minAccuracy among routes that may use the variant. */

@@ -1,5 +1,6 @@
 // Accuracy of a model over an eval set: the predicted class of each row and the count of correct ones, for
 // `slogate eval` and a deploy's accuracy gate alike (each supplies how a batch runs).
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { SlogateError } from '../core/errors.js';
 import type { ModelSignature, Tensor, TensorSpec } from '../core/types.js';
 import type { EvalSet } from './eval-set.js';
@@ -47,17 +48,21 @@ export async function countCorrect(
     );
   const jobs: Promise<number>[] = [];
   for (let start = 0; start < set.count; start += rowsPer) {
+    // Each batch's copy of its rows is made on its own turn of the event loop: the whole set at once would hold up
+    // the requests a serving process receives meanwhile.
+    if (start > 0) await yieldToLoop();
     const rows = Math.min(rowsPer, set.count - start);
     const data = set.data.slice(start * set.features, (start + rows) * set.features);
     const shape = [rows, ...input.shape.slice(1)];
-    jobs.push(
-      run([{ name: input.name, datatype: 'FP32', shape, data }], rows).then((outputs) => {
-        const pred = predictions(outputs, rows);
-        let ok = 0;
-        for (let i = 0; i < rows; i++) if (pred[i] === set.labels[start + i]) ok++;
-        return ok;
-      }),
-    );
+    const job = run([{ name: input.name, datatype: 'FP32', shape, data }], rows).then((outputs) => {
+      const pred = predictions(outputs, rows);
+      let ok = 0;
+      for (let i = 0; i < rows; i++) if (pred[i] === set.labels[start + i]) ok++;
+      return ok;
+    });
+    // A batch may fail while later ones are still being made: Promise.all below reports it, not the process.
+    job.catch(() => {});
+    jobs.push(job);
   }
   return (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
 }
