@@ -94,7 +94,7 @@ export const ERROR_CATALOG = {
   SLOGATE_ERR_OTHER_WORK_LIMITED: {
     status: 429,
     retryable: true,
-    doc: 'The status page, /metrics and unknown paths took more than `server.otherWorkShare` of the event loop over the last second; refused before any work so that inference keeps the loop.',
+    doc: 'The status page, /metrics and unknown paths took more than `server.otherWorkShare` of the event loop over the last second; refused before any work, after a 200 ms pause that slows a client looping on them, so that inference keeps the loop.',
   },
   SLOGATE_ERR_CANCELLED: {
     status: 499,

@@ -1,5 +1,5 @@
 // A ceiling on the event-loop time that requests never reaching a model may take (the status page, /metrics, 404s):
-// over it they are refused at once, before any work, so a flood of them cannot starve inference of the loop. Health
+// over it they are refused before any work, after a pause, so a flood of them cannot starve inference of the loop. Health
 // probes and admin are never refused: an orchestrator's probe must not fail because of someone else's flood.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
