@@ -30,11 +30,18 @@ export class DnsServer {
   /** Starts dnsmasq on a free loopback port with these A records (name -> addresses) and SRV records. */
   async start(hosts: Record<string, string[]>, srv: readonly SrvRecord[] = []): Promise<this> {
     if (DNSMASQ === undefined) throw new Error('dnsmasq is not installed (apt-get install dnsmasq-base)');
-    this.port = await freeUdpPort();
     this.#srv = srv;
     this.#writeHosts(hosts);
-    await this.#spawn();
-    return this;
+    // A port free for UDP may be taken for TCP, which dnsmasq also binds: another free port is tried.
+    for (let attempt = 1; ; attempt++) {
+      this.port = await freeUdpPort();
+      try {
+        await this.#spawn();
+        return this;
+      } catch (err) {
+        if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
+      }
+    }
   }
 
   /** Replaces the A records; dnsmasq re-reads them on SIGHUP. Resolves once the server answers with them. */
