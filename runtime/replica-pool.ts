@@ -251,12 +251,13 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * A target for work done while serving (profiling a variant added at run time): each batch goes to the next ready
-   * replica, queued behind its running batch, instead of needing a free slot the scheduler's batches keep taken.
+   * A target for work done while serving (deploy gates, profiling a variant added at run time): each batch goes to
+   * the next ready replica that `accepts`, queued behind its running batch, instead of needing a free slot the
+   * scheduler's batches keep taken.
    */
-  whileServing(): Pick<ReplicaPool, 'run' | 'readySlots'> {
+  whileServing(accepts: (r: Replica) => boolean = () => true): Pick<ReplicaPool, 'run' | 'readySlots'> {
     let next = 0;
-    const ready = () => this.#replicas.filter((r) => this.#serving(r));
+    const ready = () => this.#replicas.filter((r) => this.#serving(r) && accepts(r));
     return {
       get readySlots() {
         return ready().reduce((n, r) => n + r.slots, 0);

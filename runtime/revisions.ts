@@ -51,7 +51,6 @@ export interface RevisionDeps {
 
 export class RuntimeRevisions {
   readonly #deps: RevisionDeps;
-  #next = 0;
 
   constructor(deps: RevisionDeps) {
     this.#deps = deps;
@@ -175,19 +174,18 @@ export class RuntimeRevisions {
 
   /** Runs on the replicas that take revisions in turn, directly: a busy one queues the batch instead of refusing it. */
   #target(revision: string | undefined) {
-    const replicas = () => this.#deps.pool.replicas.filter((r) => r.revision !== undefined && r.state === 'ready');
+    const takesRevisions = (r: Replica) => r.revision !== undefined;
+    const target = this.#deps.pool.whileServing(takesRevisions);
+    const replicas = () => this.#deps.pool.replicas.filter((r) => takesRevisions(r) && r.state === 'ready');
     return {
       get readySlots(): number {
         return Math.max(1, replicas().length);
       },
-      run: async (build: () => BatchTask): Promise<BatchOutcome> => {
-        const list: Replica[] = replicas();
-        const r = list[this.#next++ % Math.max(1, list.length)];
-        if (r === undefined)
-          throw new SlogateError('SLOGATE_ERR_REPLICA_UNAVAILABLE', 'no replica is ready for the gates');
-        const task = build();
-        return this.#deps.pool.runOn(r, revision === undefined ? task : { ...task, revision });
-      },
+      run: (build: () => BatchTask): Promise<BatchOutcome> =>
+        target.run(() => {
+          const task = build();
+          return revision === undefined ? task : { ...task, revision };
+        }),
     };
   }
 }
