@@ -218,6 +218,10 @@ test('chaos under load: every request answered right or with a clear error in ti
     const rssStart = await settledRss();
 
     const hangs: Promise<Outcome>[] = [];
+    let hangSent = (): void => {};
+    const sent = new Promise<void>((r) => {
+      hangSent = r;
+    });
     const hangPool = new Pool(url, { connections: 2 });
     const side: Promise<unknown>[] = [];
     const results = await load(url, 6000, [
@@ -246,14 +250,17 @@ test('chaos under load: every request answered right or with a clear error in ti
         1800,
         async () => {
           const remotes = () => gw.runtime.pool.replicas.filter((r) => r.kind === 'remote');
-          for (let i = 0; i < 300 && remotes().some((r) => r.state === 'ready'); i++)
+          for (let i = 0; i < 600 && remotes().some((r) => r.state === 'ready'); i++)
             await new Promise((r) => setTimeout(r, 10));
           hangs.push(send(hangPool, 'hang', 0));
+          hangSent();
         },
       ],
       [
         3000,
         async () => {
+          // The frozen node thaws only once the hang is on its way: thawed, it could take the hang itself.
+          await sent;
           b.child.kill('SIGCONT');
           a = await startNode(ports[0] as number);
         },
