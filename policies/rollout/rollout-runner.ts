@@ -272,6 +272,7 @@ export class RolloutRunner {
       candidate: r.evidence.candidate(),
       active: r.evidence.active(),
       shadow: r.evidence.shadow(),
+      unservable: r.evidence.unservable(),
     };
   }
 

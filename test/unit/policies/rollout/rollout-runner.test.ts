@@ -104,6 +104,28 @@ describe('RolloutRunner', () => {
     assert.equal(s.runner.list().running.length, 0);
   });
 
+  test('a candidate run a runtime node cannot run (here a shadow run) rolls back at once naming the node', async () => {
+    const s = setup();
+    s.start();
+    s.feed('active', 200, 1);
+    s.split.reportShadow({
+      model: 'm',
+      variant: 'v',
+      outcome: 'compared',
+      rows: 1,
+      agreedRows: 0,
+      computeMs: undefined,
+      activeComputeMs: 1,
+      error: 'SLOGATE_ERR_NODE_REVISION',
+      detail: 'runtime node remote-1 (http://127.0.0.1:9) cannot run sha256:x: HTTP 404',
+    });
+    await s.runner.tick();
+    assert.equal(s.split.get('m', 'v'), undefined);
+    assert.deepEqual(s.calls, ['unload']);
+    const why = s.store.history('m').at(-1)?.why ?? '';
+    assert.equal(why, 'canary 10%: runtime node remote-1 (http://127.0.0.1:9) cannot run sha256:x: HTTP 404');
+  });
+
   test('pause holds, resume lets go, abort rolls back; a second start of the variant is refused', async () => {
     const s = setup();
     s.start();
