@@ -1,7 +1,7 @@
 // A rollout over a real runtime node (in-process, on loopback) that cannot serve the candidate: it dropped the
-// candidate after the load gate (as a node restarted empty has), so its candidate batches fail. The rollout rolls back
-// at once naming the node, in the canary and in the shadow phase, and every client request is answered by the active
-// revision, which the node keeps serving.
+// candidate after the load gate, or restarted empty (the gateway brings it back to the active revisions only), so its
+// candidate batches fail. The rollout rolls back at once naming the node, in the canary and in the shadow phase, and
+// every client request is answered by the active revision, which the node keeps serving.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,22 +37,22 @@ function base(storeDir: string) {
   };
 }
 
-async function startNode(): Promise<{ node: Slogate; url: string }> {
+async function startNode(port = 0): Promise<{ node: Slogate; url: string }> {
   const config = digitsConfig({
     ...base(tempDir('slogate-node-')),
     runtime: { workers: 1, profile: { enabled: false }, refuseUnreachable: true },
   });
   const node = await createSlogate({ config, logger: pino({ level: 'silent' }), defaultMetrics: false });
-  return { node, url: await node.listen(0) };
+  return { node, url: await node.listen(port) };
 }
 
-/** A gateway whose only replica is the node: every batch, the candidate's included, runs there. */
-async function startGateway(nodeUrl: string): Promise<Slogate> {
+/** A gateway over the node and `workers` local workers (none: every batch, the candidate's included, runs there). */
+async function startGateway(nodeUrl: string, workers = 0): Promise<Slogate> {
   const dir = tempDir('slogate-gw-');
   const config = digitsConfig({
     ...base(dir),
     runtime: {
-      workers: 0,
+      workers,
       replicas: [{ url: nodeUrl, concurrency: 2 }],
       healthCheckIntervalMs: 100,
       profile: { enabled: false, samples: 5, budgetMs: 400, cacheDir: dir },
@@ -161,4 +161,41 @@ describe('a rollout over a runtime node that cannot serve the candidate', () => 
       assert.equal(await nodeActive(node), ORIGINAL);
       assert.equal(gw.runtime.split.get('digits', 'small'), undefined);
     });
+});
+
+describe('a runtime node restarted empty in the middle of a rollout', () => {
+  let node: Slogate;
+  let gw: Slogate | undefined;
+  after(async () => {
+    await gw?.close();
+    await node?.close();
+  });
+
+  test('comes back on the active revision; its first candidate batch rolls the rollout back naming it', async () => {
+    let nodeUrl: string;
+    ({ node, url: nodeUrl } = await startNode());
+    // A local worker answers while the node is away.
+    gw = await startGateway(nodeUrl, 1);
+    const traffic = load(gw, 2);
+    const res = await gw.app.inject({
+      method: 'POST',
+      url: '/admin/models/digits/variants/small/revisions',
+      headers: { 'content-type': 'application/octet-stream', 'x-slogate-rollout': JSON.stringify(CANARY), ...auth },
+      payload: readFileSync(join(REV_DIR, 'small-reexport.onnx')),
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const port = Number(new URL(nodeUrl).port);
+    await node.close();
+    ({ node } = await startNode(port));
+    const done = (await finishedRollouts(gw, 1))[0] as RolloutView;
+    const { sent, statuses, codes } = await traffic.stop();
+    assert.equal(done.state, 'rolled-back', JSON.stringify(done.events));
+    assert.match(
+      done.reason,
+      new RegExp(`^canary 50%: runtime node remote-0 \\(${nodeUrl.replace(/[.]/g, '\\.')}\\) `),
+    );
+    assert.deepEqual([...statuses.keys()], [200], `${JSON.stringify([...statuses])} of ${sent}: ${codes[0]}`);
+    assert.equal(`sha256:${gw.runtime.model('digits').variants.get('small')?.sha256}`, ORIGINAL);
+    assert.equal(await nodeActive(node), ORIGINAL);
+  });
 });
