@@ -122,6 +122,7 @@ export async function createSlogate(options: SlogateOptions): Promise<Slogate> {
     pricePerSlotMs,
     otherWorkMs: () => otherWork.takeMs(),
     rolloutNote: (model, variant) => rollouts.note(model, variant),
+    shadowShare: (model, variant) => runtime.split.get(model, variant)?.shadowShare ?? 0,
   });
   router.setDecisionSource(controller);
   const live: RequestPath = {

@@ -2,8 +2,10 @@
 // (or --rollout JSON) after 2 s of load, follows GET /admin/rollouts until it ends, and prints what it cost:
 // seconds from deploy to the end (rollback or promotion), the share of requests answered by the candidate, failures,
 // and SLO attainment during the rollout. Bounded: stops at --duration seconds whatever happens.
+// --no-deploy is the baseline for the same sitting: the same load, deploying nothing, for --duration seconds, with
+// "during the rollout" the window a rollout would have had (from 2 s to the end); the same report lines.
 //   SLOGATE_ADMIN_TOKEN=... node dist/bench/rollout.js --url URL --route R --model M --variant V --file F.onnx \
-//     --rate RPS [--duration 120] [--p99-ms 25] [--negative 0.05] [--rollout JSON]
+//     --rate RPS [--duration 120] [--p99-ms 25] [--negative 0.05] [--rollout JSON] [--no-deploy]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { evalRow, readEvalSet } from '../runtime/eval-set.js';
@@ -21,9 +23,11 @@ const { values: o } = parseArgs({
     negative: { type: 'string', default: '0' },
     rollout: { type: 'string' },
     eval: { type: 'string', default: 'models/digits/eval.bin' },
+    'no-deploy': { type: 'boolean', default: false },
   },
 });
-for (const k of ['url', 'route', 'model', 'variant', 'file', 'rate'] as const)
+const noDeploy = o['no-deploy'] === true;
+for (const k of ['url', 'route', 'rate', ...(noDeploy ? [] : (['model', 'variant', 'file'] as const))] as const)
   if (o[k] === undefined) throw new Error(`--${k} is required`);
 const url = (o.url as string).replace(/\/+$/, '');
 const rate = Number(o.rate);
@@ -89,6 +93,32 @@ async function main(): Promise<void> {
   const before = await candidateAnswers();
   const t0 = performance.now();
   rolling = true;
+  const end = noDeploy ? await baseline(start) : await rollout(start, t0);
+  const seconds = (performance.now() - t0) / 1000;
+  rolling = false;
+  clearInterval(timer);
+  await Promise.all(pending);
+  const candidate = (await candidateAnswers()) - before;
+  console.log(`rollout: ${end?.state ?? 'not finished'} after ${seconds.toFixed(1)} s: ${end?.reason ?? ''}`);
+  console.log(
+    `requests: sent ${tally.sent}, answered ${tally.ok}, failed ${tally.failed}, shed ${tally.shed}; ` +
+      `answered by the candidate ${candidate} (${((100 * candidate) / Math.max(1, tally.sent)).toFixed(2)}% of all)`,
+  );
+  console.log(
+    `attainment (<= ${sloMs} ms): overall ${((100 * tally.met) / Math.max(1, tally.sent)).toFixed(2)}%, ` +
+      `during the rollout ${((100 * tally.metInRollout) / Math.max(1, tally.inRollout)).toFixed(2)}%`,
+  );
+}
+
+/** No deploy: the load runs to --duration; the "rollout" is the window after the lead-in. */
+async function baseline(start: number): Promise<{ state: string; reason: string }> {
+  console.log('deploy: none (--no-deploy baseline)');
+  await new Promise((r) => setTimeout(r, Math.max(0, durationMs - (performance.now() - start))));
+  return { state: 'none', reason: 'baseline without a rollout, same load' };
+}
+
+/** Deploys the file and follows its rollout until it ends or --duration runs out. */
+async function rollout(start: number, t0: number): Promise<{ state: string; reason: string } | undefined> {
   const deploy = await fetch(`${url}/admin/models/${o.model}/variants/${o.variant}/revisions`, {
     method: 'POST',
     headers: {
@@ -110,20 +140,7 @@ async function main(): Promise<void> {
     };
     end = list.finished.find((r) => r.revision === outcome.revision);
   }
-  const seconds = (performance.now() - t0) / 1000;
-  rolling = false;
-  clearInterval(timer);
-  await Promise.all(pending);
-  const candidate = (await candidateAnswers()) - before;
-  console.log(`rollout: ${end?.state ?? 'not finished'} after ${seconds.toFixed(1)} s: ${end?.reason ?? ''}`);
-  console.log(
-    `requests: sent ${tally.sent}, answered ${tally.ok}, failed ${tally.failed}, shed ${tally.shed}; ` +
-      `answered by the candidate ${candidate} (${((100 * candidate) / Math.max(1, tally.sent)).toFixed(2)}% of all)`,
-  );
-  console.log(
-    `attainment (<= ${sloMs} ms): overall ${((100 * tally.met) / Math.max(1, tally.sent)).toFixed(2)}%, ` +
-      `during the rollout ${((100 * tally.metInRollout) / Math.max(1, tally.inRollout)).toFixed(2)}%`,
-  );
+  return end;
 }
 
 await main();

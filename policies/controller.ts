@@ -49,6 +49,8 @@ export interface ControllerDeps {
   readonly otherWorkMs?: () => number;
   /** What a running rollout means for a variant's planning, for the decision's reason (policies/rollout/). */
   readonly rolloutNote?: (model: string, variant: string) => string | undefined;
+  /** The share of a variant's batches a rollout also runs on its candidate (shadow work the engine plans with). */
+  readonly shadowShare?: (model: string, variant: string) => number;
 }
 
 const HISTORY = 1000;
@@ -108,6 +110,7 @@ export class Controller implements DecisionSource {
       defaultOverheadMs: deps.defaultOverheadMs,
       gatewayUtilisation: deps.gatewayUtilisation,
       otherWorkMs: deps.otherWorkMs,
+      shadowShare: deps.shadowShare,
       admissionOverhead: (route, ms) => this.gate.setOverhead(route, ms),
     });
     this.#aimd = new AimdBaseline({ runtime: deps.runtime, routes, margin: this.#params.margin });

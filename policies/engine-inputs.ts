@@ -88,6 +88,8 @@ export interface EngineInputsDeps {
    * gateway's utilisation, which then counts only what admitting less inference could relieve.
    */
   readonly otherWorkMs?: (() => number) | undefined;
+  /** The share of a variant's batches also run elsewhere on its replicas (a rollout's shadow share; 0 by default). */
+  readonly shadowShare?: ((model: string, variant: string) => number) | undefined;
   /** Where each route's recent gateway overhead goes at every snapshot (admission's deadline check). */
   readonly admissionOverhead: (route: string, overheadMs: number) => void;
 }
@@ -138,12 +140,14 @@ export class EngineInputs {
     for (const m of runtime.models.values()) {
       const vm = new Map<string, VariantModel>();
       for (const v of m.variants.values()) {
+        const shadow = this.#deps.shadowShare?.(m.name, v.name) ?? 0;
         vm.set(v.name, {
           name: v.name,
           accuracy: v.accuracy ?? Number.NaN,
           table: runtime.serviceTable(m.name, v.name, m.config.maxBatch),
           maxBatch: m.config.maxBatch,
           pricePerSlotMs: this.#deps.pricePerSlotMs,
+          ...(shadow > 0 ? { extraWorkShare: shadow } : {}),
         });
       }
       variants.set(m.name, vm);

@@ -13,6 +13,12 @@ export interface VariantModel {
   readonly maxBatch: number;
   /** Price of one replica slot per millisecond (pricing units). */
   readonly pricePerSlotMs: number;
+  /**
+   * Work the variant's replicas run per live request on top of it (0 when absent): a rollout's shadow share, each
+   * shadowed batch run again on the candidate (the table is then the slower revision's). It takes capacity, so the
+   * plan counts it; the batches still form at the live rate.
+   */
+  readonly extraWorkShare?: number;
 }
 
 export interface LoadContext {
@@ -41,8 +47,10 @@ export interface Plan {
   readonly maxBatch: number;
   /** Batch that forms at this load. */
   readonly batch: number;
-  /** This stream's utilisation of all slots. */
+  /** This stream's utilisation of all slots, the variant's extra work included. */
   readonly utilisation: number;
+  /** The part of utilisation that is extra work (extraWorkShare). */
+  readonly extraUtilisation: number;
   readonly predictedP99Ms: number;
   readonly costPerMillion: number;
 }
@@ -85,6 +93,12 @@ export function utilisation(v: VariantModel, lambdaRps: number, b: number, slots
   return (lambdaRps * (v.table.p50[b] as number)) / b / 1000 / slots;
 }
 
+/** Work per live request on v's replicas: 1 plus its extra work share. */
+export function workFactor(v: VariantModel): number {
+  const extra = v.extraWorkShare ?? 0;
+  return extra > 0 ? 1 + extra : 1;
+}
+
 /** p99 of waiting in an M/G/k-like queue (Sakasegawa for the chance to wait, Kingman for its mean, exponential tail). */
 export function waitP99Ms(rho: number, slots: number, serviceMs: number, ca2: number, cs2: number): number {
   if (rho <= 0) return 0;
@@ -115,11 +129,13 @@ export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext, limit
       maxBatch: 0,
       batch: 1,
       utilisation: 0,
+      extraUtilisation: 0,
       predictedP99Ms: Number.POSITIVE_INFINITY,
       costPerMillion: costPerMillion(v, 1),
     };
   const b = formedBatch(v, lambdaRps, ctx.slots, limit);
-  const rho = utilisation(v, lambdaRps, b, ctx.slots);
+  const live = utilisation(v, lambdaRps, b, ctx.slots);
+  const rho = live * workFactor(v);
   const total = rho + ctx.otherUtilisation;
   const cost = costPerMillion(v, b);
   if (total >= ctx.maxUtilisation)
@@ -130,6 +146,7 @@ export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext, limit
       maxBatch: limit,
       batch: b,
       utilisation: rho,
+      extraUtilisation: rho - live,
       predictedP99Ms: Number.POSITIVE_INFINITY,
       costPerMillion: cost,
     };
@@ -149,6 +166,7 @@ export function plan(v: VariantModel, lambdaRps: number, ctx: LoadContext, limit
     maxBatch: limit,
     batch: b,
     utilisation: rho,
+    extraUtilisation: rho - live,
     predictedP99Ms: predicted,
     costPerMillion: cost,
   };
@@ -162,7 +180,10 @@ export function planLimit(v: VariantModel, ctx: Pick<LoadContext, 'overheadMs' |
   return batchLimit(v, Math.min(ctx.overheadMs, ctx.budgetMs / 2), ctx.budgetMs, ctx.correction);
 }
 
-/** Highest arrival rate v can take within maxUtilisation, given other traffic (full batches at the limit). */
+/**
+ * Highest arrival rate v can take within maxUtilisation, given other traffic (full batches at the limit), its extra
+ * work counted.
+ */
 export function capacityRps(
   v: VariantModel,
   limit: number,
@@ -170,5 +191,5 @@ export function capacityRps(
 ): number {
   if (limit <= 0) return 0;
   const room = Math.max(0, ctx.maxUtilisation - ctx.otherUtilisation);
-  return (room * ctx.slots * limit * 1000) / (v.table.p50[limit] as number);
+  return (room * ctx.slots * limit * 1000) / (v.table.p50[limit] as number) / workFactor(v);
 }

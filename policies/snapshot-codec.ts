@@ -51,6 +51,7 @@ export function deserializeSnapshot(raw: unknown): EngineSnapshot {
         maxBatch: unnum(v.maxBatch),
         pricePerSlotMs: unnum(v.pricePerSlotMs),
         table: { p50: Float64Array.from(table.p50, unnum), p99: Float64Array.from(table.p99, unnum) },
+        ...(v.extraWorkShare == null ? {} : { extraWorkShare: unnum(v.extraWorkShare) }),
       });
     }
     variants.set(model, m);

@@ -58,6 +58,21 @@ export const MAX_VARIABLE_ANSWER_BYTES = 64 * 1024 * 1024;
 const PROBE_TIMEOUT_MS = 2000;
 /** Characters of a node's error text kept in a message. */
 const NODE_ERROR_CHARS = 200;
+/**
+ * Answers to a batch on a named revision that say the node does not hold it (dropped, restarted empty, never sent) or
+ * will not run it for this gateway (another admin token): the node's failure, not the batch's.
+ */
+const REVISION_MISSING_CODES = new Set([
+  'SLOGATE_ERR_VARIANT_NOT_FOUND',
+  'SLOGATE_ERR_MODEL_NOT_FOUND',
+  'SLOGATE_ERR_REVISION_NOT_FOUND',
+  'SLOGATE_ERR_UNAUTHORIZED',
+]);
+
+function cannotRunRevision(status: number, code: string | string[] | undefined): boolean {
+  if (typeof code === 'string') return REVISION_MISSING_CODES.has(code);
+  return status === 404 || status === 401 || status === 403;
+}
 
 interface MetadataResponse {
   name: string;
@@ -383,6 +398,11 @@ export class RemoteReplica implements Replica {
         if (code === 'SLOGATE_ERR_SHUTTING_DOWN') this.#apply({ kind: 'shutting-down' });
         throw new ReplicaFault(this.id, `remote replica ${this.id}: HTTP ${status} ${code ?? ''} ${message}`);
       }
+      if (task.revision !== undefined && cannotRunRevision(status, code))
+        throw new SlogateError(
+          'SLOGATE_ERR_NODE_REVISION',
+          `runtime node ${this.id} (${this.#o.url}) cannot run ${task.revision}: HTTP ${status} ${code ?? ''} ${message}`,
+        );
       throw new SlogateError(
         typeof code === 'string' && isErrorCode(code) ? code : 'SLOGATE_ERR_INFERENCE_FAILED',
         `remote replica ${this.id}: ${message}`,

@@ -561,7 +561,8 @@ export class Scheduler {
   ): void {
     const batch = current();
     const rows = batch.reduce((n, p) => n + p.rows, 0);
-    const code = toSlogateError(err).code;
+    const failure = toSlogateError(err);
+    const code = failure.code;
     // A shutdown is nobody's fault: not evidence against the candidate.
     if (code !== 'SLOGATE_ERR_SHUTTING_DOWN')
       this.#guard('traffic split', () =>
@@ -573,6 +574,7 @@ export class Scheduler {
           requests: batch.length,
           computeMs: undefined,
           error: code,
+          detail: failureDetail(failure.message),
         }),
       );
     const r = this.#pool.pick() ?? this.#pool.replicas.find((x) => x.state === 'ready');
@@ -643,6 +645,7 @@ export class Scheduler {
             agreedRows: 0,
             computeMs: undefined,
             error: toSlogateError(err).code,
+            detail: failureDetail(toSlogateError(err).message),
           }),
       );
   }
@@ -940,4 +943,11 @@ function guardEvents(events: SchedulerEvents, failed: (what: string, err: unknow
     };
   }
   return guarded as SchedulerEvents;
+}
+
+/** A candidate failure's message as the rollout keeps it: bounded. */
+const FAILURE_DETAIL_CHARS = 400;
+
+function failureDetail(message: string): string {
+  return message.length <= FAILURE_DETAIL_CHARS ? message : `${message.slice(0, FAILURE_DETAIL_CHARS)}...`;
 }

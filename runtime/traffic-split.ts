@@ -16,6 +16,8 @@ export interface SplitBatch {
   readonly computeMs: number | undefined;
   /** The error code when the batch failed on this revision. */
   readonly error?: string | undefined;
+  /** The error's message (bounded), when it failed. */
+  readonly detail?: string | undefined;
 }
 
 /** One shadow run: the candidate's answer compared with the active one's, or why it did not run. */
@@ -29,6 +31,8 @@ export interface SplitShadow {
   readonly computeMs: number | undefined;
   readonly activeComputeMs: number | undefined;
   readonly error?: string | undefined;
+  /** The error's message (bounded), when it failed. */
+  readonly detail?: string | undefined;
 }
 
 export interface SplitListener {

@@ -9,6 +9,8 @@ export interface Evaluation {
   readonly ok: boolean;
   readonly shares: VariantShare[];
   readonly utilisation: number;
+  /** The part of utilisation that is the variants' extra work (a rollout's shadow runs). */
+  readonly extraUtilisation: number;
   readonly predictedP99Ms: number;
   readonly accuracy: number;
   readonly costPerMillion: number;
@@ -135,6 +137,7 @@ function evaluateUncached(
       ok: single.ok && (maxCost === undefined || single.costPerMillion <= maxCost),
       shares: [{ variant: lower.name, share: 1 }],
       utilisation: single.utilisation,
+      extraUtilisation: single.extraUtilisation,
       predictedP99Ms: single.predictedP99Ms,
       accuracy: lower.accuracy,
       costPerMillion: single.costPerMillion,
@@ -179,6 +182,7 @@ function evaluateMix(
       { variant: upper.name, share: round3(upperShare) },
     ],
     utilisation: lowerPlan.utilisation + upperPlan.utilisation,
+    extraUtilisation: lowerPlan.extraUtilisation + upperPlan.extraUtilisation,
     predictedP99Ms: Math.max(lowerPlan.predictedP99Ms, upperPlan.predictedP99Ms),
     accuracy: (1 - upperShare) * lower.accuracy + upperShare * upper.accuracy,
     costPerMillion: cost,

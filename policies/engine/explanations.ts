@@ -147,6 +147,10 @@ export const explain = {
       'shedding the rest'
     );
   },
+  /** A route held below its best choice while variants run extra work (a rollout's shadow) on the replicas. */
+  shadowWork(utilisation: number, variants: readonly string[]): string {
+    return `counting shadow work: ${percent(utilisation)} of the replicas (${variants.join(', ')})`;
+  },
   /** The decision's reason: what changed in the ladder, the rule's reason, and the resulting mix and prediction. */
   decision(
     ladderNote: string,

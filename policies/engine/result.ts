@@ -47,9 +47,10 @@ export function buildResult(
   const states = new Map<string, RouteEngineState>();
   const knobs = new KnobTable();
   const total = totalUtilisation(load);
+  const shadow = shadowWork(snapshot, adaptive);
   for (const route of adaptive) {
     const decision = route.servable
-      ? adaptiveDecision(route, snapshot, total, knobs)
+      ? adaptiveDecision(route, snapshot, total, knobs, shadow)
       : unservableDecision(route, snapshot);
     decisions.set(route.input.name, decision);
     states.set(route.input.name, route.state);
@@ -74,12 +75,51 @@ export function buildResult(
   return { decisions, states, knobs: knobs.byVariant, underPressure };
 }
 
+/** Utilisation of the shared replicas by extra work (a rollout's shadow runs), and the variants running it. */
+interface ShadowWork {
+  readonly utilisation: number;
+  readonly variants: readonly string[];
+}
+
+/** Shadow work below this share of the replicas is not worth a word in a reason. */
+const SHADOW_WORTH_NAMING = 0.005;
+
+function shadowWork(snapshot: EngineSnapshot, adaptive: readonly AdaptiveRoute[]): ShadowWork {
+  const variants: string[] = [];
+  for (const [model, vs] of snapshot.variants)
+    for (const v of vs.values())
+      if ((v.extraWorkShare ?? 0) > 0)
+        variants.push(`${model}/${v.name} shadow ${Math.round((v.extraWorkShare ?? 0) * 100)}%`);
+  if (variants.length === 0) return { utilisation: 0, variants };
+  let utilisation = 0;
+  for (const route of adaptive) {
+    if (!route.servable) continue;
+    const admittedRps = Math.min(route.rateNowRps, route.admissionRps);
+    utilisation += evaluate(route.planner, route.state.position, admittedRps, 0).extraUtilisation;
+  }
+  return { utilisation, variants };
+}
+
+/** The reason names the shadow work when the route is held below its best choice while it takes capacity. */
+function withShadowNote(route: AdaptiveRoute, shadow: ShadowWork): string {
+  const top = route.planner.ladder.length - 1;
+  const held = route.state.position < top - 1e-9 || Number.isFinite(route.admissionRps);
+  if (!held || shadow.utilisation < SHADOW_WORTH_NAMING) return route.reason;
+  return `${route.reason}; ${explain.shadowWork(shadow.utilisation, shadow.variants)}`;
+}
+
 /**
  * A servable route's decision: its position evaluated at the admitted rate against everything else. Routes that
  * never wait for fuller batches (max-accuracy) get no queue delay; the others wait up to half their slack (<= 5 ms),
  * and their prediction includes that wait whenever their own arrivals make it apply.
  */
-function adaptiveDecision(route: AdaptiveRoute, snapshot: EngineSnapshot, total: number, knobs: KnobTable): Decision {
+function adaptiveDecision(
+  route: AdaptiveRoute,
+  snapshot: EngineSnapshot,
+  total: number,
+  knobs: KnobTable,
+  shadow: ShadowWork,
+): Decision {
   const input = route.input;
   const { state, planner } = route;
   const params = snapshot.params;
@@ -114,7 +154,13 @@ function adaptiveDecision(route: AdaptiveRoute, snapshot: EngineSnapshot, total:
     predictedP99Ms: final.predictedP99Ms + waitMs,
     accuracy: final.accuracy,
     costPerMillion: final.costPerMillion,
-    reason: explain.decision(route.ladderNote, route.reason, final.shares, final.predictedP99Ms + waitMs, input),
+    reason: explain.decision(
+      route.ladderNote,
+      withShadowNote(route, shadow),
+      final.shares,
+      final.predictedP99Ms + waitMs,
+      input,
+    ),
     inputs: decisionInputs(input, snapshot, state.correction, route.calibration.scale, capacity),
     fallbackVariant: (planner.ladder[0] as VariantModel).name,
   });

@@ -52,6 +52,11 @@ export interface RolloutSnapshot {
   /** The active revision over the same window (or the last window where it had enough, at a 100% step). */
   readonly active: RevisionEvidence;
   readonly shadow: ShadowEvidence;
+  /**
+   * Why a replica could not run the candidate (a runtime node that does not hold it), naming it; absent: none could
+   * not. A replica that cannot serve the candidate cannot take its promotion either: the rollout rolls back.
+   */
+  readonly unservable?: string | undefined;
 }
 
 export type RolloutAction = 'wait' | 'advance' | 'promote' | 'roll-back';
@@ -69,7 +74,10 @@ export const MIN_LATENCY_SAMPLES = 20;
 export function decideRollout(s: RolloutSnapshot): RolloutDecision {
   const where = phaseName(s);
   const failed =
-    judgeErrors(s, where) ?? (s.phase === 'shadow' ? judgeAgreement(s, where) : undefined) ?? judgeLatency(s, where);
+    (s.unservable === undefined ? undefined : `${where}: ${s.unservable}`) ??
+    judgeErrors(s, where) ??
+    (s.phase === 'shadow' ? judgeAgreement(s, where) : undefined) ??
+    judgeLatency(s, where);
   if (failed !== undefined) return { action: 'roll-back', reason: failed };
   if (s.paused) return { action: 'wait', reason: `${where}: paused` };
   const bakeMs = (s.phase === 'shadow' ? s.policy.shadowSeconds : s.policy.bakeSeconds) * 1000;

@@ -3,6 +3,9 @@
 import type { SplitBatch, SplitShadow } from '../../runtime/traffic-split.js';
 import type { LatencyAtBatch, RevisionEvidence, ShadowEvidence } from './decide-rollout.js';
 
+/** The code of a candidate batch a runtime node could not run: the node, not the revision, failed it. */
+const UNSERVABLE_CODE = 'SLOGATE_ERR_NODE_REVISION';
+
 /** Service-time samples kept per revision and batch size (the newest). */
 export const MAX_SAMPLES_PER_SIZE = 512;
 
@@ -51,6 +54,8 @@ export class RolloutEvidence {
   #baseline: RevisionEvidence | undefined;
   #shadow = { comparedRows: 0, agreedRows: 0, dropped: 0 };
   #minRequests: number;
+  /** The first replica that could not run the candidate (a runtime node without it), in its words. */
+  #unservable: string | undefined;
 
   constructor(minRequests: number) {
     this.#minRequests = minRequests;
@@ -59,6 +64,11 @@ export class RolloutEvidence {
   onBatch(b: SplitBatch): void {
     const w = b.role === 'candidate' ? this.#candidate : this.#active;
     w.add(b.rows, b.requests, b.computeMs, b.error !== undefined);
+    if (b.role === 'candidate') this.#noteUnservable(b.error, b.detail);
+  }
+
+  #noteUnservable(error: string | undefined, detail: string | undefined): void {
+    if (error === UNSERVABLE_CODE && this.#unservable === undefined) this.#unservable = detail ?? error;
   }
 
   /** A shadow run is candidate evidence: its errors and its service time at the active batch's size. */
@@ -70,6 +80,7 @@ export class RolloutEvidence {
     this.#shadow.comparedRows += s.rows;
     this.#shadow.agreedRows += s.agreedRows;
     this.#candidate.add(s.rows, s.rows, s.computeMs, s.error !== undefined);
+    this.#noteUnservable(s.error, s.detail);
   }
 
   /** A new window (the next step): the active revision's evidence is kept as the baseline if it had enough. */
@@ -91,5 +102,10 @@ export class RolloutEvidence {
 
   shadow(): ShadowEvidence {
     return { ...this.#shadow };
+  }
+
+  /** Why a replica could not run the candidate, if one could not (kept across windows: it ends the rollout). */
+  unservable(): string | undefined {
+    return this.#unservable;
   }
 }

@@ -207,9 +207,11 @@ export class RolloutRunner {
     const share = r.phase === 'shadow' ? `shadow ${r.policy.shadowPercent}%` : `${r.policy.steps[r.step]}% canary`;
     const c = r.candidatePoints?.at(-1);
     const a = r.activePoints?.find((p) => p.rows === c?.rows);
-    if (c === undefined || a === undefined) return `${variant} at ${share}`;
+    // In shadow the variant's replicas also run that share of its batches on the candidate: the engine counts it.
+    const extra = r.phase === 'shadow' ? `, ${r.policy.shadowPercent}% more work on its replicas` : '';
+    if (c === undefined || a === undefined) return `${variant} at ${share}${extra}`;
     const slower = c.p99Ms >= a.p99Ms ? `the candidate's ${c.p99Ms.toFixed(1)}` : `the active's ${a.p99Ms.toFixed(1)}`;
-    return `${variant} at ${share}: planning with ${slower} ms at batch ${c.rows}`;
+    return `${variant} at ${share}: planning with ${slower} ms at batch ${c.rows}${extra}`;
   }
 
   /** One row per running rollout, then the finished ones, for the status page: shares, evidence, what comes next. */
@@ -272,6 +274,7 @@ export class RolloutRunner {
       candidate: r.evidence.candidate(),
       active: r.evidence.active(),
       shadow: r.evidence.shadow(),
+      unservable: r.evidence.unservable(),
     };
   }
 

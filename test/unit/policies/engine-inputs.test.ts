@@ -90,3 +90,30 @@ describe("the gateway's utilisation counts inference only", () => {
     assert.ok(inference >= GATEWAY_SATURATED, 'inference saturating the loop still reads as saturation');
   });
 });
+
+describe("a rollout's shadow share in the snapshot", () => {
+  test('a variant in shadow carries its share as extra work; the others none', () => {
+    const variants = new Map([
+      ['small', { name: 'small', accuracy: 0.9 }],
+      ['large', { name: 'large', accuracy: 0.99 }],
+    ]);
+    const model = { name: 'm', config: { maxBatch: 8 }, variants };
+    const inputs = new EngineInputs({
+      runtime: {
+        models: new Map([['m', model]]) as never,
+        serviceTable: () => ({ p50: new Float64Array(9), p99: new Float64Array(9) }),
+        queueStats: () => [],
+        readySlots: 1,
+      },
+      routes: () => [],
+      clock: new ManualClock(0),
+      params: DEFAULT_ENGINE_PARAMS,
+      pricePerSlotMs: 0,
+      shadowShare: (m, v) => (m === 'm' && v === 'large' ? 0.05 : 0),
+      admissionOverhead: () => {},
+    });
+    const snap = inputs.snapshot({ decision: () => undefined, state: () => undefined, aimdLimit: () => 1 });
+    assert.equal(snap.variants.get('m')?.get('large')?.extraWorkShare, 0.05);
+    assert.equal(snap.variants.get('m')?.get('small')?.extraWorkShare, undefined);
+  });
+});

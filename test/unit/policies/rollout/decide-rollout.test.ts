@@ -70,6 +70,17 @@ describe('decideRollout', () => {
     ],
     ['paused: wait', { paused: true }, 'wait', /^canary 25%: paused$/],
     [
+      'a runtime node cannot run the candidate: roll back at once, paused or not, naming it',
+      {
+        nowMs: 5_000,
+        paused: true,
+        candidate: ev(3, 1),
+        unservable: 'runtime node remote-0 (http://n:1) cannot run x',
+      },
+      'roll-back',
+      /^canary 25%: runtime node remote-0 \(http:\/\/n:1\) cannot run x$/,
+    ],
+    [
       'p99 over the limit on 500 batches each: roll back, even before the bake ends',
       { nowMs: 5_000, candidate: ev(2000, 0, [lat(4, 500, 31.2)]), active: ev(9000, 0, [lat(4, 512, 12.1)]) },
       'roll-back',

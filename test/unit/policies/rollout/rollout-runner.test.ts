@@ -104,6 +104,49 @@ describe('RolloutRunner', () => {
     assert.equal(s.runner.list().running.length, 0);
   });
 
+  test('a candidate run a runtime node cannot run (here a shadow run) rolls back at once naming the node', async () => {
+    const s = setup();
+    s.start();
+    s.feed('active', 200, 1);
+    s.split.reportShadow({
+      model: 'm',
+      variant: 'v',
+      outcome: 'compared',
+      rows: 1,
+      agreedRows: 0,
+      computeMs: undefined,
+      activeComputeMs: 1,
+      error: 'SLOGATE_ERR_NODE_REVISION',
+      detail: 'runtime node remote-1 (http://127.0.0.1:9) cannot run sha256:x: HTTP 404',
+    });
+    await s.runner.tick();
+    assert.equal(s.split.get('m', 'v'), undefined);
+    assert.deepEqual(s.calls, ['unload']);
+    const why = s.store.history('m').at(-1)?.why ?? '';
+    assert.equal(why, 'canary 10%: runtime node remote-1 (http://127.0.0.1:9) cannot run sha256:x: HTTP 404');
+  });
+
+  test("the engine's note names the rollout, and in shadow the extra work on the variant's replicas", async () => {
+    const s = setup();
+    const policy = RolloutPolicySchema.parse({ shadowPercent: 50, shadowSeconds: 1, steps: [10, 100], minRequests: 1 });
+    const candidate = { model: 'm', variant: 'v', revision: s.revision, path: '/x', sizeBytes: 1 };
+    const points = (ms: number) => [{ rows: 8, p50Ms: ms, p99Ms: ms, samples: 50 }];
+    s.runner.start({
+      candidate,
+      policy,
+      previous: s.active,
+      accuracy: 0.9,
+      candidatePoints: points(1.9),
+      activePoints: points(1.2),
+    });
+    assert.equal(s.split.get('m', 'v')?.shadowShare, 0.5);
+    assert.equal(
+      s.runner.note('m', 'v'),
+      "v at shadow 50%: planning with the candidate's 1.9 ms at batch 8, 50% more work on its replicas",
+    );
+    assert.equal(s.runner.note('m', 'other'), undefined);
+  });
+
   test('pause holds, resume lets go, abort rolls back; a second start of the variant is refused', async () => {
     const s = setup();
     s.start();
