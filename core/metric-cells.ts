@@ -11,6 +11,13 @@ const { hashObject } = createRequire(import.meta.url)('prom-client/lib/util.js')
 
 type Labels<L extends string> = Readonly<Record<L, string>>;
 
+/** A label set's key: its values in their order (callers pass the labels in one order per metric). */
+function keyOf(labels: Readonly<Record<string, string>>): string {
+  let key = '';
+  for (const name in labels) key += `${labels[name]}\u0000`;
+  return key;
+}
+
 export class CounterCell {
   n = 0;
   constructor(readonly labels: Record<string, string>) {}
@@ -31,7 +38,7 @@ export class CounterCells<L extends string> {
 
   /** The cell of one label set: look it up once and keep it. */
   cell(labels: Labels<L>): CounterCell {
-    const key = JSON.stringify(labels);
+    const key = keyOf(labels);
     let c = this.#cells.get(key);
     if (c === undefined) {
       c = new CounterCell({ ...labels });
@@ -101,7 +108,7 @@ export class HistogramCells<L extends string> {
   }
 
   cell(labels: Labels<L>): HistogramCell {
-    const key = JSON.stringify(labels);
+    const key = keyOf(labels);
     let c = this.#cells.get(key);
     if (c === undefined) {
       c = new HistogramCell({ ...labels }, (this.#histogram as unknown as HistogramInternals).upperBounds);

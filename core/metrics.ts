@@ -174,7 +174,10 @@ export class Metrics {
     help: 'Accumulated cost of served inferences (pricing units): batch service time / batch size x device price.',
     labelNames: ['route', 'variant'] as const,
     registers: [this.registry],
+    collect: (): void => this.costCells.flush(),
   });
+  /** The request path's updates of cost, merged when it is read. */
+  readonly costCells = new CounterCells(this.cost);
   readonly shed = new Counter({
     name: 'slogate_shed_total',
     help: 'Requests refused or dropped, by route and error code.',

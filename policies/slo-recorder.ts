@@ -64,7 +64,7 @@ export class RouteSloRecorder implements SloRecorder {
     const v = o.variant === undefined ? 'none' : variantKey(r.model.name, o.variant);
     const revision = o.result?.revision ?? 'active';
     if (o.statusCode === 200) {
-      this.#answered(r, o, v, now, this.#cells(o.route, v, revision));
+      this.#answered(r, o, now, this.#cells(o.route, v, revision));
       return;
     }
     m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`, revision).inc();
@@ -84,14 +84,14 @@ export class RouteSloRecorder implements SloRecorder {
         duration: m.requestDurationCells.cell({ route, variant, revision }),
         met: m.sloRequestCells.cell({ route, outcome: 'met' }),
         missed: m.sloRequestCells.cell({ route, outcome: 'missed' }),
+        cost: m.costCells.cell({ route, variant }),
       };
       this.#answeredCells.set(key, c);
     }
     return c;
   }
 
-  #answered(r: RouteState, o: Outcome, v: string, now: number, cells: AnsweredCells): void {
-    const m = this.#deps.metrics;
+  #answered(r: RouteState, o: Outcome, now: number, cells: AnsweredCells): void {
     const met = o.totalMs <= r.config.slo.p99Ms && o.bestEffort !== true;
     cells.requests.inc();
     cells.duration.observe(o.totalMs / 1000);
@@ -109,7 +109,7 @@ export class RouteSloRecorder implements SloRecorder {
       if (res.routedMs !== undefined)
         r.stats.overheadAfterRoute(now, Math.max(0, o.totalMs - res.routedMs - res.queueMs - res.computeMs));
       const price = this.#deps.pricePerSlotMs ?? 0;
-      if (price > 0) m.cost.labels(o.route, v).inc((res.serviceMs / Math.max(1, res.batchRows)) * price);
+      if (price > 0) cells.cost.inc((res.serviceMs / Math.max(1, res.batchRows)) * price);
     }
     if (!met) this.#deps.onLate?.(o.route);
   }
@@ -120,6 +120,7 @@ interface AnsweredCells {
   readonly duration: HistogramCell;
   readonly met: CounterCell;
   readonly missed: CounterCell;
+  readonly cost: CounterCell;
 }
 
 const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {
