@@ -2,7 +2,9 @@
 // (the bundled slogate.yaml unless --config) as a child with bench/cpu-probe.ts preloaded, sends one variant's
 // requests by its version path at --rate for --duration seconds after a warm-up, and reports CPU microseconds per
 // answered request: the whole process, its event loop's thread, the worker threads and the rest (GC helpers, libuv),
-// with the event loop's utilisation. --peer naive measures the hand-written peer on the variant's file instead.
+// with the event loop's utilisation. --peer naive measures the hand-written peer on the variant's file instead;
+// --peer bare-fastify and --peer bare-http the HTTP floor (bench/peers/bare.ts: the same requests answered with a
+// precomputed answer of the same size, no model), in Fastify with slogate's settings and in node:http alone.
 // --cpu-prof FILE also profiles the event loop over the window and prints its top self-time items. CPU per request
 // moves far less with a shared host's noise than latency does. Linux only (/proc).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -32,7 +34,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     top: { type: 'string', default: '25' },
     json: { type: 'string' },
-    // naive: the hand-written peer (bench/peers/naive.ts) on the variant's file instead of slogate, for comparison.
+    // naive: the hand-written peer (bench/peers/naive.ts) on the variant's file instead of slogate, for comparison;
+    // bare-fastify, bare-http: the HTTP floor (bench/peers/bare.ts), no model per request.
     peer: { type: 'string' },
   },
 });
@@ -55,16 +58,19 @@ function startServer(): Promise<ServerProcess> {
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${probe}`.trim(),
   };
   if (values['cpu-prof'] !== undefined) env.SLOGATE_CPU_PROF = values['cpu-prof'];
-  if (values.peer === 'naive') {
+  if (values.peer !== undefined) {
     const file = config.models[routeConfig?.model as string]?.variants[values.variant]?.path;
     if (file === undefined) throw new Error(`the config has no variant ${values.variant}`);
-    return startNodeProcess(
-      join(ROOT, 'dist', 'bench', 'peers', 'naive.js'),
-      ['--route', values.route, '--variant', `${values.variant}=${file}`],
-      { env },
-    );
+    const args = ['--route', values.route, '--variant', `${values.variant}=${file}`];
+    const peers: Record<string, [string, string[]]> = {
+      naive: ['naive.js', args],
+      'bare-fastify': ['bare.js', [...args, '--server', 'fastify']],
+      'bare-http': ['bare.js', [...args, '--server', 'http']],
+    };
+    const peer = peers[values.peer];
+    if (peer === undefined) throw new Error('--peer takes naive, bare-fastify or bare-http');
+    return startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', peer[0]), peer[1], { env });
   }
-  if (values.peer !== undefined) throw new Error('--peer takes naive');
   return startNodeProcess(
     join(ROOT, 'dist', 'cli.js'),
     ['serve', '--config', values.config, '--host', '127.0.0.1', '--port', '0'],

@@ -1,6 +1,7 @@
 // Every Prometheus metric slogate exports, declared in one place: the names and labels are a contract that
 // dashboards and alerts depend on. One registry per server instance (tests build several in one process).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { CounterCells, HistogramCells } from './metric-cells.js';
 
 /** Buckets for millisecond-scale inference, in seconds: 100 us to 10 s. */
 export const LATENCY_BUCKETS_S = [
@@ -22,7 +23,10 @@ export class Metrics {
     help: 'Inference requests answered or refused, by route, variant (the one that served or failed it; "none" when refused before one was chosen) and HTTP status class.',
     labelNames: ['route', 'variant', 'code', 'revision'] as const,
     registers: [this.registry],
+    collect: (): void => this.requestCells.flush(),
   });
+  /** The request path's updates of requests, merged when it is read. */
+  readonly requestCells = new CounterCells(this.requests);
   readonly invalidRequests = new Counter({
     name: 'slogate_invalid_requests_total',
     help: "Malformed inference requests (the client's own 4xx: bad JSON, shape, datatype, unknown input); not SLO events.",
@@ -35,34 +39,49 @@ export class Metrics {
     labelNames: ['route', 'variant', 'revision'] as const,
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
+    collect: (): void => this.requestDurationCells.flush(),
   });
+  /** The request path's updates of requestDuration, merged when it is read. */
+  readonly requestDurationCells = new HistogramCells(this.requestDuration);
   readonly queueDuration = new Histogram({
     name: 'slogate_queue_duration_seconds',
     help: "Time a request waited in its variant's queue before its batch was dispatched.",
     labelNames: ['variant'] as const,
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
+    collect: (): void => this.queueDurationCells.flush(),
   });
+  /** The request path's updates of queueDuration, merged when it is read. */
+  readonly queueDurationCells = new HistogramCells(this.queueDuration);
   readonly inferenceDuration = new Histogram({
     name: 'slogate_inference_duration_seconds',
     help: 'Time onnxruntime spent running one batch (measured inside the worker).',
     labelNames: ['variant'] as const,
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
+    collect: (): void => this.inferenceDurationCells.flush(),
   });
+  /** The request path's updates of inferenceDuration, merged when it is read. */
+  readonly inferenceDurationCells = new HistogramCells(this.inferenceDuration);
   readonly batchSize = new Histogram({
     name: 'slogate_batch_size',
     help: 'Rows per executed batch.',
     labelNames: ['variant'] as const,
     buckets: BATCH_BUCKETS,
     registers: [this.registry],
+    collect: (): void => this.batchSizeCells.flush(),
   });
+  /** The request path's updates of batchSize, merged when it is read. */
+  readonly batchSizeCells = new HistogramCells(this.batchSize);
   readonly sloRequests = new Counter({
     name: 'slogate_slo_requests_total',
     help: 'Inference requests by SLO outcome: met (answered within p99Ms), missed (answered late or failed), shed (refused at admission), dropped (expired or rejected in a queue).',
     labelNames: ['route', 'outcome'] as const,
     registers: [this.registry],
+    collect: (): void => this.sloRequestCells.flush(),
   });
+  /** The request path's updates of sloRequests, merged when it is read. */
+  readonly sloRequestCells = new CounterCells(this.sloRequests);
   readonly variantShare = new Gauge({
     name: 'slogate_route_variant_share',
     help: "The engine's current decision: share of the route's traffic sent to each variant (0..1).",
@@ -155,7 +174,10 @@ export class Metrics {
     help: 'Accumulated cost of served inferences (pricing units): batch service time / batch size x device price.',
     labelNames: ['route', 'variant'] as const,
     registers: [this.registry],
+    collect: (): void => this.costCells.flush(),
   });
+  /** The request path's updates of cost, merged when it is read. */
+  readonly costCells = new CounterCells(this.cost);
   readonly shed = new Counter({
     name: 'slogate_shed_total',
     help: 'Requests refused or dropped, by route and error code.',
@@ -232,6 +254,7 @@ export class Metrics {
    */
   forgetWarmup(): void {
     for (const m of [this.queueDuration, this.inferenceDuration, this.batchSize, this.moved]) m.reset();
+    for (const c of [this.queueDurationCells, this.inferenceDurationCells, this.batchSizeCells]) c.discard();
   }
 
   /** Registers the scrape-time refresh of one of this registry's gauges. */

@@ -86,11 +86,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   if (config.server.requestLog) installRequestLog(app, deps.tracing, unobserved);
   deps.otherWork?.install(app);
 
-  app.addHook('onSend', async (req, reply, payload) => {
+  // A callback hook: every answer passes it, and an async one would cost a promise each.
+  app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
     // Draining: each answer closes its connection, so clients move to other servers before idle sockets are closed.
     if (!admitting()) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 
   app.setErrorHandler((err, _req, reply) => {

@@ -2,6 +2,7 @@
 // histogram, gateway overhead, cost, and the route's own statistics (which the engine reads). One call per request.
 import type { Clock } from '../core/clock.js';
 import { ERROR_CATALOG, isErrorCode } from '../core/errors.js';
+import type { CounterCell, HistogramCell } from '../core/metric-cells.js';
 import type { Metrics, SloOutcome } from '../core/metrics.js';
 import { variantKey } from '../core/types.js';
 import type { RoutedResult, RouteState } from './router.js';
@@ -44,6 +45,8 @@ export interface RouteSloRecorderDeps {
  */
 export class RouteSloRecorder implements SloRecorder {
   readonly #deps: RouteSloRecorderDeps;
+  /** The metric cells of answered requests, by route, variant and revision (looked up once per label set). */
+  readonly #answeredCells = new Map<string, AnsweredCells>();
 
   constructor(deps: RouteSloRecorderDeps) {
     this.#deps = deps;
@@ -60,22 +63,39 @@ export class RouteSloRecorder implements SloRecorder {
     const now = this.#deps.clock.now();
     const v = o.variant === undefined ? 'none' : variantKey(r.model.name, o.variant);
     const revision = o.result?.revision ?? 'active';
-    m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`, revision).inc();
     if (o.statusCode === 200) {
-      this.#answered(r, o, v, now);
+      this.#answered(r, o, now, this.#cells(o.route, v, revision));
       return;
     }
+    m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`, revision).inc();
     const outcome = o.errorCode === undefined ? 'missed' : (OUTCOME_BY_CODE[o.errorCode] ?? 'missed');
     m.sloRequests.labels(o.route, outcome).inc();
     r.stats.finish(now, outcome);
     if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(o.route, o.errorCode as string).inc();
   }
 
-  #answered(r: RouteState, o: Outcome, v: string, now: number): void {
-    const m = this.#deps.metrics;
+  #cells(route: string, variant: string, revision: string): AnsweredCells {
+    const key = `${route}\u0000${variant}\u0000${revision}`;
+    let c = this.#answeredCells.get(key);
+    if (c === undefined) {
+      const m = this.#deps.metrics;
+      c = {
+        requests: m.requestCells.cell({ route, variant, code: '2xx', revision }),
+        duration: m.requestDurationCells.cell({ route, variant, revision }),
+        met: m.sloRequestCells.cell({ route, outcome: 'met' }),
+        missed: m.sloRequestCells.cell({ route, outcome: 'missed' }),
+        cost: m.costCells.cell({ route, variant }),
+      };
+      this.#answeredCells.set(key, c);
+    }
+    return c;
+  }
+
+  #answered(r: RouteState, o: Outcome, now: number, cells: AnsweredCells): void {
     const met = o.totalMs <= r.config.slo.p99Ms && o.bestEffort !== true;
-    m.requestDuration.labels(o.route, v, o.result?.revision ?? 'active').observe(o.totalMs / 1000);
-    m.sloRequests.labels(o.route, met ? 'met' : 'missed').inc();
+    cells.requests.inc();
+    cells.duration.observe(o.totalMs / 1000);
+    (met ? cells.met : cells.missed).inc();
     if (o.bestEffort === true) {
       // Its latency is its size's, not the route's: kept out of the windows the engine plans with.
       r.stats.finish(now, 'missed');
@@ -89,10 +109,18 @@ export class RouteSloRecorder implements SloRecorder {
       if (res.routedMs !== undefined)
         r.stats.overheadAfterRoute(now, Math.max(0, o.totalMs - res.routedMs - res.queueMs - res.computeMs));
       const price = this.#deps.pricePerSlotMs ?? 0;
-      if (price > 0) m.cost.labels(o.route, v).inc((res.serviceMs / Math.max(1, res.batchRows)) * price);
+      if (price > 0) cells.cost.inc((res.serviceMs / Math.max(1, res.batchRows)) * price);
     }
     if (!met) this.#deps.onLate?.(o.route);
   }
+}
+
+interface AnsweredCells {
+  readonly requests: CounterCell;
+  readonly duration: HistogramCell;
+  readonly met: CounterCell;
+  readonly missed: CounterCell;
+  readonly cost: CounterCell;
 }
 
 const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {

@@ -168,13 +168,14 @@ export class Runtime implements RuntimePort {
       batchTimeout: config.runtime.batchTimeout,
       split: this.split,
       events: {
-        onQueued: (model, variant, ms) => metrics.queueDuration.labels(variantKey(model, variant)).observe(ms / 1000),
+        onQueued: (model, variant, ms) =>
+          metrics.queueDurationCells.cell({ variant: variantKey(model, variant) }).observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>
           metrics.moved.labels(variantKey(model, from), variantKey(model, to), reason).inc(count),
         onBatch: (o) => {
           const label = variantKey(o.model, o.variant);
-          metrics.inferenceDuration.labels(label).observe(o.inferMs / 1000);
-          metrics.batchSize.labels(label).observe(o.rows);
+          metrics.inferenceDurationCells.cell({ variant: label }).observe(o.inferMs / 1000);
+          metrics.batchSizeCells.cell({ variant: label }).observe(o.rows);
           for (const l of this.#batchListeners) l(o);
         },
       },

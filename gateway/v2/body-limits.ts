@@ -139,7 +139,8 @@ export function bodyTooLarge(limitBytes: number): SlogateError {
  * (503 SLOGATE_ERR_OVERLOADED when full) until the answer is sent, and caps a chunked body as it streams.
  */
 export function installBodyLimits(app: FastifyInstance, limits: RouteBodyLimits, budget: BodyBudget): void {
-  app.addHook('preParsing', async (req, reply, payload) => {
+  // A callback hook (an async one costs a promise per request); Fastify passes what it throws to the error handler.
+  app.addHook('preParsing', (req, reply, payload, done) => {
     const limit = limits.forRoute((req.params as { route?: string } | undefined)?.route);
     const header = req.headers['content-length'];
     const declared = header === undefined ? undefined : Number(header);
@@ -152,6 +153,6 @@ export function installBodyLimits(app: FastifyInstance, limits: RouteBodyLimits,
         { retryAfterMs: 1000 },
       );
     reply.raw.once('close', () => budget.release(bytes));
-    return declared === undefined ? payload.pipe(limitBody(limit)) : payload;
+    done(null, declared === undefined ? payload.pipe(limitBody(limit)) : payload);
   });
 }

@@ -349,6 +349,16 @@ export function encodeInferResponse(
   });
   json += ']}';
   if (blobs.length === 0) return { body: json, jsonLength: undefined };
-  const head = Buffer.from(json, 'utf8');
-  return { body: Buffer.concat([head, ...blobs]), jsonLength: head.byteLength };
+  // One buffer, written in place: no separate header buffer to copy again.
+  const headBytes = Buffer.byteLength(json, 'utf8');
+  let total = headBytes;
+  for (const b of blobs) total += b.byteLength;
+  const body = Buffer.allocUnsafe(total);
+  body.write(json, 0, 'utf8');
+  let at = headBytes;
+  for (const b of blobs) {
+    body.set(b, at);
+    at += b.byteLength;
+  }
+  return { body, jsonLength: headBytes };
 }
