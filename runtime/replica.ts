@@ -6,10 +6,8 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Clock } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
-import type { TensorStorage, V2Datatype } from '../core/types.js';
 import { type BackoffOptions, Respawner } from './respawn.js';
 import type {
-  ChannelTask,
   DescribeResult,
   RevisionResult,
   RevisionTask,
@@ -19,8 +17,7 @@ import type {
   WorkerResult,
   WorkerVariant,
 } from './worker/messages.js';
-import { createSlotMemory, DEFAULT_LAYOUT, SlotMemory } from './worker/shared-slots.js';
-import { type ChannelBatch, WorkerChannel } from './worker-channel.js';
+import { WorkerChannel } from './worker-channel.js';
 
 /** suspect: answers its health check but let a batch pass its timeout; it gets no batches until a probe passes. */
 export type ReplicaState = 'pending' | 'ready' | 'suspect' | 'down' | 'closed';
@@ -37,19 +34,6 @@ export interface BatchTask {
   readonly deadlineAtMs?: number | undefined;
   /** Run this loaded revision rather than the variant's active one (gates only). */
   readonly revision?: string | undefined;
-  /**
-   * The inputs before their rows were stacked (absent for a lone request's): a local worker's shared memory takes the
-   * requests' rows as they are, and `inputs` (which may stack on first read) is then never read.
-   */
-  readonly unstacked?: readonly UnstackedInput[] | undefined;
-}
-
-/** One input of a batch as its requests hold it: the stacked name, type and shape, each request's rows in order. */
-export interface UnstackedInput {
-  readonly name: string;
-  readonly datatype: V2Datatype;
-  readonly shape: readonly number[];
-  readonly parts: readonly TensorStorage[];
 }
 
 export interface BatchOutcome {
@@ -104,44 +88,6 @@ export interface Replica {
   close(): Promise<void>;
 }
 
-function runTask(task: BatchTask, inputs: WireTensor[]): RunTask {
-  const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs };
-  if (task.outputs !== undefined) msg.outputs = task.outputs;
-  if (task.revision !== undefined) msg.revision = task.revision;
-  return msg;
-}
-
-/** The batch as a message: its (stacked) inputs, and the buffers that may move with it. */
-function portTask(task: BatchTask): [RunTask, { transferList: ArrayBuffer[] }] {
-  const transferList: ArrayBuffer[] = [];
-  for (const t of task.transfer ? task.inputs : []) {
-    if (!Array.isArray(t.data)) {
-      const d = t.data as Float32Array;
-      if (
-        d.byteOffset === 0 &&
-        d.byteLength === d.buffer.byteLength &&
-        d.buffer instanceof ArrayBuffer &&
-        !transferList.includes(d.buffer)
-      )
-        transferList.push(d.buffer);
-    }
-  }
-  return [runTask(task, task.inputs), { transferList }];
-}
-
-const NO_DATA = new Float32Array(0);
-
-function batchFor(task: BatchTask): ChannelBatch {
-  const stacked = () => {
-    const [t, { transferList }] = portTask(task);
-    return { task: t, transferList };
-  };
-  const u = task.unstacked;
-  if (u === undefined) return { stacked };
-  const inputs = u.map((i) => ({ name: i.name, datatype: i.datatype, shape: [...i.shape], data: NO_DATA }));
-  return { stacked, unstacked: { task: runTask(task, inputs), parts: u.map((i) => i.parts) } };
-}
-
 const WORKER_URL = new URL('./worker/ort-worker.js', import.meta.url);
 
 /**
@@ -154,8 +100,6 @@ export interface LocalReplicaOptions {
   readonly clock: Clock;
   /** Spacing of the attempts to replace a worker that exited (the first is immediate). */
   readonly respawn: BackoffOptions;
-  /** Batches cross in shared memory when they fit a slot (the default); false: on the port only. */
-  readonly sharedSlots?: boolean;
 }
 
 export class LocalReplica implements Replica {
@@ -178,12 +122,10 @@ export class LocalReplica implements Replica {
   /** Pools whose worker passed a batch timeout, with when: destroyed once their run returns. */
   readonly #abandoned = new Map<Piscina, number>();
   readonly #clock: Clock;
-  readonly #sharedSlots: boolean;
 
   constructor(init: WorkerInit, options: LocalReplicaOptions) {
     this.#init = init;
     this.#clock = options.clock;
-    this.#sharedSlots = options.sharedSlots ?? true;
     this.#variants = [...init.variants];
     this.#respawner = new Respawner({
       ...options.respawn,
@@ -217,11 +159,6 @@ export class LocalReplica implements Replica {
   /** Worker threads abandoned inside a batch and still running it. */
   get stuckWorkers(): number {
     return this.#abandoned.size;
-  }
-
-  /** How the live worker's batches were handed over so far (tests). */
-  get handedOver(): { readonly slots: number; readonly port: number } | undefined {
-    return this.#pool === undefined ? undefined : this.#channels.get(this.#pool)?.handedOver;
   }
 
   /** The live worker thread (tests kill it to check self-healing). */
@@ -287,12 +224,9 @@ export class LocalReplica implements Replica {
 
   async #openChannel(pool: Piscina): Promise<void> {
     const { port1, port2 } = new MessageChannel();
-    const memory = this.#sharedSlots ? createSlotMemory(DEFAULT_LAYOUT) : undefined;
-    const channel = new WorkerChannel(port1, memory && new SlotMemory(memory, DEFAULT_LAYOUT));
+    const channel = new WorkerChannel(port1);
     this.#channels.set(pool, channel);
-    const task: ChannelTask = { kind: 'channel', port: port2 };
-    if (memory !== undefined) task.slots = { memory, ...DEFAULT_LAYOUT };
-    const r = (await pool.run(task, { transferList: [port2] })) as WorkerResult;
+    const r = (await pool.run({ kind: 'channel', port: port2 }, { transferList: [port2] })) as WorkerResult;
     if (!r.ok) throw SlogateError.fromData(r.error);
   }
 
@@ -335,14 +269,30 @@ export class LocalReplica implements Replica {
     const pool = this.#pool;
     if (pool === undefined || this.#state !== 'ready')
       throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
+    const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs: task.inputs };
+    if (task.outputs !== undefined) msg.outputs = task.outputs;
+    if (task.revision !== undefined) msg.revision = task.revision;
+    const transferList: ArrayBuffer[] = [];
+    for (const t of task.transfer ? task.inputs : []) {
+      if (!Array.isArray(t.data)) {
+        const d = t.data as Float32Array;
+        if (
+          d.byteOffset === 0 &&
+          d.byteLength === d.buffer.byteLength &&
+          d.buffer instanceof ArrayBuffer &&
+          !transferList.includes(d.buffer)
+        )
+          transferList.push(d.buffer);
+      }
+    }
     const channel = this.#channels.get(pool);
     this.#outstanding++;
     let r: WorkerResult;
     try {
       r =
         channel === undefined
-          ? ((await pool.run(...portTask(task))) as WorkerResult)
-          : await channel.run(batchFor(task));
+          ? ((await pool.run(msg, { transferList })) as WorkerResult)
+          : await channel.run(msg, transferList);
     } catch (err) {
       // The channel can tell before piscina does that the worker is gone: out of service at once, so the retry
       // waits for the replacement rather than failing on the dead worker.

@@ -11,14 +11,13 @@ import type { BatchKnobs, QueueState } from './batch-policy.js';
 import { planBatch } from './batch-policy.js';
 import { type BatchTimeoutKnobs, batchTimeoutMs } from './batch-timeout.js';
 import type { LatencyProfiles } from './latency-profile.js';
-import type { BatchOutcome, BatchTask, ReplicaFault, UnstackedInput } from './replica.js';
+import type { BatchOutcome, BatchTask, ReplicaFault } from './replica.js';
 import { BatchTimeoutFault, type ReplicaPool, type RunOptions } from './replica-pool.js';
 import type { QueueItem } from './request-queue.js';
 import { EdfQueue } from './request-queue.js';
 import { rowSize, splitRows, stackRows } from './tensor.js';
 import { agreeingRows, type RevisionRole, type TrafficSplit } from './traffic-split.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
-import type { WireTensor } from './worker/messages.js';
 
 /** What one executed batch tells the world (profiles, metrics, the engine). */
 export interface BatchObservation {
@@ -494,48 +493,31 @@ export class Scheduler {
     const candidate = this.#split?.pickCanary(vq.model, vq.variant);
     const buildFor = (revision: string | undefined) => (): BatchTask => {
       const first = batch[0] as Pending;
-      const base = {
+      const inputs = first.req.inputs.map((t, i) => {
+        const data =
+          batch.length === 1
+            ? t.data
+            : stackRows(
+                t.datatype,
+                batch.map((p) => (p.req.inputs[i] as Tensor).data),
+              );
+        return {
+          name: t.name,
+          datatype: t.datatype,
+          shape: batch.length === 1 ? [...t.shape] : [batchRows, ...t.shape.slice(1)],
+          data,
+        };
+      });
+      // Stacked buffers are fresh copies: they may move to the worker. A lone request's buffers must stay for a retry.
+      return {
         model: vq.model,
         variant: vq.variant,
+        inputs,
         outputs: wanted,
         rows: batchRows,
+        transfer: batch.length > 1,
         deadlineAtMs: batch.reduce((d, p) => Math.min(d, p.deadlineAtMs), Number.POSITIVE_INFINITY),
         revision,
-      };
-      // A lone request's buffers must stay for a retry.
-      if (batch.length === 1)
-        return {
-          ...base,
-          transfer: false,
-          inputs: first.req.inputs.map((t) => ({
-            name: t.name,
-            datatype: t.datatype,
-            shape: [...t.shape],
-            data: t.data,
-          })),
-        };
-      const unstacked: UnstackedInput[] = first.req.inputs.map((t, i) => ({
-        name: t.name,
-        datatype: t.datatype,
-        shape: [batchRows, ...t.shape.slice(1)],
-        parts: batch.map((p) => (p.req.inputs[i] as Tensor).data),
-      }));
-      // Stacked only where read (a worker's shared memory takes the rows unstacked). Stacked buffers are fresh
-      // copies: they may move to the worker.
-      let inputs: WireTensor[] | undefined;
-      return {
-        ...base,
-        transfer: true,
-        unstacked,
-        get inputs(): WireTensor[] {
-          inputs ??= unstacked.map((u) => ({
-            name: u.name,
-            datatype: u.datatype,
-            shape: [...u.shape],
-            data: stackRows(u.datatype, u.parts),
-          }));
-          return inputs;
-        },
       };
     };
     const tr = this.#tracing;

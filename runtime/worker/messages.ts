@@ -81,8 +81,6 @@ export type RevisionTask = LoadTask | ActivateTask | UnloadTask | RemoveTask;
 export interface ChannelTask {
   kind: 'channel';
   port: MessagePort;
-  /** Slot memory for batches in shared memory (shared-slots.ts), with its layout; absent: the port only. */
-  slots?: { memory: SharedArrayBuffer; slots: number; slotBytes: number };
 }
 
 /** One batch on the channel, answered by the ChannelReply of the same id. */

@@ -9,7 +9,6 @@ import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js'
 import type {
   ChannelReply,
   ChannelRequest,
-  ChannelTask,
   DescribeResult,
   LoadTask,
   RevisionDone,
@@ -22,8 +21,6 @@ import type {
   WorkerTask,
 } from './messages.js';
 import { ORT_TO_V2, V2_TO_ORT } from './messages.js';
-import { openInbox } from './shared-inbox.js';
-import { SlotMemory } from './shared-slots.js';
 
 const init = workerData as WorkerInit;
 
@@ -190,15 +187,13 @@ function movable(result: WorkerResult): unknown {
   } as unknown as Parameters<typeof Piscina.move>[0]);
 }
 
-/** Batches arriving on the replica's own port (runtime/worker-channel.ts) or in its slots, answered the same way. */
-function openChannel(task: ChannelTask): WorkerResult {
-  const port: MessagePort = task.port;
+/** Batches arriving on the replica's own port (runtime/worker-channel.ts), answered on it. */
+function openChannel(port: MessagePort): WorkerResult {
   port.on('message', (m: ChannelRequest) => {
     void runSafely(m.task).then((result) =>
       port.postMessage({ id: m.id, result } satisfies ChannelReply, outputBuffers(result)),
     );
   });
-  if (task.slots !== undefined) openInbox(new SlotMemory(task.slots.memory, task.slots), port, runSafely);
   return { ok: true, kind: 'channel' };
 }
 
@@ -328,7 +323,7 @@ async function load(): Promise<(task: WorkerTask) => Promise<unknown>> {
     try {
       if (task.kind === 'describe') return describe();
       if (task.kind === 'run') return movable(await run(task));
-      if (task.kind === 'channel') return openChannel(task);
+      if (task.kind === 'channel') return openChannel(task.port);
       return await revisionTask(task);
     } catch (err) {
       return internalError(err);

@@ -7,7 +7,6 @@ import type { ChannelReply, ChannelRequest, RunTask, WorkerResult } from '../../
 import { WorkerChannel } from '../../../runtime/worker-channel.js';
 
 const task = (variant: string): RunTask => ({ kind: 'run', model: 'm', variant, inputs: [] });
-const plain = (t: RunTask) => ({ stacked: () => ({ task: t, transferList: [] }) });
 const answer = (variant: string): WorkerResult => ({
   ok: true,
   kind: 'run',
@@ -27,8 +26,8 @@ test('each answer settles the batch of its id, in any order, and the channel goe
     for (const r of [...seen].reverse())
       port2.postMessage({ id: r.id, result: answer(r.task.variant) } satisfies ChannelReply);
   });
-  const a = channel.run(plain(task('a')));
-  const b = channel.run(plain(task('b')));
+  const a = channel.run(task('a'), []);
+  const b = channel.run(task('b'), []);
   assert.equal(channel.pending, 2);
   const [ra, rb] = await Promise.all([a, b]);
   assert.equal(ra.ok && ra.kind === 'run' ? ra.outputs[0]?.name : undefined, 'a');
@@ -42,18 +41,18 @@ test('each answer settles the batch of its id, in any order, and the channel goe
 test('a worker that goes away fails the batches waiting on it and every later one', async () => {
   const { port1, port2 } = new MessageChannel();
   const channel = new WorkerChannel(port1);
-  const waiting = channel.run(plain(task('a')));
+  const waiting = channel.run(task('a'), []);
   const idle = channel.idle();
   port2.close(); // the worker's end closes with its thread
   await assert.rejects(waiting, /closed/);
   await idle;
-  await assert.rejects(channel.run(plain(task('b'))), /closed/);
+  await assert.rejects(channel.run(task('b'), []), /closed/);
 });
 
 test('fail() rejects what waits with the reason given', async () => {
   const { port1, port2 } = new MessageChannel();
   const channel = new WorkerChannel(port1);
-  const waiting = channel.run(plain(task('a')));
+  const waiting = channel.run(task('a'), []);
   channel.fail(new Error('the worker exited'));
   await assert.rejects(waiting, /the worker exited/);
   channel.close();
