@@ -130,6 +130,13 @@ export const explain = {
       `${fmt(recentP99Ms)}: straight to the target`
     );
   },
+  /** A plan on fresh evidence after an overload (overload.ts): what it used, and what the averages still held. */
+  freshEvidence(rateRps: number, burstiness: number, averageRps: number, averageBurstiness: number): string {
+    return (
+      `planned on the last seconds (${rateRps.toFixed(0)} req/s, burstiness ${burstiness.toFixed(1)}; the averages ` +
+      `still held ${averageRps.toFixed(0)} req/s, ${averageBurstiness.toFixed(1)})`
+    );
+  },
   headroomBuilding(upStreak: number, upgradeTicks: number): string {
     return upStreak < upgradeTicks
       ? `steady: headroom building (${upStreak}/${upgradeTicks})`

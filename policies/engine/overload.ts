@@ -1,7 +1,7 @@
 // Recovery once an overload has gone (docs/engine.md, "Hysteresis: down at once, up slowly"): a downgrade notes the
 // load that forced it; when that load has measurably gone and the last second's answers meet the target, the breach
 // the latency window still holds is stale, and the route may go straight back to where the plan supports.
-import { evaluate } from './evaluation.js';
+import { createPlanner, evaluate, type PlannerInput } from './evaluation.js';
 import {
   OTHER_LOAD_MATTERS,
   OVERLOAD_EPISODE_MS,
@@ -12,7 +12,7 @@ import {
   SURGE_OVER_SLOW_RATE,
 } from './params.js';
 import type { AdaptiveRoute } from './route.js';
-import type { EngineSnapshot, EngineState } from './types.js';
+import type { EngineSnapshot, EngineState, RouteInput } from './types.js';
 
 /** What an overload was and is: the route's rate, and the replicas' utilisation by everything else. */
 export interface OverloadLoad {
@@ -75,4 +75,53 @@ export function overloadPassed(route: AdaptiveRoute, snapshot: EngineSnapshot, l
     state.overloadOtherUtilisation >= OTHER_LOAD_MATTERS &&
     load.otherUtilisation <= OVERLOAD_GONE_SHARE * state.overloadOtherUtilisation;
   return rateGone || otherGone;
+}
+
+/**
+ * Whether the route plans on fresh evidence: its noted overload has passed, or it recovered from one within
+ * RECOVERY_TRIAL_MS and that recovery has not failed. 'passed' is the overload rule's own test (overloadPassed).
+ */
+export function freshEvidence(route: AdaptiveRoute, snapshot: EngineSnapshot): 'passed' | 'trial' | undefined {
+  const { state } = route;
+  if (Number.isFinite(state.overloadAtMs)) {
+    const position = Math.min(state.position, route.planner.ladder.length - 1);
+    const load = { rateRps: route.rateNowRps, otherUtilisation: measuredOtherUtilisation(route, snapshot, position) };
+    if (overloadPassed(route, snapshot, load)) return 'passed';
+  }
+  const inTrial = snapshot.nowMs - state.recoveredAtMs <= RECOVERY_TRIAL_MS;
+  return inTrial && state.recoveryFailedAtMs < state.recoveredAtMs ? 'trial' : undefined;
+}
+
+/** The rate and burstiness of the last seconds, never above the averages (see planOnFreshEvidence). */
+export function freshLoad(input: RouteInput): { readonly rateRps: number; readonly burstiness: number } {
+  const { instant, fast, peak, recentPeak, burstiness, recentBurstiness } = input.rate;
+  return {
+    rateRps: Math.max(instant, Math.min(fast, recentPeak ?? peak)),
+    burstiness: Math.min(burstiness, recentBurstiness ?? burstiness),
+  };
+}
+
+/**
+ * Once an overload has passed, and through the trial of the recovery from it, the route plans on fresh evidence: the
+ * rate of the last tick and RECENT_PEAK_MS, and the burstiness of the last second, instead of averages that still hold
+ * the overload for seconds after it ended (they only ever lower it). Load that comes back shows in the next tick's
+ * instant rate, and a downgrade then fails the recovery (RECOVERY_BLOCK_MS).
+ */
+export function planOnFreshEvidence(
+  route: AdaptiveRoute,
+  snapshot: EngineSnapshot,
+  plannerInput: PlannerInput,
+): AdaptiveRoute {
+  const fresh = freshEvidence(route, snapshot);
+  if (fresh === undefined) return route;
+  const load = freshLoad(route.input);
+  if (load.rateRps >= route.rateNowRps && load.burstiness >= plannerInput.burstiness)
+    return { ...route, freshEvidence: fresh };
+  const planner = createPlanner(
+    route.planner.ladder,
+    { ...plannerInput, burstiness: load.burstiness },
+    snapshot.params,
+    load.rateRps,
+  );
+  return { ...route, planner, rateNowRps: load.rateRps, freshEvidence: fresh };
 }

@@ -215,11 +215,22 @@ function upgradeStep(
   }
   const reason =
     recovery === 'overload'
-      ? explain.overloadRecovery(state, ctx.loadNow(), upgradeRateRps, input.recentP99Ms ?? Number.NaN)
+      ? overloadRecoveryReason(ctx, upgradeRateRps)
       : recovering
         ? explain.recovery(params.upgradeTicks, upgradeRateRps, input.rate.peak)
         : explain.upgrade(params.upgradeTicks, upgradeRateRps);
   return { position: next, switched: true, reason, overload: 'upgrade' };
+}
+
+/** The overload recovery's reason, with the fresh evidence it was planned on when the averages still held more. */
+function overloadRecoveryReason(ctx: StepContext, upgradeRateRps: number): string {
+  const { route, state } = ctx;
+  const { rate, recentP99Ms } = route.input;
+  const reason = explain.overloadRecovery(state, ctx.loadNow(), upgradeRateRps, recentP99Ms ?? Number.NaN);
+  const burstiness = route.planner.normal.load.burstiness;
+  const averageRps = Math.max(rate.instant, rate.fast);
+  if (route.rateNowRps >= averageRps && burstiness >= rate.burstiness) return reason;
+  return `${reason}; ${explain.freshEvidence(route.rateNowRps, burstiness, averageRps, rate.burstiness)}`;
 }
 
 /** Nothing to do: the current choice holds p99 and there is no headroom above it. */

@@ -5,6 +5,7 @@ import { learnCorrection } from './correction.js';
 import { createPlanner, type RoutePlanner } from './evaluation.js';
 import { explain } from './explanations.js';
 import { buildLadder, carryPosition, sameLadder } from './ladder.js';
+import { planOnFreshEvidence } from './overload.js';
 import { SURGE_OVER_SLOW_RATE } from './params.js';
 import { calibrateRisk, type RiskCalibration, type StallModel } from './risk.js';
 import type { EngineSnapshot, EngineState, RouteInput } from './types.js';
@@ -23,6 +24,11 @@ export interface AdaptiveRoute {
   readonly calibration: RiskCalibration;
   /** What changed in the ladder since the last tick (for the reason), or ''. */
   readonly ladderNote: string;
+  /**
+   * Set when the route plans on fresh evidence after an overload (overload.ts, planOnFreshEvidence): 'passed' while
+   * the overload rule's conditions hold, 'trial' through the trial of the recovery from it.
+   */
+  readonly freshEvidence?: 'passed' | 'trial';
   /** Utilisation of the route alone at its position, and at the cheapest rung (shared capacity). */
   utilisation: number;
   cheapestUtilisation: number;
@@ -69,7 +75,7 @@ export function prepareRoute(
     p99Ms: input.slo.p99Ms,
     maxCostPerMillion: input.slo.maxCostPerMillion,
   };
-  return {
+  const route: AdaptiveRoute = {
     input,
     state,
     planner: createPlanner(ladder, plannerInput, params, rateNowRps),
@@ -83,6 +89,7 @@ export function prepareRoute(
     admissionRps: Number.POSITIVE_INFINITY,
     reason: '',
   };
+  return route.servable ? planOnFreshEvidence(route, snapshot, plannerInput) : route;
 }
 
 /** Carries the position over to a changed ladder (see carryPosition); returns what changed, for the reason, or ''. */

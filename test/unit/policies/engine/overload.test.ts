@@ -151,6 +151,10 @@ interface World {
   readonly observedP99Ms: number;
   readonly recentP99Ms: number;
   readonly replicaUtilisation: number;
+  /** The fast average and the burstiness when they differ from `rps` and 1, and the last second's burstiness. */
+  readonly fastRps?: number;
+  readonly burstiness?: number;
+  readonly recentBurstiness?: number;
 }
 
 const TICK_MS = 250;
@@ -164,7 +168,14 @@ function run(state0: RouteEngineState, fromMs: number, ms: number, world: (atMs:
   for (let t = fromMs; t < fromMs + ms; t += TICK_MS) {
     const w = world(t, state.position);
     const input = routeInput({
-      rate: rate(w.rps, { peak: w.peakRps, recentPeak: w.recentPeakRps, slow: w.rps }),
+      rate: rate(w.rps, {
+        peak: w.peakRps,
+        recentPeak: w.recentPeakRps,
+        slow: w.rps,
+        fast: w.fastRps ?? w.rps,
+        burstiness: w.burstiness ?? 1,
+        ...(w.recentBurstiness === undefined ? {} : { recentBurstiness: w.recentBurstiness }),
+      }),
       observedP99Ms: w.observedP99Ms,
       recentP99Ms: w.recentP99Ms,
       state,
@@ -206,6 +217,61 @@ describe('overload passed, through decide', () => {
     assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended`);
     assert.equal(after.switches, 1, 'one jump, no climb through the rungs');
     assert.match(after.reasons[0] ?? '', /^upgrade: the overload has passed \(900 -> 100 req\/s/);
+  });
+
+  test('the fast average and the burstiness still hold the overload: planned on the last seconds, one jump', () => {
+    // Clumped arrivals during the overload; afterwards the fast average (1 s) and the burstiness (2 s) decay while
+    // the tick's rate, the recent peak and the last second's burstiness are back to the route's own.
+    const start = 100_000;
+    const end = start + 3000;
+    const world = (t: number): World => {
+      const during = t < end;
+      const sinceEndMs = Math.max(0, t - end);
+      return {
+        rps: during ? 900 : 100,
+        fastRps: during ? 900 : 100 + 800 * Math.exp(-sinceEndMs / 1000),
+        burstiness: during ? 12 : 1 + 11 * Math.exp(-sinceEndMs / 2000),
+        recentBurstiness: t < end + 1000 ? 12 : 1,
+        recentPeakRps: t < end + 2000 ? 900 : 100,
+        peakRps: t < end + 5000 ? 900 : 100,
+        observedP99Ms: t < end + 6000 ? 40 : 2,
+        recentP99Ms: t < end + 1000 ? 40 : 2,
+        replicaUtilisation: during ? 0.95 : 0.1,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    assert.ok(overload.state.position < 3, 'the overload forced a downgrade');
+    const after = run(overload.state, end, 20_000, world);
+    const back = after.positions.find((p) => p.position === 3);
+    assert.ok(back !== undefined, 'back at the top');
+    assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended: ${after.reasons}`);
+    assert.equal(after.switches, 1, `one jump, then it stays: ${after.reasons.join('\n')}`);
+    assert.match(after.reasons[0] ?? '', /; planned on the last seconds \(100 req\/s, burstiness 1\.0; the averages/);
+  });
+
+  test('load that comes back within the trial is seen at once, and the recovery counts as failed', () => {
+    const start = 100_000;
+    const end = start + 3000;
+    const returnsAt = end + 3500;
+    const world = (t: number): World => {
+      const high = t < end || t >= returnsAt;
+      const sinceEndMs = Math.max(0, t - end);
+      return {
+        rps: high ? 900 : 100,
+        fastRps: high ? 900 : 100 + 800 * Math.exp(-sinceEndMs / 1000),
+        burstiness: high ? 12 : 1 + 11 * Math.exp(-sinceEndMs / 2000),
+        recentBurstiness: high || t < end + 1000 ? 12 : 1,
+        recentPeakRps: high || t < end + 2000 ? 900 : 100,
+        peakRps: 900,
+        observedP99Ms: 40,
+        recentP99Ms: high || t < end + 1000 ? 40 : 2,
+        replicaUtilisation: high ? 0.95 : 0.1,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    const after = run(overload.state, end, returnsAt + TICK_MS - end, world);
+    assert.ok(after.state.position < 3, `down again on the tick the load came back: ${after.reasons.join('\n')}`);
+    assert.equal(after.state.recoveryFailedAtMs, returnsAt);
   });
 
   test('a recovery goes as far as the recent rate allows, and on as it falls, until the top spends the note', () => {
