@@ -3,6 +3,7 @@
 // the latency window still holds is stale, and the route may go straight back to where the plan supports.
 import { createPlanner, evaluate, type PlannerInput } from './evaluation.js';
 import {
+  FRESH_EVIDENCE_MS,
   OTHER_LOAD_MATTERS,
   OVERLOAD_EPISODE_MS,
   OVERLOAD_GONE_SHARE,
@@ -79,17 +80,19 @@ export function overloadPassed(route: AdaptiveRoute, snapshot: EngineSnapshot, l
 
 /**
  * Whether the route plans on fresh evidence: its noted overload has passed, or it recovered from one within
- * RECOVERY_TRIAL_MS and that recovery has not failed. 'passed' is the overload rule's own test (overloadPassed).
+ * FRESH_EVIDENCE_MS with no downgrade since. 'passed' is the overload rule's own test (overloadPassed).
  */
-export function freshEvidence(route: AdaptiveRoute, snapshot: EngineSnapshot): 'passed' | 'trial' | undefined {
+export function freshEvidence(route: AdaptiveRoute, snapshot: EngineSnapshot): 'passed' | 'recovered' | undefined {
   const { state } = route;
   if (Number.isFinite(state.overloadAtMs)) {
     const position = Math.min(state.position, route.planner.ladder.length - 1);
     const load = { rateRps: route.rateNowRps, otherUtilisation: measuredOtherUtilisation(route, snapshot, position) };
     if (overloadPassed(route, snapshot, load)) return 'passed';
   }
-  const inTrial = snapshot.nowMs - state.recoveredAtMs <= RECOVERY_TRIAL_MS;
-  return inTrial && state.recoveryFailedAtMs < state.recoveredAtMs ? 'trial' : undefined;
+  // Any downgrade since (a new overload noted, or the recovery failed) ends it.
+  const recently = snapshot.nowMs - state.recoveredAtMs <= FRESH_EVIDENCE_MS;
+  const since = Math.max(state.recoveryFailedAtMs, state.overloadAtMs);
+  return recently && since < state.recoveredAtMs ? 'recovered' : undefined;
 }
 
 /** The rate and burstiness of the last seconds, never above the averages (see planOnFreshEvidence). */
@@ -102,10 +105,11 @@ export function freshLoad(input: RouteInput): { readonly rateRps: number; readon
 }
 
 /**
- * Once an overload has passed, and through the trial of the recovery from it, the route plans on fresh evidence: the
- * rate of the last tick and RECENT_PEAK_MS, and the burstiness of the last second, instead of averages that still hold
- * the overload for seconds after it ended (they only ever lower it). Load that comes back shows in the next tick's
- * instant rate, and a downgrade then fails the recovery (RECOVERY_BLOCK_MS).
+ * Once an overload has passed, and for FRESH_EVIDENCE_MS after the recovery from it, the route plans on fresh
+ * evidence: the rate of the last tick and RECENT_PEAK_MS, and the burstiness of the last second, instead of averages
+ * that still hold the overload for seconds after it ended (they only ever lower it, and stop mattering once the
+ * averages have caught up). Load that comes back shows in the next tick's instant rate, and any downgrade ends the
+ * fresh evidence (one within RECOVERY_TRIAL_MS also fails the recovery: RECOVERY_BLOCK_MS).
  */
 export function planOnFreshEvidence(
   route: AdaptiveRoute,

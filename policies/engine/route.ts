@@ -26,9 +26,9 @@ export interface AdaptiveRoute {
   readonly ladderNote: string;
   /**
    * Set when the route plans on fresh evidence after an overload (overload.ts, planOnFreshEvidence): 'passed' while
-   * the overload rule's conditions hold, 'trial' through the trial of the recovery from it.
+   * the overload rule's conditions hold, 'recovered' for FRESH_EVIDENCE_MS after the recovery from it.
    */
-  readonly freshEvidence?: 'passed' | 'trial';
+  readonly freshEvidence?: 'passed' | 'recovered';
   /** Utilisation of the route alone at its position, and at the cheapest rung (shared capacity). */
   utilisation: number;
   cheapestUtilisation: number;

@@ -11,6 +11,7 @@ import {
   type RouteInput,
 } from '../../../../policies/engine/index.js';
 import { noteOverload, overloadPassed } from '../../../../policies/engine/overload.js';
+import { FRESH_EVIDENCE_MS } from '../../../../policies/engine/params.js';
 import { prepareRoute } from '../../../../policies/engine/route.js';
 import { upgrade, waitForWindow } from '../../../../policies/engine/route-rules.js';
 import { type StepContext, stepContext } from '../../../../policies/engine/route-step.js';
@@ -133,6 +134,18 @@ describe('overload passed, one context at a time', () => {
     assert.ok(move.position < 3, JSON.stringify(move));
   });
 
+  test('fresh evidence lasts FRESH_EVIDENCE_MS after a recovery, until any downgrade', () => {
+    const stale = rate(100, { fast: 300, burstiness: 20, recentBurstiness: 1 });
+    const fresh = (state: Partial<RouteEngineState>) => {
+      const route = contextOf({ rate: stale, state: settled(3, state) }).route;
+      return [route.freshEvidence, route.rateNowRps, route.planner.normal.load.burstiness];
+    };
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - 7000 }), ['recovered', 100, 1]);
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - FRESH_EVIDENCE_MS - 1 }), [undefined, 300, 20]);
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - 7000, overloadAtMs: NOW_MS - 1000 }), [undefined, 300, 20]);
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - 3000, recoveryFailedAtMs: NOW_MS - 1000 }), [undefined, 300, 20]);
+  });
+
   test('an episode keeps its highest load; a later downgrade starts a fresh note', () => {
     const state = { ...INITIAL_STATE };
     noteOverload(state, 1000, { rateRps: 600, otherUtilisation: 0.1 });
@@ -220,8 +233,9 @@ describe('overload passed, through decide', () => {
   });
 
   test('the fast average and the burstiness still hold the overload: planned on the last seconds, one jump', () => {
-    // Clumped arrivals during the overload; afterwards the fast average (1 s) and the burstiness (2 s) decay while
-    // the tick's rate, the recent peak and the last second's burstiness are back to the route's own.
+    // Clumped arrivals during the overload; afterwards the fast average (1 s) and the burstiness (2 s, from hundreds
+    // of times the route's own, clamped at 25) decay while the tick's rate, the recent peak and the last second's
+    // burstiness are back to the route's own. The burstiness holds the overload for over 5 s after the recovery.
     const start = 100_000;
     const end = start + 3000;
     const world = (t: number): World => {
@@ -230,8 +244,8 @@ describe('overload passed, through decide', () => {
       return {
         rps: during ? 900 : 100,
         fastRps: during ? 900 : 100 + 800 * Math.exp(-sinceEndMs / 1000),
-        burstiness: during ? 12 : 1 + 11 * Math.exp(-sinceEndMs / 2000),
-        recentBurstiness: t < end + 1000 ? 12 : 1,
+        burstiness: during ? 25 : Math.min(25, 1 + 400 * Math.exp(-sinceEndMs / 2000)),
+        recentBurstiness: t < end + 1000 ? 25 : 1,
         recentPeakRps: t < end + 2000 ? 900 : 100,
         peakRps: t < end + 5000 ? 900 : 100,
         observedP99Ms: t < end + 6000 ? 40 : 2,
@@ -241,7 +255,7 @@ describe('overload passed, through decide', () => {
     };
     const overload = run(settled(3), start, 3000, world);
     assert.ok(overload.state.position < 3, 'the overload forced a downgrade');
-    const after = run(overload.state, end, 20_000, world);
+    const after = run(overload.state, end, 30_000, world);
     const back = after.positions.find((p) => p.position === 3);
     assert.ok(back !== undefined, 'back at the top');
     assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended: ${after.reasons}`);
