@@ -18,7 +18,7 @@ export interface RateSnapshot {
   readonly burstiness: number;
   /**
    * The same over the last RECENT_BURSTINESS_BINS bins only (about a second), with no memory before them: fresh
-   * evidence once a surge has gone, while `burstiness` still holds it for a couple of seconds. `burstiness` until
+   * evidence once a surge has gone, while `burstiness` still holds it for seconds. `burstiness` until
    * that many bins are seen.
    */
   readonly recentBurstiness?: number;
