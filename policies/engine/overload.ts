@@ -1,7 +1,7 @@
 // Recovery once an overload has gone (docs/engine.md, "Hysteresis: down at once, up slowly"): a downgrade notes the
 // load that forced it; when that load has measurably gone and the last second's answers meet the target, the breach
 // the latency window still holds is stale, and the route may go straight back to where the plan supports.
-import { createPlanner, evaluate, type PlannerInput } from './evaluation.js';
+import { evaluate } from './evaluation.js';
 import {
   FRESH_EVIDENCE_MS,
   OTHER_LOAD_MATTERS,
@@ -12,7 +12,7 @@ import {
   REPLICA_BUSY,
   SURGE_OVER_SLOW_RATE,
 } from './params.js';
-import type { AdaptiveRoute } from './route.js';
+import type { AdaptiveRoute, Evidence } from './route.js';
 import type { EngineSnapshot, EngineState, RouteInput } from './types.js';
 
 /** What an overload was and is: the route's rate, and the replicas' utilisation by everything else. */
@@ -95,37 +95,20 @@ export function freshEvidence(route: AdaptiveRoute, snapshot: EngineSnapshot): '
   return recently && since < state.recoveredAtMs ? 'recovered' : undefined;
 }
 
-/** The rate and burstiness of the last seconds, never above the averages (see planOnFreshEvidence). */
-export function freshLoad(input: RouteInput): { readonly rateRps: number; readonly burstiness: number } {
-  const { instant, fast, peak, recentPeak, burstiness, recentBurstiness } = input.rate;
-  return {
-    rateRps: Math.max(instant, Math.min(fast, recentPeak ?? peak)),
-    burstiness: Math.min(burstiness, recentBurstiness ?? burstiness),
-  };
-}
-
 /**
  * Once an overload has passed, and for FRESH_EVIDENCE_MS after the recovery from it, the route plans on fresh
- * evidence: the rate of the last tick and RECENT_PEAK_MS, and the burstiness of the last second, instead of averages
- * that still hold the overload for seconds after it ended (they only ever lower it, and stop mattering once the
- * averages have caught up). Load that comes back shows in the next tick's instant rate, and any downgrade ends the
- * fresh evidence (one within RECOVERY_TRIAL_MS also fails the recovery: RECOVERY_BLOCK_MS).
+ * evidence (route.ts, prepareRoute): the rate of the last tick and RECENT_PEAK_MS, the burstiness of the last second
+ * and the gateway overhead of the last second, instead of averages that still hold the overload after it ended. Never
+ * above the averages, so it stops mattering once they have caught up. Load that comes back shows in the next tick's
+ * instant rate, and any downgrade ends the fresh evidence (one within RECOVERY_TRIAL_MS also fails the recovery:
+ * RECOVERY_BLOCK_MS).
  */
-export function planOnFreshEvidence(
-  route: AdaptiveRoute,
-  snapshot: EngineSnapshot,
-  plannerInput: PlannerInput,
-): AdaptiveRoute {
-  const fresh = freshEvidence(route, snapshot);
-  if (fresh === undefined) return route;
-  const load = freshLoad(route.input);
-  if (load.rateRps >= route.rateNowRps && load.burstiness >= plannerInput.burstiness)
-    return { ...route, freshEvidence: fresh };
-  const planner = createPlanner(
-    route.planner.ladder,
-    { ...plannerInput, burstiness: load.burstiness },
-    snapshot.params,
-    load.rateRps,
-  );
-  return { ...route, planner, rateNowRps: load.rateRps, freshEvidence: fresh };
+export function freshLoad(input: RouteInput): Evidence {
+  const { instant, fast, peak, recentPeak, burstiness, recentBurstiness } = input.rate;
+  const recentOverheadMs = input.recentOverheadMs ?? Number.NaN;
+  return {
+    rateNowRps: Math.max(instant, Math.min(fast, recentPeak ?? peak)),
+    burstiness: Math.min(burstiness, recentBurstiness ?? burstiness),
+    overheadMs: Number.isNaN(recentOverheadMs) ? input.overheadMs : Math.min(input.overheadMs, recentOverheadMs),
+  };
 }

@@ -168,6 +168,9 @@ interface World {
   readonly fastRps?: number;
   readonly burstiness?: number;
   readonly recentBurstiness?: number;
+  /** The gateway overhead's 5 s p90 and the last second's (1 ms and unknown when absent). */
+  readonly overheadMs?: number;
+  readonly recentOverheadMs?: number;
 }
 
 const TICK_MS = 250;
@@ -191,6 +194,8 @@ function run(state0: RouteEngineState, fromMs: number, ms: number, world: (atMs:
       }),
       observedP99Ms: w.observedP99Ms,
       recentP99Ms: w.recentP99Ms,
+      ...(w.overheadMs === undefined ? {} : { overheadMs: w.overheadMs }),
+      ...(w.recentOverheadMs === undefined ? {} : { recentOverheadMs: w.recentOverheadMs }),
       state,
     });
     const result = decide(snapshot([input], { nowMs: t, replicaUtilisation: w.replicaUtilisation }));
@@ -260,7 +265,41 @@ describe('overload passed, through decide', () => {
     assert.ok(back !== undefined, 'back at the top');
     assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended: ${after.reasons}`);
     assert.equal(after.switches, 1, `one jump, then it stays: ${after.reasons.join('\n')}`);
-    assert.match(after.reasons[0] ?? '', /; planned on the last seconds \(100 req\/s, burstiness 1\.0; the averages/);
+    assert.match(
+      after.reasons[0] ?? '',
+      /; planned on the last seconds \(100 req\/s, burstiness 1\.0, overhead [\d.]+ ms; the averages still held 208/,
+    );
+  });
+
+  test("an overhead the overload left in the 5 s window: the last second's lets the top back on the ladder", () => {
+    // During the overload the gateway's overhead rose so far that the top no longer fit (its eligibility caps the
+    // overhead at half the budget); the 5 s window holds it for seconds after, the last second's is back.
+    const start = 100_000;
+    const end = start + 3000;
+    const world = (t: number): World => {
+      const during = t < end;
+      return {
+        rps: during ? 900 : 100,
+        recentPeakRps: t < end + 2000 ? 900 : 100,
+        peakRps: t < end + 5000 ? 900 : 100,
+        observedP99Ms: t < end + 6000 ? 40 : 2,
+        recentP99Ms: t < end + 1000 ? 40 : 2,
+        replicaUtilisation: during ? 0.95 : 0.1,
+        overheadMs: t < end + 6000 ? 19 : 0.5,
+        recentOverheadMs: t < end + 1000 ? 19 : 0.5,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    assert.ok(overload.state.position < 3, 'the overload forced a downgrade');
+    const after = run(overload.state, end, 20_000, world);
+    const back = after.positions.find((p) => p.position === 3);
+    assert.ok(back !== undefined, `back at the top: ${after.reasons.join('\n')}`);
+    assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended: ${after.reasons}`);
+    assert.equal(after.switches, 1, `one jump, then it stays: ${after.reasons.join('\n')}`);
+    assert.match(
+      after.reasons[0] ?? '',
+      /overhead 0\.50 ms; the averages still held 100 req\/s, burstiness 1\.0, overhead 19\.0 ms\)/,
+    );
   });
 
   test('load that comes back within the trial is seen at once, and the recovery counts as failed', () => {
