@@ -332,7 +332,9 @@ Replays arrivals through the real router, admission, tradeoff engine and batchin
 with replicas whose service times follow this host's measured latency profiles (measured now, or read from the
 profile cache). Prints, per route: offered, attainment, shed and dropped requests, p99, effective accuracy, cost.
 
-  --pattern step:LOW,HIGH,AT,FOR | bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S
+  --pattern step:LOW,HIGH,AT,FOR | bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S | clumped:LOW,HIGH,AT,FOR,MEANGAP_MS
+                                            (clumped: LOW Poisson, and up to HIGH from AT s for FOR s in clumps
+                                            at exponential gaps, as a loop held by a closed-loop flood hands them on)
   --rate R [--arrivals poisson|uniform]     a constant rate instead of a pattern
   --trace FILE                              CSV arrival_ms,route[,deadline_ms]
   --route R                                 route of --pattern/--rate arrivals (default: the config's first route)

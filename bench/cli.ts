@@ -34,10 +34,11 @@ export const LOAD_OPTIONS = {
   arrivals: { type: 'string', arg: 'poisson|uniform', help: 'gaps of --rate and --pattern step arrivals' },
   pattern: {
     type: 'string',
-    arg: 'step:...|bursty:...',
+    arg: 'step:...|bursty:...|clumped:...',
     help:
       'step:LOW,HIGH,AT,FOR: LOW req/s, HIGH from AT s for FOR s, then LOW again;\n' +
-      `${' '.repeat(HELP_COLUMN)}bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S: two-state MMPP (exponential dwell times)`,
+      `${' '.repeat(HELP_COLUMN)}bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S: two-state MMPP (exponential dwell times);\n` +
+      `${' '.repeat(HELP_COLUMN)}clumped:LOW,HIGH,AT,FOR,MEANGAP_MS: LOW, and up to HIGH from AT s for FOR s in clumps`,
   },
   trace: { type: 'string', arg: 'FILE', help: 'CSV arrival_ms,route[,deadline_ms] (an optional header line)' },
 } as const satisfies Record<string, OptionSpec>;

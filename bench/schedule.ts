@@ -23,6 +23,14 @@ export type LoadSpec =
       readonly meanLowS: number;
       readonly meanHighS: number;
     }
+  | {
+      readonly kind: 'clumped';
+      readonly low: number;
+      readonly high: number;
+      readonly atS: number;
+      readonly forS: number;
+      readonly meanGapMs: number;
+    }
   | { readonly kind: 'trace'; readonly rows: readonly TraceRow[] };
 
 export interface TraceRow {
@@ -140,14 +148,42 @@ export function loadSegments(
       return stepSegments(load.low, load.high, load.atS, load.forS, durationMs);
     case 'bursty':
       return mmppSegments(rand, load.low, load.high, load.meanLowS, load.meanHighS, durationMs);
+    case 'clumped':
+      return constantSegments(load.low, durationMs);
   }
+}
+
+/**
+ * The clumps of a `clumped` load: from atS for forS seconds, HIGH - LOW requests/s more, all of one clump at the same
+ * instant, clumps at exponential gaps of mean meanGapMs (how a gateway's event loop, held by a closed-loop flood,
+ * hands arrivals on). Merged into the LOW arrivals, ascending.
+ */
+function withClumps(
+  background: Float64Array,
+  load: Extract<LoadSpec, { kind: 'clumped' }>,
+  durationMs: number,
+  rand: () => number,
+  maxRequests: number,
+): Float64Array {
+  const out = Array.from(background);
+  const end = Math.min((load.atS + load.forS) * 1000, durationMs);
+  const extraPerMs = Math.max(0, load.high - load.low) / 1000;
+  for (let t = load.atS * 1000; out.length < maxRequests; ) {
+    const gap = exponential(rand, load.meanGapMs);
+    t += gap;
+    if (t >= end) break;
+    const n = Math.round(extraPerMs * gap);
+    for (let k = 0; k < n && out.length < maxRequests; k++) out.push(t);
+  }
+  return Float64Array.from(out.sort((a, b) => a - b));
 }
 
 export function buildSchedule(load: LoadSpec, o: ScheduleOptions): Schedule {
   if (load.kind === 'trace') return traceSchedule(load.rows, o);
   const rand = mulberry32(o.seed);
   const segments = loadSegments(load, o.durationMs, rand);
-  const atMs = arrivalTimes(segments, load.kind === 'bursty' ? 'poisson' : load.arrivals, rand, o.maxRequests);
+  const background = arrivalTimes(segments, 'arrivals' in load ? load.arrivals : 'poisson', rand, o.maxRequests);
+  const atMs = load.kind === 'clumped' ? withClumps(background, load, o.durationMs, rand, o.maxRequests) : background;
   const deadline = o.deadlineMs(o.route);
   return {
     atMs,
@@ -222,7 +258,7 @@ const POSITIVE = (name: string, v: string | undefined, allowZero = false): numbe
   return x;
 };
 
-/** Parses `--pattern` values: `step:LOW,HIGH,AT,FOR` and `bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S`. */
+/** Parses `--pattern` values: `step:LOW,HIGH,AT,FOR`, `bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S`, `clumped:...`. */
 export function parsePattern(spec: string, arrivals: Arrivals): LoadSpec {
   const [kind, args = ''] = spec.split(':', 2);
   const a = args.split(',');
@@ -248,7 +284,20 @@ export function parsePattern(spec: string, arrivals: Arrivals): LoadSpec {
       meanHighS: POSITIVE('MEANHIGH_S', a[3]),
     };
   }
-  throw new Error(`unknown --pattern '${spec}' (step:LOW,HIGH,AT,FOR or bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S)`);
+  if (kind === 'clumped') {
+    if (a.length !== 5) throw new Error(`--pattern clumped:LOW,HIGH,AT,FOR,MEANGAP_MS takes 5 numbers, got '${spec}'`);
+    return {
+      kind: 'clumped',
+      low: POSITIVE('LOW', a[0], true),
+      high: POSITIVE('HIGH', a[1], true),
+      atS: POSITIVE('AT', a[2], true),
+      forS: POSITIVE('FOR', a[3]),
+      meanGapMs: POSITIVE('MEANGAP_MS', a[4]),
+    };
+  }
+  throw new Error(
+    `unknown --pattern '${spec}' (step:LOW,HIGH,AT,FOR, bursty:LOW,HIGH,MEANLOW_S,MEANHIGH_S or clumped:LOW,HIGH,AT,FOR,MEANGAP_MS)`,
+  );
 }
 
 export function describeLoad(load: LoadSpec): string {
@@ -259,6 +308,8 @@ export function describeLoad(load: LoadSpec): string {
       return `step ${fmt(load.low)}/s -> ${fmt(load.high)}/s at ${fmt(load.atS)} s for ${fmt(load.forS)} s (${load.arrivals})`;
     case 'bursty':
       return `bursty MMPP-2 ${fmt(load.low)}/s (mean ${fmt(load.meanLowS)} s) <-> ${fmt(load.high)}/s (mean ${fmt(load.meanHighS)} s)`;
+    case 'clumped':
+      return `poisson ${fmt(load.low)}/s, ${fmt(load.high)}/s at ${fmt(load.atS)} s for ${fmt(load.forS)} s in clumps (mean gap ${fmt(load.meanGapMs)} ms)`;
     case 'trace':
       return `trace (${load.rows.length} rows)`;
   }

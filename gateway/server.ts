@@ -19,6 +19,7 @@ import { resolveAdminToken } from './admin/admin-token.js';
 import { nodeRevisionCache } from './admin/node-revisions.js';
 import { applyConnectionLimits, TIMEOUT_CHECK_INTERVAL_MS } from './connection-limits.js';
 import { fromFastifyError, sendError } from './errors.js';
+import { metricsEndpoint } from './metrics-endpoint.js';
 import type { OtherWorkMeter } from './other-work.js';
 import { requestIdOptions } from './request-id.js';
 import { installRequestLog } from './status/request-log.js';
@@ -187,10 +188,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     rollouts: deps.rollouts === undefined ? undefined : () => deps.rollouts?.statusRows() ?? [],
   });
 
-  app.get('/metrics', async (_req, reply) => {
-    const text = await deps.metrics.registry.metrics();
-    return reply.header('content-type', deps.metrics.registry.contentType).send(text);
-  });
+  metricsEndpoint(app, { registry: deps.metrics.registry, clock: deps.clock });
 
   return app;
 }

@@ -186,6 +186,7 @@ export class EngineInputs {
         ),
         recentP99Ms: r.stats.observedP99(nowMs, RECENT_WINDOW_MS, RECENT_MIN_ANSWERS),
         overheadMs: r.stats.overheadHighMs(nowMs, this.#deps.defaultOverheadMs ?? 1),
+        recentOverheadMs: r.stats.overheadHighMs(nowMs, Number.NaN, RECENT_WINDOW_MS),
         queuedRows:
           prev === undefined
             ? 0

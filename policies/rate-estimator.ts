@@ -16,6 +16,12 @@ export interface RateSnapshot {
   readonly recentPeak?: number;
   /** Index of dispersion of arrival counts (1 for Poisson, larger when bursty). */
   readonly burstiness: number;
+  /**
+   * The same over the last RECENT_BURSTINESS_BINS bins only (about a second), with no memory before them: fresh
+   * evidence once a surge has gone, while `burstiness` still holds it for seconds. `burstiness` until
+   * that many bins are seen.
+   */
+  readonly recentBurstiness?: number;
 }
 
 const BIN_MS = 50;
@@ -25,6 +31,8 @@ const HORIZON_BINS = 200;
 /** Window of the recent peak (ms). */
 export const RECENT_PEAK_MS = 2000;
 const VAR_BINS = 40;
+/** Bins the recent burstiness is measured over (50 ms each: a second). */
+export const RECENT_BURSTINESS_BINS = 20;
 
 export class RateEstimator {
   readonly #fastTauMs: number;
@@ -44,6 +52,8 @@ export class RateEstimator {
   #countMean2 = 0;
   #prevCount = 0;
   #bins = 0;
+  // The last RECENT_BURSTINESS_BINS + 1 closed bins' counts (a ring), for the recent burstiness.
+  readonly #lastCounts = new Float64Array(RECENT_BURSTINESS_BINS + 1);
 
   constructor(options: { fastTauMs?: number; slowTauMs?: number; peakWindowMs?: number } = {}) {
     this.#fastTauMs = options.fastTauMs ?? 1000;
@@ -73,6 +83,7 @@ export class RateEstimator {
   // rate, which the rate estimates already track, shows up in one difference only, and each difference is capped at
   // 16x the mean so that one such change cannot read as burstiness. Both averages span ~2 s.
   #closeBin(n: number): void {
+    this.#lastCounts[this.#bins % this.#lastCounts.length] = n;
     if (this.#bins === 0) {
       this.#countMean = n;
       this.#prevCount = n;
@@ -141,8 +152,35 @@ export class RateEstimator {
       peak = Math.max(peak, (at.rate + b) / 2);
       if (at.atMs >= nowMs - RECENT_PEAK_MS) recentPeak = Math.max(recentPeak, (at.rate + b) / 2);
     }
-    const { burstiness } = this;
-    return { instant: this.#instant, fast: this.#fast, slow: this.#slow, peak, recentPeak, burstiness };
+    const { burstiness, recentBurstiness } = this;
+    return {
+      instant: this.#instant,
+      fast: this.#fast,
+      slow: this.#slow,
+      peak,
+      recentPeak,
+      burstiness,
+      recentBurstiness,
+    };
+  }
+
+  /** Burstiness over the last RECENT_BURSTINESS_BINS closed bins alone, by the same capped differences. */
+  get recentBurstiness(): number {
+    const n = RECENT_BURSTINESS_BINS;
+    if (this.#bins < n + 1) return this.burstiness;
+    const ring = this.#lastCounts;
+    const at = (k: number) => ring[(this.#bins - 1 - k) % ring.length] as number;
+    let sum = 0;
+    for (let k = 0; k < n; k++) sum += at(k);
+    const mean = sum / n;
+    if (mean <= 0) return 1;
+    const cap = 16 * Math.max(1, mean) * Math.max(1, mean);
+    let half = 0;
+    for (let k = 0; k < n; k++) {
+      const d = at(k) - at(k + 1);
+      half += Math.min(d * d, cap) / 2;
+    }
+    return Math.min(25, Math.max(0.2, half / n / mean));
   }
 
   get burstiness(): number {

@@ -1,6 +1,7 @@
 // Every reason string the engine writes, in one place. A decision's reason names the rule that fired and the numbers
 // it fired on (docs/engine.md, "Explainability"); tests and operators match on these words.
 import type { VariantShare } from '../../core/decision.js';
+import type { Evidence } from './route.js';
 import type { RouteInput } from './types.js';
 
 export function fmt(ms: number): string {
@@ -129,6 +130,12 @@ export const explain = {
       `${percent(was.overloadOtherUtilisation)} -> ${percent(now.otherUtilisation)}), last second's p99 ` +
       `${fmt(recentP99Ms)}: straight to the target`
     );
+  },
+  /** A plan on fresh evidence after an overload (overload.ts): what it used, and what the averages still held. */
+  freshEvidence(fresh: Evidence, averages: Evidence): string {
+    const show = (e: Evidence) =>
+      `${e.rateNowRps.toFixed(0)} req/s, burstiness ${e.burstiness.toFixed(1)}, overhead ${fmt(e.overheadMs)}`;
+    return `planned on the last seconds (${show(fresh)}; the averages still held ${show(averages)})`;
   },
   headroomBuilding(upStreak: number, upgradeTicks: number): string {
     return upStreak < upgradeTicks

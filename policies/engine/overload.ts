@@ -3,6 +3,7 @@
 // the latency window still holds is stale, and the route may go straight back to where the plan supports.
 import { evaluate } from './evaluation.js';
 import {
+  FRESH_EVIDENCE_MS,
   OTHER_LOAD_MATTERS,
   OVERLOAD_EPISODE_MS,
   OVERLOAD_GONE_SHARE,
@@ -11,8 +12,8 @@ import {
   REPLICA_BUSY,
   SURGE_OVER_SLOW_RATE,
 } from './params.js';
-import type { AdaptiveRoute } from './route.js';
-import type { EngineSnapshot, EngineState } from './types.js';
+import type { AdaptiveRoute, Evidence } from './route.js';
+import type { EngineSnapshot, EngineState, RouteInput } from './types.js';
 
 /** What an overload was and is: the route's rate, and the replicas' utilisation by everything else. */
 export interface OverloadLoad {
@@ -75,4 +76,39 @@ export function overloadPassed(route: AdaptiveRoute, snapshot: EngineSnapshot, l
     state.overloadOtherUtilisation >= OTHER_LOAD_MATTERS &&
     load.otherUtilisation <= OVERLOAD_GONE_SHARE * state.overloadOtherUtilisation;
   return rateGone || otherGone;
+}
+
+/**
+ * Whether the route plans on fresh evidence: its noted overload has passed, or it recovered from one within
+ * FRESH_EVIDENCE_MS with no downgrade since. 'passed' is the overload rule's own test (overloadPassed).
+ */
+export function freshEvidence(route: AdaptiveRoute, snapshot: EngineSnapshot): 'passed' | 'recovered' | undefined {
+  const { state } = route;
+  if (Number.isFinite(state.overloadAtMs)) {
+    const position = Math.min(state.position, route.planner.ladder.length - 1);
+    const load = { rateRps: route.rateNowRps, otherUtilisation: measuredOtherUtilisation(route, snapshot, position) };
+    if (overloadPassed(route, snapshot, load)) return 'passed';
+  }
+  // Any downgrade since (a new overload noted, or the recovery failed) ends it.
+  const recently = snapshot.nowMs - state.recoveredAtMs <= FRESH_EVIDENCE_MS;
+  const since = Math.max(state.recoveryFailedAtMs, state.overloadAtMs);
+  return recently && since < state.recoveredAtMs ? 'recovered' : undefined;
+}
+
+/**
+ * Once an overload has passed, and for FRESH_EVIDENCE_MS after the recovery from it, the route plans on fresh
+ * evidence (route.ts, prepareRoute): the rate of the last tick and RECENT_PEAK_MS, the burstiness of the last second
+ * and the gateway overhead of the last second, instead of averages that still hold the overload after it ended. Never
+ * above the averages, so it stops mattering once they have caught up. Load that comes back shows in the next tick's
+ * instant rate, and any downgrade ends the fresh evidence (one within RECOVERY_TRIAL_MS also fails the recovery:
+ * RECOVERY_BLOCK_MS).
+ */
+export function freshLoad(input: RouteInput): Evidence {
+  const { instant, fast, peak, recentPeak, burstiness, recentBurstiness } = input.rate;
+  const recentOverheadMs = input.recentOverheadMs ?? Number.NaN;
+  return {
+    rateNowRps: Math.max(instant, Math.min(fast, recentPeak ?? peak)),
+    burstiness: Math.min(burstiness, recentBurstiness ?? burstiness),
+    overheadMs: Number.isNaN(recentOverheadMs) ? input.overheadMs : Math.min(input.overheadMs, recentOverheadMs),
+  };
 }

@@ -62,6 +62,12 @@ export const OVERLOAD_EPISODE_MS = 5000;
  */
 export const RECOVERY_TRIAL_MS = 5000;
 export const RECOVERY_BLOCK_MS = 60_000;
+/**
+ * After a recovery from an overload, the route plans on fresh evidence for this long (unless the recovery failed):
+ * the averages can hold a clumped overload that long (the burstiness forgets a factor e every 2 s, and an overload's
+ * can be hundreds of times the route's own, clamped at 25).
+ */
+export const FRESH_EVIDENCE_MS = 15_000;
 /** The backoff ceiling applies while the rate is at least this share of the rate it breached at. */
 export const CEILING_RATE_SHARE = 0.8;
 /**

@@ -7,6 +7,7 @@ import { explain } from './explanations.js';
 import { GRID, snap } from './ladder.js';
 import { preferred, riskGain, riskStepDown } from './objective.js';
 import { BREACH_COOLDOWN_MS, CEILING_RATE_SHARE, SURGE_OVER_SLOW_RATE } from './params.js';
+import { averageEvidence } from './route.js';
 import type { Move, Rule, StepContext } from './route-step.js';
 
 function hold(ctx: StepContext, reason: string, upStreak = 0): Move {
@@ -215,11 +216,26 @@ function upgradeStep(
   }
   const reason =
     recovery === 'overload'
-      ? explain.overloadRecovery(state, ctx.loadNow(), upgradeRateRps, input.recentP99Ms ?? Number.NaN)
+      ? overloadRecoveryReason(ctx, upgradeRateRps)
       : recovering
         ? explain.recovery(params.upgradeTicks, upgradeRateRps, input.rate.peak)
         : explain.upgrade(params.upgradeTicks, upgradeRateRps);
   return { position: next, switched: true, reason, overload: 'upgrade' };
+}
+
+/** The overload recovery's reason, with the fresh evidence it was planned on when the averages still held more. */
+function overloadRecoveryReason(ctx: StepContext, upgradeRateRps: number): string {
+  const { route, state } = ctx;
+  const { recentP99Ms } = route.input;
+  const reason = explain.overloadRecovery(state, ctx.loadNow(), upgradeRateRps, recentP99Ms ?? Number.NaN);
+  const { burstiness, overheadMs } = route.planner.normal.load;
+  const fresh = { rateNowRps: route.rateNowRps, burstiness, overheadMs };
+  const averages = averageEvidence(route.input);
+  const lower =
+    fresh.rateNowRps < averages.rateNowRps ||
+    fresh.burstiness < averages.burstiness ||
+    fresh.overheadMs < averages.overheadMs;
+  return lower ? `${reason}; ${explain.freshEvidence(fresh, averages)}` : reason;
 }
 
 /** Nothing to do: the current choice holds p99 and there is no headroom above it. */

@@ -79,7 +79,9 @@ export function stepContext(
     load ??= { rateRps: route.rateNowRps, otherUtilisation: measuredOtherUtilisation(route, snapshot, position) };
     return load;
   };
-  const passed = Number.isFinite(state.overloadAtMs) && overloadPassed(route, snapshot, loadNow());
+  const passed =
+    route.freshEvidence === 'passed' ||
+    (Number.isFinite(state.overloadAtMs) && overloadPassed(route, snapshot, loadNow()));
   const observedBreach = observedBreachOf(route.input) && !passed;
   return {
     route,

@@ -5,6 +5,7 @@ import { learnCorrection } from './correction.js';
 import { createPlanner, type RoutePlanner } from './evaluation.js';
 import { explain } from './explanations.js';
 import { buildLadder, carryPosition, sameLadder } from './ladder.js';
+import { freshEvidence, freshLoad } from './overload.js';
 import { SURGE_OVER_SLOW_RATE } from './params.js';
 import { calibrateRisk, type RiskCalibration, type StallModel } from './risk.js';
 import type { EngineSnapshot, EngineState, RouteInput } from './types.js';
@@ -23,6 +24,11 @@ export interface AdaptiveRoute {
   readonly calibration: RiskCalibration;
   /** What changed in the ladder since the last tick (for the reason), or ''. */
   readonly ladderNote: string;
+  /**
+   * Set when the route plans on fresh evidence after an overload (overload.ts, freshEvidence): 'passed' while
+   * the overload rule's conditions hold, 'recovered' for FRESH_EVIDENCE_MS after the recovery from it.
+   */
+  readonly freshEvidence?: 'passed' | 'recovered';
   /** Utilisation of the route alone at its position, and at the cheapest rung (shared capacity). */
   utilisation: number;
   cheapestUtilisation: number;
@@ -37,10 +43,49 @@ function surgeInWindow(input: RouteInput): boolean {
   return input.rate.peak > SURGE_OVER_SLOW_RATE * Math.max(input.rate.slow, 1);
 }
 
+/** What a route plans on: its rate now, the burstiness of its arrivals and the gateway's overhead. */
+export interface Evidence {
+  readonly rateNowRps: number;
+  readonly burstiness: number;
+  readonly overheadMs: number;
+}
+
+/** The averages: max(instant, fast), the 2 s burstiness, the 5 s overhead. */
+export function averageEvidence(input: RouteInput): Evidence {
+  return {
+    rateNowRps: Math.max(input.rate.instant, input.rate.fast),
+    burstiness: input.rate.burstiness,
+    overheadMs: input.overheadMs,
+  };
+}
+
+/**
+ * Prepares a route on the averages; after an overload (overload.ts, freshEvidence) prepares it again on fresh evidence
+ * when that is lower (its ladder too: an overhead the overload left in the window may have pushed variants off it).
+ */
 export function prepareRoute(
   input: RouteInput,
   snapshot: EngineSnapshot,
   models: ReadonlyMap<string, VariantModel>,
+): AdaptiveRoute {
+  const averages = averageEvidence(input);
+  const route = prepareOn(input, snapshot, models, averages);
+  if (!route.servable) return route;
+  const fresh = freshEvidence(route, snapshot);
+  if (fresh === undefined) return route;
+  const evidence = freshLoad(input);
+  const lower =
+    evidence.rateNowRps < averages.rateNowRps ||
+    evidence.burstiness < averages.burstiness ||
+    evidence.overheadMs < averages.overheadMs;
+  return { ...(lower ? prepareOn(input, snapshot, models, evidence) : route), freshEvidence: fresh };
+}
+
+function prepareOn(
+  input: RouteInput,
+  snapshot: EngineSnapshot,
+  models: ReadonlyMap<string, VariantModel>,
+  evidence: Evidence,
 ): AdaptiveRoute {
   const params = snapshot.params;
   const surge = surgeInWindow(input);
@@ -52,7 +97,7 @@ export function prepareRoute(
   const variants = input.allowed.map((n) => models.get(n)).filter((v): v is VariantModel => v !== undefined);
   // Eligibility caps the gateway's overhead at half the budget: an overhead spike is no reason to give up the
   // variants (observed breaches and admission handle it), only a model too slow for the SLO is.
-  const overheadMs = Math.min(input.overheadMs, budgetMs / 2);
+  const overheadMs = Math.min(evidence.overheadMs, budgetMs / 2);
   const ladder = buildLadder(variants, input.slo.minAccuracy, overheadMs, budgetMs, correction);
   const state: EngineState = { ...input.state, correction };
   const ladderNote = carryOver(state, input.state.ladder, ladder, models);
@@ -60,11 +105,11 @@ export function prepareRoute(
   state.missesSeen = calibration.missesSeen;
   state.missesExpected = calibration.missesExpected;
   state.riskAtMs = snapshot.nowMs;
-  const rateNowRps = Math.max(input.rate.instant, input.rate.fast);
+  const { rateNowRps } = evidence;
   const plannerInput = {
     slots: snapshot.slots,
-    burstiness: input.rate.burstiness,
-    overheadMs: input.overheadMs,
+    burstiness: evidence.burstiness,
+    overheadMs: evidence.overheadMs,
     correction,
     p99Ms: input.slo.p99Ms,
     maxCostPerMillion: input.slo.maxCostPerMillion,

@@ -107,6 +107,11 @@ export interface RouteInput {
    */
   readonly recentP99Ms?: number;
   readonly overheadMs: number;
+  /**
+   * The same p90 over the last whole second and the current one; NaN with fewer than 20 answers. Fresh evidence once
+   * an overload has gone while the 5 s window still holds it (read only then: overload.ts, freshLoad).
+   */
+  readonly recentOverheadMs?: number;
   readonly queuedRows: number;
   readonly state: RouteEngineState;
   /**

@@ -133,8 +133,11 @@ test('serve answers inference, then on SIGTERM finishes in-flight work, refuses 
     // Wait until all 8 are accepted: one running, seven queued.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const m = await (await request(`${url}/metrics`)).body.text();
-      const depth = Number(m.match(/^slogate_queue_depth\{variant="digits\/large"\} (\d+)/m)?.[1] ?? 0);
+      // The admin API's queues, not /metrics: that serves one render for up to a second, longer than the queue lasts.
+      const q = (await (await request(`${url}/admin/queues`)).body.json()) as {
+        queues: { model: string; variant: string; queued: number }[];
+      };
+      const depth = q.queues.find((x) => x.model === 'digits' && x.variant === 'large')?.queued ?? 0;
       if (depth >= 7) break;
       assert.ok(Date.now() < deadline, 'requests were not all queued in time');
       await new Promise((r) => setTimeout(r, 2));

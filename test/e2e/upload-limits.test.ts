@@ -132,7 +132,16 @@ describe('upload limits', () => {
     assert.match((await open[0]?.statusLine) ?? 'closed', /^HTTP\/1\.1 200/);
     for (const o of open) o.socket.destroy();
     await until(async () => (await connections(sg)) === 0, 5000, 'no open connections');
-    const metrics = await (await request(`${url}/metrics`)).body.text();
-    assert.match(metrics, /^slogate_connections_dropped_total 1$/m, 'the dropped connection is counted');
+    // /metrics serves one render for up to a second: an earlier scrape's may still be served.
+    let metrics = '';
+    await until(
+      async () => {
+        metrics = await (await request(`${url}/metrics`)).body.text();
+        return /^slogate_connections_dropped_total 1$/m.test(metrics);
+      },
+      3000,
+      'the dropped connection is counted',
+      () => metrics.split('\n').find((l) => l.startsWith('slogate_connections_dropped_total')) ?? 'no such line',
+    );
   });
 });

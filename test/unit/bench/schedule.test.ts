@@ -132,7 +132,24 @@ test('arrivalTimes skips idle segments and continues after them', () => {
   assert.deepEqual([...t], [0, 500, 2000, 2500]);
 });
 
+test('clumped pattern: Poisson LOW throughout, the rest of HIGH in clumps of simultaneous arrivals, then LOW', () => {
+  const s = buildSchedule(parsePattern('clumped:100,700,2,3,100', 'poisson'), opts());
+  const during = s.atMs.filter((t) => t >= 2000 && t < 5000);
+  const clumps = new Map<number, number>();
+  for (const t of during) clumps.set(t, (clumps.get(t) ?? 0) + 1);
+  const sizes = [...clumps.values()].filter((n) => n > 1);
+  assert.ok(sizes.length > 10 && sizes.length < 60, `${sizes.length} clumps in 3 s at a mean gap of 100 ms`);
+  assert.ok(Math.abs(during.length - 2100) < 400, `${during.length} arrivals in the 3 s at 700/s`);
+  assert.ok(Math.abs(countIn(s.atMs, 5000, 10_000) - 500) < 100, 'LOW again after it');
+  assert.ok(
+    s.atMs.every((t, i) => i === 0 || t >= (s.atMs[i - 1] as number)),
+    'ascending',
+  );
+  assert.deepEqual(s.atMs, buildSchedule(parsePattern('clumped:100,700,2,3,100', 'poisson'), opts()).atMs);
+});
+
 test('parsePattern rejects malformed specs', () => {
+  assert.throws(() => parsePattern('clumped:1,2,3,4', 'poisson'), /5 numbers/);
   assert.throws(() => parsePattern('step:1,2,3', 'poisson'), /4 numbers/);
   assert.throws(() => parsePattern('bursty:1,2,0,1', 'poisson'), /MEANLOW_S must be a positive number/);
   assert.throws(() => parsePattern('wave:1', 'poisson'), /unknown --pattern/);

@@ -60,3 +60,33 @@ test('the recent peak forgets a surge after RECENT_PEAK_MS; the 5 s peak still h
   assert.ok(s.peak >= 900, `peak ${s.peak}`);
   assert.ok((s.recentPeak ?? Number.NaN) <= 110, `recent peak ${s.recentPeak}`);
 });
+
+describe('recent burstiness', () => {
+  /** Arrivals at `rps` from `fromMs` for `ms`, in clumps of `clump` at once (1: evenly spaced). */
+  function feed(est: RateEstimator, fromMs: number, ms: number, rps: number, clump: number): RateSnapshot {
+    const gap = (1000 * clump) / rps;
+    let last = est.snapshot(fromMs);
+    let next = fromMs + gap;
+    for (let tick = fromMs + 250; tick <= fromMs + ms; tick += 250) {
+      for (; next <= tick; next += gap) for (let k = 0; k < clump; k++) est.arrive(next);
+      last = est.snapshot(tick);
+    }
+    return last;
+  }
+
+  test('a second after clumped arrivals end, the recent burstiness is the even load while the average still holds them', () => {
+    const est = new RateEstimator();
+    const clumped = feed(est, 0, 3000, 600, 60);
+    assert.ok(clumped.burstiness > 5, `clumped: ${clumped.burstiness}`);
+    assert.ok((clumped.recentBurstiness ?? 0) > 5, `clumped, recent: ${clumped.recentBurstiness}`);
+    const after = feed(est, 3000, 1500, 100, 1);
+    assert.ok(after.burstiness > 3, `the average still holds the clumps: ${after.burstiness}`);
+    assert.ok((after.recentBurstiness ?? 99) < 1, `the last second alone is even: ${after.recentBurstiness}`);
+  });
+
+  test('until a second of bins is seen, the recent burstiness is the average one', () => {
+    const est = new RateEstimator();
+    const first = feed(est, 0, 500, 100, 1);
+    assert.equal(first.recentBurstiness, first.burstiness);
+  });
+});

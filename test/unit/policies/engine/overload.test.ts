@@ -11,6 +11,7 @@ import {
   type RouteInput,
 } from '../../../../policies/engine/index.js';
 import { noteOverload, overloadPassed } from '../../../../policies/engine/overload.js';
+import { FRESH_EVIDENCE_MS } from '../../../../policies/engine/params.js';
 import { prepareRoute } from '../../../../policies/engine/route.js';
 import { upgrade, waitForWindow } from '../../../../policies/engine/route-rules.js';
 import { type StepContext, stepContext } from '../../../../policies/engine/route-step.js';
@@ -133,6 +134,18 @@ describe('overload passed, one context at a time', () => {
     assert.ok(move.position < 3, JSON.stringify(move));
   });
 
+  test('fresh evidence lasts FRESH_EVIDENCE_MS after a recovery, until any downgrade', () => {
+    const stale = rate(100, { fast: 300, burstiness: 20, recentBurstiness: 1 });
+    const fresh = (state: Partial<RouteEngineState>) => {
+      const route = contextOf({ rate: stale, state: settled(3, state) }).route;
+      return [route.freshEvidence, route.rateNowRps, route.planner.normal.load.burstiness];
+    };
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - 7000 }), ['recovered', 100, 1]);
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - FRESH_EVIDENCE_MS - 1 }), [undefined, 300, 20]);
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - 7000, overloadAtMs: NOW_MS - 1000 }), [undefined, 300, 20]);
+    assert.deepEqual(fresh({ recoveredAtMs: NOW_MS - 3000, recoveryFailedAtMs: NOW_MS - 1000 }), [undefined, 300, 20]);
+  });
+
   test('an episode keeps its highest load; a later downgrade starts a fresh note', () => {
     const state = { ...INITIAL_STATE };
     noteOverload(state, 1000, { rateRps: 600, otherUtilisation: 0.1 });
@@ -151,6 +164,13 @@ interface World {
   readonly observedP99Ms: number;
   readonly recentP99Ms: number;
   readonly replicaUtilisation: number;
+  /** The fast average and the burstiness when they differ from `rps` and 1, and the last second's burstiness. */
+  readonly fastRps?: number;
+  readonly burstiness?: number;
+  readonly recentBurstiness?: number;
+  /** The gateway overhead's 5 s p90 and the last second's (1 ms and unknown when absent). */
+  readonly overheadMs?: number;
+  readonly recentOverheadMs?: number;
 }
 
 const TICK_MS = 250;
@@ -164,9 +184,18 @@ function run(state0: RouteEngineState, fromMs: number, ms: number, world: (atMs:
   for (let t = fromMs; t < fromMs + ms; t += TICK_MS) {
     const w = world(t, state.position);
     const input = routeInput({
-      rate: rate(w.rps, { peak: w.peakRps, recentPeak: w.recentPeakRps, slow: w.rps }),
+      rate: rate(w.rps, {
+        peak: w.peakRps,
+        recentPeak: w.recentPeakRps,
+        slow: w.rps,
+        fast: w.fastRps ?? w.rps,
+        burstiness: w.burstiness ?? 1,
+        ...(w.recentBurstiness === undefined ? {} : { recentBurstiness: w.recentBurstiness }),
+      }),
       observedP99Ms: w.observedP99Ms,
       recentP99Ms: w.recentP99Ms,
+      ...(w.overheadMs === undefined ? {} : { overheadMs: w.overheadMs }),
+      ...(w.recentOverheadMs === undefined ? {} : { recentOverheadMs: w.recentOverheadMs }),
       state,
     });
     const result = decide(snapshot([input], { nowMs: t, replicaUtilisation: w.replicaUtilisation }));
@@ -206,6 +235,96 @@ describe('overload passed, through decide', () => {
     assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended`);
     assert.equal(after.switches, 1, 'one jump, no climb through the rungs');
     assert.match(after.reasons[0] ?? '', /^upgrade: the overload has passed \(900 -> 100 req\/s/);
+  });
+
+  test('the fast average and the burstiness still hold the overload: planned on the last seconds, one jump', () => {
+    // Clumped arrivals during the overload; afterwards the fast average (1 s) and the burstiness (2 s, from hundreds
+    // of times the route's own, clamped at 25) decay while the tick's rate, the recent peak and the last second's
+    // burstiness are back to the route's own. The burstiness holds the overload for over 5 s after the recovery.
+    const start = 100_000;
+    const end = start + 3000;
+    const world = (t: number): World => {
+      const during = t < end;
+      const sinceEndMs = Math.max(0, t - end);
+      return {
+        rps: during ? 900 : 100,
+        fastRps: during ? 900 : 100 + 800 * Math.exp(-sinceEndMs / 1000),
+        burstiness: during ? 25 : Math.min(25, 1 + 400 * Math.exp(-sinceEndMs / 2000)),
+        recentBurstiness: t < end + 1000 ? 25 : 1,
+        recentPeakRps: t < end + 2000 ? 900 : 100,
+        peakRps: t < end + 5000 ? 900 : 100,
+        observedP99Ms: t < end + 6000 ? 40 : 2,
+        recentP99Ms: t < end + 1000 ? 40 : 2,
+        replicaUtilisation: during ? 0.95 : 0.1,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    assert.ok(overload.state.position < 3, 'the overload forced a downgrade');
+    const after = run(overload.state, end, 30_000, world);
+    const back = after.positions.find((p) => p.position === 3);
+    assert.ok(back !== undefined, 'back at the top');
+    assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended: ${after.reasons}`);
+    assert.equal(after.switches, 1, `one jump, then it stays: ${after.reasons.join('\n')}`);
+    assert.match(
+      after.reasons[0] ?? '',
+      /; planned on the last seconds \(100 req\/s, burstiness 1\.0, overhead [\d.]+ ms; the averages still held 208/,
+    );
+  });
+
+  test("an overhead the overload left in the 5 s window: the last second's lets the top back on the ladder", () => {
+    // During the overload the gateway's overhead rose so far that the top no longer fit (its eligibility caps the
+    // overhead at half the budget); the 5 s window holds it for seconds after, the last second's is back.
+    const start = 100_000;
+    const end = start + 3000;
+    const world = (t: number): World => {
+      const during = t < end;
+      return {
+        rps: during ? 900 : 100,
+        recentPeakRps: t < end + 2000 ? 900 : 100,
+        peakRps: t < end + 5000 ? 900 : 100,
+        observedP99Ms: t < end + 6000 ? 40 : 2,
+        recentP99Ms: t < end + 1000 ? 40 : 2,
+        replicaUtilisation: during ? 0.95 : 0.1,
+        overheadMs: t < end + 6000 ? 19 : 0.5,
+        recentOverheadMs: t < end + 1000 ? 19 : 0.5,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    assert.ok(overload.state.position < 3, 'the overload forced a downgrade');
+    const after = run(overload.state, end, 20_000, world);
+    const back = after.positions.find((p) => p.position === 3);
+    assert.ok(back !== undefined, `back at the top: ${after.reasons.join('\n')}`);
+    assert.ok(back.atMs - end <= 3000, `back ${back.atMs - end} ms after the overload ended: ${after.reasons}`);
+    assert.equal(after.switches, 1, `one jump, then it stays: ${after.reasons.join('\n')}`);
+    assert.match(
+      after.reasons[0] ?? '',
+      /overhead 0\.50 ms; the averages still held 100 req\/s, burstiness 1\.0, overhead 19\.0 ms\)/,
+    );
+  });
+
+  test('load that comes back within the trial is seen at once, and the recovery counts as failed', () => {
+    const start = 100_000;
+    const end = start + 3000;
+    const returnsAt = end + 3500;
+    const world = (t: number): World => {
+      const high = t < end || t >= returnsAt;
+      const sinceEndMs = Math.max(0, t - end);
+      return {
+        rps: high ? 900 : 100,
+        fastRps: high ? 900 : 100 + 800 * Math.exp(-sinceEndMs / 1000),
+        burstiness: high ? 12 : 1 + 11 * Math.exp(-sinceEndMs / 2000),
+        recentBurstiness: high || t < end + 1000 ? 12 : 1,
+        recentPeakRps: high || t < end + 2000 ? 900 : 100,
+        peakRps: 900,
+        observedP99Ms: 40,
+        recentP99Ms: high || t < end + 1000 ? 40 : 2,
+        replicaUtilisation: high ? 0.95 : 0.1,
+      };
+    };
+    const overload = run(settled(3), start, 3000, world);
+    const after = run(overload.state, end, returnsAt + TICK_MS - end, world);
+    assert.ok(after.state.position < 3, `down again on the tick the load came back: ${after.reasons.join('\n')}`);
+    assert.equal(after.state.recoveryFailedAtMs, returnsAt);
   });
 
   test('a recovery goes as far as the recent rate allows, and on as it falls, until the top spends the note', () => {
