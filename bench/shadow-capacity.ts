@@ -76,7 +76,9 @@ function serverConfig(): Record<string, unknown> {
       r: {
         model: modelName,
         slo: { p99Ms: P99 },
-        policy: { aimd: { variant, maxBatch: model?.maxBatch } },
+        // Work-conserving batching, as bench/capacity.ts: a policy that grows its batches toward the target (aimd)
+        // keeps p99 near it at any rate and leaves the search nothing to find.
+        policy: { static: { variant, maxBatch: model?.maxBatch, maxQueueDelayMs: 0 } },
       },
     },
   };

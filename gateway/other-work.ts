@@ -14,6 +14,13 @@ const INFERENCE_URLS: ReadonlySet<string> = new Set([
 /** One request's time counts at most this much (ms): a request held by other work must not count that work. */
 const MAX_REQUEST_MS = 50;
 
+/**
+ * What the hooks cannot time is charged by estimate: HTTP parsing before onRequest (a floor per request) and the
+ * socket write after onSend (per byte of the answer). A cached answer is cheap to build but not to parse and send.
+ */
+const UNSEEN_MS_PER_REQUEST = 0.1;
+const UNSEEN_MS_PER_KIB = 0.002;
+
 export class OtherWorkMeter {
   readonly #clock: Clock;
   readonly #startedMs = new WeakMap<FastifyRequest, number>();
@@ -40,7 +47,7 @@ export class OtherWorkMeter {
       if (t0 !== undefined && this.#budget?.refused(reply) === true) this.#startedMs.delete(req);
       else if (t0 !== undefined) {
         this.#startedMs.delete(req);
-        const ms = this.#clock.now() - t0;
+        const ms = this.#clock.now() - t0 + unseenMs(payload);
         this.add(ms);
         this.#budget?.charge(req, Math.min(ms, MAX_REQUEST_MS));
       }
@@ -64,4 +71,10 @@ export class OtherWorkMeter {
 function isInference(req: FastifyRequest): boolean {
   const url = req.routeOptions.url;
   return url !== undefined && INFERENCE_URLS.has(url);
+}
+
+/** The estimated cost of a request's parsing and of writing its answer, which no hook sees. */
+export function unseenMs(payload: unknown): number {
+  const bytes = typeof payload === 'string' ? payload.length : Buffer.isBuffer(payload) ? payload.byteLength : 0;
+  return UNSEEN_MS_PER_REQUEST + (bytes / 1024) * UNSEEN_MS_PER_KIB;
 }

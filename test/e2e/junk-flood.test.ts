@@ -18,9 +18,9 @@ function writeConfig(): string {
   const file = join(tempDir(), 'slogate.yaml');
   const variants = ['tiny', 'small'];
   const raw = {
-    // A small share of the loop: the status page's data and /metrics are cached, so only a low ceiling is sure to be
-    // reached by this flood on any host, and the refusals are part of what is checked.
-    server: { host: '127.0.0.1', port: 0, logLevel: 'warn', requestLog: false, otherWorkShare: 0.02 },
+    // The default share of the loop: cached answers are still charged their parsing and writing, so the flood reaches
+    // it, and the refusals are part of what is checked.
+    server: { host: '127.0.0.1', port: 0, logLevel: 'warn', requestLog: false },
     runtime: { workers: 1, profile: { enabled: false } },
     models: {
       digits: {
