@@ -144,7 +144,8 @@ describe('status page in headless Chromium', { skip }, () => {
       assert.ok(s.title.startsWith(r.name));
       assert.match(s.stats.slo ?? '', new RegExp(`^${r.slo.p99Ms}(\\.0+)? ms`), `${r.name} SLO shown`);
       assert.match(s.stats.observed ?? '', /^\d+(\.\d+)? ms$/, `${r.name} observed p99 is a number`);
-      assert.match(s.stats.predicted ?? '', /^\d+(\.\d+)? ms$/);
+      // '–' is the page's sign for a route with no feasible prediction (a 4 ms target on a loaded host can be one).
+      assert.match(s.stats.predicted ?? '', /^(\d+(\.\d+)? ms|–)$/, `${r.name} predicted p99 is a number or '–'`);
       assert.match(s.stats.attainment ?? '', /^\d+(\.\d+)?%$/);
       assert.match(s.stats.shed ?? '', /^\d+(\.\d+)?\/s$/);
       assert.ok(r.decision !== null);
