@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
+import { probeCapacity } from './capacity-probe.js';
 import type { RawReport } from './peers/raw-ort.js';
 import { prepareInputs, runBench } from './run.js';
 import { findCapacity } from './scenarios.js';
@@ -100,33 +101,16 @@ async function searchCapacity(server: ServerProcess, variant: string, batches: b
     const { capacity } = await findCapacity(
       async (rate) => {
         const before = batches ? await scrapeBatches(server.url, variant) : { sum: 0, count: 0 };
-        const r = await runBench(
-          {
-            url: server.url,
-            route: 'r',
-            mode: { kind: 'open', load: { kind: 'constant', rate, arrivals: 'poisson' } },
-            protocol: 'binary',
-            inputs: evalSet === undefined ? 'random' : 'eval',
-            evalSet,
-            durationS: PROBE_S,
-            maxRequests: Math.ceil(rate * PROBE_S * 2 + 100),
-            seed: 1,
-            sloMs: () => P99,
-            warmupS: 0.5,
-            maxConnections: 256,
-          },
+        const { ok, p99Ms, note } = await probeCapacity(
+          { url: server.url, rate, durationS: PROBE_S, p99Ms: P99, evalSet },
           inputs,
         );
         const after = batches ? await scrapeBatches(server.url, variant) : { sum: 1, count: 1 };
-        const s = r.summary.overall;
-        const ok = (s.attainment.overOffered ?? 0) >= 0.99 && (s.latency.p99Ms ?? Number.POSITIVE_INFINITY) <= P99;
-        notes.push(
-          `${Math.round(rate)}/s ${ok ? 'ok' : 'miss'} (p99 ${s.latency.p99Ms} ms${r.valid ? '' : ', sender lag'})`,
-        );
+        notes.push(note);
         if (ok)
           last = {
             meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count),
-            p99Ms: s.latency.p99Ms ?? Number.NaN,
+            p99Ms: p99Ms ?? Number.NaN,
           };
         return { rate, ok };
       },

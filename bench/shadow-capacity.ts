@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
-import { prepareInputs, runBench } from './run.js';
+import { probeCapacity } from './capacity-probe.js';
+import { prepareInputs } from './run.js';
 import { findCapacity } from './scenarios.js';
 import { type ServerProcess, startSlogateProcess } from './server-process.js';
 
@@ -107,28 +108,11 @@ async function searchCapacity(server: ServerProcess): Promise<{ capacity: number
   const notes: string[] = [];
   const { capacity } = await findCapacity(
     async (rate) => {
-      const r = await runBench(
-        {
-          url: server.url,
-          route: 'r',
-          mode: { kind: 'open', load: { kind: 'constant', rate, arrivals: 'poisson' } },
-          protocol: 'binary',
-          inputs: 'eval',
-          evalSet,
-          durationS: PROBE_S,
-          maxRequests: Math.ceil(rate * PROBE_S * 2 + 100),
-          seed: 1,
-          sloMs: () => P99,
-          warmupS: 0.5,
-          maxConnections: 256,
-        },
+      const { ok, note } = await probeCapacity(
+        { url: server.url, rate, durationS: PROBE_S, p99Ms: P99, evalSet },
         inputs,
       );
-      const s = r.summary.overall;
-      const ok = (s.attainment.overOffered ?? 0) >= 0.99 && (s.latency.p99Ms ?? Number.POSITIVE_INFINITY) <= P99;
-      notes.push(
-        `${Math.round(rate)}/s ${ok ? 'ok' : 'miss'} (p99 ${s.latency.p99Ms} ms${r.valid ? '' : ', sender lag'})`,
-      );
+      notes.push(note);
       return { rate, ok };
     },
     {
