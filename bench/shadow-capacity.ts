@@ -1,19 +1,24 @@
 // The shadow phase's cost in capacity at the SLO (BENCHMARKS.md, "Rollouts"): one server (a child process on
 // 127.0.0.1) with the config's first model and one route on --variant; the highest Poisson rate whose p99 stays under
-// --p99 with 99% answered (the bounded search of bench/capacity.ts: findCapacity over open-loop runBench probes),
-// first without a rollout, then with --file's rollout held in its shadow phase at --shadow percent (paused, thresholds
-// out of reach so the search's own overload cannot end it), then without again (the rollout aborted) to bracket drift.
-// Bounded: at most --max-probes probes of --probe seconds per search, three searches.
-//   node dist/bench/shadow-capacity.js --config bench/rollout.yaml --file models/digits/revisions/small-reexport.onnx \
-//     [--variant small] [--shadow 5] [--p99 25] [--probe 4] [--max-probes 8] [--start-rate 400]
+// --p99 with 99% answered (the bounded search of bench/capacity.ts: findCapacity over open-loop runBench probes).
+// Searches alternate: without a rollout, then with --file's rollout held in its shadow phase at --shadow percent
+// (paused, thresholds out of reach so the search's own overload cannot end it), then without again (the rollout
+// aborted), --rounds times, so each shadowed search is bracketed by two without. --server-cpus pins the server
+// (taskset) so the load generator, pinned by the caller to the other cores, never competes with it.
+// Each search starts --settle-s after the last change; --warmup-searches run first and are not counted. Bounded: at
+// most --max-probes probes of --probe seconds per search, 2 * --rounds + 1 + --warmup-searches searches.
+//   taskset -c 0 node dist/bench/shadow-capacity.js --config bench/rollout.yaml \
+//     --file models/digits/revisions/small-reexport.onnx [--variant small] [--shadow 5] [--p99 25] [--probe 4] \
+//     [--max-probes 8] [--start-rate 400] [--rounds 3] [--warmup-searches 1] [--settle-s 5] [--server-cpus 1]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { probeCapacity } from './capacity-probe.js';
-import { prepareInputs } from './run.js';
+import { prepareInputs, runBench } from './run.js';
 import { findCapacity } from './scenarios.js';
 import { type ServerProcess, startSlogateProcess } from './server-process.js';
 
@@ -28,6 +33,12 @@ const { values: o } = parseArgs({
     probe: { type: 'string', default: '4' },
     'max-probes': { type: 'string', default: '8' },
     'start-rate': { type: 'string', default: '400' },
+    rounds: { type: 'string', default: '3' },
+    'warmup-searches': { type: 'string', default: '1' },
+    'settle-s': { type: 'string', default: '5' },
+    'cpu-rate': { type: 'string', default: '500' },
+    'cpu-s': { type: 'string', default: '10' },
+    'server-cpus': { type: 'string' },
     eval: { type: 'string', default: join(ROOT, 'models', 'digits', 'eval.bin') },
   },
 });
@@ -98,13 +109,63 @@ async function shadowCounts(server: ServerProcess): Promise<Record<string, numbe
   return counts;
 }
 
+function routeInputs(server: ServerProcess) {
+  return prepareInputs({ url: server.url, protocol: 'binary', inputs: 'eval', evalSet, seed: 1 }, ['r'], true);
+}
+
+/** The server's CPU (all its threads, Linux /proc) in ms. */
+function serverCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in ticks of 10 ms (USER_HZ 100)
+}
+
+/** CPU per answered request at --cpu-rate: below capacity every shadow row runs, so it bounds the shadow's cost. */
+async function cpuPerRequest(server: ServerProcess): Promise<{ us: number; p99Ms: number | null }> {
+  const rate = Number(o['cpu-rate']);
+  const durationS = Number(o['cpu-s']);
+  const inputs = await routeInputs(server);
+  const cpu0 = serverCpuMs(server.pid);
+  const r = await runBench(
+    {
+      url: server.url,
+      route: 'r',
+      mode: { kind: 'open', load: { kind: 'constant', rate, arrivals: 'poisson' } },
+      protocol: 'binary',
+      inputs: 'eval',
+      evalSet,
+      durationS,
+      maxRequests: Math.ceil(rate * durationS * 2 + 100),
+      seed: 1,
+      sloMs: () => P99,
+      warmupS: 0,
+      maxConnections: 256,
+    },
+    inputs,
+  );
+  const answered = r.summary.overall.latency.count;
+  return {
+    us: answered > 0 ? ((serverCpuMs(server.pid) - cpu0) * 1000) / answered : Number.NaN,
+    p99Ms: r.summary.overall.latency.p99Ms,
+  };
+}
+
+/** CPU per request at --cpu-rate, then the capacity search; each after --settle-s. */
+async function measure(server: ServerProcess, label: string): Promise<{ capacity: number; cpuUs: number }> {
+  // A deploy or an abort leaves work behind (a session built or freed, the store written): let it pass first.
+  await sleep(Number(o['settle-s']) * 1000);
+  const cpu = await cpuPerRequest(server);
+  const search = await searchCapacity(server);
+  console.log(
+    `${label}: ${search.capacity.toFixed(0)} req/s  [${search.probes.join(', ')}]; at ${o['cpu-rate']} req/s ` +
+      `${cpu.us.toFixed(0)} us of server CPU per request, p99 ${cpu.p99Ms} ms`,
+  );
+  return { capacity: search.capacity, cpuUs: cpu.us };
+}
+
 /** The capacity search of bench/capacity.ts on route r: open-loop Poisson probes, 99% within the SLO. */
 async function searchCapacity(server: ServerProcess): Promise<{ capacity: number; probes: string[] }> {
-  const inputs = await prepareInputs(
-    { url: server.url, protocol: 'binary', inputs: 'eval', evalSet, seed: 1 },
-    ['r'],
-    true,
-  );
+  const inputs = await routeInputs(server);
   const notes: string[] = [];
   const { capacity } = await findCapacity(
     async (rate) => {
@@ -137,35 +198,68 @@ async function rolloutState(server: ServerProcess): Promise<string> {
   return f === undefined ? 'none' : `${f.state}: ${f.reason}`;
 }
 
+const path = `/admin/models/${modelName}/variants/${variant}/revisions`;
+
+/** Deploys --file held in its shadow phase, measures, then aborts the rollout. */
+async function measureShadowed(server: ServerProcess): Promise<{ capacity: number; cpuUs: number }> {
+  const headers = { 'content-type': 'application/octet-stream', 'x-slogate-rollout': JSON.stringify(HELD) };
+  const deploy = await admin(server, 'POST', path, readFileSync(o.file as string), headers);
+  if (deploy.status !== 202)
+    throw new Error(`the deploy did not start a rollout: HTTP ${deploy.status} ${deploy.text}`);
+  await admin(server, 'POST', `/admin/rollouts/${modelName}/${variant}/pause`);
+  const before = await shadowCounts(server);
+  const held = await measure(server, `shadow ${SHADOW}% held`);
+  const after = await shadowCounts(server);
+  const state = await rolloutState(server);
+  const ran = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  console.log(`  shadow rows compared ${ran('compared')}, dropped ${ran('dropped')}; rollout ${state}`);
+  if (!state.startsWith('shadow')) console.log('INVALID: the rollout left its shadow phase during the search');
+  await admin(server, 'POST', `/admin/rollouts/${modelName}/${variant}/abort`);
+  return held;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Percent by which `held` falls short of the mean of the two bracketing values (negative: above it). */
+function shortfall(held: number, before: number, after: number): number {
+  const base = (before + after) / 2;
+  return base > 0 ? (100 * (base - held)) / base : Number.NaN;
+}
+
 async function main(): Promise<void> {
-  const server = await startSlogateProcess(serverConfig());
+  const cpus = o['server-cpus'];
+  const server = await startSlogateProcess(serverConfig(), cpus === undefined ? {} : { cpus });
   try {
-    console.log(`server ${server.url}: ${modelName}/${variant}, p99 target ${P99} ms, ${workers} worker(s)`);
-    const without = await searchCapacity(server);
-    console.log(`without a rollout: ${without.capacity.toFixed(0)} req/s  [${without.probes.join(', ')}]`);
-    const path = `/admin/models/${modelName}/variants/${variant}/revisions`;
-    const headers = { 'content-type': 'application/octet-stream', 'x-slogate-rollout': JSON.stringify(HELD) };
-    const deploy = await admin(server, 'POST', path, readFileSync(o.file as string), headers);
-    if (deploy.status !== 202)
-      throw new Error(`the deploy did not start a rollout: HTTP ${deploy.status} ${deploy.text}`);
-    await admin(server, 'POST', `/admin/rollouts/${modelName}/${variant}/pause`);
-    const before = await shadowCounts(server);
-    const held = await searchCapacity(server);
-    const after = await shadowCounts(server);
-    const state = await rolloutState(server);
-    const ran = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
     console.log(
-      `shadow ${SHADOW}% held: ${held.capacity.toFixed(0)} req/s  [${held.probes.join(', ')}]; shadow rows ` +
-        `compared ${ran('compared')}, dropped ${ran('dropped')}; rollout ${state}`,
+      `server ${server.url}: ${modelName}/${variant}, p99 target ${P99} ms, ${workers} worker(s)` +
+        `${cpus === undefined ? '' : `, on cpus ${cpus}`}`,
     );
-    if (!state.startsWith('shadow')) console.log('INVALID: the rollout left its shadow phase during the search');
-    await admin(server, 'POST', `/admin/rollouts/${modelName}/${variant}/abort`);
-    const again = await searchCapacity(server);
-    console.log(`without, again:   ${again.capacity.toFixed(0)} req/s  [${again.probes.join(', ')}]`);
-    const base = (without.capacity + again.capacity) / 2;
+    // A fresh server serves faster for minutes (its profiles' corrections settle, the heap grows): not the shadow's.
+    for (let i = 0; i < Number(o['warmup-searches']); i++) await measure(server, 'warm-up, not counted');
+    const capacityCosts: number[] = [];
+    const cpuCosts: number[] = [];
+    let before = await measure(server, 'without a rollout');
+    for (let round = 1; round <= Number(o.rounds); round++) {
+      const held = await measureShadowed(server);
+      const after = await measure(server, 'without a rollout');
+      const capacityCost = shortfall(held.capacity, before.capacity, after.capacity);
+      // A CPU-bound server's capacity is inversely proportional to its CPU per request: 1 - without/with.
+      const cpuCost = 100 * (1 - (before.cpuUs + after.cpuUs) / 2 / held.cpuUs);
+      capacityCosts.push(capacityCost);
+      cpuCosts.push(cpuCost);
+      console.log(
+        `round ${round}: capacity ${capacityCost.toFixed(1)}% below the mean of the searches before and after; ` +
+          `CPU per request ${cpuCost.toFixed(1)}% of capacity`,
+      );
+      before = after;
+    }
     console.log(
-      `shadow phase cost at the SLO: ${base > 0 ? ((100 * (base - held.capacity)) / base).toFixed(1) : 'n/a'}% of ` +
-        `capacity (${held.capacity.toFixed(0)} vs ${base.toFixed(0)} req/s, the mean of the runs before and after)`,
+      `shadow phase cost, median of ${capacityCosts.length} rounds: ${median(capacityCosts).toFixed(1)}% of the ` +
+        `searched capacity, ${median(cpuCosts).toFixed(1)}% of CPU-bound capacity`,
     );
   } finally {
     await server.stop();
