@@ -261,6 +261,11 @@ export const RuntimeSchema = z.strictObject({
   workers: z.union([z.literal('auto'), z.number().int().min(0).max(256)]).default('auto'),
   /** onnxruntime intra-op threads per worker session; auto = 1. */
   intraOpThreads: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
+  /**
+   * Batches of a variant's active revision predicted to take at most this long run on the main thread, not a worker:
+   * the hand-off's two cross-thread wake-ups cost more than they do. 0 turns it off; CPU only.
+   */
+  inlineMaxMs: z.number().min(0).max(10).default(0.2),
   device: z
     .string()
     .regex(/^(cpu|cuda(:\d+)?)$/, 'must be cpu, cuda or cuda:N')

@@ -73,6 +73,14 @@ export class Metrics {
   });
   /** The request path's updates of batchSize, merged when it is read. */
   readonly batchSizeCells = new HistogramCells(this.batchSize);
+  readonly inlineBatches = new Counter({
+    name: 'slogate_inline_batches_total',
+    help: "Batches run on the gateway's main thread instead of a worker (runtime.inlineMaxMs).",
+    labelNames: ['variant'] as const,
+    registers: [this.registry],
+    collect: (): void => this.inlineBatchCells.flush(),
+  });
+  readonly inlineBatchCells = new CounterCells(this.inlineBatches);
   readonly sloRequests = new Counter({
     name: 'slogate_slo_requests_total',
     help: 'Inference requests by SLO outcome: met (answered within p99Ms), missed (answered late or failed), shed (refused at admission), dropped (expired or rejected in a queue).',
@@ -253,8 +261,10 @@ export class Metrics {
    * no scrape has seen them: to Prometheus this is the same as never counting them.
    */
   forgetWarmup(): void {
-    for (const m of [this.queueDuration, this.inferenceDuration, this.batchSize, this.moved]) m.reset();
-    for (const c of [this.queueDurationCells, this.inferenceDurationCells, this.batchSizeCells]) c.discard();
+    for (const m of [this.queueDuration, this.inferenceDuration, this.batchSize, this.moved, this.inlineBatches])
+      m.reset();
+    for (const c of [this.queueDurationCells, this.inferenceDurationCells, this.batchSizeCells, this.inlineBatchCells])
+      c.discard();
   }
 
   /** Registers the scrape-time refresh of one of this registry's gauges. */

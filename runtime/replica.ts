@@ -6,6 +6,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Clock } from '../core/clock.js';
 import { SlogateError } from '../core/errors.js';
+import type { InlineRunner } from './inline-runner.js';
 import { type BackoffOptions, Respawner } from './respawn.js';
 import type {
   DescribeResult,
@@ -34,6 +35,8 @@ export interface BatchTask {
   readonly deadlineAtMs?: number | undefined;
   /** Run this loaded revision rather than the variant's active one (gates only). */
   readonly revision?: string | undefined;
+  /** The batch's predicted compute time (its profile's p50 less the hop), when the variant has a profile. */
+  readonly expectedMs?: number | undefined;
 }
 
 export interface BatchOutcome {
@@ -43,6 +46,8 @@ export interface BatchOutcome {
   /** How long the replica itself was busy with the batch (excludes the hop to it and back). */
   readonly workerMs: number;
   readonly replicaId: string;
+  /** It ran on the main thread (inline-runner.ts), not on the replica's worker. */
+  readonly inline?: true;
 }
 
 /** The replica failed (crashed, unreachable), not the request: another replica may answer. */
@@ -100,6 +105,8 @@ export interface LocalReplicaOptions {
   readonly clock: Clock;
   /** Spacing of the attempts to replace a worker that exited (the first is immediate). */
   readonly respawn: BackoffOptions;
+  /** Runs the batches cheaper than the hand-off on the main thread; shared by the process's local replicas. */
+  readonly inline?: InlineRunner | undefined;
 }
 
 export class LocalReplica implements Replica {
@@ -122,10 +129,12 @@ export class LocalReplica implements Replica {
   /** Pools whose worker passed a batch timeout, with when: destroyed once their run returns. */
   readonly #abandoned = new Map<Piscina, number>();
   readonly #clock: Clock;
+  readonly #inline: InlineRunner | undefined;
 
   constructor(init: WorkerInit, options: LocalReplicaOptions) {
     this.#init = init;
     this.#clock = options.clock;
+    this.#inline = options.inline;
     this.#variants = [...init.variants];
     this.#respawner = new Respawner({
       ...options.respawn,
@@ -269,6 +278,7 @@ export class LocalReplica implements Replica {
     const pool = this.#pool;
     if (pool === undefined || this.#state !== 'ready')
       throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
+    if (this.#runsInline(task)) return this.#runInline(task);
     const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs: task.inputs };
     if (task.outputs !== undefined) msg.outputs = task.outputs;
     if (task.revision !== undefined) msg.revision = task.revision;
@@ -305,6 +315,21 @@ export class LocalReplica implements Replica {
     if (!r.ok) throw SlogateError.fromData(r.error);
     if (r.kind !== 'run') throw new Error('unexpected worker reply to run');
     return { outputs: r.outputs, inferMs: r.inferMs, workerMs: r.workerMs, replicaId: this.id };
+  }
+
+  #runsInline(task: BatchTask): boolean {
+    if (this.#inline === undefined) return false;
+    const active = this.#variants.find((v) => v.model === task.model && v.variant === task.variant);
+    return active !== undefined && this.#inline.accepts(task, active.path);
+  }
+
+  async #runInline(task: BatchTask): Promise<BatchOutcome> {
+    this.#outstanding++;
+    try {
+      return await (this.#inline as InlineRunner).run(task, this.id);
+    } finally {
+      this.#outstanding--;
+    }
   }
 
   /**

@@ -13,6 +13,7 @@ import type { BatchKnobs } from './batch-policy.js';
 import { endpointKey } from './dns-endpoints.js';
 import { DnsReplicaSet } from './dns-replicas.js';
 import { RuntimeHealth } from './health.js';
+import { InlineRunner } from './inline-runner.js';
 import {
   LatencyProfiles,
   type ProfilePoint,
@@ -65,6 +66,12 @@ export function resolveIntraOpThreads(config: Readonly<Config>): number {
   return t === 'auto' ? 1 : t;
 }
 
+/** The main thread's runner of batches cheaper than the hand-off: CPU only, off when runtime.inlineMaxMs is 0. */
+function inlineRunner(config: Readonly<Config>): InlineRunner | undefined {
+  const maxMs = config.runtime.inlineMaxMs;
+  return maxMs > 0 && config.runtime.device === 'cpu' ? new InlineRunner(maxMs) : undefined;
+}
+
 export class Runtime implements RuntimePort {
   // The parts themselves, for the runtime's own use and its tests; policies and the gateway use the methods below
   // (RuntimePort and a few read-outs).
@@ -80,6 +87,8 @@ export class Runtime implements RuntimePort {
   readonly lifecycle: VariantLifecycle;
   /** Candidate revisions serving a canary share or a shadow copy of a variant's batches (rollouts steer it). */
   readonly split = new TrafficSplit();
+  /** Runs the local replicas' batches cheaper than the hand-off on the main thread (off: undefined). */
+  readonly inline: InlineRunner | undefined;
   readonly #deps: RuntimeDeps;
   #state: RuntimeState = 'created';
   #provider = 'cpu';
@@ -101,6 +110,8 @@ export class Runtime implements RuntimePort {
         variants.push({ model: m.name, variant: v.name, path: v.path, revision: `sha256:${v.sha256}` });
     const replicas: Replica[] = [];
     const intraOpThreads = resolveIntraOpThreads(config);
+    const inline = inlineRunner(config);
+    this.inline = inline;
     for (let i = 0; i < resolveWorkers(config); i++) {
       replicas.push(
         new LocalReplica(
@@ -108,6 +119,7 @@ export class Runtime implements RuntimePort {
           {
             clock,
             respawn: { initialMs: config.runtime.health.respawnInitialMs, maxMs: config.runtime.health.respawnMaxMs },
+            inline,
           },
         ),
       );
@@ -176,6 +188,7 @@ export class Runtime implements RuntimePort {
           const label = variantKey(o.model, o.variant);
           metrics.inferenceDurationCells.cell({ variant: label }).observe(o.inferMs / 1000);
           metrics.batchSizeCells.cell({ variant: label }).observe(o.rows);
+          if (o.inline) metrics.inlineBatchCells.cell({ variant: label }).inc();
           for (const l of this.#batchListeners) l(o);
         },
       },
@@ -503,5 +516,6 @@ export class Runtime implements RuntimePort {
     this.scheduler.close();
     await Promise.all(this.#dnsSets.map((s) => s.close()));
     await this.pool.close();
+    this.inline?.close();
   }
 }

@@ -30,6 +30,8 @@ export interface BatchObservation {
   readonly computeMs: number;
   readonly inferMs: number;
   readonly replicaId: string;
+  /** It ran on the main thread, not the replica's worker (inline-runner.ts). */
+  readonly inline: boolean;
 }
 
 export interface SchedulerEvents {
@@ -477,6 +479,16 @@ export class Scheduler {
     return batch;
   }
 
+  /**
+   * A batch's predicted time on its replica, without the hop (a local replica runs it inline when small); unknown for
+   * a variant not yet profiled, and withheld during a rollout, whose evidence compares revisions on the same path.
+   */
+  #expectedComputeMs(vq: VariantQueue, rows: number): number | undefined {
+    if (!this.#profiles.hasPoints(vq.model, vq.variant) || this.#split?.get(vq.model, vq.variant) !== undefined)
+      return undefined;
+    return Math.max(0, this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p50') - this.#profiles.hopMs);
+  }
+
   #dispatch(vq: VariantQueue, rows: number, now: number): void {
     let batch = this.#take(vq, rows);
     let batchRows = 0;
@@ -518,6 +530,7 @@ export class Scheduler {
         transfer: batch.length > 1,
         deadlineAtMs: batch.reduce((d, p) => Math.min(d, p.deadlineAtMs), Number.POSITIVE_INFINITY),
         revision,
+        expectedMs: this.#expectedComputeMs(vq, batchRows),
       };
     };
     const tr = this.#tracing;
@@ -705,8 +718,11 @@ export class Scheduler {
     try {
       const serviceMs = this.#clock.now() - t0;
       // Profiles learn from the replica's own busy time (plus the usual hop), not from how long the main thread took
-      // to read the result: event-loop delay is the gateway's overhead, not the variant's service time.
-      const computeMs = Math.min(serviceMs, outcome.workerMs + this.#profiles.hopMs);
+      // to read the result: event-loop delay is the gateway's overhead, not the variant's service time. An inline
+      // batch had no hop, but profiles describe the worker's path, which larger batches take.
+      const hopMs = this.#profiles.hopMs;
+      const computeMs =
+        outcome.inline === true ? outcome.workerMs + hopMs : Math.min(serviceMs, outcome.workerMs + hopMs);
       this.#guard('latency profile', () => this.#profiles.observe(vq.model, vq.variant, batchRows, computeMs));
       this.#events.onBatch?.({
         model: vq.model,
@@ -717,6 +733,7 @@ export class Scheduler {
         computeMs,
         inferMs: outcome.inferMs,
         replicaId: outcome.replicaId,
+        inline: outcome.inline === true,
       });
       if (this.#split !== undefined)
         this.#guard('traffic split', () =>

@@ -1,11 +1,12 @@
-// The only importer of onnxruntime-node: one worker thread = one replica holding a session per variant revision.
-// Inference runs here because onnxruntime-node executes session.run synchronously on its calling thread. Sessions are
+// One worker thread = one replica holding a session per variant revision. Inference runs here because
+// onnxruntime-node executes session.run synchronously on its calling thread (only batches cheaper than the hand-off
+// run on the main thread: runtime/inline-runner.ts). Sessions are
 // reference counted: a revision replaced as active is released only after the last batch running on it.
 import { performance } from 'node:perf_hooks';
 import { type MessagePort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
-import type { TensorSpec, TensorStorage, V2Datatype } from '../../core/types.js';
+import type { TensorSpec } from '../../core/types.js';
 import type {
   ChannelReply,
   ChannelRequest,
@@ -15,12 +16,12 @@ import type {
   RevisionTask,
   RunTask,
   SessionDescription,
-  WireTensor,
   WorkerInit,
   WorkerResult,
   WorkerTask,
 } from './messages.js';
-import { ORT_TO_V2, V2_TO_ORT } from './messages.js';
+import { ORT_TO_V2 } from './messages.js';
+import { fromOrt, sessionOptions, toOrt } from './ort-tensors.js';
 
 const init = workerData as WorkerInit;
 
@@ -39,24 +40,12 @@ const active = new Map<string, string>();
 let provider = 'cpu';
 let providerWarning: string | undefined;
 
-function sessionOptions(useCuda: boolean, deviceId: number): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: useCuda ? [{ name: 'cuda', deviceId }] : ['cpu'],
-    intraOpNumThreads: init.intraOpThreads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    // Idle spinning burns a core and causes 10-40 ms p99 spikes when workers share cores with the gateway.
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  };
-}
-
 async function createSession(path: string): Promise<ort.InferenceSession> {
   const wantCuda = init.device.startsWith('cuda');
   const deviceId = wantCuda && init.device.includes(':') ? Number(init.device.split(':')[1]) : 0;
   if (wantCuda && providerWarning === undefined) {
     try {
-      const s = await ort.InferenceSession.create(path, sessionOptions(true, deviceId));
+      const s = await ort.InferenceSession.create(path, sessionOptions(init.intraOpThreads, { cuda: true, deviceId }));
       provider = 'cuda';
       return s;
     } catch (err) {
@@ -65,7 +54,10 @@ async function createSession(path: string): Promise<ort.InferenceSession> {
       provider = 'cpu';
     }
   }
-  return ort.InferenceSession.create(path, sessionOptions(provider === 'cuda', deviceId));
+  return ort.InferenceSession.create(
+    path,
+    sessionOptions(init.intraOpThreads, provider === 'cuda' ? { cuda: true, deviceId } : { cuda: false }),
+  );
 }
 
 function toSpec(meta: ort.InferenceSession.ValueMetadata, where: string): TensorSpec {
@@ -96,34 +88,6 @@ function sessionDescription(model: string, variant: string, path: string, s: ort
     inputs: s.inputMetadata.map((m) => toSpec(m, `${path}: input`)),
     outputs: s.outputMetadata.map((m) => toSpec(m, `${path}: output`)),
   };
-}
-
-function toOrt(t: WireTensor): ort.Tensor {
-  const type = V2_TO_ORT[t.datatype];
-  if (type === undefined) throw new Error(`datatype ${t.datatype} is not supported by onnxruntime`);
-  if (t.datatype === 'BYTES') {
-    const dec = new TextDecoder();
-    return new ort.Tensor(
-      'string',
-      (t.data as Uint8Array[]).map((b) => dec.decode(b)),
-      t.shape,
-    );
-  }
-  return new ort.Tensor(type as 'float32', t.data as Float32Array, t.shape);
-}
-
-function fromOrt(name: string, value: ort.OnnxValue): WireTensor {
-  const t = value as ort.Tensor;
-  const datatype: V2Datatype | undefined = ORT_TO_V2[t.type];
-  if (datatype === undefined) throw new Error(`output '${name}' has type ${t.type}, which slogate cannot serve`);
-  let data: TensorStorage;
-  if (datatype === 'BYTES') {
-    const enc = new TextEncoder();
-    data = (t.data as string[]).map((s) => enc.encode(s));
-  } else {
-    data = t.data as Float32Array;
-  }
-  return { name, datatype, shape: [...t.dims], data };
 }
 
 async function run(task: RunTask): Promise<WorkerResult> {

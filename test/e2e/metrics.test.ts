@@ -191,6 +191,19 @@ describe('GET /metrics after real traffic', () => {
     }
   });
 
+  test('slogate_inline_batches_total is declared, by variant, and counts no more batches than ran', () => {
+    const f = families.get('slogate_inline_batches_total');
+    assert.equal(f?.type, 'counter');
+    assert.ok((f?.help ?? '').length > 10);
+    for (const s of f?.samples ?? []) {
+      assert.deepEqual(Object.keys(s.labels), ['variant']);
+      const ran = families
+        .get('slogate_batch_size')
+        ?.samples.find((b) => b.name === 'slogate_batch_size_count' && b.labels.variant === s.labels.variant);
+      assert.ok(s.value <= (ran?.value ?? 0), `${s.labels.variant}: ${s.value} inline of ${ran?.value} batches`);
+    }
+  });
+
   test('slogate_cache_requests_total is declared (HELP and TYPE) for the response cache', () => {
     const f = families.get('slogate_cache_requests_total');
     assert.equal(f?.type, 'counter');

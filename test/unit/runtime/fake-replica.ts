@@ -8,8 +8,8 @@ import type { DescribeResult } from '../../../runtime/worker/messages.js';
 
 export interface RunningBatch {
   readonly task: BatchTask;
-  /** Echoes each input row's first element as a [rows, 1] FP32 output named `out`. */
-  finish(inferMs?: number): void;
+  /** Echoes each input row's first element as a [rows, 1] FP32 output named `out`; `inline`: as a main-thread run. */
+  finish(inferMs?: number, inline?: boolean): void;
   fault(message?: string): void;
   failRequest(message?: string): void;
 }
@@ -60,7 +60,7 @@ export class FakeReplica implements Replica {
       };
       const rb: RunningBatch = {
         task,
-        finish: (inferMs = 1) => {
+        finish: (inferMs = 1, inline = false) => {
           done();
           const input = task.inputs[0];
           const rowElems = input === undefined ? 1 : input.shape.slice(1).reduce((a, b) => a * b, 1);
@@ -72,6 +72,7 @@ export class FakeReplica implements Replica {
             inferMs,
             workerMs: inferMs,
             replicaId: this.id,
+            ...(inline ? { inline: true as const } : {}),
           });
         },
         fault: (message = 'worker crashed') => {

@@ -1,0 +1,101 @@
+// Batches cheaper than their own hand-off run on the main thread: a round trip to a worker thread costs two
+// cross-thread wake-ups, more CPU than a few rows of a small model. Only a variant's active revision runs here
+// (candidates, shadows and gates stay on the worker), on CPU, one intra-op thread; its session loads in the
+// background the first time a batch qualifies, and the worker serves until it is ready.
+import { performance } from 'node:perf_hooks';
+import type * as Ort from 'onnxruntime-node';
+import { SlogateError } from '../core/errors.js';
+import type { BatchOutcome, BatchTask } from './replica.js';
+
+type OrtModule = typeof import('./worker/ort-tensors.js') & { ort: typeof Ort };
+
+interface Entry {
+  readonly path: string;
+  session?: Ort.InferenceSession;
+  /** Batches running on it now: a replaced session is released after its last one. */
+  runs: number;
+  retired: boolean;
+}
+
+export class InlineRunner {
+  /** Largest predicted batch time that runs inline. */
+  readonly maxMs: number;
+  /** Batches run inline so far. */
+  batches = 0;
+  readonly #entries = new Map<string, Entry>();
+  #ort: Promise<OrtModule> | undefined;
+  #closed = false;
+
+  constructor(maxMs: number) {
+    this.maxMs = maxMs;
+  }
+
+  /** Whether `task` runs inline now on the variant's active file `path` (else it goes to a worker). */
+  accepts(task: BatchTask, path: string): boolean {
+    if (this.#closed || task.revision !== undefined || task.expectedMs === undefined || task.expectedMs > this.maxMs)
+      return false;
+    const key = `${task.model}\u0000${task.variant}`;
+    const entry = this.#entries.get(key);
+    if (entry?.path === path) return entry.session !== undefined;
+    if (entry !== undefined) this.#retire(key, entry);
+    this.#load(key, path);
+    return false;
+  }
+
+  async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
+    const entry = this.#entries.get(`${task.model}\u0000${task.variant}`) as Entry & { session: Ort.InferenceSession };
+    const m = await (this.#ort as Promise<OrtModule>);
+    const start = performance.now();
+    const feeds: Record<string, Ort.Tensor> = {};
+    for (const t of task.inputs) feeds[t.name] = m.toOrt(t);
+    let results: Ort.InferenceSession.ReturnType;
+    entry.runs++;
+    try {
+      results =
+        task.outputs === undefined ? await entry.session.run(feeds) : await entry.session.run(feeds, task.outputs);
+    } catch (err) {
+      throw new SlogateError(
+        'SLOGATE_ERR_INFERENCE_FAILED',
+        `${task.model}/${task.variant}: ${(err as Error).message}`,
+      );
+    } finally {
+      entry.runs--;
+      if (entry.retired && entry.runs === 0) void entry.session.release().catch(() => {});
+    }
+    const inferMs = performance.now() - start;
+    const outputs = Object.entries(results).map(([name, v]) => m.fromOrt(name, v));
+    this.batches++;
+    return { outputs, inferMs, workerMs: performance.now() - start, replicaId, inline: true };
+  }
+
+  #load(key: string, path: string): void {
+    const entry: Entry = { path, runs: 0, retired: false };
+    this.#entries.set(key, entry);
+    this.#ort ??= Promise.all([import('./worker/ort-tensors.js'), import('onnxruntime-node')]).then(([t, ort]) => ({
+      ...t,
+      ort,
+    }));
+    void this.#ort
+      .then((m) => m.ort.InferenceSession.create(path, m.sessionOptions(1, { cuda: false })))
+      .then(
+        (session) => {
+          if (this.#entries.get(key) === entry && !this.#closed) entry.session = session;
+          else void session.release().catch(() => {});
+        },
+        // A file the main thread cannot load stays on the worker, which reports its own errors.
+        () => {},
+      );
+  }
+
+  #retire(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    entry.retired = true;
+    if (entry.runs === 0) void entry.session?.release().catch(() => {});
+  }
+
+  /** Releases every session; nothing runs inline after. */
+  close(): void {
+    this.#closed = true;
+    for (const [key, entry] of this.#entries) this.#retire(key, entry);
+  }
+}
