@@ -74,7 +74,8 @@ const STORE_DIR = mkdtempSync(join(tmpdir(), 'slogate-shadow-capacity-'));
 function serverConfig(): Record<string, unknown> {
   return {
     server: { logLevel: 'warn', adminToken: TOKEN, warmup: { requests: 200 } },
-    runtime: { workers, profile: { cacheDir: join(ROOT, '.slogate-cache') } },
+    // No inline batches: a rollout turns them off for its variant, and this measures the shadow work alone.
+    runtime: { workers, inlineMaxMs: 0, profile: { cacheDir: join(ROOT, '.slogate-cache') } },
     store: { dir: STORE_DIR },
     models: {
       [modelName as string]: {
@@ -238,7 +239,7 @@ async function main(): Promise<void> {
       `server ${server.url}: ${modelName}/${variant}, p99 target ${P99} ms, ${workers} worker(s)` +
         `${cpus === undefined ? '' : `, on cpus ${cpus}`}`,
     );
-    // A fresh server serves faster for minutes (its profiles' corrections settle, the heap grows): not the shadow's.
+    // A fresh server's capacity rises over its first minutes: searches then measure its warm-up, not the shadow.
     for (let i = 0; i < Number(o['warmup-searches']); i++) await measure(server, 'warm-up, not counted');
     const capacityCosts: number[] = [];
     const cpuCosts: number[] = [];
