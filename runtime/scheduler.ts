@@ -15,6 +15,7 @@ import type { BatchOutcome, BatchTask, ReplicaFault } from './replica.js';
 import { BatchTimeoutFault, type ReplicaPool, type RunOptions } from './replica-pool.js';
 import type { QueueItem } from './request-queue.js';
 import { EdfQueue } from './request-queue.js';
+import { ShadowGate } from './shadow-gate.js';
 import { rowSize, splitRows, stackRows } from './tensor.js';
 import { agreeingRows, type RevisionRole, type TrafficSplit } from './traffic-split.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
@@ -126,6 +127,7 @@ export class Scheduler {
   readonly #logger: Logger;
   readonly #batchTimeout: BatchTimeoutKnobs | undefined;
   readonly #split: TrafficSplit | undefined;
+  readonly #shadowGate = new ShadowGate();
   readonly #queues = new Map<string, VariantQueue>();
   #seq = 0;
   #timer: TimerHandle | undefined;
@@ -260,6 +262,7 @@ export class Scheduler {
   /** Enqueues a request; resolves with its outputs, rejects with a SlogateError. */
   submit(req: SubmitRequest): Promise<SubmitResult> {
     const vq = this.#queue(req.model, req.variant);
+    if (this.#split !== undefined) this.#shadowGate.noteArrival(this.#clock.now());
     if (vq.closing)
       return Promise.reject(
         new SlogateError('SLOGATE_ERR_VARIANT_REMOVED', `${req.model}/${req.variant} is being removed`, {
@@ -603,8 +606,9 @@ export class Scheduler {
   }
 
   /**
-   * Runs a copy of an active batch on the candidate when a slot is free and nothing waits; otherwise the shadow run is
-   * dropped (counted): shadow work never delays a live request. The answers are compared row by row.
+   * Runs a copy of an active batch on the candidate when a slot is free, nothing waits and the gate expects few live
+   * arrivals during it (shadow-gate.ts); otherwise the shadow run is dropped (counted). The answers are compared row
+   * by row.
    */
   #shadow(vq: VariantQueue, batch: Pending[], active: BatchOutcome, activeComputeMs: number, rows: number): void {
     const split = this.#split;
@@ -614,7 +618,13 @@ export class Scheduler {
     const first = active.outputs[0];
     let waiting = false;
     for (const q of this.#queues.values()) if (q.queue.size > 0) waiting = true;
-    if (first === undefined || waiting || this.#pool.freeSlots === 0) {
+    const shadowMs = this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p50');
+    if (
+      first === undefined ||
+      waiting ||
+      this.#pool.freeSlots === 0 ||
+      !this.#shadowGate.admits(this.#clock.now(), shadowMs)
+    ) {
       split.reportShadow({ ...base, outcome: 'dropped', agreedRows: 0, computeMs: undefined });
       return;
     }
