@@ -1,7 +1,7 @@
 // Batches cheaper than their own hand-off run on the main thread: a round trip to a worker thread costs two
 // cross-thread wake-ups, more CPU than a few rows of a small model. Only a variant's active revision runs here
-// (candidates, shadows and gates stay on the worker), on CPU, one intra-op thread; its session loads in the
-// background the first time a batch qualifies, and the worker serves until it is ready.
+// (candidates, shadows and gates stay on the worker), on CPU, one intra-op thread; its session loads on a later turn
+// of the event loop the first time a batch qualifies, and the worker serves until it is ready.
 import { performance } from 'node:perf_hooks';
 import type * as Ort from 'onnxruntime-node';
 import { SlogateError } from '../core/errors.js';
@@ -44,28 +44,30 @@ export class InlineRunner {
 
   async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
     const entry = this.#entries.get(`${task.model}\u0000${task.variant}`) as Entry & { session: Ort.InferenceSession };
-    const m = await (this.#ort as Promise<OrtModule>);
-    const start = performance.now();
-    const feeds: Record<string, Ort.Tensor> = {};
-    for (const t of task.inputs) feeds[t.name] = m.toOrt(t);
-    let results: Ort.InferenceSession.ReturnType;
+    // Counted before any await: a session retired meanwhile is released only after this run.
     entry.runs++;
     try {
-      results =
-        task.outputs === undefined ? await entry.session.run(feeds) : await entry.session.run(feeds, task.outputs);
-    } catch (err) {
-      throw new SlogateError(
-        'SLOGATE_ERR_INFERENCE_FAILED',
-        `${task.model}/${task.variant}: ${(err as Error).message}`,
-      );
+      const m = await (this.#ort as Promise<OrtModule>);
+      const start = performance.now();
+      const feeds: Record<string, Ort.Tensor> = {};
+      for (const t of task.inputs) feeds[t.name] = m.toOrt(t);
+      const t0 = performance.now();
+      let results: Ort.InferenceSession.ReturnType;
+      try {
+        results =
+          task.outputs === undefined ? await entry.session.run(feeds) : await entry.session.run(feeds, task.outputs);
+      } catch (err) {
+        const message = `${task.model}/${task.variant}: ${(err as Error).message}`;
+        throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', message);
+      }
+      const inferMs = performance.now() - t0;
+      const outputs = Object.entries(results).map(([name, v]) => m.fromOrt(name, v));
+      this.batches++;
+      return { outputs, inferMs, workerMs: performance.now() - start, replicaId, inline: true };
     } finally {
       entry.runs--;
       if (entry.retired && entry.runs === 0) void entry.session.release().catch(() => {});
     }
-    const inferMs = performance.now() - start;
-    const outputs = Object.entries(results).map(([name, v]) => m.fromOrt(name, v));
-    this.batches++;
-    return { outputs, inferMs, workerMs: performance.now() - start, replicaId, inline: true };
   }
 
   #load(key: string, path: string): void {
