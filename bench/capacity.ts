@@ -4,7 +4,8 @@
 // it the raw onnxruntime throughput in-process (no HTTP) at that batch size with the same number of workers. Then the
 // per-request cost of a remote replica hop against a local worker. With --naive, also the hand-written peer
 // (bench/peers/naive.ts: session.run per request on its event loop) on the same file, searched the same way.
-// Servers are child processes on 127.0.0.1, every run bounded; results go to bench/results/capacity.{json,md}.
+// Servers are child processes on 127.0.0.1, every run bounded; results go to bench/results/capacity.{json,md}. With
+// --server-cpus the servers are pinned to those cores (taskset); run the bench itself pinned to the others.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -29,8 +30,11 @@ const { values } = parseArgs({
     'skip-hop': { type: 'boolean' },
     // Also the hand-written peer (bench/peers/naive.ts) on the same file, searched the same way.
     naive: { type: 'boolean' },
+    // Pin the servers to these cores (taskset), the bench itself pinned by the caller to the others.
+    'server-cpus': { type: 'string' },
   },
 });
+const pinned = values['server-cpus'] === undefined ? {} : { cpus: values['server-cpus'] };
 const P99 = Number(values.p99);
 const PROBE_S = Number(values.probe);
 const config = loadConfigFile(values.config, process.env);
@@ -74,18 +78,17 @@ interface Found {
 }
 
 async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
-  return searchCapacity(await startSlogateProcess(serverConfig(variant, maxBatch)), variant, true);
+  return searchCapacity(await startSlogateProcess(serverConfig(variant, maxBatch), pinned), variant, true);
 }
 
 /** The hand-written peer's capacity on the variant's file (no /metrics: no batch sizes). */
 async function naiveCapacityOf(variant: string): Promise<Found> {
   const path = model?.variants[variant]?.path as string;
-  const server = await startNodeProcess(join(DIST, 'bench', 'peers', 'naive.js'), [
-    '--route',
-    'r',
-    '--variant',
-    `${variant}=${path}`,
-  ]);
+  const server = await startNodeProcess(
+    join(DIST, 'bench', 'peers', 'naive.js'),
+    ['--route', 'r', '--variant', `${variant}=${path}`],
+    pinned,
+  );
   return searchCapacity(server, variant, false);
 }
 
