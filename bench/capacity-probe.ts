@@ -7,12 +7,22 @@ import { runBench } from './run.js';
 export interface CapacityProbe {
   readonly ok: boolean;
   readonly p99Ms: number | null;
+  /** Requests answered in the measured window (after the warm-up). */
+  readonly answered: number;
   /** `rate/s ok|miss (p99 … ms[, sender lag])`, for the report's probe list. */
   readonly note: string;
 }
 
 export async function probeCapacity(
-  o: { url: string; rate: number; durationS: number; p99Ms: number; evalSet: EvalSet | undefined },
+  o: {
+    url: string;
+    rate: number;
+    durationS: number;
+    p99Ms: number;
+    evalSet: EvalSet | undefined;
+    /** Unmeasured lead-in (default 0.5 s). */
+    warmupS?: number;
+  },
   inputs: readonly RouteInputs[],
 ): Promise<CapacityProbe> {
   const { url, rate, durationS, p99Ms, evalSet } = o;
@@ -28,7 +38,7 @@ export async function probeCapacity(
       maxRequests: Math.ceil(rate * durationS * 2 + 100),
       seed: 1,
       sloMs: () => p99Ms,
-      warmupS: 0.5,
+      warmupS: o.warmupS ?? 0.5,
       maxConnections: 256,
     },
     inputs,
@@ -36,5 +46,5 @@ export async function probeCapacity(
   const s = r.summary.overall;
   const ok = (s.attainment.overOffered ?? 0) >= 0.99 && (s.latency.p99Ms ?? Number.POSITIVE_INFINITY) <= p99Ms;
   const note = `${Math.round(rate)}/s ${ok ? 'ok' : 'miss'} (p99 ${s.latency.p99Ms} ms${r.valid ? '' : ', sender lag'})`;
-  return { ok, p99Ms: s.latency.p99Ms, note };
+  return { ok, p99Ms: s.latency.p99Ms, answered: s.latency.count, note };
 }

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { probeCapacity } from './capacity-probe.js';
-import { prepareInputs, runBench } from './run.js';
+import { prepareInputs } from './run.js';
 import { findCapacity } from './scenarios.js';
 import { type ServerProcess, startSlogateProcess } from './server-process.js';
 
@@ -127,28 +127,9 @@ async function cpuPerRequest(server: ServerProcess): Promise<{ us: number; p99Ms
   const durationS = Number(o['cpu-s']);
   const inputs = await routeInputs(server);
   const cpu0 = serverCpuMs(server.pid);
-  const r = await runBench(
-    {
-      url: server.url,
-      route: 'r',
-      mode: { kind: 'open', load: { kind: 'constant', rate, arrivals: 'poisson' } },
-      protocol: 'binary',
-      inputs: 'eval',
-      evalSet,
-      durationS,
-      maxRequests: Math.ceil(rate * durationS * 2 + 100),
-      seed: 1,
-      sloMs: () => P99,
-      warmupS: 0,
-      maxConnections: 256,
-    },
-    inputs,
-  );
-  const answered = r.summary.overall.latency.count;
-  return {
-    us: answered > 0 ? ((serverCpuMs(server.pid) - cpu0) * 1000) / answered : Number.NaN,
-    p99Ms: r.summary.overall.latency.p99Ms,
-  };
+  const r = await probeCapacity({ url: server.url, rate, durationS, p99Ms: P99, evalSet, warmupS: 0 }, inputs);
+  const cpuMs = serverCpuMs(server.pid) - cpu0;
+  return { us: r.answered > 0 ? (cpuMs * 1000) / r.answered : Number.NaN, p99Ms: r.p99Ms };
 }
 
 /** CPU per request at --cpu-rate, then the capacity search; each after --settle-s. */
