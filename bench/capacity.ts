@@ -3,7 +3,10 @@
 // (maxBatch 1) and on (work-conserving, up to the model's maxBatch), the batch that formed at that rate, and beside
 // it the raw onnxruntime throughput in-process (no HTTP) at that batch size with the same number of workers. Then the
 // per-request cost of a remote replica hop against a local worker. With --naive, also the hand-written peer
-// (bench/peers/naive.ts: session.run per request on its event loop) on the same file, searched the same way.
+// (bench/peers/naive.ts: session.run per request on its event loop) on the same file, searched the same way; with
+// --bare, the HTTP floor (bench/peers/bare.ts: Fastify with slogate's options answering a precomputed answer, no
+// model): a ceiling no gateway built on that stack passes on this host. A missed probe is probed again (--retries)
+// before the search counts it, so one stall of a shared host does not halve a server's result.
 // Servers are child processes on 127.0.0.1, every run bounded; results go to bench/results/capacity.{json,md}. With
 // --server-cpus the servers are pinned to those cores (taskset); run the bench itself pinned to the others.
 import { execFileSync } from 'node:child_process';
@@ -13,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
-import { probeCapacity } from './capacity-probe.js';
+import { type CapacityProbe, probeCapacity } from './capacity-probe.js';
 import type { RawReport } from './peers/raw-ort.js';
 import { prepareInputs, runBench } from './run.js';
 import { findCapacity } from './scenarios.js';
@@ -30,6 +33,12 @@ const { values } = parseArgs({
     'skip-hop': { type: 'boolean' },
     // Also the hand-written peer (bench/peers/naive.ts) on the same file, searched the same way.
     naive: { type: 'boolean' },
+    // Also the HTTP floor (bench/peers/bare.ts, Fastify): the same search against a server with no model at all.
+    bare: { type: 'boolean' },
+    // Skip the search with batching off (maxBatch 1) and the raw onnxruntime run beside it.
+    'skip-off': { type: 'boolean' },
+    // Times a missed probe is repeated before it counts as missed (every server alike).
+    retries: { type: 'string', default: '1' },
     // Pin the servers to these cores (taskset), the bench itself pinned by the caller to the others.
     'server-cpus': { type: 'string' },
   },
@@ -37,6 +46,8 @@ const { values } = parseArgs({
 const pinned = values['server-cpus'] === undefined ? {} : { cpus: values['server-cpus'] };
 const P99 = Number(values.p99);
 const PROBE_S = Number(values.probe);
+const RETRIES = Number(values.retries);
+if (!Number.isInteger(RETRIES) || RETRIES < 0 || RETRIES > 5) throw new Error('--retries is an integer in [0, 5]');
 const config = loadConfigFile(values.config, process.env);
 const [modelName, model] = Object.entries(config.models)[0] ?? [];
 if (model === undefined || modelName === undefined) throw new Error('the config has no model');
@@ -81,11 +92,11 @@ async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
   return searchCapacity(await startSlogateProcess(serverConfig(variant, maxBatch), pinned), variant, true);
 }
 
-/** The hand-written peer's capacity on the variant's file (no /metrics: no batch sizes). */
-async function naiveCapacityOf(variant: string): Promise<Found> {
+/** A peer's capacity on the variant's file (no /metrics: no batch sizes): naive.js, or bare.js for the HTTP floor. */
+async function peerCapacityOf(peer: 'naive' | 'bare', variant: string): Promise<Found> {
   const path = model?.variants[variant]?.path as string;
   const server = await startNodeProcess(
-    join(DIST, 'bench', 'peers', 'naive.js'),
+    join(DIST, 'bench', 'peers', `${peer}.js`),
     ['--route', 'r', '--variant', `${variant}=${path}`],
     pinned,
   );
@@ -103,13 +114,16 @@ async function searchCapacity(server: ServerProcess, variant: string, batches: b
     const notes: string[] = [];
     const { capacity } = await findCapacity(
       async (rate) => {
-        const before = batches ? await scrapeBatches(server.url, variant) : { sum: 0, count: 0 };
-        const { ok, p99Ms, note } = await probeCapacity(
-          { url: server.url, rate, durationS: PROBE_S, p99Ms: P99, evalSet },
-          inputs,
-        );
-        const after = batches ? await scrapeBatches(server.url, variant) : { sum: 1, count: 1 };
-        notes.push(note);
+        let probe: CapacityProbe | undefined;
+        let before = { sum: 0, count: 0 };
+        let after = { sum: 1, count: 1 };
+        for (let attempt = 0; attempt <= RETRIES && probe?.ok !== true; attempt++) {
+          if (batches) before = await scrapeBatches(server.url, variant);
+          probe = await probeCapacity({ url: server.url, rate, durationS: PROBE_S, p99Ms: P99, evalSet }, inputs);
+          if (batches) after = await scrapeBatches(server.url, variant);
+          notes.push(probe.note);
+        }
+        const { ok, p99Ms } = probe as CapacityProbe;
         if (ok)
           last = {
             meanBatch: (after.sum - before.sum) / Math.max(1, after.count - before.count),
@@ -206,50 +220,68 @@ async function hop(variant: string): Promise<{ local: number[]; remote: number[]
 
 const rows: {
   variant: string;
-  off: Found;
+  off?: Found | undefined;
   on: Found;
   naive?: Found | undefined;
-  rawRowsPerS: number;
+  bare?: Found | undefined;
+  rawRowsPerS?: number | undefined;
   rawAtBatch: number;
 }[] = [];
 for (const v of variants) {
-  process.stderr.write(`capacity: ${v} without batching...\n`);
-  const off = await capacityOf(v, 1);
+  let off: Found | undefined;
+  if (values['skip-off'] !== true) {
+    process.stderr.write(`capacity: ${v} without batching...\n`);
+    off = await capacityOf(v, 1);
+  }
   process.stderr.write(`capacity: ${v} with batching...\n`);
   const on = await capacityOf(v, model.maxBatch);
   const b = Math.max(1, Math.round(on.meanBatch));
-  const rawRowsPerS = raw(v, b);
+  const rawRowsPerS = off === undefined ? undefined : raw(v, b);
   let naive: Found | undefined;
+  let bare: Found | undefined;
   if (values.naive === true) {
     process.stderr.write(`capacity: ${v} on the hand-written peer...\n`);
-    naive = await naiveCapacityOf(v);
+    naive = await peerCapacityOf('naive', v);
   }
-  rows.push({ variant: v, off, on, naive, rawRowsPerS, rawAtBatch: b });
+  if (values.bare === true) {
+    process.stderr.write(`capacity: ${v} on the HTTP floor (no model)...\n`);
+    bare = await peerCapacityOf('bare', v);
+  }
+  rows.push({ variant: v, off, on, naive, bare, rawRowsPerS, rawAtBatch: b });
   process.stderr.write(
-    `  ${v}: ${off.capacity.toFixed(0)} -> ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)}), raw ${rawRowsPerS.toFixed(0)} rows/s\n`,
+    `  ${v}: ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)})${naive === undefined ? '' : `, hand-written ${naive.capacity.toFixed(0)}`}${bare === undefined ? '' : `, floor ${bare.capacity.toFixed(0)}`}\n`,
   );
 }
 const hopResult =
   values['skip-hop'] === true ? undefined : await hop(variants.includes('small') ? 'small' : (variants[0] as string));
 
+const ratio = (a: number, b: number | undefined) => `${(a / Math.max(1, b ?? 0)).toFixed(2)}x`;
 const lines = [
-  `Target p99 ${P99} ms, binary protocol, open-loop Poisson, ${PROBE_S} s probes, ${workers} worker(s); raw = onnxruntime in-process, no HTTP, same workers, same batch size.`,
-  '',
-  '| variant | capacity, batching off (req/s) | capacity, batching on (req/s) | gain | mean batch at capacity | raw onnxruntime at that batch (rows/s) | gateway / raw |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.map(
-    (r) =>
-      `| ${r.variant} | ${r.off.capacity.toFixed(0)} | ${r.on.capacity.toFixed(0)} | ${(r.on.capacity / Math.max(1, r.off.capacity)).toFixed(1)}x | ${r.on.meanBatch.toFixed(1)} | ${r.rawRowsPerS.toFixed(0)} | ${(r.on.capacity / r.rawRowsPerS).toFixed(2)} |`,
-  ),
+  `Target p99 ${P99} ms, binary protocol, open-loop Poisson, ${PROBE_S} s probes (a miss retried ${RETRIES}x), ${workers} worker(s)${values['server-cpus'] === undefined ? '' : `, servers on CPUs ${values['server-cpus']}`}; raw = onnxruntime in-process, no HTTP, same workers, same batch size.`,
 ];
-if (values.naive === true) {
+if (values['skip-off'] !== true)
   lines.push(
     '',
-    '| variant | slogate, batching on (req/s) | hand-written peer (req/s) | ratio |',
-    '| --- | ---: | ---: | ---: |',
+    '| variant | capacity, batching off (req/s) | capacity, batching on (req/s) | gain | mean batch at capacity | raw onnxruntime at that batch (rows/s) | gateway / raw |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.variant} | ${r.on.capacity.toFixed(0)} | ${r.naive?.capacity.toFixed(0)} | ${(r.on.capacity / Math.max(1, r.naive?.capacity ?? 0)).toFixed(2)}x |`,
+        `| ${r.variant} | ${r.off?.capacity.toFixed(0)} | ${r.on.capacity.toFixed(0)} | ${ratio(r.on.capacity, r.off?.capacity)} | ${r.on.meanBatch.toFixed(1)} | ${r.rawRowsPerS?.toFixed(0)} | ${(r.on.capacity / (r.rawRowsPerS ?? Number.NaN)).toFixed(2)} |`,
+    ),
+  );
+if (values.naive === true || values.bare === true) {
+  const peers = [values.naive === true ? 'naive' : '', values.bare === true ? 'bare' : ''].filter(Boolean) as (
+    | 'naive'
+    | 'bare'
+  )[];
+  const title = { naive: 'hand-written peer', bare: 'HTTP floor, no model' };
+  lines.push(
+    '',
+    `| variant | slogate, batching on (req/s) | ${peers.map((p) => `${title[p]} (req/s) | slogate / ${p}`).join(' | ')} |`,
+    `| --- | ---: | ${peers.map(() => '---: | ---:').join(' | ')} |`,
+    ...rows.map(
+      (r) =>
+        `| ${r.variant} | ${r.on.capacity.toFixed(0)} | ${peers.map((p) => `${r[p]?.capacity.toFixed(0)} | ${ratio(r.on.capacity, r[p]?.capacity)}`).join(' | ')} |`,
     ),
   );
 }

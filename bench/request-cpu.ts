@@ -37,8 +37,11 @@ const { values } = parseArgs({
     // naive: the hand-written peer (bench/peers/naive.ts) on the variant's file instead of slogate, for comparison;
     // bare-fastify, bare-http: the HTTP floor (bench/peers/bare.ts), no model per request.
     peer: { type: 'string' },
+    // Pin the server to these cores (taskset); run the bench itself pinned to the others.
+    'server-cpus': { type: 'string' },
   },
 });
+const cpus = values['server-cpus'];
 const rate = Number(values.rate);
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
@@ -69,12 +72,12 @@ function startServer(): Promise<ServerProcess> {
     };
     const peer = peers[values.peer];
     if (peer === undefined) throw new Error('--peer takes naive, bare-fastify or bare-http');
-    return startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', peer[0]), peer[1], { env });
+    return startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', peer[0]), peer[1], { env, cpus });
   }
   return startNodeProcess(
     join(ROOT, 'dist', 'cli.js'),
     ['serve', '--config', values.config, '--host', '127.0.0.1', '--port', '0'],
-    { env },
+    { env, cpus },
   );
 }
 

@@ -2,9 +2,10 @@
 // free loopback port, and stopped by PID: SIGTERM, then SIGKILL if they do not exit in time.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
+import { GC_ENV, gcFlags } from '../core/gc-mode.js';
 
 export interface ServerProcess {
   readonly url: string;
@@ -16,13 +17,31 @@ export interface ServerProcess {
 
 const DIST = new URL('../', import.meta.url).pathname;
 
+/**
+ * The V8 flags `slogate serve|runtime` would relaunch itself with (core/gc-mode.ts), given up front so the server is
+ * the process started: signals and the CPU probe reach it. Cores: the pinned list's size, else this host's.
+ */
+function launchFlags(script: string, args: readonly string[], env: NodeJS.ProcessEnv, cpus?: string): string[] {
+  if (basename(script) !== 'cli.js' || (args[0] !== 'serve' && args[0] !== 'runtime')) return [];
+  const cores = cpus === undefined ? availableParallelism() : cpuCount(cpus);
+  return gcFlags(env[GC_ENV], cores, []);
+}
+
+/** CPUs in a taskset list such as `1` or `0,2-3`. */
+function cpuCount(list: string): number {
+  return list.split(',').reduce((n, part) => {
+    const [a, b] = part.split('-').map(Number);
+    return n + (b === undefined ? 1 : (b as number) - (a as number) + 1);
+  }, 0);
+}
+
 /** Starts a node script that prints a line containing its http://127.x.y.z:PORT address once ready. */
 export function startNodeProcess(
   script: string,
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; cpus?: string } = {},
 ): Promise<ServerProcess> {
-  const argv = [script, ...args];
+  const argv = [...launchFlags(script, args, options.env ?? process.env, options.cpus), script, ...args];
   const child =
     options.cpus !== undefined
       ? spawn('taskset', ['-c', options.cpus, process.execPath, ...argv], {

@@ -92,7 +92,8 @@ async function stopProcess(child: ChildProcess, graceMs = 20_000): Promise<void>
 async function startNode(cli: string, configFile: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    [cli, 'runtime', '--config', configFile, '--host', '127.0.0.1', '--port', '0'],
+    // With this process's V8 flags (its GC mode among them), as node:cluster starts the gateway processes.
+    [...process.execArgv, cli, 'runtime', '--config', configFile, '--host', '127.0.0.1', '--port', '0'],
     {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     },
