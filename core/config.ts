@@ -263,9 +263,10 @@ export const RuntimeSchema = z.strictObject({
   intraOpThreads: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
   /**
    * Batches of a variant's active revision predicted to take at most this long run on the main thread, not a worker:
-   * the hand-off's two cross-thread wake-ups cost more than they do. 0 turns it off; CPU only.
+   * the hand-off's two cross-thread wake-ups cost more than they do. 0 turns it off; CPU only. auto = 0.2 ms, or 2 ms
+   * on one core (where a worker thread adds no parallelism, only the hand-off).
    */
-  inlineMaxMs: z.number().min(0).max(10).default(0.2),
+  inlineMaxMs: z.union([z.literal('auto'), z.number().min(0).max(10)]).default('auto'),
   device: z
     .string()
     .regex(/^(cpu|cuda(:\d+)?)$/, 'must be cpu, cuda or cuda:N')

@@ -66,9 +66,16 @@ export function resolveIntraOpThreads(config: Readonly<Config>): number {
   return t === 'auto' ? 1 : t;
 }
 
+/** runtime.inlineMaxMs resolved: auto is 0.2 ms, or 2 ms on one core (a worker there adds only the hand-off). */
+export function resolveInlineMaxMs(config: Readonly<Config>, cores = availableParallelism()): number {
+  const ms = config.runtime.inlineMaxMs;
+  if (ms !== 'auto') return ms;
+  return cores <= 1 ? 2 : 0.2;
+}
+
 /** The main thread's runner of batches cheaper than the hand-off: CPU only, off when runtime.inlineMaxMs is 0. */
 function inlineRunner(config: Readonly<Config>): InlineRunner | undefined {
-  const maxMs = config.runtime.inlineMaxMs;
+  const maxMs = resolveInlineMaxMs(config);
   return maxMs > 0 && config.runtime.device === 'cpu' ? new InlineRunner(maxMs) : undefined;
 }
 
