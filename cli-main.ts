@@ -292,43 +292,37 @@ async function profile(argv: string[]): Promise<void> {
     options: { config: { type: 'string', short: 'c' }, fresh: { type: 'boolean' }, json: { type: 'boolean' } },
   });
   const c = structuredClone(load(values.config)) as Config;
-  c.runtime.profile.enabled = true;
   if (values.fresh === true) c.runtime.profile.cacheDir = mkdtempSync(join(tmpdir(), 'slogate-profile-'));
-  const runtime = await Runtime.create({
-    config: c,
-    clock: new SystemClock(),
-    metrics: new Metrics({ defaultMetrics: false }),
-    logger: silentLogger,
-  });
   try {
-    await runtime.start();
-    const snap = runtime.profileSnapshot();
-    if (values.json === true) {
-      process.stdout.write(
-        `${JSON.stringify({ host: hostKey({ provider: runtime.provider, intraOpThreads: resolveIntraOpThreads(c), replicas: runtime.readySlots }), profiles: snap }, null, 2)}\n`,
-      );
-      return;
-    }
-    const rows = [['variant', 'batch', 'p50 ms', 'p99 ms', 'p50 ms/row', 'samples']];
-    for (const s of snap)
-      for (const p of s.points)
-        rows.push([
-          variantKey(s.model, s.variant),
-          String(p.rows),
-          p.p50Ms.toFixed(3),
-          p.p99Ms.toFixed(3),
-          (p.p50Ms / p.rows).toFixed(4),
-          String(p.samples),
-        ]);
-    const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-    process.stdout.write(
-      `${rows.map((r) => r.map((x, i) => x.padStart(widths[i] as number)).join('  ')).join('\n')}\n`,
-    );
-    process.stdout.write(`provider ${runtime.provider}, ${runtime.readySlots} replica(s), all busy while measuring\n`);
+    await withRuntime(c, async (runtime) => printProfiles(runtime, c, values.json === true), true);
   } finally {
-    await runtime.close();
     if (values.fresh === true) rmSync(c.runtime.profile.cacheDir, { recursive: true, force: true });
   }
+}
+
+/** `slogate profile`'s output: the profiles as JSON, or a table. */
+function printProfiles(runtime: Runtime, c: Readonly<Config>, json: boolean): void {
+  const snap = runtime.profileSnapshot();
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({ host: hostKey({ provider: runtime.provider, intraOpThreads: resolveIntraOpThreads(c), replicas: runtime.readySlots }), profiles: snap }, null, 2)}\n`,
+    );
+    return;
+  }
+  const rows = [['variant', 'batch', 'p50 ms', 'p99 ms', 'p50 ms/row', 'samples']];
+  for (const s of snap)
+    for (const p of s.points)
+      rows.push([
+        variantKey(s.model, s.variant),
+        String(p.rows),
+        p.p50Ms.toFixed(3),
+        p.p99Ms.toFixed(3),
+        (p.p50Ms / p.rows).toFixed(4),
+        String(p.samples),
+      ]);
+  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+  process.stdout.write(`${rows.map((r) => r.map((x, i) => x.padStart(widths[i] as number)).join('  ')).join('\n')}\n`);
+  process.stdout.write(`provider ${runtime.provider}, ${runtime.readySlots} replica(s), all busy while measuring\n`);
 }
 
 const SIMULATE_USAGE = `slogate simulate --config FILE [options]: what-if for a policy, before applying it
