@@ -5,7 +5,8 @@
 // with the event loop's utilisation. --peer naive measures the hand-written peer on the variant's file instead;
 // --peer bare-fastify and --peer bare-http the HTTP floor (bench/peers/bare.ts: the same requests answered with a
 // precomputed answer of the same size, no model), in Fastify with slogate's settings and in node:http alone.
-// --cpu-prof FILE also profiles the event loop over the window and prints its top self-time items. CPU per request
+// --cpu-prof FILE also profiles the event loop over the window and prints its top self-time items; --perf FILE samples
+// the whole process with Linux perf instead (native code and the kernel too, at far less cost). CPU per request
 // moves far less with a shared host's noise than latency does. Linux only (/proc).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { readEvalSet } from '../runtime/eval-set.js';
 import type { ProbeReport } from './cpu-probe.js';
 import { topSelfTime } from './cpu-profile.js';
 import { makePool, openConnections, openLoop } from './open-loop.js';
+import { type PerfRecording, perfShares, recordPerf } from './perf-record.js';
+import { type Scrape, scrape, sumOf } from './prom.js';
 import { hostDescription, prepareInputs } from './run.js';
 import { buildSchedule } from './schedule.js';
 import { type ServerProcess, startNodeProcess } from './server-process.js';
@@ -32,6 +35,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     protocol: { type: 'string', default: 'binary' },
     'cpu-prof': { type: 'string' },
+    // Linux perf over the window (perf record on the server's process); needs perf installed and permitted.
+    perf: { type: 'string' },
     top: { type: 'string', default: '25' },
     json: { type: 'string' },
     // naive: the hand-written peer (bench/peers/naive.ts) on the variant's file instead of slogate, for comparison;
@@ -58,7 +63,9 @@ function startServer(): Promise<ServerProcess> {
   const probe = new URL('./cpu-probe.js', import.meta.url).href;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${probe}`.trim(),
+    // --perf-basic-prof: names for perf's samples of JIT code.
+    NODE_OPTIONS:
+      `${process.env.NODE_OPTIONS ?? ''} --import ${probe}${values.perf === undefined ? '' : ' --perf-basic-prof'}`.trim(),
   };
   if (values['cpu-prof'] !== undefined) env.SLOGATE_CPU_PROF = values['cpu-prof'];
   if (values.peer !== undefined) {
@@ -128,6 +135,9 @@ try {
     if (warmupS > 0)
       await openLoop({ url: server.url, schedule: schedule(warmupS, 2), inputs, pool, timeoutMs: 5000, drainMs: 2000 });
     await openConnections(pool, 64);
+    const before = await scrape(server.url);
+    const perf: PerfRecording | undefined =
+      values.perf === undefined ? undefined : await recordPerf(server.pid, values.perf);
     server.child.kill('SIGUSR2'); // opens the window
     const r = await openLoop({
       url: server.url,
@@ -140,7 +150,9 @@ try {
     const reported = waitFor(server, /cpu-probe: (\{.*\})\n/);
     const written = values['cpu-prof'] === undefined ? undefined : waitFor(server, /cpu-probe: profile written\n/);
     server.child.kill('SIGUSR2'); // closes it
+    await perf?.stop();
     const line = await reported;
+    const batches = batchesIn(before, await scrape(server.url));
     const report = JSON.parse(line) as ProbeReport;
     const s = summarize(r.records, { durationMs: durationS * 1000, lagBoundMs: 5 });
     const answered = s.overall.completed;
@@ -164,6 +176,7 @@ try {
         otherThreads: perReqUs(processMs - main),
       },
       eventLoopUtilization: report.eventLoopUtilization,
+      batches,
       threads: report.threads.map((t) => ({ ...t, usPerRequest: perReqUs(t.cpuMs) })),
     };
     const u = result.cpuUsPerRequest;
@@ -174,6 +187,10 @@ try {
     if (answered < 0.99 * s.overall.offered)
       console.log(
         `only ${answered} of ${s.overall.offered} requests were answered: the server was overloaded (a busy host?), and the CPU of refusals and timeouts is counted against the answered requests; rerun on a quieter host`,
+      );
+    if (batches !== undefined)
+      console.log(
+        `batches ${batches.count} of ${(batches.rows / Math.max(1, batches.count)).toFixed(2)} rows on average, ${batches.inline} of them inline`,
       );
     console.log('\n| CPU per request (us) | value |\n| --- | ---: |');
     console.log(`| server process (user + system) | ${u.process.toFixed(1)} |`);
@@ -195,10 +212,38 @@ try {
       for (const t of topSelfTime(profile, Number(values.top), ROOT))
         console.log(`| ${t.name} | ${(t.share * 100).toFixed(1)}% | ${perReqUs(t.ms).toFixed(1)} |`);
     }
+    if (values.perf !== undefined) {
+      const table = (key: 'dso' | 'sym', n: number) => {
+        console.log(`\n| ${key === 'dso' ? 'binary' : 'function'} | share | us per request |\n| --- | ---: | ---: |`);
+        for (const p of perfShares(values.perf as string, key, n))
+          console.log(`| ${p.name} | ${(p.share * 100).toFixed(1)}% | ${(p.share * u.process).toFixed(1)} |`);
+      };
+      console.log(`\nperf samples of the whole process: ${values.perf}`);
+      table('dso', 8);
+      table('sym', Number(values.top));
+    }
     if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await pool.destroy();
   }
 } finally {
   await server.stop();
+}
+
+/** The variant's batches over the window (slogate's /metrics scraped before and after); undefined for a peer. */
+function batchesIn(
+  before: Scrape | undefined,
+  after: Scrape | undefined,
+): { count: number; rows: number; inline: number } | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  const variant = `${routeConfig?.model}/${values.variant}`;
+  const delta = (name: string, labels: Record<string, string> = { variant }) =>
+    (sumOf(after.samples, name, labels) ?? 0) - (sumOf(before.samples, name, labels) ?? 0);
+  const count = delta('slogate_batch_size_count');
+  if (count === 0 && sumOf(after.samples, 'slogate_batch_size_count') === undefined) return undefined;
+  return {
+    count,
+    rows: delta('slogate_batch_size_sum'),
+    inline: delta('slogate_inline_batches_total'),
+  };
 }
