@@ -8,6 +8,11 @@ export interface Clock {
   /** Runs `fn` after `delayMs`; the timer never keeps the process alive. */
   setTimer(fn: () => void, delayMs: number): TimerHandle;
   clearTimer(handle: TimerHandle): void;
+  /**
+   * Runs `fn` once the I/O callbacks of the current event-loop turn have run (setImmediate). Absent on a clock that
+   * only moves by hand: its callers act at once instead.
+   */
+  afterTurn?(fn: () => void): void;
 }
 
 /** The real clock: performance.now() and unref'd timers. */
@@ -17,6 +22,10 @@ export class SystemClock implements Clock {
 
   now(): number {
     return performance.now();
+  }
+
+  afterTurn(fn: () => void): void {
+    setImmediate(fn);
   }
 
   setTimer(fn: () => void, delayMs: number): TimerHandle {

@@ -17,8 +17,18 @@ const file = (name: string) => readFileSync(join(REV_DIR, name));
 const TOKEN = 'test-admin-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const EVAL = readEvalSet(EVAL_PATH);
-/** Short phases so a rollout ends in seconds; latency judged with a wide margin (the host is shared). */
-const CANARY = { shadowPercent: 0, steps: [25, 100], bakeSeconds: 0.5, minRequests: 40, maxP99Increase: 1 };
+/**
+ * Short phases so a rollout ends in seconds; latency judged with a wide margin (2x: the host is shared). The p50's
+ * floor is below small-slow's extra time on a fast core (~0.3 ms), so the test does not depend on the host's speed.
+ */
+const CANARY = {
+  shadowPercent: 0,
+  steps: [25, 100],
+  bakeSeconds: 0.5,
+  minRequests: 40,
+  maxP99Increase: 1,
+  minP50IncreaseMs: 0.1,
+};
 const SHADOW = { ...CANARY, shadowPercent: 50, shadowSeconds: 0.5 };
 const DEADLINE_MS = 60_000;
 
