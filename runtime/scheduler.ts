@@ -333,8 +333,8 @@ export class Scheduler {
 
   /**
    * A submit's dispatch waits for the rest of the event-loop turn: every request read in the same turn goes out in
-   * one batch, instead of the first alone and the rest after it (half the batches at moderate load, each with the
-   * model's fixed cost per run). A clock without afterTurn (tests, the simulator) dispatches at once.
+   * one batch, instead of the first alone and the rest after it, so fewer batches pay the model's fixed cost per
+   * run. A clock without afterTurn (tests, the simulator) dispatches at once.
    */
   #pumpAfterTurn(): void {
     const afterTurn = this.#clock.afterTurn;
