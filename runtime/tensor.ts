@@ -403,7 +403,6 @@ export function parseBytesElements(name: string, bytes: Uint8Array, n: number): 
   return out;
 }
 
-/** Reinterprets little-endian bytes as an aligned typed array of `dt` (one copy). */
 /**
  * The bytes copied out of the request body into a typed array of `dt`. The copy comes from Node's buffer pool: a
  * small tensor takes a slice of a shared slab (8-byte aligned) instead of an ArrayBuffer of its own, whose allocation
