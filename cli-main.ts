@@ -55,6 +55,20 @@ function fail(msg: string, code = 2): never {
   process.exit(code);
 }
 
+/** What the admin API's client commands (apply, rollout, deploy, ...) authenticate with and print to. */
+function adminIo(): { token: string | undefined; out: (t: string) => void } {
+  return { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
+}
+
+/** Waits for a client command: a usage error exits 2 with its message, any other failing status exits with it. */
+async function exitWith(command: Promise<number>): Promise<void> {
+  const status = await command.catch((err: unknown) => {
+    if (err instanceof UsageError) fail(err.message);
+    throw err;
+  });
+  if (status !== 0) process.exit(status);
+}
+
 function load(file: string | undefined): Readonly<Config> {
   if (file === undefined) fail(`--config FILE is required\n\n${USAGE}`);
   return loadConfigFile(file, process.env);
@@ -483,38 +497,18 @@ export async function main(argv: string[]): Promise<void> {
     case 'bench':
       return (await import('./bench/cli.js')).benchMain(rest);
     case 'apply': {
-      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
       const inputs = (file: string) => ({
         config: loadConfigFile(file, process.env),
         revisionOfFile: async (path: string) => `sha256:${await sha256File(path)}`,
       });
-      const status = await applyCommand(rest, io, inputs).catch((err: unknown) => {
-        if (err instanceof UsageError) fail(err.message);
-        throw err;
-      });
-      if (status !== 0) process.exit(status);
-      return;
+      return exitWith(applyCommand(rest, adminIo(), inputs));
     }
-    case 'rollout': {
-      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
-      const status = await rolloutCommand(rest, io).catch((err: unknown) => {
-        if (err instanceof UsageError) fail(err.message);
-        throw err;
-      });
-      if (status !== 0) process.exit(status);
-      return;
-    }
+    case 'rollout':
+      return exitWith(rolloutCommand(rest, adminIo()));
     case 'deploy':
     case 'rollback':
-    case 'revisions': {
-      const io = { token: process.env.SLOGATE_ADMIN_TOKEN, out: (t: string) => process.stdout.write(t) };
-      const status = await revisionsCommand(cmd, rest, io).catch((err: unknown) => {
-        if (err instanceof UsageError) fail(err.message);
-        throw err;
-      });
-      if (status !== 0) process.exit(status);
-      return;
-    }
+    case 'revisions':
+      return exitWith(revisionsCommand(cmd, rest, adminIo()));
     case '--version':
     case '-v':
       process.stdout.write(`${VERSION}\n`);
