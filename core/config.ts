@@ -229,6 +229,8 @@ export const ProfileSchema = z.strictObject({
   samples: z.number().int().min(5).max(10_000).default(200),
   /** Time budget of the whole start-up sweep, spread over its points (approximate: each point runs 3 warm-ups and 5 samples at least). */
   budgetMs: z.number().int().min(100).max(600_000).default(20_000),
+  /** A cached profile older than this is measured again (0: cached profiles never expire). */
+  maxAgeHours: z.number().min(0).max(87_600).default(168),
 });
 
 export const HealthSchema = z

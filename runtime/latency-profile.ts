@@ -2,8 +2,6 @@
 // real batches take to what the sweep predicted (slowdowns from contention or a noisy neighbour show up here).
 // Online evidence ages out: a variant that stops being used (because a stall made it look slow) returns to its sweep
 // after MAX_AGE_MS instead of carrying one bad second forever.
-import { variantKey } from '../core/types.js';
-
 export interface ProfilePoint {
   readonly rows: number;
   p50Ms: number;
@@ -73,6 +71,8 @@ class Ring {
 }
 
 class VariantProfile {
+  readonly model: string;
+  readonly variant: string;
   /** The start-up sweep (empty when none ran). */
   sweep: ProfilePoint[] = [];
   /** Without a sweep: recent service times per power-of-two batch bucket, scaled to the bucket size. */
@@ -88,6 +88,11 @@ class VariantProfile {
   pending = 0;
   /** When the last refresh ran (-inf: never). */
   refreshedAtMs = Number.NEGATIVE_INFINITY;
+
+  constructor(model: string, variant: string) {
+    this.model = model;
+    this.variant = variant;
+  }
 
   get points(): ProfilePoint[] {
     return this.sweep.length > 0 ? this.sweep : this.#online;
@@ -161,13 +166,13 @@ function clamp(v: number, lo: number, hi: number): number {
 }
 
 export class LatencyProfiles {
-  readonly #profiles = new Map<string, VariantProfile>();
+  /** By model, then variant: every estimate looks one up, and nested maps spare it building a `model/variant` key. */
+  readonly #profiles = new Map<string, Map<string, VariantProfile>>();
   /**
    * Typical cost of the hop to a replica and back (ms) with an idle main thread, measured by the start-up sweep:
    * added to a replica's reported busy time to get the service time profiles model.
    */
   hopMs = 0.1;
-  readonly #names = new Map<string, { model: string; variant: string }>();
   /**
    * Used before anything was measured. Zero by default: nothing is dropped or shrunk on a guess; the first real
    * batches become the profile (see observe()).
@@ -183,12 +188,15 @@ export class LatencyProfiles {
   }
 
   #get(model: string, variant: string): VariantProfile {
-    const k = variantKey(model, variant);
-    let p = this.#profiles.get(k);
+    let byVariant = this.#profiles.get(model);
+    if (byVariant === undefined) {
+      byVariant = new Map();
+      this.#profiles.set(model, byVariant);
+    }
+    let p = byVariant.get(variant);
     if (p === undefined) {
-      p = new VariantProfile();
-      this.#profiles.set(k, p);
-      this.#names.set(k, { model, variant });
+      p = new VariantProfile(model, variant);
+      byVariant.set(variant, p);
     }
     return p;
   }
@@ -202,7 +210,7 @@ export class LatencyProfiles {
 
   /** Another revision now serves the variant: its points replace the old ones, whose observed correction is forgotten. */
   replacePoints(model: string, variant: string, points: readonly ProfilePoint[]): void {
-    this.#profiles.delete(variantKey(model, variant));
+    this.#profiles.get(model)?.delete(variant);
     this.setPoints(model, variant, points);
   }
 
@@ -258,11 +266,12 @@ export class LatencyProfiles {
 
   snapshot(): VariantProfileSnapshot[] {
     const out: VariantProfileSnapshot[] = [];
-    for (const [k, p] of this.#profiles) {
-      p.refresh(this.#now());
-      const names = this.#names.get(k) as { model: string; variant: string };
-      out.push({ ...names, points: p.points, correction: { p50: p.k50, p99: p.k99, samples: p.ratios.size } });
-    }
+    for (const byVariant of this.#profiles.values())
+      for (const p of byVariant.values()) {
+        p.refresh(this.#now());
+        const correction = { p50: p.k50, p99: p.k99, samples: p.ratios.size };
+        out.push({ model: p.model, variant: p.variant, points: p.points, correction });
+      }
     return out;
   }
 }

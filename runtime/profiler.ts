@@ -1,10 +1,11 @@
 // The start-up sweep: service time p50/p99 per variant for batch sizes 1, 2, 4, ... maxBatch, measured through the
 // real replicas with every replica busy at once (as in production), within a time budget. Results are cached on
-// disk keyed by the model file's hash and the host, so a restart on the same host is instant.
+// disk keyed by the model file's hash and the host, so a restart on the same host is instant, until the cache ages out.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { env as ortEnv } from 'onnxruntime-node';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -21,6 +22,11 @@ export interface SweepOptions {
   readonly cacheDir: string | undefined;
   /** Part of the cache key: what else shapes service time on this host. */
   readonly hostKey: string;
+  /**
+   * A cached profile older than this (by its file's modification time) is measured again: drivers, firmware and
+   * neighbours change under an unchanged key. Undefined or 0: never.
+   */
+  readonly maxAgeMs?: number | undefined;
 }
 
 export interface VariantSweep {
@@ -32,10 +38,11 @@ export interface VariantSweep {
   readonly hopMs: number;
 }
 
-/** Identifies this host's execution environment (CPU model, cores, provider, threads, replicas). */
+/** Identifies this host's execution environment (CPU model, cores, onnxruntime, provider, threads, replicas). */
 export function hostKey(parts: { provider: string; intraOpThreads: number; replicas: number }): string {
   const cpu = cpus()[0]?.model ?? 'unknown-cpu';
-  return `${cpu}|cores=${cpus().length}|provider=${parts.provider}|intraOp=${parts.intraOpThreads}|replicas=${parts.replicas}`;
+  const ort = ortEnv.versions.node ?? 'unknown';
+  return `${cpu}|cores=${cpus().length}|ort=${ort}|provider=${parts.provider}|intraOp=${parts.intraOpThreads}|replicas=${parts.replicas}`;
 }
 
 export function batchSizes(maxBatch: number): number[] {
@@ -125,7 +132,11 @@ export class Profiler {
         const cached =
           options.cacheDir === undefined
             ? undefined
-            : this.#readCache(cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples), sizes);
+            : this.#readCache(
+                cacheFile(options.cacheDir, v, options.hostKey, sizes, options.samples),
+                sizes,
+                options.maxAgeMs,
+              );
         if (cached !== undefined) {
           out.push({ model: m.name, variant: v.name, points: cached.points, cached: true, hopMs: cached.hopMs });
           fromCache.push({ m, v, sizes });
@@ -218,12 +229,23 @@ export class Profiler {
     return { rows, p50Ms: round(quantile(times, 0.5)), p99Ms: round(quantile(times, 0.99)), samples: times.length };
   }
 
-  /** The cached profile, or undefined to measure: no file, or one that is unreadable or invalid (logged). */
-  #readCache(file: string, sizes: readonly number[]): { points: ProfilePoint[]; hopMs: number } | undefined {
+  /** The cached profile, or undefined to measure: no file, one too old (logged), or one unreadable or invalid (logged). */
+  #readCache(
+    file: string,
+    sizes: readonly number[],
+    maxAgeMs: number | undefined,
+  ): { points: ProfilePoint[]; hopMs: number } | undefined {
     let text: string;
+    let ageMs: number;
     try {
+      ageMs = Date.now() - statSync(file).mtimeMs;
       text = readFileSync(file, 'utf8');
     } catch {
+      return undefined;
+    }
+    if (maxAgeMs !== undefined && maxAgeMs > 0 && ageMs > maxAgeMs) {
+      const hours = (ageMs / 3_600_000).toFixed(1);
+      this.#logger.info({ file, ageMs, maxAgeMs }, `profile cache ${file} is ${hours} hours old; measuring again`);
       return undefined;
     }
     let problem: string;

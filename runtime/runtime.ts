@@ -25,7 +25,7 @@ import type { NodeLoad } from './load-report.js';
 import { type ModelInfo, ModelRepository } from './model-repository.js';
 import type { ModelStore } from './model-store.js';
 import type { RuntimePort } from './port.js';
-import { hostKey, Profiler } from './profiler.js';
+import { hostKey, Profiler, type SweepOptions } from './profiler.js';
 import { RemoteReplica } from './remote-replica.js';
 import type { Replica } from './replica.js';
 import { LocalReplica } from './replica.js';
@@ -217,15 +217,7 @@ export class Runtime implements RuntimePort {
       profiles: this.profiles,
       clock,
       logger: deps.logger,
-      sweepOptions: () =>
-        config.runtime.profile.enabled
-          ? {
-              samples: config.runtime.profile.samples,
-              budgetMs: config.runtime.profile.budgetMs,
-              cacheDir: config.runtime.profile.cacheDir,
-              hostKey: hostKey({ provider: this.#provider, intraOpThreads, replicas: this.pool.readySlots }),
-            }
-          : undefined,
+      sweepOptions: () => (config.runtime.profile.enabled ? this.#sweepOptions() : undefined),
     });
     metrics.onCollect(metrics.queueDepth, () => {
       for (const s of this.scheduler.stats()) metrics.queueDepth.labels(variantKey(s.model, s.variant)).set(s.queued);
@@ -332,20 +324,9 @@ export class Runtime implements RuntimePort {
           batchable,
         );
     }
-    const prof = config.runtime.profile;
-    if (prof.enabled) {
+    if (config.runtime.profile.enabled) {
       const profiler = new Profiler(this.pool, clock, logger);
-      const key = hostKey({
-        provider: this.#provider,
-        intraOpThreads: resolveIntraOpThreads(config),
-        replicas: this.pool.readySlots,
-      });
-      const sweeps = await profiler.sweep([...this.repository.models.values()], {
-        samples: prof.samples,
-        budgetMs: prof.budgetMs,
-        cacheDir: prof.cacheDir,
-        hostKey: key,
-      });
+      const sweeps = await profiler.sweep([...this.repository.models.values()], this.#sweepOptions());
       for (const s of sweeps) this.profiles.setPoints(s.model, s.variant, s.points);
       const hops = sweeps.map((s) => s.hopMs).sort((a, b) => a - b);
       if (hops.length > 0) this.profiles.hopMs = hops[Math.floor(hops.length / 2)] as number;
@@ -360,6 +341,22 @@ export class Runtime implements RuntimePort {
       { ms: Math.round(clock.now() - started), provider: this.#provider, replicas: this.pool.replicas.length },
       'runtime ready',
     );
+  }
+
+  /** The start-up sweep's options (a variant loaded later is swept with the same). */
+  #sweepOptions(): SweepOptions {
+    const prof = this.#deps.config.runtime.profile;
+    return {
+      samples: prof.samples,
+      budgetMs: prof.budgetMs,
+      cacheDir: prof.cacheDir,
+      hostKey: hostKey({
+        provider: this.#provider,
+        intraOpThreads: resolveIntraOpThreads(this.#deps.config),
+        replicas: this.pool.readySlots,
+      }),
+      maxAgeMs: prof.maxAgeHours * 3_600_000,
+    };
   }
 
   submit(req: SubmitRequest): Promise<SubmitResult> {

@@ -202,7 +202,7 @@ describe('router: which variant an admitted request goes to', () => {
     test("with a client timeout: today's strict deadline (the runtime drops it)", async () => {
       const { s, big } = setupBig();
       const res = await s.router.infer(big({ clientTimeout: true }));
-      assert.equal(res.bestEffort, undefined);
+      assert.equal(res.bestEffort, false);
       assert.equal(s.runtime.submitted[0]?.deadlineAtMs, 1050);
     });
     test('under load: shed (429), nothing submitted', () => {
@@ -216,13 +216,13 @@ describe('router: which variant an admitted request goes to', () => {
       const d = decision('r', { large: 1 }, { fallbackVariant: 'small' });
       s.decisions.set('r', { ...d, inputs: { ...d.inputs, overheadMs: 40 } });
       const res = await s.router.infer({ ...call('r'), rows: 8 });
-      assert.equal(res.bestEffort, undefined);
+      assert.equal(res.bestEffort, false);
       assert.equal(s.runtime.submitted[0]?.variant, 'large');
     });
     test('a request that fits is served as usual', async () => {
       const { s } = setupBig();
       const res = await s.router.infer({ ...call('r', { pinned: 'large' }), rows: 8 });
-      assert.equal(res.bestEffort, undefined);
+      assert.equal(res.bestEffort, false);
       assert.equal(s.runtime.submitted[0]?.deadlineAtMs, 1050);
     });
   });

@@ -1,7 +1,7 @@
 // Profiler.sweep: what it runs on the replicas. A stub pool records each task and answers at once (the real
 // profiler against real workers runs in the runtime integration tests).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -9,7 +9,7 @@ import { SystemClock } from '../../../core/clock.js';
 import type { ModelConfig } from '../../../core/config.js';
 import { type Logger, silentLogger } from '../../../core/logger.js';
 import type { ModelInfo } from '../../../runtime/model-repository.js';
-import { batchSizes, Profiler } from '../../../runtime/profiler.js';
+import { batchSizes, hostKey, Profiler } from '../../../runtime/profiler.js';
 import type { BatchOutcome, BatchTask } from '../../../runtime/replica.js';
 import type { ReplicaPool } from '../../../runtime/replica-pool.js';
 
@@ -63,15 +63,18 @@ test('a variant read from the cache is still warmed: every batch size, twice, on
   }
 });
 
-/** A logger that keeps its warnings. */
-function recordingLogger(): { logger: Logger; warnings: string[] } {
+/** A logger that keeps its warnings and info lines. */
+function recordingLogger(): { logger: Logger; warnings: string[]; infos: string[] } {
   const warnings: string[] = [];
+  const infos: string[] = [];
+  const text = (a: unknown, b?: string) => (typeof a === 'string' ? a : (b ?? ''));
   const logger: Logger = {
     ...silentLogger,
-    warn: (a: unknown, b?: string) => warnings.push(typeof a === 'string' ? a : (b ?? '')),
+    warn: (a: unknown, b?: string) => warnings.push(text(a, b)),
+    info: (a: unknown, b?: string) => infos.push(text(a, b)),
     child: () => logger,
   };
-  return { logger, warnings };
+  return { logger, warnings, infos };
 }
 
 test('a cached profile that is parseable but wrong is measured again, with a log line, and the file rewritten', async () => {
@@ -121,4 +124,52 @@ test('a cached profile that is parseable but wrong is measured again, with a log
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a cached profile older than maxAgeMs is measured again and rewritten; a younger one, or no limit, is used', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slogate-profiler-'));
+  try {
+    const clock = new SystemClock();
+    const hour = 3_600_000;
+    const options = { samples: 5, budgetMs: 0, cacheDir: dir, hostKey: 'test', maxAgeMs: 24 * hour };
+    await new Profiler(stubPool(1).pool, clock).sweep([MODEL], options);
+    const [name] = readdirSync(dir);
+    assert.ok(name !== undefined);
+    const file = join(dir, name);
+    const age = (ms: number) => {
+      const t = new Date(Date.now() - ms);
+      utimesSync(file, t, t);
+    };
+
+    age(23 * hour);
+    const young = recordingLogger();
+    const [kept] = await new Profiler(stubPool(1).pool, clock, young.logger).sweep([MODEL], options);
+    assert.equal(kept?.cached, true, 'younger than the limit: read from the cache');
+    assert.deepEqual(young.infos, []);
+
+    age(25 * hour);
+    for (const unlimited of [undefined, 0])
+      assert.equal(
+        (await new Profiler(stubPool(1).pool, clock).sweep([MODEL], { ...options, maxAgeMs: unlimited }))[0]?.cached,
+        true,
+        `maxAgeMs ${unlimited}: never expires`,
+      );
+
+    const old = recordingLogger();
+    const [measured] = await new Profiler(stubPool(1).pool, clock, old.logger).sweep([MODEL], options);
+    assert.equal(measured?.cached, false, 'older than the limit: measured again');
+    assert.equal(old.infos.length, 1);
+    assert.match(old.infos[0] ?? '', /profile cache .* is 25\.0 hours old; measuring again/);
+    assert.deepEqual(old.warnings, []);
+    assert.ok(Date.now() - statSync(file).mtimeMs < hour, 'the file was rewritten');
+    const [again] = await new Profiler(stubPool(1).pool, clock).sweep([MODEL], options);
+    assert.equal(again?.cached, true, 'the rewritten file is read back');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the host key names the onnxruntime version: an upgrade measures again', () => {
+  const key = hostKey({ provider: 'cpu', intraOpThreads: 1, replicas: 2 });
+  assert.match(key, /\|ort=\d+\.\d+\.\d+\|provider=cpu\|intraOp=1\|replicas=2$/);
 });
