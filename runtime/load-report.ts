@@ -42,8 +42,9 @@ export function encodeLoadReport(load: NodeLoad, format: LoadReportFormat = 'TEX
     const named = Object.fromEntries(NAMED.map(([field, name]) => [name, load[field]]));
     return `JSON ${JSON.stringify({ application_utilization: utilisation, named_metrics: named })}`;
   }
-  const parts = [`application_utilization=${utilisation}`, ...NAMED.map(([f, n]) => `named_metrics.${n}=${load[f]}`)];
-  return `TEXT ${parts.join(', ')}`;
+  let text = `TEXT application_utilization=${utilisation}`;
+  for (const [f, n] of NAMED) text += `, named_metrics.${n}=${load[f]}`;
+  return text;
 }
 
 export type ParsedLoadReport =

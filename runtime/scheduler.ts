@@ -67,7 +67,6 @@ export interface VariantQueueStats {
 
 interface Pending extends QueueItem {
   readonly req: SubmitRequest;
-  readonly shapeKey: string;
   readonly enqueuedMs: number;
   resolve: (r: SubmitResult) => void;
   reject: (e: SlogateError) => void;
@@ -298,7 +297,6 @@ export class Scheduler {
         seq: this.#seq++,
         rows: req.rows,
         heapIndex: -1,
-        shapeKey: vq.batchable ? shapeKey(req.inputs) : '',
         enqueuedMs: this.#clock.now(),
         resolve,
         reject,
@@ -492,7 +490,7 @@ export class Scheduler {
       const next = vq.queue.peek();
       if (next === undefined || total + next.rows > rows) break;
       vq.queue.shift();
-      if (next.shapeKey !== head.shapeKey) {
+      if (!sameTrailingShapes(next.req.inputs, head.req.inputs)) {
         skipped.push(next);
         continue;
       }
@@ -956,11 +954,16 @@ function queueState(vq: VariantQueue, head: Pending): QueueState {
   };
 }
 
-/** Trailing dimensions of every input: requests stack only with requests of the same shape. */
-function shapeKey(inputs: readonly Tensor[]): string {
-  let k = '';
-  for (const t of inputs) k += `${t.shape.slice(1).join('x')};`;
-  return k;
+/** Whether every input has the same trailing dimensions: requests stack only with requests of the same shape. */
+function sameTrailingShapes(a: readonly Tensor[], b: readonly Tensor[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = (a[i] as Tensor).shape;
+    const y = (b[i] as Tensor).shape;
+    if (x.length !== y.length) return false;
+    for (let d = 1; d < x.length; d++) if (x[d] !== y[d]) return false;
+  }
+  return true;
 }
 
 function unionOutputs(batch: readonly Pending[]): string[] | undefined {

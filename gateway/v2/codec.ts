@@ -40,11 +40,31 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function headerLength(value: string | string[] | undefined, bodyLength: number): number | undefined {
   if (value === undefined) return undefined;
   const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || !/^\d{1,10}$/.test(v.trim()))
+  const n = v === undefined ? -1 : decimalValue(v);
+  if (n < 0)
     throw badBinary(`Inference-Header-Content-Length must be a non-negative integer, got '${String(v).slice(0, 20)}'`);
-  const n = Number(v.trim());
   if (n > bodyLength) throw badBinary(`Inference-Header-Content-Length (${n}) exceeds the body length (${bodyLength})`);
   return n;
+}
+
+/** The value of 1-10 decimal digits between optional spaces and tabs; -1 for anything else. */
+function decimalValue(s: string): number {
+  let start = 0;
+  let end = s.length;
+  while (start < end && isBlank(s.charCodeAt(start))) start++;
+  while (end > start && isBlank(s.charCodeAt(end - 1))) end--;
+  if (end === start || end - start > 10) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 function parseParameters(v: unknown, where: string): Record<string, unknown> {

@@ -64,17 +64,20 @@ function setup(
       variant?: string;
       tag?: string;
       pinned?: boolean;
+      /** Elements per row (the input's trailing dimension). */
+      width?: number;
     } = {},
   ): Tracked & { id: number } => {
     const id = n++;
     const rows = o.rows ?? 1;
+    const width = o.width ?? 1;
     const now = clock.now();
     const t: Tracked & { id: number } = { id } as Tracked & { id: number };
     (t as { done: Promise<void> }).done = scheduler
       .submit({
         model: 'm',
         variant: o.variant ?? 'v',
-        inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 1], data: new Float32Array(rows).fill(id) }],
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, width], data: new Float32Array(rows * width).fill(id) }],
         rows,
         arrivalMs: now,
         deadlineAtMs: now + (o.deadlineMs ?? 100),
@@ -127,6 +130,24 @@ describe('Scheduler batch formation', () => {
       assert.deepEqual(Array.from(r.value?.outputs[0]?.data as Float32Array), [r.id]);
       assert.deepEqual(r.value?.outputs[0]?.shape, [1, 1]);
     }
+  });
+
+  test('only requests of the same trailing shape stack; the others keep their place for the next batch', async () => {
+    const s = setup();
+    s.submit(); // occupies the replica
+    const queued = [1, 2, 1, 2, 1].map((width) => s.submit({ width }));
+    await flush();
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.deepEqual(s.ids(1), [1, 3, 5]);
+    assert.deepEqual(s.replicas[0]?.history[1]?.inputs[0]?.shape, [3, 1]);
+    s.replicas[0]?.running[0]?.finish();
+    await flush();
+    assert.deepEqual(s.ids(2), [2, 2, 4, 4]);
+    assert.deepEqual(s.replicas[0]?.history[2]?.inputs[0]?.shape, [2, 2]);
+    s.replicas[0]?.running[0]?.finish();
+    await Promise.all(queued.map((q) => q.done));
+    for (const q of queued) assert.equal(q.error, undefined);
   });
 
   test('maxBatch caps a batch: 10 queued rows with maxBatch 4 run as 4, 4, 2', async () => {
