@@ -15,7 +15,7 @@ import { OtherWorkBudget } from './gateway/other-work-budget.js';
 import { buildServer } from './gateway/server.js';
 import { closeConnections, SHUTDOWN_WAIT_MS, stopListening, within } from './gateway/shutdown.js';
 import { startTracing, type Tracing, tracingConfigFromEnv } from './gateway/tracing.js';
-import type { RequestPath } from './gateway/v2/infer.js';
+import type { RequestPath } from './gateway/v2/infer-service.js';
 import { WARMUP_PATH, warmUp, warmupTargets } from './gateway/warmup.js';
 import { ConfigApplier, liveConfig } from './policies/apply-executor.js';
 import { Controller } from './policies/controller.js';

@@ -135,6 +135,12 @@ export const ServerSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One log line per request (off by default: it costs on the hot path). */
   requestLog: z.boolean().default(false),
+  /**
+   * Ordinary inference requests are served straight from node:http, past Fastify's routing and hooks (the same
+   * answers, less event-loop time); false sends every one through the Fastify route. Off while tracing or the
+   * request log is on, which hook into Fastify.
+   */
+  directPath: z.boolean().default(true),
   /** Most open client connections; further ones are closed as they arrive (each holds a socket and a parser). */
   maxConnections: z.number().int().min(1).max(1_000_000).default(1024),
   /**

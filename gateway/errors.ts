@@ -4,6 +4,7 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import { clipText } from '../core/describe-value.js';
 import type { ErrorCode } from '../core/errors.js';
 import { ERROR_CATALOG, SlogateError, toSlogateError } from '../core/errors.js';
+import type { WithheldErrors } from './withheld-errors.js';
 
 export const ERROR_CODE_HEADER = 'x-slogate-error-code';
 
@@ -54,22 +55,35 @@ export function fromFastifyError(err: unknown): SlogateError {
 
 export function sendError(reply: FastifyReply, err: SlogateError): FastifyReply {
   const requestId = String(reply.request.id);
-  if (WITHHELD.has(err.code)) {
-    reply.log.error({ code: err.code, detail: err.message }, `${err.code} answered without its detail: ${err.message}`);
-    const req = reply.request;
-    reply.server.withheldErrors?.record({
-      requestId,
-      code: err.code,
-      method: req.method,
-      url: req.url,
-      detail: err.message,
-    });
-  }
-  reply
-    .code(err.statusCode)
-    .header(ERROR_CODE_HEADER, err.code)
-    .header('content-type', 'application/json; charset=utf-8');
-  if (err.retryAfterMs !== undefined)
-    reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
-  return reply.send(JSON.stringify({ error: publicMessage(err, requestId) }));
+  const req = reply.request;
+  noteWithheld(err, { requestId, method: req.method, url: req.url }, reply.log, reply.server.withheldErrors);
+  reply.code(err.statusCode).headers(errorHeaders(err));
+  return reply.send(errorBody(err, requestId));
+}
+
+/** The headers of an error's answer: its code, the JSON content type, and Retry-After when it helps. */
+export function errorHeaders(err: SlogateError): Record<string, string> {
+  const headers: Record<string, string> = {
+    [ERROR_CODE_HEADER]: err.code,
+    'content-type': 'application/json; charset=utf-8',
+  };
+  if (err.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
+  return headers;
+}
+
+/** The V2 error body. */
+export function errorBody(err: SlogateError, requestId: string): string {
+  return JSON.stringify({ error: publicMessage(err, requestId) });
+}
+
+/** A withheld error's detail goes to the log and to the status page's list, never to the client. */
+export function noteWithheld(
+  err: SlogateError,
+  request: { readonly requestId: string; readonly method: string; readonly url: string },
+  log: { error(obj: object, msg: string): void },
+  withheld: WithheldErrors | undefined,
+): void {
+  if (!WITHHELD.has(err.code)) return;
+  log.error({ code: err.code, detail: err.message }, `${err.code} answered without its detail: ${err.message}`);
+  withheld?.record({ ...request, code: err.code, detail: err.message });
 }

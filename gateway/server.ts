@@ -1,6 +1,7 @@
 // buildServer(deps): the Fastify app, assembled from encapsulated plugins and never listening by itself (tests use
 // inject()). Inference routes live in their own plugin with their own body parsing; health, metadata, metrics and
 // admin sit outside it.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
@@ -26,7 +27,9 @@ import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
 import { BodyBudget, RouteBodyLimits, requestTimeoutMs } from './v2/body-limits.js';
-import { inferPlugin, type RequestPath } from './v2/infer.js';
+import { inferPlugin } from './v2/infer.js';
+import { InferDirect } from './v2/infer-direct.js';
+import { InferService, type RequestPath } from './v2/infer-service.js';
 import { metadataPlugin } from './v2/metadata.js';
 import { WithheldErrors } from './withheld-errors.js';
 
@@ -60,12 +63,13 @@ export interface ServerDeps {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const ids = requestIdOptions();
   const app = Fastify({
     ...(deps.logger !== undefined ? { loggerInstance: deps.logger } : { logger: false }),
     // Fastify's own request logging writes two lines per request; installRequestLog writes one (server.requestLog).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
-    ...requestIdOptions(),
+    ...ids,
     // While closing, requests still reach the handlers, which answer 503 SLOGATE_ERR_SHUTTING_DOWN with Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -113,14 +117,30 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     (model) => deps.runtime.repository.models.get(model)?.signature,
     config.server.bodyLimitBytes,
   );
-  await app.register(inferPlugin, {
+  const budget = new BodyBudget(config.server.maxBodyBytesInFlight);
+  const service = new InferService({
     router: deps.router,
     runtime: deps.runtime,
     clock: deps.clock,
-    bodyLimitBytes: config.server.bodyLimitBytes,
     requestPath: deps.requestPath,
-    bodyLimits: { limits: bodyLimits, budget: new BodyBudget(config.server.maxBodyBytesInFlight) },
   });
+  await app.register(inferPlugin, {
+    service,
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    bodyLimits: { limits: bodyLimits, budget },
+  });
+  if (config.server.directPath && deps.tracing?.enabled !== true && !config.server.requestLog) {
+    const direct = new InferDirect({
+      service,
+      limits: bodyLimits,
+      budget,
+      requestId: ids.genReqId,
+      admitting,
+      log: app.log,
+      withheld: app.withheldErrors,
+    });
+    if (routeDirectFirst(app, direct)) app.decorate('inferDirect', direct);
+  }
 
   const log: Logger = deps.logger ?? {
     error: () => {},
@@ -191,4 +211,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   metricsEndpoint(app, { registry: deps.metrics.registry, clock: deps.clock });
 
   return app;
+}
+
+/**
+ * Puts the direct inference path in front of Fastify's request handler on its server: Fastify's handler stays the
+ * only other 'request' listener and gets every request the direct path leaves. (A serverFactory would also do, but
+ * it makes Fastify skip its own server set-up: timeouts, and binding every address of a host name.)
+ */
+function routeDirectFirst(app: FastifyInstance, direct: InferDirect): boolean {
+  const listeners = app.server.listeners('request');
+  const fastify = listeners[0] as ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  if (listeners.length !== 1 || fastify === undefined) {
+    app.log.warn(`direct inference path off: the server has ${listeners.length} request listeners, not 1`);
+    return false;
+  }
+  app.server.removeListener('request', fastify);
+  app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!direct.take(req, res)) fastify(req, res);
+  });
+  return true;
 }

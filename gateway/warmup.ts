@@ -9,7 +9,7 @@ import type { ModelSignature, TensorSpec } from '../core/types.js';
 import type { RouteState } from '../policies/router.js';
 import { NO_RECORDS } from '../policies/slo-recorder.js';
 import { allocate, binaryData, jsonDataString } from '../runtime/tensor.js';
-import type { RequestPath } from './v2/infer.js';
+import type { RequestPath } from './v2/infer-service.js';
 
 /** Long enough for any answer: a drop would leave cold the path the warm-up is there to run. */
 const WARMUP_DEADLINE_MS = 30_000;

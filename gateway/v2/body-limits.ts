@@ -5,6 +5,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { SlogateError } from '../../core/errors.js';
 import type { ModelSignature } from '../../core/types.js';
+import { type HoldingRequest, RequestHold } from './request-hold.js';
 
 /**
  * JSON bytes one tensor element may take: a double printed in full ("-2.2250738585072014e-308", 24) or an INT64
@@ -53,7 +54,7 @@ export class RouteBodyLimits {
   readonly #modelOf: (route: string) => { model: string; maxBatch: number } | undefined;
   readonly #signature: (model: string) => ModelSignature | undefined;
   readonly #serverLimitBytes: number;
-  readonly #byModel = new Map<string, number>();
+  readonly #byModel = new Map<string, { readonly maxBatch: number; readonly limit: number }>();
 
   constructor(
     modelOf: (route: string) => { model: string; maxBatch: number } | undefined,
@@ -69,14 +70,12 @@ export class RouteBodyLimits {
   forRoute(route: string | undefined): number {
     const m = route === undefined ? undefined : this.#modelOf(route);
     if (m === undefined) return this.#serverLimitBytes;
-    const key = `${m.model}/${m.maxBatch}`;
-    let limit = this.#byModel.get(key);
-    if (limit === undefined) {
-      const sig = this.#signature(m.model);
-      if (sig === undefined) return this.#serverLimitBytes;
-      limit = modelBodyLimitBytes(sig, m.maxBatch, this.#serverLimitBytes);
-      this.#byModel.set(key, limit);
-    }
+    const cached = this.#byModel.get(m.model);
+    if (cached !== undefined && cached.maxBatch === m.maxBatch) return cached.limit;
+    const sig = this.#signature(m.model);
+    if (sig === undefined) return this.#serverLimitBytes;
+    const limit = modelBodyLimitBytes(sig, m.maxBatch, this.#serverLimitBytes);
+    this.#byModel.set(m.model, { maxBatch: m.maxBatch, limit });
     return limit;
   }
 }
@@ -127,6 +126,14 @@ export function limitBody(limitBytes: number): Transform {
   });
 }
 
+export function budgetFull(budget: BodyBudget): SlogateError {
+  return new SlogateError(
+    'SLOGATE_ERR_OVERLOADED',
+    `the gateway holds ${budget.maxBytes} bytes of request bodies already; retry shortly`,
+    { retryAfterMs: 1000 },
+  );
+}
+
 export function bodyTooLarge(limitBytes: number): SlogateError {
   return new SlogateError(
     'SLOGATE_ERR_BODY_TOO_LARGE',
@@ -136,9 +143,11 @@ export function bodyTooLarge(limitBytes: number): SlogateError {
 
 /**
  * Before the body is read: refuses a declared length over the route's limit (413), reserves the bytes in the budget
- * (503 SLOGATE_ERR_OVERLOADED when full) until the answer is sent, and caps a chunked body as it streams.
+ * (503 SLOGATE_ERR_OVERLOADED when full) until the answer is sent, and caps a chunked body as it streams. The
+ * reservation is the request's `hold`, which the handler also uses to learn that the client left.
  */
 export function installBodyLimits(app: FastifyInstance, limits: RouteBodyLimits, budget: BodyBudget): void {
+  app.decorateRequest('hold', null);
   // A callback hook (an async one costs a promise per request); Fastify passes what it throws to the error handler.
   app.addHook('preParsing', (req, reply, payload, done) => {
     const limit = limits.forRoute((req.params as { route?: string } | undefined)?.route);
@@ -146,13 +155,8 @@ export function installBodyLimits(app: FastifyInstance, limits: RouteBodyLimits,
     const declared = header === undefined ? undefined : Number(header);
     if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
     const bytes = declared !== undefined && Number.isFinite(declared) ? declared : limit;
-    if (!budget.tryReserve(bytes))
-      throw new SlogateError(
-        'SLOGATE_ERR_OVERLOADED',
-        `the gateway holds ${budget.maxBytes} bytes of request bodies already; retry shortly`,
-        { retryAfterMs: 1000 },
-      );
-    reply.raw.once('close', () => budget.release(bytes));
+    if (!budget.tryReserve(bytes)) throw budgetFull(budget);
+    (req as typeof req & HoldingRequest).hold = new RequestHold(reply.raw, budget, bytes);
     done(null, declared === undefined ? payload.pipe(limitBody(limit)) : payload);
   });
 }
