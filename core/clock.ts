@@ -1,4 +1,6 @@
 // Time is injected: everything about deadlines, batching and rates takes a Clock, so tests drive time by hand.
+// performance comes from its module: the global one is a lazy accessor, run on every read.
+import { performance } from 'node:perf_hooks';
 
 export type TimerHandle = { readonly id: number };
 
