@@ -65,29 +65,47 @@ export class InferDirect {
     const length = declaredLength(headers['content-length']);
     if (length <= 0 || length > this.#o.limits.forRoute(target.route)) return false;
     this.taken++;
+    const requestId = this.#o.requestId(req);
+    try {
+      this.#start(req, res, requestId, target, length);
+    } catch (err) {
+      this.#failed(req, res, requestId, err);
+    }
+    return true;
+  }
+
+  /** Admission, the body's bytes in the budget, then the body; the request is served once it has arrived. */
+  #start(req: IncomingMessage, res: ServerResponse, requestId: string, target: InferTarget, length: number): void {
     const { service } = this.#o;
     const arrivalMs = service.now();
-    const requestId = this.#o.requestId(req);
     const refusal = service.admit(target.route, target.version !== undefined, arrivalMs);
     if (refusal !== undefined) {
       this.#answerError(req, res, requestId, refusal);
-      return true;
+      return;
     }
     if (!this.#o.budget.tryReserve(length)) {
       const e = budgetFull(this.#o.budget);
       service.recordEarlyError(target.route, e);
       this.#answerError(req, res, requestId, e);
-      return true;
+      return;
     }
     const hold = new RequestHold(res, this.#o.budget, length);
     readBody(req, (body) => {
-      this.#serve(req, res, requestId, target, arrivalMs, body, hold).catch((err: unknown) => {
-        this.#o.log.error({ err, reqId: requestId }, 'inference failed unexpectedly');
-        if (!res.headersSent)
-          this.#answerError(req, res, requestId, new SlogateError('SLOGATE_ERR_INTERNAL', 'failed'));
-      });
+      this.#serve(req, res, requestId, target, arrivalMs, body, hold).catch((err: unknown) =>
+        this.#failed(req, res, requestId, err),
+      );
     });
-    return true;
+  }
+
+  /** A fault of the gateway's own: logged, answered 500 when nothing was sent yet; the process goes on. */
+  #failed(req: IncomingMessage, res: ServerResponse, requestId: string, err: unknown): void {
+    this.#o.log.error({ err, reqId: requestId }, 'inference failed unexpectedly');
+    try {
+      if (!res.headersSent)
+        this.#answerError(req, res, requestId, new SlogateError('SLOGATE_ERR_INTERNAL', 'the direct path failed'));
+    } catch {
+      res.destroy();
+    }
   }
 
   async #serve(

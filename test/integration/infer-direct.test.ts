@@ -2,10 +2,14 @@
 // server with the direct path and one without give the same status, headers and body (less what differs by nature:
 // timings, dates, request ids, load figures). Ordinary requests take the direct path; the rest fall through to Fastify.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { evalBody } from '../../bench/v2-requests.js';
-import { inferTarget } from '../../gateway/v2/infer-direct.js';
+import { BodyBudget, RouteBodyLimits } from '../../gateway/v2/body-limits.js';
+import { InferDirect, inferTarget } from '../../gateway/v2/infer-direct.js';
+import type { InferService } from '../../gateway/v2/infer-service.js';
 import type { Slogate } from '../../main.js';
 import { readEvalSet } from '../../runtime/eval-set.js';
 import { digitsConfig, EVAL_PATH, startSlogate } from '../helpers.js';
@@ -153,4 +157,55 @@ test('infer URLs: route and version of plain paths only', () => {
     `/v2/models/${'r'.repeat(201)}/infer`,
   ])
     assert.equal(inferTarget(url), undefined, String(url));
+});
+
+test('a fault of its own, thrown at once or later, is answered 500 and the server goes on', async () => {
+  let fault: 'sync' | 'async' | undefined;
+  const errors: string[] = [];
+  // Only what the direct path calls; each fault is the gateway's own bug, not the client's.
+  const service = {
+    now: () => performance.now(),
+    admit: () => {
+      if (fault === 'sync') throw new Error('admission broke');
+      return undefined;
+    },
+    infer: async () => {
+      if (fault === 'async') throw new Error('the service broke');
+      return { body: '{}', contentType: 'application/json; charset=utf-8', jsonLength: undefined, serverTiming: 'x' };
+    },
+    recordEarlyError: () => {},
+    loadReport: () => 'TEXT application_utilization=0',
+  } as unknown as InferService;
+  const direct = new InferDirect({
+    service,
+    limits: new RouteBodyLimits(
+      () => undefined,
+      () => undefined,
+      1 << 20,
+    ),
+    budget: new BodyBudget(1 << 20),
+    requestId: () => 'r1',
+    admitting: () => true,
+    log: { error: (_o, msg) => errors.push(msg) },
+    withheld: undefined,
+  });
+  const server = createServer((req, res) => {
+    if (!direct.take(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/models/m/infer`;
+  const send = async () => {
+    const r = await request(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    await r.body.dump();
+    return [r.statusCode, r.headers['x-slogate-error-code']];
+  };
+  try {
+    for (const f of ['sync', 'async', undefined] as const) {
+      fault = f;
+      assert.deepEqual(await send(), f === undefined ? [200, undefined] : [500, 'SLOGATE_ERR_INTERNAL'], String(f));
+    }
+    assert.equal(errors.length, 2 * 2, 'each fault logged (and its withheld detail)');
+  } finally {
+    server.close();
+  }
 });
