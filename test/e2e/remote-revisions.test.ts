@@ -15,7 +15,9 @@ const TOKEN = 'e2e-admin-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const SMALL = join(DIGITS_DIR, 'small.onnx');
 const REEXPORT = readFileSync(join(DIGITS_DIR, 'revisions', 'small-reexport.onnx'));
-const MODELS = { digits: { maxBatch: 16, variants: { small: { path: SMALL } } } };
+// The re-export is the same model: the latency gate (tested on its own) compares 5 samples of each on a shared host,
+// which reached 3.7x here; this test is about where revisions go, so it allows any slowdown a loaded host shows.
+const MODELS = { digits: { maxBatch: 16, maxSlowdown: 50, variants: { small: { path: SMALL } } } };
 const ROUTES = { digits: { model: 'digits', slo: { p99Ms: 2000 }, policy: { static: { variant: 'small' } } } };
 
 async function freePort(): Promise<number> {
