@@ -4,12 +4,19 @@
 import { ClientGone } from '../../core/cancel.js';
 import type { Clock } from '../../core/clock.js';
 import { SlogateError, toSlogateError } from '../../core/errors.js';
+import type { Admitted } from '../../policies/admission.js';
 import type { Gate } from '../../policies/admission-gate.js';
 import type { RoutedResult, Router } from '../../policies/router.js';
 import type { SloRecorder } from '../../policies/slo-recorder.js';
 import { encodeLoadReport } from '../../runtime/load-report.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import { encodeInferResponse, headerLength, parseInferRequest, RequestPlans } from './codec.js';
+import {
+  encodeInferResponse,
+  headerLength,
+  type ParsedInferRequest,
+  parseInferRequest,
+  RequestPlans,
+} from './codec.js';
 import type { RequestHold } from './request-hold.js';
 
 /** Who lets a request in, who records how it ended, and whether it shows in the request log and traces. */
@@ -99,46 +106,21 @@ export class InferService {
 
   /** Serves the call: its answer, or the error to answer with (recorded either way; never throws). */
   async infer(call: InferCall): Promise<InferAnswer | SlogateError> {
-    const { routeName, version, arrivalMs } = call;
     let variant: string | undefined;
     try {
-      const route = this.#router.route(routeName);
-      if (version !== undefined && !route.allowed.includes(version))
-        throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${routeName}' has no version '${version}'`);
-      const body = call.body;
-      if (!Buffer.isBuffer(body) || body.byteLength === 0)
-        throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
-      const jsonLength = headerLength(call.jsonLengthHeader, body.byteLength);
-      const signature = this.#runtime.signature(route.model.name);
-      const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite, this.#plans);
-      if (parsed.rows > route.model.config.maxBatch) {
-        throw new SlogateError(
-          'SLOGATE_ERR_INVALID_TENSOR',
-          `batch of ${parsed.rows} rows exceeds the model's maxBatch ${route.model.config.maxBatch}`,
-        );
-      }
-      const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
-      const admission = this.#requestPath().gate.check({
-        route,
-        arrivalMs,
-        stage: 'after-body',
-        pinned: version !== undefined,
-        priority,
-        timeoutMs,
-      });
-      if (!admission.admitted) throw admission.refusal;
+      const { parsed, admission } = this.#parseAndAdmit(call);
       // Not an AbortController: see ClientGone (a per-request EventTarget ends up in the old generation).
       const gone = new ClientGone();
       call.hold.watch(gone);
       let result: RoutedResult;
       try {
         result = await this.#router.infer({
-          route: routeName,
-          pinnedVariant: version,
+          route: call.routeName,
+          pinnedVariant: call.version,
           inputs: parsed.inputs,
           rows: parsed.rows,
           outputs: parsed.outputs?.map((o) => o.name),
-          arrivalMs,
+          arrivalMs: call.arrivalMs,
           admitted: admission,
           signal: gone,
         });
@@ -146,35 +128,78 @@ export class InferService {
         call.hold.watch(undefined);
       }
       variant = result.variant;
-      const outputs = result.outputs;
-      const flags =
-        parsed.outputs === undefined ? outputs.map(() => parsed.binaryOutput) : parsed.outputs.map((o) => o.binary);
-      // A best-effort answer (a deadline it could never meet) says so in its parameters and Server-Timing.
-      const bestEffort = result.bestEffort === true;
-      const encoded = encodeInferResponse(
-        routeName,
-        result.variant,
-        parsed.id,
-        outputs,
-        flags,
-        bestEffort ? { slogate_best_effort: true } : undefined,
-      );
-      const totalMs = this.#clock.now() - arrivalMs;
-      const serverTiming = `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}${bestEffort ? ', best-effort' : ''}`;
-      this.#requestPath().recorder.record({ route: routeName, variant, statusCode: 200, totalMs, result, bestEffort });
-      const contentType = encoded.jsonLength === undefined ? JSON_TYPE : BINARY_TYPE;
-      return { body: encoded.body, contentType, jsonLength: encoded.jsonLength, serverTiming };
+      return this.#answer(call, parsed, result);
     } catch (err) {
       const e = toSlogateError(err);
       this.#requestPath().recorder.record({
-        route: routeName,
+        route: call.routeName,
         variant: variant ?? e.variant,
         statusCode: e.statusCode,
-        totalMs: this.#clock.now() - arrivalMs,
+        totalMs: this.#clock.now() - call.arrivalMs,
         errorCode: e.code,
       });
       return e;
     }
+  }
+
+  /** The body parsed into tensors, its rows and parameters checked, and admission after the body (throws refusals). */
+  #parseAndAdmit(call: InferCall): { parsed: ParsedInferRequest; admission: Admitted } {
+    const { routeName, version } = call;
+    const route = this.#router.route(routeName);
+    if (version !== undefined && !route.allowed.includes(version))
+      throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `model '${routeName}' has no version '${version}'`);
+    const body = call.body;
+    if (!Buffer.isBuffer(body) || body.byteLength === 0)
+      throw new SlogateError('SLOGATE_ERR_INVALID_JSON', 'request body is empty');
+    const jsonLength = headerLength(call.jsonLengthHeader, body.byteLength);
+    const signature = this.#runtime.signature(route.model.name);
+    const parsed = parseInferRequest(body, jsonLength, signature, route.model.config.allowNonFinite, this.#plans);
+    if (parsed.rows > route.model.config.maxBatch) {
+      throw new SlogateError(
+        'SLOGATE_ERR_INVALID_TENSOR',
+        `batch of ${parsed.rows} rows exceeds the model's maxBatch ${route.model.config.maxBatch}`,
+      );
+    }
+    const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
+    const admission = this.#requestPath().gate.check({
+      route,
+      arrivalMs: call.arrivalMs,
+      stage: 'after-body',
+      pinned: version !== undefined,
+      priority,
+      timeoutMs,
+    });
+    if (!admission.admitted) throw admission.refusal;
+    return { parsed, admission };
+  }
+
+  /** The served request's encoded answer, with Server-Timing; its outcome recorded. */
+  #answer(call: InferCall, parsed: ParsedInferRequest, result: RoutedResult): InferAnswer {
+    const outputs = result.outputs;
+    const flags =
+      parsed.outputs === undefined ? outputs.map(() => parsed.binaryOutput) : parsed.outputs.map((o) => o.binary);
+    // A best-effort answer (a deadline it could never meet) says so in its parameters and Server-Timing.
+    const bestEffort = result.bestEffort === true;
+    const encoded = encodeInferResponse(
+      call.routeName,
+      result.variant,
+      parsed.id,
+      outputs,
+      flags,
+      bestEffort ? { slogate_best_effort: true } : undefined,
+    );
+    const totalMs = this.#clock.now() - call.arrivalMs;
+    const serverTiming = `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}${bestEffort ? ', best-effort' : ''}`;
+    this.#requestPath().recorder.record({
+      route: call.routeName,
+      variant: result.variant,
+      statusCode: 200,
+      totalMs,
+      result,
+      bestEffort,
+    });
+    const contentType = encoded.jsonLength === undefined ? JSON_TYPE : BINARY_TYPE;
+    return { body: encoded.body, contentType, jsonLength: encoded.jsonLength, serverTiming };
   }
 
   /** Records a request that failed before its handler ran (a body too large, a broken media type). */
