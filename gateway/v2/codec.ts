@@ -40,20 +40,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function headerLength(value: string | string[] | undefined, bodyLength: number): number | undefined {
   if (value === undefined) return undefined;
   const v = Array.isArray(value) ? value[0] : value;
-  const n = v === undefined ? -1 : decimalValue(v);
+  const n = v === undefined ? -1 : decimalValue(v, 10);
   if (n < 0)
     throw badBinary(`Inference-Header-Content-Length must be a non-negative integer, got '${String(v).slice(0, 20)}'`);
   if (n > bodyLength) throw badBinary(`Inference-Header-Content-Length (${n}) exceeds the body length (${bodyLength})`);
   return n;
 }
 
-/** The value of 1-10 decimal digits between optional spaces and tabs; -1 for anything else. */
-function decimalValue(s: string): number {
+/** The value of 1 to `maxDigits` decimal digits between optional spaces and tabs; -1 for anything else. */
+export function decimalValue(s: string, maxDigits: number): number {
   let start = 0;
   let end = s.length;
   while (start < end && isBlank(s.charCodeAt(start))) start++;
   while (end > start && isBlank(s.charCodeAt(end - 1))) end--;
-  if (end === start || end - start > 10) return -1;
+  if (end === start || end - start > maxDigits) return -1;
   let n = 0;
   for (let i = start; i < end; i++) {
     const d = s.charCodeAt(i) - 48;

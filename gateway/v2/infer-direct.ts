@@ -11,6 +11,7 @@ import { errorBody, errorHeaders, noteWithheld } from '../errors.js';
 import { REQUEST_ID_HEADER } from '../request-id.js';
 import type { WithheldErrors } from '../withheld-errors.js';
 import { type BodyBudget, budgetFull, type RouteBodyLimits } from './body-limits.js';
+import { decimalValue } from './codec.js';
 import type { InferAnswer, InferService } from './infer-service.js';
 import { RequestHold } from './request-hold.js';
 
@@ -35,6 +36,8 @@ export interface InferTarget {
 const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 const VERSIONS = '/versions/';
+/** Longer declared lengths are past any body limit (server.bodyLimitBytes is at most 2^30: 10 digits). */
+const MAX_LENGTH_DIGITS = 15;
 /** Fastify's router leaves longer segments unmatched (routerOptions.maxParamLength). */
 const MAX_SEGMENT_CHARS = 200;
 /** Media types taken here; any other (or a broken one) goes through Fastify's checks. */
@@ -62,7 +65,8 @@ export class InferDirect {
     const type = headers['content-type'];
     if (headers['transfer-encoding'] !== undefined || (type !== undefined && !PLAIN_MEDIA_TYPES.has(type)))
       return false;
-    const length = declaredLength(headers['content-length']);
+    const declared = headers['content-length'];
+    const length = declared === undefined ? -1 : decimalValue(declared, MAX_LENGTH_DIGITS);
     if (length <= 0 || length > this.#o.limits.forRoute(target.route)) return false;
     this.taken++;
     const requestId = this.#o.requestId(req);
@@ -179,18 +183,6 @@ function isPlainPath(s: string): boolean {
     if (c === 37 /* % */ || c === 63 /* ? */ || c === 35 /* # */ || c === 59 /* ; */) return false;
   }
   return true;
-}
-
-/** A Content-Length of decimal digits; -1 for anything else. */
-function declaredLength(value: string | undefined): number {
-  if (value === undefined || value.length === 0 || value.length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < value.length; i++) {
-    const d = value.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
 }
 
 function answerHeaders(answer: InferAnswer): Record<string, string> {
