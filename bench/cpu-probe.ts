@@ -1,10 +1,13 @@
 // Preloaded into a server under measurement (node --import): SIGUSR2 opens a window, the next SIGUSR2 closes it and
-// prints one `cpu-probe: {json}` line with the process's CPU, each thread's CPU (Linux /proc) and the event loop's
-// utilisation over the window. With SLOGATE_CPU_PROF set to a file, the main thread is CPU-profiled over the window.
+// prints one `cpu-probe: {json}` line with the process's CPU, each thread's CPU (Linux /proc), the event loop's
+// utilisation and the main heap's allocation and collections over the window. With SLOGATE_CPU_PROF set to a file,
+// the main thread is CPU-profiled over the window.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
+import { GCProfiler, getHeapSpaceStatistics } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
+import { type GcRecord, type HeapReport, heapReport, type SpaceSizes, spaceSizes } from './heap-report.js';
 
 export interface ThreadCpu {
   readonly tid: number;
@@ -18,6 +21,7 @@ export interface ProbeReport {
   readonly systemMs: number;
   readonly eventLoopUtilization: number;
   readonly threads: readonly ThreadCpu[];
+  readonly heap: HeapReport;
 }
 
 const TICK_MS = 10; // USER_HZ is 100 on every Linux Node supports
@@ -53,6 +57,8 @@ function install(): void {
         cpu: NodeJS.CpuUsage;
         elu: EventLoopUtilization;
         threads: Map<number, { name: string; ms: number }>;
+        gc: GCProfiler;
+        spaces: SpaceSizes;
       }
     | undefined;
   let session: Session | undefined;
@@ -70,11 +76,16 @@ function install(): void {
         cpu: process.cpuUsage(),
         elu: performance.eventLoopUtilization(),
         threads: threadTimes(),
+        gc: new GCProfiler(),
+        spaces: spaceSizes(getHeapSpaceStatistics()),
       };
+      open.gc.start();
       return;
     }
     const w = open;
     open = undefined;
+    const gcs = (w.gc.stop() as { statistics: GcRecord[] }).statistics;
+    const heap = heapReport(w.spaces, spaceSizes(getHeapSpaceStatistics()), gcs);
     const cpu = process.cpuUsage(w.cpu);
     const elu = performance.eventLoopUtilization(w.elu);
     const threads: ThreadCpu[] = [];
@@ -88,6 +99,7 @@ function install(): void {
       systemMs: cpu.system / 1000,
       eventLoopUtilization: elu.utilization,
       threads,
+      heap,
     };
     process.stdout.write(`cpu-probe: ${JSON.stringify(report)}\n`);
     const s = session;

@@ -2,7 +2,8 @@
 // (the bundled slogate.yaml unless --config) as a child with bench/cpu-probe.ts preloaded, sends one variant's
 // requests by its version path at --rate for --duration seconds after a warm-up, and reports CPU microseconds per
 // answered request: the whole process, its event loop's thread, the worker threads and the rest (GC helpers, libuv),
-// with the event loop's utilisation. --peer naive measures the hand-written peer on the variant's file instead;
+// with the event loop's utilisation, and the main heap's bytes per request (allocated; into the old generation) and
+// collections. --peer naive measures the hand-written peer on the variant's file instead;
 // --peer bare-fastify and --peer bare-http the HTTP floor (bench/peers/bare.ts: the same requests answered with a
 // precomputed answer of the same size, no model), in Fastify with slogate's settings and in node:http alone.
 // --cpu-prof FILE also profiles the event loop over the window and prints its top self-time items; --perf FILE samples
@@ -176,6 +177,15 @@ try {
         otherThreads: perReqUs(processMs - main),
       },
       eventLoopUtilization: report.eventLoopUtilization,
+      heapPerRequest: {
+        allocatedBytes: report.heap.allocatedBytes / Math.max(1, answered),
+        oldGenerationBytes: report.heap.oldGenerationBytes / Math.max(1, answered),
+        gcPauseUs: perReqUs(report.heap.pauseMs),
+      },
+      collectionsPer10k: {
+        scavenges: (report.heap.scavenges * 1e4) / Math.max(1, answered),
+        markCompacts: (report.heap.markCompacts * 1e4) / Math.max(1, answered),
+      },
       batches,
       threads: report.threads.map((t) => ({ ...t, usPerRequest: perReqUs(t.cpuMs) })),
     };
@@ -200,6 +210,15 @@ try {
       `| event loop busy (ELU ${report.eventLoopUtilization.toFixed(3)} x wall) | ${u.eventLoopBusy.toFixed(1)} |`,
     );
     console.log(`| other threads (workers, GC helpers, libuv) | ${u.otherThreads.toFixed(1)} |`);
+    const h = result.heapPerRequest;
+    const c = result.collectionsPer10k;
+    console.log('\n| main heap per request | value |\n| --- | ---: |');
+    console.log(`| allocated (bytes) | ${h.allocatedBytes.toFixed(0)} |`);
+    console.log(`| into the old generation (bytes) | ${h.oldGenerationBytes.toFixed(0)} |`);
+    console.log(`| collection pauses (us) | ${h.gcPauseUs.toFixed(1)} |`);
+    console.log(
+      `| scavenges, mark-compacts per 10,000 requests | ${c.scavenges.toFixed(1)}, ${c.markCompacts.toFixed(2)} |`,
+    );
     console.log('\n| thread | tid | us per request |\n| --- | ---: | ---: |');
     for (const t of [...result.threads].sort((a, b) => b.cpuMs - a.cpuMs))
       console.log(`| ${t.tid === mainTid ? 'main (event loop)' : t.name} | ${t.tid} | ${t.usPerRequest.toFixed(1)} |`);
