@@ -13,7 +13,7 @@ import { SystemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadConfigFile } from './core/config.js';
 import { isSlogateError } from './core/errors.js';
-import { singleThreadedGc } from './core/gc-mode.js';
+import { pretenuring, singleThreadedGc } from './core/gc-mode.js';
 import { installLastResort } from './core/last-resort.js';
 import { silentLogger } from './core/logger.js';
 import { Metrics } from './core/metrics.js';
@@ -132,7 +132,11 @@ async function serve(argv: string[], derive?: (c: Readonly<Config>) => Config): 
   const address = await started.listen();
   sg = started;
   const gc = singleThreadedGc(process.execArgv) ? 'single-threaded' : 'parallel';
-  sg.logger.info({ address, routes: [...sg.router.routes.keys()], gc }, `slogate ${VERSION} serving on ${address}`);
+  const gcPretenuring = pretenuring(process.execArgv) ? 'on' : 'off';
+  sg.logger.info(
+    { address, routes: [...sg.router.routes.keys()], gc, gcPretenuring },
+    `slogate ${VERSION} serving on ${address}`,
+  );
   // A gateway process shares its primary's stdout: the primary says when all of them are ready.
   if (!cluster.isWorker)
     process.stdout.write(

@@ -1,7 +1,8 @@
 // `slogate <command>`: the entry point. `serve` and `runtime` first choose V8's GC mode (core/gc-mode.ts) and, when
-// it needs a flag this process was not started with, run again as a child with it; everything else is cli-main.ts.
+// it needs a flag this process was not started with, run again as a child with it; then they set the flags V8 takes
+// at run time, before cli-main.ts (everything else) loads.
 import { availableParallelism } from 'node:os';
-import { GC_ENV, gcFlags } from './core/gc-mode.js';
+import { applyRuntimeGcFlags, GC_ENV, gcFlags } from './core/gc-mode.js';
 import { relaunch } from './core/relaunch.js';
 
 const [cmd] = process.argv.slice(2);
@@ -15,4 +16,7 @@ if (cmd === 'serve' || cmd === 'runtime') {
   }
 }
 if (flags.length > 0) relaunch(flags, process.argv.slice(1));
-else await import('./cli-main.js');
+else {
+  if (cmd === 'serve' || cmd === 'runtime') applyRuntimeGcFlags(process.execArgv);
+  await import('./cli-main.js');
+}

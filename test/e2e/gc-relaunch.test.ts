@@ -1,6 +1,7 @@
 // `slogate serve` picks V8's GC mode before it starts (core/gc-mode.ts): with a flag it lacks, it runs again as a
 // child with it and stands in for that child. The child is the server: it logs its GC mode, and it drains and exits
-// when the process that started it dies, even by SIGKILL. Linux only (/proc lists a process's children).
+// when the process that started it dies, even by SIGKILL. Allocation-site pretenuring is off unless a flag on the
+// command line turns it on. Linux only (/proc lists a process's children).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -21,24 +22,24 @@ function config(): string {
   return file;
 }
 
-function serve(gc: string): ChildProcess {
-  return spawn(process.execPath, [CLI, 'serve', '--config', config()], {
+function serve(gc: string, nodeFlags: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [...nodeFlags, CLI, 'serve', '--config', config()], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SLOGATE_GC: gc },
   });
 }
 
-/** The `gc` field of the server's "serving on" log line. */
-function servingGc(child: ChildProcess): Promise<string> {
+/** The `gc` field of the server's "serving on" log line; `gcPretenuring` too with `field`. */
+function servingGc(child: ChildProcess, field = 'gc'): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`not serving within 60 s:\n${buf}`)), 60_000);
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
-      const m = buf.match(/"gc":"([a-z-]+)"[^\n]*serving on/);
-      if (m !== null) {
+      const line = buf.split('\n').find((l) => l.includes('serving on'));
+      if (line !== undefined) {
         clearTimeout(timer);
-        resolve(m[1] as string);
+        resolve(String((JSON.parse(line) as Record<string, unknown>)[field]));
       }
     });
     child.once('exit', (code) => {
@@ -106,6 +107,20 @@ test('SLOGATE_GC=parallel: no relaunch; the server is the process started, with 
     assert.deepEqual(childrenOf(server.pid as number), []);
   } finally {
     server.kill('SIGTERM');
+  }
+});
+
+test('allocation-site pretenuring: off in the server, on when given on the node command line', async () => {
+  for (const [flags, expected] of [
+    [[], 'off'],
+    [['--allocation-site-pretenuring'], 'on'],
+  ] as const) {
+    const server = serve('parallel', flags);
+    try {
+      assert.equal(await servingGc(server, 'gcPretenuring'), expected, `node ${flags.join(' ')}`);
+    } finally {
+      server.kill('SIGTERM');
+    }
   }
 });
 

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { gcFlags, SINGLE_THREADED_GC_MAX_CORES, singleThreadedGc } from '../../../core/gc-mode.js';
+import {
+  gcFlags,
+  pretenuring,
+  runtimeGcFlags,
+  SINGLE_THREADED_GC_MAX_CORES,
+  singleThreadedGc,
+} from '../../../core/gc-mode.js';
 
 test('auto: single-threaded GC on a host of one core, V8 default above', () => {
   assert.deepEqual(gcFlags(undefined, 1, []), ['--single-threaded-gc']);
@@ -32,4 +38,17 @@ test('singleThreadedGc reads the last of the two flags', () => {
   assert.equal(singleThreadedGc(['--single-threaded-gc']), true);
   assert.equal(singleThreadedGc([]), false);
   assert.equal(singleThreadedGc(['--single-threaded-gc', '--no-single-threaded-gc']), false);
+});
+
+test('runtime flags: allocation-site pretenuring off, unless a pretenuring flag is given by hand', () => {
+  assert.deepEqual(runtimeGcFlags([]), ['--no-allocation-site-pretenuring']);
+  assert.deepEqual(runtimeGcFlags(['--single-threaded-gc']), ['--no-allocation-site-pretenuring']);
+  assert.deepEqual(runtimeGcFlags(['--allocation-site-pretenuring']), []);
+  assert.deepEqual(runtimeGcFlags(['--no-allocation-site-pretenuring']), []);
+});
+
+test('pretenuring reads the last of the two flags when none was set at run time', () => {
+  assert.equal(pretenuring([]), true);
+  assert.equal(pretenuring(['--no-allocation-site-pretenuring']), false);
+  assert.equal(pretenuring(['--no-allocation-site-pretenuring', '--allocation-site-pretenuring']), true);
 });
