@@ -2,7 +2,8 @@
 // reads these flags at start-up only). On one core, a parallel scavenge hands work to V8's helper threads and waits
 // for them while they queue for the core behind the event loop and the worker thread: young collections of 1-3 ms
 // pause the event loop for 10-25 ms. Single-threaded GC keeps each collection on the thread that needs it
-// (BENCHMARKS.md, "Garbage collection on one core"; on two cores it measured neither better nor worse).
+// (BENCHMARKS.md, "Garbage collection on one core"; on two cores it measured neither better nor worse). Flags V8
+// reads as it runs (allocation-site pretenuring) are set in the process itself instead, before the server loads.
 import { setFlagsFromString } from 'node:v8';
 import { SlogateError } from './errors.js';
 
