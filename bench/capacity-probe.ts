@@ -20,7 +20,7 @@ export async function probeCapacity(
     durationS: number;
     p99Ms: number;
     evalSet: EvalSet | undefined;
-    /** Unmeasured lead-in (default 0.5 s). */
+    /** Unmeasured lead-in, sent straight into the probe (default 1 s). */
     warmupS?: number;
   },
   inputs: readonly RouteInputs[],
@@ -38,7 +38,9 @@ export async function probeCapacity(
       maxRequests: Math.ceil(rate * durationS * 2 + 100),
       seed: 1,
       sloMs: () => p99Ms,
-      warmupS: o.warmupS ?? 0.5,
+      warmupS: o.warmupS ?? 1,
+      // The steady state at this rate: a warm-up, then a pause, then the probe would measure a step from idle.
+      continuousWarmup: true,
       maxConnections: 256,
     },
     inputs,

@@ -5,8 +5,10 @@
 // per-request cost of a remote replica hop against a local worker. With --naive, also the hand-written peer
 // (bench/peers/naive.ts: session.run per request on its event loop) on the same file, searched the same way; with
 // --bare, the HTTP floor (bench/peers/bare.ts: Fastify with slogate's options answering a precomputed answer, no
-// model): a ceiling no gateway built on that stack passes on this host. A missed probe is probed again (--retries)
-// before the search counts it, so one stall of a shared host does not halve a server's result.
+// model): a ceiling no gateway built on that stack passes on this host. Each probe warms up for 1 s at its rate
+// straight into the measured window: a step from idle costs any server a transient of its own, enough to fail a 4 s
+// probe at a rate it sustains (BENCHMARKS.md). A missed probe is probed again (--retries) before the search counts
+// it, so one stall of a shared host does not halve a server's result.
 // Servers are child processes on 127.0.0.1, every run bounded; results go to bench/results/capacity.{json,md}. With
 // --server-cpus the servers are pinned to those cores (taskset); run the bench itself pinned to the others.
 import { execFileSync } from 'node:child_process';

@@ -25,6 +25,13 @@ export interface Progress {
 export interface OpenLoopOptions {
   readonly url: string;
   readonly schedule: Schedule;
+  /**
+   * Sent first and not recorded; the schedule starts where it ends, with no pause between (a warm-up that does not
+   * let the server go idle before the measured window). Its routes index `inputs` like the schedule's.
+   */
+  readonly leadIn?: Schedule | undefined;
+  /** Called as the first request of the schedule is sent (after the lead-in). */
+  readonly onMeasuredStart?: (() => void) | undefined;
   /** One per schedule route, same order. */
   readonly inputs: readonly RouteInputs[];
   /** An existing pool (warm connections); otherwise one is made and closed. */
@@ -83,6 +90,10 @@ function header(v: string | string[] | undefined): string | undefined {
 export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
   const { schedule } = o;
   const n = schedule.atMs.length;
+  const lead = o.leadIn;
+  const leadN = lead?.atMs.length ?? 0;
+  const leadMs = lead?.durationMs ?? 0;
+  let nextLead = 0;
   const rec = new RunRecords(n, schedule.routes);
   rec.n = n;
   rec.atMs.set(schedule.atMs);
@@ -99,8 +110,9 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
   let errors = 0;
   let finished = false;
   let lastSecondSent = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now() + 20;
+  let cpu0 = process.cpuUsage();
+  // The measured schedule's time zero; the lead-in runs before it.
+  const t0 = performance.now() + 20 + leadMs;
 
   return new Promise<OpenLoopResult>((resolve) => {
     let drainTimer: NodeJS.Timeout | undefined;
@@ -131,15 +143,43 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       if (next >= n && inflight === 0) finish();
     };
 
+    const body = (r: number): RouteInputs['bodies'][number] | undefined => {
+      const inp = o.inputs[r] as RouteInputs;
+      const k = (bodyIndex[r] as number) % inp.bodies.length;
+      bodyIndex[r] = (bodyIndex[r] as number) + 1;
+      return inp.bodies[k];
+    };
+
+    const sendLeadIn = (i: number) => {
+      const r = (lead as Schedule).route[i] as number;
+      const b = body(r);
+      if (b === undefined) return;
+      inflight++;
+      let settled = false;
+      const end = () => {
+        if (settled) return;
+        settled = true;
+        settle();
+      };
+      const inp = o.inputs[r] as RouteInputs;
+      pool.dispatch(
+        { path: inp.path, method: 'POST', headers: b.headers, body: b.body },
+        { onRequestStart: () => {}, onResponseData: () => {}, onResponseEnd: end, onResponseError: end },
+      );
+    };
+
     const send = (i: number, nowMs: number) => {
+      if (i === 0) {
+        if (leadN > 0) cpu0 = process.cpuUsage();
+        o.onMeasuredStart?.();
+      }
       const at = schedule.atMs[i] as number;
       rec.lagMs[i] = nowMs - at;
       const r = schedule.route[i] as number;
       const inp = o.inputs[r] as RouteInputs;
       const k = (bodyIndex[r] as number) % inp.bodies.length;
-      bodyIndex[r] = (bodyIndex[r] as number) + 1;
-      const body = inp.bodies[k];
-      if (body === undefined) return;
+      const b = body(r);
+      if (b === undefined) return;
       inflight++;
       if (inflight > peakInflight) peakInflight = inflight;
       // A bare dispatch handler, not pool.request(): no response stream or promise per request, so the sender stays
@@ -203,16 +243,19 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
             );
           }),
       };
-      pool.dispatch({ path: inp.path, method: 'POST', headers: body.headers, body: body.body }, handler);
+      pool.dispatch({ path: inp.path, method: 'POST', headers: b.headers, body: b.body }, handler);
     };
 
     const tick = () => {
       if (finished) return;
       const now = performance.now() - t0;
-      while (next < n && (schedule.atMs[next] as number) <= now) send(next++, now);
-      if (next < n) {
+      while (nextLead < leadN && ((lead as Schedule).atMs[nextLead] as number) - leadMs <= now) sendLeadIn(nextLead++);
+      if (nextLead >= leadN) while (next < n && (schedule.atMs[next] as number) <= now) send(next++, now);
+      if (nextLead < leadN || next < n) {
+        const due =
+          nextLead < leadN ? ((lead as Schedule).atMs[nextLead] as number) - leadMs : (schedule.atMs[next] as number);
         // Timers fire no earlier than asked and about 1 ms late at best: aim at the floor and fire what is due.
-        setTimeout(tick, Math.max(0, Math.floor((schedule.atMs[next] as number) - (performance.now() - t0))));
+        setTimeout(tick, Math.max(0, Math.floor(due - (performance.now() - t0))));
       } else {
         drainTimer = setTimeout(finish, o.drainMs);
         if (inflight === 0) finish();

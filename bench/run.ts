@@ -34,6 +34,12 @@ export interface BenchOptions {
   /** Deadline of a route's requests (its SLO p99), unless a trace row gives one. */
   readonly sloMs: (route: string) => number;
   readonly warmupS: number;
+  /**
+   * Open loop: the warm-up runs straight into the measured window, with no pause in which the server goes idle. A
+   * step from idle costs a server a transient of its own (a capacity probe measures the steady state). The server's
+   * counters are then read at the boundary while requests are in flight: off by those few.
+   */
+  readonly continuousWarmup?: boolean | undefined;
   /** Connections of the open loop's pool (requests beyond it wait inside the client, still timed from schedule). */
   readonly maxConnections: number;
   readonly timeoutMs?: number | undefined;
@@ -97,6 +103,22 @@ export async function prepareInputs(
   return out;
 }
 
+/** The warm-up: Poisson at the schedule's first-second rate, on its first route, for o.warmupS. */
+function warmUpSchedule(o: BenchOptions, schedule: Schedule): Schedule {
+  const firstSecond = schedule.atMs.findIndex((t) => t >= 1000);
+  const rate = Math.max(1, firstSecond < 0 ? schedule.atMs.length : firstSecond);
+  return buildSchedule(
+    { kind: 'constant', rate, arrivals: 'poisson' },
+    {
+      durationMs: o.warmupS * 1000,
+      maxRequests: o.maxRequests,
+      seed: o.seed + 1,
+      route: schedule.routes[0] ?? o.route,
+      deadlineMs: o.sloMs,
+    },
+  );
+}
+
 export function scheduleFor(o: BenchOptions, load: LoadSpec): Schedule {
   return buildSchedule(load, {
     durationMs: o.durationS * 1000,
@@ -129,34 +151,19 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
     connections = o.maxConnections;
     const pool = makePool(o.url, o.maxConnections, timeoutMs);
     try {
-      if (o.warmupS > 0) {
-        const firstSecond = schedule.atMs.findIndex((t) => t >= 1000);
-        const rate = Math.max(1, firstSecond < 0 ? schedule.atMs.length : firstSecond);
-        const warm = buildSchedule(
-          { kind: 'constant', rate, arrivals: 'poisson' },
-          {
-            durationMs: o.warmupS * 1000,
-            maxRequests: o.maxRequests,
-            seed: o.seed + 1,
-            route: schedule.routes[0] ?? o.route,
-            deadlineMs: o.sloMs,
-          },
-        );
-        const warmInputs = schedule.routes.length === 1 ? inputs : [inputs[0] as RouteInputs];
-        await openLoop({
-          url: o.url,
-          schedule: warm,
-          inputs: warmInputs,
-          pool,
-          timeoutMs,
-          drainMs: Math.min(timeoutMs, 2000),
-        });
-      }
+      // The warm-up: the first second's rate on the first route (its requests go to inputs[0] either way).
+      const warm = o.warmupS > 0 ? warmUpSchedule(o, schedule) : undefined;
+      const continuous = o.continuousWarmup === true && warm !== undefined;
+      if (warm !== undefined && !continuous)
+        await openLoop({ url: o.url, schedule: warm, inputs, pool, timeoutMs, drainMs: Math.min(timeoutMs, 2000) });
       await openConnections(pool, Math.min(o.maxConnections, PREOPEN_CONNECTIONS));
-      before = await scrape(o.url);
+      let beforeRead: Promise<Scrape | undefined> | undefined = continuous ? undefined : scrape(o.url);
+      before = await beforeRead;
       const r = await openLoop({
         url: o.url,
         schedule,
+        leadIn: continuous ? warm : undefined,
+        onMeasuredStart: continuous ? () => (beforeRead = scrape(o.url)) : undefined,
         inputs,
         pool,
         maxConnections: o.maxConnections,
@@ -164,6 +171,7 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
         drainMs: timeoutMs,
         onProgress: o.progress,
       });
+      if (continuous) before = await beforeRead;
       after = await scrape(o.url);
       records = r.records;
       durationMs = schedule.durationMs;

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { stringify } from 'yaml';
 import type { CompareResult } from '../../bench/compare.js';
-import type { BenchResult } from '../../bench/run.js';
+import { scrape, sumOf } from '../../bench/prom.js';
+import { type BenchResult, runBench } from '../../bench/run.js';
 import { buildSchedule } from '../../bench/schedule.js';
 import { type ServerProcess, startSlogateProcess } from '../../bench/server-process.js';
 import { digitsRawConfig, ROOT, tempDir } from '../helpers.js';
@@ -137,6 +138,40 @@ test('open loop: every scheduled request is offered and accounted for once; answ
   for (const f of ['open.json', 'open.md', 'open-latency.svg', 'open-variants.svg', 'open-attainment.svg'])
     assert.ok(existsSync(join(out, f)), f);
   assert.match(readFileSync(join(out, 'open-latency.svg'), 'utf8'), /SLO 1000 ms/);
+});
+
+test('continuous warm-up: the lead-in runs straight into the window, unrecorded; the server answers both', async () => {
+  const requests = async () => sumOf((await scrape(server.url))?.samples ?? [], 'slogate_requests_total') ?? 0;
+  const served = await requests();
+  const r = await runBench({
+    url: server.url,
+    route: 'digits',
+    mode: { kind: 'open', load: { kind: 'constant', rate: 80, arrivals: 'poisson' } },
+    protocol: 'binary',
+    inputs: 'random',
+    // Longer than /metrics' one-second cache on both sides of the boundary's read.
+    durationS: 2,
+    maxRequests: 500,
+    seed: 3,
+    sloMs: () => 1000,
+    warmupS: 1.5,
+    continuousWarmup: true,
+    maxConnections: 16,
+    lagBoundMs: 200,
+  });
+  addsUp(r);
+  const measured = buildSchedule(
+    { kind: 'constant', rate: 80, arrivals: 'poisson' },
+    { durationMs: 2000, maxRequests: 500, seed: 3, route: 'digits', deadlineMs: () => 1000 },
+  );
+  // The warm-up runs at the first second's rate, seeded one past the run's seed.
+  const leadIn = buildSchedule(
+    { kind: 'constant', rate: measured.atMs.findIndex((t) => t >= 1000), arrivals: 'poisson' },
+    { durationMs: 1500, maxRequests: 500, seed: 4, route: 'digits', deadlineMs: () => 1000 },
+  );
+  assert.equal(r.summary.overall.offered, measured.atMs.length, 'only the measured schedule is recorded');
+  assert.equal(r.summary.overall.completed, measured.atMs.length);
+  assert.equal((await requests()) - served, measured.atMs.length + leadIn.atMs.length, 'the server answered both');
 });
 
 test('overload: queue-full refusals are counted as shed, by status and code, and still add up', async () => {
