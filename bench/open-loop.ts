@@ -30,8 +30,6 @@ export interface OpenLoopOptions {
    * let the server go idle before the measured window). Its routes index `inputs` like the schedule's.
    */
   readonly leadIn?: Schedule | undefined;
-  /** Called as the first request of the schedule is sent (after the lead-in). */
-  readonly onMeasuredStart?: (() => void) | undefined;
   /** One per schedule route, same order. */
   readonly inputs: readonly RouteInputs[];
   /** An existing pool (warm connections); otherwise one is made and closed. */
@@ -169,10 +167,7 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     };
 
     const send = (i: number, nowMs: number) => {
-      if (i === 0) {
-        if (leadN > 0) cpu0 = process.cpuUsage();
-        o.onMeasuredStart?.();
-      }
+      if (i === 0 && leadN > 0) cpu0 = process.cpuUsage();
       const at = schedule.atMs[i] as number;
       rec.lagMs[i] = nowMs - at;
       const r = schedule.route[i] as number;

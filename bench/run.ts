@@ -37,7 +37,7 @@ export interface BenchOptions {
   /**
    * Open loop: the warm-up runs straight into the measured window, with no pause in which the server goes idle. A
    * step from idle costs a server a transient of its own (a capacity probe measures the steady state). The server's
-   * counters are then read at the boundary while requests are in flight: off by those few.
+   * counters are not read then (`server` is null): reading them at the boundary would disturb the window.
    */
   readonly continuousWarmup?: boolean | undefined;
   /** Connections of the open loop's pool (requests beyond it wait inside the client, still timed from schedule). */
@@ -157,13 +157,11 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
       if (warm !== undefined && !continuous)
         await openLoop({ url: o.url, schedule: warm, inputs, pool, timeoutMs, drainMs: Math.min(timeoutMs, 2000) });
       await openConnections(pool, Math.min(o.maxConnections, PREOPEN_CONNECTIONS));
-      let beforeRead: Promise<Scrape | undefined> | undefined = continuous ? undefined : scrape(o.url);
-      before = await beforeRead;
+      if (!continuous) before = await scrape(o.url);
       const r = await openLoop({
         url: o.url,
         schedule,
         leadIn: continuous ? warm : undefined,
-        onMeasuredStart: continuous ? () => (beforeRead = scrape(o.url)) : undefined,
         inputs,
         pool,
         maxConnections: o.maxConnections,
@@ -171,8 +169,7 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
         drainMs: timeoutMs,
         onProgress: o.progress,
       });
-      if (continuous) before = await beforeRead;
-      after = await scrape(o.url);
+      if (!continuous) after = await scrape(o.url);
       records = r.records;
       durationMs = schedule.durationMs;
       sender = { cpu: round3(r.senderCpu), peakInflight: r.peakInflight, wallMs: Math.round(r.wallMs) };
