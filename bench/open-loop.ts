@@ -141,16 +141,17 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       if (next >= n && inflight === 0) finish();
     };
 
-    const body = (r: number): RouteInputs['bodies'][number] | undefined => {
-      const inp = o.inputs[r] as RouteInputs;
-      const k = (bodyIndex[r] as number) % inp.bodies.length;
+    /** The index of route r's next body (its bodies are sent in turn). */
+    const nextBody = (r: number): number => {
+      const k = (bodyIndex[r] as number) % (o.inputs[r] as RouteInputs).bodies.length;
       bodyIndex[r] = (bodyIndex[r] as number) + 1;
-      return inp.bodies[k];
+      return k;
     };
 
     const sendLeadIn = (i: number) => {
       const r = (lead as Schedule).route[i] as number;
-      const b = body(r);
+      const inp = o.inputs[r] as RouteInputs;
+      const b = inp.bodies[nextBody(r)];
       if (b === undefined) return;
       inflight++;
       let settled = false;
@@ -159,7 +160,6 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
         settled = true;
         settle();
       };
-      const inp = o.inputs[r] as RouteInputs;
       pool.dispatch(
         { path: inp.path, method: 'POST', headers: b.headers, body: b.body },
         { onRequestStart: () => {}, onResponseData: () => {}, onResponseEnd: end, onResponseError: end },
@@ -172,8 +172,8 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       rec.lagMs[i] = nowMs - at;
       const r = schedule.route[i] as number;
       const inp = o.inputs[r] as RouteInputs;
-      const k = (bodyIndex[r] as number) % inp.bodies.length;
-      const b = body(r);
+      const k = nextBody(r);
+      const b = inp.bodies[k];
       if (b === undefined) return;
       inflight++;
       if (inflight > peakInflight) peakInflight = inflight;
