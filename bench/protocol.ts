@@ -1,8 +1,10 @@
 // `npm run bench:protocol`: what the wire format costs. Requests/s and p99 for JSON vs the binary tensor extension
 // against the small and the large variant (each pinned by a static route, with and without batching across
 // requests) at a fixed concurrency, and the same bodies against a bare Fastify route (HTTP + parsing, no model) as the
-// ceiling. Without batching every request is a round trip to the worker, which caps small-model rates; with it, the
-// gateway's own per-request work (parsing above all) is what limits them.
+// ceiling. Two references on binary: node:http answering a precomputed V2 answer (the floor of any V2 server here,
+// bench/peers/bare.ts) and the hand-written server running `small` per request (bench/peers/naive.ts). Without
+// batching every request is a round trip to the worker, which caps small-model rates; with it, the gateway's own
+// per-request work (parsing above all) is what limits them.
 // Servers run as child processes; every run is bounded in time and stops by itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -65,6 +67,23 @@ try {
   }
 } finally {
   await hello.stop();
+}
+const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
+const references = [
+  { target: 'node:http, V2 answer, no model (floor)', script: 'bare.js', args: ['--server', 'http'] },
+  { target: 'hand-written small', script: 'naive.js', args: [] },
+];
+for (const ref of references) {
+  const args = ['--route', 'small', '--variant', small, ...ref.args];
+  const peer = await startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', ref.script), args);
+  try {
+    const path = '/v2/models/small/infer';
+    await closedLoop({ url: peer.url, path, bodies: bodies('binary'), connections, durationS: 1 });
+    const r = await closedLoop({ url: peer.url, path, bodies: bodies('binary'), connections, durationS });
+    rows.push({ target: ref.target, protocol: 'binary', ...r });
+  } finally {
+    await peer.stop();
+  }
 }
 const sg = await startSlogateProcess(config);
 try {
