@@ -1,17 +1,27 @@
 // Batches cheaper than their own hand-off run on the main thread: a round trip to a worker thread costs two
 // cross-thread wake-ups, more CPU than a few rows of a small model. Only a variant's active revision runs here
 // (candidates, shadows and gates stay on the worker), on CPU, one intra-op thread; its session loads on a later turn
-// of the event loop the first time a batch qualifies, and the worker serves until it is ready.
+// of the event loop the first time a batch qualifies, and the worker serves until it is ready. A batch runs in the
+// turn it is dispatched in (runtime/worker/ort-direct.ts), where the binding allows.
 import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as Ort from 'onnxruntime-node';
 import { SlogateError } from '../core/errors.js';
 import type { BatchOutcome, BatchTask } from './replica.js';
 
-type OrtModule = typeof import('./worker/ort-tensors.js') & { ort: typeof Ort };
+type OrtModule = typeof import('./worker/ort-tensors.js') &
+  typeof import('./worker/ort-direct.js') & { ort: typeof Ort };
+type Outputs = Record<string, Ort.OnnxValue>;
+
+/** A loaded session: the direct one, or the public API's where the binding has another shape. */
+interface InlineSession {
+  run(feeds: Record<string, Ort.Tensor>, outputs: readonly string[] | undefined): Outputs | Promise<Outputs>;
+  release(): void;
+}
 
 interface Entry {
   readonly path: string;
-  session?: Ort.InferenceSession;
+  session?: InlineSession;
   /** Batches running on it now: a replaced session is released after its last one. */
   runs: number;
   retired: boolean;
@@ -43,7 +53,7 @@ export class InlineRunner {
   }
 
   async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
-    const entry = this.#entries.get(`${task.model}\u0000${task.variant}`) as Entry & { session: Ort.InferenceSession };
+    const entry = this.#entries.get(`${task.model}\u0000${task.variant}`) as Entry & { session: InlineSession };
     // Counted before any await: a session retired meanwhile is released only after this run.
     entry.runs++;
     try {
@@ -52,10 +62,9 @@ export class InlineRunner {
       const feeds: Record<string, Ort.Tensor> = {};
       for (const t of task.inputs) feeds[t.name] = m.toOrt(t);
       const t0 = performance.now();
-      let results: Ort.InferenceSession.ReturnType;
+      let results: Outputs;
       try {
-        results =
-          task.outputs === undefined ? await entry.session.run(feeds) : await entry.session.run(feeds, task.outputs);
+        results = await entry.session.run(feeds, task.outputs);
       } catch (err) {
         const message = `${task.model}/${task.variant}: ${(err as Error).message}`;
         throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', message);
@@ -66,33 +75,32 @@ export class InlineRunner {
       return { outputs, inferMs, workerMs: performance.now() - start, replicaId, inline: true };
     } finally {
       entry.runs--;
-      if (entry.retired && entry.runs === 0) void entry.session.release().catch(() => {});
+      if (entry.retired && entry.runs === 0) entry.session.release();
     }
   }
 
   #load(key: string, path: string): void {
     const entry: Entry = { path, runs: 0, retired: false };
     this.#entries.set(key, entry);
-    this.#ort ??= Promise.all([import('./worker/ort-tensors.js'), import('onnxruntime-node')]).then(([t, ort]) => ({
-      ...t,
-      ort,
-    }));
-    void this.#ort
-      .then((m) => m.ort.InferenceSession.create(path, m.sessionOptions(1, { cuda: false })))
-      .then(
-        (session) => {
-          if (this.#entries.get(key) === entry && !this.#closed) entry.session = session;
-          else void session.release().catch(() => {});
-        },
-        // A file the main thread cannot load stays on the worker, which reports its own errors.
-        () => {},
-      );
+    this.#ort ??= Promise.all([
+      import('./worker/ort-tensors.js'),
+      import('./worker/ort-direct.js'),
+      import('onnxruntime-node'),
+    ]).then(([t, d, ort]) => ({ ...t, ...d, ort }));
+    void this.#ort.then(openSession.bind(null, path)).then(
+      (session) => {
+        if (this.#entries.get(key) === entry && !this.#closed) entry.session = session;
+        else session.release();
+      },
+      // A file the main thread cannot load stays on the worker, which reports its own errors.
+      () => {},
+    );
   }
 
   #retire(key: string, entry: Entry): void {
     this.#entries.delete(key);
     entry.retired = true;
-    if (entry.runs === 0) void entry.session?.release().catch(() => {});
+    if (entry.runs === 0) entry.session?.release();
   }
 
   /** Releases every session; nothing runs inline after. */
@@ -100,4 +108,17 @@ export class InlineRunner {
     this.#closed = true;
     for (const [key, entry] of this.#entries) this.#retire(key, entry);
   }
+}
+
+/** Loads on a later turn of the event loop (a load blocks its thread): the direct session, else the public one. */
+async function openSession(path: string, m: OrtModule): Promise<InlineSession> {
+  const options = m.sessionOptions(1, { cuda: false });
+  await nextTurn();
+  const direct = m.openDirectSession(path, options);
+  if (direct !== undefined) return direct;
+  const session = await m.ort.InferenceSession.create(path, options);
+  return {
+    run: (feeds, outputs) => (outputs === undefined ? session.run(feeds) : session.run(feeds, outputs)),
+    release: () => void session.release().catch(() => {}),
+  };
 }
