@@ -4,7 +4,9 @@
 // ceiling. Two references on binary: node:http answering a precomputed V2 answer (the floor of any V2 server here,
 // bench/peers/bare.ts) and the hand-written server running `small` per request (bench/peers/naive.ts). Without
 // batching every request is a round trip to the worker, which caps small-model rates; with it, the gateway's own
-// per-request work (parsing above all) is what limits them.
+// per-request work (parsing above all) is what limits them. Each row also gives the server process's CPU per request
+// (Linux /proc), steadier than requests/s on a shared host. --routes, --protocols and --skip-references pick cells,
+// e.g. `--routes small-batched --protocols binary --skip-references` for an A/B of the request path.
 // Servers run as child processes; every run is bounded in time and stops by itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { type ClosedLoopResult, closedLoop } from './closed-loop.js';
-import { startNodeProcess, startSlogateProcess } from './server-process.js';
+import { processCpuMs, type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
 import { evalBody, type Protocol } from './v2-requests.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -20,11 +22,21 @@ const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '8' },
     connections: { type: 'string', default: '8' },
+    /** Slogate's routes to measure (comma separated): small, small-batched, large. */
+    routes: { type: 'string', default: 'small,small-batched,large' },
+    protocols: { type: 'string', default: 'json,binary' },
+    /** Only slogate's rows: no bare Fastify, node:http or hand-written server. */
+    'skip-references': { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench', 'results', 'protocol.json') },
   },
 });
 const durationS = Number(values.duration);
 const connections = Number(values.connections);
+const routes = values.routes.split(',');
+const protocols = values.protocols.split(',') as Protocol[];
+for (const p of protocols)
+  if (p !== 'json' && p !== 'binary') throw new Error(`--protocols takes json,binary, got ${p}`);
+const PEERS = join(ROOT, 'dist', 'bench', 'peers');
 const set = readEvalSet(join(ROOT, 'models', 'digits', 'eval.bin'));
 const input = { name: 'pixels', shape: [-1, 784] };
 const bodies = (protocol: Protocol) => Array.from({ length: 64 }, (_, i) => evalBody(set, input, i, 1, protocol));
@@ -56,70 +68,59 @@ const config = {
 interface Row extends ClosedLoopResult {
   target: string;
   protocol: Protocol;
+  /** The server process's CPU (all threads) per answered request over the measured run. */
+  cpuUsPerRequest: number;
 }
 
 const rows: Row[] = [];
-const hello = await startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', 'hello.js'), []);
-try {
-  for (const protocol of ['json', 'binary'] as const) {
-    const r = await closedLoop({ url: hello.url, path: '/hello', bodies: bodies(protocol), connections, durationS });
-    rows.push({ target: 'bare Fastify (ceiling)', protocol, ...r });
-  }
-} finally {
-  await hello.stop();
+
+/** A 1 s warm-up, then the measured run, with the server's CPU over it. */
+async function measure(server: ServerProcess, target: string, path: string, protocol: Protocol): Promise<void> {
+  const load = { url: server.url, path, bodies: bodies(protocol), connections };
+  await closedLoop({ ...load, durationS: 1 });
+  const cpu0 = processCpuMs(server.pid);
+  const r = await closedLoop({ ...load, durationS });
+  const cpuUsPerRequest = r.requests > 0 ? ((processCpuMs(server.pid) - cpu0) * 1000) / r.requests : Number.NaN;
+  rows.push({ target, protocol, ...r, cpuUsPerRequest });
 }
-const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
-const references = [
-  { target: 'node:http, V2 answer, no model (floor)', script: 'bare.js', args: ['--server', 'http'] },
-  { target: 'hand-written small', script: 'naive.js', args: [] },
-];
-for (const ref of references) {
-  const args = ['--route', 'small', '--variant', small, ...ref.args];
-  const peer = await startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', ref.script), args);
+
+async function withServer(start: Promise<ServerProcess>, fn: (s: ServerProcess) => Promise<void>): Promise<void> {
+  const server = await start;
   try {
-    const path = '/v2/models/small/infer';
-    await closedLoop({ url: peer.url, path, bodies: bodies('binary'), connections, durationS: 1 });
-    const r = await closedLoop({ url: peer.url, path, bodies: bodies('binary'), connections, durationS });
-    rows.push({ target: ref.target, protocol: 'binary', ...r });
+    await fn(server);
   } finally {
-    await peer.stop();
+    await server.stop();
   }
 }
-const sg = await startSlogateProcess(config);
-try {
-  for (const route of ['small', 'small-batched', 'large']) {
-    for (const protocol of ['json', 'binary'] as const) {
-      // Warm-up, then the measured run.
-      await closedLoop({
-        url: sg.url,
-        path: `/v2/models/${route}/infer`,
-        bodies: bodies(protocol),
-        connections,
-        durationS: 1,
-      });
-      const r = await closedLoop({
-        url: sg.url,
-        path: `/v2/models/${route}/infer`,
-        bodies: bodies(protocol),
-        connections,
-        durationS,
-      });
-      rows.push({ target: `slogate ${route}`, protocol, ...r });
-    }
+
+if (!values['skip-references']) {
+  await withServer(startNodeProcess(join(PEERS, 'hello.js'), []), async (s) => {
+    for (const protocol of protocols) await measure(s, 'bare Fastify (ceiling)', '/hello', protocol);
+  });
+  const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
+  const references = [
+    { target: 'node:http, V2 answer, no model (floor)', script: 'bare.js', args: ['--server', 'http'] },
+    { target: 'hand-written small', script: 'naive.js', args: [] },
+  ];
+  for (const ref of references) {
+    const start = startNodeProcess(join(PEERS, ref.script), ['--route', 'small', '--variant', small, ...ref.args]);
+    await withServer(start, (s) => measure(s, ref.target, '/v2/models/small/infer', 'binary'));
   }
-} finally {
-  await sg.stop();
 }
+await withServer(startSlogateProcess(config), async (s) => {
+  for (const route of routes)
+    for (const protocol of protocols) await measure(s, `slogate ${route}`, `/v2/models/${route}/infer`, protocol);
+});
 
 const machine = `${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, Node ${process.version}`;
 console.log(
   `\n${machine}; ${connections} connections, ${durationS} s per cell; one digit per request; small and large: no batching across requests; small-batched: up to 64 per batch\n`,
 );
-console.log('| target | protocol | req/s | p50 ms | p99 ms | errors |');
-console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+console.log('| target | protocol | req/s | server CPU, us/request | p50 ms | p99 ms | errors |');
+console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows)
   console.log(
-    `| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} |`,
+    `| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.cpuUsPerRequest.toFixed(1)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} |`,
   );
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(

@@ -20,7 +20,7 @@ import { readEvalSet } from '../runtime/eval-set.js';
 import { probeCapacity } from './capacity-probe.js';
 import { prepareInputs } from './run.js';
 import { findCapacity } from './scenarios.js';
-import { type ServerProcess, startSlogateProcess } from './server-process.js';
+import { processCpuMs, type ServerProcess, startSlogateProcess } from './server-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values: o } = parseArgs({
@@ -114,21 +114,14 @@ function routeInputs(server: ServerProcess) {
   return prepareInputs({ url: server.url, protocol: 'binary', inputs: 'eval', evalSet, seed: 1 }, ['r'], true);
 }
 
-/** The server's CPU (all its threads, Linux /proc) in ms. */
-function serverCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in ticks of 10 ms (USER_HZ 100)
-}
-
 /** CPU per answered request at --cpu-rate: below capacity every shadow row runs, so it bounds the shadow's cost. */
 async function cpuPerRequest(server: ServerProcess): Promise<{ us: number; p99Ms: number | null }> {
   const rate = Number(o['cpu-rate']);
   const durationS = Number(o['cpu-s']);
   const inputs = await routeInputs(server);
-  const cpu0 = serverCpuMs(server.pid);
+  const cpu0 = processCpuMs(server.pid);
   const r = await probeCapacity({ url: server.url, rate, durationS, p99Ms: P99, evalSet, warmupS: 0 }, inputs);
-  const cpuMs = serverCpuMs(server.pid) - cpu0;
+  const cpuMs = processCpuMs(server.pid) - cpu0;
   return { us: r.answered > 0 ? (cpuMs * 1000) / r.answered : Number.NaN, p99Ms: r.p99Ms };
 }
 
