@@ -8,10 +8,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as Ort from 'onnxruntime-node';
 import { SlogateError } from '../core/errors.js';
 import type { BatchOutcome, BatchTask } from './replica.js';
+import type { Outputs } from './worker/ort-direct.js';
 
 type OrtModule = typeof import('./worker/ort-tensors.js') &
   typeof import('./worker/ort-direct.js') & { ort: typeof Ort };
-type Outputs = Record<string, Ort.OnnxValue>;
 
 /** A loaded session: the direct one, or the public API's where the binding has another shape. */
 interface InlineSession {
