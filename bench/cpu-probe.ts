@@ -8,6 +8,7 @@ import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { GCProfiler, getHeapSpaceStatistics } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 import { type GcRecord, type HeapReport, heapReport, type SpaceSizes, spaceSizes } from './heap-report.js';
+import { parseStat } from './proc-stat.js';
 
 export interface ThreadCpu {
   readonly tid: number;
@@ -24,8 +25,6 @@ export interface ProbeReport {
   readonly heap: HeapReport;
 }
 
-const TICK_MS = 10; // USER_HZ is 100 on every Linux Node supports
-
 function threadTimes(): Map<number, { name: string; ms: number }> {
   const out = new Map<number, { name: string; ms: number }>();
   let tids: string[];
@@ -36,12 +35,8 @@ function threadTimes(): Map<number, { name: string; ms: number }> {
   }
   for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // The name sits in parentheses and may hold spaces; the fields after it are space separated.
-      const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close);
-      const f = stat.slice(close + 2).split(' ');
-      out.set(Number(tid), { name, ms: (Number(f[11]) + Number(f[12])) * TICK_MS });
+      const { name, cpuMs } = parseStat(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'));
+      out.set(Number(tid), { name, ms: cpuMs });
     } catch {
       // the thread ended meanwhile
     }

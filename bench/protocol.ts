@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { type ClosedLoopResult, closedLoop } from './closed-loop.js';
-import { processCpuMs, type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
+import { processCpuMs } from './proc-stat.js';
+import { type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
 import { evalBody, type Protocol } from './v2-requests.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -71,6 +72,9 @@ interface Row extends ClosedLoopResult {
   /** The server process's CPU (all threads) per answered request over the measured run. */
   cpuUsPerRequest: number;
 }
+
+for (const r of routes)
+  if (!(r in config.routes)) throw new Error(`--routes takes ${Object.keys(config.routes).join(',')}, got ${r}`);
 
 const rows: Row[] = [];
 

@@ -1,7 +1,7 @@
 // Servers under test run as child processes (so the load generator never shares their event loop), started on a
 // free loopback port, and stopped by PID: SIGTERM, then SIGKILL if they do not exit in time.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
@@ -16,13 +16,6 @@ export interface ServerProcess {
 }
 
 const DIST = new URL('../', import.meta.url).pathname;
-
-/** A process's CPU, all its threads, in ms (Linux /proc: utime + stime in ticks of 10 ms, USER_HZ 100). */
-export function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
 
 /**
  * The V8 flags `slogate serve|runtime` would relaunch itself with (core/gc-mode.ts), given up front so the server is

@@ -18,9 +18,10 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { probeCapacity } from './capacity-probe.js';
+import { processCpuMs } from './proc-stat.js';
 import { prepareInputs } from './run.js';
 import { findCapacity } from './scenarios.js';
-import { processCpuMs, type ServerProcess, startSlogateProcess } from './server-process.js';
+import { type ServerProcess, startSlogateProcess } from './server-process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values: o } = parseArgs({
