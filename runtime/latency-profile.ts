@@ -2,6 +2,8 @@
 // real batches take to what the sweep predicted (slowdowns from contention or a noisy neighbour show up here).
 // Online evidence ages out: a variant that stops being used (because a stall made it look slow) returns to its sweep
 // after MAX_AGE_MS instead of carrying one bad second forever.
+import { selectKth } from '../core/select.js';
+
 export interface ProfilePoint {
   readonly rows: number;
   p50Ms: number;
@@ -38,35 +40,36 @@ class Ring {
   readonly #at = new Float64Array(WINDOW);
   #n = 0;
   #i = 0;
-  #sorted = new Float64Array(0);
+  /** The fresh observations as of the last prepare(), in no particular order (selection reorders them). */
+  readonly #fresh = new Float64Array(WINDOW);
+  #size = 0;
 
   push(v: number, atMs: number): void {
+    if (Number.isNaN(v)) return;
     this.#buf[this.#i] = v;
     this.#at[this.#i] = atMs;
     this.#i = (this.#i + 1) % WINDOW;
     if (this.#n < WINDOW) this.#n++;
   }
 
-  /** Sorts the observations made at or after fromMs for quantile(); returns how many there are. */
+  /** Collects the observations made at or after fromMs for quantile(); returns how many there are. */
   prepare(fromMs: number): number {
-    const from = fromMs;
-    const out = new Float64Array(this.#n);
     let k = 0;
-    for (let j = 0; j < this.#n; j++) if ((this.#at[j] as number) >= from) out[k++] = this.#buf[j] as number;
-    this.#sorted = out.subarray(0, k).sort();
+    for (let j = 0; j < this.#n; j++) if ((this.#at[j] as number) >= fromMs) this.#fresh[k++] = this.#buf[j] as number;
+    this.#size = k;
     return k;
   }
 
   /** Fresh observations as of the last prepare(). */
   get size(): number {
-    return this.#sorted.length;
+    return this.#size;
   }
 
   /** Quantile of the fresh observations as of the last prepare(); NaN when there are none. */
   quantile(q: number): number {
-    const s = this.#sorted;
-    if (s.length === 0) return Number.NaN;
-    return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number;
+    const n = this.#size;
+    if (n === 0) return Number.NaN;
+    return selectKth(this.#fresh, n, Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1)));
   }
 }
 

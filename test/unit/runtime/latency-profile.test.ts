@@ -121,3 +121,16 @@ test("a new revision's points replace the old and forget the old revision's corr
   assert.equal(p.serviceMs('m', 'v', 4, 'p50'), 5, 'the new profile as measured, not corrected again');
   assert.equal(p.snapshot().find((s) => s.variant === 'v')?.correction.p50, 1);
 });
+
+test('the online tail is the 99th percentile of the window, and a NaN service time is not an observation', () => {
+  const p = new LatencyProfiles();
+  p.setPoints('m', 'v', points);
+  // 200 batches at 1x..2x the profile in a shuffled order, then NaNs that must not count.
+  const ratios = Array.from({ length: 200 }, (_, i) => 1 + i / 199);
+  for (let i = 0; i < ratios.length; i++) p.observe('m', 'v', 4, 2.5 * (ratios[(i * 7) % 200] as number));
+  for (let i = 0; i < 50; i++) p.observe('m', 'v', 4, Number.NaN);
+  const snap = p.snapshot().find((s) => s.variant === 'v');
+  assert.equal(snap?.correction.samples, 200);
+  assert.ok(Math.abs((snap?.correction.p50 ?? 0) - (ratios[99] as number)) < 1e-12, 'the 100th of 200');
+  assert.ok(Math.abs((snap?.correction.p99 ?? 0) - (ratios[197] as number)) < 1e-12, 'the 198th of 200');
+});
