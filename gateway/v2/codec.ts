@@ -109,10 +109,10 @@ function parseBody(
 ): ParsedInferRequest {
   if (jsonLength === 0) return parseRawBinary(body, signature, allowNonFinite);
   const headerBytes = jsonLength === undefined ? body : body.subarray(0, jsonLength);
-  const headerText = headerBytes.toString('utf8');
   const binaryBytes = jsonLength === undefined ? undefined : body.subarray(jsonLength);
-  const known = binaryBytes === undefined ? undefined : plans?.get(signature, headerText, binaryBytes.byteLength);
-  if (known !== undefined && binaryBytes !== undefined) return fromPlan(known, binaryBytes, signature, allowNonFinite);
+  const known = binaryBytes === undefined ? undefined : plans?.get(signature, headerBytes, binaryBytes.byteLength);
+  if (known !== undefined && binaryBytes !== undefined) return fromPlan(known, binaryBytes, allowNonFinite);
+  const headerText = headerBytes.toString('utf8');
   let doc: unknown;
   try {
     doc = JSON.parse(headerText);
@@ -174,7 +174,8 @@ function parseBody(
         spec,
         allowNonFinite,
       );
-      planned?.push({ name, datatype: inp.datatype, shape: [...tensor.shape], size });
+      const index = signature.inputs.indexOf(spec);
+      planned?.push({ name, datatype: inp.datatype, shape: [...tensor.shape], size, spec, index });
       offset += size;
     } else {
       planned = undefined;
@@ -189,7 +190,14 @@ function parseBody(
   const outputs = parseOutputs(doc.outputs, signature, binaryOutput);
   const rows = batchRows(inputs, signature);
   if (planned !== undefined && binary !== undefined)
-    plans?.set(signature, headerText, binary.byteLength, { id, parameters, binaryOutput, inputs: planned, outputs });
+    plans?.set(signature, headerBytes, binary.byteLength, {
+      id,
+      parameters,
+      binaryOutput,
+      rows,
+      inputs: planned,
+      outputs,
+    });
   return { id, parameters, inputs, rows, outputs, binaryOutput };
 }
 
@@ -198,6 +206,9 @@ interface PlannedInput {
   readonly datatype: V2Datatype;
   readonly shape: readonly number[];
   readonly size: number;
+  readonly spec: TensorSpec;
+  /** Its place among the signature's inputs (a plan is kept only when the request had them all). */
+  readonly index: number;
 }
 
 /** A binary-extension header already parsed and checked: everything but the tensor bytes. */
@@ -205,15 +216,31 @@ interface RequestPlan {
   readonly id: string | undefined;
   readonly parameters: Readonly<Record<string, unknown>>;
   readonly binaryOutput: boolean;
+  /** The batch rows of every request with this header (its shapes are part of it). */
+  readonly rows: number;
   /** In the request's order, each `size` bytes after the previous. */
   readonly inputs: readonly PlannedInput[];
   readonly outputs: OutputRequest[] | undefined;
 }
 
 /** Largest header kept (a typical one is a few hundred bytes). */
-const MAX_PLAN_HEADER_CHARS = 4096;
+const MAX_PLAN_HEADER_BYTES = 4096;
 /** Headers kept per model signature; the oldest goes first. */
 const MAX_PLANS = 64;
+
+interface KeptPlan {
+  readonly plan: RequestPlan;
+  readonly binaryBytes: number;
+  /** The header's bytes (a copy), compared byte for byte before anything is decoded. */
+  readonly header: Buffer;
+}
+
+interface SignaturePlans {
+  /** By the header's bytes as latin1 text (one character per byte: the same bytes, the same key). */
+  readonly byHeader: Map<string, KeptPlan>;
+  /** The last header found: a client repeats its header, so most lookups end here, with no text made or hashed. */
+  last: KeptPlan | undefined;
+}
 
 /**
  * Headers of the binary extension already parsed, by model signature: clients send the same header for every request
@@ -221,47 +248,51 @@ const MAX_PLANS = 64;
  * with the binary length it was checked against; another length parses afresh (and fails as it should).
  */
 export class RequestPlans {
-  readonly #bySignature = new WeakMap<ModelSignature, Map<string, { plan: RequestPlan; binaryBytes: number }>>();
+  readonly #bySignature = new WeakMap<ModelSignature, SignaturePlans>();
 
-  get(signature: ModelSignature, header: string, binaryBytes: number): RequestPlan | undefined {
-    const hit = this.#bySignature.get(signature)?.get(header);
-    return hit !== undefined && hit.binaryBytes === binaryBytes ? hit.plan : undefined;
+  get(signature: ModelSignature, header: Buffer, binaryBytes: number): RequestPlan | undefined {
+    const plans = this.#bySignature.get(signature);
+    if (plans === undefined) return undefined;
+    const last = plans.last;
+    let hit: KeptPlan | undefined;
+    if (last !== undefined && last.header.byteLength === header.byteLength && last.header.equals(header)) hit = last;
+    else if (header.byteLength <= MAX_PLAN_HEADER_BYTES) hit = plans.byHeader.get(header.toString('latin1'));
+    if (hit === undefined || hit.binaryBytes !== binaryBytes) return undefined;
+    plans.last = hit;
+    return hit.plan;
   }
 
-  set(signature: ModelSignature, header: string, binaryBytes: number, plan: RequestPlan): void {
-    if (header.length > MAX_PLAN_HEADER_CHARS) return;
+  set(signature: ModelSignature, header: Buffer, binaryBytes: number, plan: RequestPlan): void {
+    if (header.byteLength > MAX_PLAN_HEADER_BYTES) return;
     let plans = this.#bySignature.get(signature);
     if (plans === undefined) {
-      plans = new Map();
+      plans = { byHeader: new Map(), last: undefined };
       this.#bySignature.set(signature, plans);
     }
-    if (plans.size >= MAX_PLANS && !plans.has(header)) plans.delete(plans.keys().next().value as string);
+    const key = header.toString('latin1');
+    const { byHeader } = plans;
+    if (byHeader.size >= MAX_PLANS && !byHeader.has(key)) byHeader.delete(byHeader.keys().next().value as string);
     Object.freeze(plan.parameters);
     if (plan.outputs !== undefined) for (const o of plan.outputs) Object.freeze(o);
-    plans.set(header, { plan, binaryBytes });
+    const kept = { plan, binaryBytes, header: Buffer.from(header) };
+    byHeader.set(key, kept);
+    plans.last = kept;
   }
 }
 
-function fromPlan(
-  plan: RequestPlan,
-  binary: Buffer,
-  signature: ModelSignature,
-  allowNonFinite: boolean,
-): ParsedInferRequest {
-  const byName = new Map<string, Tensor>();
+function fromPlan(plan: RequestPlan, binary: Buffer, allowNonFinite: boolean): ParsedInferRequest {
+  const inputs = new Array<Tensor>(plan.inputs.length);
   let offset = 0;
   for (const p of plan.inputs) {
-    const spec = signature.inputs.find((s) => s.name === p.name) as TensorSpec;
     const bytes = binary.subarray(offset, offset + p.size);
-    byName.set(p.name, decodeBinaryTensor(p.name, p.datatype, p.shape as number[], bytes, spec, allowNonFinite));
+    inputs[p.index] = decodeBinaryTensor(p.name, p.datatype, p.shape as number[], bytes, p.spec, allowNonFinite);
     offset += p.size;
   }
-  const inputs = orderInputs(byName, signature);
   return {
     id: plan.id,
     parameters: plan.parameters,
     inputs,
-    rows: batchRows(inputs, signature),
+    rows: plan.rows,
     outputs: plan.outputs,
     binaryOutput: plan.binaryOutput,
   };

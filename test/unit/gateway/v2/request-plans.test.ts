@@ -90,8 +90,22 @@ test('a header whose input carries JSON data is never kept', () => {
   };
   const a = body([1, 2], [], header);
   parseInferRequest(a.body, a.jsonLength, SIG, false, plans);
-  assert.equal(plans.get(SIG, a.body.subarray(0, a.jsonLength).toString(), 8), undefined);
+  assert.equal(plans.get(SIG, a.body.subarray(0, a.jsonLength), 8), undefined);
   const known = body([1, 2], [1, 0]);
   parseInferRequest(known.body, known.jsonLength, SIG, false, plans);
-  assert.notEqual(plans.get(SIG, known.body.subarray(0, known.jsonLength).toString(), 10), undefined);
+  assert.notEqual(plans.get(SIG, known.body.subarray(0, known.jsonLength), 10), undefined);
+});
+
+test('headers that alternate, or differ from the last one in a single byte, each get their own plan', () => {
+  const plans = new RequestPlans();
+  const headers = ['r1', 'r2', 'r1', 'r2', 'r3'].map((id) => ({ ...HEADER, id }));
+  for (const [i, header] of headers.entries()) {
+    const b = body([i, i + 1], [1, 0], header);
+    const parsed = parseInferRequest(b.body, b.jsonLength, SIG, false, plans);
+    assert.equal(parsed.id, header.id);
+    assert.deepEqual(parsed.inputs[0]?.data, new Float32Array([i, i + 1]));
+    assert.deepEqual(plain(parsed), plain(parseInferRequest(b.body, b.jsonLength, SIG, false)));
+  }
+  const again = body([0, 0], [1, 0], headers[0]);
+  assert.notEqual(plans.get(SIG, again.body.subarray(0, again.jsonLength), 10), undefined, 'r1 is still kept');
 });
