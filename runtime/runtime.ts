@@ -37,6 +37,7 @@ import { Scheduler } from './scheduler.js';
 import { TrafficSplit } from './traffic-split.js';
 import type { SubmitRequest, SubmitResult } from './types.js';
 import { VariantLifecycle } from './variant-lifecycle.js';
+import { VariantMetrics } from './variant-metrics.js';
 import type { WorkerVariant } from './worker/messages.js';
 
 export interface RuntimeDeps {
@@ -177,6 +178,7 @@ export class Runtime implements RuntimePort {
       metrics.batchRetries.inc();
       deps.logger.warn({ replica: id, reason }, 'retrying a batch on another replica');
     });
+    const cells = new VariantMetrics(metrics);
     this.scheduler = new Scheduler({
       clock,
       pool: this.pool,
@@ -187,15 +189,14 @@ export class Runtime implements RuntimePort {
       batchTimeout: config.runtime.batchTimeout,
       split: this.split,
       events: {
-        onQueued: (model, variant, ms) =>
-          metrics.queueDurationCells.cell({ variant: variantKey(model, variant) }).observe(ms / 1000),
+        onQueued: (model, variant, ms) => cells.of(model, variant).queue.observe(ms / 1000),
         onMove: (model, from, to, reason, count) =>
           metrics.moved.labels(variantKey(model, from), variantKey(model, to), reason).inc(count),
         onBatch: (o) => {
-          const label = variantKey(o.model, o.variant);
-          metrics.inferenceDurationCells.cell({ variant: label }).observe(o.inferMs / 1000);
-          metrics.batchSizeCells.cell({ variant: label }).observe(o.rows);
-          if (o.inline) metrics.inlineBatchCells.cell({ variant: label }).inc();
+          const c = cells.of(o.model, o.variant);
+          c.infer.observe(o.inferMs / 1000);
+          c.batch.observe(o.rows);
+          if (o.inline) c.inline.inc();
           for (const l of this.#batchListeners) l(o);
         },
       },
