@@ -3,11 +3,12 @@
 // time; the sender's own lag (actual - scheduled) is recorded too, and a run whose sender fell behind is marked.
 // Kept lean for a machine it shares with the server: bodies are pre-encoded, records are typed arrays.
 import { performance } from 'node:perf_hooks';
-import { type Dispatcher, Pool } from 'undici';
 import { Histogram } from './histogram.js';
+import { encodeRequest, type Http1Handler, Http1Pool } from './http1-pool.js';
 import type { RouteInputs } from './inputs.js';
 import { CLIENT_CODES, RunRecords } from './records.js';
 import type { Schedule } from './schedule.js';
+import type { V2Body } from './v2-requests.js';
 import { readAnswer } from './v2-response.js';
 
 export interface Progress {
@@ -33,7 +34,7 @@ export interface OpenLoopOptions {
   /** One per schedule route, same order. */
   readonly inputs: readonly RouteInputs[];
   /** An existing pool (warm connections); otherwise one is made and closed. */
-  readonly pool?: Pool | undefined;
+  readonly pool?: Http1Pool | undefined;
   readonly maxConnections?: number;
   /** Per-request limit on waiting for headers and body. */
   readonly timeoutMs: number;
@@ -53,36 +54,28 @@ export interface OpenLoopResult {
   readonly maxConnections: number;
 }
 
-export function makePool(url: string, connections: number, timeoutMs: number): Pool {
-  return new Pool(url, {
-    connections,
-    pipelining: 1,
-    keepAliveTimeout: 60_000,
-    keepAliveMaxTimeout: 600_000,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    connect: { timeout: 10_000 },
-  });
+export function makePool(url: string, connections: number, timeoutMs: number): Http1Pool {
+  return new Http1Pool(url, { connections, timeoutMs });
 }
 
 /**
- * Opens up to `n` connections before the measured run (concurrent GETs of the V2 readiness endpoint, which is no route
- * traffic; any status will do). A load step would otherwise make the client set up dozens of TCP connections at once,
- * and that client-side stall would be timed as the server's latency.
+ * Opens up to `n` connections before the measured run. A load step would otherwise make the client set up dozens of
+ * TCP connections at once, and that client-side stall would be timed as the server's latency.
  */
-export async function openConnections(pool: Pool, n: number): Promise<void> {
-  await Promise.all(
-    Array.from({ length: n }, () =>
-      pool.request({ method: 'GET', path: '/v2/health/ready' }).then(
-        (r) => r.body.dump(),
-        () => undefined,
-      ),
-    ),
-  );
+export function openConnections(pool: Http1Pool, n: number): Promise<void> {
+  return pool.open(n);
 }
 
-function header(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+/** Each body's request bytes, encoded once per server and path (a run's probes share them). */
+const encoded = new WeakMap<V2Body, { key: string; bytes: Buffer }>();
+
+function requestBytes(url: string, path: string, b: V2Body): Buffer {
+  const key = `${url} ${path}`;
+  const hit = encoded.get(b);
+  if (hit?.key === key) return hit.bytes;
+  const bytes = encodeRequest(url, 'POST', path, b.headers, b.body);
+  encoded.set(b, { key, bytes });
+  return bytes;
 }
 
 export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
@@ -160,10 +153,7 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
         settled = true;
         settle();
       };
-      pool.dispatch(
-        { path: inp.path, method: 'POST', headers: b.headers, body: b.body },
-        { onRequestStart: () => {}, onResponseData: () => {}, onResponseEnd: end, onResponseError: end },
-      );
+      pool.dispatch(requestBytes(o.url, inp.path, b), { onResponse: end, onError: end });
     };
 
     const send = (i: number, nowMs: number) => {
@@ -177,12 +167,6 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       if (b === undefined) return;
       inflight++;
       if (inflight > peakInflight) peakInflight = inflight;
-      // A bare dispatch handler, not pool.request(): no response stream or promise per request, so the sender stays
-      // cheap (it shares the cores with the server under test).
-      let status = 0;
-      let code: string | undefined;
-      let headerLength: string | undefined;
-      const chunks: Buffer[] = [];
       let settled = false;
       const end = (fn: () => void) => {
         if (settled) return;
@@ -190,28 +174,19 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
         if (!finished) fn();
         settle();
       };
-      const handler: Dispatcher.DispatchHandler = {
-        // undici only treats a handler as new-style when it has onRequestStart.
-        onRequestStart: () => {},
-        onResponseStart: (_c, statusCode, headers) => {
-          status = statusCode;
-          code = header(headers['x-slogate-error-code']);
-          headerLength = header(headers['inference-header-content-length']);
-        },
-        onResponseData: (_c, chunk) => {
-          chunks.push(chunk);
-        },
-        onResponseEnd: () =>
+      const handler: Http1Handler = {
+        onResponse: (res) =>
           end(() => {
             const latency = performance.now() - t0 - at;
-            if (status !== 200) {
+            const code = res.headers['x-slogate-error-code'];
+            if (res.status !== 200) {
               errors++;
-              rec.answer(i, status, latency, code, undefined, -1);
+              rec.answer(i, res.status, latency, code, undefined, -1);
               return;
             }
-            const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+            const headerLength = res.headers['inference-header-content-length'];
             const answer = readAnswer(
-              bytes,
+              res.body,
               headerLength === undefined ? undefined : Number(headerLength),
               inp.scoring,
             );
@@ -226,19 +201,13 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
             );
             live.record(latency);
           }),
-        onResponseError: (_c, err) =>
+        onError: (kind) =>
           end(() => {
             errors++;
-            const c = (err as { code?: string }).code;
-            rec.noAnswer(
-              i,
-              c === 'UND_ERR_HEADERS_TIMEOUT' || c === 'UND_ERR_BODY_TIMEOUT'
-                ? CLIENT_CODES.timeout
-                : CLIENT_CODES.connection,
-            );
+            rec.noAnswer(i, kind === 'timeout' ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
           }),
       };
-      pool.dispatch({ path: inp.path, method: 'POST', headers: b.headers, body: b.body }, handler);
+      pool.dispatch(requestBytes(o.url, inp.path, b), handler);
     };
 
     const tick = () => {

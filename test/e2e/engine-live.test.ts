@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Pool } from 'undici';
-import { openConnections } from '../../bench/open-loop.js';
 import { type ServerProcess, startSlogateProcess } from '../../bench/server-process.js';
 import { evalBody } from '../../bench/v2-requests.js';
 import type { DecisionChange } from '../../policies/controller.js';
@@ -98,7 +97,14 @@ test('under a real load step the decision changes and model_version follows it',
   try {
     // Open every connection first (health checks do not count as route traffic): otherwise the step makes the client
     // set up dozens of TCP connections at once, and that stall, not the server, would show in the latencies.
-    await openConnections(pool, 64);
+    await Promise.all(
+      Array.from({ length: 64 }, () =>
+        pool.request({ method: 'GET', path: '/v2/health/ready' }).then(
+          (r) => r.body.dump(),
+          () => undefined,
+        ),
+      ),
+    );
     // A low rate (the most accurate variant fits), then a step to a rate `large` cannot carry on one worker.
     await load(pool, bodies, 50, 3000, 0, answers);
     await load(pool, bodies, 900, 3000, 3000, answers);
