@@ -43,12 +43,16 @@ const { values } = parseArgs({
     retries: { type: 'string', default: '1' },
     // Pin the servers to these cores (taskset), the bench itself pinned by the caller to the others.
     'server-cpus': { type: 'string' },
+    // The highest rate a search probes (req/s).
+    'max-rate': { type: 'string', default: '30000' },
   },
 });
 const pinned = values['server-cpus'] === undefined ? {} : { cpus: values['server-cpus'] };
 const P99 = Number(values.p99);
 const PROBE_S = Number(values.probe);
 const RETRIES = Number(values.retries);
+const MAX_RATE = Number(values['max-rate']);
+if (!(MAX_RATE >= 200)) throw new Error('--max-rate is a rate of at least 200 req/s');
 if (!Number.isInteger(RETRIES) || RETRIES < 0 || RETRIES > 5) throw new Error('--retries is an integer in [0, 5]');
 const config = loadConfigFile(values.config, process.env);
 const [modelName, model] = Object.entries(config.models)[0] ?? [];
@@ -133,7 +137,7 @@ async function searchCapacity(server: ServerProcess, variant: string, batches: b
           };
         return { rate, ok };
       },
-      { startRate: 200, maxProbes: 12, minRate: 5, maxRate: 30_000, tolerance: 0.08 },
+      { startRate: 200, maxProbes: 12, minRate: 5, maxRate: MAX_RATE, tolerance: 0.08 },
     );
     return { capacity, ...last, probes: notes };
   } finally {
