@@ -132,6 +132,11 @@ export class Http1Pool {
   }
 
   #read(c: Connection, chunk: Buffer): void {
+    if (c.handler === undefined) {
+      // Bytes nobody asked for: the connection can no longer be trusted to frame the next answer.
+      c.socket.destroy();
+      return;
+    }
     let responses: Http1Response[];
     try {
       responses = c.reader.push(chunk);
