@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { encodeRequest, type Http1Failure, Http1Pool } from '../../bench/http1-pool.js';
 import type { Http1Response } from '../../bench/http1-response.js';
@@ -180,5 +180,38 @@ test('https: answers over TLS from a server with a certificate the pool is told 
     await untrusting.destroy();
     tls.closeAllConnections();
     await new Promise((resolve) => tls.close(resolve));
+  }
+});
+
+test('bytes on an idle connection close it: the next request goes out on a new one', async () => {
+  let connections = 0;
+  const raw = createNetServer((socket) => {
+    connections++;
+    socket.on('data', (chunk) => {
+      for (let i = chunk.indexOf('\r\n\r\n'); i >= 0; i = chunk.indexOf('\r\n\r\n', i + 4)) {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        setTimeout(() => socket.write('junk'), 10);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+  const rawOrigin = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+  const pool = new Http1Pool(rawOrigin, { connections: 1, timeoutMs: 2000 });
+  const get = () =>
+    new Promise<Outcome>((resolve) =>
+      pool.dispatch(encodeRequest(rawOrigin, 'GET', '/', {}), {
+        onResponse: (response) => resolve({ response }),
+        onError: (error) => resolve({ error }),
+      }),
+    );
+  try {
+    assert.equal(text(await get()), '200 ok');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(text(await get()), '200 ok', 'not read after the stray bytes');
+    assert.equal(connections, 2);
+  } finally {
+    await pool.destroy();
+    await new Promise((resolve) => raw.close(resolve));
   }
 });
