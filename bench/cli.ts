@@ -28,7 +28,7 @@ export const LOAD_OPTIONS = {
   connections: {
     type: 'string',
     arg: 'N',
-    help: 'closed loop through autocannon: N connections, peak throughput (default 8)',
+    help: 'closed loop: N connections, peak throughput (default 8)',
   },
   rate: { type: 'string', arg: 'R', help: 'open loop at R requests/s, arrivals --arrivals (default poisson)' },
   arrivals: { type: 'string', arg: 'poisson|uniform', help: 'gaps of --rate and --pattern step arrivals' },

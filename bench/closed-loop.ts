@@ -1,9 +1,11 @@
-// Closed-loop load (N connections, each sending its next request when the last answer arrives) through autocannon:
-// the peak-throughput view. Bounded by duration and a request cap; stops by itself. Closed loops hide queueing
-// (a slow answer delays the next send), so SLO numbers come from the open loop; this one measures peak throughput.
+// Closed-loop load (N connections, each sending its next request when the last answer arrives) through the bench's
+// own HTTP/1.1 client: the peak-throughput view. Bounded by duration and a request cap; stops by itself. Closed loops
+// hide queueing (a slow answer delays the next send), so SLO numbers come from the open loop; this one measures peak
+// throughput.
 import { performance } from 'node:perf_hooks';
-import autocannon from 'autocannon';
 import { Histogram } from './histogram.js';
+import { encodeRequest, type Http1Failure, Http1Pool } from './http1-pool.js';
+import type { Http1Response } from './http1-response.js';
 import type { RouteInputs } from './inputs.js';
 import type { Progress } from './open-loop.js';
 import { CLIENT_CODES, RunRecords } from './records.js';
@@ -16,6 +18,8 @@ export interface ClosedLoopOptions {
   readonly connections: number;
   readonly durationS: number;
   readonly maxRequests?: number;
+  /** A request unanswered this long (ms) counts as an error; 10 s unless given. */
+  readonly timeoutMs?: number;
 }
 
 export interface ClosedLoopResult {
@@ -28,23 +32,89 @@ export interface ClosedLoopResult {
   readonly non2xx: number;
 }
 
+interface Lanes {
+  readonly url: string;
+  readonly requests: readonly Buffer[];
+  readonly connections: number;
+  readonly durationS: number;
+  readonly maxRequests: number;
+  readonly timeoutMs: number;
+  /** Called as request number `n` (body `k`) leaves; returns what its answer is handed back with. */
+  sent(n: number, k: number, atMs: number): number;
+  answered(token: number, response: Http1Response, latencyMs: number): void;
+  failed(token: number, kind: Http1Failure): void;
+}
+
+/**
+ * Runs `connections` lanes, each sending its next request once its last is answered (or failed), until the duration
+ * is up or `maxRequests` have left; resolves with the wall time (ms) once every lane's last answer is in.
+ */
+async function runLanes(o: Lanes): Promise<number> {
+  const pool = new Http1Pool(o.url, { connections: o.connections, timeoutMs: o.timeoutMs });
+  await pool.open(o.connections);
+  const t0 = performance.now();
+  const endAt = t0 + o.durationS * 1000;
+  let sent = 0;
+  try {
+    await new Promise<void>((done) => {
+      let live = o.connections;
+      const next = (): void => {
+        const now = performance.now();
+        if (now >= endAt || sent >= o.maxRequests) {
+          if (--live === 0) done();
+          return;
+        }
+        const k = sent % o.requests.length;
+        const token = o.sent(sent++, k, now - t0);
+        pool.dispatch(o.requests[k] as Buffer, {
+          onResponse: (response) => {
+            o.answered(token, response, performance.now() - now);
+            next();
+          },
+          onError: (kind) => {
+            o.failed(token, kind);
+            next();
+          },
+        });
+      };
+      for (let c = 0; c < o.connections; c++) next();
+    });
+    return performance.now() - t0;
+  } finally {
+    await pool.destroy();
+  }
+}
+
 export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
-  const r = await autocannon({
+  const latency = new Histogram();
+  let answered = 0;
+  let errors = 0;
+  let non2xx = 0;
+  const wallMs = await runLanes({
     url: o.url,
+    requests: o.bodies.map((b) => encodeRequest(o.url, 'POST', o.path, b.headers, b.body)),
     connections: o.connections,
-    duration: o.durationS,
-    ...(o.maxRequests !== undefined ? { amount: o.maxRequests } : {}),
-    method: 'POST',
-    requests: o.bodies.map((b) => ({ method: 'POST', path: o.path, body: b.body, headers: b.headers })),
+    durationS: o.durationS,
+    maxRequests: o.maxRequests ?? Number.POSITIVE_INFINITY,
+    timeoutMs: o.timeoutMs ?? 10_000,
+    sent: () => 0,
+    answered: (_t, response, ms) => {
+      answered++;
+      if (response.status < 200 || response.status > 299) non2xx++;
+      latency.record(ms);
+    },
+    failed: () => {
+      errors++;
+    },
   });
   return {
-    requests: r.requests.total,
-    rps: r.requests.average,
-    p50Ms: r.latency.p50,
-    p90Ms: r.latency.p90,
-    p99Ms: r.latency.p99,
-    errors: r.errors + r.timeouts,
-    non2xx: r.non2xx,
+    requests: answered,
+    rps: (answered * 1000) / Math.max(1, wallMs),
+    p50Ms: latency.quantileMs(0.5),
+    p90Ms: latency.quantileMs(0.9),
+    p99Ms: latency.quantileMs(0.99),
+    errors,
+    non2xx,
   };
 }
 
@@ -68,70 +138,16 @@ export interface RecordedClosedLoopResult {
 
 /**
  * The closed loop with every answer recorded like the open loop's (status, error code, variant, correctness), so
- * both report the same way. Latency is autocannon's (from the write of the request: a closed loop has no schedule).
- * The inputs must ask for JSON outputs: autocannon hands bodies over as text.
+ * both report the same way. Latency runs from the request's send: a closed loop has no schedule.
  */
 export async function closedLoopRecorded(o: RecordedClosedLoopOptions): Promise<RecordedClosedLoopResult> {
-  const rec = new RunRecords(o.maxRequests + o.connections, [o.inputs.route]);
+  const rec = new RunRecords(o.maxRequests, [o.inputs.route]);
   const live = new Histogram();
-  let pending: { k: number; status: number; body: string; headers: Record<string, unknown> } | undefined;
-  const requests = o.inputs.bodies.map((b, k) => ({
-    method: 'POST' as const,
-    path: o.inputs.path,
-    body: b.body,
-    headers: b.headers,
-    onResponse: (status: number, body: string, _ctx: object, headers: unknown) => {
-      pending = { k, status, body, headers: (headers ?? {}) as Record<string, unknown> };
-    },
-  }));
+  const labels = new Int16Array(o.maxRequests);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let errors = 0;
   let lastSent = 0;
-  const inst = autocannon({
-    url: o.url,
-    connections: o.connections,
-    duration: o.durationS,
-    amount: o.maxRequests,
-    timeout: Math.max(1, Math.ceil(o.timeoutMs / 1000)),
-    requests,
-  }) as unknown as autocannon.Instance & Promise<autocannon.Result>;
-  inst.on('response', (_client, statusCode, _bytes, responseTime) => {
-    const p = pending;
-    pending = undefined;
-    const now = performance.now() - t0;
-    const i = rec.push(Math.max(0, now - responseTime), 0, o.deadlineMs);
-    if (i < 0) return;
-    const code = headerValue(p?.headers, 'x-slogate-error-code');
-    if (statusCode !== 200 || p === undefined) {
-      errors++;
-      rec.answer(i, statusCode, responseTime, code, undefined, -1);
-      return;
-    }
-    const hl = headerValue(p.headers, 'inference-header-content-length');
-    const answer = readAnswer(Buffer.from(p.body, 'utf8'), hl === undefined ? undefined : Number(hl), o.inputs.scoring);
-    const label = o.inputs.labels[p.k] ?? -1;
-    rec.answer(
-      i,
-      200,
-      responseTime,
-      code,
-      answer.variant,
-      label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0,
-    );
-    live.record(responseTime);
-  });
-  inst.on('reqError', (err: { code?: string } | undefined) => {
-    errors++;
-    const i = rec.push(performance.now() - t0, 0, o.deadlineMs);
-    if (i >= 0)
-      rec.noAnswer(
-        i,
-        err?.code === 'ETIMEDOUT' || /timeout/i.test(String(err)) ? CLIENT_CODES.timeout : CLIENT_CODES.connection,
-      );
-  });
-  // With a request cap autocannon ignores the duration: stop it at the duration ourselves.
-  const stopTimer = setTimeout(() => inst.stop(), o.durationS * 1000);
   const progressTimer = setInterval(() => {
     o.onProgress?.({
       elapsedS: (performance.now() - t0) / 1000,
@@ -145,20 +161,43 @@ export async function closedLoopRecorded(o: RecordedClosedLoopOptions): Promise<
     lastSent = rec.n;
   }, 1000);
   progressTimer.unref();
+  let wallMs: number;
   try {
-    await inst;
+    wallMs = await runLanes({
+      url: o.url,
+      requests: o.inputs.bodies.map((b) => encodeRequest(o.url, 'POST', o.inputs.path, b.headers, b.body)),
+      connections: o.connections,
+      durationS: o.durationS,
+      maxRequests: o.maxRequests,
+      timeoutMs: o.timeoutMs,
+      sent: (_n, k, atMs) => {
+        const i = rec.push(atMs, 0, o.deadlineMs);
+        if (i >= 0) labels[i] = o.inputs.labels[k] ?? -1;
+        return i;
+      },
+      answered: (i, response, ms) => {
+        if (i < 0) return;
+        const code = response.headers['x-slogate-error-code'];
+        if (response.status !== 200) {
+          errors++;
+          rec.answer(i, response.status, ms, code, undefined, -1);
+          return;
+        }
+        const hl = response.headers['inference-header-content-length'];
+        const answer = readAnswer(response.body, hl === undefined ? undefined : Number(hl), o.inputs.scoring);
+        const label = labels[i] ?? -1;
+        const correct = label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0;
+        rec.answer(i, 200, ms, code, answer.variant, correct);
+        live.record(ms);
+      },
+      failed: (i, kind) => {
+        errors++;
+        if (i >= 0) rec.noAnswer(i, kind === 'timeout' ? CLIENT_CODES.timeout : CLIENT_CODES.connection);
+      },
+    });
   } finally {
-    clearTimeout(stopTimer);
     clearInterval(progressTimer);
   }
-  const wallMs = performance.now() - t0;
   const c = process.cpuUsage(cpu0);
   return { records: rec, wallMs, senderCpu: (c.user + c.system) / 1000 / Math.max(1, wallMs) };
-}
-
-function headerValue(headers: Record<string, unknown> | undefined, name: string): string | undefined {
-  if (headers === undefined) return undefined;
-  for (const [k, v] of Object.entries(headers))
-    if (k.toLowerCase() === name) return Array.isArray(v) ? String(v[0]) : String(v);
-  return undefined;
 }

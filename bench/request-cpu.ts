@@ -7,15 +7,19 @@
 // --peer bare-fastify and --peer bare-http the HTTP floor (bench/peers/bare.ts: the same requests answered with a
 // precomputed answer of the same size, no model), in Fastify with slogate's settings and in node:http alone.
 // --cpu-prof FILE also profiles the event loop over the window and prints its top self-time items; --perf FILE samples
-// the whole process with Linux perf instead (native code and the kernel too, at far less cost). CPU per request
-// moves far less with a shared host's noise than latency does. Linux only (/proc).
+// the whole process with Linux perf instead (native code and the kernel too, at far less cost). --connections N
+// replaces the open loop with a closed one of N connections (each sends its next request once answered): the server's
+// peak rate and its CPU per request there. CPU per request moves far less with a shared host's noise than latency
+// does. Linux only (/proc).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
+import { closedLoopRecorded } from './closed-loop.js';
 import type { ProbeReport } from './cpu-probe.js';
 import { topSelfTime } from './cpu-profile.js';
+import type { RouteInputs } from './inputs.js';
 import { makePool, openConnections, openLoop } from './open-loop.js';
 import { type PerfRecording, perfShares, recordPerf } from './perf-record.js';
 import { type Scrape, scrape, sumOf } from './prom.js';
@@ -26,6 +30,8 @@ import { summarize } from './summary.js';
 import type { Protocol } from './v2-requests.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+/** Records kept per second of a closed loop: above any rate one server process reaches here. */
+const MAX_CLOSED_RATE = 200_000;
 const { values } = parseArgs({
   options: {
     config: { type: 'string', default: join(ROOT, 'slogate.yaml') },
@@ -45,10 +51,15 @@ const { values } = parseArgs({
     peer: { type: 'string' },
     // Pin the server to these cores (taskset); run the bench itself pinned to the others.
     'server-cpus': { type: 'string' },
+    // A closed loop of this many connections instead of the open loop at --rate.
+    connections: { type: 'string' },
   },
 });
 const cpus = values['server-cpus'];
 const rate = Number(values.rate);
+const connections = values.connections === undefined ? undefined : Number(values.connections);
+if (connections !== undefined && !(Number.isInteger(connections) && connections >= 1 && connections <= 1024))
+  throw new Error('--connections is a whole number in [1, 1024]');
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const protocol = values.protocol as Protocol;
@@ -132,22 +143,37 @@ try {
       },
     );
   const pool = makePool(server.url, 256, 5000);
+  /** The load of the window (or of the warm-up): the open loop at --rate, or the closed loop of --connections. */
+  const load = async (seconds: number, seed: number, drainMs: number) => {
+    if (connections === undefined) {
+      const r = await openLoop({
+        url: server.url,
+        schedule: schedule(seconds, seed),
+        inputs,
+        pool,
+        timeoutMs: 5000,
+        drainMs,
+      });
+      return { records: r.records, senderCpu: r.senderCpu, wallMs: seconds * 1000 };
+    }
+    return closedLoopRecorded({
+      url: server.url,
+      inputs: inputs[0] as RouteInputs,
+      connections,
+      durationS: seconds,
+      maxRequests: Math.ceil(seconds * MAX_CLOSED_RATE),
+      deadlineMs: routeConfig.slo.p99Ms,
+      timeoutMs: 5000,
+    });
+  };
   try {
-    if (warmupS > 0)
-      await openLoop({ url: server.url, schedule: schedule(warmupS, 2), inputs, pool, timeoutMs: 5000, drainMs: 2000 });
-    await openConnections(pool, 64);
+    if (warmupS > 0) await load(warmupS, 2, 2000);
+    if (connections === undefined) await openConnections(pool, 64);
     const before = await scrape(server.url);
     const perf: PerfRecording | undefined =
       values.perf === undefined ? undefined : await recordPerf(server.pid, values.perf);
     server.child.kill('SIGUSR2'); // opens the window
-    const r = await openLoop({
-      url: server.url,
-      schedule: schedule(durationS, 1),
-      inputs,
-      pool,
-      timeoutMs: 5000,
-      drainMs: 5000,
-    });
+    const r = await load(durationS, 1, 5000);
     const reported = waitFor(server, /cpu-probe: (\{.*\})\n/);
     const written = values['cpu-prof'] === undefined ? undefined : waitFor(server, /cpu-probe: profile written\n/);
     server.child.kill('SIGUSR2'); // closes it
@@ -155,7 +181,7 @@ try {
     const line = await reported;
     const batches = batchesIn(before, await scrape(server.url));
     const report = JSON.parse(line) as ProbeReport;
-    const s = summarize(r.records, { durationMs: durationS * 1000, lagBoundMs: 5 });
+    const s = summarize(r.records, { durationMs: r.wallMs, lagBoundMs: 5 });
     const answered = s.overall.completed;
     const perReqUs = (ms: number) => (ms * 1000) / Math.max(1, answered);
     const mainTid = server.pid;
@@ -164,7 +190,14 @@ try {
     const result = {
       host: hostDescription(),
       at: new Date().toISOString(),
-      load: { rate, durationS, protocol, path, answered, offered: s.overall.offered },
+      load: {
+        ...(connections === undefined ? { rate } : { connections, answeredPerS: (answered * 1000) / r.wallMs }),
+        durationS,
+        protocol,
+        path,
+        answered,
+        offered: s.overall.offered,
+      },
       latency: s.overall.latency,
       senderCpu: r.senderCpu,
       senderLagOk: s.lag?.ok ?? true,
@@ -190,7 +223,11 @@ try {
       threads: report.threads.map((t) => ({ ...t, usPerRequest: perReqUs(t.cpuMs) })),
     };
     const u = result.cpuUsPerRequest;
-    console.log(`\n${result.host}; ${rate} req/s for ${durationS} s, ${protocol}, POST ${path}`);
+    const what =
+      connections === undefined
+        ? `${rate} req/s`
+        : `a closed loop of ${connections} connections: ${Math.round((answered * 1000) / r.wallMs)} answers/s`;
+    console.log(`\n${result.host}; ${what} for ${durationS} s, ${protocol}, POST ${path}`);
     console.log(
       `answered ${answered}/${s.overall.offered}, p50 ${s.overall.latency.p50Ms} ms, p99 ${s.overall.latency.p99Ms} ms, sender ${(r.senderCpu * 100).toFixed(0)}% of a core${result.senderLagOk ? '' : ' (the sender lagged its schedule: latency is unreliable, CPU per request is not)'}`,
     );

@@ -1,6 +1,6 @@
 // One bench run against one V2 endpoint: metadata -> pre-encoded inputs -> schedule -> warm-up -> /metrics scrape ->
-// the measured run (open loop from the schedule, or closed loop through autocannon) -> scrape -> summary. Used by
-// `slogate bench` and, once per policy and load, by `slogate bench compare`.
+// the measured run (open loop from the schedule, or closed loop; both through the bench's own client) -> scrape ->
+// summary. Used by `slogate bench` and, once per policy and load, by `slogate bench compare`.
 import { availableParallelism, cpus } from 'node:os';
 import type { EvalSet } from '../runtime/eval-set.js';
 import { closedLoopRecorded } from './closed-loop.js';
@@ -183,7 +183,7 @@ export async function runBench(o: BenchOptions, prepared?: readonly RouteInputs[
     }
   } else {
     routes = [o.route];
-    const inputs = prepared?.[0] ?? ((await prepareInputs(o, [o.route], false))[0] as RouteInputs);
+    const inputs = prepared?.[0] ?? ((await prepareInputs(o, [o.route], true))[0] as RouteInputs);
     const timeoutMs = o.timeoutMs ?? Math.max(5000, 10 * o.sloMs(o.route));
     connections = o.mode.connections;
     const base = { url: o.url, inputs, connections: o.mode.connections, deadlineMs: o.sloMs(o.route), timeoutMs };
