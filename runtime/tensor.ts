@@ -371,10 +371,32 @@ function notANumber(name: string, i: number, v: unknown): SlogateError {
 }
 
 function assertFinite(name: string, data: Float32Array | Float64Array): void {
+  if (nonFiniteSum(data) === 0) return;
   for (let i = 0; i < data.length; i++) {
     const v = data[i] as number;
     if (v - v !== 0) throw tensorError('SLOGATE_ERR_INVALID_TENSOR', name, `element ${i} is not a finite number`);
   }
+}
+
+/**
+ * 0 when every element is finite, NaN otherwise (x * 0 is NaN for NaN and the infinities). Four sums and no branch
+ * per element: about twice as fast as testing each element, and every request's input passes through here.
+ */
+function nonFiniteSum(d: Float32Array | Float64Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const end = d.length - (d.length % 4);
+  let i = 0;
+  for (; i < end; i += 4) {
+    s0 += (d[i] as number) * 0;
+    s1 += (d[i + 1] as number) * 0;
+    s2 += (d[i + 2] as number) * 0;
+    s3 += (d[i + 3] as number) * 0;
+  }
+  for (; i < d.length; i++) s0 += (d[i] as number) * 0;
+  return s0 + s1 + s2 + s3;
 }
 
 // ---------- binary decoding ----------

@@ -373,6 +373,43 @@ export interface EncodedResponse {
   readonly jsonLength: number | undefined;
 }
 
+/** JSON text kept between answers, and whether it is all ASCII (then its length is its size in bytes). */
+interface KeptText {
+  readonly json: string;
+  readonly ascii: boolean;
+}
+
+const ASCII = /^[\x20-\x7e]*$/;
+/** Output heads kept at most; past this the map starts again (any number of models stays correct). */
+const MAX_OUTPUT_HEADS = 256;
+/** The answer's opening for the last model and version answered: most answers repeat them. */
+let lastHead: { model: string; version: string; text: KeptText } | undefined;
+/** Each output's `{"name":..,"datatype":..,"shape":[`, by name (the datatype is checked on use). */
+const outputHeads = new Map<string, { datatype: string; text: KeptText }>();
+
+function kept(json: string): KeptText {
+  return { json, ascii: ASCII.test(json) };
+}
+
+function answerHead(model: string, version: string): KeptText {
+  if (lastHead === undefined || lastHead.model !== model || lastHead.version !== version)
+    lastHead = {
+      model,
+      version,
+      text: kept(`{"model_name":${JSON.stringify(model)},"model_version":${JSON.stringify(version)}`),
+    };
+  return lastHead.text;
+}
+
+function outputHead(o: Tensor): KeptText {
+  const found = outputHeads.get(o.name);
+  if (found !== undefined && found.datatype === o.datatype) return found.text;
+  if (outputHeads.size >= MAX_OUTPUT_HEADS) outputHeads.clear();
+  const text = kept(`{"name":${JSON.stringify(o.name)},"datatype":"${o.datatype}","shape":[`);
+  outputHeads.set(o.name, { datatype: o.datatype, text });
+  return text;
+}
+
 /** Encodes a V2 infer response; outputs flagged binary travel after the JSON header. */
 export function encodeInferResponse(
   modelName: string,
@@ -382,14 +419,19 @@ export function encodeInferResponse(
   binaryFlags: readonly boolean[],
   parameters?: Readonly<Record<string, string | number | boolean>>,
 ): EncodedResponse {
-  let json = `{"model_name":${JSON.stringify(modelName)},"model_version":${JSON.stringify(modelVersion)}`;
+  const head = answerHead(modelName, modelVersion);
+  let json = head.json;
+  let ascii = head.ascii;
   if (id !== undefined) json += `,"id":${JSON.stringify(id)}`;
   if (parameters !== undefined) json += `,"parameters":${JSON.stringify(parameters)}`;
+  if (id !== undefined || parameters !== undefined) ascii = ASCII.test(json);
   json += ',"outputs":[';
   const blobs: Uint8Array[] = [];
-  outputs.forEach((o, i) => {
-    if (i > 0) json += ',';
-    json += `{"name":${JSON.stringify(o.name)},"datatype":"${o.datatype}","shape":[${o.shape.join(',')}]`;
+  for (let i = 0; i < outputs.length; i++) {
+    const o = outputs[i] as Tensor;
+    const oh = outputHead(o);
+    ascii &&= oh.ascii;
+    json += `${i > 0 ? ',' : ''}${oh.json}${o.shape.join(',')}]`;
     if (binaryFlags[i] === true) {
       const bytes = binaryData(o.datatype, o.data);
       blobs.push(bytes);
@@ -397,15 +439,19 @@ export function encodeInferResponse(
     } else {
       json += `,"data":${jsonDataString(o.datatype, o.data)}}`;
     }
-  });
+  }
   json += ']}';
   if (blobs.length === 0) return { body: json, jsonLength: undefined };
-  // One buffer, written in place: no separate header buffer to copy again.
-  const headBytes = Buffer.byteLength(json, 'utf8');
+  return withBlobs(json, ascii, blobs);
+}
+
+/** The JSON header and the binary outputs in one buffer, written in place. */
+function withBlobs(json: string, ascii: boolean, blobs: readonly Uint8Array[]): EncodedResponse {
+  const headBytes = ascii ? json.length : Buffer.byteLength(json, 'utf8');
   let total = headBytes;
   for (const b of blobs) total += b.byteLength;
   const body = Buffer.allocUnsafe(total);
-  body.write(json, 0, 'utf8');
+  body.write(json, 0, ascii ? 'latin1' : 'utf8');
   let at = headBytes;
   for (const b of blobs) {
     body.set(b, at);

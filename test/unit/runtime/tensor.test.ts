@@ -320,6 +320,22 @@ describe('decodeBinaryTensor', () => {
     assert.equal(d[1], Number.POSITIVE_INFINITY);
   });
 
+  test('a non-finite element is found at every position of a longer input, and finite extremes pass', () => {
+    const wide = spec('FP32', [-1, 11]);
+    for (let at = 0; at < 11; at++)
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+        const values = Array.from({ length: 11 }, (_, i) => (i === at ? bad : i - 5));
+        const e = throwsCode(
+          () => decodeBinaryTensor('pixels', 'FP32', [1, 11], f32le(values), wide, false),
+          'SLOGATE_ERR_INVALID_TENSOR',
+        );
+        assert.match(e.message, new RegExp(`element ${at} is not a finite number`));
+      }
+    const extremes = [3.4e38, -3.4e38, -0, 1e-45, -1e-45, 0, 1, -1, 2, -2, 65504];
+    const t = decodeBinaryTensor('pixels', 'FP32', [1, 11], f32le(extremes), wide, false);
+    assert.equal((t.data as Float32Array)[0], Math.fround(3.4e38));
+  });
+
   test('non-finite FP16 is refused both as FP16 and when converted to FP32', () => {
     const half = spec('FP16', [-1, 2], 'h');
     throwsCode(

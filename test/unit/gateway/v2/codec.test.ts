@@ -571,6 +571,28 @@ describe('encodeInferResponse', () => {
     assert.equal(r.body.readBigInt64LE(r.jsonLength + 8), 2n ** 53n + 1n);
   });
 
+  test('answers in turn for other models, versions, datatypes and non-ASCII names each say their own', () => {
+    const asFloat: Tensor = { name: 'label', datatype: 'FP32', shape: [1], data: Float32Array.of(1.5) };
+    const cases: [string, string, string | undefined, Tensor][] = [
+      ['digits', 'small', undefined, label],
+      ['chiffres-é', 'petit', undefined, label],
+      ['digits', 'small', 'requête', asFloat],
+      ['digits', 'large', undefined, label],
+      ['digits', 'small', undefined, asFloat],
+      ['chiffres-é', 'petit', undefined, { ...asFloat, name: 'étiquette' }],
+    ];
+    for (const round of [1, 2])
+      for (const [model, version, id, out] of cases) {
+        const r = encodeInferResponse(model, version, id, [out], [true]);
+        assert.ok(Buffer.isBuffer(r.body) && r.jsonLength !== undefined);
+        const doc = JSON.parse(r.body.subarray(0, r.jsonLength).toString('utf8')) as ResponseDoc;
+        const what = `round ${round}: ${model}/${version} ${out.name} ${out.datatype}`;
+        assert.deepEqual([doc.model_name, doc.model_version, doc.id], [model, version, id], what);
+        assert.deepEqual(doc.outputs[0] && [doc.outputs[0].name, doc.outputs[0].datatype], [out.name, out.datatype]);
+        assert.equal(r.body.byteLength - r.jsonLength, out.datatype === 'FP32' ? 4 : 16, what);
+      }
+  });
+
   test('a binary request round-trips through parse and encode with the same values', () => {
     const { body, jsonLength } = binaryBody(
       {
