@@ -6,7 +6,8 @@
 // batching every request is a round trip to the worker, which caps small-model rates; with it, the gateway's own
 // per-request work (parsing above all) is what limits them. Each row also gives the server process's CPU per request
 // (Linux /proc), steadier than requests/s on a shared host. --routes, --protocols and --skip-references pick cells,
-// e.g. `--routes small-batched --protocols binary --skip-references` for an A/B of the request path.
+// e.g. `--routes small-batched --protocols binary --skip-references` for an A/B of the request path. --server-cpus
+// pins every server to those cores (taskset); run the bench itself pinned to the others, so neither takes the other's.
 // Servers run as child processes; every run is bounded in time and stops by itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -28,12 +29,14 @@ const { values } = parseArgs({
     protocols: { type: 'string', default: 'json,binary' },
     /** Only slogate's rows: no bare Fastify, node:http or hand-written server. */
     'skip-references': { type: 'boolean', default: false },
+    'server-cpus': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results', 'protocol.json') },
   },
 });
 const durationS = Number(values.duration);
 const connections = Number(values.connections);
 const routes = values.routes.split(',');
+const serverCpus = values['server-cpus'];
 const protocols = values.protocols.split(',') as Protocol[];
 for (const p of protocols)
   if (p !== 'json' && p !== 'binary') throw new Error(`--protocols takes json,binary, got ${p}`);
@@ -98,7 +101,7 @@ async function withServer(start: Promise<ServerProcess>, fn: (s: ServerProcess) 
 }
 
 if (!values['skip-references']) {
-  await withServer(startNodeProcess(join(PEERS, 'hello.js'), []), async (s) => {
+  await withServer(startNodeProcess(join(PEERS, 'hello.js'), [], { cpus: serverCpus }), async (s) => {
     for (const protocol of protocols) await measure(s, 'bare Fastify (ceiling)', '/hello', protocol);
   });
   const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
@@ -107,16 +110,19 @@ if (!values['skip-references']) {
     { target: 'hand-written small', script: 'naive.js', args: [] },
   ];
   for (const ref of references) {
-    const start = startNodeProcess(join(PEERS, ref.script), ['--route', 'small', '--variant', small, ...ref.args]);
+    const start = startNodeProcess(join(PEERS, ref.script), ['--route', 'small', '--variant', small, ...ref.args], {
+      cpus: serverCpus,
+    });
     await withServer(start, (s) => measure(s, ref.target, '/v2/models/small/infer', 'binary'));
   }
 }
-await withServer(startSlogateProcess(config), async (s) => {
+await withServer(startSlogateProcess(config, { cpus: serverCpus }), async (s) => {
   for (const route of routes)
     for (const protocol of protocols) await measure(s, `slogate ${route}`, `/v2/models/${route}/infer`, protocol);
 });
 
-const machine = `${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, Node ${process.version}`;
+const pinned = serverCpus === undefined ? '' : `, servers on cores ${serverCpus}`;
+const machine = `${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores${pinned}, Node ${process.version}`;
 console.log(
   `\n${machine}; ${connections} connections, ${durationS} s per cell; one digit per request; small and large: no batching across requests; small-batched: up to 64 per batch\n`,
 );
@@ -129,5 +135,5 @@ for (const r of rows)
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(
   values.out,
-  `${JSON.stringify({ machine, connections, durationS, at: new Date().toISOString(), rows }, null, 2)}\n`,
+  `${JSON.stringify({ machine, serverCpus, connections, durationS, at: new Date().toISOString(), rows }, null, 2)}\n`,
 );
