@@ -30,8 +30,9 @@ import { summarize } from './summary.js';
 import type { Protocol } from './v2-requests.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-/** Records kept per second of a closed loop: above any rate one server process reaches here. */
-const MAX_CLOSED_RATE = 200_000;
+/** Requests a closed loop may send per second of --duration (above any one server's peak here), and in all. */
+const MAX_CLOSED_RATE = 100_000;
+const MAX_CLOSED_REQUESTS = 3_000_000;
 const { values } = parseArgs({
   options: {
     config: { type: 'string', default: join(ROOT, 'slogate.yaml') },
@@ -161,7 +162,7 @@ try {
       inputs: inputs[0] as RouteInputs,
       connections,
       durationS: seconds,
-      maxRequests: Math.ceil(seconds * MAX_CLOSED_RATE),
+      maxRequests: Math.min(MAX_CLOSED_REQUESTS, Math.ceil(seconds * MAX_CLOSED_RATE)),
       deadlineMs: routeConfig.slo.p99Ms,
       timeoutMs: 5000,
     });
