@@ -39,8 +39,8 @@ interface Lanes {
   readonly durationS: number;
   readonly maxRequests: number;
   readonly timeoutMs: number;
-  /** Called as request number `n` (body `k`) leaves; returns what its answer is handed back with. */
-  sent(n: number, k: number, atMs: number): number;
+  /** Called as a request (body `k`) leaves, `atMs` after the start; returns what its answer is handed back with. */
+  sent(k: number, atMs: number): number;
   answered(token: number, response: Http1Response, latencyMs: number): void;
   failed(token: number, kind: Http1Failure): void;
 }
@@ -64,8 +64,8 @@ async function runLanes(o: Lanes): Promise<number> {
           if (--live === 0) done();
           return;
         }
-        const k = sent % o.requests.length;
-        const token = o.sent(sent++, k, now - t0);
+        const k = sent++ % o.requests.length;
+        const token = o.sent(k, now - t0);
         pool.dispatch(o.requests[k] as Buffer, {
           onResponse: (response) => {
             o.answered(token, response, performance.now() - now);
@@ -170,7 +170,7 @@ export async function closedLoopRecorded(o: RecordedClosedLoopOptions): Promise<
       durationS: o.durationS,
       maxRequests: o.maxRequests,
       timeoutMs: o.timeoutMs,
-      sent: (_n, k, atMs) => {
+      sent: (k, atMs) => {
         const i = rec.push(atMs, 0, o.deadlineMs);
         if (i >= 0) labels[i] = o.inputs.labels[k] ?? -1;
         return i;
