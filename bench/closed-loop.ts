@@ -9,7 +9,7 @@ import type { Http1Response } from './http1-response.js';
 import type { RouteInputs } from './inputs.js';
 import type { Progress } from './open-loop.js';
 import { CLIENT_CODES, RunRecords } from './records.js';
-import { readAnswer } from './v2-response.js';
+import { recordAnswer } from './v2-response.js';
 
 export interface ClosedLoopOptions {
   readonly url: string;
@@ -177,18 +177,8 @@ export async function closedLoopRecorded(o: RecordedClosedLoopOptions): Promise<
       },
       answered: (i, response, ms) => {
         if (i < 0) return;
-        const code = response.headers['x-slogate-error-code'];
-        if (response.status !== 200) {
-          errors++;
-          rec.answer(i, response.status, ms, code, undefined, -1);
-          return;
-        }
-        const hl = response.headers['inference-header-content-length'];
-        const answer = readAnswer(response.body, hl === undefined ? undefined : Number(hl), o.inputs.scoring);
-        const label = labels[i] ?? -1;
-        const correct = label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0;
-        rec.answer(i, 200, ms, code, answer.variant, correct);
-        live.record(ms);
+        if (recordAnswer(rec, i, response, ms, o.inputs.scoring, labels[i] ?? -1)) live.record(ms);
+        else errors++;
       },
       failed: (i, kind) => {
         errors++;

@@ -9,7 +9,7 @@ import type { RouteInputs } from './inputs.js';
 import { CLIENT_CODES, RunRecords } from './records.js';
 import type { Schedule } from './schedule.js';
 import type { V2Body } from './v2-requests.js';
-import { readAnswer } from './v2-response.js';
+import { recordAnswer } from './v2-response.js';
 
 export interface Progress {
   readonly elapsedS: number;
@@ -179,28 +179,8 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
         onResponse: (res) =>
           end(() => {
             const latency = performance.now() - t0 - at;
-            const code = res.headers['x-slogate-error-code'];
-            if (res.status !== 200) {
-              errors++;
-              rec.answer(i, res.status, latency, code, undefined, -1);
-              return;
-            }
-            const headerLength = res.headers['inference-header-content-length'];
-            const answer = readAnswer(
-              res.body,
-              headerLength === undefined ? undefined : Number(headerLength),
-              inp.scoring,
-            );
-            const label = inp.labels[k] as number;
-            rec.answer(
-              i,
-              200,
-              latency,
-              code,
-              answer.variant,
-              label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0,
-            );
-            live.record(latency);
+            if (recordAnswer(rec, i, res, latency, inp.scoring, inp.labels[k] as number)) live.record(latency);
+            else errors++;
           }),
         onError: (kind) =>
           end(() => {

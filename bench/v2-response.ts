@@ -1,6 +1,8 @@
 // Reads what bench scores from a V2 infer answer, JSON or binary tensor extension: the variant that served it
 // (`model_version`) and the predicted class, from a `label` output or, for servers without one, the argmax of the
 // first row of an output (the logits).
+import type { Http1Response } from './http1-response.js';
+import type { RunRecords } from './records.js';
 
 export interface Scoring {
   /** Output to read. */
@@ -95,4 +97,28 @@ function binaryValues(bytes: Buffer, datatype: string): number[] | undefined {
   const out: number[] = [];
   for (let o = 0; o + size <= bytes.byteLength; o += size) out.push(read(bytes, o));
   return out;
+}
+
+/**
+ * Records slot `i`'s answer: its status and error code and, for a 200, the variant and whether it was right (against
+ * `label`; -1 when unknown). True when the answer was a 200.
+ */
+export function recordAnswer(
+  rec: RunRecords,
+  i: number,
+  res: Http1Response,
+  latencyMs: number,
+  scoring: Scoring | undefined,
+  label: number,
+): boolean {
+  const code = res.headers['x-slogate-error-code'];
+  if (res.status !== 200) {
+    rec.answer(i, res.status, latencyMs, code, undefined, -1);
+    return false;
+  }
+  const headerLength = res.headers['inference-header-content-length'];
+  const answer = readAnswer(res.body, headerLength === undefined ? undefined : Number(headerLength), scoring);
+  const correct = label < 0 || answer.predicted === undefined ? -1 : answer.predicted === label ? 1 : 0;
+  rec.answer(i, 200, latencyMs, code, answer.variant, correct);
+  return true;
 }
