@@ -32,6 +32,8 @@ export interface GateQuery {
   readonly priority?: number | undefined;
   /** The request's `timeout` parameter in ms: tightens the deadline. */
   readonly timeoutMs?: number | undefined;
+  /** The caller's reading of the clock for this check (the gate reads it when absent). */
+  readonly nowMs?: number | undefined;
 }
 
 export interface Refused {
@@ -94,27 +96,33 @@ export class AdmissionGate implements Gate {
     const priority = q.priority === undefined ? r.config.priority : clientPriority(r.config, q.priority);
     const deadlineAtMs = deadlineOf(r, q.arrivalMs, q.timeoutMs);
     const exempt = q.pinned && r.config.pinnedAdmission === 'exempt';
-    const refusal = exempt ? undefined : this.#refusal(r, q.stage, deadlineAtMs, priority);
+    const nowMs = q.nowMs ?? this.#deps.clock.now();
+    const refusal = exempt ? undefined : this.#refusal(r, q.stage, deadlineAtMs, priority, nowMs);
     // Arrivals are requests that parsed, plus those refused before their body (demand the engine must still see):
     // a malformed body admitted before parsing never counts.
     if (q.stage !== 'before-body' || refusal !== undefined) {
       r.stats.arrive(q.arrivalMs);
-      this.#checkSurge(r);
+      this.#checkSurge(r, nowMs);
     }
     return refusal === undefined
       ? { admitted: true, deadlineAtMs, priority, useCache: true, clientTimeout: q.timeoutMs !== undefined }
       : { admitted: false, refusal };
   }
 
-  #refusal(r: RouteState, stage: GateStage, deadlineAtMs: number, priority: number): SlogateError | undefined {
+  #refusal(
+    r: RouteState,
+    stage: GateStage,
+    deadlineAtMs: number,
+    priority: number,
+    nowMs: number,
+  ): SlogateError | undefined {
     if (r.config.policy.kind !== 'adaptive') return undefined;
     const d = this.#deps.current(r.name);
     if (d === undefined) return undefined;
-    const nowMs = this.#deps.clock.now();
     // After the body: the client's priority, and the token the request takes now that it parsed.
     if (stage === 'after-body')
       return priorityRule(priority, this.underPressure) ?? tokenRule(d, this.#buckets.get(r.name), nowMs, false);
-    const fastest = this.#fastestMs(r, d);
+    const fastest = this.#fastestMs(r, d, nowMs);
     const rt = this.#deps.runtime;
     let backlog = rt.backlogMs();
     // EDF runs earlier deadlines first: only when the whole backlog looks too long, count what is really ahead.
@@ -134,12 +142,11 @@ export class AdmissionGate implements Gate {
   }
 
   /** Alarms on a surge of arrivals since the last tick (a few comparisons per request). */
-  #checkSurge(r: RouteState): void {
+  #checkSurge(r: RouteState, nowMs: number): void {
     const n = r.stats.rate.pending;
     if (n < SURGE_MIN_ARRIVALS || r.config.policy.kind !== 'adaptive') return;
     const d = this.#deps.current(r.name);
     if (d === undefined) return;
-    const nowMs = this.#deps.clock.now();
     const since = nowMs - r.stats.rate.lastSnapshotMs;
     if (!(since >= SURGE_MIN_MS)) return;
     const planned = this.#plannedRps.get(r.name) ?? Math.max(d.inputs.rateFast, d.inputs.rateSlow);
@@ -151,11 +158,12 @@ export class AdmissionGate implements Gate {
   }
 
   /** p99 of the fastest variant the decision may use, at batch 1, plus the recent gateway overhead. */
-  #fastestMs(r: RouteState, d: Decision): number {
+  #fastestMs(r: RouteState, d: Decision, nowMs: number): number {
     const rt = this.#deps.runtime;
+    const model = r.model.name;
     let best = Number.POSITIVE_INFINITY;
-    for (const s of d.variants) best = Math.min(best, rt.serviceMs(r.model.name, s.variant, 1, 'p99'));
-    if (d.fallbackVariant !== undefined) best = Math.min(best, rt.serviceMs(r.model.name, d.fallbackVariant, 1, 'p99'));
+    for (const s of d.variants) best = Math.min(best, rt.serviceMs(model, s.variant, 1, 'p99', nowMs));
+    if (d.fallbackVariant !== undefined) best = Math.min(best, rt.serviceMs(model, d.fallbackVariant, 1, 'p99', nowMs));
     // The overhead measured at the last tick: merging histogram windows per request would cost the hot path. Capped
     // at half the target: past that the gateway itself is the problem, which the engine's gateway-saturation rule
     // answers for inference only; here, event-loop time that other requests took would shed inference.

@@ -54,6 +54,8 @@ export interface InferCall {
   readonly rows: number;
   readonly outputs?: readonly string[] | undefined;
   readonly arrivalMs: number;
+  /** The caller's reading of the clock as it hands the call over (the router reads it when absent). */
+  readonly nowMs?: number | undefined;
   /** What the admission gate let in: the deadline and priority it goes with. */
   readonly admitted: Admitted;
   readonly signal?: CancelSignal | undefined;
@@ -157,20 +159,20 @@ export class Router {
       deadlineAtMs,
       overheadMs: overheadAfterRouteMs(r, nowMs),
       backlogMs: (beforeMs) => rt.backlogMs(beforeMs),
-      serviceMs: (variant, n) => rt.serviceMs(model, variant, n, 'p99'),
+      serviceMs: (variant, n) => rt.serviceMs(model, variant, n, 'p99', nowMs),
     });
   }
 
   /** The deadline of a request served best-effort (one it could never meet alone), or undefined to serve it as usual. */
-  #bestEffort(r: RouteState, variant: string, call: InferCall): number | undefined {
+  #bestEffort(r: RouteState, variant: string, call: InferCall, nowMs: number): number | undefined {
     const rt = this.#deps.runtime;
     const model = r.model.name;
     return bestEffortDeadline({
-      nowMs: this.#deps.clock.now(),
+      nowMs,
       deadlineAtMs: call.admitted.deadlineAtMs,
       // The model's own time: the gateway's overhead is a passing state of the host, not the request's.
-      idleMs: rt.serviceMs(model, variant, call.rows, 'p50'),
-      idleP99Ms: () => rt.serviceMs(model, variant, call.rows, 'p99') + cappedOverheadMs(r),
+      idleMs: rt.serviceMs(model, variant, call.rows, 'p50', nowMs),
+      idleP99Ms: () => rt.serviceMs(model, variant, call.rows, 'p99', nowMs) + cappedOverheadMs(r),
       clientTimeout: call.admitted.clientTimeout === true,
       backlogMs: () => rt.backlogMs(),
       p99Ms: r.config.slo.p99Ms,
@@ -181,7 +183,7 @@ export class Router {
   /** Sends an admitted request to the variant its route's decision (or its pinned version) names. */
   infer(call: InferCall): Promise<RoutedResult> {
     const r = this.route(call.route);
-    const nowMs = this.#deps.clock.now();
+    const nowMs = call.nowMs ?? this.#deps.clock.now();
     const routedMs = nowMs - call.arrivalMs;
     const { priority } = call.admitted;
     let { deadlineAtMs } = call.admitted;
@@ -199,7 +201,7 @@ export class Router {
       fallbackVariant = r.pickedFrom?.fallbackVariant;
       if (fallbackVariant !== undefined && !r.allowed.includes(fallbackVariant)) fallbackVariant = undefined;
     }
-    const bestEffortBy = this.#bestEffort(r, variant, call);
+    const bestEffortBy = this.#bestEffort(r, variant, call, nowMs);
     if (bestEffortBy !== undefined) {
       deadlineAtMs = bestEffortBy;
       fallbackVariant = undefined;

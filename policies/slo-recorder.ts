@@ -13,6 +13,8 @@ export interface Outcome {
   readonly statusCode: number;
   /** Arrival to answer (ms). */
   readonly totalMs: number;
+  /** When it ended, as the caller read the clock (the recorder reads it when absent). */
+  readonly atMs?: number | undefined;
   /** The variant that answered, or the one it was sent to. */
   readonly variant?: string | undefined;
   readonly errorCode?: string | undefined;
@@ -47,6 +49,7 @@ export class RouteSloRecorder implements SloRecorder {
   readonly #deps: RouteSloRecorderDeps;
   /** The metric cells of answered requests, by route, variant and revision (looked up once per label set). */
   readonly #answeredCells = new Map<string, AnsweredCells>();
+  #last: LastCells | undefined;
 
   constructor(deps: RouteSloRecorderDeps) {
     this.#deps = deps;
@@ -60,13 +63,13 @@ export class RouteSloRecorder implements SloRecorder {
       m.invalidRequests.labels(o.route).inc();
       return;
     }
-    const now = this.#deps.clock.now();
-    const v = o.variant === undefined ? 'none' : variantKey(r.model.name, o.variant);
+    const now = o.atMs ?? this.#deps.clock.now();
     const revision = o.result?.revision ?? 'active';
     if (o.statusCode === 200) {
-      this.#answered(r, o, now, this.#cells(o.route, v, revision));
+      this.#answered(r, o, now, this.#cells(o.route, r.model.name, o.variant, revision));
       return;
     }
+    const v = variantLabel(r.model.name, o.variant);
     m.requests.labels(o.route, v, `${Math.floor(o.statusCode / 100)}xx`, revision).inc();
     const outcome = o.errorCode === undefined ? 'missed' : (OUTCOME_BY_CODE[o.errorCode] ?? 'missed');
     m.sloRequests.labels(o.route, outcome).inc();
@@ -74,7 +77,18 @@ export class RouteSloRecorder implements SloRecorder {
     if (outcome === 'shed' || outcome === 'dropped') m.shed.labels(o.route, o.errorCode as string).inc();
   }
 
-  #cells(route: string, variant: string, revision: string): AnsweredCells {
+  /** The cells of the last label set are kept apart: consecutive answers nearly always share it. */
+  #cells(route: string, model: string, variantName: string | undefined, revision: string): AnsweredCells {
+    const last = this.#last;
+    if (
+      last !== undefined &&
+      last.route === route &&
+      last.model === model &&
+      last.variant === variantName &&
+      last.revision === revision
+    )
+      return last.cells;
+    const variant = variantLabel(model, variantName);
     const key = `${route}\u0000${variant}\u0000${revision}`;
     let c = this.#answeredCells.get(key);
     if (c === undefined) {
@@ -88,6 +102,7 @@ export class RouteSloRecorder implements SloRecorder {
       };
       this.#answeredCells.set(key, c);
     }
+    this.#last = { route, model, variant: variantName, revision, cells: c };
     return c;
   }
 
@@ -121,6 +136,18 @@ interface AnsweredCells {
   readonly met: CounterCell;
   readonly missed: CounterCell;
   readonly cost: CounterCell;
+}
+
+interface LastCells {
+  readonly route: string;
+  readonly model: string;
+  readonly variant: string | undefined;
+  readonly revision: string;
+  readonly cells: AnsweredCells;
+}
+
+function variantLabel(model: string, variant: string | undefined): string {
+  return variant === undefined ? 'none' : variantKey(model, variant);
 }
 
 const OUTCOME_BY_CODE: Readonly<Record<string, SloOutcome>> = {

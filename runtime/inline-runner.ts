@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as Ort from 'onnxruntime-node';
 import { SlogateError } from '../core/errors.js';
+import { PairMap } from '../core/pair-map.js';
 import type { BatchOutcome, BatchTask } from './replica.js';
 import type { Outputs } from './worker/ort-direct.js';
 
@@ -20,6 +21,8 @@ interface InlineSession {
 }
 
 interface Entry {
+  readonly model: string;
+  readonly variant: string;
   readonly path: string;
   session?: InlineSession;
   /** Batches running on it now: a replaced session is released after its last one. */
@@ -32,7 +35,7 @@ export class InlineRunner {
   readonly maxMs: number;
   /** Batches run inline so far. */
   batches = 0;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new PairMap<Entry>();
   #ort: Promise<OrtModule> | undefined;
   #closed = false;
 
@@ -44,16 +47,15 @@ export class InlineRunner {
   accepts(task: BatchTask, path: string): boolean {
     if (this.#closed || task.revision !== undefined || task.expectedMs === undefined || task.expectedMs > this.maxMs)
       return false;
-    const key = `${task.model}\u0000${task.variant}`;
-    const entry = this.#entries.get(key);
+    const entry = this.#entries.get(task.model, task.variant);
     if (entry?.path === path) return entry.session !== undefined;
-    if (entry !== undefined) this.#retire(key, entry);
-    this.#load(key, path);
+    if (entry !== undefined) this.#retire(entry);
+    this.#load(task.model, task.variant, path);
     return false;
   }
 
   async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
-    const entry = this.#entries.get(`${task.model}\u0000${task.variant}`) as Entry & { session: InlineSession };
+    const entry = this.#entries.get(task.model, task.variant) as Entry & { session: InlineSession };
     // Counted before any await: a session retired meanwhile is released only after this run.
     entry.runs++;
     try {
@@ -79,9 +81,9 @@ export class InlineRunner {
     }
   }
 
-  #load(key: string, path: string): void {
-    const entry: Entry = { path, runs: 0, retired: false };
-    this.#entries.set(key, entry);
+  #load(model: string, variant: string, path: string): void {
+    const entry: Entry = { model, variant, path, runs: 0, retired: false };
+    this.#entries.set(model, variant, entry);
     this.#ort ??= Promise.all([
       import('./worker/ort-tensors.js'),
       import('./worker/ort-direct.js'),
@@ -89,7 +91,7 @@ export class InlineRunner {
     ]).then(([t, d, ort]) => ({ ...t, ...d, ort }));
     void this.#ort.then(openSession.bind(null, path)).then(
       (session) => {
-        if (this.#entries.get(key) === entry && !this.#closed) entry.session = session;
+        if (this.#entries.get(model, variant) === entry && !this.#closed) entry.session = session;
         else session.release();
       },
       // A file the main thread cannot load stays on the worker, which reports its own errors.
@@ -97,8 +99,8 @@ export class InlineRunner {
     );
   }
 
-  #retire(key: string, entry: Entry): void {
-    this.#entries.delete(key);
+  #retire(entry: Entry): void {
+    this.#entries.delete(entry.model, entry.variant);
     entry.retired = true;
     if (entry.runs === 0) entry.session?.release();
   }
@@ -106,7 +108,7 @@ export class InlineRunner {
   /** Releases every session; nothing runs inline after. */
   close(): void {
     this.#closed = true;
-    for (const [key, entry] of this.#entries) this.#retire(key, entry);
+    for (const entry of [...this.#entries.values()]) this.#retire(entry);
   }
 }
 

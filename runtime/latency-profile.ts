@@ -2,6 +2,7 @@
 // real batches take to what the sweep predicted (slowdowns from contention or a noisy neighbour show up here).
 // Online evidence ages out: a variant that stops being used (because a stall made it look slow) returns to its sweep
 // after MAX_AGE_MS instead of carrying one bad second forever.
+import { PairMap } from '../core/pair-map.js';
 import { selectKth } from '../core/select.js';
 
 export interface ProfilePoint {
@@ -169,8 +170,8 @@ function clamp(v: number, lo: number, hi: number): number {
 }
 
 export class LatencyProfiles {
-  /** By model, then variant: every estimate looks one up, and nested maps spare it building a `model/variant` key. */
-  readonly #profiles = new Map<string, Map<string, VariantProfile>>();
+  /** By model and variant: every estimate looks one up. */
+  readonly #profiles = new PairMap<VariantProfile>();
   /**
    * Typical cost of the hop to a replica and back (ms) with an idle main thread, measured by the start-up sweep:
    * added to a replica's reported busy time to get the service time profiles model.
@@ -191,16 +192,12 @@ export class LatencyProfiles {
   }
 
   #get(model: string, variant: string): VariantProfile {
-    let byVariant = this.#profiles.get(model);
-    if (byVariant === undefined) {
-      byVariant = new Map();
-      this.#profiles.set(model, byVariant);
-    }
-    let p = byVariant.get(variant);
-    if (p === undefined) {
-      p = new VariantProfile(model, variant);
-      byVariant.set(variant, p);
-    }
+    return this.#profiles.get(model, variant) ?? this.#add(model, variant);
+  }
+
+  #add(model: string, variant: string): VariantProfile {
+    const p = new VariantProfile(model, variant);
+    this.#profiles.set(model, variant, p);
     return p;
   }
 
@@ -213,20 +210,23 @@ export class LatencyProfiles {
 
   /** Another revision now serves the variant: its points replace the old ones, whose observed correction is forgotten. */
   replacePoints(model: string, variant: string, points: readonly ProfilePoint[]): void {
-    this.#profiles.get(model)?.delete(variant);
+    this.#profiles.delete(model, variant);
     this.setPoints(model, variant, points);
   }
 
-  hasPoints(model: string, variant: string): boolean {
+  hasPoints(model: string, variant: string, nowMs?: number): boolean {
     const p = this.#get(model, variant);
-    p.refresh(this.#now());
+    p.refresh(nowMs ?? this.#now());
     return p.points.length > 0;
   }
 
-  /** Estimated service time of a batch of `rows` rows, corrected by recent observations. */
-  serviceMs(model: string, variant: string, rows: number, q: Quantile = 'p99'): number {
+  /**
+   * Estimated service time of a batch of `rows` rows, corrected by recent observations. `nowMs`: the caller's reading
+   * of the clock, when it has one (the request path asks for several estimates per request).
+   */
+  serviceMs(model: string, variant: string, rows: number, q: Quantile = 'p99', nowMs?: number): number {
     const p = this.#get(model, variant);
-    p.refresh(this.#now());
+    p.refresh(nowMs ?? this.#now());
     const b = p.base(rows, q);
     if (Number.isNaN(b)) return this.defaultMsPerRow * Math.max(1, rows) * (q === 'p99' ? 2 : 1);
     if (q === 'p50') return b * p.k50;
@@ -269,12 +269,11 @@ export class LatencyProfiles {
 
   snapshot(): VariantProfileSnapshot[] {
     const out: VariantProfileSnapshot[] = [];
-    for (const byVariant of this.#profiles.values())
-      for (const p of byVariant.values()) {
-        p.refresh(this.#now());
-        const correction = { p50: p.k50, p99: p.k99, samples: p.ratios.size };
-        out.push({ model: p.model, variant: p.variant, points: p.points, correction });
-      }
+    for (const p of this.#profiles.values()) {
+      p.refresh(this.#now());
+      const correction = { p50: p.k50, p99: p.k99, samples: p.ratios.size };
+      out.push({ model: p.model, variant: p.variant, points: p.points, correction });
+    }
     return out;
   }
 }

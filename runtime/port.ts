@@ -21,8 +21,8 @@ export interface RuntimePort {
    * whose deadline is not later (EDF runs those first).
    */
   backlogMs(beforeMs?: number): number;
-  /** Corrected service-time estimate of one batch (ms). */
-  serviceMs(model: string, variant: string, rows: number, q: Quantile): number;
+  /** Corrected service-time estimate of one batch (ms); `nowMs`: the caller's reading of the clock, if it has one. */
+  serviceMs(model: string, variant: string, rows: number, q: Quantile, nowMs?: number): number;
   /** Corrected service times for 1..maxRows rows (the engine's planning table). */
   serviceTable(model: string, variant: string, maxRows: number): ServiceTable;
   queueStats(): VariantQueueStats[];

@@ -389,7 +389,7 @@ export class Runtime implements RuntimePort {
     if (!this.#deps.config.runtime.refuseUnreachable) return undefined;
     if (req.fallbackVariant !== undefined || !Number.isFinite(req.deadlineAtMs)) return undefined;
     const now = this.#deps.clock.now();
-    const svcMs = this.profiles.serviceMs(req.model, req.variant, req.rows, 'p50');
+    const svcMs = this.profiles.serviceMs(req.model, req.variant, req.rows, 'p50', now);
     if (!(now + this.scheduler.backlogMs() + svcMs > req.deadlineAtMs)) return undefined;
     // EDF runs earlier deadlines first: count only the work really ahead before refusing.
     const aheadMs = this.scheduler.backlogMs(req.deadlineAtMs);
@@ -424,8 +424,8 @@ export class Runtime implements RuntimePort {
     return this.scheduler.backlogMs(beforeMs);
   }
 
-  serviceMs(model: string, variant: string, rows: number, q: Quantile): number {
-    return this.profiles.serviceMs(model, variant, rows, q);
+  serviceMs(model: string, variant: string, rows: number, q: Quantile, nowMs?: number): number {
+    return this.profiles.serviceMs(model, variant, rows, q, nowMs);
   }
 
   serviceTable(model: string, variant: string, maxRows: number): ServiceTable {

@@ -4,6 +4,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SlogateError, toSlogateError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { PairMap } from '../core/pair-map.js';
 import type { TraceSpan, TracingHooks } from '../core/tracing.js';
 import type { Tensor, TensorStorage } from '../core/types.js';
 import { variantKey } from '../core/types.js';
@@ -127,7 +128,10 @@ export class Scheduler {
   readonly #batchTimeout: BatchTimeoutKnobs | undefined;
   readonly #split: TrafficSplit | undefined;
   readonly #shadowGate = new ShadowGate();
+  /** Every variant's queue, by `model/variant` (iterated on every pump). */
   readonly #queues = new Map<string, VariantQueue>();
+  /** The same queues by model and variant, for lookups per request. */
+  readonly #byName = new PairMap<VariantQueue>();
   #seq = 0;
   #timer: TimerHandle | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -153,7 +157,9 @@ export class Scheduler {
   }
 
   addVariant(model: string, variant: string, knobs: BatchKnobs, batchable: boolean): void {
-    this.#queues.set(variantKey(model, variant), new VariantQueue(model, variant, knobs, batchable));
+    const vq = new VariantQueue(model, variant, knobs, batchable);
+    this.#queues.set(variantKey(model, variant), vq);
+    this.#byName.set(model, variant, vq);
   }
 
   /**
@@ -161,7 +167,7 @@ export class Scheduler {
    * then forgets it. Requests still queued at the timeout are refused with SLOGATE_ERR_VARIANT_REMOVED.
    */
   async removeVariant(model: string, variant: string, timeoutMs: number): Promise<boolean> {
-    const vq = this.#queues.get(variantKey(model, variant));
+    const vq = this.#byName.get(model, variant);
     if (vq === undefined) return true;
     vq.closing = true;
     this.pump();
@@ -176,7 +182,10 @@ export class Scheduler {
         new SlogateError('SLOGATE_ERR_VARIANT_REMOVED', `${model}/${variant} was removed before this request ran`),
       );
     }
-    if (this.#queues.get(variantKey(model, variant)) === vq) this.#queues.delete(variantKey(model, variant));
+    if (this.#byName.get(model, variant) === vq) {
+      this.#queues.delete(variantKey(model, variant));
+      this.#byName.delete(model, variant);
+    }
     return drained;
   }
 
@@ -191,7 +200,7 @@ export class Scheduler {
   }
 
   #queue(model: string, variant: string): VariantQueue {
-    const q = this.#queues.get(variantKey(model, variant));
+    const q = this.#byName.get(model, variant);
     if (q === undefined) throw new SlogateError('SLOGATE_ERR_VARIANT_NOT_FOUND', `no variant ${model}/${variant}`);
     return q;
   }
@@ -202,8 +211,8 @@ export class Scheduler {
    * built on the old choice is not left to miss its deadlines. Returns how many moved.
    */
   migrate(model: string, from: string, to: string, tag: string, fraction: number): number {
-    const src = this.#queues.get(variantKey(model, from));
-    const dst = this.#queues.get(variantKey(model, to));
+    const src = this.#byName.get(model, from);
+    const dst = this.#byName.get(model, to);
     if (src === undefined || dst === undefined || dst.closing || src === dst || fraction <= 0) return 0;
     const mine = src.queue.values().filter((p) => p.req.tag === tag && p.req.pinned !== true);
     const n = Math.min(mine.length, Math.ceil(mine.length * Math.min(1, fraction)));
@@ -263,7 +272,8 @@ export class Scheduler {
   /** Enqueues a request; resolves with its outputs, rejects with a SlogateError. */
   submit(req: SubmitRequest): Promise<SubmitResult> {
     const vq = this.#queue(req.model, req.variant);
-    if (this.#split !== undefined) this.#shadowGate.noteArrival(this.#clock.now());
+    const now = this.#clock.now();
+    if (this.#split !== undefined) this.#shadowGate.noteArrival(now);
     if (vq.closing)
       return Promise.reject(
         new SlogateError('SLOGATE_ERR_VARIANT_REMOVED', `${req.model}/${req.variant} is being removed`, {
@@ -297,7 +307,7 @@ export class Scheduler {
         seq: this.#seq++,
         rows: req.rows,
         heapIndex: -1,
-        enqueuedMs: this.#clock.now(),
+        enqueuedMs: now,
         resolve,
         reject,
         onAbort: undefined,
@@ -385,7 +395,7 @@ export class Scheduler {
       for (const vq of this.#queues.values()) {
         const head = vq.queue.peek();
         if (head === undefined) continue;
-        const svc = (rows: number) => this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99');
+        const svc = (rows: number) => this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99', now);
         const plan = planBatch(
           queueState(vq, head),
           vq.batchable ? vq.knobs : { maxBatch: head.rows, maxQueueDelayMs: 0 },
@@ -411,7 +421,10 @@ export class Scheduler {
     for (const vq of this.#queues.values()) {
       const head = vq.queue.peek();
       if (head !== undefined)
-        wakeAt = Math.min(wakeAt, head.deadlineAtMs - this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50'));
+        wakeAt = Math.min(
+          wakeAt,
+          head.deadlineAtMs - this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50', now),
+        );
     }
     this.#arm(wakeAt, now);
     this.#notifyIdle();
@@ -437,15 +450,15 @@ export class Scheduler {
     for (;;) {
       const head = vq.queue.peek();
       if (head === undefined) return;
-      const alone = this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50');
+      const alone = this.#profiles.serviceMs(vq.model, vq.variant, head.rows, 'p50', now);
       if (now + alone <= head.deadlineAtMs) return;
       vq.queue.shift();
       const fb = head.req.fallbackVariant;
-      const fq = fb === undefined || fb === vq.variant ? undefined : this.#queues.get(variantKey(vq.model, fb));
+      const fq = fb === undefined || fb === vq.variant ? undefined : this.#byName.get(vq.model, fb);
       if (
         fq !== undefined &&
         !fq.closing &&
-        now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50') <= head.deadlineAtMs
+        now + this.#profiles.serviceMs(fq.model, fq.variant, head.rows, 'p50', now) <= head.deadlineAtMs
       ) {
         fq.queue.push(head);
         this.#events.onMove?.(vq.model, vq.variant, fq.variant, 'deadline', 1);
@@ -506,9 +519,10 @@ export class Scheduler {
    * a variant not yet profiled, and withheld during a rollout, whose evidence compares revisions on the same path.
    */
   #expectedComputeMs(vq: VariantQueue, rows: number): number | undefined {
-    if (!this.#profiles.hasPoints(vq.model, vq.variant) || this.#split?.get(vq.model, vq.variant) !== undefined)
+    const now = this.#clock.now();
+    if (!this.#profiles.hasPoints(vq.model, vq.variant, now) || this.#split?.get(vq.model, vq.variant) !== undefined)
       return undefined;
-    return Math.max(0, this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p50') - this.#profiles.hopMs);
+    return Math.max(0, this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p50', now) - this.#profiles.hopMs);
   }
 
   #dispatch(vq: VariantQueue, rows: number, now: number): void {
@@ -704,8 +718,9 @@ export class Scheduler {
         const batch = current();
         const rows = batch.reduce((n, p) => n + p.rows, 0);
         const latestDeadlineAtMs = batch.reduce((t, p) => Math.max(t, p.deadlineAtMs), Number.NEGATIVE_INFINITY);
-        const p99Ms = this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99');
-        return batchTimeoutMs({ nowMs: this.#clock.now(), latestDeadlineAtMs, p99Ms }, knobs);
+        const nowMs = this.#clock.now();
+        const p99Ms = this.#profiles.serviceMs(vq.model, vq.variant, rows, 'p99', nowMs);
+        return batchTimeoutMs({ nowMs, latestDeadlineAtMs, p99Ms }, knobs);
       },
       beforeRetry: (fault: ReplicaFault) => {
         if (!(fault instanceof BatchTimeoutFault)) return true;

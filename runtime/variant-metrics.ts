@@ -2,6 +2,7 @@
 // and its hash on the request path.
 import type { CounterCell, HistogramCell } from '../core/metric-cells.js';
 import type { Metrics } from '../core/metrics.js';
+import { PairMap } from '../core/pair-map.js';
 import { variantKey } from '../core/types.js';
 
 export interface VariantCells {
@@ -13,30 +14,26 @@ export interface VariantCells {
 
 export class VariantMetrics {
   readonly #metrics: Metrics;
-  readonly #byModel = new Map<string, Map<string, VariantCells>>();
+  readonly #cells = new PairMap<VariantCells>();
 
   constructor(metrics: Metrics) {
     this.#metrics = metrics;
   }
 
   of(model: string, variant: string): VariantCells {
-    let byVariant = this.#byModel.get(model);
-    if (byVariant === undefined) {
-      byVariant = new Map();
-      this.#byModel.set(model, byVariant);
-    }
-    let cells = byVariant.get(variant);
-    if (cells === undefined) {
-      const labels = { variant: variantKey(model, variant) };
-      const m = this.#metrics;
-      cells = {
-        queue: m.queueDurationCells.cell(labels),
-        infer: m.inferenceDurationCells.cell(labels),
-        batch: m.batchSizeCells.cell(labels),
-        inline: m.inlineBatchCells.cell(labels),
-      };
-      byVariant.set(variant, cells);
-    }
+    return this.#cells.get(model, variant) ?? this.#add(model, variant);
+  }
+
+  #add(model: string, variant: string): VariantCells {
+    const labels = { variant: variantKey(model, variant) };
+    const m = this.#metrics;
+    const cells = {
+      queue: m.queueDurationCells.cell(labels),
+      infer: m.inferenceDurationCells.cell(labels),
+      batch: m.batchSizeCells.cell(labels),
+      inline: m.inlineBatchCells.cell(labels),
+    };
+    this.#cells.set(model, variant, cells);
     return cells;
   }
 }

@@ -18,6 +18,7 @@ import {
   RequestPlans,
 } from './codec.js';
 import type { RequestHold } from './request-hold.js';
+import { serverTiming } from './server-timing.js';
 
 /** Who lets a request in, who records how it ended, and whether it shows in the request log and traces. */
 export interface RequestPath {
@@ -92,7 +93,8 @@ export class InferService {
     const route = routeName === undefined ? undefined : this.#router.routes.get(routeName);
     if (route === undefined) return undefined;
     const { gate, recorder } = this.#requestPath();
-    const admission = gate.check({ route, arrivalMs, stage: 'before-body', pinned });
+    // The request has just arrived: its arrival is the check's now.
+    const admission = gate.check({ route, arrivalMs, stage: 'before-body', pinned, nowMs: arrivalMs });
     if (admission.admitted) return undefined;
     const refusal = admission.refusal;
     recorder.record({
@@ -108,7 +110,7 @@ export class InferService {
   async infer(call: InferCall): Promise<InferAnswer | SlogateError> {
     let variant: string | undefined;
     try {
-      const { parsed, admission } = this.#parseAndAdmit(call);
+      const { parsed, admission, nowMs } = this.#parseAndAdmit(call);
       // Not an AbortController: see ClientGone (a per-request EventTarget ends up in the old generation).
       const gone = new ClientGone();
       call.hold.watch(gone);
@@ -121,6 +123,7 @@ export class InferService {
           rows: parsed.rows,
           outputs: parsed.outputs?.map((o) => o.name),
           arrivalMs: call.arrivalMs,
+          nowMs,
           admitted: admission,
           signal: gone,
         });
@@ -142,8 +145,11 @@ export class InferService {
     }
   }
 
-  /** The body parsed into tensors, its rows and parameters checked, and admission after the body (throws refusals). */
-  #parseAndAdmit(call: InferCall): { parsed: ParsedInferRequest; admission: Admitted } {
+  /**
+   * The body parsed into tensors, its rows and parameters checked, and admission after the body (throws refusals);
+   * `nowMs` is the clock read for that admission, which the router goes on with.
+   */
+  #parseAndAdmit(call: InferCall): { parsed: ParsedInferRequest; admission: Admitted; nowMs: number } {
     const { routeName, version } = call;
     const route = this.#router.route(routeName);
     if (version !== undefined && !route.allowed.includes(version))
@@ -161,6 +167,7 @@ export class InferService {
       );
     }
     const { timeoutMs, priority } = scheduleParameters(parsed.parameters);
+    const nowMs = this.#clock.now();
     const admission = this.#requestPath().gate.check({
       route,
       arrivalMs: call.arrivalMs,
@@ -168,9 +175,10 @@ export class InferService {
       pinned: version !== undefined,
       priority,
       timeoutMs,
+      nowMs,
     });
     if (!admission.admitted) throw admission.refusal;
-    return { parsed, admission };
+    return { parsed, admission, nowMs };
   }
 
   /** The served request's encoded answer, with Server-Timing; its outcome recorded. */
@@ -188,18 +196,20 @@ export class InferService {
       flags,
       bestEffort ? { slogate_best_effort: true } : undefined,
     );
-    const totalMs = this.#clock.now() - call.arrivalMs;
-    const serverTiming = `queue;dur=${result.queueMs.toFixed(3)}, infer;dur=${result.inferMs.toFixed(3)}, total;dur=${totalMs.toFixed(3)}${bestEffort ? ', best-effort' : ''}`;
+    const atMs = this.#clock.now();
+    const totalMs = atMs - call.arrivalMs;
+    const timing = serverTiming(result.queueMs, result.inferMs, totalMs, bestEffort);
     this.#requestPath().recorder.record({
       route: call.routeName,
       variant: result.variant,
       statusCode: 200,
       totalMs,
+      atMs,
       result,
       bestEffort,
     });
     const contentType = encoded.jsonLength === undefined ? JSON_TYPE : BINARY_TYPE;
-    return { body: encoded.body, contentType, jsonLength: encoded.jsonLength, serverTiming };
+    return { body: encoded.body, contentType, jsonLength: encoded.jsonLength, serverTiming: timing };
   }
 
   /** Records a request that failed before its handler ran (a body too large, a broken media type). */

@@ -185,6 +185,15 @@ describe('admission gate: the rules, in order, and their Retry-After', () => {
     assert.ok(s.check({ arrivalMs: s.clock.now() }).admitted, 'one token after 100 ms');
   });
 
+  test("the caller's reading of the clock, when given, is the check's now", () => {
+    const s = setup();
+    s.publish(decision('r', { large: 1 }, { admissionRps: 10 }));
+    for (let i = 0; i < 4; i++) assert.ok(s.check().admitted);
+    assert.ok(!s.check({ arrivalMs: NOW + 99, nowMs: NOW + 99 }).admitted, '0.99 of a token at the time given');
+    const later = { arrivalMs: NOW + 100, nowMs: NOW + 100 };
+    assert.ok(s.check(later).admitted, 'one token 100 ms on, though the gate clock stands still');
+  });
+
   test('an unlimited decision removes the token bucket', () => {
     const s = setup();
     s.publish(decision('r', { large: 1 }, { admissionRps: 1 }));

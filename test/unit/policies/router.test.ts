@@ -107,6 +107,14 @@ describe('router: which variant an admitted request goes to', () => {
     assert.deepEqual([n('large'), n('medium')], [2, 6]);
   });
 
+  test("the time before routing is counted from the caller's reading of the clock when it gives one", async () => {
+    const { router, clock, decisions } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
+    decisions.set('r', decision('r', { large: 1 }));
+    clock.advance(3);
+    assert.equal((await router.infer(call('r'))).routedMs, 3, 'its own clock');
+    assert.equal((await router.infer({ ...call('r'), nowMs: 1007 })).routedMs, 7, 'the time given');
+  });
+
   test('a new decision is picked up at the next request', async () => {
     const { router, runtime, decisions } = setup({ r: { model: 'm', slo: { p99Ms: 50 } } });
     decisions.set('r', decision('r', { large: 1 }));

@@ -127,6 +127,32 @@ describe('SLO recorder: one outcome per request', () => {
     assert.deepEqual(s.late, []);
   });
 
+  test('answers alternating variants and revisions are each counted under their own labels', async () => {
+    const s = setup();
+    const sequence: [string | undefined, 'candidate' | undefined][] = [
+      ['large', undefined],
+      ['large', undefined],
+      ['small', undefined],
+      ['large', 'candidate'],
+      ['large', undefined],
+      ['small', 'candidate'],
+      [undefined, undefined],
+      ['large', undefined],
+    ];
+    for (const [variant, revision] of sequence)
+      s.recorder.record({ route: 'r', statusCode: 200, totalMs: 10, variant, result: { ...result, revision } });
+    const want = new Map<string, number>();
+    for (const [variant, revision] of sequence) {
+      const key = `${variant === undefined ? 'none' : `m/${variant}`} ${revision ?? 'active'}`;
+      want.set(key, (want.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of want) {
+      const [variant, revision] = key.split(' ') as [string, string];
+      assert.equal(await s.count('requests', { route: 'r', variant, revision, code: '2xx' }), n, key);
+    }
+    assert.equal(await s.count('requests', {}), sequence.length);
+  });
+
   test('NO_RECORDS records nothing', async () => {
     const s = setup();
     NO_RECORDS.record({ route: 'r', statusCode: 200, totalMs: 10, variant: 'large', result });

@@ -77,6 +77,15 @@ test('online evidence ages out: a variant nobody uses returns to its sweep after
   assert.equal(p.serviceMs('m', 'v', 1, 'p99'), 2);
 });
 
+test("a caller's reading of the clock stands in for the profile's own", () => {
+  const p = new LatencyProfiles({ now: () => 0 });
+  p.setPoints('m', 'v', points);
+  for (let i = 0; i < 64; i++) p.observe('m', 'v', 1, 8);
+  assert.equal(p.serviceMs('m', 'v', 1, 'p50', MAX_AGE_MS / 2), 4, 'still fresh at the time given');
+  assert.equal(p.hasPoints('m', 'v', MAX_AGE_MS + 1), true);
+  assert.equal(p.serviceMs('m', 'v', 1, 'p50', MAX_AGE_MS + 1), 1, 'aged out at the time given');
+});
+
 test('two stalls among hundreds of batches do not become the p99', () => {
   let now = 0;
   const p = new LatencyProfiles({ now: () => now });
