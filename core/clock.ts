@@ -2,7 +2,9 @@
 // performance comes from its module: the global one is a lazy accessor, run on every read.
 import { performance } from 'node:perf_hooks';
 
-export type TimerHandle = { readonly id: number };
+declare const timerHandle: unique symbol;
+/** What setTimer answers, for clearTimer: opaque, since each clock keeps timers of its own kind. */
+export type TimerHandle = { readonly [timerHandle]: true };
 
 export interface Clock {
   /** Monotonic milliseconds (fractional). Only differences are meaningful. */
@@ -17,11 +19,8 @@ export interface Clock {
   afterTurn?(fn: () => void): void;
 }
 
-/** The real clock: performance.now() and unref'd timers. */
+/** The real clock: performance.now() and unref'd timers (the handle is Node's own timer, nothing kept beside it). */
 export class SystemClock implements Clock {
-  #next = 1;
-  readonly #timers = new Map<number, NodeJS.Timeout>();
-
   now(): number {
     return performance.now();
   }
@@ -31,25 +30,13 @@ export class SystemClock implements Clock {
   }
 
   setTimer(fn: () => void, delayMs: number): TimerHandle {
-    const id = this.#next++;
-    const t = setTimeout(
-      () => {
-        this.#timers.delete(id);
-        fn();
-      },
-      Math.max(0, delayMs),
-    );
+    const t = setTimeout(fn, Math.max(0, delayMs));
     t.unref();
-    this.#timers.set(id, t);
-    return { id };
+    return t as unknown as TimerHandle;
   }
 
   clearTimer(handle: TimerHandle): void {
-    const t = this.#timers.get(handle.id);
-    if (t !== undefined) {
-      clearTimeout(t);
-      this.#timers.delete(handle.id);
-    }
+    clearTimeout(handle as unknown as NodeJS.Timeout);
   }
 }
 
@@ -70,11 +57,11 @@ export class ManualClock implements Clock {
   setTimer(fn: () => void, delayMs: number): TimerHandle {
     const id = this.#next++;
     this.#timers.set(id, { atMs: this.#nowMs + Math.max(0, delayMs), seq: id, fn });
-    return { id };
+    return { id } as unknown as TimerHandle;
   }
 
   clearTimer(handle: TimerHandle): void {
-    this.#timers.delete(handle.id);
+    this.#timers.delete((handle as unknown as { id: number }).id);
   }
 
   /** Number of timers not yet fired. */

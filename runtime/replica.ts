@@ -19,6 +19,7 @@ import type {
   WorkerVariant,
 } from './worker/messages.js';
 import { WorkerChannel } from './worker-channel.js';
+import { postedInputs } from './worker-inputs.js';
 
 /** suspect: answers its health check but let a batch pass its timeout; it gets no batches until a probe passes. */
 export type ReplicaState = 'pending' | 'ready' | 'suspect' | 'down' | 'closed';
@@ -279,22 +280,10 @@ export class LocalReplica implements Replica {
     if (pool === undefined || this.#state !== 'ready')
       throw new ReplicaFault(this.id, `replica ${this.id} is ${this.#state}`);
     if (this.#runsInline(task)) return this.#runInline(task);
-    const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs: task.inputs };
+    const { inputs, transferList } = postedInputs(task.inputs, task.transfer);
+    const msg: RunTask = { kind: 'run', model: task.model, variant: task.variant, inputs };
     if (task.outputs !== undefined) msg.outputs = task.outputs;
     if (task.revision !== undefined) msg.revision = task.revision;
-    const transferList: ArrayBuffer[] = [];
-    for (const t of task.transfer ? task.inputs : []) {
-      if (!Array.isArray(t.data)) {
-        const d = t.data as Float32Array;
-        if (
-          d.byteOffset === 0 &&
-          d.byteLength === d.buffer.byteLength &&
-          d.buffer instanceof ArrayBuffer &&
-          !transferList.includes(d.buffer)
-        )
-          transferList.push(d.buffer);
-      }
-    }
     const channel = this.#channels.get(pool);
     this.#outstanding++;
     let r: WorkerResult;

@@ -556,7 +556,7 @@ export class Scheduler {
           data,
         };
       });
-      // Stacked buffers are fresh copies: they may move to the worker. A lone request's buffers must stay for a retry.
+      // Stacked buffers belong to this batch alone: they may move to the worker. A lone request's must stay for a retry.
       return {
         model: vq.model,
         variant: vq.variant,

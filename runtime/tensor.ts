@@ -4,6 +4,7 @@ import { describeValue } from '../core/describe-value.js';
 import { SlogateError } from '../core/errors.js';
 import type { NumericArray, Tensor, TensorSpec, TensorStorage, V2Datatype } from '../core/types.js';
 import { V2_DATATYPES } from '../core/types.js';
+import { MAX_SLAB_TENSOR_BYTES, slabArray } from './slab.js';
 
 export const ELEMENT_BYTES: Readonly<Record<V2Datatype, number>> = {
   BOOL: 1,
@@ -426,43 +427,15 @@ export function parseBytesElements(name: string, bytes: Uint8Array, n: number): 
 }
 
 /**
- * The bytes copied out of the request body into a typed array of `dt`. The copy comes from Node's buffer pool: a
- * small tensor takes a slice of a shared slab (8-byte aligned) instead of an ArrayBuffer of its own, whose allocation
- * costs more than the copy. Such a slice never owns its whole buffer, so it is copied, never moved, to a worker.
+ * The bytes copied out of the request body into a typed array of `dt`: the body's bytes need not be aligned for it.
+ * A small tensor's copy lies in a shared slab (runtime/slab.ts).
  */
 function viewAs(dt: V2Datatype, bytes: Uint8Array): NumericArray {
   const n = bytes.byteLength;
-  const copy = Buffer.allocUnsafe(n);
-  copy.set(bytes);
-  const b = copy.buffer;
-  const o = copy.byteOffset;
-  switch (dt) {
-    case 'BOOL':
-    case 'UINT8':
-      return new Uint8Array(b, o, n);
-    case 'INT8':
-      return new Int8Array(b, o, n);
-    case 'UINT16':
-    case 'FP16':
-    case 'BF16':
-      return new Uint16Array(b, o, n / 2);
-    case 'INT16':
-      return new Int16Array(b, o, n / 2);
-    case 'UINT32':
-      return new Uint32Array(b, o, n / 4);
-    case 'INT32':
-      return new Int32Array(b, o, n / 4);
-    case 'UINT64':
-      return new BigUint64Array(b, o, n / 8);
-    case 'INT64':
-      return new BigInt64Array(b, o, n / 8);
-    case 'FP32':
-      return new Float32Array(b, o, n / 4);
-    case 'FP64':
-      return new Float64Array(b, o, n / 8);
-    case 'BYTES':
-      throw new Error('unreachable');
-  }
+  const size = ELEMENT_BYTES[dt];
+  const out = n <= MAX_SLAB_TENSOR_BYTES ? slabArray(dt, n / size, n) : (allocate(dt, n / size) as NumericArray);
+  new Uint8Array(out.buffer, out.byteOffset, n).set(bytes);
+  return out;
 }
 
 export function decodeBinaryTensor(
@@ -568,13 +541,14 @@ export function rowSize(shape: readonly number[]): number {
   return n;
 }
 
-/** Concatenates same-typed tensors along the first dimension into one new storage (one copy). */
+/** Concatenates same-typed tensors along the first dimension into one new storage (one copy; a slab's when small). */
 export function stackRows(dt: V2Datatype, parts: readonly TensorStorage[]): TensorStorage {
   if (parts.length === 1) return parts[0] as TensorStorage;
   if (dt === 'BYTES') return (parts as Uint8Array[][]).flat();
   let total = 0;
   for (const p of parts) total += (p as NumericArray).length;
-  const out = allocate(dt, total) as NumericArray;
+  const bytes = total * ELEMENT_BYTES[dt];
+  const out = bytes <= MAX_SLAB_TENSOR_BYTES ? slabArray(dt, total, bytes) : (allocate(dt, total) as NumericArray);
   let off = 0;
   for (const p of parts) {
     (out as Float32Array).set(p as Float32Array, off);

@@ -300,6 +300,25 @@ describe('decodeBinaryTensor', () => {
     assert.deepEqual(Array.from(t.data as Float32Array), [7, 8, 9]);
   });
 
+  test('decoded tensors keep their own values while many more are decoded, small and large alike', () => {
+    const rows = (n: number) => spec('FP32', [-1, n]);
+    const kept: { t: ReturnType<typeof decodeBinaryTensor>; first: number; n: number }[] = [];
+    for (let i = 0; i < 300; i++) {
+      // Every 50th is past a slab slice's size and gets a buffer of its own.
+      const n = i % 50 === 0 ? 10_000 : 1 + (i % 97);
+      const values = Array.from({ length: n }, (_, k) => i * 1000 + k);
+      kept.push({ t: decodeBinaryTensor('pixels', 'FP32', [1, n], f32le(values), rows(n), false), first: i * 1000, n });
+    }
+    for (const { t, first, n } of kept) {
+      const d = t.data as Float32Array;
+      assert.equal(d.length, n);
+      assert.equal(d[0], first);
+      assert.equal(d[n - 1], first + n - 1);
+    }
+    const large = kept[0]?.t.data as Float32Array;
+    assert.equal(large.byteLength, large.buffer.byteLength, 'a large tensor owns its buffer (it may move to a worker)');
+  });
+
   test('NaN and infinities are refused unless the model allows non-finite values', () => {
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
       throwsCode(
@@ -547,6 +566,19 @@ describe('batching: stackRows / splitRows / checkShape', () => {
     for (const p of parts) assert.equal(p.buffer, stacked.buffer, 'split rows must be views, not copies');
     stacked[3] = 40;
     assert.equal(parts[1]?.[0], 40);
+  });
+
+  test('stacks of many batches never share bytes; a large stack owns its buffer', () => {
+    const stacks = Array.from({ length: 200 }, (_, i) =>
+      stackRows('FP32', [new Float32Array(7 + i).fill(i), new Float32Array(3).fill(-i)]),
+    ) as Float32Array[];
+    stacks.forEach((s, i) => {
+      assert.equal(s.length, 10 + i);
+      assert.equal(s[0], i);
+      assert.equal(s[s.length - 1], -i);
+    });
+    const large = stackRows('FP32', [new Float32Array(5000), new Float32Array(5000)]) as Float32Array;
+    assert.equal(large.byteLength, large.buffer.byteLength);
   });
 
   test('stackRows of a single request returns it as is (no copy)', () => {

@@ -1,0 +1,46 @@
+// Storage for short-lived tensors (a request's decoded input, a batch's stacked rows) carved from shared slabs: one
+// ArrayBuffer serves many tensors, where a buffer of their own (its backing store, its accounting, its sweep) costs
+// more than copying their bytes. A slice never owns its whole buffer, so it is copied, never moved, to a worker, and
+// it keeps its slab alive only as long as it lives itself.
+import type { NumericArray, V2Datatype } from '../core/types.js';
+
+const SLAB_BYTES = 256 * 1024;
+/** Larger tensors take a buffer of their own: a few of them would use up a slab, and theirs may move to a worker. */
+export const MAX_SLAB_TENSOR_BYTES = 32 * 1024;
+
+type ArrayOf = new (buffer: ArrayBuffer, byteOffset: number, length: number) => NumericArray;
+const ARRAYS: Readonly<Partial<Record<V2Datatype, ArrayOf>>> = {
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  INT8: Int8Array,
+  UINT16: Uint16Array,
+  FP16: Uint16Array,
+  BF16: Uint16Array,
+  INT16: Int16Array,
+  UINT32: Uint32Array,
+  INT32: Int32Array,
+  UINT64: BigUint64Array,
+  INT64: BigInt64Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
+};
+
+let slab = new ArrayBuffer(0);
+let used = 0;
+
+/**
+ * `n` elements of `dt` (`bytes` = n times the element size, at most MAX_SLAB_TENSOR_BYTES) in a slab, 8-byte aligned
+ * and not cleared: the caller writes every element before anyone reads one, or a request would see another's bytes.
+ */
+export function slabArray(dt: V2Datatype, n: number, bytes: number): NumericArray {
+  const View = ARRAYS[dt];
+  if (View === undefined || bytes > MAX_SLAB_TENSOR_BYTES) throw new Error(`no slab storage for ${bytes} B of ${dt}`);
+  if (used + bytes > slab.byteLength) {
+    // Node's unpooled Buffer skips the zero-fill of `new ArrayBuffer`: every byte is written before it is read.
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES).buffer as ArrayBuffer;
+    used = 0;
+  }
+  const out = new View(slab, used, n);
+  used += (bytes + 7) & ~7;
+  return out;
+}
