@@ -158,8 +158,20 @@ export class InferDirect {
   }
 }
 
+/** The last URL read and its target: a client's requests mostly repeat one URL. */
+let lastUrl: string | undefined;
+let lastTarget: InferTarget | undefined;
+
 /** The route and version of an infer URL without a query, escapes or empty segments; undefined for any other. */
 export function inferTarget(url: string | undefined): InferTarget | undefined {
+  if (url !== lastUrl) {
+    lastTarget = parseTarget(url);
+    lastUrl = url;
+  }
+  return lastTarget;
+}
+
+function parseTarget(url: string | undefined): InferTarget | undefined {
   if (url === undefined || !url.startsWith(PREFIX) || !url.endsWith(SUFFIX)) return undefined;
   const middle = url.slice(PREFIX.length, url.length - SUFFIX.length);
   if (!isPlainPath(middle)) return undefined;

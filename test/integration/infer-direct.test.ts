@@ -159,6 +159,21 @@ test('infer URLs: route and version of plain paths only', () => {
     assert.equal(inferTarget(url), undefined, String(url));
 });
 
+test('infer URLs read in turn, repeated or not, each give their own target', () => {
+  const plain = '/v2/models/digits/infer';
+  const pinned = '/v2/models/digits/versions/small/infer';
+  const order = [plain, plain, pinned, plain, undefined, plain, '/v2/models/d%20/infer', pinned, pinned, undefined];
+  for (const url of order) {
+    const expected =
+      url === plain
+        ? { route: 'digits', version: undefined }
+        : url === pinned
+          ? { route: 'digits', version: 'small' }
+          : undefined;
+    assert.deepEqual(inferTarget(url), expected, String(url));
+  }
+});
+
 test('a fault of its own, thrown at once or later, is answered 500 and the server goes on', async () => {
   let fault: 'sync' | 'async' | undefined;
   const errors: string[] = [];
