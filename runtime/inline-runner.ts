@@ -60,6 +60,7 @@ export class InlineRunner {
   async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
     const entry = this.#entries.get(task.model, task.variant) as Entry & { session: InlineSession };
     const m = this.#loaded as OrtModule;
+    // Counted before the run: a session retired meanwhile is released only after it.
     entry.runs++;
     try {
       const start = performance.now();

@@ -1,10 +1,11 @@
 // Storage for short-lived tensors (a request's decoded input, a batch's stacked rows) carved from shared slabs: one
 // ArrayBuffer serves many tensors, where a buffer of their own (its backing store, its accounting, its sweep) costs
-// more than copying their bytes. A slice never owns its whole buffer, so it is copied, never moved, to a worker, and
-// it keeps its slab alive only as long as it lives itself.
+// more than copying their bytes. A slice never owns its whole buffer, so a worker gets a copy of its bytes
+// (worker-inputs.ts). A live slice keeps its whole slab: what that pins is bounded by the slabs filled while the
+// oldest live request waits, as with Node's own buffer pool.
 import type { NumericArray, V2Datatype } from '../core/types.js';
 
-const SLAB_BYTES = 256 * 1024;
+const SLAB_BYTES = 128 * 1024;
 /** Larger tensors take a buffer of their own: a few of them would use up a slab, and theirs may move to a worker. */
 export const MAX_SLAB_TENSOR_BYTES = 32 * 1024;
 
