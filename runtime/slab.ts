@@ -9,7 +9,10 @@ const SLAB_BYTES = 128 * 1024;
 /** Larger tensors take a buffer of their own: a few of them would use up a slab, and theirs may move to a worker. */
 export const MAX_SLAB_TENSOR_BYTES = 32 * 1024;
 
-type ArrayOf = new (buffer: ArrayBuffer, byteOffset: number, length: number) => NumericArray;
+type ArrayOf = {
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): NumericArray;
+  readonly BYTES_PER_ELEMENT: number;
+};
 const ARRAYS: Readonly<Partial<Record<V2Datatype, ArrayOf>>> = {
   BOOL: Uint8Array,
   UINT8: Uint8Array,
@@ -30,12 +33,13 @@ let slab = new ArrayBuffer(0);
 let used = 0;
 
 /**
- * `n` elements of `dt` (`bytes` = n times the element size, at most MAX_SLAB_TENSOR_BYTES) in a slab, 8-byte aligned
- * and not cleared: the caller writes every element before anyone reads one, or a request would see another's bytes.
+ * `n` elements of `dt` (at most MAX_SLAB_TENSOR_BYTES) in a slab, 8-byte aligned and not cleared: the caller writes
+ * every element before anyone reads one, or a request would see another's bytes.
  */
-export function slabArray(dt: V2Datatype, n: number, bytes: number): NumericArray {
+export function slabArray(dt: V2Datatype, n: number): NumericArray {
   const View = ARRAYS[dt];
-  if (View === undefined || bytes > MAX_SLAB_TENSOR_BYTES) throw new Error(`no slab storage for ${bytes} B of ${dt}`);
+  const bytes = n * (View?.BYTES_PER_ELEMENT ?? 0);
+  if (View === undefined || bytes > MAX_SLAB_TENSOR_BYTES) throw new Error(`no slab storage for ${n} ${dt}`);
   if (used + bytes > slab.byteLength) {
     // Node's unpooled Buffer skips the zero-fill of `new ArrayBuffer`: every byte is written before it is read.
     slab = Buffer.allocUnsafeSlow(SLAB_BYTES).buffer as ArrayBuffer;

@@ -432,8 +432,7 @@ export function parseBytesElements(name: string, bytes: Uint8Array, n: number): 
  */
 function viewAs(dt: V2Datatype, bytes: Uint8Array): NumericArray {
   const n = bytes.byteLength;
-  const size = ELEMENT_BYTES[dt];
-  const out = n <= MAX_SLAB_TENSOR_BYTES ? slabArray(dt, n / size, n) : (allocate(dt, n / size) as NumericArray);
+  const out = toFill(dt, n / ELEMENT_BYTES[dt]);
   new Uint8Array(out.buffer, out.byteOffset, n).set(bytes);
   return out;
 }
@@ -541,14 +540,18 @@ export function rowSize(shape: readonly number[]): number {
   return n;
 }
 
+/** Storage for `n` elements that the caller fills entirely: a slab's slice when small, else a buffer of its own. */
+function toFill(dt: V2Datatype, n: number): NumericArray {
+  return n * ELEMENT_BYTES[dt] <= MAX_SLAB_TENSOR_BYTES ? slabArray(dt, n) : (allocate(dt, n) as NumericArray);
+}
+
 /** Concatenates same-typed tensors along the first dimension into one new storage (one copy; a slab's when small). */
 export function stackRows(dt: V2Datatype, parts: readonly TensorStorage[]): TensorStorage {
   if (parts.length === 1) return parts[0] as TensorStorage;
   if (dt === 'BYTES') return (parts as Uint8Array[][]).flat();
   let total = 0;
   for (const p of parts) total += (p as NumericArray).length;
-  const bytes = total * ELEMENT_BYTES[dt];
-  const out = bytes <= MAX_SLAB_TENSOR_BYTES ? slabArray(dt, total, bytes) : (allocate(dt, total) as NumericArray);
+  const out = toFill(dt, total);
   let off = 0;
   for (const p of parts) {
     (out as Float32Array).set(p as Float32Array, off);
