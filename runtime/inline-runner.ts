@@ -2,12 +2,16 @@
 // cross-thread wake-ups, more CPU than a few rows of a small model. Only a variant's active revision runs here
 // (candidates, shadows and gates stay on the worker), on CPU, one intra-op thread; its session loads on a later turn
 // of the event loop the first time a batch qualifies, and the worker serves until it is ready. A batch runs in the
-// turn it is dispatched in (runtime/worker/ort-direct.ts), where the binding allows.
+// turn it is dispatched in (runtime/worker/ort-direct.ts), where the binding allows. Nothing preempts a run on the
+// main thread, so a graph whose run time its input values set (onnx-ops.ts) never runs here, and a run far past the
+// bound sends the variant's later batches to the worker.
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as Ort from 'onnxruntime-node';
 import { SlogateError } from '../core/errors.js';
 import { PairMap } from '../core/pair-map.js';
+import { hasDataDependentCost } from './onnx-ops.js';
 import type { BatchOutcome, BatchTask } from './replica.js';
 import type { WireTensor } from './worker/messages.js';
 import type { Outputs } from './worker/ort-direct.js';
@@ -28,7 +32,19 @@ interface Entry {
   session?: InlineSession;
   /** Batches running on it now: a replaced session is released after its last one. */
   runs: number;
+  /** Replaced, or barred after a runaway run: nothing more runs on it. */
   retired: boolean;
+}
+
+/** A run this many times the bound (and at least RUNAWAY_FLOOR_MS) was not the cheap batch it was predicted to be. */
+const RUNAWAY_FACTOR = 50;
+const RUNAWAY_FLOOR_MS = 10;
+
+export interface InlineOptions {
+  /** A run longer than this bars its variant (default: 50 times the bound, at least 10 ms). */
+  readonly runawayMs?: number;
+  /** Told of each variant barred, with the run that barred it. */
+  readonly onBarred?: (model: string, variant: string, ms: number) => void;
 }
 
 export class InlineRunner {
@@ -36,14 +52,21 @@ export class InlineRunner {
   readonly maxMs: number;
   /** Batches run inline so far. */
   batches = 0;
+  /** Variants sent back to the worker for good after a runaway run, as model/variant. */
+  readonly barred: string[] = [];
+  readonly #runawayMs: number;
   readonly #entries = new PairMap<Entry>();
   #ort: Promise<OrtModule> | undefined;
   /** The modules once loaded: a session is only ever set after them. */
   #loaded: OrtModule | undefined;
   #closed = false;
 
-  constructor(maxMs: number) {
+  readonly #onBarred: ((model: string, variant: string, ms: number) => void) | undefined;
+
+  constructor(maxMs: number, options: InlineOptions = {}) {
     this.maxMs = maxMs;
+    this.#runawayMs = options.runawayMs ?? Math.max(RUNAWAY_FLOOR_MS, maxMs * RUNAWAY_FACTOR);
+    this.#onBarred = options.onBarred;
   }
 
   /** Whether `task` runs inline now on the variant's active file `path` (else it goes to a worker). */
@@ -51,7 +74,7 @@ export class InlineRunner {
     if (this.#closed || task.revision !== undefined || task.expectedMs === undefined || task.expectedMs > this.maxMs)
       return false;
     const entry = this.#entries.get(task.model, task.variant);
-    if (entry?.path === path) return entry.session !== undefined;
+    if (entry?.path === path) return entry.session !== undefined && !entry.retired;
     if (entry !== undefined) this.#retire(entry);
     this.#load(task.model, task.variant, path);
     return false;
@@ -77,6 +100,7 @@ export class InlineRunner {
         throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', message);
       }
       const inferMs = performance.now() - t0;
+      if (inferMs > this.#runawayMs) this.#bar(entry, inferMs);
       const outputs: WireTensor[] = [];
       for (const name in results) outputs.push(m.fromOrt(name, results[name] as Ort.OnnxValue));
       this.batches++;
@@ -100,6 +124,7 @@ export class InlineRunner {
     });
     void this.#ort.then(openSession.bind(null, path)).then(
       (session) => {
+        if (session === undefined) return;
         if (this.#entries.get(model, variant) === entry && !this.#closed) entry.session = session;
         else session.release();
       },
@@ -108,8 +133,18 @@ export class InlineRunner {
     );
   }
 
+  /** Keeps the entry, so its file is not loaded again, but runs nothing more on it. */
+  #bar(entry: Entry, ms: number): void {
+    if (entry.retired) return;
+    entry.retired = true;
+    this.barred.push(`${entry.model}/${entry.variant}`);
+    this.#onBarred?.(entry.model, entry.variant, ms);
+  }
+
   #retire(entry: Entry): void {
     this.#entries.delete(entry.model, entry.variant);
+    // A barred session was released after its last run.
+    if (entry.retired) return;
     entry.retired = true;
     if (entry.runs === 0) entry.session?.release();
   }
@@ -121,8 +156,12 @@ export class InlineRunner {
   }
 }
 
-/** Loads on a later turn of the event loop (a load blocks its thread): the direct session, else the public one. */
-async function openSession(path: string, m: OrtModule): Promise<InlineSession> {
+/**
+ * Loads on a later turn of the event loop (a load blocks its thread): the direct session, else the public one;
+ * undefined for a graph whose run time its input values set.
+ */
+async function openSession(path: string, m: OrtModule): Promise<InlineSession | undefined> {
+  if (hasDataDependentCost(await readFile(path))) return undefined;
   const options = m.sessionOptions(1, { cuda: false });
   await nextTurn();
   const direct = m.openDirectSession(path, options);

@@ -75,9 +75,15 @@ export function resolveInlineMaxMs(config: Readonly<Config>, cores = availablePa
 }
 
 /** The main thread's runner of batches cheaper than the hand-off: CPU only, off when runtime.inlineMaxMs is 0. */
-function inlineRunner(config: Readonly<Config>): InlineRunner | undefined {
+function inlineRunner(config: Readonly<Config>, logger: Logger): InlineRunner | undefined {
   const maxMs = resolveInlineMaxMs(config);
-  return maxMs > 0 && config.runtime.device === 'cpu' ? new InlineRunner(maxMs) : undefined;
+  if (maxMs <= 0 || config.runtime.device !== 'cpu') return undefined;
+  const onBarred = (model: string, variant: string, ms: number): void =>
+    logger.warn(
+      { model, variant, ms },
+      `${model}/${variant} ran ${ms.toFixed(1)} ms inline: its batches stay on workers`,
+    );
+  return new InlineRunner(maxMs, { onBarred });
 }
 
 export class Runtime implements RuntimePort {
@@ -118,7 +124,7 @@ export class Runtime implements RuntimePort {
         variants.push({ model: m.name, variant: v.name, path: v.path, revision: `sha256:${v.sha256}` });
     const replicas: Replica[] = [];
     const intraOpThreads = resolveIntraOpThreads(config);
-    const inline = inlineRunner(config);
+    const inline = inlineRunner(config, deps.logger);
     this.inline = inline;
     for (let i = 0; i < resolveWorkers(config); i++) {
       replicas.push(

@@ -20,9 +20,6 @@ before(async () => {
   ({ sg, url } = await startSlogate(
     digitsConfig({
       server: { host: '127.0.0.1', port: 0, logLevel: 'silent' },
-      // On a worker: a spin batch the warm-up found cheap would otherwise run inline, holding the event loop the
-      // test watches the queue from.
-      runtime: { inlineMaxMs: 0 },
       models: { spin: { maxBatch: 1, variants: { spin: { path: SPIN } } } },
       // A deadline far away: nothing but the client's leaving may drop the waiting request.
       routes: { spin: { model: 'spin', slo: { p99Ms: 10_000 }, policy: { static: { variant: 'spin' } } } },

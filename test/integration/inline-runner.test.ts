@@ -11,7 +11,7 @@ import { SystemClock } from '../../core/clock.js';
 import { InlineRunner } from '../../runtime/inline-runner.js';
 import { revisionOf } from '../../runtime/model-store.js';
 import { type BatchOutcome, type BatchTask, LocalReplica } from '../../runtime/replica.js';
-import { DIGITS_DIR } from '../helpers.js';
+import { DIGITS_DIR, ROOT } from '../helpers.js';
 
 const SMALL = join(DIGITS_DIR, 'small.onnx');
 const TINY = join(DIGITS_DIR, 'tiny.onnx');
@@ -107,5 +107,73 @@ describe('inline batches on a local replica', () => {
     const inlined = await replica.run(task({ fill: -1 })).catch((e: { code?: string }) => e.code);
     assert.equal(onWorker, 'SLOGATE_ERR_INFERENCE_FAILED');
     assert.equal(inlined, onWorker);
+  });
+});
+
+describe('inline batches that could hold the event loop', () => {
+  const SPIN = join(ROOT, 'test', 'fixtures', 'spin.onnx');
+  const spinTask = (n: number): BatchTask => ({
+    model: 'spin',
+    variant: 'spin',
+    inputs: [{ name: 'n', datatype: 'INT64', shape: [1], data: new BigInt64Array([BigInt(n)]) }],
+    rows: 1,
+    transfer: false,
+    expectedMs: 0.01,
+  });
+  const start = async (inline: InlineRunner) => {
+    const replica = new LocalReplica(
+      {
+        replicaId: 'w',
+        variants: [
+          { model: 'digits', variant: 'small', path: SMALL, revision: rev(SMALL) },
+          { model: 'spin', variant: 'spin', path: SPIN, revision: rev(SPIN) },
+        ],
+        device: 'cpu',
+        intraOpThreads: 1,
+      },
+      { clock: new SystemClock(), respawn: { initialMs: 10, maxMs: 50 }, inline },
+    );
+    await replica.start();
+    return replica;
+  };
+
+  test('a graph whose run time its input sets (a Loop) stays on the worker, however cheap its prediction', async () => {
+    const inline = new InlineRunner(0.2);
+    const replica = await start(inline);
+    try {
+      await untilInline(replica, () => task());
+      const before = inline.batches;
+      for (let i = 0; i < 20; i++) {
+        const o = await replica.run(spinTask(i));
+        assert.equal(o.inline, undefined, `spin batch ${i} ran inline`);
+        assert.equal(Array.from(o.outputs[0]?.data as Float32Array)[0], i);
+        await sleep(10);
+      }
+      assert.equal(inline.batches, before);
+    } finally {
+      await replica.close();
+      inline.close();
+    }
+  });
+
+  test('a run far past the bound sends the variant back to the worker for good', async () => {
+    const told: string[] = [];
+    const inline = new InlineRunner(0.2, { runawayMs: 0, onBarred: (m, v, ms) => told.push(`${m}/${v}`, typeof ms) });
+    const replica = await start(inline);
+    try {
+      const seen = await untilInline(replica, () => task());
+      assert.deepEqual(inline.barred, ['digits/small']);
+      assert.deepEqual(told, ['digits/small', 'number']);
+      const after = await Promise.all([1, 2, 3].map(() => replica.run(task())));
+      assert.deepEqual(
+        after.map((o) => o.inline),
+        [undefined, undefined, undefined],
+      );
+      assert.deepEqual(logits(after[0] as BatchOutcome), logits(seen.at(-1) as BatchOutcome));
+      assert.equal(inline.batches, 1);
+    } finally {
+      await replica.close();
+      inline.close();
+    }
   });
 });
