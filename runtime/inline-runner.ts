@@ -21,9 +21,13 @@ type OrtModule = typeof import('./worker/ort-tensors.js') &
 
 /** A loaded session: the direct one, or the public API's where the binding has another shape. */
 interface InlineSession {
+  /** Its run answers on the calling thread before returning (the direct session). */
+  readonly sync: boolean;
   run(feeds: Record<string, Ort.Tensor>, outputs: readonly string[] | undefined): Outputs | Promise<Outputs>;
   release(): void;
 }
+
+type Loaded = Entry & { session: InlineSession };
 
 interface Entry {
   readonly model: string;
@@ -80,35 +84,72 @@ export class InlineRunner {
     return false;
   }
 
-  async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
-    const entry = this.#entries.get(task.model, task.variant) as Entry & { session: InlineSession };
-    const m = this.#loaded as OrtModule;
+  /**
+   * Runs an accepted batch before returning, when its session answers synchronously (the direct one); undefined
+   * otherwise, and run() serves it. Throws what run() rejects with.
+   */
+  runNow(task: BatchTask, replicaId: string): BatchOutcome | undefined {
+    const entry = this.#entries.get(task.model, task.variant) as Loaded;
+    if (!entry.session.sync) return undefined;
     // Counted before the run: a session retired meanwhile is released only after it.
     entry.runs++;
     try {
       const start = performance.now();
-      const feeds: Record<string, Ort.Tensor> = {};
-      for (const t of task.inputs) feeds[t.name] = m.toOrt(t);
+      const feeds = this.#feeds(task);
       const t0 = performance.now();
       let results: Outputs;
       try {
-        // The direct session answers synchronously: awaiting its answer would only add a hop to every batch.
-        const ran = entry.session.run(feeds, task.outputs);
-        results = ran instanceof Promise ? await ran : ran;
+        results = entry.session.run(feeds, task.outputs) as Outputs;
       } catch (err) {
-        const message = `${task.model}/${task.variant}: ${(err as Error).message}`;
-        throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', message);
+        throw inferenceFailed(task, err);
       }
-      const inferMs = performance.now() - t0;
-      if (inferMs > this.#runawayMs) this.#bar(entry, inferMs);
-      const outputs: WireTensor[] = [];
-      for (const name in results) outputs.push(m.fromOrt(name, results[name] as Ort.OnnxValue));
-      this.batches++;
-      return { outputs, inferMs, workerMs: performance.now() - start, replicaId, inline: true };
+      return this.#outcome(entry, replicaId, start, t0, results);
     } finally {
-      entry.runs--;
-      if (entry.retired && entry.runs === 0) entry.session.release();
+      this.#settled(entry);
     }
+  }
+
+  async run(task: BatchTask, replicaId: string): Promise<BatchOutcome> {
+    const now = this.runNow(task, replicaId);
+    if (now !== undefined) return now;
+    const entry = this.#entries.get(task.model, task.variant) as Loaded;
+    entry.runs++;
+    try {
+      const start = performance.now();
+      const feeds = this.#feeds(task);
+      const t0 = performance.now();
+      let results: Outputs;
+      try {
+        results = await entry.session.run(feeds, task.outputs);
+      } catch (err) {
+        throw inferenceFailed(task, err);
+      }
+      return this.#outcome(entry, replicaId, start, t0, results);
+    } finally {
+      this.#settled(entry);
+    }
+  }
+
+  #feeds(task: BatchTask): Record<string, Ort.Tensor> {
+    const m = this.#loaded as OrtModule;
+    const feeds: Record<string, Ort.Tensor> = {};
+    for (const t of task.inputs) feeds[t.name] = m.toOrt(t);
+    return feeds;
+  }
+
+  #outcome(entry: Loaded, replicaId: string, start: number, t0: number, results: Outputs): BatchOutcome {
+    const inferMs = performance.now() - t0;
+    if (inferMs > this.#runawayMs) this.#bar(entry, inferMs);
+    const m = this.#loaded as OrtModule;
+    const outputs: WireTensor[] = [];
+    for (const name in results) outputs.push(m.fromOrt(name, results[name] as Ort.OnnxValue));
+    this.batches++;
+    return { outputs, inferMs, workerMs: performance.now() - start, replicaId, inline: true as const };
+  }
+
+  #settled(entry: Loaded): void {
+    entry.runs--;
+    if (entry.retired && entry.runs === 0) entry.session.release();
   }
 
   #load(model: string, variant: string, path: string): void {
@@ -165,10 +206,15 @@ async function openSession(path: string, m: OrtModule): Promise<InlineSession | 
   const options = m.sessionOptions(1, { cuda: false });
   await nextTurn();
   const direct = m.openDirectSession(path, options);
-  if (direct !== undefined) return direct;
+  if (direct !== undefined) return { sync: true, run: direct.run, release: direct.release };
   const session = await m.ort.InferenceSession.create(path, options);
   return {
+    sync: false,
     run: (feeds, outputs) => (outputs === undefined ? session.run(feeds) : session.run(feeds, outputs)),
     release: () => void session.release().catch(() => {}),
   };
+}
+
+function inferenceFailed(task: BatchTask, err: unknown): SlogateError {
+  return new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', `${task.model}/${task.variant}: ${(err as Error).message}`);
 }

@@ -251,6 +251,18 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
   }
 
   /**
+   * Runs the batch before returning when the replica run() would pick runs it inline (inline-runner.ts): no hop, and
+   * no timeout, which nothing on the main thread could act on before the run ends. Undefined leaves the batch to
+   * run(); throws the request's SlogateError.
+   */
+  runNow(task: BatchTask): BatchOutcome | undefined {
+    const r = this.pick();
+    const out = r?.runNow?.(task);
+    if (out !== undefined) this.#succeeded(r as Replica);
+    return out;
+  }
+
+  /**
    * A target for work done while serving (deploy gates, profiling a variant added at run time): each batch goes to
    * the next ready replica that `accepts`, queued behind its running batch, instead of needing a free slot the
    * scheduler's batches keep taken.
@@ -281,9 +293,7 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
     const h = this.#health.get(r) as Health;
     try {
       const out = await this.#limited(r, r.run(task), options.timeoutMs?.());
-      h.errorScore *= 0.5;
-      if (h.errorScore < 0.01) h.errorScore = 0;
-      h.batches++;
+      this.#succeeded(r);
       return out;
     } catch (err) {
       if (err instanceof ReplicaFault) h.errorScore = Math.min(10, h.errorScore + 1);
@@ -292,6 +302,14 @@ export class ReplicaPool extends EventEmitter<PoolEvents> {
       this.#finishDrain(r);
       this.#onSlotFree();
     }
+  }
+
+  /** A batch came back from `r`: its error score decays. */
+  #succeeded(r: Replica): void {
+    const h = this.#health.get(r) as Health;
+    h.errorScore *= 0.5;
+    if (h.errorScore < 0.01) h.errorScore = 0;
+    h.batches++;
   }
 
   /** The attempt, or a BatchTimeoutFault once it has run `timeoutMs` (the replica is told, the attempt is let go). */

@@ -83,6 +83,11 @@ export interface Replica {
   /** Runs one batch; rejects with ReplicaFault (retry elsewhere) or SlogateError (the request's fault). */
   run(task: BatchTask): Promise<BatchOutcome>;
   /**
+   * Runs the batch before returning when it would run inline on the main thread (inline-runner.ts); undefined
+   * leaves it to run(). Throws the request's SlogateError. Absent: nothing runs inline.
+   */
+  runNow?(task: BatchTask): BatchOutcome | undefined;
+  /**
    * A batch on it passed its timeout (the pool has already failed that attempt): take it out of service until it
    * proves healthy again. Absent: the replica cannot hang (a simulation).
    */
@@ -304,6 +309,16 @@ export class LocalReplica implements Replica {
     if (!r.ok) throw SlogateError.fromData(r.error);
     if (r.kind !== 'run') throw new Error('unexpected worker reply to run');
     return { outputs: r.outputs, inferMs: r.inferMs, workerMs: r.workerMs, replicaId: this.id };
+  }
+
+  runNow(task: BatchTask): BatchOutcome | undefined {
+    if (this.#pool === undefined || this.#state !== 'ready' || !this.#runsInline(task)) return undefined;
+    this.#outstanding++;
+    try {
+      return (this.#inline as InlineRunner).runNow(task, this.id);
+    } finally {
+      this.#outstanding--;
+    }
   }
 
   #runsInline(task: BatchTask): boolean {

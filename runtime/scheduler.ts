@@ -383,7 +383,7 @@ export class Scheduler {
   }
 
   #pumpOnce(): void {
-    const now = this.#clock.now();
+    let now = this.#clock.now();
     let wakeAt = Number.POSITIVE_INFINITY;
     for (;;) {
       for (const vq of this.#queues.values()) this.#dropExpired(vq, now);
@@ -416,6 +416,8 @@ export class Scheduler {
       }
       if (best === undefined) break;
       this.#dispatch(best, bestRows, now);
+      // An inline batch has run by now.
+      now = this.#clock.now();
     }
     // Wake up for the next planned send, or when a queued head would become hopeless (to answer it promptly).
     for (const vq of this.#queues.values()) {
@@ -579,6 +581,12 @@ export class Scheduler {
         );
       });
     const t0 = this.#clock.now();
+    let build = buildFor(candidate);
+    if (candidate === undefined) {
+      const task = build();
+      if (this.#ranNow(vq, batch, task, batchRows, t0, span)) return;
+      build = firstThen(task, build);
+    }
     const limits = this.#limits(
       vq,
       () => batch,
@@ -587,7 +595,7 @@ export class Scheduler {
         batchRows = kept.reduce((n, p) => n + p.rows, 0);
       },
     );
-    this.#pool.run(buildFor(candidate), limits).then(
+    this.#pool.run(build, limits).then(
       (outcome) =>
         this.#completed(vq, batch, outcome, batchRows, t0, span, candidate === undefined ? 'active' : 'candidate'),
       (err: unknown) =>
@@ -595,6 +603,27 @@ export class Scheduler {
           ? this.#failed(vq, batch, err, span)
           : this.#candidateFailed(vq, () => batch, err, buildFor(undefined), span),
     );
+  }
+
+  /** Runs the batch now when it runs inline (ReplicaPool.runNow) and answers it; false leaves it to the pool's run. */
+  #ranNow(
+    vq: VariantQueue,
+    batch: Pending[],
+    task: BatchTask,
+    batchRows: number,
+    t0: number,
+    span: TraceSpan | undefined,
+  ): boolean {
+    let outcome: BatchOutcome | undefined;
+    try {
+      outcome = this.#pool.runNow(task);
+    } catch (err) {
+      this.#failed(vq, batch, err, span);
+      return true;
+    }
+    if (outcome === undefined) return false;
+    this.#completed(vq, batch, outcome, batchRows, t0, span, 'active');
+    return true;
   }
 
   /**
@@ -1016,4 +1045,14 @@ const FAILURE_DETAIL_CHARS = 400;
 
 function failureDetail(message: string): string {
   return message.length <= FAILURE_DETAIL_CHARS ? message : `${message.slice(0, FAILURE_DETAIL_CHARS)}...`;
+}
+
+/** `task` for the first attempt, then a fresh build for each retry (the first attempt may have moved its buffers). */
+function firstThen(task: BatchTask, build: () => BatchTask): () => BatchTask {
+  let first: BatchTask | undefined = task;
+  return () => {
+    const t = first ?? build();
+    first = undefined;
+    return t;
+  };
 }

@@ -1,7 +1,7 @@
 // Inline batches on a real local replica: a qualifying batch runs on the main thread once its session has loaded
 // (the worker answers meanwhile) and answers what the worker does; batches over the bound, without a prediction or
 // for a candidate revision stay on the worker; after an activation nothing runs on the old file inline; a failing
-// run is the request's error, as on the worker.
+// run is the request's error, as on the worker; runNow runs a qualifying batch before it returns.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,6 +69,18 @@ describe('inline batches on a local replica', () => {
     assert.equal(inline.batches, 1);
   });
 
+  test('runNow answers a qualifying batch before it returns, as run() does; anything else it leaves', async () => {
+    await untilInline(replica, () => task());
+    const before = inline.batches;
+    const now = replica.runNow(task());
+    assert.equal(now?.inline, true);
+    assert.deepEqual(logits(now as BatchOutcome), logits(await replica.run(task())));
+    assert.equal(replica.outstanding, 0);
+    assert.equal(replica.runNow(task({ expectedMs: 0.3 })), undefined);
+    assert.equal(replica.runNow({ ...task(), expectedMs: undefined }), undefined);
+    assert.equal(inline.batches, before + 2);
+  });
+
   test('over the bound, without a prediction, or for a candidate: the worker', async () => {
     await untilInline(replica, () => task());
     const before = inline.batches;
@@ -107,6 +119,8 @@ describe('inline batches on a local replica', () => {
     const inlined = await replica.run(task({ fill: -1 })).catch((e: { code?: string }) => e.code);
     assert.equal(onWorker, 'SLOGATE_ERR_INFERENCE_FAILED');
     assert.equal(inlined, onWorker);
+    assert.throws(() => replica.runNow(task({ fill: -1 })), { code: onWorker });
+    assert.equal(replica.outstanding, 0);
   });
 });
 

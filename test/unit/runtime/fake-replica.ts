@@ -25,6 +25,10 @@ export class FakeReplica implements Replica {
   /** What timedOut() makes of it (a local worker is replaced: pending; a remote node: suspect). */
   stateAfterTimeout: ReplicaState = 'pending';
   stuckSinceMs: number | undefined;
+  /** What runNow does with a batch: run it as an inline run would (the echo, 0.05 ms), fail it, or leave it to run(). */
+  inline: 'run' | 'fail' | 'leave' = 'leave';
+  /** Every task runNow was offered, in order. */
+  readonly offeredNow: BatchTask[] = [];
   #state: ReplicaState = 'ready';
   #outstanding = 0;
 
@@ -62,18 +66,7 @@ export class FakeReplica implements Replica {
         task,
         finish: (inferMs = 1, inline = false) => {
           done();
-          const input = task.inputs[0];
-          const rowElems = input === undefined ? 1 : input.shape.slice(1).reduce((a, b) => a * b, 1);
-          const src = (input?.data ?? new Float32Array(task.rows)) as Float32Array;
-          const out = new Float32Array(task.rows);
-          for (let r = 0; r < task.rows; r++) out[r] = src[r * rowElems] as number;
-          resolve({
-            outputs: [{ name: 'out', datatype: 'FP32', shape: [task.rows, 1], data: out }],
-            inferMs,
-            workerMs: inferMs,
-            replicaId: this.id,
-            ...(inline ? { inline: true as const } : {}),
-          });
+          resolve(echo(task, this.id, inferMs, inline));
         },
         fault: (message = 'worker crashed') => {
           done();
@@ -88,6 +81,14 @@ export class FakeReplica implements Replica {
     });
   }
 
+  runNow(task: BatchTask): BatchOutcome | undefined {
+    this.offeredNow.push(task);
+    if (this.inline === 'leave' || this.#state !== 'ready') return undefined;
+    if (this.inline === 'fail') throw new SlogateError('SLOGATE_ERR_INFERENCE_FAILED', 'bad input');
+    this.history.push(task);
+    return echo(task, this.id, 0.05, true);
+  }
+
   timedOut(reason: string): void {
     this.timeouts.push(reason);
     this.setState(this.stateAfterTimeout);
@@ -96,6 +97,22 @@ export class FakeReplica implements Replica {
   async close(): Promise<void> {
     this.#state = 'closed';
   }
+}
+
+/** Each input row's first element, as a [rows, 1] FP32 output named `out`. */
+function echo(task: BatchTask, replicaId: string, inferMs: number, inline: boolean): BatchOutcome {
+  const input = task.inputs[0];
+  const rowElems = input === undefined ? 1 : input.shape.slice(1).reduce((a, b) => a * b, 1);
+  const src = (input?.data ?? new Float32Array(task.rows)) as Float32Array;
+  const out = new Float32Array(task.rows);
+  for (let r = 0; r < task.rows; r++) out[r] = src[r * rowElems] as number;
+  return {
+    outputs: [{ name: 'out', datatype: 'FP32', shape: [task.rows, 1], data: out }],
+    inferMs,
+    workerMs: inferMs,
+    replicaId,
+    ...(inline ? { inline: true as const } : {}),
+  };
 }
 
 /** Lets pending promise callbacks run (no timers involved). */

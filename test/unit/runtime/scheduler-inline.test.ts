@@ -1,6 +1,7 @@
 // What the scheduler tells a replica for inline runs (runtime/inline-runner.ts): each batch's predicted compute time
 // (the profile's p50 less the hop), withheld for a variant without a profile or in a rollout; and an inline batch
-// feeds the profile its run time plus the hop, as the worker's path would have cost.
+// feeds the profile its run time plus the hop, as the worker's path would have cost. A batch the replica runs inline
+// runs before the dispatch returns: no timeout timer, no second build; one it leaves goes to run() as built.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ManualClock } from '../../../core/clock.js';
@@ -10,10 +11,10 @@ import { Scheduler } from '../../../runtime/scheduler.js';
 import { TrafficSplit } from '../../../runtime/traffic-split.js';
 import { FakeReplica, flush } from './fake-replica.js';
 
-function setup() {
+function setup(replicas = [new FakeReplica('r0')]) {
   const clock = new ManualClock(1000);
-  const replica = new FakeReplica('r0');
-  const pool = new ReplicaPool([replica], { clock, retryWaitMs: 1000 });
+  const replica = replicas[0] as FakeReplica;
+  const pool = new ReplicaPool(replicas, { clock, retryWaitMs: 1000 });
   const profiles = new LatencyProfiles({ now: () => clock.now() });
   const split = new TrafficSplit();
   const computeMs: number[] = [];
@@ -23,6 +24,7 @@ function setup() {
     profiles,
     split,
     maxQueueRows: 1000,
+    batchTimeout: { p99Factor: 4, marginMs: 10, floorMs: 50 },
     events: { onBatch: (b) => computeMs.push(b.computeMs) },
   });
   // 1 row: 1 ms p50; 8 rows: 4.5 ms p50.
@@ -41,7 +43,7 @@ function setup() {
       deadlineAtMs: clock.now() + 100,
       priority: 0,
     });
-  return { clock, replica, profiles, split, computeMs, submit };
+  return { clock, replica, pool, profiles, split, computeMs, submit };
 }
 
 describe('Scheduler: predicted compute time for inline runs', () => {
@@ -86,5 +88,61 @@ describe('Scheduler: predicted compute time for inline runs', () => {
     await worker;
     // The manual clock did not move: the gateway saw 0 ms; the inline batch still counts the hop the profile models.
     assert.deepEqual(s.computeMs, [0.5 + s.profiles.hopMs, 0]);
+  });
+});
+
+describe('Scheduler: batches run now', () => {
+  const rowsOf = (r: { outputs: { data: unknown }[] }) => Array.from(r.outputs[0]?.data as Float32Array);
+
+  test('a batch the replica runs inline is answered with no timeout timer and no call to run()', async () => {
+    const s = setup();
+    s.replica.inline = 'run';
+    const answer = s.submit('v', 2);
+    assert.equal(s.replica.offeredNow.length, 1, 'offered at dispatch');
+    assert.equal(s.replica.running.length, 0, 'run() never called');
+    assert.equal(s.clock.pendingTimers, 0, 'no batch timeout armed');
+    assert.deepEqual(rowsOf(await answer), [0, 0]);
+    assert.deepEqual(s.computeMs, [0.05 + s.profiles.hopMs]);
+    const expected = s.replica.offeredNow[0]?.expectedMs as number;
+    assert.ok(Math.abs(expected - (1.5 - s.profiles.hopMs)) < 1e-9, `predicted ${expected}`);
+  });
+
+  test("a failing inline run is its requests' error; the next batch is served", async () => {
+    const s = setup();
+    s.replica.inline = 'fail';
+    const failed = await s.submit('v', 1).catch((e: { code?: string }) => e.code);
+    assert.equal(failed, 'SLOGATE_ERR_INFERENCE_FAILED');
+    s.replica.inline = 'run';
+    assert.deepEqual(rowsOf(await s.submit('v', 1)), [0]);
+    assert.equal(s.clock.pendingTimers, 0);
+  });
+
+  test('a batch left to run() goes as built, with its timeout; a retry elsewhere builds its own task', async () => {
+    const s = setup([new FakeReplica('r0'), new FakeReplica('r1')]);
+    const answer = s.submit('v', 1);
+    await flush();
+    const offered = s.replica.offeredNow[0];
+    const ran = s.replica.running[0]?.task;
+    assert.ok(offered !== undefined && ran === offered, 'the task offered is the one run');
+    assert.equal(s.clock.pendingTimers, 1, 'its batch timeout');
+    s.replica.running[0]?.fault();
+    await flush();
+    const other = s.pool.replicas[1] as FakeReplica;
+    const retried = other.running[0]?.task;
+    assert.ok(retried !== undefined && retried !== offered, 'the retry has a task of its own');
+    assert.deepEqual(retried.inputs, offered.inputs);
+    other.running[0]?.finish();
+    assert.deepEqual(rowsOf(await answer), [0]);
+  });
+
+  test('a canary batch is never offered to run now', async () => {
+    const s = setup();
+    s.replica.inline = 'run';
+    s.split.set('m', 'v', { revision: 'sha256:c', canaryShare: 1, shadowShare: 0 });
+    const answer = s.submit('v', 1);
+    await flush();
+    assert.equal(s.replica.offeredNow.length, 0);
+    s.replica.running[0]?.finish();
+    await answer;
   });
 });
