@@ -1,8 +1,9 @@
 // `npm run bench:protocol`: what the wire format costs. Requests/s and p99 for JSON vs the binary tensor extension
 // against the small and the large variant (each pinned by a static route, with and without batching across
 // requests) at a fixed concurrency, and the same bodies against a bare Fastify route (HTTP + parsing, no model) as the
-// ceiling. Two references on binary: node:http answering a precomputed V2 answer (the floor of any V2 server here,
-// bench/peers/bare.ts) and the hand-written server running `small` per request (bench/peers/naive.ts). Without
+// ceiling. Three references on binary: node:http answering a precomputed V2 answer (the floor of any V2 server here,
+// bench/peers/bare.ts), the same over sockets alone (what node:http itself costs) and the hand-written server running
+// `small` per request (bench/peers/naive.ts). Without
 // batching every request is a round trip to the worker, which caps small-model rates; with it, the gateway's own
 // per-request work (parsing above all) is what limits them. Each row also gives the server process's CPU per request
 // (Linux /proc), steadier than requests/s on a shared host. --routes, --protocols and --skip-references pick cells,
@@ -106,6 +107,7 @@ if (!values['skip-references']) {
   });
   const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
   const references = [
+    { target: 'sockets, V2 answer, no HTTP library', script: 'bare.js', args: ['--server', 'net'] },
     { target: 'node:http, V2 answer, no model (floor)', script: 'bare.js', args: ['--server', 'http'] },
     { target: 'hand-written small', script: 'naive.js', args: [] },
   ];

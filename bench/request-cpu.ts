@@ -5,7 +5,8 @@
 // with the event loop's utilisation, and the main heap's bytes per request (allocated; into the old generation) and
 // collections. --peer naive measures the hand-written peer on the variant's file instead;
 // --peer bare-fastify and --peer bare-http the HTTP floor (bench/peers/bare.ts: the same requests answered with a
-// precomputed answer of the same size, no model), in Fastify with slogate's settings and in node:http alone.
+// precomputed answer of the same size, no model), in Fastify with slogate's settings and in node:http alone;
+// --peer bare-net the same over sockets alone, under Node's HTTP.
 // --cpu-prof FILE also profiles the event loop over the window and prints its top self-time items; --perf FILE samples
 // the whole process with Linux perf instead (native code and the kernel too, at far less cost). --connections N
 // replaces the open loop with a closed one of N connections (each sends its next request once answered): the server's
@@ -48,7 +49,7 @@ const { values } = parseArgs({
     top: { type: 'string', default: '25' },
     json: { type: 'string' },
     // naive: the hand-written peer (bench/peers/naive.ts) on the variant's file instead of slogate, for comparison;
-    // bare-fastify, bare-http: the HTTP floor (bench/peers/bare.ts), no model per request.
+    // bare-fastify, bare-http: the HTTP floor (bench/peers/bare.ts), no model per request; bare-net: sockets alone.
     peer: { type: 'string' },
     // Pin the server to these cores (taskset); run the bench itself pinned to the others.
     'server-cpus': { type: 'string' },
@@ -89,9 +90,10 @@ function startServer(): Promise<ServerProcess> {
       naive: ['naive.js', args],
       'bare-fastify': ['bare.js', [...args, '--server', 'fastify']],
       'bare-http': ['bare.js', [...args, '--server', 'http']],
+      'bare-net': ['bare.js', [...args, '--server', 'net']],
     };
     const peer = peers[values.peer];
-    if (peer === undefined) throw new Error('--peer takes naive, bare-fastify or bare-http');
+    if (peer === undefined) throw new Error('--peer takes naive, bare-fastify, bare-http or bare-net');
     return startNodeProcess(join(ROOT, 'dist', 'bench', 'peers', peer[0]), peer[1], { env, cpus });
   }
   return startNodeProcess(

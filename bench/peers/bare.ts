@@ -4,10 +4,12 @@
 // model has one, else its first output) gets, so its size matches. onnxruntime runs once, at start-up, for that
 // answer and the metadata the bench reads; never per request.
 // --server fastify: Fastify with slogate's own construction options (the floor slogate's stack can reach);
-// --server http: node:http alone (the floor of Node's HTTP).
-// Usage: node bare.js --route R --variant NAME=PATH [--server fastify|http]; prints `ready: URL`.
+// --server http: node:http alone (the floor of Node's HTTP);
+// --server net: sockets alone, under Node's HTTP: requests split by their Content-Length, no parser, no streams, no
+// header checks (a measure of what node:http itself costs, not a server to put on a network).
+// Usage: node bare.js --route R --variant NAME=PATH [--server fastify|http|net]; prints `ready: URL`.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import * as ort from 'onnxruntime-node';
@@ -149,6 +151,63 @@ function httpServer(): Promise<string> {
   );
 }
 
-if (values.server !== 'fastify' && values.server !== 'http') throw new Error('--server is fastify or http');
-const address = values.server === 'fastify' ? await fastifyServer() : await httpServer();
+/** One request's head: its method, URL and declared body length (-1 when it cannot be read). */
+function requestHead(head: string): { method: string; url: string; bodyLength: number; headerLength: string } {
+  const [method = '', url = ''] = head.slice(0, head.indexOf('\r\n')).split(' ');
+  const field = (name: string) => new RegExp(`\r\n${name}: *([^\r]*)`, 'i').exec(head)?.[1];
+  const length = Number(field('content-length') ?? 0);
+  return { method, url, bodyLength: Number.isInteger(length) ? length : -1, headerLength: field(INFER_LENGTH) ?? '' };
+}
+const INFER_LENGTH = 'inference-header-content-length';
+
+function netServer(): Promise<string> {
+  const reply = (status: string, headers: string, body: Buffer) =>
+    Buffer.concat([
+      Buffer.from(
+        `HTTP/1.1 ${status}\r\n${headers}content-length: ${body.byteLength}\r\nconnection: keep-alive\r\n\r\n`,
+      ),
+      body,
+    ]);
+  const inferAnswer = reply(
+    '200 OK',
+    `content-type: application/octet-stream\r\n${INFER_LENGTH}: ${answer.headerLength}\r\n`,
+    answer.body,
+  );
+  const metadataAnswer = reply('200 OK', 'content-type: application/json\r\n', metadataBody);
+  const answerFor = (head: ReturnType<typeof requestHead>, bodyBytes: number): Buffer => {
+    if (head.method === 'GET' && head.url.startsWith(`/v2/models/${values.route}`)) return metadataAnswer;
+    if (head.method !== 'POST' || !inferPath.test(head.url)) return reply('404 Not Found', '', Buffer.alloc(0));
+    if (!plausible(head.headerLength, bodyBytes)) return reply('400 Bad Request', '', Buffer.alloc(0));
+    return inferAnswer;
+  };
+  const onConnection = (socket: Socket) => {
+    socket.setNoDelay(true);
+    let pending: Buffer | undefined;
+    socket.on('data', (chunk: Buffer) => {
+      let buf = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) break;
+        const head = requestHead(buf.toString('latin1', 0, end));
+        if (head.bodyLength < 0) return socket.destroy();
+        const total = end + 4 + head.bodyLength;
+        if (buf.byteLength < total) break;
+        socket.write(answerFor(head, head.bodyLength));
+        buf = buf.subarray(total);
+      }
+      pending = buf.byteLength > 0 ? buf : undefined;
+    });
+    socket.on('error', () => {});
+  };
+  const server = createNetServer(onConnection);
+  process.once('SIGTERM', () => process.exit(0));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
+}
+
+const servers: Record<string, () => Promise<string>> = { fastify: fastifyServer, http: httpServer, net: netServer };
+const start = servers[values.server];
+if (start === undefined) throw new Error('--server is fastify, http or net');
+const address = await start();
 process.stdout.write(`ready: ${address}\n`);
