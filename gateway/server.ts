@@ -27,6 +27,7 @@ import { installRequestLog } from './status/request-log.js';
 import { statusPlugin } from './status/status.js';
 import type { Tracing } from './tracing.js';
 import { BodyBudget, RouteBodyLimits, requestTimeoutMs } from './v2/body-limits.js';
+import { readSocketsDirectly } from './v2/direct-sockets.js';
 import { inferPlugin } from './v2/infer.js';
 import { InferDirect } from './v2/infer-direct.js';
 import { InferService, type RequestPath } from './v2/infer-service.js';
@@ -61,6 +62,11 @@ export interface ServerDeps {
   readonly rollouts?: RolloutRunner | undefined;
 }
 
+/** Idle keep-alive connections close after this (ms): longer than the usual load balancer's 60 s. */
+const KEEP_ALIVE_MS = 72_000;
+/** A request read off its socket must arrive in full within this, or its connection goes to node:http (ms). */
+const DIRECT_ARRIVAL_MS = 1000;
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const ids = requestIdOptions();
@@ -73,7 +79,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // While closing, requests still reach the handlers, which answer 503 SLOGATE_ERR_SHUTTING_DOWN with Retry-After.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    keepAliveTimeout: 72_000,
+    keepAliveTimeout: KEEP_ALIVE_MS,
     // Request and connection timeouts are derived once listening (applyConnectionLimits); checked every second.
     ...({ http: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS } } as object),
     routerOptions: { maxParamLength: 200 },
@@ -139,7 +145,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       log: app.log,
       withheld: app.withheldErrors,
     });
-    if (routeDirectFirst(app, direct)) app.decorate('inferDirect', direct);
+    if (routeDirectFirst(app, direct)) {
+      app.decorate('inferDirect', direct);
+      if (config.server.directSockets)
+        readSocketsDirectly(app.server, { direct, arrivalMs: DIRECT_ARRIVAL_MS, keepAliveMs: KEEP_ALIVE_MS });
+    }
   }
 
   const log: Logger = deps.logger ?? {

@@ -4,7 +4,7 @@
 // path; this path reads the body and writes the answer itself and shares everything else with the Fastify route
 // (InferService). Anything else, including every request it is unsure of, is left to that route, which stays the
 // reference: the same status, headers and body either way (test/integration/infer-direct.test.ts).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { SlogateError } from '../../core/errors.js';
 import { LOAD_REPORT_HEADER } from '../../runtime/load-report.js';
 import { errorBody, errorHeaders, noteWithheld } from '../errors.js';
@@ -19,8 +19,8 @@ export interface InferDirectOptions {
   readonly service: InferService;
   readonly limits: RouteBodyLimits;
   readonly budget: BodyBudget;
-  /** The same request ids as Fastify's (one counter for both paths). */
-  readonly requestId: (req: IncomingMessage) => string;
+  /** The same request ids as Fastify's (one counter for both paths), from the request's headers. */
+  readonly requestId: (req: { headers: IncomingHttpHeaders }) => string;
   /** False once the server drains: each answer then closes its connection. */
   readonly admitting: () => boolean;
   readonly log: { error(obj: object, msg: string): void };
@@ -47,6 +47,41 @@ const PLAIN_MEDIA_TYPES: ReadonlySet<string> = new Set([
   'application/octet-stream',
 ]);
 
+/** A request as the sockets read it (direct-sockets.ts): what the direct path looks at. */
+export interface DirectRequest {
+  readonly url: string;
+  readonly contentType: string | undefined;
+  readonly jsonLength: string | undefined;
+  readonly requestId: string | undefined;
+}
+
+/** Writes one whole answer: its status, headers and body. */
+type WriteAnswer = (statusCode: number, headers: Record<string, string>, body: Buffer | string) => void;
+
+/** One request on the direct path, whichever reads it and writes its answer. */
+interface Exchange {
+  readonly requestId: string;
+  readonly url: string;
+  readonly target: InferTarget;
+  readonly length: number;
+  readonly jsonLength: string | string[] | undefined;
+  readonly write: WriteAnswer;
+  /** Whether its answer has begun. */
+  readonly sent: () => boolean;
+  /** Gives up on the connection (an answer could not be written). */
+  readonly abort: () => void;
+}
+
+/** An exchange read off a socket while it is served: its end (answered or not), and the client's leaving. */
+export interface ServingExchange {
+  readonly answered: Promise<void>;
+  /** The connection closed: the work is cancelled if it still runs, and its body bytes released. */
+  close(): void;
+}
+
+/** The request-id input of an exchange read off a socket, reused: ids are made from the sent header alone. */
+const SENT_ID: { headers: IncomingHttpHeaders } = { headers: {} };
+
 export class InferDirect {
   readonly #o: InferDirectOptions;
   /** Requests taken since the start. */
@@ -62,99 +97,161 @@ export class InferDirect {
     const target = inferTarget(req.url);
     if (target === undefined) return false;
     const headers = req.headers;
-    const type = headers['content-type'];
-    if (headers['transfer-encoding'] !== undefined || (type !== undefined && !PLAIN_MEDIA_TYPES.has(type)))
-      return false;
+    if (headers['transfer-encoding'] !== undefined) return false;
     const declared = headers['content-length'];
     const length = declared === undefined ? -1 : decimalValue(declared, MAX_LENGTH_DIGITS);
-    if (length <= 0 || length > this.#o.limits.forRoute(target.route)) return false;
+    if (!this.#plain(headers['content-type'], length, target)) return false;
     this.taken++;
-    const requestId = this.#o.requestId(req);
+    const ex: Exchange = {
+      requestId: this.#o.requestId(req),
+      url: req.url ?? '',
+      target,
+      length,
+      jsonLength: headers['inference-header-content-length'],
+      write: (statusCode, answerHeaders, body) => {
+        res.writeHead(statusCode, answerHeaders);
+        res.end(body);
+      },
+      sent: () => res.headersSent,
+      abort: () => res.destroy(),
+    };
     try {
-      this.#start(req, res, requestId, target, length);
+      const admitted = this.#admit(ex, res);
+      if (admitted !== undefined) readBody(req, (body) => void this.#serve(ex, body, admitted));
     } catch (err) {
-      this.#failed(req, res, requestId, err);
+      this.#failed(ex, err);
     }
     return true;
   }
 
-  /** Admission, the body's bytes in the budget, then the body; the request is served once it has arrived. */
-  #start(req: IncomingMessage, res: ServerResponse, requestId: string, target: InferTarget, length: number): void {
+  /** Whether the sockets' reader may take this request (direct-sockets.ts): the kind take() serves. */
+  takes(request: DirectRequest & { readonly bodyBytes: number }, target: InferTarget): boolean {
+    return this.#plain(request.contentType, request.bodyBytes, target);
+  }
+
+  /**
+   * Serves a request the sockets read whole, writing its answer with `write`. Undefined when it was answered at once
+   * (a refusal), else the exchange while it is served.
+   */
+  serveRead(
+    request: DirectRequest & { readonly bodyBytes: number },
+    target: InferTarget,
+    body: Buffer,
+    write: WriteAnswer,
+  ): ServingExchange | undefined {
+    this.taken++;
+    const connection = new SocketExchange();
+    SENT_ID.headers[REQUEST_ID_HEADER] = request.requestId;
+    const ex: Exchange = {
+      requestId: this.#o.requestId(SENT_ID),
+      url: request.url,
+      target,
+      length: request.bodyBytes,
+      jsonLength: request.jsonLength,
+      write: (statusCode, headers, payload) => {
+        connection.writableEnded = true;
+        write(statusCode, headers, payload);
+      },
+      sent: () => connection.writableEnded,
+      abort: () => connection.close(),
+    };
+    try {
+      const admitted = this.#admit(ex, connection);
+      if (admitted === undefined) return undefined;
+      const answered = this.#serve(ex, body, admitted).finally(() => connection.close());
+      return { answered, close: () => connection.close() };
+    } catch (err) {
+      this.#failed(ex, err);
+      connection.close();
+      return undefined;
+    }
+  }
+
+  #plain(type: string | undefined, length: number, target: InferTarget): boolean {
+    if (type !== undefined && !PLAIN_MEDIA_TYPES.has(type)) return false;
+    return length > 0 && length <= this.#o.limits.forRoute(target.route);
+  }
+
+  /** Admission, then the body's bytes in the budget: the arrival and hold, or undefined once a refusal is answered. */
+  #admit(ex: Exchange, closes: Closes): { arrivalMs: number; hold: RequestHold } | undefined {
     const { service } = this.#o;
     const arrivalMs = service.now();
-    const refusal = service.admit(target.route, target.version !== undefined, arrivalMs);
+    const refusal = service.admit(ex.target.route, ex.target.version !== undefined, arrivalMs);
     if (refusal !== undefined) {
-      this.#answerError(req, res, requestId, refusal);
-      return;
+      this.#answerError(ex, refusal);
+      return undefined;
     }
-    if (!this.#o.budget.tryReserve(length)) {
+    if (!this.#o.budget.tryReserve(ex.length)) {
       const e = budgetFull(this.#o.budget);
-      service.recordEarlyError(target.route, e);
-      this.#answerError(req, res, requestId, e);
-      return;
+      service.recordEarlyError(ex.target.route, e);
+      this.#answerError(ex, e);
+      return undefined;
     }
-    const hold = new RequestHold(res, this.#o.budget, length);
-    readBody(req, (body) => {
-      this.#serve(req, res, requestId, target, arrivalMs, body, hold).catch((err: unknown) =>
-        this.#failed(req, res, requestId, err),
-      );
-    });
+    return { arrivalMs, hold: new RequestHold(closes, this.#o.budget, ex.length) };
   }
 
   /** A fault of the gateway's own: logged, answered 500 when nothing was sent yet; the process goes on. */
-  #failed(req: IncomingMessage, res: ServerResponse, requestId: string, err: unknown): void {
-    this.#o.log.error({ err, reqId: requestId }, 'inference failed unexpectedly');
+  #failed(ex: Exchange, err: unknown): void {
+    this.#o.log.error({ err, reqId: ex.requestId }, 'inference failed unexpectedly');
     try {
-      if (!res.headersSent)
-        this.#answerError(req, res, requestId, new SlogateError('SLOGATE_ERR_INTERNAL', 'the direct path failed'));
+      if (!ex.sent()) this.#answerError(ex, new SlogateError('SLOGATE_ERR_INTERNAL', 'the direct path failed'));
     } catch {
-      res.destroy();
+      ex.abort();
     }
   }
 
-  async #serve(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    target: InferTarget,
-    arrivalMs: number,
-    body: Buffer,
-    hold: RequestHold,
-  ): Promise<void> {
-    const answer = await this.#o.service.infer({
-      routeName: target.route,
-      version: target.version,
-      arrivalMs,
-      body,
-      jsonLengthHeader: req.headers['inference-header-content-length'],
-      hold,
-    });
-    if (answer instanceof SlogateError) {
-      if (answer.code === 'SLOGATE_ERR_INTERNAL')
-        this.#o.log.error({ err: answer, reqId: requestId }, 'inference failed unexpectedly');
-      this.#answerError(req, res, requestId, answer);
-    } else this.#answer(res, requestId, 200, answerHeaders(answer), answer.body);
+  async #serve(ex: Exchange, body: Buffer, admitted: { arrivalMs: number; hold: RequestHold }): Promise<void> {
+    try {
+      const answer = await this.#o.service.infer({
+        routeName: ex.target.route,
+        version: ex.target.version,
+        arrivalMs: admitted.arrivalMs,
+        body,
+        jsonLengthHeader: ex.jsonLength,
+        hold: admitted.hold,
+      });
+      if (answer instanceof SlogateError) {
+        if (answer.code === 'SLOGATE_ERR_INTERNAL')
+          this.#o.log.error({ err: answer, reqId: ex.requestId }, 'inference failed unexpectedly');
+        this.#answerError(ex, answer);
+      } else this.#answer(ex, 200, answerHeaders(answer), answer.body);
+    } catch (err) {
+      this.#failed(ex, err);
+    }
   }
 
-  #answerError(req: IncomingMessage, res: ServerResponse, requestId: string, err: SlogateError): void {
-    noteWithheld(err, { requestId, method: 'POST', url: req.url ?? '' }, this.#o.log, this.#o.withheld);
-    this.#answer(res, requestId, err.statusCode, errorHeaders(err), errorBody(err, requestId));
+  #answerError(ex: Exchange, err: SlogateError): void {
+    noteWithheld(err, { requestId: ex.requestId, method: 'POST', url: ex.url }, this.#o.log, this.#o.withheld);
+    this.#answer(ex, err.statusCode, errorHeaders(err), errorBody(err, ex.requestId));
   }
 
   /** Writes an answer with the headers every inference answer carries (as the Fastify route's hooks add them). */
-  #answer(
-    res: ServerResponse,
-    requestId: string,
-    statusCode: number,
-    headers: Record<string, string>,
-    body: Buffer | string,
-  ): void {
-    headers[REQUEST_ID_HEADER] = requestId;
+  #answer(ex: Exchange, statusCode: number, headers: Record<string, string>, body: Buffer | string): void {
+    headers[REQUEST_ID_HEADER] = ex.requestId;
     if (!this.#o.admitting()) headers.connection = 'close';
     headers[LOAD_REPORT_HEADER] = this.#o.service.loadReport();
     headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
-    res.writeHead(statusCode, headers);
-    res.end(body);
+    ex.write(statusCode, headers, body);
+  }
+}
+
+/** What a request hold listens to: node:http's response, or a socket exchange. */
+type Closes = ConstructorParameters<typeof RequestHold>[0];
+
+/** The close of a request read off a socket, told once: when its answer is written, or its connection closes. */
+class SocketExchange {
+  writableEnded = false;
+  #listener: (() => void) | undefined;
+
+  on(_event: 'close', listener: () => void): this {
+    this.#listener = listener;
+    return this;
+  }
+
+  close(): void {
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
   }
 }
 

@@ -1,18 +1,24 @@
 // What an inference request holds until its answer's connection closes: its reserved body bytes, and, while its work
 // runs, the cancellation of that work if the client leaves first. One 'close' listener serves both, because every
 // listener costs an EventEmitter add and remove per request.
-import type { ServerResponse } from 'node:http';
 import type { ClientGone } from '../../core/cancel.js';
 import type { BodyBudget } from './body-limits.js';
 
+/** What closes with the request: node:http's response, or an exchange read off a socket (direct-sockets.ts). */
+export interface Closing {
+  on(event: 'close', listener: () => void): unknown;
+  /** Its answer has been written in full. */
+  readonly writableEnded: boolean;
+}
+
 export class RequestHold {
-  readonly #raw: ServerResponse;
+  readonly #raw: Closing;
   readonly #budget: BodyBudget | undefined;
   readonly #bytes: number;
   #gone: ClientGone | undefined;
 
   /** Releases `bytes` of `budget` when `raw` closes (none held: budget undefined). */
-  constructor(raw: ServerResponse, budget: BodyBudget | undefined, bytes: number) {
+  constructor(raw: Closing, budget: BodyBudget | undefined, bytes: number) {
     this.#raw = raw;
     this.#budget = budget;
     this.#bytes = bytes;
