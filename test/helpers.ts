@@ -94,3 +94,18 @@ export async function freePort(): Promise<number> {
     s.once('error', reject);
   });
 }
+
+/** The whole HTTP answers (head and Content-Length body) in `text`, read as latin1: each one's head. */
+export function wholeAnswers(text: string): string[] {
+  const heads: string[] = [];
+  let at = 0;
+  for (;;) {
+    const end = text.indexOf('\r\n\r\n', at);
+    if (end < 0) return heads;
+    const head = text.slice(at, end);
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    if (text.length < end + 4 + length) return heads;
+    heads.push(head);
+    at = end + 4 + length;
+  }
+}

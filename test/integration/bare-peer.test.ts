@@ -9,7 +9,7 @@ import { Pool } from 'undici';
 import { type ServerProcess, startNodeProcess } from '../../bench/server-process.js';
 import { evalBody } from '../../bench/v2-requests.js';
 import { readEvalSet } from '../../runtime/eval-set.js';
-import { DIGITS_DIR, EVAL_PATH, ROOT } from '../helpers.js';
+import { DIGITS_DIR, EVAL_PATH, ROOT, wholeAnswers } from '../helpers.js';
 
 const BARE = join(ROOT, 'dist', 'bench', 'peers', 'bare.js');
 const request = evalBody(readEvalSet(EVAL_PATH), { name: 'pixels', shape: [-1, 784] }, 0, 1, 'binary');
@@ -22,21 +22,6 @@ async function answer(url: string, method: 'GET' | 'POST', path: string, body?: 
     return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) };
   } finally {
     await pool.close();
-  }
-}
-
-/** How many whole HTTP answers (head and Content-Length body) `text` holds, and their status lines. */
-function wholeAnswers(text: string): string[] {
-  const statuses: string[] = [];
-  let at = 0;
-  for (;;) {
-    const end = text.indexOf('\r\n\r\n', at);
-    if (end < 0) return statuses;
-    const head = text.slice(at, end);
-    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-    if (text.length < end + 4 + length) return statuses;
-    statuses.push(head.slice(0, head.indexOf('\r\n')));
-    at = end + 4 + length;
   }
 }
 
@@ -53,7 +38,7 @@ function rawExchange(url: string, chunks: Buffer[], count: number): Promise<stri
     });
     s.on('data', (d: Buffer) => {
       text += d.toString('latin1');
-      const answers = wholeAnswers(text);
+      const answers = wholeAnswers(text).map((head) => head.slice(0, head.indexOf('\r\n')));
       if (answers.length < count) return;
       s.destroy();
       resolve(answers);

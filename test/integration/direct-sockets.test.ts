@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { evalBody } from '../../bench/v2-requests.js';
 import type { Slogate } from '../../main.js';
 import { readEvalSet } from '../../runtime/eval-set.js';
-import { digitsConfig, EVAL_PATH, startSlogate } from '../helpers.js';
+import { digitsConfig, EVAL_PATH, startSlogate, wholeAnswers } from '../helpers.js';
 
 const set = readEvalSet(EVAL_PATH);
 const binary = evalBody(set, { name: 'pixels', shape: [-1, 784] }, 5, 1, 'binary');
@@ -23,21 +23,6 @@ function inferRequest(extra = ''): Buffer {
   return Buffer.concat([Buffer.from(head), binary.body]);
 }
 const READY = Buffer.from('GET /v2/health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-
-/** Whole answers in `text` (head plus Content-Length body): their status codes and heads. */
-function answers(text: string): { status: number; head: string }[] {
-  const out: { status: number; head: string }[] = [];
-  let at = 0;
-  for (;;) {
-    const end = text.indexOf('\r\n\r\n', at);
-    if (end < 0) return out;
-    const head = text.slice(at, end);
-    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-    if (text.length < end + 4 + length) return out;
-    out.push({ status: Number(head.slice(9, 12)), head });
-    at = end + 4 + length;
-  }
-}
 
 /** A client connection that collects what it reads. */
 async function open(
@@ -54,7 +39,7 @@ async function open(
     socket,
     async until(n) {
       for (const stop = Date.now() + 5000; Date.now() < stop; await sleep(5)) {
-        const got = answers(text);
+        const got = wholeAnswers(text).map((head) => ({ status: Number(head.slice(9, 12)), head }));
         if (got.length >= n) return got;
       }
       assert.fail(`no ${n} answers in 5 s: ${JSON.stringify(text.slice(0, 400))}`);
