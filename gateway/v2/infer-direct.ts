@@ -13,7 +13,7 @@ import type { WithheldErrors } from '../withheld-errors.js';
 import { type BodyBudget, budgetFull, type RouteBodyLimits } from './body-limits.js';
 import { decimalValue } from './codec.js';
 import type { InferAnswer, InferService } from './infer-service.js';
-import { RequestHold } from './request-hold.js';
+import { type Closing, RequestHold } from './request-hold.js';
 
 export interface InferDirectOptions {
   readonly service: InferService;
@@ -173,7 +173,7 @@ export class InferDirect {
   }
 
   /** Admission, then the body's bytes in the budget: the arrival and hold, or undefined once a refusal is answered. */
-  #admit(ex: Exchange, closes: Closes): { arrivalMs: number; hold: RequestHold } | undefined {
+  #admit(ex: Exchange, closes: Closing): { arrivalMs: number; hold: RequestHold } | undefined {
     const { service } = this.#o;
     const arrivalMs = service.now();
     const refusal = service.admit(ex.target.route, ex.target.version !== undefined, arrivalMs);
@@ -234,9 +234,6 @@ export class InferDirect {
     ex.write(statusCode, headers, body);
   }
 }
-
-/** What a request hold listens to: node:http's response, or a socket exchange. */
-type Closes = ConstructorParameters<typeof RequestHold>[0];
 
 /** The close of a request read off a socket, told once: when its answer is written, or its connection closes. */
 class SocketExchange {
