@@ -124,7 +124,7 @@ describe('GET /metrics after real traffic', () => {
         // stalled. A target this loose keeps a loaded host's pauses from dropping a request before dispatch.
         tight: { model: 'digits', slo: { p99Ms: 100 }, policy: { static: { variant: 'tiny', maxBatch: 1 } } },
         // Adaptive with a target no variant can meet: once decided, admission refuses every request (shed).
-        hopeless: { model: 'digits', slo: { p99Ms: 0.05 } },
+        hopeless: { model: 'digits', slo: { p99Ms: 0.001 } },
       },
     });
     const clock = new SteppedClock();
@@ -141,7 +141,7 @@ describe('GET /metrics after real traffic', () => {
     for (let i = 0; i < 100 && sg.controller.current('hopeless') === undefined; i++)
       await new Promise((r) => setTimeout(r, 20));
     // Shed (429), except a probe the engine lets through once it has seen arrivals (a tick can land between two of
-    // these requests): admitted, then dropped by its queue (503), as nothing can meet 0.05 ms.
+    // these requests): admitted, then dropped by its queue (503), as nothing can meet 1 us.
     for (let shed = 0, i = 0; shed < sent.shed && i < 50; i++) {
       const r = await fetch(`${url}/v2/models/hopeless/infer`, {
         method: 'POST',
