@@ -129,6 +129,8 @@ class DirectConnection {
   #serving: { close(): void } | undefined;
   #waitTimer: NodeJS.Timeout | undefined;
   #done = false;
+  /** The last head read and its fields: a client's requests on one connection mostly repeat their head. */
+  #lastHead: { readonly bytes: Buffer; readonly head: DirectHead } | undefined;
   onGone: () => void = () => {};
 
   constructor(socket: Socket, options: DirectSocketsOptions, handOver: () => void) {
@@ -188,7 +190,7 @@ class DirectConnection {
         else this.#waitForRest();
         return;
       }
-      const head = end > MAX_HEAD_BYTES ? undefined : parseDirectHead(bytes.toString('latin1', 0, end));
+      const head = end > MAX_HEAD_BYTES ? undefined : this.#head(bytes, end);
       const target = head === undefined ? undefined : inferTarget(head.url);
       if (head === undefined || target === undefined || !this.#o.direct.takes(head, target)) {
         this.#leave();
@@ -204,6 +206,16 @@ class DirectConnection {
       this.#pending = bytes.byteLength === total ? undefined : bytes.subarray(total);
       this.#serve(head, target, bytes.subarray(end + 4, total));
     }
+  }
+
+  /** The head in bytes[0, end): the last one's fields when it repeats it byte for byte, else parsed. */
+  #head(bytes: Buffer, end: number): DirectHead | undefined {
+    const last = this.#lastHead;
+    if (last !== undefined && last.bytes.byteLength === end && bytes.compare(last.bytes, 0, end, 0, end) === 0)
+      return last.head;
+    const head = parseDirectHead(bytes.toString('latin1', 0, end));
+    if (head !== undefined) this.#lastHead = { bytes: Buffer.from(bytes.subarray(0, end)), head };
+    return head;
   }
 
   #serve(head: DirectHead, target: InferTarget, body: Buffer): void {
@@ -229,10 +241,7 @@ class DirectConnection {
     text += closing ? '\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveSeconds(this.#o)}\r\n\r\n`;
     const socket = this.#socket;
     if (!socket.writable) return;
-    socket.cork();
-    socket.write(text, 'latin1');
-    socket.write(body);
-    socket.uncork();
+    socket.write(wholeAnswer(text, body));
     if (closing) {
       this.#stop();
       socket.end();
@@ -275,6 +284,16 @@ class DirectConnection {
     this.#done = true;
     this.#clearWait();
   }
+}
+
+/** Head and body in one buffer: one plain write, rather than a corked pair that the stream gathers into a writev. */
+function wholeAnswer(head: string, body: Buffer | string): Buffer {
+  const bodyBytes = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+  const out = Buffer.allocUnsafe(head.length + bodyBytes);
+  out.write(head, 0, 'latin1');
+  if (typeof body === 'string') out.write(body, head.length, 'utf8');
+  else out.set(body, head.length);
+  return out;
 }
 
 function noop(): void {}

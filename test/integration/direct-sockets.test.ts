@@ -83,6 +83,25 @@ describe('inference read off the sockets', () => {
     c.socket.destroy();
   });
 
+  test('a head repeated byte for byte is served as before; one that differs in a byte is read anew', async () => {
+    const c = await open(url);
+    const before = taken();
+    const ids = ['id-aaaa', 'id-aaaa', 'id-aaab', 'id-aaab'];
+    c.socket.write(Buffer.concat(ids.map((id) => inferRequest(`x-request-id: ${id}\r\n`))));
+    const got = await c.until(4);
+    assert.deepEqual(
+      got.map((a) => a.head.match(/\r\nx-request-id: (\S+)\r\n/)?.[1]),
+      ids,
+    );
+    assert.equal(taken() - before, 4);
+    // A head as long as the last one, with an expectation this path refuses: node:http answers it.
+    const expect = 'expect: 100-continueX\r\n';
+    assert.equal(expect.length, 'x-request-id: id-aaab\r\n'.length);
+    c.socket.write(inferRequest(expect));
+    assert.equal((await c.until(5))[4]?.status, 417);
+    c.socket.destroy();
+  });
+
   test('at its first other request a connection goes to node:http, with what was read, and goes on', async () => {
     const c = await open(url);
     // An infer request, the readiness probe and another infer request in one write: the last two are node:http's.
