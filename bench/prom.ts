@@ -63,6 +63,24 @@ export function sumOf(
   return sum;
 }
 
+/** A variant's batches between two scrapes of slogate's /metrics. */
+export interface Batches {
+  readonly count: number;
+  readonly rows: number;
+  /** Those run on the gateway's main thread (runtime.inlineMaxMs). */
+  readonly inline: number;
+}
+
+/** The batches of `variant` (model/variant) between the scrapes; undefined for a server without slogate's metrics. */
+export function batchesIn(before: Scrape | undefined, after: Scrape | undefined, variant: string): Batches | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  const delta = (name: string) =>
+    (sumOf(after.samples, name, { variant }) ?? 0) - (sumOf(before.samples, name, { variant }) ?? 0);
+  const count = delta('slogate_batch_size_count');
+  if (count === 0 && sumOf(after.samples, 'slogate_batch_size_count') === undefined) return undefined;
+  return { count, rows: delta('slogate_batch_size_sum'), inline: delta('slogate_inline_batches_total') };
+}
+
 export interface ServerCounters {
   /** Cost accrued during the run (pricing units). */
   readonly cost: number | null;

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { type ClosedLoopResult, closedLoop } from './closed-loop.js';
 import { processCpuMs } from './proc-stat.js';
+import { type Batches, batchesIn, scrape } from './prom.js';
 import { type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
 import { evalBody, type Protocol } from './v2-requests.js';
 
@@ -75,6 +76,8 @@ interface Row extends ClosedLoopResult {
   protocol: Protocol;
   /** The server process's CPU (all threads) per answered request over the measured run. */
   cpuUsPerRequest: number;
+  /** Slogate's batches of the route's variant over the measured run (from its /metrics). */
+  batches: Batches | undefined;
 }
 
 for (const r of routes)
@@ -82,14 +85,22 @@ for (const r of routes)
 
 const rows: Row[] = [];
 
-/** A 1 s warm-up, then the measured run, with the server's CPU over it. */
-async function measure(server: ServerProcess, target: string, path: string, protocol: Protocol): Promise<void> {
+/** A 1 s warm-up, then the measured run, with the server's CPU over it and, for slogate, its batches of `variant`. */
+async function measure(
+  server: ServerProcess,
+  target: string,
+  path: string,
+  protocol: Protocol,
+  variant?: string,
+): Promise<void> {
   const load = { url: server.url, path, bodies: bodies(protocol), connections };
   await closedLoop({ ...load, durationS: 1 });
+  const before = variant === undefined ? undefined : await scrape(server.url);
   const cpu0 = processCpuMs(server.pid);
   const r = await closedLoop({ ...load, durationS });
   const cpuUsPerRequest = r.requests > 0 ? ((processCpuMs(server.pid) - cpu0) * 1000) / r.requests : Number.NaN;
-  rows.push({ target, protocol, ...r, cpuUsPerRequest });
+  const batches = variant === undefined ? undefined : batchesIn(before, await scrape(server.url), variant);
+  rows.push({ target, protocol, ...r, cpuUsPerRequest, batches });
 }
 
 async function withServer(start: Promise<ServerProcess>, fn: (s: ServerProcess) => Promise<void>): Promise<void> {
@@ -120,7 +131,10 @@ if (!values['skip-references']) {
 }
 await withServer(startSlogateProcess(config, { cpus: serverCpus }), async (s) => {
   for (const route of routes)
-    for (const protocol of protocols) await measure(s, `slogate ${route}`, `/v2/models/${route}/infer`, protocol);
+    for (const protocol of protocols) {
+      const variant = `digits/${config.routes[route as keyof typeof config.routes].policy.static.variant}`;
+      await measure(s, `slogate ${route}`, `/v2/models/${route}/infer`, protocol, variant);
+    }
 });
 
 const pinned = serverCpus === undefined ? '' : `, servers on cores ${serverCpus}`;
@@ -128,14 +142,22 @@ const machine = `${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores${
 console.log(
   `\n${machine}; ${connections} connections, ${durationS} s per cell; one digit per request; small and large: no batching across requests; small-batched: up to 64 per batch\n`,
 );
-console.log('| target | protocol | req/s | server CPU, us/request | p50 ms | p99 ms | errors |');
-console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+console.log(
+  '| target | protocol | req/s | server CPU, us/request | p50 ms | p99 ms | errors | rows per batch | inline batches |',
+);
+console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows)
   console.log(
-    `| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.cpuUsPerRequest.toFixed(1)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} |`,
+    `| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.cpuUsPerRequest.toFixed(1)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} | ${batchColumns(r.batches)} |`,
   );
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(
   values.out,
   `${JSON.stringify({ machine, serverCpus, connections, durationS, at: new Date().toISOString(), rows }, null, 2)}\n`,
 );
+
+/** Rows per batch and the share of batches run inline; dashes for a server without slogate's metrics. */
+function batchColumns(b: Batches | undefined): string {
+  if (b === undefined || b.count === 0) return '- | -';
+  return `${(b.rows / b.count).toFixed(2)} | ${((100 * b.inline) / b.count).toFixed(0)}%`;
+}

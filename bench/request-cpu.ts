@@ -23,7 +23,7 @@ import { topSelfTime } from './cpu-profile.js';
 import type { RouteInputs } from './inputs.js';
 import { makePool, openConnections, openLoop } from './open-loop.js';
 import { type PerfRecording, perfShares, recordPerf } from './perf-record.js';
-import { type Scrape, scrape, sumOf } from './prom.js';
+import { batchesIn, scrape } from './prom.js';
 import { hostDescription, prepareInputs } from './run.js';
 import { buildSchedule } from './schedule.js';
 import { type ServerProcess, startNodeProcess } from './server-process.js';
@@ -182,7 +182,7 @@ try {
     server.child.kill('SIGUSR2'); // closes it
     await perf?.stop();
     const line = await reported;
-    const batches = batchesIn(before, await scrape(server.url));
+    const batches = batchesIn(before, await scrape(server.url), `${routeConfig?.model}/${values.variant}`);
     const report = JSON.parse(line) as ProbeReport;
     const s = summarize(r.records, { durationMs: r.wallMs, lagBoundMs: 5 });
     const answered = s.overall.completed;
@@ -287,22 +287,4 @@ try {
   }
 } finally {
   await server.stop();
-}
-
-/** The variant's batches over the window (slogate's /metrics scraped before and after); undefined for a peer. */
-function batchesIn(
-  before: Scrape | undefined,
-  after: Scrape | undefined,
-): { count: number; rows: number; inline: number } | undefined {
-  if (before === undefined || after === undefined) return undefined;
-  const variant = `${routeConfig?.model}/${values.variant}`;
-  const delta = (name: string, labels: Record<string, string> = { variant }) =>
-    (sumOf(after.samples, name, labels) ?? 0) - (sumOf(before.samples, name, labels) ?? 0);
-  const count = delta('slogate_batch_size_count');
-  if (count === 0 && sumOf(after.samples, 'slogate_batch_size_count') === undefined) return undefined;
-  return {
-    count,
-    rows: delta('slogate_batch_size_sum'),
-    inline: delta('slogate_inline_batches_total'),
-  };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { counterDelta, parsePrometheus, sumOf } from '../../../bench/prom.js';
+import { batchesIn, counterDelta, parsePrometheus, sumOf } from '../../../bench/prom.js';
 
 const BEFORE = `# HELP slogate_cost_total Accumulated cost
 # TYPE slogate_cost_total counter
@@ -50,4 +50,25 @@ test('counterDelta: cost, cost by variant, switches and SLO outcomes of one rout
   // A labelled counter that was never incremented has no sample but is declared: zero, not unknown.
   const declared = parsePrometheus('# TYPE slogate_decision_changes_total counter\n');
   assert.equal(counterDelta(empty, declared, 'digits')?.switches, 0);
+});
+
+test("batchesIn: one variant's batches, their rows and the inline ones between two scrapes", () => {
+  const at = (count: number, rows: number, inline: number, other: number) =>
+    parsePrometheus(
+      [
+        `slogate_batch_size_count{model="digits",variant="digits/small"} ${count}`,
+        `slogate_batch_size_sum{model="digits",variant="digits/small"} ${rows}`,
+        `slogate_inline_batches_total{model="digits",variant="digits/small"} ${inline}`,
+        `slogate_batch_size_count{model="digits",variant="digits/large"} ${other}`,
+      ].join('\n'),
+    );
+  assert.deepEqual(batchesIn(at(10, 40, 8, 3), at(30, 130, 25, 9), 'digits/small'), {
+    count: 20,
+    rows: 90,
+    inline: 17,
+  });
+  assert.deepEqual(batchesIn(at(1, 1, 0, 0), at(1, 1, 0, 5), 'digits/small'), { count: 0, rows: 0, inline: 0 });
+  // A server without slogate's metrics (a peer), or a scrape that failed: no batches to show.
+  assert.equal(batchesIn(parsePrometheus(''), parsePrometheus('up 1'), 'digits/small'), undefined);
+  assert.equal(batchesIn(undefined, at(1, 1, 0, 0), 'digits/small'), undefined);
 });
