@@ -20,11 +20,15 @@ export interface ClosedLoopOptions {
   readonly maxRequests?: number;
   /** A request unanswered this long (ms) counts as an error; 10 s unless given. */
   readonly timeoutMs?: number;
+  /** Latencies are recorded here (runs measured in parts add up); a new histogram unless given. */
+  readonly latency?: Histogram;
 }
 
 export interface ClosedLoopResult {
   readonly requests: number;
   readonly rps: number;
+  /** From the first send to the last answer. */
+  readonly wallMs: number;
   readonly p50Ms: number;
   readonly p90Ms: number;
   readonly p99Ms: number;
@@ -86,7 +90,7 @@ async function runLanes(o: Lanes): Promise<number> {
 }
 
 export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
-  const latency = new Histogram();
+  const latency = o.latency ?? new Histogram();
   let answered = 0;
   let errors = 0;
   let non2xx = 0;
@@ -110,6 +114,7 @@ export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopResult
   return {
     requests: answered,
     rps: (answered * 1000) / Math.max(1, wallMs),
+    wallMs,
     p50Ms: latency.quantileMs(0.5),
     p90Ms: latency.quantileMs(0.9),
     p99Ms: latency.quantileMs(0.99),

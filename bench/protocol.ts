@@ -6,25 +6,28 @@
 // `small` per request (bench/peers/naive.ts). Without
 // batching every request is a round trip to the worker, which caps small-model rates; with it, the gateway's own
 // per-request work (parsing above all) is what limits them. Each row also gives the server process's CPU per request
-// (Linux /proc), steadier than requests/s on a shared host. --routes, --protocols and --skip-references pick cells,
-// e.g. `--routes small-batched --protocols binary --skip-references` for an A/B of the request path. --server-cpus
-// pins every server to those cores (taskset); run the bench itself pinned to the others, so neither takes the other's.
-// Servers run as child processes; every run is bounded in time and stops by itself.
+// (Linux /proc), steadier than requests/s on a shared host. Every server runs from the start and the cells are measured
+// in alternated rounds (--rounds, bench/rounds.ts): each slogate row's ratio to bare Fastify is the median of its
+// round-by-round ratios. --routes, --protocols and --skip-references pick cells, e.g. `--routes small-batched
+// --protocols binary --skip-references` for an A/B of the request path. --server-cpus pins every server to those
+// cores (taskset); run the bench itself pinned to the others, so neither takes the other's. Servers run as child
+// processes; every run is bounded in time and stops by itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEvalSet } from '../runtime/eval-set.js';
-import { type ClosedLoopResult, closedLoop } from './closed-loop.js';
-import { processCpuMs } from './proc-stat.js';
-import { type Batches, batchesIn, scrape } from './prom.js';
+import type { Batches } from './prom.js';
+import { type Cell, type CellResult, measureInRounds, median, roundRatios } from './rounds.js';
 import { type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
 import { evalBody, type Protocol } from './v2-requests.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
+    /** Measured seconds per cell, split over the rounds. */
     duration: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '4' },
     connections: { type: 'string', default: '8' },
     /** Slogate's routes to measure (comma separated): small, small-batched, large. */
     routes: { type: 'string', default: 'small,small-batched,large' },
@@ -37,6 +40,9 @@ const { values } = parseArgs({
 });
 const durationS = Number(values.duration);
 const connections = Number(values.connections);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1)
+  throw new Error(`--rounds takes a whole number of at least 1, got ${values.rounds}`);
 const routes = values.routes.split(',');
 const serverCpus = values['server-cpus'];
 const protocols = values.protocols.split(',') as Protocol[];
@@ -71,89 +77,80 @@ const config = {
   },
 };
 
-interface Row extends ClosedLoopResult {
-  target: string;
-  protocol: Protocol;
-  /** The server process's CPU (all threads) per answered request over the measured run. */
-  cpuUsPerRequest: number;
-  /** Slogate's batches of the route's variant over the measured run (from its /metrics). */
-  batches: Batches | undefined;
-}
-
 for (const r of routes)
   if (!(r in config.routes)) throw new Error(`--routes takes ${Object.keys(config.routes).join(',')}, got ${r}`);
 
-const rows: Row[] = [];
-
-/** A 1 s warm-up, then the measured run, with the server's CPU over it and, for slogate, its batches of `variant`. */
-async function measure(
-  server: ServerProcess,
-  target: string,
-  path: string,
-  protocol: Protocol,
-  variant?: string,
-): Promise<void> {
-  const load = { url: server.url, path, bodies: bodies(protocol), connections };
-  await closedLoop({ ...load, durationS: 1 });
-  const before = variant === undefined ? undefined : await scrape(server.url);
-  const cpu0 = processCpuMs(server.pid);
-  const r = await closedLoop({ ...load, durationS });
-  const cpuUsPerRequest = r.requests > 0 ? ((processCpuMs(server.pid) - cpu0) * 1000) / r.requests : Number.NaN;
-  const batches = variant === undefined ? undefined : batchesIn(before, await scrape(server.url), variant);
-  rows.push({ target, protocol, ...r, cpuUsPerRequest, batches });
-}
-
-async function withServer(start: Promise<ServerProcess>, fn: (s: ServerProcess) => Promise<void>): Promise<void> {
+const FASTIFY = 'bare Fastify (ceiling)';
+const servers: ServerProcess[] = [];
+/** Starts a server, kept to be stopped at the end. */
+async function started(start: Promise<ServerProcess>): Promise<ServerProcess> {
   const server = await start;
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
+  servers.push(server);
+  return server;
 }
 
-if (!values['skip-references']) {
-  await withServer(startNodeProcess(join(PEERS, 'hello.js'), [], { cpus: serverCpus }), async (s) => {
-    for (const protocol of protocols) await measure(s, 'bare Fastify (ceiling)', '/hello', protocol);
-  });
-  const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
-  const references = [
-    { target: 'sockets, V2 answer, no HTTP library', script: 'bare.js', args: ['--server', 'net'] },
-    { target: 'node:http, V2 answer, no model (floor)', script: 'bare.js', args: ['--server', 'http'] },
-    { target: 'hand-written small', script: 'naive.js', args: [] },
-  ];
-  for (const ref of references) {
-    const start = startNodeProcess(join(PEERS, ref.script), ['--route', 'small', '--variant', small, ...ref.args], {
-      cpus: serverCpus,
-    });
-    await withServer(start, (s) => measure(s, ref.target, '/v2/models/small/infer', 'binary'));
+let results: CellResult[];
+try {
+  const cells: Cell[] = [];
+  if (!values['skip-references']) {
+    const hello = await started(startNodeProcess(join(PEERS, 'hello.js'), [], { cpus: serverCpus }));
+    for (const protocol of protocols)
+      cells.push({ target: FASTIFY, protocol, server: hello, path: '/hello', bodies: bodies(protocol) });
+    const small = `small=${join(ROOT, 'models/digits/small.onnx')}`;
+    const references = [
+      { target: 'sockets, V2 answer, no HTTP library', script: 'bare.js', args: ['--server', 'net'] },
+      { target: 'node:http, V2 answer, no model (floor)', script: 'bare.js', args: ['--server', 'http'] },
+      { target: 'hand-written small', script: 'naive.js', args: [] },
+    ];
+    for (const ref of references) {
+      const args = ['--route', 'small', '--variant', small, ...ref.args];
+      const server = await started(startNodeProcess(join(PEERS, ref.script), args, { cpus: serverCpus }));
+      const path = '/v2/models/small/infer';
+      cells.push({ target: ref.target, protocol: 'binary', server, path, bodies: bodies('binary') });
+    }
   }
-}
-await withServer(startSlogateProcess(config, { cpus: serverCpus }), async (s) => {
+  const sg = await started(startSlogateProcess(config, { cpus: serverCpus }));
   for (const route of routes)
     for (const protocol of protocols) {
       const variant = `digits/${config.routes[route as keyof typeof config.routes].policy.static.variant}`;
-      await measure(s, `slogate ${route}`, `/v2/models/${route}/infer`, protocol, variant);
+      const path = `/v2/models/${route}/infer`;
+      cells.push({ target: `slogate ${route}`, protocol, server: sg, path, bodies: bodies(protocol), variant });
     }
-});
+  results = await measureInRounds(cells, { rounds, roundS: durationS / rounds, warmupS: 1, connections });
+} finally {
+  await Promise.all(servers.map((s) => s.stop()));
+}
 
 const pinned = serverCpus === undefined ? '' : `, servers on cores ${serverCpus}`;
 const machine = `${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores${pinned}, Node ${process.version}`;
 console.log(
-  `\n${machine}; ${connections} connections, ${durationS} s per cell; one digit per request; small and large: no batching across requests; small-batched: up to 64 per batch\n`,
+  `\n${machine}; ${connections} connections, ${durationS} s per cell in ${rounds} alternated rounds; one digit per request; small and large: no batching across requests; small-batched: up to 64 per batch\n`,
 );
 console.log(
   '| target | protocol | req/s | server CPU, us/request | p50 ms | p99 ms | errors | rows per batch | inline batches |',
 );
 console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-for (const r of rows)
+for (const r of results)
   console.log(
     `| ${r.target} | ${r.protocol} | ${Math.round(r.rps)} | ${r.cpuUsPerRequest.toFixed(1)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors + r.non2xx} | ${batchColumns(r.batches)} |`,
   );
+const ratios = [];
+for (const r of results) {
+  const ceiling = results.find((c) => c.target === FASTIFY && c.protocol === r.protocol);
+  if (!r.target.startsWith('slogate ') || ceiling === undefined) continue;
+  const perRound = roundRatios(r, ceiling);
+  ratios.push({ target: r.target, protocol: r.protocol, over: FASTIFY, perRound, median: median(perRound) });
+}
+if (ratios.length > 0) console.log(`\nOver ${FASTIFY}, the median of ${rounds} rounds (each round's ratio):`);
+for (const q of ratios)
+  console.log(
+    `- ${q.target}, ${q.protocol}: ${q.median.toFixed(2)}x (${q.perRound.map((x) => x.toFixed(2)).join(', ')})`,
+  );
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+const at = new Date().toISOString();
 writeFileSync(
   values.out,
-  `${JSON.stringify({ machine, serverCpus, connections, durationS, at: new Date().toISOString(), rows }, null, 2)}\n`,
+  `${JSON.stringify({ machine, serverCpus, connections, durationS, rounds, at, rows: results, ratios }, null, 2)}\n`,
 );
 
 /** Rows per batch and the share of batches run inline; dashes for a server without slogate's metrics. */
