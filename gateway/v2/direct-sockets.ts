@@ -214,7 +214,11 @@ class DirectConnection {
     if (last !== undefined && last.bytes.byteLength === end && bytes.compare(last.bytes, 0, end, 0, end) === 0)
       return last.head;
     const head = parseDirectHead(bytes.toString('latin1', 0, end));
-    if (head !== undefined) this.#lastHead = { bytes: Buffer.from(bytes.subarray(0, end)), head };
+    if (head === undefined) return undefined;
+    // Its own memory, not a slice of the shared pool: an idle connection would keep a pool's 8 KB alive.
+    const copy = Buffer.allocUnsafeSlow(end);
+    bytes.copy(copy, 0, 0, end);
+    this.#lastHead = { bytes: copy, head };
     return head;
   }
 
