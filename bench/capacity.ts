@@ -5,10 +5,12 @@
 // per-request cost of a remote replica hop against a local worker. With --naive, also the hand-written peer
 // (bench/peers/naive.ts: session.run per request on its event loop) on the same file, searched the same way; with
 // --bare, the HTTP floor (bench/peers/bare.ts: Fastify with slogate's options answering a precomputed answer, no
-// model): a ceiling no gateway built on that stack passes on this host. Each probe warms up for 1 s at its rate
-// straight into the measured window: a step from idle costs any server a transient of its own, enough to fail a 4 s
-// probe at a rate it sustains (BENCHMARKS.md). A missed probe is probed again (--retries) before the search counts
-// it, so one stall of a shared host does not halve a server's result.
+// model): a ceiling no gateway built on that stack passes on this host. Slogate and the peers are up at once and
+// their searches probe in turns, so a burst of load from elsewhere lands on neighbouring probes of each; --rounds
+// repeats that per variant and reports medians, a ratio being the median of the rounds' ratios. Each probe warms up
+// for 1 s at its rate straight into the measured window: a step from idle costs any server a transient of its own,
+// enough to fail a 4 s probe at a rate it sustains (BENCHMARKS.md). A missed probe is probed again (--retries) before
+// the search counts it, so one stall of a shared host does not halve a server's result.
 // Servers are child processes on 127.0.0.1, every run bounded; results go to bench/results/capacity.{json,md}. With
 // --server-cpus the servers are pinned to those cores (taskset); run the bench itself pinned to the others.
 import { execFileSync } from 'node:child_process';
@@ -20,6 +22,7 @@ import { loadConfigFile } from '../core/config.js';
 import { readEvalSet } from '../runtime/eval-set.js';
 import { type CapacityProbe, probeCapacity } from './capacity-probe.js';
 import type { RawReport } from './peers/raw-ort.js';
+import { median } from './rounds.js';
 import { prepareInputs, runBench } from './run.js';
 import { findCapacity } from './scenarios.js';
 import { type ServerProcess, startNodeProcess, startSlogateProcess } from './server-process.js';
@@ -45,6 +48,8 @@ const { values } = parseArgs({
     'server-cpus': { type: 'string' },
     // The highest rate a search probes (req/s).
     'max-rate': { type: 'string', default: '30000' },
+    // Rounds per variant (slogate and the peers searched side by side in each): medians and the median ratio reported.
+    rounds: { type: 'string', default: '1' },
   },
 });
 const pinned = values['server-cpus'] === undefined ? {} : { cpus: values['server-cpus'] };
@@ -54,17 +59,20 @@ const RETRIES = Number(values.retries);
 const MAX_RATE = Number(values['max-rate']);
 if (!(MAX_RATE >= 200)) throw new Error('--max-rate is a rate of at least 200 req/s');
 if (!Number.isInteger(RETRIES) || RETRIES < 0 || RETRIES > 5) throw new Error('--retries is an integer in [0, 5]');
+const ROUNDS = Number(values.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 9) throw new Error('--rounds is an integer in [1, 9]');
 const config = loadConfigFile(values.config, process.env);
 const [modelName, model] = Object.entries(config.models)[0] ?? [];
 if (model === undefined || modelName === undefined) throw new Error('the config has no model');
 const variants = values.variants?.split(',') ?? Object.keys(model.variants);
 const workers = config.runtime.workers === 'auto' ? 1 : config.runtime.workers;
+const { inlineMaxMs } = config.runtime;
 const evalSet = model.eval === undefined ? undefined : readEvalSet(model.eval);
 
 function serverConfig(variant: string, maxBatch: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     server: { logLevel: 'warn' },
-    runtime: { workers, profile: { cacheDir: join(ROOT, '.slogate-cache') }, ...extra },
+    runtime: { workers, inlineMaxMs, profile: { cacheDir: join(ROOT, '.slogate-cache') }, ...extra },
     models: {
       [modelName as string]: {
         maxBatch: model?.maxBatch,
@@ -94,32 +102,73 @@ interface Found {
   probes: string[];
 }
 
-async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
-  return searchCapacity(await startSlogateProcess(serverConfig(variant, maxBatch), pinned), variant, true);
+type Peer = 'naive' | 'bare';
+type Round = { on: Found } & { [P in Peer]?: Found | undefined };
+
+/** Probes take turns: searches run side by side, one probe at a time, so the servers compared meet the same host. */
+class Turns {
+  #tail: Promise<unknown> = Promise.resolve();
+  run<T>(probe: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(probe);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
 }
 
-/** A peer's capacity on the variant's file (no /metrics: no batch sizes): naive.js, or bare.js for the HTTP floor. */
-async function peerCapacityOf(peer: 'naive' | 'bare', variant: string): Promise<Found> {
+/** A peer on the variant's file (no /metrics: no batch sizes): naive.js, or bare.js for the HTTP floor. */
+function startPeer(peer: Peer, variant: string): Promise<ServerProcess> {
   const path = model?.variants[variant]?.path as string;
-  const server = await startNodeProcess(
+  return startNodeProcess(
     join(DIST, 'bench', 'peers', `${peer}.js`),
     ['--route', 'r', '--variant', `${variant}=${path}`],
     pinned,
   );
-  return searchCapacity(server, variant, false);
 }
 
-async function searchCapacity(server: ServerProcess, variant: string, batches: boolean): Promise<Found> {
+async function capacityOf(variant: string, maxBatch: number): Promise<Found> {
+  const server = await startSlogateProcess(serverConfig(variant, maxBatch), pinned);
   try {
-    const inputs = await prepareInputs(
-      { url: server.url, protocol: 'binary', inputs: evalSet === undefined ? 'random' : 'eval', evalSet, seed: 1 },
-      ['r'],
-      true,
+    return await searchCapacity(server, variant, true, new Turns());
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * One round for a variant: slogate (batching on) and each peer asked for, every server up at once, their searches
+ * probing in turns, so a burst of load from elsewhere lands on neighbouring probes of each rather than on one search.
+ */
+async function roundOf(variant: string, peers: readonly Peer[]): Promise<Round> {
+  const started: ServerProcess[] = [];
+  try {
+    const slogate = await startSlogateProcess(serverConfig(variant, model?.maxBatch ?? 1), pinned);
+    started.push(slogate);
+    for (const peer of peers) started.push(await startPeer(peer, variant));
+    const turns = new Turns();
+    const [on, ...found] = await Promise.all(
+      started.map((server, i) => searchCapacity(server, variant, i === 0, turns)),
     );
-    let last = { meanBatch: 1, p99Ms: Number.NaN };
-    const notes: string[] = [];
-    const { capacity } = await findCapacity(
-      async (rate) => {
+    const round: Round = { on: on as Found };
+    peers.forEach((peer, i) => {
+      round[peer] = found[i];
+    });
+    return round;
+  } finally {
+    await Promise.all(started.map((server) => server.stop()));
+  }
+}
+
+async function searchCapacity(server: ServerProcess, variant: string, batches: boolean, turns: Turns): Promise<Found> {
+  const inputs = await prepareInputs(
+    { url: server.url, protocol: 'binary', inputs: evalSet === undefined ? 'random' : 'eval', evalSet, seed: 1 },
+    ['r'],
+    true,
+  );
+  let last = { meanBatch: 1, p99Ms: Number.NaN };
+  const notes: string[] = [];
+  const { capacity } = await findCapacity(
+    (rate) =>
+      turns.run(async () => {
         let probe: CapacityProbe | undefined;
         let before = { sum: 0, count: 0 };
         let after = { sum: 1, count: 1 };
@@ -136,13 +185,10 @@ async function searchCapacity(server: ServerProcess, variant: string, batches: b
             p99Ms: p99Ms ?? Number.NaN,
           };
         return { rate, ok };
-      },
-      { startRate: 200, maxProbes: 12, minRate: 5, maxRate: MAX_RATE, tolerance: 0.08 },
-    );
-    return { capacity, ...last, probes: notes };
-  } finally {
-    await server.stop();
-  }
+      }),
+    { startRate: 200, maxProbes: 12, minRate: 5, maxRate: MAX_RATE, tolerance: 0.08 },
+  );
+  return { capacity, ...last, probes: notes };
 }
 
 function raw(variant: string, batch: number): number {
@@ -224,12 +270,12 @@ async function hop(variant: string): Promise<{ local: number[]; remote: number[]
   }
 }
 
+const peers = (['naive', 'bare'] as const).filter((p) => values[p] === true);
 const rows: {
   variant: string;
   off?: Found | undefined;
-  on: Found;
-  naive?: Found | undefined;
-  bare?: Found | undefined;
+  /** Each round's searches; the tables show their medians. */
+  rounds: Round[];
   rawRowsPerS?: number | undefined;
   rawAtBatch: number;
 }[] = [];
@@ -239,56 +285,58 @@ for (const v of variants) {
     process.stderr.write(`capacity: ${v} without batching...\n`);
     off = await capacityOf(v, 1);
   }
-  process.stderr.write(`capacity: ${v} with batching...\n`);
-  const on = await capacityOf(v, model.maxBatch);
-  const b = Math.max(1, Math.round(on.meanBatch));
+  const rounds: Round[] = [];
+  for (let i = 1; i <= ROUNDS; i++) {
+    process.stderr.write(`capacity: ${v} with batching${peers.map((p) => ` and on ${p}`).join('')}, round ${i}...\n`);
+    const round = await roundOf(v, peers);
+    rounds.push(round);
+    process.stderr.write(
+      `  ${v}: ${round.on.capacity.toFixed(0)} req/s (batch ${round.on.meanBatch.toFixed(1)})${peers.map((p) => `, ${p} ${round[p]?.capacity.toFixed(0)}`).join('')}\n`,
+    );
+  }
+  const b = Math.max(1, Math.round(median(rounds.map((r) => r.on.meanBatch))));
   const rawRowsPerS = off === undefined ? undefined : raw(v, b);
-  let naive: Found | undefined;
-  let bare: Found | undefined;
-  if (values.naive === true) {
-    process.stderr.write(`capacity: ${v} on the hand-written peer...\n`);
-    naive = await peerCapacityOf('naive', v);
-  }
-  if (values.bare === true) {
-    process.stderr.write(`capacity: ${v} on the HTTP floor (no model)...\n`);
-    bare = await peerCapacityOf('bare', v);
-  }
-  rows.push({ variant: v, off, on, naive, bare, rawRowsPerS, rawAtBatch: b });
-  process.stderr.write(
-    `  ${v}: ${on.capacity.toFixed(0)} req/s (batch ${on.meanBatch.toFixed(1)})${naive === undefined ? '' : `, hand-written ${naive.capacity.toFixed(0)}`}${bare === undefined ? '' : `, floor ${bare.capacity.toFixed(0)}`}\n`,
-  );
+  rows.push({ variant: v, off, rounds, rawRowsPerS, rawAtBatch: b });
 }
 const hopResult =
   values['skip-hop'] === true ? undefined : await hop(variants.includes('small') ? 'small' : (variants[0] as string));
 
-const ratio = (a: number, b: number | undefined) => `${(a / Math.max(1, b ?? 0)).toFixed(2)}x`;
+const ratio = (a: number, b: number | undefined) => a / Math.max(1, b ?? 0);
+const x = (r: number) => `${r.toFixed(2)}x`;
+/** The median over a variant's rounds of one server's capacity. */
+const capacityOfRounds = (rounds: readonly Round[], who: 'on' | Peer) =>
+  median(rounds.map((r) => r[who]?.capacity ?? Number.NaN));
 const lines = [
-  `Target p99 ${P99} ms, binary protocol, open-loop Poisson, ${PROBE_S} s probes (a miss retried ${RETRIES}x), ${workers} worker(s)${values['server-cpus'] === undefined ? '' : `, servers on CPUs ${values['server-cpus']}`}; raw = onnxruntime in-process, no HTTP, same workers, same batch size.`,
+  `Target p99 ${P99} ms, binary protocol, open-loop Poisson, ${PROBE_S} s probes (a miss retried ${RETRIES}x), ${workers} worker(s)${values['server-cpus'] === undefined ? '' : `, servers on CPUs ${values['server-cpus']}`}; raw = onnxruntime in-process, no HTTP, same workers, same batch size.${ROUNDS > 1 ? ` Medians of ${ROUNDS} rounds; a ratio is the median of the rounds' ratios.` : ''}`,
 ];
 if (values['skip-off'] !== true)
   lines.push(
     '',
     '| variant | capacity, batching off (req/s) | capacity, batching on (req/s) | gain | mean batch at capacity | raw onnxruntime at that batch (rows/s) | gateway / raw |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map(
-      (r) =>
-        `| ${r.variant} | ${r.off?.capacity.toFixed(0)} | ${r.on.capacity.toFixed(0)} | ${ratio(r.on.capacity, r.off?.capacity)} | ${r.on.meanBatch.toFixed(1)} | ${r.rawRowsPerS?.toFixed(0)} | ${(r.on.capacity / (r.rawRowsPerS ?? Number.NaN)).toFixed(2)} |`,
-    ),
+    ...rows.map((r) => {
+      const on = capacityOfRounds(r.rounds, 'on');
+      return `| ${r.variant} | ${r.off?.capacity.toFixed(0)} | ${on.toFixed(0)} | ${x(ratio(on, r.off?.capacity))} | ${median(r.rounds.map((round) => round.on.meanBatch)).toFixed(1)} | ${r.rawRowsPerS?.toFixed(0)} | ${(on / (r.rawRowsPerS ?? Number.NaN)).toFixed(2)} |`;
+    }),
   );
-if (values.naive === true || values.bare === true) {
-  const peers = [values.naive === true ? 'naive' : '', values.bare === true ? 'bare' : ''].filter(Boolean) as (
-    | 'naive'
-    | 'bare'
-  )[];
+if (peers.length > 0) {
   const title = { naive: 'hand-written peer', bare: 'HTTP floor, no model' };
+  const roundsColumn = ROUNDS > 1 ? ' | ratios by round' : '';
   lines.push(
     '',
-    `| variant | slogate, batching on (req/s) | ${peers.map((p) => `${title[p]} (req/s) | slogate / ${p}`).join(' | ')} |`,
-    `| --- | ---: | ${peers.map(() => '---: | ---:').join(' | ')} |`,
-    ...rows.map(
-      (r) =>
-        `| ${r.variant} | ${r.on.capacity.toFixed(0)} | ${peers.map((p) => `${r[p]?.capacity.toFixed(0)} | ${ratio(r.on.capacity, r[p]?.capacity)}`).join(' | ')} |`,
-    ),
+    `| variant | slogate, batching on (req/s) | ${peers.map((p) => `${title[p]} (req/s) | slogate / ${p}`).join(' | ')}${roundsColumn} |`,
+    `| --- | ---: | ${peers.map(() => '---: | ---:').join(' | ')}${ROUNDS > 1 ? ' | ---' : ''} |`,
+    ...rows.map((r) => {
+      const cells = peers.map((p) => {
+        const ratios = r.rounds.map((round) => ratio(round.on.capacity, round[p]?.capacity));
+        return `${capacityOfRounds(r.rounds, p).toFixed(0)} | ${x(median(ratios))}`;
+      });
+      const byRound =
+        ROUNDS > 1
+          ? ` | ${r.rounds.map((round) => peers.map((p) => x(ratio(round.on.capacity, round[p]?.capacity))).join(' / ')).join(', ')}`
+          : '';
+      return `| ${r.variant} | ${capacityOfRounds(r.rounds, 'on').toFixed(0)} | ${cells.join(' | ')}${byRound} |`;
+    }),
   );
 }
 if (hopResult !== undefined) {
@@ -303,6 +351,6 @@ console.log(md);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(
   join(ROOT, 'bench', 'results', 'capacity.json'),
-  `${JSON.stringify({ p99Ms: P99, probeS: PROBE_S, workers, rows, hop: hopResult, at: new Date().toISOString() }, null, 2)}\n`,
+  `${JSON.stringify({ p99Ms: P99, probeS: PROBE_S, workers, rounds: ROUNDS, rows, hop: hopResult, at: new Date().toISOString() }, null, 2)}\n`,
 );
 writeFileSync(join(ROOT, 'bench', 'results', 'capacity.md'), `${md}\n`);
