@@ -39,9 +39,11 @@ export type ServiceEstimate = (rows: number) => number;
  *   the head can start and still finish the batch it would join before its deadline, and only while at least one
  *   arrival is expected before the wait ends (waiting for partners that cannot come only adds latency).
  * The rows sent are shrunk, never below the head alone, until the batch finishes by the head's deadline.
+ * - A variant that batching does not pay for sends its head alone (oneByOne).
  */
 export function planBatch(q: QueueState, knobs: BatchKnobs, nowMs: number, service: ServiceEstimate): BatchPlan {
   const maxBatch = Math.max(1, knobs.maxBatch);
+  if (oneByOne(q, maxBatch, nowMs, service)) return { action: 'send', rows: q.headRows };
   const available = Math.max(q.headRows, Math.min(q.rows, maxBatch));
   const send = (): BatchPlan => ({ action: 'send', rows: fitToDeadline(q, available, nowMs, service) });
   if (q.rows >= maxBatch) return send();
@@ -58,6 +60,20 @@ export function planBatch(q: QueueState, knobs: BatchKnobs, nowMs: number, servi
   if (nowMs >= untilMs) return send();
   if (knobs.arrivalRps !== undefined && !((knobs.arrivalRps * (untilMs - nowMs)) / 1000 >= 1)) return send();
   return { action: 'wait', untilMs };
+}
+
+/**
+ * Whether the head goes alone, neither batched nor waiting for partners. A batch answers all its rows at its end, so
+ * it pays only when it beats running them one after another on mean completion: S(n) <= (n+1)/2 * S(1), which for a
+ * cost of a + b*n per batch means a fixed cost a of at least the per-row cost b. A model whose rows cost about the same
+ * batched or not fails it; its rows go one by one while the queue so served still meets the head's deadline. Past
+ * that, the batch's throughput is what counts.
+ */
+export function oneByOne(q: QueueState, maxBatch: number, nowMs: number, service: ServiceEstimate): boolean {
+  const n = Math.min(maxBatch, Math.max(2, q.rows));
+  if (n < 2) return false;
+  const one = service(1);
+  return service(n) > ((n + 1) / 2) * one && nowMs + q.rows * one <= q.headDeadlineMs;
 }
 
 /** Largest row count in [headRows, rows] whose batch finishes by the head's deadline (headRows if none does). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BatchKnobs, BatchPlan, QueueState } from '../../../runtime/batch-policy.js';
-import { planBatch } from '../../../runtime/batch-policy.js';
+import { oneByOne, planBatch } from '../../../runtime/batch-policy.js';
 
 // Service time 1 ms + 0.5 ms per extra row (p99).
 const svc = (rows: number) => 1 + 0.5 * (rows - 1);
@@ -125,3 +125,41 @@ for (const c of cases) {
     assert.deepEqual(planBatch(c.q, c.knobs, NOW, svc), c.want);
   });
 }
+
+// A model whose rows cost the same batched or not: 0.1 ms per batch + 1.1 ms per row.
+const linear = (rows: number) => 0.1 + 1.1 * rows;
+
+test('planBatch: rows that cost the same batched go one by one while the queue so served meets the head deadline', () => {
+  const work = { maxBatch: 8, maxQueueDelayMs: 0 };
+  assert.deepEqual(planBatch(q(4, NOW + 20), work, NOW, linear), { action: 'send', rows: 1 });
+  // A multi-row head goes whole; the rest wait for the next turn.
+  assert.deepEqual(planBatch(q(5, NOW + 20, NOW, 2), work, NOW, linear), { action: 'send', rows: 2 });
+  // No waiting for partners that would not pay for themselves.
+  assert.deepEqual(planBatch(q(1, NOW + 20), { maxBatch: 8, maxQueueDelayMs: 5 }, NOW, linear), {
+    action: 'send',
+    rows: 1,
+  });
+});
+
+test('planBatch: past what one by one can serve by the head deadline, throughput wins and the rows batch', () => {
+  // 12 rows one by one take 14.4 ms; 10 ms are left.
+  assert.deepEqual(planBatch(q(12, NOW + 10), { maxBatch: 8, maxQueueDelayMs: 0 }, NOW, linear), {
+    action: 'send',
+    rows: 8,
+  });
+});
+
+test('oneByOne: a batch that beats its rows run in turn on mean completion is kept', () => {
+  assert.equal(oneByOne(q(4), 8, NOW, svc), false, '1 ms + 0.5 ms a row: the fixed cost pays for batching');
+  assert.equal(
+    oneByOne(q(4), 8, NOW, (rows) => 0.5 + 0.5 * rows),
+    false,
+    'fixed cost equal to the row cost',
+  );
+  assert.equal(
+    oneByOne(q(4), 8, NOW, (rows) => 0.4 + 0.6 * rows),
+    true,
+    'row cost over the fixed cost',
+  );
+  assert.equal(oneByOne(q(4), 1, NOW, linear), false, 'maxBatch 1: no batch to weigh');
+});
